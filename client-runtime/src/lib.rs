@@ -1,0 +1,1 @@
+//! `shard-client`: the client runtime. Never depends on `shard-server`.

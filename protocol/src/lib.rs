@@ -1,0 +1,135 @@
+//! `shard-protocol`: the wire language spoken between a shard server and its
+//! clients — message types, framing, every limit, and `fn_hash`.
+//!
+//! This crate holds no I/O policy (no sockets, no timeouts, no retry logic) and
+//! must never depend on `shard-server`, `shard-client`, `shard-cache` or
+//! `shard-reds`: both sides build on it, so it stays at the bottom of the graph.
+//!
+//! Decoding untrusted bytes never panics and never buffers more than
+//! [`limits::MAX_FRAME`]; every violation is a [`ProtocolError`] that says what
+//! was wrong.
+
+pub mod frame;
+pub mod limits;
+pub mod messages;
+
+pub use frame::{FrameDecoder, decode_frame, encode_frame, read_frame, write_frame};
+pub use messages::*;
+
+/// Version of the wire protocol; a `Hello` with another version is refused.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// ALPN identifier negotiated by QUIC, so a shard client never talks to
+/// something else by accident.
+pub const ALPN: &[u8] = b"shard/1";
+
+/// Plugin id of the builtin plugin, which carries the default popup handler.
+pub const BUILTIN_PLUGIN_ID: u16 = 0;
+
+/// RPC name of the builtin popup handler (`game.show_popup` sends it).
+pub const POPUP_RPC: &str = "ShowPopup";
+
+/// FNV-1a 32-bit hash of an RPC name: the `fn_hash` carried by `PluginRpc`
+/// and listed in `PluginAnnounce::rpc_whitelist`, so names never cross the wire.
+pub const fn fn_hash(name: &str) -> u32 {
+    let bytes = name.as_bytes();
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u32;
+        hash = hash.wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    hash
+}
+
+/// Everything that can be wrong with bytes received from a peer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// A frame announced more bytes than [`limits::MAX_FRAME`].
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    FrameTooLarge {
+        /// Announced length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A datagram was larger than [`limits::MAX_DATAGRAM`].
+    #[error("datagram of {len} bytes exceeds the limit of {max} bytes")]
+    DatagramTooLarge {
+        /// Actual length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The frame body is not a valid postcard encoding of a message.
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// Which message family was being decoded.
+        what: &'static str,
+        /// The decoder's explanation.
+        reason: String,
+    },
+    /// The body decoded but bytes were left over.
+    #[error("malformed {what}: {extra} trailing bytes after the message")]
+    TrailingBytes {
+        /// Which message family was being decoded.
+        what: &'static str,
+        /// How many bytes were left.
+        extra: usize,
+    },
+    /// A field is longer than its limit.
+    #[error("{field} is {len} {unit} long; the limit is {max}")]
+    FieldTooLong {
+        /// `Message.field`.
+        field: &'static str,
+        /// Actual length.
+        len: usize,
+        /// The limit.
+        max: usize,
+        /// "bytes", "characters" or "entries".
+        unit: &'static str,
+    },
+    /// A field holds a value that is never valid (NaN coordinate, control chars…).
+    #[error("{field} is invalid: {reason}")]
+    InvalidField {
+        /// `Message.field`.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The stream ended in the middle of a frame.
+    #[error("stream ended inside a frame ({got} of {expected} bytes)")]
+    Truncated {
+        /// Bytes received.
+        got: usize,
+        /// Bytes expected.
+        expected: usize,
+    },
+    /// The underlying stream failed.
+    #[error("stream error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fn_hash;
+
+    /// Published FNV-1a 32 test vectors (from the FNV reference test suite).
+    #[test]
+    fn fn_hash_matches_published_fnv1a_vectors() {
+        assert_eq!(fn_hash(""), 0x811c_9dc5);
+        assert_eq!(fn_hash("a"), 0xe40c_292c);
+        assert_eq!(fn_hash("b"), 0xe70c_2de5);
+        assert_eq!(fn_hash("foo"), 0xa9f3_7ed7);
+        assert_eq!(fn_hash("foobar"), 0xbf9c_f968);
+        assert_eq!(fn_hash("chongo was here!\n"), 0xd499_30d5);
+    }
+
+    #[test]
+    fn fn_hash_is_usable_in_const_context() {
+        const H: u32 = fn_hash("ShowPopup");
+        assert_eq!(H, fn_hash("ShowPopup"));
+        assert_ne!(fn_hash("ShowPopup"), fn_hash("showpopup"));
+    }
+}

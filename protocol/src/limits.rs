@@ -1,0 +1,79 @@
+//! Every cap of the protocol and of the data it carries, in one place.
+//!
+//! Both sides (server and client runtime) and the bundle code import these
+//! constants; nothing else in the workspace may spell a limit as a literal.
+
+/// Largest encoded frame on the control or bundle stream, so a peer can never
+/// make the other side buffer more than this for one message.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// Largest datagram payload we send or accept (positions); below the QUIC
+/// minimum MTU so it is never fragmented or refused.
+pub const MAX_DATAGRAM: usize = 1200;
+
+/// Largest JSON payload of one `PluginRpc`, so one RPC can never crowd the
+/// control stream.
+pub const MAX_RPC_JSON: usize = 16 * 1024;
+
+/// Longest chat line, in characters (Unicode scalar values).
+pub const MAX_CHAT_CHARS: usize = 512;
+
+/// Longest popup text, in characters.
+pub const MAX_POPUP_CHARS: usize = 512;
+
+/// Longest player name, in bytes of UTF-8.
+pub const MAX_PLAYER_NAME: usize = 32;
+
+/// Longest plugin name (also its folder name in the cache), in bytes.
+pub const MAX_PLUGIN_NAME: usize = 64;
+
+/// Longest plugin version string, in bytes.
+pub const MAX_PLUGIN_VERSION: usize = 32;
+
+/// Longest server name shown to players, in bytes.
+pub const MAX_SERVER_NAME: usize = 64;
+
+/// Longest entity template name (e.g. `veh_commandcenter`), in bytes.
+pub const MAX_TEMPLATE: usize = 128;
+
+/// Longest interaction action name (e.g. `use_door`), in bytes.
+pub const MAX_ACTION: usize = 64;
+
+/// Longest human-readable reason (kick, install error), in bytes.
+pub const MAX_REASON: usize = 512;
+
+/// Longest hex fingerprint we carry (SHA-256 as hex is 64).
+pub const MAX_FINGERPRINT: usize = 64;
+
+/// Most RPC names one plugin may whitelist.
+pub const MAX_RPC_WHITELIST: usize = 256;
+
+/// Most bundle requests in one `NeedBundles`.
+pub const MAX_BUNDLE_REQUESTS: usize = 256;
+
+/// Size of one `AssetBundle` chunk on a bundle stream.
+pub const CHUNK_SIZE: usize = 32 * 1024;
+
+/// Largest packed (compressed) plugin bundle, as the mission states (5 MiB).
+pub const MAX_BUNDLE_PACKED: u64 = 5 * 1024 * 1024;
+
+/// Largest total unpacked size of one bundle, so a decompression bomb stops here.
+pub const MAX_BUNDLE_UNPACKED: u64 = 64 * 1024 * 1024;
+
+/// Most entries (files and folders) in one bundle.
+pub const MAX_BUNDLE_ENTRIES: usize = 4096;
+
+/// Longest path of a bundle entry, in bytes.
+pub const MAX_BUNDLE_PATH: usize = 200;
+
+/// Deepest folder nesting of a bundle entry (`a/b/c.ent` has depth 3).
+pub const MAX_BUNDLE_DEPTH: usize = 8;
+
+/// Most plugins a server may announce (plugin ids are `u16`; 0 is builtin).
+pub const MAX_PLUGINS: usize = 1024;
+
+/// Chat lines a client may send per second before it is disconnected for flooding.
+pub const DEFAULT_CHAT_PER_SEC: u32 = 5;
+
+/// Position datagrams a client may send per second before extra ones are dropped.
+pub const DEFAULT_DATAGRAMS_PER_SEC: u32 = 60;

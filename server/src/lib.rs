@@ -1,0 +1,1 @@
+//! `shard-server`: the dedicated server. Never depends on `shard-client`.
