@@ -7,9 +7,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::ProtocolError;
 use crate::limits::{MAX_DATAGRAM, MAX_FRAME};
 use crate::messages::Validate;
-use crate::ProtocolError;
 
 /// Bytes in the length prefix.
 pub const PREFIX_LEN: usize = 4;
@@ -23,7 +23,10 @@ pub fn encode_body<M: Serialize + Validate>(msg: &M) -> Result<Vec<u8>, Protocol
         reason: e.to_string(),
     })?;
     if body.len() > MAX_FRAME {
-        return Err(ProtocolError::FrameTooLarge { len: body.len(), max: MAX_FRAME });
+        return Err(ProtocolError::FrameTooLarge {
+            len: body.len(),
+            max: MAX_FRAME,
+        });
     }
     Ok(body)
 }
@@ -40,17 +43,25 @@ pub fn encode_frame<M: Serialize + Validate>(msg: &M) -> Result<Vec<u8>, Protoco
 /// Decodes and validates one frame body (without its prefix).
 pub fn decode_frame<M: DeserializeOwned + Validate>(body: &[u8]) -> Result<M, ProtocolError> {
     if body.len() > MAX_FRAME {
-        return Err(ProtocolError::FrameTooLarge { len: body.len(), max: MAX_FRAME });
+        return Err(ProtocolError::FrameTooLarge {
+            len: body.len(),
+            max: MAX_FRAME,
+        });
     }
     decode_body(body)
 }
 
 fn decode_body<M: DeserializeOwned + Validate>(body: &[u8]) -> Result<M, ProtocolError> {
-    let (msg, rest) = postcard::take_from_bytes::<M>(body).map_err(|e| {
-        ProtocolError::Malformed { what: M::WHAT, reason: e.to_string() }
-    })?;
+    let (msg, rest) =
+        postcard::take_from_bytes::<M>(body).map_err(|e| ProtocolError::Malformed {
+            what: M::WHAT,
+            reason: e.to_string(),
+        })?;
     if !rest.is_empty() {
-        return Err(ProtocolError::TrailingBytes { what: M::WHAT, extra: rest.len() });
+        return Err(ProtocolError::TrailingBytes {
+            what: M::WHAT,
+            extra: rest.len(),
+        });
     }
     msg.validate()?;
     Ok(msg)
@@ -60,7 +71,10 @@ fn decode_body<M: DeserializeOwned + Validate>(body: &[u8]) -> Result<M, Protoco
 pub fn encode_datagram<M: Serialize + Validate>(msg: &M) -> Result<Vec<u8>, ProtocolError> {
     let body = encode_body(msg)?;
     if body.len() > MAX_DATAGRAM {
-        return Err(ProtocolError::DatagramTooLarge { len: body.len(), max: MAX_DATAGRAM });
+        return Err(ProtocolError::DatagramTooLarge {
+            len: body.len(),
+            max: MAX_DATAGRAM,
+        });
     }
     Ok(body)
 }
@@ -68,7 +82,10 @@ pub fn encode_datagram<M: Serialize + Validate>(msg: &M) -> Result<Vec<u8>, Prot
 /// Decodes and validates one datagram.
 pub fn decode_datagram<M: DeserializeOwned + Validate>(data: &[u8]) -> Result<M, ProtocolError> {
     if data.len() > MAX_DATAGRAM {
-        return Err(ProtocolError::DatagramTooLarge { len: data.len(), max: MAX_DATAGRAM });
+        return Err(ProtocolError::DatagramTooLarge {
+            len: data.len(),
+            max: MAX_DATAGRAM,
+        });
     }
     decode_body(data)
 }
@@ -77,7 +94,10 @@ pub fn decode_datagram<M: DeserializeOwned + Validate>(data: &[u8]) -> Result<M,
 fn frame_len(prefix: [u8; PREFIX_LEN]) -> Result<usize, ProtocolError> {
     let len = u32::from_be_bytes(prefix) as usize;
     if len > MAX_FRAME {
-        return Err(ProtocolError::FrameTooLarge { len, max: MAX_FRAME });
+        return Err(ProtocolError::FrameTooLarge {
+            len,
+            max: MAX_FRAME,
+        });
     }
     Ok(len)
 }
@@ -97,7 +117,10 @@ where
             if got == 0 {
                 return Ok(None);
             }
-            return Err(ProtocolError::Truncated { got, expected: PREFIX_LEN });
+            return Err(ProtocolError::Truncated {
+                got,
+                expected: PREFIX_LEN,
+            });
         }
         got += n;
     }

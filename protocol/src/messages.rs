@@ -246,7 +246,12 @@ pub trait Validate {
 
 fn bytes(field: &'static str, s: &str, max: usize) -> Result<(), ProtocolError> {
     if s.len() > max {
-        return Err(ProtocolError::FieldTooLong { field, len: s.len(), max, unit: "bytes" });
+        return Err(ProtocolError::FieldTooLong {
+            field,
+            len: s.len(),
+            max,
+            unit: "bytes",
+        });
     }
     Ok(())
 }
@@ -256,7 +261,12 @@ fn chars(field: &'static str, s: &str, max: usize) -> Result<(), ProtocolError> 
     if s.len() > max {
         let n = s.chars().count();
         if n > max {
-            return Err(ProtocolError::FieldTooLong { field, len: n, max, unit: "characters" });
+            return Err(ProtocolError::FieldTooLong {
+                field,
+                len: n,
+                max,
+                unit: "characters",
+            });
         }
     }
     Ok(())
@@ -264,21 +274,32 @@ fn chars(field: &'static str, s: &str, max: usize) -> Result<(), ProtocolError> 
 
 fn entries(field: &'static str, n: usize, max: usize) -> Result<(), ProtocolError> {
     if n > max {
-        return Err(ProtocolError::FieldTooLong { field, len: n, max, unit: "entries" });
+        return Err(ProtocolError::FieldTooLong {
+            field,
+            len: n,
+            max,
+            unit: "entries",
+        });
     }
     Ok(())
 }
 
 fn finite(field: &'static str, v: f32) -> Result<(), ProtocolError> {
     if !v.is_finite() {
-        return Err(ProtocolError::InvalidField { field, reason: "not a finite number" });
+        return Err(ProtocolError::InvalidField {
+            field,
+            reason: "not a finite number",
+        });
     }
     Ok(())
 }
 
 fn finite3(field: &'static str, v: &Vec3) -> Result<(), ProtocolError> {
     if !v.is_finite() {
-        return Err(ProtocolError::InvalidField { field, reason: "coordinate not a finite number" });
+        return Err(ProtocolError::InvalidField {
+            field,
+            reason: "coordinate not a finite number",
+        });
     }
     Ok(())
 }
@@ -287,7 +308,10 @@ fn finite3(field: &'static str, v: &Vec3) -> Result<(), ProtocolError> {
 pub fn validate_player_name(name: &str) -> Result<(), ProtocolError> {
     bytes("Hello.name", name, MAX_PLAYER_NAME)?;
     if name.trim().is_empty() {
-        return Err(ProtocolError::InvalidField { field: "Hello.name", reason: "empty" });
+        return Err(ProtocolError::InvalidField {
+            field: "Hello.name",
+            reason: "empty",
+        });
     }
     if name.chars().any(char::is_control) {
         return Err(ProtocolError::InvalidField {
@@ -302,14 +326,28 @@ impl Validate for ServerMsg {
     const WHAT: &'static str = "server message";
     fn validate(&self) -> Result<(), ProtocolError> {
         match self {
-            ServerMsg::Welcome { server_name, player_id, .. } => {
+            ServerMsg::Welcome {
+                server_name,
+                player_id,
+                ..
+            } => {
                 bytes("Welcome.server_name", server_name, MAX_SERVER_NAME)?;
                 bytes("Welcome.player_id", player_id, MAX_FINGERPRINT)
             }
-            ServerMsg::PluginAnnounce { name, version, bundle_len, rpc_whitelist, .. } => {
+            ServerMsg::PluginAnnounce {
+                name,
+                version,
+                bundle_len,
+                rpc_whitelist,
+                ..
+            } => {
                 bytes("PluginAnnounce.name", name, MAX_PLUGIN_NAME)?;
                 bytes("PluginAnnounce.version", version, MAX_PLUGIN_VERSION)?;
-                entries("PluginAnnounce.rpc_whitelist", rpc_whitelist.len(), MAX_RPC_WHITELIST)?;
+                entries(
+                    "PluginAnnounce.rpc_whitelist",
+                    rpc_whitelist.len(),
+                    MAX_RPC_WHITELIST,
+                )?;
                 if *bundle_len > MAX_BUNDLE_PACKED {
                     return Err(ProtocolError::FieldTooLong {
                         field: "PluginAnnounce.bundle_len",
@@ -324,7 +362,12 @@ impl Validate for ServerMsg {
             | ServerMsg::Weather { .. }
             | ServerMsg::EntityDespawned { .. } => Ok(()),
             ServerMsg::PluginRpc { json, .. } => bytes("PluginRpc.json", json, MAX_RPC_JSON),
-            ServerMsg::AssetBundle { len, chunk_id, data, .. } => {
+            ServerMsg::AssetBundle {
+                len,
+                chunk_id,
+                data,
+                ..
+            } => {
                 bytes_slice("AssetBundle.data", data, CHUNK_SIZE)?;
                 if *len > MAX_BUNDLE_PACKED {
                     return Err(ProtocolError::FieldTooLong {
@@ -351,7 +394,9 @@ impl Validate for ServerMsg {
                 finite3("Teleport.pos", pos)?;
                 finite("Teleport.rot", *rot)
             }
-            ServerMsg::EntitySpawned { template, pos, rot, .. } => {
+            ServerMsg::EntitySpawned {
+                template, pos, rot, ..
+            } => {
                 bytes("EntitySpawned.template", template, MAX_TEMPLATE)?;
                 finite3("EntitySpawned.pos", pos)?;
                 finite("EntitySpawned.rot", *rot)
@@ -369,7 +414,12 @@ impl Validate for ServerMsg {
 
 fn bytes_slice(field: &'static str, s: &[u8], max: usize) -> Result<(), ProtocolError> {
     if s.len() > max {
-        return Err(ProtocolError::FieldTooLong { field, len: s.len(), max, unit: "bytes" });
+        return Err(ProtocolError::FieldTooLong {
+            field,
+            len: s.len(),
+            max,
+            unit: "bytes",
+        });
     }
     Ok(())
 }

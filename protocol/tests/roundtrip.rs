@@ -1,0 +1,243 @@
+//! Every message survives encode → frame → decode unchanged (property tests).
+
+use proptest::prelude::*;
+use shard_protocol::frame::{decode_datagram, encode_datagram};
+use shard_protocol::limits::*;
+use shard_protocol::*;
+
+fn vec3() -> impl Strategy<Value = Vec3> {
+    (-1e6f32..1e6, -1e6f32..1e6, -1e4f32..1e4).prop_map(|(x, y, z)| Vec3::new(x, y, z))
+}
+
+fn text(max_chars: usize) -> impl Strategy<Value = String> {
+    proptest::collection::vec(any::<char>(), 0..=max_chars.min(64))
+        .prop_map(|v| v.into_iter().collect())
+}
+
+fn ascii(max: usize) -> impl Strategy<Value = String> {
+    proptest::string::string_regex(&format!("[a-zA-Z0-9][a-zA-Z0-9_ .-]{{0,{}}}", max - 1)).unwrap()
+}
+
+fn server_msg() -> impl Strategy<Value = ServerMsg> {
+    prop_oneof![
+        (
+            any::<u16>(),
+            ascii(MAX_SERVER_NAME),
+            any::<u32>(),
+            "[0-9a-f]{64}",
+            any::<bool>(),
+            any::<u16>()
+        )
+            .prop_map(
+                |(protocol_version, server_name, peer_id, player_id, admin, tick_hz)| {
+                    ServerMsg::Welcome {
+                        protocol_version,
+                        server_name,
+                        peer_id,
+                        player_id,
+                        admin,
+                        tick_hz,
+                    }
+                }
+            ),
+        (
+            any::<u16>(),
+            ascii(MAX_PLUGIN_NAME),
+            ascii(MAX_PLUGIN_VERSION),
+            any::<[u8; 32]>(),
+            0..=MAX_BUNDLE_PACKED,
+            proptest::collection::vec(any::<u32>(), 0..=MAX_RPC_WHITELIST)
+        )
+            .prop_map(
+                |(plugin_id, name, version, bundle_sha256, bundle_len, rpc_whitelist)| {
+                    ServerMsg::PluginAnnounce {
+                        plugin_id,
+                        name,
+                        version,
+                        bundle_sha256,
+                        bundle_len,
+                        rpc_whitelist,
+                    }
+                }
+            ),
+        any::<u16>().prop_map(|plugin_id| ServerMsg::PluginRemoved { plugin_id }),
+        (any::<u16>(), any::<u32>(), text(200)).prop_map(|(plugin_id, fn_hash, json)| {
+            ServerMsg::PluginRpc {
+                plugin_id,
+                fn_hash,
+                json,
+            }
+        }),
+        (
+            any::<u16>(),
+            0u32..160,
+            proptest::collection::vec(any::<u8>(), 0..=CHUNK_SIZE)
+        )
+            .prop_map(|(plugin_id, chunk_id, data)| ServerMsg::AssetBundle {
+                plugin_id,
+                len: MAX_BUNDLE_PACKED,
+                chunk_id,
+                data
+            }),
+        (
+            proptest::option::of(any::<u32>()),
+            ascii(MAX_PLAYER_NAME),
+            text(MAX_CHAT_CHARS)
+        )
+            .prop_map(|(from, name, text)| ServerMsg::Chat { from, name, text }),
+        (vec3(), -360f32..360.0, any::<u32>()).prop_map(|(pos, rot, phase)| ServerMsg::Teleport {
+            pos,
+            rot,
+            phase
+        }),
+        any::<u32>().prop_map(|id| ServerMsg::Weather { id }),
+        (
+            any::<u32>(),
+            any::<bool>(),
+            ascii(MAX_TEMPLATE),
+            vec3(),
+            -360f32..360.0,
+            any::<u32>()
+        )
+            .prop_map(|(entity_id, npc, template, pos, rot, phase)| {
+                ServerMsg::EntitySpawned {
+                    entity_id,
+                    kind: if npc {
+                        EntityKind::Npc
+                    } else {
+                        EntityKind::Vehicle
+                    },
+                    template,
+                    pos,
+                    rot,
+                    phase,
+                }
+            }),
+        any::<u32>().prop_map(|entity_id| ServerMsg::EntityDespawned { entity_id }),
+        (any::<u32>(), ascii(MAX_PLAYER_NAME))
+            .prop_map(|(peer_id, name)| ServerMsg::PeerJoined { peer_id, name }),
+        (any::<u32>(), ascii(MAX_PLAYER_NAME))
+            .prop_map(|(peer_id, name)| ServerMsg::PeerLeft { peer_id, name }),
+        (any::<u32>(), vec3(), -360f32..360.0)
+            .prop_map(|(peer_id, pos, rot)| ServerMsg::PeerMoved { peer_id, pos, rot }),
+        ascii(MAX_REASON).prop_map(|reason| ServerMsg::Kick { reason }),
+    ]
+}
+
+fn client_msg() -> impl Strategy<Value = ClientMsg> {
+    prop_oneof![
+        (ascii(MAX_PLAYER_NAME), any::<u16>()).prop_map(|(name, protocol_version)| {
+            ClientMsg::Hello {
+                name,
+                protocol_version,
+            }
+        }),
+        text(MAX_CHAT_CHARS).prop_map(|text| ClientMsg::Chat { text }),
+        proptest::collection::vec(
+            (any::<u16>(), any::<[u8; 32]>(), 0..=MAX_BUNDLE_PACKED),
+            0..=MAX_BUNDLE_REQUESTS
+        )
+        .prop_map(|v| ClientMsg::NeedBundles {
+            requests: v
+                .into_iter()
+                .map(|(plugin_id, sha256, offset)| BundleRequest {
+                    plugin_id,
+                    sha256,
+                    offset
+                })
+                .collect()
+        }),
+        (
+            any::<u16>(),
+            any::<[u8; 32]>(),
+            any::<bool>(),
+            proptest::option::of(ascii(MAX_REASON))
+        )
+            .prop_map(
+                |(plugin_id, sha256, ok, error)| ClientMsg::BundleInstalled {
+                    plugin_id,
+                    sha256,
+                    ok,
+                    error
+                }
+            ),
+        (any::<u32>(), ascii(MAX_ACTION))
+            .prop_map(|(entity_id, action)| ClientMsg::Interact { entity_id, action }),
+        (vec3(), -360f32..360.0).prop_map(|(pos, rot)| ClientMsg::PeerState { pos, rot }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn server_messages_round_trip_through_a_frame(msg in server_msg()) {
+        let frame = encode_frame(&msg).unwrap();
+        let mut dec = FrameDecoder::new();
+        dec.push(&frame);
+        let back: ServerMsg = dec.next().unwrap().unwrap();
+        prop_assert_eq!(back, msg);
+        prop_assert_eq!(dec.buffered(), 0);
+    }
+
+    #[test]
+    fn client_messages_round_trip_through_a_frame(msg in client_msg()) {
+        let frame = encode_frame(&msg).unwrap();
+        let back: ClientMsg = decode_frame(&frame[4..]).unwrap();
+        prop_assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn frames_split_at_any_point_reassemble(msg in client_msg(), cut in 0usize..4096) {
+        let frame = encode_frame(&msg).unwrap();
+        let cut = cut % (frame.len() + 1);
+        let mut dec = FrameDecoder::new();
+        dec.push(&frame[..cut]);
+        if cut < frame.len() {
+            prop_assert!(dec.next::<ClientMsg>().unwrap().is_none());
+        }
+        dec.push(&frame[cut..]);
+        let got = dec.next::<ClientMsg>().unwrap();
+        prop_assert_eq!(got, Some(msg));
+    }
+
+    #[test]
+    fn position_datagrams_round_trip(pos in vec3(), rot in -360f32..360.0) {
+        let msg = ClientMsg::PeerState { pos, rot };
+        let d = encode_datagram(&msg).unwrap();
+        prop_assert!(d.len() <= MAX_DATAGRAM);
+        prop_assert_eq!(decode_datagram::<ClientMsg>(&d).unwrap(), msg);
+    }
+}
+
+#[tokio::test]
+async fn async_frames_round_trip_and_clean_eof_is_none() {
+    let msgs = vec![
+        ClientMsg::Hello {
+            name: "vee".into(),
+            protocol_version: PROTOCOL_VERSION,
+        },
+        ClientMsg::Chat { text: "hi".into() },
+    ];
+    let mut wire = Vec::new();
+    for m in &msgs {
+        write_frame(&mut wire, m).await.unwrap();
+    }
+    let mut r = wire.as_slice();
+    for m in &msgs {
+        let got: ClientMsg = read_frame(&mut r).await.unwrap().unwrap();
+        assert_eq!(&got, m);
+    }
+    assert!(read_frame::<ClientMsg, _>(&mut r).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_stream_cut_inside_a_frame_is_truncated() {
+    let frame = encode_frame(&ClientMsg::Chat {
+        text: "hello".into(),
+    })
+    .unwrap();
+    let mut r = &frame[..frame.len() - 2];
+    let err = read_frame::<ClientMsg, _>(&mut r).await.unwrap_err();
+    assert!(matches!(err, ProtocolError::Truncated { .. }), "{err}");
+}
