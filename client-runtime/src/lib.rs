@@ -1,1 +1,28 @@
-//! `shard-client`: the client runtime. Never depends on `shard-server`.
+//! `shard-client`: the client runtime — connection and identity, the event
+//! stream the game (or the headless client) consumes, and RPC dispatch.
+//!
+//! It never depends on `shard-server`; the wire language comes from
+//! `shard-protocol` and the on-disk cache from `shard-cache`.
+
+pub mod dispatch;
+pub mod events;
+pub mod session;
+
+pub use dispatch::Dispatcher;
+pub use events::ClientEvent;
+pub use session::{ClientError, ConnectOptions, Session};
+
+use std::path::PathBuf;
+
+/// Default location of the player's key: `<user data dir>/shard/identity.pem`.
+pub fn default_identity_path() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("shard")
+        .join("identity.pem")
+}
+
+/// Default runtime cache folder: `./runtime_cache`.
+pub fn default_cache_dir() -> PathBuf {
+    PathBuf::from("runtime_cache")
+}

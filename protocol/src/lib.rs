@@ -10,6 +10,8 @@
 //! was wrong.
 
 pub mod frame;
+#[cfg(feature = "identity")]
+pub mod identity;
 pub mod limits;
 pub mod messages;
 

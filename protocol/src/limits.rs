@@ -69,6 +69,11 @@ pub const MAX_BUNDLE_PATH: usize = 200;
 /// Deepest folder nesting of a bundle entry (`a/b/c.ent` has depth 3).
 pub const MAX_BUNDLE_DEPTH: usize = 8;
 
+/// Largest zstd window (as a power of two: 2^23 = 8 MiB) a bundle decoder
+/// accepts, so a crafted frame header cannot make the client reserve a huge
+/// decoding window; the packer's level-3 frames use at most 2^21.
+pub const MAX_BUNDLE_WINDOW_LOG: u32 = 23;
+
 /// Most plugins a server may announce (plugin ids are `u16`; 0 is builtin).
 pub const MAX_PLUGINS: usize = 1024;
 

@@ -1,1 +1,146 @@
-//! `shard-server`: the dedicated server. Never depends on `shard-client`.
+//! `shard-server`: the dedicated server — QUIC endpoint, simulation thread,
+//! world, chat commands and (in `plugin`) the Python plugin host.
+//!
+//! Data flows one way (DESIGN.md): connection tasks → bounded inbound queue →
+//! simulation thread (the only owner of game state) → per-peer outbound
+//! queues → connection tasks. It never depends on `shard-client`.
+
+pub mod commands;
+pub mod config;
+pub mod net;
+pub mod sim;
+pub mod world;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shard_protocol::identity::{Fingerprint, Identity};
+use tokio::sync::mpsc;
+
+use crate::config::ServerConfig;
+use crate::sim::{Inbound, Sim, TickStats};
+
+/// File name of the server's key and certificate inside the data dir.
+pub const SERVER_KEY_FILE: &str = "server-key.pem";
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The server key could not be loaded or created.
+    #[error(transparent)]
+    Identity(#[from] shard_protocol::identity::IdentityError),
+    /// The UDP socket could not be bound.
+    #[error(
+        "cannot listen on {addr}: {source} (is another server running there? choose another with --bind)"
+    )]
+    Bind {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The simulation thread could not start.
+    #[error("cannot start the simulation thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running server: its address, key, statistics and a way to stop it.
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    inbound: mpsc::Sender<Inbound>,
+    sim: Option<std::thread::JoinHandle<()>>,
+    fingerprint: Fingerprint,
+    stats: Arc<TickStats>,
+}
+
+impl Server {
+    /// Loads (or creates) the server key, binds the endpoint and starts the
+    /// simulation. Must be called inside a tokio runtime.
+    pub fn start(cfg: ServerConfig) -> Result<Self, StartError> {
+        let key_path = cfg.data_dir.join(SERVER_KEY_FILE);
+        let (identity, created) = Identity::load_or_create(&key_path, "shard-server")?;
+        if created {
+            tracing::info!(path = %key_path.display(), "created a new server key");
+        }
+        Self::start_with_identity(cfg, &identity)
+    }
+
+    /// Starts with a given identity (tests reuse one key across restarts).
+    pub fn start_with_identity(cfg: ServerConfig, identity: &Identity) -> Result<Self, StartError> {
+        let mut server_config = identity.quic_server_config()?;
+        let mut transport = quinn::TransportConfig::default();
+        transport
+            .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+                30_000,
+            ))))
+            .datagram_receive_buffer_size(Some(64 * 1024))
+            .datagram_send_buffer_size(64 * 1024)
+            .max_concurrent_uni_streams(quinn::VarInt::from_u32(0))
+            .max_concurrent_bidi_streams(quinn::VarInt::from_u32(1));
+        server_config.transport_config(Arc::new(transport));
+        let endpoint = quinn::Endpoint::server(server_config, cfg.bind).map_err(|source| {
+            StartError::Bind {
+                addr: cfg.bind,
+                source,
+            }
+        })?;
+        let (tx, rx) = mpsc::channel(sim::INBOUND_QUEUE);
+        let stats = Arc::new(TickStats::default());
+        let cfg = Arc::new(cfg);
+        let sim =
+            sim::spawn(Sim::new(cfg.clone(), rx, stats.clone())).map_err(StartError::Thread)?;
+        let ctx = net::NetCtx {
+            inbound: tx.clone(),
+            limits: cfg.rate_limits.clone(),
+        };
+        tokio::spawn(net::accept_loop(endpoint.clone(), ctx));
+        tracing::info!(addr = %endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            fingerprint = %identity.fingerprint, "server listening");
+        Ok(Self {
+            endpoint,
+            inbound: tx,
+            sim: Some(sim),
+            fingerprint: identity.fingerprint,
+            stats,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// The server key's fingerprint, which clients pin.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// Tick time statistics.
+    pub fn stats(&self) -> Arc<TickStats> {
+        self.stats.clone()
+    }
+
+    /// Tells every client the server is stopping, waits (bounded) for them to
+    /// go, and stops the simulation.
+    pub async fn shutdown(mut self) {
+        let _ = self.inbound.send(Inbound::Shutdown).await;
+        if let Some(sim) = self.sim.take() {
+            let _ = tokio::task::spawn_blocking(move || sim.join()).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.endpoint.wait_idle()).await;
+        self.endpoint.close(
+            quinn::VarInt::from_u32(net::close_code::KICKED),
+            b"the server is stopping",
+        );
+    }
+}
+
+/// Loads the config file if given, else defaults (a missing default file is fine).
+pub fn load_config(path: Option<&Path>) -> Result<ServerConfig, config::ConfigError> {
+    match path {
+        Some(p) => ServerConfig::load(p),
+        None => Ok(ServerConfig::default()),
+    }
+}

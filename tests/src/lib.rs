@@ -1,1 +1,162 @@
-//! `shard-e2e`: end-to-end tests with a real server and real clients on loopback.
+//! `shard-e2e`: the harness for end-to-end tests — a real server and real
+//! clients talking QUIC over loopback, each with its own temporary folders.
+//! Only this crate depends on both `shard-server` and `shard-client`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shard_client::{ClientEvent, ConnectOptions, Dispatcher, Session};
+use shard_protocol::identity::{Fingerprint, Identity};
+use shard_server::Server;
+use shard_server::config::ServerConfig;
+use tempfile::TempDir;
+
+/// How long a test waits for an expected event before failing.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server on 127.0.0.1 with its own data and plugin folders.
+pub struct TestServer {
+    /// The running server.
+    pub server: Server,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its data and plugin folders (kept alive with the server).
+    pub dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts a server with `admins` and an empty plugin folder.
+    pub fn start(admins: &[Fingerprint]) -> Self {
+        Self::start_with(|cfg| cfg.admins = admins.iter().map(|a| a.to_hex()).collect())
+    }
+
+    /// Starts a server after `tweak` adjusts its configuration.
+    pub fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .try_init();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cfg = ServerConfig {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: dir.path().join("data"),
+            plugin_dir: dir.path().join("plugins"),
+            ..ServerConfig::default()
+        };
+        std::fs::create_dir_all(&cfg.plugin_dir).expect("plugin dir");
+        tweak(&mut cfg);
+        let server = Server::start(cfg).expect("server starts");
+        let addr = server.local_addr().expect("bound");
+        Self { server, addr, dir }
+    }
+
+    /// The plugin folder.
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+}
+
+/// A player with its own key and cache folder.
+pub struct TestPlayer {
+    /// Display name.
+    pub name: String,
+    /// Key and cache live here.
+    pub dir: TempDir,
+    /// The player's identity (its fingerprint is the player id).
+    pub fingerprint: Fingerprint,
+}
+
+impl TestPlayer {
+    /// Creates a player with a fresh key.
+    pub fn new(name: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (id, _) = Identity::load_or_create(&dir.path().join("identity.pem"), "shard-player")
+            .expect("identity");
+        Self {
+            name: name.to_string(),
+            dir,
+            fingerprint: id.fingerprint,
+        }
+    }
+
+    /// Connection options for `addr`.
+    pub fn options(&self, addr: SocketAddr) -> ConnectOptions {
+        ConnectOptions {
+            addr,
+            name: self.name.clone(),
+            identity: self.dir.path().join("identity.pem"),
+            cache_dir: self.dir.path().join("runtime_cache"),
+            server_key: None,
+        }
+    }
+
+    /// Joins and waits for `Welcome`.
+    pub async fn join(&self, addr: SocketAddr) -> Client {
+        let session = Session::connect(self.options(addr), Dispatcher::new())
+            .await
+            .expect("connects");
+        let mut c = Client {
+            session,
+            seen: Vec::new(),
+        };
+        c.expect("Welcome", |e| matches!(e, ClientEvent::Welcome { .. }))
+            .await;
+        c
+    }
+}
+
+/// A connected session plus every event it received, for assertions.
+pub struct Client {
+    /// The live session.
+    pub session: Session,
+    /// Events received so far.
+    pub seen: Vec<ClientEvent>,
+}
+
+impl Client {
+    /// Waits for the first event (already seen or new) matching `pred`; fails the test after [`EVENT_TIMEOUT`].
+    pub async fn expect(&mut self, what: &str, pred: impl Fn(&ClientEvent) -> bool) -> ClientEvent {
+        if let Some(e) = self.seen.iter().find(|e| pred(e)) {
+            return e.clone();
+        }
+        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.session.next_event()).await {
+                Ok(Some(ev)) => {
+                    self.seen.push(ev.clone());
+                    if pred(&ev) {
+                        return ev;
+                    }
+                }
+                Ok(None) => panic!(
+                    "session ended while waiting for {what}; saw {:?}",
+                    self.seen
+                ),
+                Err(_) => panic!("timed out waiting for {what}; saw {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Collects events for `d`, returning those that arrived.
+    pub async fn collect_for(&mut self, d: Duration) -> Vec<ClientEvent> {
+        let deadline = tokio::time::Instant::now() + d;
+        let mut got = Vec::new();
+        while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, self.session.next_event()).await
+        {
+            self.seen.push(ev.clone());
+            got.push(ev);
+        }
+        got
+    }
+
+    /// Forgets the events seen so far (so `expect` only looks at new ones).
+    pub fn forget(&mut self) {
+        self.seen.clear();
+    }
+}
+
+/// True when `ev` is a chat line containing `needle`.
+pub fn chat_contains(ev: &ClientEvent, needle: &str) -> bool {
+    matches!(ev, ClientEvent::Chat { text, .. } if text.contains(needle))
+}

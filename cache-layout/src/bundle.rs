@@ -1,0 +1,673 @@
+//! The bundle format: a deterministic tar (ustar headers) compressed with
+//! zstd level 3, holding `assets/**` and `client/*.reds` of one plugin.
+//!
+//! Packing reads a plugin folder from disk and refuses anything a client would
+//! refuse. Unpacking treats its input as hostile: it checks the hash first,
+//! then every header, and reads through size-limited readers so a
+//! decompression bomb stops at `MAX_BUNDLE_UNPACKED` without allocating past it.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs;
+use std::io::{self, Read};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use shard_protocol::limits::{
+    MAX_BUNDLE_DEPTH, MAX_BUNDLE_ENTRIES, MAX_BUNDLE_PACKED, MAX_BUNDLE_PATH, MAX_BUNDLE_UNPACKED,
+    MAX_BUNDLE_WINDOW_LOG,
+};
+use tar::{EntryType, Header};
+
+use crate::error::BundleError;
+
+/// zstd level the packer uses; fixed so the same files always give the same bytes.
+const ZSTD_LEVEL: i32 = 3;
+
+/// Size of one tar block (header or data padding unit).
+const TAR_BLOCK: u64 = 512;
+
+/// The two top-level folders a bundle may contain.
+pub const BUNDLE_ROOTS: [&str; 2] = [ASSETS_DIR, CLIENT_DIR];
+
+/// Top-level folder holding game assets.
+pub const ASSETS_DIR: &str = "assets";
+
+/// Top-level folder holding client REDscript (flat, `.reds` only).
+pub const CLIENT_DIR: &str = "client";
+
+/// Extensions (lowercase, without the dot) allowed anywhere under `assets/`:
+/// the game resource formats a plugin can ship plus plain data. Scripts are
+/// not assets (they must go through the sandbox check in `client/`), and
+/// neither are images such as `.png` (the game loads textures as `.xbm`) or
+/// executables and archives of any kind.
+pub const ASSET_EXTENSIONS: &[&str] = &[
+    "ent",
+    "inkwidget",
+    "inkatlas",
+    "anim",
+    "streamingsector",
+    "mesh",
+    "xbm",
+    "json",
+    "txt",
+];
+
+/// Extensions allowed directly under `client/`: only REDscript.
+pub const CLIENT_EXTENSIONS: &[&str] = &["reds"];
+
+/// A packed bundle, ready to store or send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedBundle {
+    /// The `.tar.zst` bytes.
+    pub bytes: Vec<u8>,
+    /// SHA-256 of `bytes`; the bundle's identity everywhere.
+    pub sha256: [u8; 32],
+    /// Total size of the files once unpacked, in bytes.
+    pub unpacked_len: u64,
+    /// Number of tar entries (files and folders).
+    pub entries: usize,
+}
+
+impl PackedBundle {
+    /// The SHA-256 as lowercase hex, as used in store file names and messages.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+}
+
+/// One regular file of an unpacked bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleFile {
+    /// Relative path with `/` separators, e.g. `assets/ui/popup.inkwidget`.
+    pub path: String,
+    /// The file's bytes.
+    pub contents: Vec<u8>,
+}
+
+/// The verified contents of a bundle, in archive order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnpackedBundle {
+    /// Folders (relative paths, no trailing `/`), parents before children.
+    pub dirs: Vec<String>,
+    /// Regular files with their contents.
+    pub files: Vec<BundleFile>,
+    /// Sum of the file sizes, in bytes.
+    pub unpacked_len: u64,
+}
+
+/// SHA-256 of some bytes; the one hash function of the bundle format.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Whether `path` (relative, `/`-separated file path) may be in a bundle by its
+/// extension; the single place the allowlist is applied.
+pub fn extension_allowed(path: &str) -> bool {
+    let (root, _) = path.split_once('/').unwrap_or((path, ""));
+    let list = match root {
+        ASSETS_DIR => ASSET_EXTENSIONS,
+        CLIENT_DIR => CLIENT_EXTENSIONS,
+        _ => return false,
+    };
+    let file = path.rsplit('/').next().unwrap_or(path);
+    match file.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => list.contains(&ext),
+        _ => false,
+    }
+}
+
+/// Checks one entry path (files: `is_dir == false`) against every path rule:
+/// relative, no `..`, UTF-8, portable characters, under `assets/` or `client/`,
+/// length, depth and (for files) the extension allowlist.
+pub fn check_entry_path(raw: &[u8], is_dir: bool) -> Result<String, BundleError> {
+    let lossy = String::from_utf8_lossy(raw).into_owned();
+    if raw.len() > MAX_BUNDLE_PATH {
+        return Err(BundleError::PathTooLong {
+            path: lossy,
+            len: raw.len(),
+            limit: MAX_BUNDLE_PATH,
+        });
+    }
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return Err(BundleError::BadPath {
+            path: lossy,
+            reason: "path is not UTF-8".into(),
+        });
+    };
+    let bytes = text.as_bytes();
+    let drive = bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic();
+    if text.starts_with('/') || text.starts_with('\\') || drive {
+        return Err(BundleError::AbsolutePath { path: lossy });
+    }
+    let trimmed = if is_dir {
+        text.strip_suffix('/').unwrap_or(text)
+    } else {
+        text
+    };
+    let parts: Vec<&str> = trimmed.split(['/', '\\']).collect();
+    if parts.contains(&"..") {
+        return Err(BundleError::ParentDir { path: lossy });
+    }
+    if text.contains('\\') {
+        return Err(BundleError::BadPath {
+            path: lossy,
+            reason: "use `/` as the separator, not `\\`".into(),
+        });
+    }
+    for part in &parts {
+        if part.is_empty() || *part == "." {
+            return Err(BundleError::BadPath {
+                path: lossy,
+                reason: "empty or `.` path component".into(),
+            });
+        }
+        if let Some(c) = part
+            .chars()
+            .find(|c| c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*'))
+        {
+            return Err(BundleError::BadPath {
+                path: lossy,
+                reason: format!("character {c:?} is not portable to Windows"),
+            });
+        }
+        if part.ends_with('.') || part.ends_with(' ') {
+            return Err(BundleError::BadPath {
+                path: lossy,
+                reason: "a name may not end with `.` or a space (Windows drops them)".into(),
+            });
+        }
+    }
+    if parts.len() > MAX_BUNDLE_DEPTH {
+        return Err(BundleError::TooDeep {
+            path: lossy,
+            depth: parts.len(),
+            limit: MAX_BUNDLE_DEPTH,
+        });
+    }
+    let root = parts[0];
+    if !BUNDLE_ROOTS.contains(&root) {
+        return Err(BundleError::BadPath {
+            path: lossy,
+            reason: "only assets/ and client/ may be in a bundle".into(),
+        });
+    }
+    if root == CLIENT_DIR && parts.len() > 2 - usize::from(is_dir) {
+        return Err(BundleError::BadPath {
+            path: lossy,
+            reason: "client/ holds .reds files directly, without sub-folders".into(),
+        });
+    }
+    if !is_dir && (parts.len() < 2 || !extension_allowed(trimmed)) {
+        let allowed = if root == CLIENT_DIR {
+            CLIENT_EXTENSIONS
+        } else {
+            ASSET_EXTENSIONS
+        };
+        return Err(BundleError::DisallowedExtension {
+            path: lossy,
+            allowed: allowed
+                .iter()
+                .map(|e| format!(".{e}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Packs `plugin_dir/assets/**` and `plugin_dir/client/*.reds` into a
+/// deterministic bundle; the folder name is the plugin name used in errors.
+pub fn pack_plugin_dir(plugin_dir: &Path) -> Result<PackedBundle, BundleError> {
+    let plugin = plugin_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "?".into());
+    let mut dirs = BTreeSet::new();
+    let mut files = BTreeMap::new();
+    for root in BUNDLE_ROOTS {
+        let dir = plugin_dir.join(root);
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {
+                dirs.insert(root.to_owned());
+                walk(&dir, root, &mut dirs, &mut files)?;
+            }
+            Ok(meta) => return Err(refuse_kind(&dir, &meta)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(BundleError::Io { path: dir, source }),
+        }
+    }
+    pack_entries(&plugin, &dirs, &files, plugin_dir)
+}
+
+/// Error for a path that is neither a regular file nor a folder.
+fn refuse_kind(path: &Path, meta: &fs::Metadata) -> BundleError {
+    let shown = path.display().to_string();
+    if meta.file_type().is_symlink() {
+        BundleError::Symlink { path: shown }
+    } else if meta.is_file() {
+        BundleError::BadPath {
+            path: shown,
+            reason: "expected a folder".into(),
+        }
+    } else {
+        BundleError::SpecialFile {
+            path: shown,
+            kind: "special file".into(),
+        }
+    }
+}
+
+/// Collects folders and files below `dir` (whose bundle path is `rel`), refusing links and special files.
+fn walk(
+    dir: &Path,
+    rel: &str,
+    dirs: &mut BTreeSet<String>,
+    files: &mut BTreeMap<String, std::path::PathBuf>,
+) -> Result<(), BundleError> {
+    let io_err = |source| BundleError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in fs::read_dir(dir).map_err(io_err)? {
+        let entry = entry.map_err(io_err)?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            return Err(BundleError::BadPath {
+                path: path.display().to_string(),
+                reason: "file name is not UTF-8".into(),
+            });
+        };
+        let child = format!("{rel}/{name}");
+        let meta = fs::symlink_metadata(&path).map_err(|source| BundleError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            return Err(BundleError::Symlink {
+                path: path.display().to_string(),
+            });
+        } else if ft.is_dir() {
+            check_entry_path(child.as_bytes(), true).map_err(|e| with_disk_path(e, &path))?;
+            dirs.insert(child.clone());
+            walk(&path, &child, dirs, files)?;
+        } else if ft.is_file() {
+            check_entry_path(child.as_bytes(), false).map_err(|e| with_disk_path(e, &path))?;
+            files.insert(child, path.clone());
+        } else {
+            return Err(refuse_kind(&path, &meta));
+        }
+        if dirs.len() + files.len() > MAX_BUNDLE_ENTRIES {
+            return Err(BundleError::TooManyEntries {
+                path: path.display().to_string(),
+                limit: MAX_BUNDLE_ENTRIES,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites a path error to show the on-disk path, so authors find the file.
+fn with_disk_path(err: BundleError, disk: &Path) -> BundleError {
+    match err {
+        BundleError::DisallowedExtension { allowed, .. } => BundleError::DisallowedExtension {
+            path: disk.display().to_string(),
+            allowed,
+        },
+        BundleError::BadPath { reason, .. } => BundleError::BadPath {
+            path: disk.display().to_string(),
+            reason,
+        },
+        other => other,
+    }
+}
+
+/// Builds the deterministic tar from sorted folders and files and compresses it.
+fn pack_entries(
+    plugin: &str,
+    dirs: &BTreeSet<String>,
+    files: &BTreeMap<String, std::path::PathBuf>,
+    plugin_dir: &Path,
+) -> Result<PackedBundle, BundleError> {
+    // Folders sort as `name/` so a parent always precedes its children.
+    let mut order: Vec<(String, Option<&std::path::PathBuf>)> = dirs
+        .iter()
+        .map(|d| (format!("{d}/"), None))
+        .chain(files.iter().map(|(p, disk)| (p.clone(), Some(disk))))
+        .collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut unpacked_len = 0u64;
+    let tar_err = |source| BundleError::Io {
+        path: plugin_dir.to_path_buf(),
+        source,
+    };
+    for (name, disk) in &order {
+        let mut header = Header::new_ustar();
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        match disk {
+            None => {
+                header.set_entry_type(EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                set_name(&mut header, name)?;
+                header.set_cksum();
+                builder.append(&header, io::empty()).map_err(tar_err)?;
+            }
+            Some(disk) => {
+                let remaining = MAX_BUNDLE_UNPACKED - unpacked_len;
+                let io_err = |source| BundleError::Io {
+                    path: disk.to_path_buf(),
+                    source,
+                };
+                let file = fs::File::open(disk).map_err(io_err)?;
+                let mut data = Vec::new();
+                file.take(remaining.saturating_add(1))
+                    .read_to_end(&mut data)
+                    .map_err(io_err)?;
+                let len = data.len() as u64;
+                if len > remaining {
+                    return Err(BundleError::UnpackedTooLarge {
+                        entry: disk.display().to_string(),
+                        limit: MAX_BUNDLE_UNPACKED,
+                    });
+                }
+                unpacked_len += len;
+                header.set_entry_type(EntryType::Regular);
+                header.set_mode(0o644);
+                header.set_size(len);
+                set_name(&mut header, name)?;
+                header.set_cksum();
+                builder.append(&header, data.as_slice()).map_err(tar_err)?;
+            }
+        }
+    }
+    let tar_bytes = builder.into_inner().map_err(tar_err)?;
+    let bytes = zstd::stream::encode_all(tar_bytes.as_slice(), ZSTD_LEVEL).map_err(tar_err)?;
+    let size = bytes.len() as u64;
+    if size > MAX_BUNDLE_PACKED {
+        return Err(BundleError::PackedTooLarge {
+            plugin: plugin.to_owned(),
+            size,
+            limit: MAX_BUNDLE_PACKED,
+        });
+    }
+    Ok(PackedBundle {
+        sha256: sha256(&bytes),
+        bytes,
+        unpacked_len,
+        entries: order.len(),
+    })
+}
+
+/// Sets a ustar path (split into prefix/name when needed), refusing paths that do not fit.
+fn set_name(header: &mut Header, name: &str) -> Result<(), BundleError> {
+    header.set_path(name).map_err(|e| BundleError::BadPath {
+        path: name.to_owned(),
+        reason: format!("does not fit a tar header ({e}); shorten the file name"),
+    })
+}
+
+/// Marker carried in an `io::Error` when the decompressed stream exceeds its cap.
+#[derive(Debug)]
+struct CapExceeded;
+
+impl std::fmt::Display for CapExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("decompressed stream exceeds its cap")
+    }
+}
+
+impl std::error::Error for CapExceeded {}
+
+/// A `Read::take` that fails (instead of reporting end of file) when more data
+/// than the cap is available, so a bomb is told apart from a short stream.
+struct CapReader<R> {
+    inner: R,
+    remaining: u64,
+}
+
+impl<R: Read> Read for CapReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.remaining == 0 {
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(io::Error::other(CapExceeded)),
+            };
+        }
+        let max = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Whether an I/O error is our cap marker.
+fn is_cap(err: &io::Error) -> bool {
+    err.get_ref().is_some_and(|e| e.is::<CapExceeded>())
+}
+
+/// Maps a read error while unpacking to the right bundle error.
+fn read_error(err: io::Error, entry: Option<&str>) -> BundleError {
+    if is_cap(&err) {
+        BundleError::UnpackedTooLarge {
+            entry: entry.unwrap_or("<stream>").to_owned(),
+            limit: MAX_BUNDLE_UNPACKED,
+        }
+    } else {
+        BundleError::Corrupt {
+            entry: entry.map(str::to_owned),
+            detail: err.to_string(),
+        }
+    }
+}
+
+/// Verifies untrusted bundle bytes against the announced SHA-256 and unpacks
+/// them in memory, refusing every unsafe or over-limit entry.
+pub fn unpack_bundle(
+    bytes: &[u8],
+    expected_sha256: &[u8; 32],
+) -> Result<UnpackedBundle, BundleError> {
+    let size = bytes.len() as u64;
+    if size > MAX_BUNDLE_PACKED {
+        return Err(BundleError::ReceivedTooLarge {
+            size,
+            limit: MAX_BUNDLE_PACKED,
+        });
+    }
+    let actual = sha256(bytes);
+    if &actual != expected_sha256 {
+        return Err(BundleError::HashMismatch {
+            expected: hex::encode(expected_sha256),
+            actual: hex::encode(actual),
+        });
+    }
+    let mut decoder = zstd::stream::read::Decoder::new(bytes).map_err(|e| read_error(e, None))?;
+    decoder
+        .window_log_max(MAX_BUNDLE_WINDOW_LOG)
+        .map_err(|e| read_error(e, None))?;
+    // Tar framing: per entry one header block plus under one block of padding,
+    // plus the end-of-archive blocks; the file data itself is capped separately.
+    let overhead = (MAX_BUNDLE_ENTRIES as u64 + 4) * 2 * TAR_BLOCK;
+    let capped = CapReader {
+        inner: decoder,
+        remaining: MAX_BUNDLE_UNPACKED + overhead,
+    };
+    let mut archive = tar::Archive::new(capped);
+    let mut out = UnpackedBundle::default();
+    let mut seen = HashSet::new();
+    let mut file_keys: HashSet<String> = HashSet::new();
+    let mut dir_keys: HashSet<String> = HashSet::new();
+    let mut count = 0usize;
+    {
+        let entries = archive.entries().map_err(|e| read_error(e, None))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| read_error(e, None))?;
+            let raw = entry.path_bytes().into_owned();
+            let shown = String::from_utf8_lossy(&raw).into_owned();
+            count += 1;
+            if count > MAX_BUNDLE_ENTRIES {
+                return Err(BundleError::TooManyEntries {
+                    path: shown,
+                    limit: MAX_BUNDLE_ENTRIES,
+                });
+            }
+            let kind = entry.header().entry_type();
+            let is_dir = match kind {
+                EntryType::Regular | EntryType::Continuous => false,
+                EntryType::Directory => true,
+                EntryType::Symlink => return Err(BundleError::Symlink { path: shown }),
+                EntryType::Link => return Err(BundleError::HardLink { path: shown }),
+                other => {
+                    let kind = match other {
+                        EntryType::Char => "character device".to_owned(),
+                        EntryType::Block => "block device".to_owned(),
+                        EntryType::Fifo => "fifo".to_owned(),
+                        EntryType::GNUSparse => "sparse file".to_owned(),
+                        o => format!("tar type {:?}", o.as_byte() as char),
+                    };
+                    return Err(BundleError::SpecialFile { path: shown, kind });
+                }
+            };
+            let path = check_entry_path(&raw, is_dir)?;
+            let key = path.to_lowercase();
+            if !seen.insert(key.clone()) {
+                return Err(BundleError::Duplicate { path });
+            }
+            // A file may not share its name with a folder (explicit or implied by a path).
+            let mut prefix = String::new();
+            for part in key.split('/') {
+                if !prefix.is_empty() && file_keys.contains(&prefix) {
+                    return Err(BundleError::BadPath {
+                        path,
+                        reason: format!("its folder {prefix} is also a file in the bundle"),
+                    });
+                }
+                if !prefix.is_empty() {
+                    prefix.push('/');
+                }
+                prefix.push_str(part);
+                if prefix.len() < key.len() {
+                    dir_keys.insert(prefix.clone());
+                }
+            }
+            if is_dir {
+                dir_keys.insert(key);
+            } else if dir_keys.contains(&key) {
+                return Err(BundleError::BadPath {
+                    path,
+                    reason: "a folder of the same name is also in the bundle".into(),
+                });
+            } else {
+                file_keys.insert(key);
+            }
+            if is_dir {
+                out.dirs.push(path);
+                continue;
+            }
+            let remaining = MAX_BUNDLE_UNPACKED - out.unpacked_len;
+            if entry.size() > remaining {
+                return Err(BundleError::UnpackedTooLarge {
+                    entry: path,
+                    limit: MAX_BUNDLE_UNPACKED,
+                });
+            }
+            // Never size a buffer from the header: grow only with data actually read.
+            let mut contents = Vec::new();
+            (&mut entry)
+                .take(remaining + 1)
+                .read_to_end(&mut contents)
+                .map_err(|e| read_error(e, Some(&path)))?;
+            let len = contents.len() as u64;
+            if len > remaining {
+                return Err(BundleError::UnpackedTooLarge {
+                    entry: path,
+                    limit: MAX_BUNDLE_UNPACKED,
+                });
+            }
+            if len != entry.size() {
+                return Err(BundleError::Corrupt {
+                    entry: Some(path),
+                    detail: format!("header says {} bytes but {len} were present", entry.size()),
+                });
+            }
+            out.unpacked_len += len;
+            out.files.push(BundleFile { path, contents });
+        }
+    }
+    // Whatever follows the end-of-archive marker must be zero padding within the
+    // cap; this also stops a bomb hidden after the archive.
+    let mut rest = archive.into_inner();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = rest.read(&mut buf).map_err(|e| read_error(e, None))?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Err(BundleError::Corrupt {
+                entry: None,
+                detail: "data after the end of the archive".into(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_paths_are_checked() {
+        assert_eq!(
+            check_entry_path(b"assets/ui/", true).ok().as_deref(),
+            Some("assets/ui")
+        );
+        assert!(check_entry_path(b"assets/ui/a.inkwidget", false).is_ok());
+        assert!(check_entry_path(b"client/a.reds", false).is_ok());
+        assert!(check_entry_path(b"client", true).is_ok());
+        for bad in [
+            &b"client/sub/"[..],
+            b"./assets/",
+            b"assets//x/",
+            b"/assets/",
+            b"assets/a:b/",
+            b"assets/ends./",
+        ] {
+            assert!(
+                check_entry_path(bad, true).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn cap_reader_fails_only_when_more_data_exists() {
+        let data = [1u8; 10];
+        let mut exact = CapReader {
+            inner: &data[..],
+            remaining: 10,
+        };
+        let mut out = Vec::new();
+        assert!(exact.read_to_end(&mut out).is_ok());
+        assert_eq!(out.len(), 10);
+        let mut short = CapReader {
+            inner: &data[..],
+            remaining: 9,
+        };
+        let err = short.read_to_end(&mut Vec::new()).err();
+        assert!(err.as_ref().is_some_and(is_cap));
+    }
+}

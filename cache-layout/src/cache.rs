@@ -1,0 +1,458 @@
+//! `RuntimeCache`: the on-disk `runtime_cache/` folder (see the crate README
+//! for the layout) with crash recovery on open, listing, verification and
+//! the content-addressed bundle store.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use shard_protocol::limits::{MAX_BUNDLE_PACKED, MAX_PLUGIN_NAME, MAX_PLUGIN_VERSION};
+
+use crate::bundle::{sha256, unpack_bundle};
+use crate::error::{BundleError, CacheError};
+use crate::fsutil::{TMP_PREFIX, io_err, remove_any, write_atomic};
+
+/// Folder of verified packed bundles, named `<sha256hex>.bundle`.
+pub const STORE_DIR: &str = "store";
+/// Folder of installed plugins, one read-only folder per plugin name.
+pub const PLUGINS_DIR: &str = "plugins";
+/// Folder of resumable downloads, named `<sha256hex>.part`.
+pub const PARTIAL_DIR: &str = "partial";
+/// Text file of pinned server keys, one `address fingerprint_hex` per line.
+pub const KNOWN_SERVERS_FILE: &str = "known_servers";
+/// Install record inside each `plugins/<name>/` folder.
+pub const MANIFEST_FILE: &str = ".shard-bundle.json";
+/// Prefix of an install being assembled: `plugins/.staging-<name>-<nonce>`.
+pub(crate) const STAGING_PREFIX: &str = ".staging-";
+/// Prefix of a replaced install awaiting removal: `plugins/.old-<name>-<nonce>`.
+pub(crate) const OLD_PREFIX: &str = ".old-";
+
+/// The contents of `.shard-bundle.json`: what is installed and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallRecord {
+    /// Plugin name (also the folder name).
+    pub plugin: String,
+    /// Plugin version as announced by the server.
+    pub version: String,
+    /// SHA-256 hex of the installed bundle (its file name in `store/`).
+    pub sha256: String,
+    /// The server the bundle came from (address as the user typed it).
+    pub server: String,
+    /// When it was installed, seconds since the Unix epoch.
+    pub installed_at: u64,
+    /// Total unpacked size of the bundle's files, in bytes.
+    #[serde(default)]
+    pub unpacked_len: u64,
+}
+
+/// One installed plugin, as listed by [`RuntimeCache::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledPlugin {
+    /// Plugin name.
+    pub plugin: String,
+    /// Installed version.
+    pub version: String,
+    /// SHA-256 of the installed bundle.
+    pub hash: [u8; 32],
+    /// Total unpacked size of its files, in bytes.
+    pub size: u64,
+    /// The server it came from.
+    pub server: String,
+    /// Install time, seconds since the Unix epoch.
+    pub installed_at: u64,
+}
+
+/// Outcome of re-checking one installed plugin against its stored bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyStatus {
+    /// Every file matches the bundle.
+    Ok,
+    /// A file's contents differ from the bundle.
+    FileDiffers(String),
+    /// A file of the bundle is missing from the install.
+    FileMissing(String),
+    /// The install holds a file the bundle does not.
+    ExtraFile(String),
+    /// The bundle named by the install record is not in the store.
+    MissingBundle(String),
+    /// The stored bundle no longer verifies (hash or contents).
+    BadBundle(String),
+    /// The install record is missing or unreadable.
+    BadManifest(String),
+}
+
+/// Verification report for one plugin folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginReport {
+    /// The plugin folder name.
+    pub plugin: String,
+    /// What was found.
+    pub status: VerifyStatus,
+}
+
+/// Handle on a `runtime_cache/` folder; all reads and writes of the cache go
+/// through it. One process should own a cache at a time.
+#[derive(Debug, Clone)]
+pub struct RuntimeCache {
+    root: PathBuf,
+}
+
+/// Checks that `name` is a safe folder name for `plugins/<name>/` on every OS.
+pub fn validate_plugin_name(name: &str) -> Result<(), CacheError> {
+    let bad = |reason: &str| {
+        Err(CacheError::InvalidPluginName {
+            name: name.chars().take(MAX_PLUGIN_NAME).collect(),
+            reason: reason.to_owned(),
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > MAX_PLUGIN_NAME {
+        return bad(&format!("longer than {MAX_PLUGIN_NAME} bytes"));
+    }
+    if name.starts_with('.') {
+        return bad("may not start with `.`");
+    }
+    if name.ends_with('.') {
+        return bad("may not end with `.`");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return bad("only ASCII letters, digits, `_`, `-` and `.` are allowed");
+    }
+    let stem = name.split('.').next().unwrap_or(name).to_ascii_uppercase();
+    let reserved = ["CON", "PRN", "AUX", "NUL"];
+    let numbered = (stem.starts_with("COM") || stem.starts_with("LPT"))
+        && stem.len() == 4
+        && stem.as_bytes()[3].is_ascii_digit();
+    if reserved.contains(&stem.as_str()) || numbered {
+        return bad("reserved device name on Windows");
+    }
+    Ok(())
+}
+
+/// Checks a version string: non-empty, at most `MAX_PLUGIN_VERSION` bytes, printable, no spaces.
+pub fn validate_version(version: &str) -> Result<(), CacheError> {
+    let reason = if version.is_empty() {
+        "empty"
+    } else if version.len() > MAX_PLUGIN_VERSION {
+        "too long"
+    } else if version.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        "contains spaces or control characters"
+    } else {
+        return Ok(());
+    };
+    Err(CacheError::InvalidField {
+        field: "version",
+        value: version.chars().take(MAX_PLUGIN_VERSION).collect(),
+        reason: format!("{reason} (at most {MAX_PLUGIN_VERSION} printable bytes)"),
+    })
+}
+
+/// Parses a SHA-256 from 64 hex digits.
+pub fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
+}
+
+impl RuntimeCache {
+    /// Opens (creating if needed) the cache at `root` and repairs whatever an
+    /// interrupted install or write left behind, so every plugin folder holds
+    /// a complete old or new install.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self, CacheError> {
+        let cache = RuntimeCache {
+            root: root.as_ref().to_path_buf(),
+        };
+        for dir in [
+            cache.root.clone(),
+            cache.store_dir(),
+            cache.plugins_dir(),
+            cache.partial_dir(),
+        ] {
+            fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        }
+        cache.recover()?;
+        Ok(cache)
+    }
+
+    /// The cache's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `store/`.
+    pub(crate) fn store_dir(&self) -> PathBuf {
+        self.root.join(STORE_DIR)
+    }
+
+    /// `plugins/`.
+    pub(crate) fn plugins_dir(&self) -> PathBuf {
+        self.root.join(PLUGINS_DIR)
+    }
+
+    /// `partial/`.
+    pub(crate) fn partial_dir(&self) -> PathBuf {
+        self.root.join(PARTIAL_DIR)
+    }
+
+    /// Path of a stored bundle: `store/<sha256hex>.bundle`.
+    pub fn bundle_path(&self, sha: &[u8; 32]) -> PathBuf {
+        self.store_dir()
+            .join(format!("{}.bundle", hex::encode(sha)))
+    }
+
+    /// Path of an installed plugin's folder (`plugins/<name>/`), after validating the name.
+    pub fn plugin_path(&self, name: &str) -> Result<PathBuf, CacheError> {
+        validate_plugin_name(name)?;
+        Ok(self.plugins_dir().join(name))
+    }
+
+    /// Removes staging folders and stray temp files and puts back any plugin
+    /// folder whose replacement did not finish moving in.
+    fn recover(&self) -> Result<(), CacheError> {
+        for dir in [self.root.clone(), self.store_dir(), self.partial_dir()] {
+            for name in list_names(&dir)? {
+                if name.starts_with(TMP_PREFIX) {
+                    remove_any(&dir.join(name))?;
+                }
+            }
+        }
+        let plugins = self.plugins_dir();
+        let names = list_names(&plugins)?;
+        for name in &names {
+            if name.starts_with(STAGING_PREFIX) || name.starts_with(TMP_PREFIX) {
+                remove_any(&plugins.join(name))?;
+            }
+        }
+        for name in &names {
+            let Some(rest) = name.strip_prefix(OLD_PREFIX) else {
+                continue;
+            };
+            let old = plugins.join(name);
+            let target = rest
+                .rsplit_once('-')
+                .map(|(plugin, _)| plugin)
+                .filter(|plugin| validate_plugin_name(plugin).is_ok())
+                .map(|plugin| plugins.join(plugin));
+            match target {
+                Some(target) if fs::symlink_metadata(&target).is_err() => {
+                    fs::rename(&old, &target).map_err(io_err("restoring", &target))?;
+                    crate::fsutil::sync_dir(&plugins)?;
+                }
+                _ => remove_any(&old)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the store holds the bundle with this SHA-256.
+    pub fn has_bundle(&self, sha: &[u8; 32]) -> bool {
+        self.bundle_path(sha).is_file()
+    }
+
+    /// Reads a stored bundle and re-checks its hash, so disk corruption is
+    /// reported instead of installed.
+    pub fn read_bundle(&self, sha: &[u8; 32]) -> Result<Vec<u8>, CacheError> {
+        let path = self.bundle_path(sha);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CacheError::MissingBundle {
+                    sha256: hex::encode(sha),
+                });
+            }
+            Err(e) => return Err(io_err("reading", &path)(e)),
+        };
+        let actual = sha256(&bytes);
+        if &actual != sha {
+            return Err(BundleError::HashMismatch {
+                expected: hex::encode(sha),
+                actual: hex::encode(actual),
+            }
+            .into());
+        }
+        Ok(bytes)
+    }
+
+    /// Verifies `bytes` (hash and every entry) and stores them atomically as
+    /// `store/<sha>.bundle`; storing an already present bundle is a no-op.
+    pub fn store_bundle(&self, bytes: &[u8], sha: &[u8; 32]) -> Result<PathBuf, CacheError> {
+        if bytes.len() as u64 > MAX_BUNDLE_PACKED {
+            return Err(BundleError::ReceivedTooLarge {
+                size: bytes.len() as u64,
+                limit: MAX_BUNDLE_PACKED,
+            }
+            .into());
+        }
+        unpack_bundle(bytes, sha)?;
+        let path = self.bundle_path(sha);
+        if !path.is_file() {
+            write_atomic(&path, bytes)?;
+        }
+        Ok(path)
+    }
+
+    /// Reads the install record of `name`, if it is installed.
+    pub fn install_record(&self, name: &str) -> Result<Option<InstallRecord>, CacheError> {
+        let dir = self.plugin_path(name)?;
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        read_record(&dir).map(Some)
+    }
+
+    /// SHA-256 of the bundle installed as `name`, or `None` if it is not
+    /// installed (or its record is unreadable, which calls for a reinstall).
+    pub fn installed_hash(&self, name: &str) -> Option<[u8; 32]> {
+        let record = self.install_record(name).ok()??;
+        parse_sha256_hex(&record.sha256)
+    }
+
+    /// Every installed plugin with a readable record, sorted by name.
+    pub fn list(&self) -> Result<Vec<InstalledPlugin>, CacheError> {
+        let mut out = Vec::new();
+        for name in self.installed_names()? {
+            let Ok(record) = read_record(&self.plugins_dir().join(&name)) else {
+                continue;
+            };
+            let Some(hash) = parse_sha256_hex(&record.sha256) else {
+                continue;
+            };
+            out.push(InstalledPlugin {
+                plugin: record.plugin,
+                version: record.version,
+                hash,
+                size: record.unpacked_len,
+                server: record.server,
+                installed_at: record.installed_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Names of the plugin folders (hidden working folders excluded), sorted.
+    fn installed_names(&self) -> Result<Vec<String>, CacheError> {
+        let plugins = self.plugins_dir();
+        let mut names: Vec<String> = list_names(&plugins)?
+            .into_iter()
+            .filter(|n| !n.starts_with('.') && plugins.join(n).is_dir())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Re-checks every installed file against its stored bundle and reports per plugin.
+    pub fn verify(&self) -> Result<Vec<PluginReport>, CacheError> {
+        let mut out = Vec::new();
+        for name in self.installed_names()? {
+            let status = self.verify_one(&name);
+            out.push(PluginReport {
+                plugin: name,
+                status,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Verifies one installed plugin folder.
+    fn verify_one(&self, name: &str) -> VerifyStatus {
+        let dir = self.plugins_dir().join(name);
+        let record = match read_record(&dir) {
+            Ok(r) => r,
+            Err(e) => return VerifyStatus::BadManifest(e.to_string()),
+        };
+        let Some(sha) = parse_sha256_hex(&record.sha256) else {
+            return VerifyStatus::BadManifest(format!("bad sha256 {:?}", record.sha256));
+        };
+        let bytes = match self.read_bundle(&sha) {
+            Ok(b) => b,
+            Err(CacheError::MissingBundle { sha256 }) => {
+                return VerifyStatus::MissingBundle(sha256);
+            }
+            Err(e) => return VerifyStatus::BadBundle(e.to_string()),
+        };
+        let bundle = match unpack_bundle(&bytes, &sha) {
+            Ok(b) => b,
+            Err(e) => return VerifyStatus::BadBundle(e.to_string()),
+        };
+        let mut expected = BTreeSet::new();
+        for file in &bundle.files {
+            expected.insert(file.path.clone());
+            match fs::read(dir.join(&file.path)) {
+                Ok(c) if c == file.contents => {}
+                Ok(_) => return VerifyStatus::FileDiffers(file.path.clone()),
+                Err(_) => return VerifyStatus::FileMissing(file.path.clone()),
+            }
+        }
+        let mut found = Vec::new();
+        collect_files(&dir, "", &mut found);
+        for path in found {
+            if path != MANIFEST_FILE && !expected.contains(&path) {
+                return VerifyStatus::ExtraFile(path);
+            }
+        }
+        VerifyStatus::Ok
+    }
+
+    /// Removes every stored bundle, installed plugin and partial download;
+    /// `known_servers` (trust decisions, not cache) is kept.
+    pub fn clear(&self) -> Result<(), CacheError> {
+        for dir in [self.plugins_dir(), self.partial_dir(), self.store_dir()] {
+            remove_any(&dir)?;
+            fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and parses `<dir>/.shard-bundle.json`.
+pub(crate) fn read_record(dir: &Path) -> Result<InstallRecord, CacheError> {
+    let path = dir.join(MANIFEST_FILE);
+    let text = fs::read(&path).map_err(|e| CacheError::BadManifest {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    serde_json::from_slice(&text).map_err(|e| CacheError::BadManifest {
+        path,
+        detail: e.to_string(),
+    })
+}
+
+/// Names (UTF-8 only) of a folder's entries; a missing folder lists nothing.
+pub(crate) fn list_names(dir: &Path) -> Result<Vec<String>, CacheError> {
+    let iter = match fs::read_dir(dir) {
+        Ok(i) => i,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("listing", dir)(e)),
+    };
+    Ok(iter
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect())
+}
+
+/// Collects relative `/`-separated paths of every non-folder under `dir`.
+fn collect_files(dir: &Path, rel: &str, out: &mut Vec<String>) {
+    let Ok(iter) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in iter.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let child = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if is_dir {
+            collect_files(&entry.path(), &child, out);
+        } else {
+            out.push(child);
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Atomic install: contents, read-only files, install records, replacement,
+//! crash recovery at every step, verification, listing and clearing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use common::{sample_plugin, snapshot};
+use shard_cache::{
+    CacheError, CrashPoint, InstallRequest, MANIFEST_FILE, PackedBundle, RuntimeCache,
+    VerifyStatus, pack_plugin_dir,
+};
+
+const SERVER: &str = "127.0.0.1:4433";
+
+fn packed(root: &Path, tag: &str) -> PackedBundle {
+    let dir = sample_plugin(&root.join(tag), "popup_zone", tag);
+    pack_plugin_dir(&dir).unwrap()
+}
+
+fn req<'a>(version: &'a str, b: &PackedBundle) -> InstallRequest<'a> {
+    InstallRequest {
+        plugin: "popup_zone",
+        version,
+        server: SERVER,
+        sha256: b.sha256,
+    }
+}
+
+/// The installed plugin folder without its install record.
+fn plugin_files(cache: &RuntimeCache) -> BTreeMap<String, Option<Vec<u8>>> {
+    let mut s = snapshot(&cache.root().join("plugins/popup_zone"));
+    s.remove(MANIFEST_FILE);
+    s
+}
+
+/// What a fresh install of `b` puts in the plugin folder.
+fn expected_files(b: &PackedBundle) -> BTreeMap<String, Option<Vec<u8>>> {
+    let t = tempfile::tempdir().unwrap();
+    let c = RuntimeCache::open(t.path()).unwrap();
+    c.install(&req("0", b), &b.bytes).unwrap();
+    plugin_files(&c)
+}
+
+/// Names in `plugins/` that are working leftovers.
+fn leftovers(cache: &RuntimeCache) -> Vec<String> {
+    fs::read_dir(cache.root().join("plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+#[test]
+fn install_writes_files_record_and_lists() {
+    let t = tempfile::tempdir().unwrap();
+    let b = packed(t.path(), "v1");
+    let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
+    let got = cache.install(&req("1.0", &b), &b.bytes).unwrap();
+    assert_eq!(got.hash, b.sha256);
+    let dir = cache.root().join("plugins/popup_zone");
+    assert_eq!(
+        fs::read(dir.join("assets/ui/popup.inkwidget")).unwrap(),
+        b"widget v1"
+    );
+    assert!(cache.has_bundle(&b.sha256));
+    assert_eq!(cache.read_bundle(&b.sha256).unwrap(), b.bytes);
+    assert_eq!(cache.installed_hash("popup_zone"), Some(b.sha256));
+    assert_eq!(cache.installed_hash("other"), None);
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join(MANIFEST_FILE)).unwrap()).unwrap();
+    assert_eq!(record["plugin"], "popup_zone");
+    assert_eq!(record["version"], "1.0");
+    assert_eq!(record["sha256"], b.sha256_hex());
+    assert_eq!(record["server"], SERVER);
+    assert!(record["installed_at"].as_u64().unwrap() > 0);
+    let list = cache.list().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].plugin, "popup_zone");
+    assert_eq!(list[0].version, "1.0");
+    assert_eq!(list[0].size, b.unpacked_len);
+    assert_eq!(list[0].server, SERVER);
+    assert!(leftovers(&cache).is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn installed_files_and_folders_are_read_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let b = packed(t.path(), "ro");
+    let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
+    cache.install(&req("1", &b), &b.bytes).unwrap();
+    let dir = cache.root().join("plugins/popup_zone");
+    let mut checked = 0;
+    for rel in [
+        "",
+        "assets",
+        "assets/ui",
+        "assets/ui/popup.inkwidget",
+        "client/popup.reds",
+        MANIFEST_FILE,
+    ] {
+        let mode = fs::metadata(dir.join(rel)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o222, 0, "{rel} is writable: {mode:o}");
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+    // Replacing and clearing still work on read-only trees.
+    let b2 = packed(t.path(), "ro2");
+    cache.install(&req("2", &b2), &b2.bytes).unwrap();
+    cache.clear().unwrap();
+    assert!(cache.list().unwrap().is_empty());
+    assert!(!cache.has_bundle(&b.sha256));
+}
+
+#[test]
+fn reinstall_replaces_old_files_completely() {
+    let t = tempfile::tempdir().unwrap();
+    let b1 = packed(t.path(), "v1");
+    let dir2 = t.path().join("v2/popup_zone");
+    common::write_files(&dir2, &[("assets/only_new.json", b"{}")]);
+    let b2 = pack_plugin_dir(&dir2).unwrap();
+    let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
+    cache.install(&req("1", &b1), &b1.bytes).unwrap();
+    cache.install(&req("2", &b2), &b2.bytes).unwrap();
+    assert_eq!(plugin_files(&cache), expected_files(&b2));
+    assert_eq!(cache.installed_hash("popup_zone"), Some(b2.sha256));
+    assert!(leftovers(&cache).is_empty());
+    // Switching back uses the store, no download needed.
+    cache.install_from_store(&req("1", &b1)).unwrap();
+    assert_eq!(plugin_files(&cache), expected_files(&b1));
+}
+
+#[test]
+fn crash_at_each_step_of_an_upgrade_leaves_old_or_new() {
+    let t = tempfile::tempdir().unwrap();
+    let b1 = packed(t.path(), "old");
+    let b2 = packed(t.path(), "new");
+    let (old, new) = (expected_files(&b1), expected_files(&b2));
+    for point in CrashPoint::ALL {
+        let root = t.path().join(format!("cache-{point:?}"));
+        let cache = RuntimeCache::open(&root).unwrap();
+        cache.install(&req("1", &b1), &b1.bytes).unwrap();
+        let err = cache
+            .install_with_crash_at(&req("2", &b2), &b2.bytes, point)
+            .unwrap_err();
+        assert!(matches!(err, CacheError::SimulatedCrash(p) if p == point));
+        let reopened = RuntimeCache::open(&root).unwrap();
+        let now = plugin_files(&reopened);
+        let hash = reopened.installed_hash("popup_zone");
+        if point == CrashPoint::AfterNewMovedIn {
+            assert_eq!(now, new, "{point:?}");
+            assert_eq!(hash, Some(b2.sha256));
+        } else {
+            assert_eq!(now, old, "{point:?}");
+            assert_eq!(hash, Some(b1.sha256));
+        }
+        assert!(
+            leftovers(&reopened).is_empty(),
+            "{point:?}: {:?}",
+            leftovers(&reopened)
+        );
+        let stray: Vec<_> = fs::read_dir(root.join("store"))
+            .unwrap()
+            .filter(|e| {
+                !e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".bundle")
+            })
+            .collect();
+        assert!(stray.is_empty(), "{point:?}");
+        // The install can then be completed normally.
+        reopened.install(&req("2", &b2), &b2.bytes).unwrap();
+        assert_eq!(plugin_files(&reopened), new);
+        assert!(
+            reopened
+                .verify()
+                .unwrap()
+                .iter()
+                .all(|r| r.status == VerifyStatus::Ok)
+        );
+    }
+}
+
+#[test]
+fn crash_at_each_step_of_a_first_install_leaves_nothing_or_new() {
+    let t = tempfile::tempdir().unwrap();
+    let b = packed(t.path(), "first");
+    for point in CrashPoint::ALL {
+        let root = t.path().join(format!("cache-{point:?}"));
+        let cache = RuntimeCache::open(&root).unwrap();
+        cache
+            .install_with_crash_at(&req("1", &b), &b.bytes, point)
+            .unwrap_err();
+        let reopened = RuntimeCache::open(&root).unwrap();
+        let present = root.join("plugins/popup_zone").exists();
+        assert_eq!(present, point == CrashPoint::AfterNewMovedIn, "{point:?}");
+        if present {
+            assert_eq!(plugin_files(&reopened), expected_files(&b));
+        }
+        assert!(leftovers(&reopened).is_empty(), "{point:?}");
+    }
+}
+
+#[test]
+fn stray_temp_files_are_removed_on_open() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("cache");
+    RuntimeCache::open(&root).unwrap();
+    fs::write(root.join("store/.tmp-123"), b"half").unwrap();
+    fs::write(root.join(".tmp-456"), b"half").unwrap();
+    fs::create_dir_all(root.join("plugins/.staging-x-1/assets")).unwrap();
+    RuntimeCache::open(&root).unwrap();
+    assert!(!root.join("store/.tmp-123").exists());
+    assert!(!root.join(".tmp-456").exists());
+    assert!(!root.join("plugins/.staging-x-1").exists());
+}
+
+#[test]
+fn verify_reports_changed_missing_extra_files_and_missing_bundle() {
+    let t = tempfile::tempdir().unwrap();
+    let b = packed(t.path(), "v");
+    let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
+    cache.install(&req("1", &b), &b.bytes).unwrap();
+    assert_eq!(cache.verify().unwrap()[0].status, VerifyStatus::Ok);
+    let dir = cache.root().join("plugins/popup_zone");
+    let target = dir.join("assets/data/zone.json");
+    let parent = dir.join("assets/data");
+    let writable = |p: &Path| {
+        let mut perm = fs::metadata(p).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perm.set_readonly(false);
+        fs::set_permissions(p, perm).unwrap();
+    };
+    writable(&parent);
+    writable(&target);
+    fs::write(&target, b"tampered").unwrap();
+    assert_eq!(
+        cache.verify().unwrap()[0].status,
+        VerifyStatus::FileDiffers("assets/data/zone.json".into())
+    );
+    fs::remove_file(&target).unwrap();
+    assert_eq!(
+        cache.verify().unwrap()[0].status,
+        VerifyStatus::FileMissing("assets/data/zone.json".into())
+    );
+    cache.install(&req("1", &b), &b.bytes).unwrap();
+    writable(&parent);
+    fs::write(parent.join("extra.json"), b"{}").unwrap();
+    assert_eq!(
+        cache.verify().unwrap()[0].status,
+        VerifyStatus::ExtraFile("assets/data/extra.json".into())
+    );
+    cache.install(&req("1", &b), &b.bytes).unwrap();
+    fs::remove_file(cache.bundle_path(&b.sha256)).unwrap();
+    assert_eq!(
+        cache.verify().unwrap()[0].status,
+        VerifyStatus::MissingBundle(b.sha256_hex())
+    );
+}
+
+#[test]
+fn corrupted_store_file_is_detected_on_read() {
+    let t = tempfile::tempdir().unwrap();
+    let b = packed(t.path(), "c");
+    let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
+    cache.store_bundle(&b.bytes, &b.sha256).unwrap();
+    let mut bytes = b.bytes.clone();
+    bytes[10] ^= 0xff;
+    fs::write(cache.bundle_path(&b.sha256), &bytes).unwrap();
+    assert!(cache.read_bundle(&b.sha256).is_err());
+    assert!(cache.install_from_store(&req("1", &b)).is_err());
+    assert!(!cache.root().join("plugins/popup_zone").exists());
+}
+
+#[test]
+fn unsafe_plugin_names_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let b = packed(t.path(), "n");
+    let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
+    let long = "a".repeat(shard_protocol::limits::MAX_PLUGIN_NAME + 1);
+    for name in [
+        "",
+        ".hidden",
+        "..",
+        "a/b",
+        "a\\b",
+        "con",
+        "COM1",
+        "x.",
+        long.as_str(),
+        "sp ace",
+    ] {
+        let r = InstallRequest {
+            plugin: name,
+            version: "1",
+            server: SERVER,
+            sha256: b.sha256,
+        };
+        let err = cache.install(&r, &b.bytes).unwrap_err();
+        assert!(
+            matches!(err, CacheError::InvalidPluginName { .. }),
+            "{name:?}: {err}"
+        );
+    }
+    let bad_version = InstallRequest {
+        plugin: "ok",
+        version: "1 0",
+        server: SERVER,
+        sha256: b.sha256,
+    };
+    assert!(matches!(
+        cache.install(&bad_version, &b.bytes).unwrap_err(),
+        CacheError::InvalidField {
+            field: "version",
+            ..
+        }
+    ));
+    assert!(
+        snapshot(cache.root()).values().all(Option::is_none),
+        "nothing written"
+    );
+}
+
+#[test]
+fn uninstall_removes_the_folder_but_keeps_the_bundle() {
+    let t = tempfile::tempdir().unwrap();
+    let b = packed(t.path(), "u");
+    let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
+    cache.install(&req("1", &b), &b.bytes).unwrap();
+    cache.uninstall("popup_zone").unwrap();
+    assert_eq!(cache.installed_hash("popup_zone"), None);
+    assert!(cache.has_bundle(&b.sha256));
+    assert!(matches!(
+        cache.uninstall("popup_zone").unwrap_err(),
+        CacheError::NotInstalled { .. }
+    ));
+}

@@ -1,0 +1,174 @@
+//! Resumable downloads in `partial/` and server key pins in `known_servers`.
+
+mod common;
+
+use common::{file, raw_tar, seal};
+use shard_cache::{BundleError, CacheError, PinOutcome, RuntimeCache};
+use shard_protocol::limits::{CHUNK_SIZE, MAX_BUNDLE_PACKED};
+
+fn bundle() -> (Vec<u8>, [u8; 32]) {
+    use rand::{RngCore, SeedableRng};
+    let mut noise = vec![0u8; CHUNK_SIZE * 3];
+    rand::rngs::StdRng::seed_from_u64(1).fill_bytes(&mut noise);
+    seal(&raw_tar(&[file("assets/noise.xbm", &noise)]))
+}
+
+#[test]
+fn partial_download_resumes_after_restart() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("cache");
+    let (bytes, sha) = bundle();
+    let chunks: Vec<&[u8]> = bytes.chunks(CHUNK_SIZE).collect();
+    assert!(chunks.len() >= 3);
+    {
+        let cache = RuntimeCache::open(&root).unwrap();
+        assert_eq!(cache.partial_offset(&sha).unwrap(), 0);
+        let mut off = 0;
+        for c in &chunks[..2] {
+            off = cache.append_partial(&sha, off, c).unwrap();
+        }
+        assert_eq!(off, (CHUNK_SIZE * 2) as u64);
+    }
+    // "Restart": a new handle sees the same offset and continues.
+    let cache = RuntimeCache::open(&root).unwrap();
+    let mut off = cache.partial_offset(&sha).unwrap();
+    assert_eq!(off, (CHUNK_SIZE * 2) as u64);
+    assert!(!cache.has_bundle(&sha));
+    for c in &chunks[2..] {
+        off = cache.append_partial(&sha, off, c).unwrap();
+    }
+    let path = cache.finish_partial(&sha).unwrap();
+    assert_eq!(path, cache.bundle_path(&sha));
+    assert!(cache.has_bundle(&sha));
+    assert_eq!(cache.read_bundle(&sha).unwrap(), bytes);
+    assert_eq!(
+        cache.partial_offset(&sha).unwrap(),
+        0,
+        "partial file moved away"
+    );
+}
+
+#[test]
+fn partial_gap_is_refused_and_rewind_truncates() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = RuntimeCache::open(t.path()).unwrap();
+    let (bytes, sha) = bundle();
+    cache.append_partial(&sha, 0, &bytes[..100]).unwrap();
+    let err = cache
+        .append_partial(&sha, 200, &bytes[200..300])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CacheError::PartialGap {
+                have: 100,
+                offset: 200,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Going back rewrites from that offset.
+    assert_eq!(
+        cache.append_partial(&sha, 50, &bytes[50..]).unwrap(),
+        bytes.len() as u64
+    );
+    cache.finish_partial(&sha).unwrap();
+    assert!(cache.has_bundle(&sha));
+}
+
+#[test]
+fn partial_with_wrong_hash_is_discarded() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = RuntimeCache::open(t.path()).unwrap();
+    let (bytes, sha) = bundle();
+    cache
+        .append_partial(&sha, 0, &bytes[..bytes.len() - 1])
+        .unwrap();
+    cache
+        .append_partial(&sha, (bytes.len() - 1) as u64, b"!")
+        .unwrap();
+    let err = cache.finish_partial(&sha).unwrap_err();
+    assert!(
+        matches!(err, CacheError::Bundle(BundleError::HashMismatch { .. })),
+        "{err}"
+    );
+    assert_eq!(cache.partial_offset(&sha).unwrap(), 0);
+    assert!(!cache.has_bundle(&sha));
+}
+
+#[test]
+fn partial_over_cap_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = RuntimeCache::open(t.path()).unwrap();
+    let sha = [9u8; 32];
+    let err = cache
+        .append_partial(&sha, 0, &vec![0u8; (MAX_BUNDLE_PACKED + 1) as usize])
+        .unwrap_err();
+    assert!(matches!(err, CacheError::PartialTooLarge { .. }), "{err}");
+    cache.discard_partial(&sha).unwrap();
+}
+
+const FP_A: &str = "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11";
+const FP_B: &str = "bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22";
+
+#[test]
+fn known_servers_pin_then_match_then_refuse_a_changed_key() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = RuntimeCache::open(t.path()).unwrap();
+    assert_eq!(cache.known_server("10.0.0.1:4433").unwrap(), None);
+    assert_eq!(
+        cache.pin_server("127.0.0.1:4433", FP_A).unwrap(),
+        PinOutcome::NewlyPinned
+    );
+    assert_eq!(
+        cache
+            .pin_server("127.0.0.1:4433", &FP_A.to_uppercase())
+            .unwrap(),
+        PinOutcome::Matches
+    );
+    let err = cache.pin_server("127.0.0.1:4433", FP_B).unwrap_err();
+    assert!(matches!(err, CacheError::ServerKeyMismatch { .. }));
+    let msg = err.to_string();
+    assert!(
+        msg.contains(FP_A) && msg.contains(FP_B) && msg.contains("127.0.0.1:4433"),
+        "{msg}"
+    );
+    // Persisted, and still pinned to A after the refusal.
+    let reopened = RuntimeCache::open(t.path()).unwrap();
+    assert_eq!(
+        reopened.known_server("127.0.0.1:4433").unwrap().as_deref(),
+        Some(FP_A)
+    );
+    reopened.replace_server("127.0.0.1:4433", FP_B).unwrap();
+    assert_eq!(
+        reopened.pin_server("127.0.0.1:4433", FP_B).unwrap(),
+        PinOutcome::Matches
+    );
+    reopened.pin_server("[::1]:5000", FP_A).unwrap();
+    assert_eq!(reopened.known_servers().unwrap().len(), 2);
+    assert!(reopened.forget_server("[::1]:5000").unwrap());
+    assert!(!reopened.forget_server("[::1]:5000").unwrap());
+    // Clearing the cache keeps trust decisions.
+    reopened.clear().unwrap();
+    assert_eq!(reopened.known_servers().unwrap().len(), 1);
+}
+
+#[test]
+fn known_servers_refuses_bad_input_and_bad_lines() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = RuntimeCache::open(t.path()).unwrap();
+    assert!(cache.pin_server("a b", FP_A).is_err());
+    assert!(cache.pin_server("host", "xyz").is_err());
+    assert!(cache.pin_server("host", &"a".repeat(66)).is_err());
+    std::fs::write(
+        t.path().join("known_servers"),
+        "# comment\n\nhost1 abcd\nbroken-line\n",
+    )
+    .unwrap();
+    let err = cache.known_servers().unwrap_err();
+    assert!(
+        matches!(err, CacheError::BadKnownServers { line: 4, .. }),
+        "{err}"
+    );
+}

@@ -1,0 +1,250 @@
+//! `shard-client`: the headless client. `join` plays a scripted player and
+//! prints every event as one JSON line on stdout (human logs go to stderr);
+//! `whoami` prints the player's key fingerprint; `cache` serves modders.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use shard_client::{ClientEvent, ConnectOptions, Dispatcher, Session};
+use shard_protocol::Vec3;
+use shard_protocol::identity::{Fingerprint, Identity};
+
+/// The headless shard client.
+#[derive(Debug, Parser)]
+#[command(
+    name = "shard-client",
+    version,
+    about = "headless shard client: join a server as a scripted player"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Join a server, run the actions in order, print events as JSON lines.
+    Join {
+        /// Server address, e.g. 127.0.0.1:7777.
+        addr: SocketAddr,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Player key file [default: <user data dir>/shard/identity.pem].
+        #[arg(long)]
+        identity: Option<PathBuf>,
+        /// Runtime cache folder [default: ./runtime_cache].
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Expected server key fingerprint (64 hex digits); skips known_servers.
+        #[arg(long)]
+        server_key: Option<String>,
+        /// Actions, in order: move:X,Y,Z  say:TEXT  use:ENTITY_ID:ACTION  wait:SECONDS
+        #[arg(long = "do", value_name = "ACTION")]
+        actions: Vec<String>,
+        /// Stay connected this many seconds after the last action [default: 2].
+        #[arg(long = "for", value_name = "SECONDS", default_value_t = 2.0)]
+        stay: f64,
+    },
+    /// Print this player's key fingerprint (the player id admins list).
+    Whoami {
+        /// Player key file [default: <user data dir>/shard/identity.pem].
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
+}
+
+/// One scripted step of `join`.
+#[derive(Debug, Clone, PartialEq)]
+enum Action {
+    Move(Vec3),
+    Say(String),
+    Use(u32, String),
+    Wait(f64),
+}
+
+fn parse_action(s: &str) -> anyhow::Result<Action> {
+    let (verb, arg) = s
+        .split_once(':')
+        .with_context(|| format!("action `{s}` needs the form VERB:ARG"))?;
+    Ok(match verb {
+        "move" => {
+            let v: Vec<f32> = arg
+                .split(',')
+                .map(|p| p.trim().parse::<f32>())
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("move:{arg}: expected three numbers X,Y,Z"))?;
+            let [x, y, z] = v[..] else {
+                bail!("move:{arg}: expected three numbers X,Y,Z")
+            };
+            let p = Vec3::new(x, y, z);
+            if !p.is_finite() {
+                bail!("move:{arg}: coordinates must be finite");
+            }
+            Action::Move(p)
+        }
+        "say" => Action::Say(arg.to_string()),
+        "use" => {
+            let (id, action) = arg
+                .split_once(':')
+                .with_context(|| format!("use:{arg}: expected ENTITY_ID:ACTION"))?;
+            Action::Use(
+                id.parse()
+                    .with_context(|| format!("use:{arg}: `{id}` is not an entity id"))?,
+                action.to_string(),
+            )
+        }
+        "wait" => {
+            let secs: f64 = arg
+                .parse()
+                .with_context(|| format!("wait:{arg}: expected seconds"))?;
+            if !(0.0..=3600.0).contains(&secs) {
+                bail!("wait:{arg}: seconds must be between 0 and 3600");
+            }
+            Action::Wait(secs)
+        }
+        other => bail!(
+            "unknown action `{other}`: use move:X,Y,Z, say:TEXT, use:ENTITY_ID:ACTION or wait:SECONDS"
+        ),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,quinn=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Whoami { identity } => {
+            let path = identity.unwrap_or_else(shard_client::default_identity_path);
+            let (id, _) = Identity::load_or_create(&path, "shard-player")?;
+            println!("{}", id.fingerprint);
+            Ok(())
+        }
+        Cmd::Join {
+            addr,
+            name,
+            identity,
+            cache,
+            server_key,
+            actions,
+            stay,
+        } => {
+            let actions = actions
+                .iter()
+                .map(|a| parse_action(a))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let server_key = server_key
+                .as_deref()
+                .map(Fingerprint::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let opts = ConnectOptions {
+                addr,
+                name,
+                identity: identity.unwrap_or_else(shard_client::default_identity_path),
+                cache_dir: cache.unwrap_or_else(shard_client::default_cache_dir),
+                server_key,
+            };
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            rt.block_on(join(opts, actions, stay))
+        }
+    }
+}
+
+fn print(ev: &ClientEvent) {
+    println!("{}", ev.to_json());
+}
+
+async fn join(opts: ConnectOptions, actions: Vec<Action>, stay: f64) -> anyhow::Result<()> {
+    let mut session = Session::connect(opts, Dispatcher::new()).await?;
+    let mut pending = actions.into_iter();
+    let mut wait_until = tokio::time::Instant::now();
+    let mut end: Option<tokio::time::Instant> = None;
+    loop {
+        if end.is_none() && tokio::time::Instant::now() >= wait_until {
+            match pending.next() {
+                Some(Action::Move(p)) => {
+                    if let Err(e) = session.send_position(p, 0.0) {
+                        print(&ClientEvent::Error {
+                            message: format!("cannot send position: {e}"),
+                        });
+                    }
+                }
+                Some(Action::Say(t)) => {
+                    session.say(&t).await;
+                }
+                Some(Action::Use(id, a)) => {
+                    session.interact(id, &a).await;
+                }
+                Some(Action::Wait(s)) => {
+                    wait_until = tokio::time::Instant::now() + Duration::from_secs_f64(s)
+                }
+                None => {
+                    end = Some(tokio::time::Instant::now() + Duration::from_secs_f64(stay.max(0.0)))
+                }
+            }
+            continue;
+        }
+        let deadline = end.unwrap_or(wait_until);
+        tokio::select! {
+            ev = session.next_event() => match ev {
+                Some(ev) => {
+                    print(&ev);
+                    if matches!(ev, ClientEvent::Kick { .. } | ClientEvent::Disconnected { .. }) {
+                        return Ok(());
+                    }
+                }
+                None => return Ok(()),
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                if end.is_some() {
+                    break;
+                }
+            }
+        }
+    }
+    session.close().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            parse_action("move:123,456,0").unwrap(),
+            Action::Move(Vec3::new(123.0, 456.0, 0.0))
+        );
+        assert_eq!(
+            parse_action("say:/help").unwrap(),
+            Action::Say("/help".into())
+        );
+        assert_eq!(
+            parse_action("use:7:use_door").unwrap(),
+            Action::Use(7, "use_door".into())
+        );
+        assert_eq!(parse_action("wait:1.5").unwrap(), Action::Wait(1.5));
+        assert!(
+            parse_action("move:1,2")
+                .unwrap_err()
+                .to_string()
+                .contains("three numbers")
+        );
+        assert!(
+            parse_action("fly:1")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown action")
+        );
+        assert!(parse_action("move:nan,1,1").is_err());
+    }
+}

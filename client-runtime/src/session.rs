@@ -1,0 +1,389 @@
+//! One connection to a shard server: TLS identity and server-key pinning,
+//! the `Hello` handshake, a reader task that turns server messages into
+//! [`ClientEvent`]s, and the calls a player makes (chat, move, interact).
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use shard_cache::RuntimeCache;
+use shard_protocol::frame::{decode_datagram, encode_datagram, read_frame, write_frame};
+use shard_protocol::identity::{Fingerprint, Identity, SERVER_NAME};
+use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, Vec3};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use crate::dispatch::Dispatcher;
+use crate::events::{ClientEvent, arr, kind_name};
+
+/// Capacity of the event queue towards the game or stdout.
+pub const EVENT_QUEUE: usize = 16 * 1024;
+
+/// Capacity of the queue of messages the player sends.
+pub const SEND_QUEUE: usize = 1024;
+
+/// Everything needed to join a server.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Server address.
+    pub addr: SocketAddr,
+    /// Display name.
+    pub name: String,
+    /// This player's key file (created on first use).
+    pub identity: PathBuf,
+    /// The runtime cache folder (bundles, installed plugins, `known_servers`).
+    pub cache_dir: PathBuf,
+    /// Expected server key; `None` pins on first contact via `known_servers`.
+    pub server_key: Option<Fingerprint>,
+}
+
+/// Why joining failed, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The player's key could not be loaded or created.
+    #[error(transparent)]
+    Identity(#[from] shard_protocol::identity::IdentityError),
+    /// The runtime cache could not be opened or written.
+    #[error("runtime cache: {0}")]
+    Cache(#[from] shard_cache::CacheError),
+    /// The server presented another key than the one pinned.
+    #[error(
+        "the server at {addr} presented key {got}, but {expected} is pinned for it ({source_of_pin}). \
+         If the operator really changed the server key, remove the `{addr}` line from {known_servers} \
+         or pass --server-key {got}; otherwise do not connect: someone may be impersonating the server."
+    )]
+    ServerKeyChanged {
+        /// Address.
+        addr: SocketAddr,
+        /// Pinned key.
+        expected: Fingerprint,
+        /// Key seen.
+        got: Fingerprint,
+        /// "known_servers" or "--server-key".
+        source_of_pin: &'static str,
+        /// Path of the known_servers file.
+        known_servers: String,
+    },
+    /// The connection could not be set up.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A live session.
+pub struct Session {
+    conn: quinn::Connection,
+    endpoint: quinn::Endpoint,
+    outgoing: mpsc::Sender<ClientMsg>,
+    events: mpsc::Receiver<ClientEvent>,
+    server_key: Fingerprint,
+}
+
+impl Session {
+    /// Connects, checks the server key against the pin, says `Hello` and
+    /// starts the reader tasks. The first event is `Welcome` or `Kick`.
+    pub async fn connect(
+        opts: ConnectOptions,
+        dispatcher: Dispatcher,
+    ) -> Result<Self, ClientError> {
+        let (identity, created) = Identity::load_or_create(&opts.identity, "shard-player")?;
+        if created {
+            info!(path = %opts.identity.display(), fingerprint = %identity.fingerprint, "created a new player key");
+        }
+        let cache = RuntimeCache::open(&opts.cache_dir)?;
+        let addr_key = opts.addr.to_string();
+        let (pin, source_of_pin) = match opts.server_key {
+            Some(k) => (Some(k), "--server-key"),
+            None => {
+                let known = cache.known_server(&addr_key)?;
+                (
+                    known.and_then(|k| Fingerprint::parse(&k).ok()),
+                    "known_servers",
+                )
+            }
+        };
+        let (client_config, seen) = identity.quic_client_config(pin)?;
+        let bind: SocketAddr = if opts.addr.is_ipv6() {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let connect_err = |reason: String| ClientError::Connect {
+            addr: opts.addr,
+            reason,
+        };
+        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| connect_err(e.to_string()))?;
+        let mut client_config = client_config;
+        let mut transport = quinn::TransportConfig::default();
+        transport
+            .keep_alive_interval(Some(std::time::Duration::from_secs(5)))
+            .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+                30_000,
+            ))));
+        client_config.transport_config(Arc::new(transport));
+        endpoint.set_default_client_config(client_config);
+        let connecting = endpoint
+            .connect(opts.addr, SERVER_NAME)
+            .map_err(|e| connect_err(e.to_string()))?;
+        let conn = match connecting.await {
+            Ok(c) => c,
+            Err(e) => {
+                if let (Some(expected), Some(got)) = (pin, seen.get())
+                    && expected != got
+                {
+                    return Err(ClientError::ServerKeyChanged {
+                        addr: opts.addr,
+                        expected,
+                        got,
+                        source_of_pin,
+                        known_servers: cache.root().join("known_servers").display().to_string(),
+                    });
+                }
+                return Err(connect_err(e.to_string()));
+            }
+        };
+        let server_key = seen
+            .get()
+            .ok_or_else(|| connect_err("the server presented no key".into()))?;
+        if pin.is_none() {
+            cache.pin_server(&addr_key, &server_key.to_hex())?;
+            info!(server = %opts.addr, key = %server_key, "pinned the server key on first contact");
+        }
+
+        let (mut send, recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        let hello = ClientMsg::Hello {
+            name: opts.name.clone(),
+            protocol_version: PROTOCOL_VERSION,
+        };
+        write_frame(&mut send, &hello)
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let (out_tx, out_rx) = mpsc::channel(SEND_QUEUE);
+        tokio::spawn(write_loop(send, out_rx));
+        tokio::spawn(read_loop(conn.clone(), recv, ev_tx.clone(), dispatcher));
+        tokio::spawn(datagram_loop(conn.clone(), ev_tx));
+        Ok(Self {
+            conn,
+            endpoint,
+            outgoing: out_tx,
+            events: ev_rx,
+            server_key,
+        })
+    }
+
+    /// The server's key fingerprint as seen in the handshake.
+    pub fn server_key(&self) -> Fingerprint {
+        self.server_key
+    }
+
+    /// Next event; `None` once the session is over and every event was read.
+    pub async fn next_event(&mut self) -> Option<ClientEvent> {
+        self.events.recv().await
+    }
+
+    /// Next event if one is ready, without waiting (the game polls each frame).
+    pub fn try_next_event(&mut self) -> Option<ClientEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Sends a chat line or `/command`.
+    pub async fn say(&self, text: &str) -> bool {
+        self.outgoing
+            .send(ClientMsg::Chat {
+                text: text.to_string(),
+            })
+            .await
+            .is_ok()
+    }
+
+    /// Uses an entity (e.g. `use_door`).
+    pub async fn interact(&self, entity_id: u32, action: &str) -> bool {
+        self.outgoing
+            .send(ClientMsg::Interact {
+                entity_id,
+                action: action.to_string(),
+            })
+            .await
+            .is_ok()
+    }
+
+    /// Queues any client message on the control stream.
+    pub async fn send(&self, msg: ClientMsg) -> bool {
+        self.outgoing.send(msg).await.is_ok()
+    }
+
+    /// A handle to queue messages from other tasks.
+    pub fn sender(&self) -> mpsc::Sender<ClientMsg> {
+        self.outgoing.clone()
+    }
+
+    /// Sends our position as a datagram (lossy by design).
+    pub fn send_position(&self, pos: Vec3, rot: f32) -> Result<(), String> {
+        let bytes =
+            encode_datagram(&ClientMsg::PeerState { pos, rot }).map_err(|e| e.to_string())?;
+        self.conn
+            .send_datagram(bytes.into())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The underlying QUIC connection (tests use it to misbehave on purpose).
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.conn
+    }
+
+    /// Closes the session and waits (bounded) for the close to reach the server.
+    pub async fn close(self) {
+        self.conn.close(quinn::VarInt::from_u32(0), b"bye");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.endpoint.wait_idle())
+            .await;
+    }
+}
+
+async fn write_loop(mut send: quinn::SendStream, mut rx: mpsc::Receiver<ClientMsg>) {
+    while let Some(m) = rx.recv().await {
+        if let Err(e) = write_frame(&mut send, &m).await {
+            debug!("send failed: {e}");
+            return;
+        }
+    }
+    let _ = send.finish();
+}
+
+async fn read_loop(
+    conn: quinn::Connection,
+    mut recv: quinn::RecvStream,
+    events: mpsc::Sender<ClientEvent>,
+    mut dispatcher: Dispatcher,
+) {
+    let mut kicked = false;
+    loop {
+        match read_frame::<ServerMsg, _>(&mut recv).await {
+            Ok(Some(msg)) => {
+                if matches!(msg, ServerMsg::Kick { .. }) {
+                    kicked = true;
+                }
+                for ev in translate(msg, &mut dispatcher) {
+                    if events.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+                if kicked {
+                    conn.close(quinn::VarInt::from_u32(0), b"kicked");
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(shard_protocol::ProtocolError::Io(_)) => break,
+            Err(e) => {
+                let message = format!("the server sent a bad message: {e}");
+                let _ = events
+                    .send(ClientEvent::Error {
+                        message: message.clone(),
+                    })
+                    .await;
+                conn.close(quinn::VarInt::from_u32(2), message.as_bytes());
+                break;
+            }
+        }
+    }
+    let reason = match conn.closed().await {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            String::from_utf8_lossy(&c.reason).into_owned()
+        }
+        other => other.to_string(),
+    };
+    if !kicked {
+        let _ = events.send(ClientEvent::Disconnected { reason }).await;
+    }
+}
+
+async fn datagram_loop(conn: quinn::Connection, events: mpsc::Sender<ClientEvent>) {
+    while let Ok(data) = conn.read_datagram().await {
+        match decode_datagram::<ServerMsg>(&data) {
+            Ok(ServerMsg::PeerMoved { peer_id, pos, rot }) => {
+                if events
+                    .send(ClientEvent::PeerMoved {
+                        peer_id,
+                        pos: arr(pos),
+                        rot,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(_) => debug!("ignoring a non-position datagram"),
+            Err(e) => debug!("ignoring a bad datagram: {e}"),
+        }
+    }
+}
+
+/// Maps one server message to the events the user sees.
+fn translate(msg: ServerMsg, dispatcher: &mut Dispatcher) -> Vec<ClientEvent> {
+    let ev = match msg {
+        ServerMsg::Welcome {
+            server_name,
+            peer_id,
+            player_id,
+            admin,
+            ..
+        } => ClientEvent::Welcome {
+            server: server_name,
+            peer_id,
+            player_id,
+            admin,
+        },
+        ServerMsg::Chat { from, name, text } => ClientEvent::Chat { from, name, text },
+        ServerMsg::PeerJoined { peer_id, name } => ClientEvent::PeerJoined { peer_id, name },
+        ServerMsg::PeerLeft { peer_id, name } => ClientEvent::PeerLeft { peer_id, name },
+        ServerMsg::PeerMoved { peer_id, pos, rot } => ClientEvent::PeerMoved {
+            peer_id,
+            pos: arr(pos),
+            rot,
+        },
+        ServerMsg::Teleport { pos, rot, phase } => ClientEvent::Teleport {
+            pos: arr(pos),
+            rot,
+            phase,
+        },
+        ServerMsg::Weather { id } => ClientEvent::Weather { id },
+        ServerMsg::EntitySpawned {
+            entity_id,
+            kind,
+            template,
+            pos,
+            rot,
+            phase,
+        } => ClientEvent::EntitySpawned {
+            entity_id,
+            kind: kind_name(kind),
+            template,
+            pos: arr(pos),
+            rot,
+            phase,
+        },
+        ServerMsg::EntityDespawned { entity_id } => ClientEvent::EntityDespawned { entity_id },
+        ServerMsg::Kick { reason } => ClientEvent::Kick { reason },
+        ServerMsg::PluginRpc {
+            plugin_id,
+            fn_hash,
+            json,
+        } => return dispatcher.rpc(plugin_id, fn_hash, &json),
+        ServerMsg::PluginAnnounce { .. }
+        | ServerMsg::PluginRemoved { .. }
+        | ServerMsg::AssetBundle { .. } => {
+            return dispatcher.plugin_msg(msg);
+        }
+    };
+    vec![ev]
+}

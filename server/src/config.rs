@@ -1,0 +1,215 @@
+//! `server.toml`: what an operator can set, with defaults that run a server
+//! out of the box. `server.example.toml` documents every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use shard_protocol::identity::Fingerprint;
+use shard_protocol::limits;
+
+/// The whole server configuration, after defaults and command-line overrides.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Name shown to players in `Welcome`.
+    pub name: String,
+    /// UDP address the QUIC endpoint listens on.
+    pub bind: SocketAddr,
+    /// Simulation ticks per second.
+    pub tick_hz: u16,
+    /// Players admitted at once; the next is refused with a reason.
+    pub max_players: usize,
+    /// Key fingerprints (64 hex digits) of the players who may run admin commands.
+    pub admins: Vec<String>,
+    /// Folder of `*.py` plugins.
+    pub plugin_dir: PathBuf,
+    /// Folder for the server key and logs.
+    pub data_dir: PathBuf,
+    /// CPU budget per plugin callback, milliseconds.
+    pub plugin_cpu_budget_ms: u64,
+    /// Per-client rate limits.
+    pub rate_limits: RateLimits,
+}
+
+/// Per-client rate limits; exceeding them disconnects (chat) or drops (positions).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    /// Chat lines per second (burst of the same size); more disconnects the client.
+    pub chat_per_sec: u32,
+    /// Position datagrams per second; extra ones are dropped, ten times this disconnects.
+    pub datagrams_per_sec: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            chat_per_sec: limits::DEFAULT_CHAT_PER_SEC,
+            datagrams_per_sec: limits::DEFAULT_DATAGRAMS_PER_SEC,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            name: "shard server".into(),
+            bind: SocketAddr::from(([0, 0, 0, 0], 7777)),
+            tick_hz: 30,
+            max_players: 64,
+            admins: Vec::new(),
+            plugin_dir: PathBuf::from("plugins"),
+            data_dir: PathBuf::from("server-data"),
+            plugin_cpu_budget_ms: 50,
+            rate_limits: RateLimits::default(),
+        }
+    }
+}
+
+/// A configuration file that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax or a key with the wrong type or name; the message carries line and column.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message, which names the line, column and key.
+        message: String,
+    },
+    /// A value that parses but cannot work.
+    #[error("config {path}: key `{key}`: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// The key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ServerConfig {
+    /// Reads and checks a `server.toml`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let cfg: ServerConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.check(origin)?;
+        Ok(cfg)
+    }
+
+    fn check(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key, reason: String| ConfigError::Invalid {
+            path: origin.to_string(),
+            key,
+            reason,
+        };
+        if !(1..=240).contains(&self.tick_hz) {
+            return Err(bad(
+                "tick_hz",
+                format!("{} is outside 1..=240", self.tick_hz),
+            ));
+        }
+        if self.max_players == 0 || self.max_players > 4096 {
+            return Err(bad(
+                "max_players",
+                format!("{} is outside 1..=4096", self.max_players),
+            ));
+        }
+        if self.name.is_empty() || self.name.len() > limits::MAX_SERVER_NAME {
+            return Err(bad(
+                "name",
+                format!("must be 1 to {} bytes", limits::MAX_SERVER_NAME),
+            ));
+        }
+        for a in &self.admins {
+            Fingerprint::parse(a).map_err(|e| bad("admins", e))?;
+        }
+        if self.rate_limits.chat_per_sec == 0 || self.rate_limits.datagrams_per_sec == 0 {
+            return Err(bad(
+                "rate_limits",
+                "limits must be at least 1 per second".into(),
+            ));
+        }
+        if self.plugin_cpu_budget_ms == 0 {
+            return Err(bad("plugin_cpu_budget_ms", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The admin fingerprints, parsed (checked at load).
+    pub fn admin_keys(&self) -> Vec<Fingerprint> {
+        self.admins
+            .iter()
+            .filter_map(|a| Fingerprint::parse(a).ok())
+            .collect()
+    }
+
+    /// Duration of one simulation tick.
+    pub fn tick(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / f64::from(self.tick_hz))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        let c = ServerConfig::parse("", "server.toml").unwrap();
+        assert_eq!(c.bind.port(), 7777);
+        assert_eq!(c.tick_hz, 30);
+        assert_eq!(c.plugin_dir, PathBuf::from("plugins"));
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let text = include_str!("../server.example.toml");
+        ServerConfig::parse(text, "server.example.toml").unwrap();
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let err = ServerConfig::parse("name = \"x\"\ntick_rate = 30\n", "server.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("tick_rate") && msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn a_wrong_type_is_named_with_its_line() {
+        let err = ServerConfig::parse("\n\nmax_players = \"many\"\n", "server.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("line 3") && msg.contains("max_players"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_bad_admin_fingerprint_is_refused() {
+        let err = ServerConfig::parse("admins = [\"nope\"]", "server.toml").unwrap_err();
+        assert!(err.to_string().contains("admins"), "{err}");
+    }
+}

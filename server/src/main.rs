@@ -1,0 +1,86 @@
+//! `shard-server`: runs a shard dedicated server with the plugins in `./plugins`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use shard_server::Server;
+
+/// Command line of the dedicated server; every option overrides server.toml.
+#[derive(Debug, Parser)]
+#[command(
+    name = "shard-server",
+    version,
+    about = "shard dedicated server: Python plugins, zero-install clients"
+)]
+struct Cli {
+    /// Configuration file (see server/server.example.toml); defaults apply without one.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// UDP address to listen on [default: 0.0.0.0:7777].
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// Folder of Python plugins [default: ./plugins].
+    #[arg(long)]
+    plugins: Option<PathBuf>,
+    /// Folder for the server key and logs [default: ./server-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,quinn=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let mut cfg = shard_server::load_config(cli.config.as_deref())?;
+    if let Some(b) = cli.bind {
+        cfg.bind = b;
+    }
+    if let Some(p) = cli.plugins {
+        cfg.plugin_dir = p;
+    }
+    if let Some(d) = cli.data_dir {
+        cfg.data_dir = d;
+    }
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let server = Server::start(cfg)?;
+        println!(
+            "shard-server listening on {} with key {}",
+            server.local_addr()?,
+            server.fingerprint()
+        );
+        wait_for_signal().await;
+        tracing::info!("stopping: telling clients");
+        server.shutdown().await;
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
