@@ -170,6 +170,12 @@ pub fn check_entry_path(raw: &[u8], is_dir: bool) -> Result<String, BundleError>
                 reason: format!("character {c:?} is not portable to Windows"),
             });
         }
+        if is_windows_device_name(part) {
+            return Err(BundleError::BadPath {
+                path: lossy,
+                reason: format!("{part} is a reserved device name on Windows"),
+            });
+        }
         if part.ends_with('.') || part.ends_with(' ') {
             return Err(BundleError::BadPath {
                 path: lossy,
@@ -213,6 +219,17 @@ pub fn check_entry_path(raw: &[u8], is_dir: bool) -> Result<String, BundleError>
         });
     }
     Ok(trimmed.to_owned())
+}
+
+/// Whether a file or folder name is a Windows device name (`CON`, `nul.json`,
+/// `COM1.txt` …), which Windows opens as a device instead of a file.
+pub fn is_windows_device_name(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name).trim_end();
+    let upper = stem.to_ascii_uppercase();
+    let numbered = (upper.starts_with("COM") || upper.starts_with("LPT"))
+        && upper.len() == 4
+        && upper.as_bytes()[3].is_ascii_digit();
+    numbered || ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"].contains(&upper.as_str())
 }
 
 /// Packs `plugin_dir/assets/**` and `plugin_dir/client/*.reds` into a

@@ -124,12 +124,7 @@ pub fn validate_plugin_name(name: &str) -> Result<(), CacheError> {
     {
         return bad("only ASCII letters, digits, `_`, `-` and `.` are allowed");
     }
-    let stem = name.split('.').next().unwrap_or(name).to_ascii_uppercase();
-    let reserved = ["CON", "PRN", "AUX", "NUL"];
-    let numbered = (stem.starts_with("COM") || stem.starts_with("LPT"))
-        && stem.len() == 4
-        && stem.as_bytes()[3].is_ascii_digit();
-    if reserved.contains(&stem.as_str()) || numbered {
+    if crate::bundle::is_windows_device_name(name) {
         return bad("reserved device name on Windows");
     }
     Ok(())

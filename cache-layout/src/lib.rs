@@ -25,8 +25,8 @@ mod partial;
 
 pub use bundle::{
     ASSET_EXTENSIONS, ASSETS_DIR, BUNDLE_ROOTS, BundleFile, CLIENT_DIR, CLIENT_EXTENSIONS,
-    PackedBundle, UnpackedBundle, check_entry_path, extension_allowed, pack_plugin_dir, sha256,
-    unpack_bundle,
+    PackedBundle, UnpackedBundle, check_entry_path, extension_allowed, is_windows_device_name,
+    pack_plugin_dir, sha256, unpack_bundle,
 };
 pub use cache::{
     InstallRecord, InstalledPlugin, KNOWN_SERVERS_FILE, MANIFEST_FILE, PARTIAL_DIR, PLUGINS_DIR,

@@ -148,6 +148,11 @@ fn disallowed_extension_is_refused() {
 fn entry_outside_assets_and_client_is_refused() {
     let err = refuse_tar(&[file("r6/scripts/x.reds", b"")]);
     assert!(matches!(err, BundleError::BadPath { .. }), "{err}");
+    let err = refuse_tar(&[file("assets/con.json", b"")]);
+    assert!(
+        matches!(err, BundleError::BadPath { .. }),
+        "Windows device name: {err}"
+    );
     let err = refuse_tar(&[file("assets\\win.json", b"")]);
     assert!(matches!(err, BundleError::BadPath { .. }), "{err}");
     let bad_utf8 = RawEntry {

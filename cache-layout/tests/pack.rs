@@ -157,3 +157,43 @@ fn extension_allowlist_is_per_folder() {
     assert!(!extension_allowed("assets/noext"));
     assert!(!extension_allowed("other/x.json"));
 }
+
+#[test]
+fn system_tar_reads_the_bundle_with_fixed_metadata() {
+    use std::process::Command;
+    if Command::new("zstd").arg("--version").output().is_err() {
+        eprintln!("zstd CLI not found; skipping");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = sample_plugin(t.path(), "popup_zone", "cli");
+    let packed = pack_plugin_dir(&dir).unwrap();
+    let file = t.path().join("b.tar.zst");
+    fs::write(&file, &packed.bytes).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zstd -dc '{}' | tar --numeric-owner --full-time -tvf -",
+            file.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 8, "{listing}");
+    for line in &lines {
+        assert!(line.contains(" 0/0 "), "{line}");
+        assert!(line.contains("1970-01-01"), "{line}");
+        assert!(
+            line.starts_with("-rw-r--r--") || line.starts_with("drwxr-xr-x"),
+            "{line}"
+        );
+    }
+    assert!(lines[0].ends_with(" assets/"), "{listing}");
+    assert!(lines[7].ends_with(" client/popup.reds"), "{listing}");
+}

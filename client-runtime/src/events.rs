@@ -103,6 +103,56 @@ pub enum ClientEvent {
         /// Payload JSON.
         json: String,
     },
+    /// The server announced a plugin bundle.
+    PluginAnnounced {
+        /// Session plugin id.
+        plugin_id: u16,
+        /// Plugin name.
+        name: String,
+        /// Version.
+        version: String,
+        /// Bundle hash (hex).
+        sha256: String,
+        /// Packed length.
+        len: u64,
+    },
+    /// Download progress of a bundle.
+    BundleProgress {
+        /// Plugin id.
+        plugin_id: u16,
+        /// Plugin name.
+        name: String,
+        /// Bytes held.
+        received: u64,
+        /// Bytes in all.
+        total: u64,
+    },
+    /// A bundle is verified and installed (or was already).
+    BundleInstalled {
+        /// Plugin id.
+        plugin_id: u16,
+        /// Plugin name.
+        name: String,
+        /// Version.
+        version: String,
+        /// Bundle hash (hex).
+        sha256: String,
+        /// Installed folder.
+        path: String,
+        /// False when this exact bundle was already installed.
+        changed: bool,
+        /// RPC names its scripts register.
+        rpcs: Vec<String>,
+    },
+    /// A bundle was refused or could not be installed; the cache is unchanged.
+    BundleFailed {
+        /// Plugin id.
+        plugin_id: u16,
+        /// Plugin name.
+        name: String,
+        /// Why.
+        error: String,
+    },
     /// The server closed the session with a reason.
     Kick {
         /// Why.

@@ -4,6 +4,7 @@
 //! It never depends on `shard-server`; the wire language comes from
 //! `shard-protocol` and the on-disk cache from `shard-cache`.
 
+pub mod bundles;
 pub mod dispatch;
 pub mod events;
 pub mod session;

@@ -4,7 +4,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use shard_cache::RuntimeCache;
 use shard_protocol::frame::{decode_datagram, encode_datagram, read_frame, write_frame};
@@ -13,11 +13,15 @@ use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, Vec3};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
+use crate::bundles::{BundleReceiver, BundleWork, TransferStats};
 use crate::dispatch::Dispatcher;
 use crate::events::{ClientEvent, arr, kind_name};
 
 /// Capacity of the event queue towards the game or stdout.
 pub const EVENT_QUEUE: usize = 16 * 1024;
+
+/// Capacity of the queue towards the bundle thread (chunks are 32 KiB each).
+pub const BUNDLE_WORK_QUEUE: usize = 256;
 
 /// Capacity of the queue of messages the player sends.
 pub const SEND_QUEUE: usize = 1024;
@@ -81,6 +85,7 @@ pub struct Session {
     outgoing: mpsc::Sender<ClientMsg>,
     events: mpsc::Receiver<ClientEvent>,
     server_key: Fingerprint,
+    stats: Arc<TransferStats>,
 }
 
 impl Session {
@@ -89,6 +94,15 @@ impl Session {
     pub async fn connect(
         opts: ConnectOptions,
         dispatcher: Dispatcher,
+    ) -> Result<Self, ClientError> {
+        Self::connect_shared(opts, Arc::new(Mutex::new(dispatcher))).await
+    }
+
+    /// Like [`Session::connect`], but the caller keeps a handle on the
+    /// dispatcher so it can register RPC callbacks after joining (the C ABI).
+    pub async fn connect_shared(
+        opts: ConnectOptions,
+        dispatcher: Arc<Mutex<Dispatcher>>,
     ) -> Result<Self, ClientError> {
         let (identity, created) = Identity::load_or_create(&opts.identity, "shard-player")?;
         if created {
@@ -168,8 +182,28 @@ impl Session {
 
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let (out_tx, out_rx) = mpsc::channel(SEND_QUEUE);
+        let (work_tx, work_rx) = mpsc::channel(BUNDLE_WORK_QUEUE);
+        let stats = Arc::new(TransferStats::default());
+        let receiver = BundleReceiver::new(
+            cache,
+            addr_key,
+            ev_tx.clone(),
+            out_tx.clone(),
+            dispatcher.clone(),
+            stats.clone(),
+        );
+        std::thread::Builder::new()
+            .name("shard-bundles".into())
+            .spawn(move || receiver.run(work_rx))
+            .map_err(|e| connect_err(format!("cannot start the bundle thread: {e}")))?;
         tokio::spawn(write_loop(send, out_rx));
-        tokio::spawn(read_loop(conn.clone(), recv, ev_tx.clone(), dispatcher));
+        let reader = Reader {
+            events: ev_tx.clone(),
+            dispatcher,
+            work: work_tx.clone(),
+        };
+        tokio::spawn(read_loop(conn.clone(), recv, reader));
+        tokio::spawn(bundle_streams(conn.clone(), work_tx));
         tokio::spawn(datagram_loop(conn.clone(), ev_tx));
         Ok(Self {
             conn,
@@ -177,7 +211,13 @@ impl Session {
             outgoing: out_tx,
             events: ev_rx,
             server_key,
+            stats,
         })
+    }
+
+    /// Bundle bytes received in this session (a warm rejoin receives none).
+    pub fn bundle_bytes_received(&self) -> u64 {
+        self.stats.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The server's key fingerprint as seen in the handshake.
@@ -258,12 +298,19 @@ async fn write_loop(mut send: quinn::SendStream, mut rx: mpsc::Receiver<ClientMs
     let _ = send.finish();
 }
 
-async fn read_loop(
-    conn: quinn::Connection,
-    mut recv: quinn::RecvStream,
+/// What the control-stream reader feeds.
+struct Reader {
     events: mpsc::Sender<ClientEvent>,
-    mut dispatcher: Dispatcher,
-) {
+    dispatcher: Arc<Mutex<Dispatcher>>,
+    work: mpsc::Sender<BundleWork>,
+}
+
+async fn read_loop(conn: quinn::Connection, mut recv: quinn::RecvStream, reader: Reader) {
+    let Reader {
+        events,
+        dispatcher,
+        work,
+    } = reader;
     let mut kicked = false;
     loop {
         match read_frame::<ServerMsg, _>(&mut recv).await {
@@ -271,7 +318,31 @@ async fn read_loop(
                 if matches!(msg, ServerMsg::Kick { .. }) {
                     kicked = true;
                 }
-                for ev in translate(msg, &mut dispatcher) {
+                if let ServerMsg::PluginAnnounce {
+                    plugin_id,
+                    name,
+                    version,
+                    bundle_sha256,
+                    bundle_len,
+                    ..
+                } = &msg
+                {
+                    let w = BundleWork::Announce {
+                        plugin_id: *plugin_id,
+                        name: name.clone(),
+                        version: version.clone(),
+                        sha256: *bundle_sha256,
+                        len: *bundle_len,
+                    };
+                    if work.send(w).await.is_err() {
+                        return;
+                    }
+                }
+                let evs = {
+                    let mut d = dispatcher.lock().unwrap_or_else(|p| p.into_inner());
+                    translate(msg, &mut d)
+                };
+                for ev in evs {
                     if events.send(ev).await.is_err() {
                         return;
                     }
@@ -303,6 +374,47 @@ async fn read_loop(
     };
     if !kicked {
         let _ = events.send(ClientEvent::Disconnected { reason }).await;
+    }
+}
+
+/// Accepts the server's bundle streams and feeds their chunks to the bundle thread.
+async fn bundle_streams(conn: quinn::Connection, work: mpsc::Sender<BundleWork>) {
+    while let Ok(mut stream) = conn.accept_uni().await {
+        let work = work.clone();
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            loop {
+                match read_frame::<ServerMsg, _>(&mut stream).await {
+                    Ok(Some(ServerMsg::AssetBundle {
+                        plugin_id,
+                        len,
+                        chunk_id,
+                        data,
+                    })) => {
+                        let w = BundleWork::Chunk {
+                            plugin_id,
+                            len,
+                            chunk_id,
+                            data,
+                        };
+                        if work.send(w).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Some(_)) => {
+                        let reason = "the server sent a non-bundle message on a bundle stream";
+                        conn.close(quinn::VarInt::from_u32(2), reason.as_bytes());
+                        return;
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        // A cut transfer resumes from `partial/` on the next announcement.
+                        debug!("bundle stream ended: {e}");
+                        return;
+                    }
+                }
+            }
+        });
     }
 }
 

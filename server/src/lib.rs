@@ -5,9 +5,11 @@
 //! simulation thread (the only owner of game state) → per-peer outbound
 //! queues → connection tasks. It never depends on `shard-client`.
 
+pub mod bundles;
 pub mod commands;
 pub mod config;
 pub mod net;
+pub mod plugin;
 pub mod sim;
 pub mod world;
 
@@ -20,7 +22,7 @@ use shard_protocol::identity::{Fingerprint, Identity};
 use tokio::sync::mpsc;
 
 use crate::config::ServerConfig;
-use crate::sim::{Inbound, Sim, TickStats};
+use crate::sim::{Inbound, TickStats};
 
 /// File name of the server's key and certificate inside the data dir.
 pub const SERVER_KEY_FILE: &str = "server-key.pem";
@@ -41,9 +43,9 @@ pub enum StartError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The simulation thread could not start.
-    #[error("cannot start the simulation thread: {0}")]
-    Thread(std::io::Error),
+    /// The simulation thread or the plugin host could not start.
+    #[error(transparent)]
+    Sim(#[from] sim::SimStartError),
 }
 
 /// A running server: its address, key, statistics and a way to stop it.
@@ -89,8 +91,7 @@ impl Server {
         let (tx, rx) = mpsc::channel(sim::INBOUND_QUEUE);
         let stats = Arc::new(TickStats::default());
         let cfg = Arc::new(cfg);
-        let sim =
-            sim::spawn(Sim::new(cfg.clone(), rx, stats.clone())).map_err(StartError::Thread)?;
+        let sim = sim::spawn(cfg.clone(), rx, stats.clone())?;
         let ctx = net::NetCtx {
             inbound: tx.clone(),
             limits: cfg.rate_limits.clone(),
@@ -120,6 +121,24 @@ impl Server {
     /// Tick time statistics.
     pub fn stats(&self) -> Arc<TickStats> {
         self.stats.clone()
+    }
+
+    /// Runs operator console code (`py CODE`) in the admin namespace.
+    pub async fn console(&self, code: &str) -> String {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self
+            .inbound
+            .send(Inbound::Console {
+                code: code.to_string(),
+                reply: tx,
+            })
+            .await
+            .is_err()
+        {
+            return "the simulation has stopped".into();
+        }
+        rx.await
+            .unwrap_or_else(|_| "the simulation has stopped".into())
     }
 
     /// Tells every client the server is stopping, waits (bounded) for them to

@@ -56,11 +56,37 @@ fn main() -> anyhow::Result<()> {
             server.local_addr()?,
             server.fingerprint()
         );
-        wait_for_signal().await;
+        operator_console(&server).await;
         tracing::info!("stopping: telling clients");
         server.shutdown().await;
         anyhow::Ok(())
     })
+}
+
+/// Reads operator commands on stdin (`py CODE`) until SIGINT/SIGTERM.
+async fn operator_console(server: &Server) {
+    use tokio::io::AsyncBufReadExt;
+    let signal = wait_for_signal();
+    tokio::pin!(signal);
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            _ = &mut signal => return,
+            line = lines.next_line(), if stdin_open => match line {
+                Ok(Some(line)) => {
+                    let line = line.trim();
+                    if let Some(code) = line.strip_prefix("py ") {
+                        println!("{}", server.console(code).await.trim_end());
+                    } else if !line.is_empty() {
+                        println!("unknown console command `{line}`; type `py CODE` to run Python in the admin namespace");
+                    }
+                }
+                // No console (stdin closed or unreadable): keep serving until a signal.
+                Ok(None) | Err(_) => stdin_open = false,
+            },
+        }
+    }
 }
 
 async fn wait_for_signal() {

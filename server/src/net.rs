@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use shard_protocol::frame::{decode_datagram, read_frame, write_frame};
 use shard_protocol::identity::peer_fingerprint;
+use shard_protocol::limits::CHUNK_SIZE;
 use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -270,6 +271,18 @@ async fn write_loop(
                     return;
                 }
             }
+            Outbound::Bundle {
+                plugin_id,
+                bytes,
+                offset,
+            } => {
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = stream_bundle(&conn, plugin_id, bytes, offset).await {
+                        debug!(plugin_id, "bundle transfer ended early: {e}");
+                    }
+                });
+            }
             Outbound::Close(reason) => {
                 let _ = write_frame(
                     &mut send,
@@ -286,4 +299,31 @@ async fn write_loop(
             }
         }
     }
+}
+
+/// Sends a packed bundle on a fresh unidirectional stream, in `CHUNK_SIZE`
+/// chunks, starting at the chunk that holds `offset` (resume).
+async fn stream_bundle(
+    conn: &quinn::Connection,
+    plugin_id: u16,
+    bytes: bytes::Bytes,
+    offset: u64,
+) -> Result<(), String> {
+    let mut stream = conn.open_uni().await.map_err(|e| e.to_string())?;
+    let len = bytes.len() as u64;
+    let first = usize::try_from(offset.min(len) / CHUNK_SIZE as u64).unwrap_or(usize::MAX);
+    for (i, chunk) in bytes.chunks(CHUNK_SIZE).enumerate().skip(first) {
+        let chunk_id = u32::try_from(i).map_err(|_| "bundle has too many chunks".to_string())?;
+        let msg = ServerMsg::AssetBundle {
+            plugin_id,
+            len,
+            chunk_id,
+            data: chunk.to_vec(),
+        };
+        write_frame(&mut stream, &msg)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    stream.finish().map_err(|e| e.to_string())?;
+    Ok(())
 }

@@ -2,7 +2,9 @@
 //! Python interpreter). It runs fixed ticks: drain the inbound queue, apply,
 //! tick the plugins, flush disconnections, sleep until the next tick.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,8 +13,10 @@ use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, Vec3};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+use crate::bundles::{BundleHook, Catalog};
 use crate::commands::{self, CommandInfo};
 use crate::config::ServerConfig;
+use crate::plugin::{CommandOutcome, Event, EventKind, HostConfig, PluginHost};
 use crate::world::{Outbound, World};
 
 /// Capacity of the queue from network tasks to the simulation.
@@ -54,6 +58,13 @@ pub enum Inbound {
     Left {
         /// Who.
         peer: u32,
+    },
+    /// Operator console code (`py CODE` on the server's stdin).
+    Console {
+        /// The code.
+        code: String,
+        /// What it printed, or its traceback.
+        reply: oneshot::Sender<String>,
     },
     /// Stop: tell clients, then end the thread.
     Shutdown,
@@ -118,9 +129,20 @@ impl TickStats {
     }
 }
 
-/// The simulation: world plus configuration; runs on its own thread.
+/// What clients were last told about one plugin's bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Announced {
+    id: u16,
+    sha256: [u8; 32],
+    version: String,
+}
+
+/// The simulation: world, plugin host and configuration; runs on its own thread.
 pub struct Sim {
     world: World,
+    host: PluginHost,
+    catalog: Catalog,
+    announced: BTreeMap<String, Announced>,
     cfg: Arc<ServerConfig>,
     admins: HashSet<Fingerprint>,
     inbound: mpsc::Receiver<Inbound>,
@@ -128,20 +150,39 @@ pub struct Sim {
 }
 
 impl Sim {
-    /// A simulation reading from `inbound`.
+    /// A simulation reading from `inbound`, with the plugin host started (the
+    /// interpreter lives on the thread that calls this) and every plugin loaded.
     pub fn new(
         cfg: Arc<ServerConfig>,
         inbound: mpsc::Receiver<Inbound>,
         stats: Arc<TickStats>,
-    ) -> Self {
+    ) -> Result<Self, crate::plugin::HostError> {
         let admins = cfg.admin_keys().into_iter().collect();
-        Self {
-            world: World::new(),
+        let logs = cfg.data_dir.join("logs").join("plugins");
+        let mut host_cfg = HostConfig::new(&cfg.plugin_dir, logs);
+        host_cfg.cpu_budget = Duration::from_millis(cfg.plugin_cpu_budget_ms);
+        let mut host = PluginHost::new(host_cfg)?;
+        let catalog: Catalog = Rc::new(RefCell::new(BTreeMap::new()));
+        host.set_load_hook(Box::new(BundleHook {
+            catalog: catalog.clone(),
+        }));
+        let mut world = World::new();
+        host.load_all(&mut world);
+        for p in host.plugins() {
+            info!(plugin = %p.name, version = %p.version, state = ?p.state, "plugin");
+        }
+        let mut sim = Self {
+            world,
+            host,
+            catalog,
+            announced: BTreeMap::new(),
             cfg,
             admins,
             inbound,
             stats,
-        }
+        };
+        sim.sync_announcements();
+        Ok(sim)
     }
 
     /// Runs ticks until `Shutdown` arrives or every sender is gone.
@@ -149,11 +190,16 @@ impl Sim {
         let tick = self.cfg.tick();
         let mut next = Instant::now() + tick;
         info!(hz = self.cfg.tick_hz, "simulation running");
+        let dt = tick.as_secs_f64();
         loop {
             let started = Instant::now();
             if !self.drain() {
                 break;
             }
+            self.host.poll_changes(&mut self.world);
+            self.host.fire_tick(&mut self.world, dt);
+            self.fire_world_events();
+            self.sync_announcements();
             self.world.flush_kicks();
             self.stats.record(started.elapsed());
             let now = Instant::now();
@@ -165,8 +211,74 @@ impl Sim {
                 next = now + tick;
             }
         }
+        self.host.shutdown(&mut self.world);
         self.world.close_all("the server is stopping");
         info!("simulation stopped");
+    }
+
+    /// Fires the events the world queued (spawns, despawns) at the plugins.
+    fn fire_world_events(&mut self) {
+        // Listeners may cause more events; those wait for the next tick.
+        for ev in self.world.take_events() {
+            if let Some(kind) = EventKind::from_name(ev.name) {
+                self.host.fire_event(
+                    &mut self.world,
+                    Event {
+                        kind,
+                        data: ev.data,
+                    },
+                );
+            }
+        }
+    }
+
+    fn fire(&mut self, kind: EventKind, data: serde_json::Value) {
+        self.host.fire_event(&mut self.world, Event { kind, data });
+    }
+
+    /// Tells clients about plugins whose bundle appeared, changed or went away.
+    fn sync_announcements(&mut self) {
+        let ids: BTreeMap<String, u16> = self
+            .host
+            .plugins()
+            .into_iter()
+            .map(|p| (p.name, p.id))
+            .collect();
+        let catalog = self.catalog.borrow().clone();
+        for (name, bundle) in &catalog {
+            let Some(&id) = ids.get(name) else { continue };
+            let now = Announced {
+                id,
+                sha256: bundle.sha256,
+                version: bundle.version.clone(),
+            };
+            if self.announced.get(name) != Some(&now) {
+                info!(plugin = %name, id, len = bundle.bytes.len(), "announcing bundle");
+                self.world.broadcast(bundle.announce(id));
+                self.announced.insert(name.clone(), now);
+            }
+        }
+        let gone: Vec<String> = self
+            .announced
+            .keys()
+            .filter(|n| !catalog.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(a) = self.announced.remove(&name) {
+                self.world
+                    .broadcast(ServerMsg::PluginRemoved { plugin_id: a.id });
+            }
+        }
+    }
+
+    fn announce_all_to(&mut self, peer: u32) {
+        let catalog = self.catalog.borrow().clone();
+        for (name, a) in self.announced.clone() {
+            if let Some(b) = catalog.get(&name) {
+                self.world.send(peer, b.announce(a.id));
+            }
+        }
     }
 
     /// Applies everything queued; false when the simulation must stop.
@@ -220,14 +332,28 @@ impl Sim {
                 info!(peer = id, %name, %fingerprint, admin, "joined");
                 if reply.send(Ok(id)).is_err() {
                     self.world.remove_peer(id);
+                    return;
                 }
+                self.announce_all_to(id);
+                self.fire(
+                    EventKind::PeerJoin,
+                    serde_json::json!({"peer": id, "name": name, "admin": admin}),
+                );
             }
             Inbound::Msg { peer, msg } => self.client_msg(peer, msg),
             Inbound::Moved { peer, pos, rot } => self.world.move_peer(peer, pos, rot),
             Inbound::Left { peer } => {
                 if let Some(p) = self.world.remove_peer(peer) {
                     info!(peer, name = %p.name, "left");
+                    self.fire(
+                        EventKind::PeerLeave,
+                        serde_json::json!({"peer": peer, "name": p.name}),
+                    );
                 }
+            }
+            Inbound::Console { code, reply } => {
+                let out = self.host.console(&mut self.world, &code);
+                let _ = reply.send(out);
             }
             Inbound::Shutdown => {}
         }
@@ -237,43 +363,194 @@ impl Sim {
         match msg {
             ClientMsg::Chat { text } => self.chat(peer, &text),
             ClientMsg::PeerState { pos, rot } => self.world.move_peer(peer, pos, rot),
-            ClientMsg::Interact { .. }
-            | ClientMsg::NeedBundles { .. }
-            | ClientMsg::BundleInstalled { .. } => {}
+            ClientMsg::Interact { entity_id, action } => {
+                let data =
+                    serde_json::json!({"peer": peer, "entity_id": entity_id, "action": action});
+                self.fire(EventKind::Interact, data);
+            }
+            ClientMsg::NeedBundles { requests } => {
+                let catalog = self.catalog.borrow().clone();
+                for r in requests {
+                    let found = self
+                        .announced
+                        .iter()
+                        .find(|(_, a)| a.id == r.plugin_id && a.sha256 == r.sha256);
+                    let Some(bundle) = found.and_then(|(name, _)| catalog.get(name)) else {
+                        // Stale request (the plugin changed): the client has the new announcement.
+                        continue;
+                    };
+                    let item = Outbound::Bundle {
+                        plugin_id: r.plugin_id,
+                        bytes: bundle.bytes.clone(),
+                        offset: r.offset,
+                    };
+                    self.world.queue(peer, item);
+                }
+            }
+            ClientMsg::BundleInstalled {
+                plugin_id,
+                sha256,
+                ok,
+                error,
+            } => {
+                let plugin = self
+                    .announced
+                    .iter()
+                    .find(|(_, a)| a.id == plugin_id)
+                    .map(|(n, _)| n.clone());
+                if !ok {
+                    let why = error.as_deref().unwrap_or("");
+                    warn!(peer, plugin_id, why, "a client failed to install a bundle");
+                }
+                let data = serde_json::json!({
+                    "peer": peer, "plugin_id": plugin_id, "plugin": plugin,
+                    "sha256": hex_of(&sha256), "ok": ok, "error": error,
+                });
+                self.fire(EventKind::BundleInstalled, data);
+            }
             ClientMsg::Hello { .. } => self.world.kick(peer, "protocol violation: a second Hello"),
         }
     }
 
     fn chat(&mut self, peer: u32, text: &str) {
         if let Some((name, args)) = commands::split_command(text) {
-            let extra: Vec<CommandInfo> = Vec::new();
-            if commands::run_builtin(&mut self.world, peer, name, args, &extra).is_none() {
-                self.world.server_chat(
-                    peer,
-                    &format!("unknown command /{name}; /help lists the commands"),
-                );
-            }
-            return;
+            return self.command(peer, name, args);
         }
         let Some(p) = self.world.peer(peer) else {
             return;
         };
+        let pname = p.name.clone();
         let msg = ServerMsg::Chat {
             from: Some(peer),
-            name: p.name.clone(),
+            name: pname.clone(),
             text: text.to_string(),
         };
         self.world.broadcast(msg);
+        let data = serde_json::json!({"peer": peer, "name": pname, "text": text});
+        self.fire(EventKind::ChatMsg, data);
+    }
+
+    fn command(&mut self, peer: u32, name: &str, args: &str) {
+        let is_admin = self.world.peer(peer).is_some_and(|p| p.admin);
+        if name == "plugins" || name == "plugin" {
+            if !is_admin {
+                return self.world.server_chat(peer, &commands::admin_refusal(name));
+            }
+            let reply = self.plugin_admin(name, args);
+            return self.world.server_chat(peer, &reply);
+        }
+        let extra: Vec<CommandInfo> = self
+            .host
+            .command_list(is_admin)
+            .into_iter()
+            .map(|(name, help, admin)| CommandInfo { name, help, admin })
+            .collect();
+        if commands::run_builtin(&mut self.world, peer, name, args, &extra).is_some() {
+            return;
+        }
+        match self
+            .host
+            .run_command(&mut self.world, peer, is_admin, name, args)
+        {
+            CommandOutcome::Ran => {}
+            CommandOutcome::NotFound => {
+                let msg = format!("unknown command /{name}; /help lists the commands");
+                self.world.server_chat(peer, &msg);
+            }
+            CommandOutcome::Refused => self.world.server_chat(peer, &commands::admin_refusal(name)),
+            CommandOutcome::Failed(e) => {
+                self.world
+                    .server_chat(peer, &format!("/{name} failed: {e}"));
+            }
+        }
+    }
+
+    /// `/plugins` and `/plugin reload|enable|disable NAME` (admins only).
+    fn plugin_admin(&mut self, name: &str, args: &str) -> String {
+        if name == "plugins" {
+            let list: Vec<String> = self
+                .host
+                .plugins()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {} [{:?}, {} errors]",
+                        p.name, p.version, p.state, p.errors
+                    )
+                })
+                .collect();
+            if list.is_empty() {
+                return "no plugins".into();
+            }
+            return format!("plugins: {}", list.join("; "));
+        }
+        let (verb, target) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+        let target = target.trim();
+        let done = match verb {
+            "reload" => self.host.reload(&mut self.world, target),
+            "enable" => self.host.enable(&mut self.world, target),
+            "disable" => self.host.disable(&mut self.world, target),
+            _ => return "usage: /plugin reload|enable|disable NAME".into(),
+        };
+        self.sync_announcements();
+        if !done {
+            return format!(
+                "cannot {verb} `{target}`: no such plugin, or not in a state that allows it (see /plugins)"
+            );
+        }
+        match self.host.plugins().into_iter().find(|p| p.name == target) {
+            Some(p) => {
+                let why = p.last_error.map(|e| format!(" ({e})")).unwrap_or_default();
+                format!("{verb} {target}: now {:?}{why}", p.state)
+            }
+            None => format!("{verb} {target}: done"),
+        }
     }
 }
 
-/// Logs, rather than panics, when the simulation thread cannot start.
-pub fn spawn(sim: Sim) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
+/// Why the simulation could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimStartError {
+    /// The thread could not be created.
+    #[error("cannot start the simulation thread: {0}")]
+    Thread(std::io::Error),
+    /// The plugin host (embedded Python) could not start.
+    #[error("cannot start the plugin host: {0}")]
+    Host(#[from] crate::plugin::HostError),
+    /// The thread died while starting.
+    #[error("the simulation thread stopped while starting")]
+    Died,
+}
+
+/// Starts the simulation thread: the plugin host is created and every plugin
+/// loaded on that thread before this returns, so start-up errors reach the caller.
+pub fn spawn(
+    cfg: Arc<ServerConfig>,
+    inbound: mpsc::Receiver<Inbound>,
+    stats: Arc<TickStats>,
+) -> Result<std::thread::JoinHandle<()>, SimStartError> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::Builder::new()
         .name("shard-sim".into())
-        .spawn(move || {
-            sim.run();
+        .spawn(move || match Sim::new(cfg, inbound, stats) {
+            Ok(sim) => {
+                let _ = ready_tx.send(Ok(()));
+                sim.run();
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+            }
         })
+        .map_err(SimStartError::Thread)?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(handle),
+        Ok(Err(e)) => Err(SimStartError::Host(e)),
+        Err(_) => Err(SimStartError::Died),
+    }
+}
+
+fn hex_of(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Warns when the inbound queue is close to full, a sign of an overloaded tick.

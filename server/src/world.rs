@@ -19,6 +19,26 @@ pub enum Outbound {
     Msg(ServerMsg),
     /// Send `Kick` with this reason, then close the connection.
     Close(String),
+    /// Stream a packed bundle on its own QUIC stream, from `offset` (rounded down to a chunk).
+    Bundle {
+        /// Plugin the bundle belongs to.
+        plugin_id: u16,
+        /// The shared packed bytes.
+        bytes: bytes::Bytes,
+        /// Bytes the client already holds.
+        offset: u64,
+    },
+}
+
+/// Something that happened in the world that plugins may listen to; the
+/// simulation fires these after the tick's plugin calls, so a listener that
+/// spawns never re-enters plugin code.
+#[derive(Debug, Clone)]
+pub struct WorldEvent {
+    /// Event name as plugins know it (`OnNpcSpawn`, ...).
+    pub name: &'static str,
+    /// The listener's argument.
+    pub data: serde_json::Value,
 }
 
 /// Who owns an entity: the server itself or a plugin (removed with it).
@@ -93,6 +113,8 @@ pub struct World {
     next_entity: u32,
     /// Peers to disconnect at the end of the tick, with the reason.
     doomed: HashMap<u32, String>,
+    /// Events for plugins, fired by the simulation after the current call.
+    events: Vec<WorldEvent>,
 }
 
 impl World {
@@ -288,7 +310,35 @@ impl World {
         let msg = e.spawned_msg();
         self.entities.insert(id, e);
         self.broadcast_phase(phase, msg);
+        let name = match kind {
+            EntityKind::Npc => "OnNpcSpawn",
+            EntityKind::Vehicle => "OnVehicleSpawn",
+        };
+        let data = serde_json::json!({
+            "entity_id": id, "template": template, "pos": [pos.x, pos.y, pos.z], "rot": rot, "phase": phase,
+        });
+        self.push_event(name, data);
         id
+    }
+
+    /// Queues an event for plugins.
+    pub fn push_event(&mut self, name: &'static str, data: serde_json::Value) {
+        self.events.push(WorldEvent { name, data });
+    }
+
+    /// Takes the queued plugin events.
+    pub fn take_events(&mut self) -> Vec<WorldEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Queues any outbound item (e.g. a bundle transfer) for one peer.
+    pub fn queue(&mut self, id: u32, item: Outbound) {
+        let Some(p) = self.peers.get(&id) else { return };
+        if let Err(mpsc::error::TrySendError::Full(_)) = p.out.try_send(item) {
+            self.doomed
+                .entry(id)
+                .or_insert_with(|| "your connection is too slow: reliable queue overflowed".into());
+        }
     }
 
     /// Removes an entity; false when there was none.
@@ -297,6 +347,8 @@ impl World {
             return false;
         };
         self.broadcast_phase(e.phase, ServerMsg::EntityDespawned { entity_id: id });
+        let data = serde_json::json!({"entity_id": id, "template": e.template});
+        self.push_event("OnEntityDespawn", data);
         true
     }
 
@@ -445,4 +497,74 @@ pub fn clip_chat(text: &str) -> String {
     let mut s: String = text.chars().take(max - 1).collect();
     s.push('…');
     s
+}
+
+impl crate::plugin::GameWorld for World {
+    fn peer_exists(&self, peer: u32) -> bool {
+        self.peers.contains_key(&peer)
+    }
+
+    fn peer_name(&self, peer: u32) -> Option<String> {
+        self.peers.get(&peer).map(|p| p.name.clone())
+    }
+
+    fn peer_is_admin(&self, peer: u32) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.admin)
+    }
+
+    fn peer_positions(&self) -> Vec<(u32, Vec3)> {
+        self.peers.values().map(|p| (p.id, p.pos)).collect()
+    }
+
+    fn spawn_entity(
+        &mut self,
+        kind: EntityKind,
+        template: &str,
+        pos: Vec3,
+        rot: f32,
+        phase: u32,
+        owner: crate::plugin::PluginOwner,
+    ) -> u32 {
+        self.spawn(kind, template, pos, rot, phase, Owner::Plugin(owner.name))
+    }
+
+    fn entity_position(&self, id: u32) -> Option<(Vec3, u32)> {
+        self.entities.get(&id).map(|e| (e.pos, e.phase))
+    }
+
+    fn despawn(&mut self, id: u32) -> bool {
+        World::despawn(self, id)
+    }
+
+    fn teleport_peer(&mut self, peer: u32, pos: Vec3, rot: f32, phase: Option<u32>) {
+        World::teleport_peer(self, peer, pos, rot, phase);
+    }
+
+    fn set_weather(&mut self, id: u32) {
+        World::set_weather(self, id);
+    }
+
+    fn send_chat(&mut self, peer: u32, text: &str) {
+        self.server_chat(peer, text);
+    }
+
+    fn broadcast(&mut self, text: &str) {
+        self.server_broadcast(text);
+    }
+
+    fn send_rpc(&mut self, peer: u32, plugin_id: u16, fn_hash: u32, json: String) {
+        self.send(
+            peer,
+            ServerMsg::PluginRpc {
+                plugin_id,
+                fn_hash,
+                json,
+            },
+        );
+    }
+
+    fn notify_admins(&mut self, text: &str) {
+        warn!("{text}");
+        World::notify_admins(self, text);
+    }
 }

@@ -31,6 +31,21 @@ impl TestServer {
         Self::start_with(|cfg| cfg.admins = admins.iter().map(|a| a.to_hex()).collect())
     }
 
+    /// Starts a server with `admins` whose plugin folder holds `files`
+    /// (relative path, contents), written before the server starts.
+    pub fn start_with_files(admins: &[Fingerprint], files: &[(&str, &[u8])]) -> Self {
+        Self::start_with(|cfg| {
+            cfg.admins = admins.iter().map(|a| a.to_hex()).collect();
+            for (rel, data) in files {
+                let path = cfg.plugin_dir.join(rel);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).expect("plugin sub-folder");
+                }
+                std::fs::write(&path, data).expect("plugin file");
+            }
+        })
+    }
+
     /// Starts a server after `tweak` adjusts its configuration.
     pub fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let _ = tracing_subscriber::fmt()
@@ -99,11 +114,21 @@ impl TestPlayer {
         let mut c = Client {
             session,
             seen: Vec::new(),
+            _home: None,
         };
         c.expect("Welcome", |e| matches!(e, ClientEvent::Welcome { .. }))
             .await;
         c
     }
+}
+
+/// Creates a throw-away player called `name` and joins; the client keeps the
+/// player's folder alive for as long as it exists.
+pub async fn join_as(name: &str, addr: SocketAddr) -> Client {
+    let player = TestPlayer::new(name);
+    let mut c = player.join(addr).await;
+    c._home = Some(player.dir);
+    c
 }
 
 /// A connected session plus every event it received, for assertions.
@@ -112,6 +137,8 @@ pub struct Client {
     pub session: Session,
     /// Events received so far.
     pub seen: Vec<ClientEvent>,
+    /// The folder of a player made by [`join_as`] (key and cache).
+    _home: Option<TempDir>,
 }
 
 impl Client {
@@ -154,6 +181,21 @@ impl Client {
     pub fn forget(&mut self) {
         self.seen.clear();
     }
+}
+
+/// The example plugins shipped in `plugins/` (path relative to the repository).
+pub fn example_plugin(rel: &str) -> Vec<u8> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("plugins");
+    std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("example plugin {rel}: {e}"))
+}
+
+/// Writes a file the way an editor saves it: to a temporary name, then renamed over.
+pub fn save_file(path: &std::path::Path, contents: &str) {
+    let tmp = path.with_extension("tmp-save");
+    std::fs::write(&tmp, contents).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
 }
 
 /// True when `ev` is a chat line containing `needle`.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use shard_client::{ClientError, ClientEvent, Dispatcher, Session};
-use shard_e2e::{TestPlayer, TestServer, chat_contains};
+use shard_e2e::{TestPlayer, TestServer, chat_contains, join_as};
 use shard_protocol::Vec3;
 use shard_protocol::identity::{Fingerprint, Identity, SERVER_NAME};
 
@@ -64,8 +64,8 @@ async fn two_players_see_each_other_join_move_and_chat() {
 async fn help_answers_and_kick_is_admin_only() {
     let admin = TestPlayer::new("admin");
     let srv = TestServer::start(&[admin.fingerprint]);
-    let mut victim = TestPlayer::new("victim").join(srv.addr).await;
-    let mut pleb = TestPlayer::new("pleb").join(srv.addr).await;
+    let mut victim = join_as("victim", srv.addr).await;
+    let mut pleb = join_as("pleb", srv.addr).await;
     let mut boss = admin.join(srv.addr).await;
 
     pleb.session.say("/help").await;
@@ -112,7 +112,7 @@ async fn help_answers_and_kick_is_admin_only() {
 async fn admin_weather_reaches_everyone() {
     let admin = TestPlayer::new("admin");
     let srv = TestServer::start(&[admin.fingerprint]);
-    let mut other = TestPlayer::new("other").join(srv.addr).await;
+    let mut other = join_as("other", srv.addr).await;
     let boss = admin.join(srv.addr).await;
     boss.session.say("/weather 7").await;
     other
@@ -161,7 +161,7 @@ async fn a_client_pinned_to_another_key_refuses_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_sending_garbage_is_disconnected_and_others_carry_on() {
     let srv = TestServer::start(&[]);
-    let mut good = TestPlayer::new("good").join(srv.addr).await;
+    let mut good = join_as("good", srv.addr).await;
 
     // A rogue client with a valid key but a bogus frame length.
     let rogue = Identity::generate("rogue").unwrap();
@@ -242,8 +242,8 @@ async fn a_wrong_protocol_version_is_refused_with_a_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_flood_disconnects_only_the_flooder() {
     let srv = TestServer::start(&[]);
-    let mut calm = TestPlayer::new("calm").join(srv.addr).await;
-    let mut loud = TestPlayer::new("loud").join(srv.addr).await;
+    let mut calm = join_as("calm", srv.addr).await;
+    let mut loud = join_as("loud", srv.addr).await;
     for i in 0..50 {
         loud.session.say(&format!("spam {i}")).await;
     }
@@ -267,7 +267,7 @@ async fn a_chat_flood_disconnects_only_the_flooder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_shutdown_notifies_clients() {
     let srv = TestServer::start(&[]);
-    let mut a = TestPlayer::new("a").join(srv.addr).await;
+    let mut a = join_as("a", srv.addr).await;
     srv.server.shutdown().await;
     let ev = a
         .expect("told", |e| {

@@ -1,0 +1,259 @@
+// ClientPluginProxy.reds — the audited bridge between the shard client DLL
+// and scripts pushed by a server. Shipped with the client; it is the ONLY
+// script allowed to declare `native` functions (checked in proxy mode).
+//
+// Pushed scripts subclass ShardRpcHandler and register it with:
+//     RegisterRpc(n"StatusUpdate", new MyHandler());
+// The name must be a literal so the server can whitelist it statically.
+module Shard.Proxy
+
+// ---- Natives implemented by the client DLL (C ABI) -----------------------
+
+// Next event as JSON, or "" when the queue is empty. RPC events look like
+// {"kind":"rpc","plugin":3,"fn":123456789,"payload":{...}} with payload last.
+public native func ShardPollEvent() -> String
+// Binds an RPC name for a plugin (-1 = resolve by name from the announced
+// whitelists); returns the fn hash, or -1 when the name is not whitelisted.
+public native func ShardRegisterRpc(pluginId: Int32, name: String) -> Int32
+public native func ShardSendPosition(x: Float, y: Float, z: Float, yaw: Float) -> Int32
+public native func ShardSendChat(text: String) -> Int32
+public native func ShardSendInteract(entityId: Int32, action: String) -> Int32
+// Text of the last error reported by a native call.
+public native func ShardLastError() -> String
+
+// ---- Handler base class ---------------------------------------------------
+
+public abstract class ShardRpcHandler extends IScriptable {
+  // Called with the RPC payload JSON when the server invokes this RPC.
+  public func OnRpc(json: String) -> Void {}
+}
+
+// ---- Callback table keyed by fn hash --------------------------------------
+
+// Lives in the scriptable-systems container so the table survives as long
+// as the game session and is reachable from any script.
+public class ShardRpcTable extends ScriptableSystem {
+  private let m_hashes: array<Int32>;
+  private let m_handlers: array<ref<ShardRpcHandler>>;
+  private let m_hud: wref<inkCanvas>;
+
+  private func OnAttach() -> Void {
+    // Builtin plugin 0: the default popup handler.
+    this.Add(ShardRegisterRpc(0, "ShowPopup"), new ShardPopupHandler());
+  }
+
+  public static func Get() -> ref<ShardRpcTable> {
+    let container = GameInstance.GetScriptableSystemsContainer(GetGameInstance());
+    return container.Get(n"Shard.Proxy.ShardRpcTable") as ShardRpcTable;
+  }
+
+  public func Add(hash: Int32, handler: ref<ShardRpcHandler>) -> Bool {
+    if hash == -1 || !IsDefined(handler) {
+      LogChannel(n"Shard", "RPC registration refused: " + ShardLastError());
+      return false;
+    }
+    let i = 0;
+    while i < ArraySize(this.m_hashes) {
+      if this.m_hashes[i] == hash {
+        this.m_handlers[i] = handler;
+        return true;
+      }
+      i += 1;
+    }
+    ArrayPush(this.m_hashes, hash);
+    ArrayPush(this.m_handlers, handler);
+    return true;
+  }
+
+  public func Dispatch(hash: Int32, payload: String) -> Bool {
+    let i = 0;
+    while i < ArraySize(this.m_hashes) {
+      if this.m_hashes[i] == hash {
+        this.m_handlers[i].OnRpc(payload);
+        return true;
+      }
+      i += 1;
+    }
+    return false;
+  }
+
+  public func SetHud(root: ref<inkCanvas>) -> Void {
+    this.m_hud = root;
+  }
+
+  public func GetHud() -> wref<inkCanvas> {
+    return this.m_hud;
+  }
+
+  // Drains the DLL event queue; called by ShardPumpCallback every tick.
+  public func Pump() -> Void {
+    let budget = 64;
+    let ev = ShardPollEvent();
+    while NotEquals(ev, "") && budget > 0 {
+      if Equals(ShardJsonString(ev, "kind"), "rpc") {
+        let hash = ShardJsonInt(ev, "fn");
+        let payload = ShardJsonTail(ev, "payload");
+        this.Dispatch(hash, payload);
+      }
+      budget -= 1;
+      ev = ShardPollEvent();
+    }
+  }
+}
+
+// ---- Functions pushed scripts may call (see shard-reds policy) ------------
+
+// Registers a handler for an RPC name declared by the pushed script.
+public func RegisterRpc(name: CName, handler: ref<ShardRpcHandler>) -> Bool {
+  let hash = ShardRegisterRpc(-1, NameToString(name));
+  return ShardRpcTable.Get().Add(hash, handler);
+}
+
+// Root canvas pushed UI attaches to (owned by the proxy's HUD hook).
+public func ShardHudRoot() -> wref<inkCanvas> {
+  return ShardRpcTable.Get().GetHud();
+}
+
+// Value of a top-level string field in a flat JSON object, or "".
+public func ShardJsonString(json: String, key: String) -> String {
+  let marker = "\"" + key + "\":\"";
+  let start = StrFindFirst(json, marker);
+  if start < 0 {
+    return "";
+  }
+  let rest = StrMid(json, start + StrLen(marker), StrLen(json));
+  let out = "";
+  let i = 0;
+  while i < StrLen(rest) {
+    let c = StrMid(rest, i, 1);
+    if Equals(c, "\\") {
+      out += StrMid(rest, i + 1, 1);
+      i += 2;
+      continue;
+    }
+    if Equals(c, "\"") {
+      break;
+    }
+    out += c;
+    i += 1;
+  }
+  return out;
+}
+
+// Raw text of a top-level number field, or "".
+public func ShardJsonNumber(json: String, key: String) -> String {
+  let marker = "\"" + key + "\":";
+  let start = StrFindFirst(json, marker);
+  if start < 0 {
+    return "";
+  }
+  let rest = StrMid(json, start + StrLen(marker), StrLen(json));
+  let out = "";
+  let i = 0;
+  while i < StrLen(rest) {
+    let c = StrMid(rest, i, 1);
+    if Equals(c, ",") || Equals(c, "}") || Equals(c, " ") {
+      break;
+    }
+    out += c;
+    i += 1;
+  }
+  return out;
+}
+
+public func ShardJsonInt(json: String, key: String) -> Int32 {
+  return StringToInt(ShardJsonNumber(json, key));
+}
+
+public func ShardJsonFloat(json: String, key: String) -> Float {
+  return StringToFloat(ShardJsonNumber(json, key));
+}
+
+// Text from `"key":` to the end minus the closing brace (payload is last).
+public func ShardJsonTail(json: String, key: String) -> String {
+  let marker = "\"" + key + "\":";
+  let start = StrFindFirst(json, marker);
+  if start < 0 {
+    return "";
+  }
+  let from = start + StrLen(marker);
+  return StrMid(json, from, StrLen(json) - from - 1);
+}
+
+// ---- Builtin plugin 0: popup ----------------------------------------------
+
+public class ShardPopupHandler extends ShardRpcHandler {
+  private let m_text: ref<inkText>;
+
+  // Payload: {"text": "...", "duration": 5.0}
+  public func OnRpc(json: String) -> Void {
+    let root = ShardHudRoot();
+    if !IsDefined(root) {
+      return;
+    }
+    if !IsDefined(this.m_text) {
+      this.m_text = new inkText();
+      this.m_text.SetName(n"ShardPopup");
+      this.m_text.SetFontSize(42);
+      this.m_text.SetAnchor(inkEAnchor.TopCenter);
+      this.m_text.SetMargin(new inkMargin(0.0, 120.0, 0.0, 0.0));
+      this.m_text.SetTintColor(new HDRColor(1.0, 0.9, 0.3, 1.0));
+      this.m_text.Reparent(root);
+    }
+    this.m_text.SetText(ShardJsonString(json, "text"));
+    this.m_text.SetVisible(true);
+    let duration = ShardJsonFloat(json, "duration");
+    if duration <= 0.0 {
+      duration = 5.0;
+    }
+    let cb = new ShardHidePopupCallback();
+    cb.widget = this.m_text;
+    GameInstance.GetDelaySystem(GetGameInstance()).DelayCallback(cb, duration, false);
+  }
+}
+
+public class ShardHidePopupCallback extends DelayCallback {
+  public let widget: wref<inkText>;
+
+  public func Call() -> Void {
+    if IsDefined(this.widget) {
+      this.widget.SetVisible(false);
+    }
+  }
+}
+
+// ---- Hook giving the proxy a HUD root and a per-frame pump ----------------
+
+@wrapMethod(inkGameController)
+protected cb func OnInitialize() -> Bool {
+  let result = wrappedMethod();
+  if this.IsA(n"gameuiRootHudGameController") {
+    let canvas = new inkCanvas();
+    canvas.SetName(n"ShardHud");
+    canvas.SetAnchor(inkEAnchor.Fill);
+    canvas.Reparent(this.GetRootCompoundWidget());
+    ShardRpcTable.Get().SetHud(canvas);
+  }
+  return result;
+}
+
+// Re-arming delay callback: pumps the event queue every 50 ms.
+public class ShardPumpCallback extends DelayCallback {
+  public func Call() -> Void {
+    ShardRpcTable.Get().Pump();
+    ShardPumpCallback.Schedule();
+  }
+
+  public static func Schedule() -> Void {
+    GameInstance.GetDelaySystem(GetGameInstance()).DelayCallback(new ShardPumpCallback(), 0.05, false);
+  }
+}
+
+@wrapMethod(PlayerPuppet)
+protected cb func OnGameAttached() -> Bool {
+  let result = wrappedMethod();
+  if this.IsControlledByLocalPeer() {
+    ShardPumpCallback.Schedule();
+  }
+  return result;
+}

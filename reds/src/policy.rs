@@ -1,0 +1,905 @@
+//! The client-script sandbox policy: the ONE place holding the allowlist and
+//! the rules that refuse everything else.
+//!
+//! Pushed scripts may register RPC handlers (via [`REGISTER_FN`]) and build
+//! basic ink UI. Checks are syntactic (REDscript has no type inference here):
+//! types, `new`, `extends`, global calls and static receivers are checked by
+//! name against the tables below; method calls are checked by method name
+//! against [`ALLOWED_METHODS`] plus methods the script defines itself.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use crate::ast::*;
+use crate::lexer::StrKind;
+
+/// Global function pushed scripts call to bind an RPC name to a handler:
+/// `RegisterRpc(n"Name", new MyHandler());` — the name must be a literal.
+pub const REGISTER_FN: &str = "RegisterRpc";
+
+/// Base class defined by the proxy that every pushed RPC handler extends.
+pub const HANDLER_BASE: &str = "ShardRpcHandler";
+
+/// Primitive and generic type constructors every script may name.
+pub const PRIMITIVE_TYPES: &[&str] = &[
+    "Void",
+    "Bool",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "Uint8",
+    "Uint16",
+    "Uint32",
+    "Uint64",
+    "Float",
+    "Double",
+    "String",
+    "CName",
+    "ref",
+    "wref",
+    "script_ref",
+    "array",
+];
+
+/// Engine classes pushed scripts may name, construct with `new` and use.
+pub const ALLOWED_CLASSES: &[&str] = &[
+    "IScriptable",
+    "inkWidget",
+    "inkCompoundWidget",
+    "inkCanvas",
+    "inkHorizontalPanel",
+    "inkVerticalPanel",
+    "inkText",
+    "inkImage",
+    "inkRectangle",
+    HANDLER_BASE,
+];
+
+/// Plain-data structs pushed scripts may construct.
+pub const ALLOWED_STRUCTS: &[&str] = &["HDRColor", "Vector2", "inkMargin"];
+
+/// Enums pushed scripts may read variants of (`inkEAnchor.Centered`).
+pub const ALLOWED_ENUMS: &[&str] = &["inkEAnchor", "inkEHorizontalAlign", "inkEVerticalAlign"];
+
+/// Classes a pushed script class may extend (besides its own classes).
+pub const ALLOWED_EXTENDS: &[&str] = &["IScriptable", HANDLER_BASE];
+
+/// Methods callable on any receiver: the basic ink widget API, the handler
+/// entry point and array methods.
+pub const ALLOWED_METHODS: &[&str] = &[
+    // inkWidget
+    "SetText",
+    "GetText",
+    "SetVisible",
+    "IsVisible",
+    "SetOpacity",
+    "GetOpacity",
+    "SetMargin",
+    "SetPadding",
+    "SetFontSize",
+    "SetTintColor",
+    "SetAnchor",
+    "SetAnchorPoint",
+    "SetSize",
+    "GetSize",
+    "SetHAlign",
+    "SetVAlign",
+    "SetName",
+    "GetName",
+    "SetRotation",
+    "SetTranslation",
+    "SetScale",
+    // inkCompoundWidget
+    "AddChildWidget",
+    "RemoveChild",
+    "RemoveAllChildren",
+    "GetNumChildren",
+    "GetWidgetByIndex",
+    "GetRootWidget",
+    "Reparent",
+    // ShardRpcHandler
+    "OnRpc",
+    // array<T>
+    "PushBack",
+    "PopBack",
+    "Size",
+    "Clear",
+    "Contains",
+    "Remove",
+];
+
+/// Methods a subclass inherits from an allowed base and may call unqualified.
+pub const INHERITED_METHODS: &[(&str, &[&str])] =
+    &[(HANDLER_BASE, &["OnRpc"]), ("IScriptable", &[])];
+
+/// Global functions pushed scripts may call: registration, proxy helpers and
+/// pure string/number/array builtins. No logging (it writes files), no
+/// game-instance, system, file, network or spawn access.
+pub const ALLOWED_FUNCTIONS: &[&str] = &[
+    REGISTER_FN,
+    // Proxy helpers (ClientPluginProxy.reds).
+    "ShardHudRoot",
+    "ShardJsonString",
+    "ShardJsonFloat",
+    "ShardJsonInt",
+    // Builtins.
+    "ToString",
+    "StrLen",
+    "StrLeft",
+    "StrRight",
+    "StrMid",
+    "StrFindFirst",
+    "StrContains",
+    "StrBeginsWith",
+    "StrReplace",
+    "StrUpper",
+    "StrLower",
+    "IntToString",
+    "FloatToString",
+    "StringToInt",
+    "StringToFloat",
+    "NameToString",
+    "StringToName",
+    "Cast",
+    "IsDefined",
+    "Min",
+    "Max",
+    "Clamp",
+    "MinF",
+    "MaxF",
+    "ClampF",
+    "Abs",
+    "AbsF",
+    "RoundF",
+    "FloorF",
+    "CeilF",
+    "RandRange",
+    "RandRangeF",
+    "ArraySize",
+    "ArrayPush",
+    "ArrayPop",
+    "ArrayClear",
+    "ArrayContains",
+    "ArrayRemove",
+    "ArrayErase",
+    "ArrayLast",
+    "ArrayResize",
+];
+
+/// Annotations that hook game methods; never allowed in pushed scripts.
+pub const HOOK_ANNOTATIONS: &[&str] = &["wrapMethod", "replaceMethod", "addMethod", "addField"];
+
+/// Annotations pushed scripts may use (conditional compilation only).
+pub const ALLOWED_ANNOTATIONS: &[&str] = &["if"];
+
+/// Which set of rules to apply, because the shipped proxy needs `native`
+/// and engine access that pushed scripts must never have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Scripts pushed by a server: the full allowlist applies.
+    Client,
+    /// The audited proxy shipped with the client: only parse errors and
+    /// `persistent` fields are refused.
+    Proxy,
+}
+
+/// Stable identifier of each refusal, so tools and tests can match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    /// The file does not parse.
+    ParseError,
+    /// `@wrapMethod`, `@replaceMethod`, `@addMethod`, `@addField`.
+    HookAnnotation,
+    /// Any other annotation outside [`ALLOWED_ANNOTATIONS`].
+    ForbiddenAnnotation,
+    /// A `native` declaration.
+    NativeDecl,
+    /// A `persistent` field (save-game persistence).
+    PersistentField,
+    /// `exec`, `importonly` or `quest` qualifiers.
+    ForbiddenModifier,
+    /// A type, `new` or static receiver outside the allowlist.
+    ForbiddenClass,
+    /// A call to a global function outside the allowlist.
+    ForbiddenFunction,
+    /// A call to a method outside the allowlist.
+    ForbiddenMethod,
+    /// `extends` of a class outside [`ALLOWED_EXTENDS`].
+    ForbiddenExtends,
+    /// `RegisterRpc` with a name that is not a string/name literal.
+    RpcNameNotLiteral,
+    /// `s"…\(expr)…"` interpolation (would hide calls from the checker).
+    StringInterpolation,
+    /// A script declaration shadowing an allowlisted or `Shard*` name.
+    ReservedName,
+}
+
+impl Rule {
+    /// The kebab-case id shown in diagnostics and used in the malicious corpus.
+    pub fn id(self) -> &'static str {
+        match self {
+            Rule::ParseError => "parse-error",
+            Rule::HookAnnotation => "hook-annotation",
+            Rule::ForbiddenAnnotation => "forbidden-annotation",
+            Rule::NativeDecl => "native-decl",
+            Rule::PersistentField => "persistent-field",
+            Rule::ForbiddenModifier => "forbidden-modifier",
+            Rule::ForbiddenClass => "forbidden-class",
+            Rule::ForbiddenFunction => "forbidden-function",
+            Rule::ForbiddenMethod => "forbidden-method",
+            Rule::ForbiddenExtends => "forbidden-extends",
+            Rule::RpcNameNotLiteral => "rpc-name-not-literal",
+            Rule::StringInterpolation => "string-interpolation",
+            Rule::ReservedName => "reserved-name",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// One refusal with its location, so the plugin author can fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// File name as given to the checker.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub col: u32,
+    /// Which rule refused it.
+    pub rule: Rule,
+    /// Human explanation.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: [{}] {}",
+            self.file, self.line, self.col, self.rule, self.message
+        )
+    }
+}
+
+/// Class named by a type, looking through `ref`/`wref`/`script_ref`.
+fn inner_type(t: &TypeRef) -> &str {
+    let mut cur = t;
+    let mut hops = 0;
+    while matches!(cur.name.as_str(), "ref" | "wref" | "script_ref") && hops < 8 {
+        match cur.args.first() {
+            Some(a) => cur = a,
+            None => break,
+        }
+        hops += 1;
+    }
+    &cur.name
+}
+
+/// Names a set of scripts declares, gathered before checking so scripts may
+/// use their own (and their sibling files') classes and functions.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Definitions {
+    types: HashSet<String>,
+    newable: HashSet<String>,
+    functions: HashSet<String>,
+    methods: HashSet<String>,
+    classes: HashMap<String, ClassInfo>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct ClassInfo {
+    extends: Option<String>,
+    methods: HashSet<String>,
+    /// Field name -> declared class (ref/wref unwrapped).
+    fields: HashMap<String, String>,
+}
+
+impl Definitions {
+    pub(crate) fn collect(&mut self, module: &Module) {
+        for d in &module.items {
+            match &d.kind {
+                DeclKind::Class {
+                    name,
+                    extends,
+                    members,
+                } => {
+                    self.types.insert(name.clone());
+                    self.newable.insert(name.clone());
+                    let info = self.classes.entry(name.clone()).or_default();
+                    info.extends = extends.as_ref().map(|t| t.name.clone());
+                    for m in members {
+                        match &m.kind {
+                            DeclKind::Function(f) => {
+                                info.methods.insert(f.name.clone());
+                                self.methods.insert(f.name.clone());
+                            }
+                            DeclKind::Field { name, ty } => {
+                                info.fields.insert(name.clone(), inner_type(ty).to_string());
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                DeclKind::Struct { name, members } => {
+                    self.types.insert(name.clone());
+                    self.newable.insert(name.clone());
+                    let info = self.classes.entry(name.clone()).or_default();
+                    for m in members {
+                        match &m.kind {
+                            DeclKind::Function(f) => {
+                                info.methods.insert(f.name.clone());
+                                self.methods.insert(f.name.clone());
+                            }
+                            DeclKind::Field { name, ty } => {
+                                info.fields.insert(name.clone(), inner_type(ty).to_string());
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                DeclKind::Enum { name, .. } => {
+                    self.types.insert(name.clone());
+                }
+                DeclKind::Function(f) => {
+                    self.functions.insert(f.name.clone());
+                }
+                DeclKind::Field { .. } => {}
+            }
+        }
+    }
+}
+
+/// Locals in scope with O(1) lookup (hostile scripts may declare many):
+/// a name -> shadowing stack map plus an undo log for block exits.
+#[derive(Debug, Default)]
+struct Scope {
+    by_name: HashMap<String, Vec<Option<String>>>,
+    log: Vec<String>,
+}
+
+impl Scope {
+    fn push(&mut self, (name, ty): (String, Option<String>)) {
+        self.by_name.entry(name.clone()).or_default().push(ty);
+        self.log.push(name);
+    }
+
+    fn len(&self) -> usize {
+        self.log.len()
+    }
+
+    fn truncate(&mut self, mark: usize) {
+        while self.log.len() > mark {
+            let Some(name) = self.log.pop() else {
+                break;
+            };
+            if let Some(stack) = self.by_name.get_mut(&name) {
+                stack.pop();
+                if stack.is_empty() {
+                    self.by_name.remove(&name);
+                }
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_name.clear();
+        self.log.clear();
+    }
+
+    /// `Some(known class)` if `name` is a local in scope.
+    fn get(&self, name: &str) -> Option<Option<&str>> {
+        self.by_name
+            .get(name)
+            .and_then(|s| s.last())
+            .map(|t| t.as_deref())
+    }
+}
+
+/// Walks one parsed file and records diagnostics and registered RPC names.
+pub(crate) struct Checker<'a> {
+    file: &'a str,
+    mode: Mode,
+    defs: &'a Definitions,
+    class: Option<String>,
+    /// Locals in scope with their statically known class, if any.
+    locals: Scope,
+    pub(crate) diagnostics: Vec<Diagnostic>,
+    pub(crate) rpc_names: Vec<String>,
+}
+
+impl<'a> Checker<'a> {
+    pub(crate) fn new(file: &'a str, mode: Mode, defs: &'a Definitions) -> Self {
+        Self {
+            file,
+            mode,
+            defs,
+            class: None,
+            locals: Scope::default(),
+            diagnostics: Vec::new(),
+            rpc_names: Vec::new(),
+        }
+    }
+
+    fn client(&self) -> bool {
+        self.mode == Mode::Client
+    }
+
+    fn report(&mut self, span: Span, rule: Rule, message: String) {
+        self.diagnostics.push(Diagnostic {
+            file: self.file.to_string(),
+            line: span.line,
+            col: span.col,
+            rule,
+            message,
+        });
+    }
+
+    pub(crate) fn module(&mut self, m: &Module) {
+        for d in &m.items {
+            self.decl(d);
+        }
+    }
+
+    fn reserved(&mut self, name: &str, span: Span) {
+        if !self.client() {
+            return;
+        }
+        let taken = name.starts_with("Shard")
+            || ALLOWED_FUNCTIONS.contains(&name)
+            || ALLOWED_CLASSES.contains(&name)
+            || ALLOWED_STRUCTS.contains(&name)
+            || ALLOWED_ENUMS.contains(&name)
+            || PRIMITIVE_TYPES.contains(&name);
+        if taken {
+            self.report(
+                span,
+                Rule::ReservedName,
+                format!("`{name}` is reserved by the sandbox and cannot be redeclared"),
+            );
+        }
+    }
+
+    fn decl(&mut self, d: &Decl) {
+        for a in &d.annotations {
+            if !self.client() || ALLOWED_ANNOTATIONS.contains(&a.name.as_str()) {
+                continue;
+            }
+            if HOOK_ANNOTATIONS.contains(&a.name.as_str()) {
+                self.report(
+                    a.span,
+                    Rule::HookAnnotation,
+                    format!(
+                        "`@{}` hooks game code; pushed scripts may not hook methods",
+                        a.name
+                    ),
+                );
+            } else {
+                self.report(
+                    a.span,
+                    Rule::ForbiddenAnnotation,
+                    format!("annotation `@{}` is not allowed in pushed scripts", a.name),
+                );
+            }
+        }
+        for (m, span) in &d.modifiers {
+            match m {
+                Modifier::Persistent => self.report(
+                    *span,
+                    Rule::PersistentField,
+                    "`persistent` writes into save games; not allowed".to_string(),
+                ),
+                Modifier::Native if self.client() => self.report(
+                    *span,
+                    Rule::NativeDecl,
+                    "`native` declarations bind engine/DLL code; only the proxy may declare them"
+                        .to_string(),
+                ),
+                Modifier::Exec | Modifier::ImportOnly | Modifier::Quest if self.client() => self
+                    .report(
+                        *span,
+                        Rule::ForbiddenModifier,
+                        format!("qualifier `{m:?}` is not allowed in pushed scripts")
+                            .to_lowercase(),
+                    ),
+                _ => {}
+            }
+        }
+        match &d.kind {
+            DeclKind::Class {
+                name,
+                extends,
+                members,
+            } => {
+                self.reserved(name, d.span);
+                if let Some(base) = extends {
+                    let ok = ALLOWED_EXTENDS.contains(&base.name.as_str())
+                        || self.defs.classes.contains_key(&base.name);
+                    if !ok && self.client() {
+                        self.report(
+                            base.span,
+                            Rule::ForbiddenExtends,
+                            format!(
+                                "class `{name}` may not extend `{}`; allowed bases: {}",
+                                base.name,
+                                ALLOWED_EXTENDS.join(", ")
+                            ),
+                        );
+                    } else {
+                        self.type_ref(base);
+                    }
+                }
+                let saved = self.class.replace(name.clone());
+                for m in members {
+                    self.decl(m);
+                }
+                self.class = saved;
+            }
+            DeclKind::Struct { name, members } => {
+                self.reserved(name, d.span);
+                let saved = self.class.replace(name.clone());
+                for m in members {
+                    self.decl(m);
+                }
+                self.class = saved;
+            }
+            DeclKind::Enum { name, variants } => {
+                self.reserved(name, d.span);
+                for (_, v, _) in variants {
+                    if let Some(v) = v {
+                        self.expr(v);
+                    }
+                }
+            }
+            DeclKind::Function(f) => {
+                if self.class.is_none() {
+                    self.reserved(&f.name, d.span);
+                }
+                self.locals.clear();
+                for p in &f.params {
+                    self.type_ref(&p.ty);
+                    self.locals
+                        .push((p.name.clone(), Some(inner_type(&p.ty).to_string())));
+                }
+                if let Some(r) = &f.ret {
+                    self.type_ref(r);
+                }
+                if let Some(b) = &f.body {
+                    self.block(b);
+                }
+                self.locals.clear();
+            }
+            DeclKind::Field { ty, .. } => self.type_ref(ty),
+        }
+    }
+
+    fn type_allowed(&self, name: &str) -> bool {
+        PRIMITIVE_TYPES.contains(&name)
+            || ALLOWED_CLASSES.contains(&name)
+            || ALLOWED_STRUCTS.contains(&name)
+            || ALLOWED_ENUMS.contains(&name)
+            || self.defs.types.contains(name)
+    }
+
+    fn type_ref(&mut self, t: &TypeRef) {
+        if self.client() && !self.type_allowed(&t.name) {
+            self.report(
+                t.span,
+                Rule::ForbiddenClass,
+                format!("type `{}` is not on the sandbox allowlist", t.name),
+            );
+        }
+        for a in &t.args {
+            self.type_ref(a);
+        }
+    }
+
+    fn block(&mut self, b: &Block) {
+        let mark = self.locals.len();
+        for s in &b.stmts {
+            self.stmt(s);
+        }
+        self.locals.truncate(mark);
+    }
+
+    fn stmt(&mut self, s: &Stmt) {
+        match &s.kind {
+            StmtKind::Let { name, ty, init } => {
+                if let Some(t) = ty {
+                    self.type_ref(t);
+                }
+                if let Some(e) = init {
+                    self.expr(e);
+                }
+                let known = ty.as_ref().map(|t| inner_type(t).to_string()).or_else(|| {
+                    init.as_ref().and_then(|e| match &e.kind {
+                        ExprKind::New { ty, .. } | ExprKind::Cast { ty, .. } => {
+                            Some(inner_type(ty).to_string())
+                        }
+                        _ => None,
+                    })
+                });
+                self.locals.push((name.clone(), known));
+            }
+            StmtKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                self.expr(cond);
+                self.block(then);
+                if let Some(o) = otherwise {
+                    self.stmt(o);
+                }
+            }
+            StmtKind::While { cond, body } => {
+                self.expr(cond);
+                self.block(body);
+            }
+            StmtKind::ForIn { var, iter, body } => {
+                self.expr(iter);
+                let mark = self.locals.len();
+                self.locals.push((var.clone(), None));
+                self.block(body);
+                self.locals.truncate(mark);
+            }
+            StmtKind::Switch { scrutinee, cases } => {
+                self.expr(scrutinee);
+                let mark = self.locals.len();
+                for c in cases {
+                    if let Some(l) = &c.label {
+                        self.expr(l);
+                    }
+                    for s in &c.body {
+                        self.stmt(s);
+                    }
+                }
+                self.locals.truncate(mark);
+            }
+            StmtKind::Return(e) => {
+                if let Some(e) = e {
+                    self.expr(e);
+                }
+            }
+            StmtKind::Break | StmtKind::Continue => {}
+            StmtKind::Expr(e) => self.expr(e),
+            StmtKind::Block(b) => self.block(b),
+        }
+    }
+
+    /// Whether `name` is a method of the enclosing class chain (own,
+    /// script-defined ancestors, or allowed engine bases).
+    fn own_method(&self, name: &str) -> bool {
+        let mut cur = self.class.clone();
+        let mut hops = 0;
+        while let Some(c) = cur {
+            hops += 1;
+            if hops > 64 {
+                break;
+            }
+            if let Some(info) = self.defs.classes.get(&c) {
+                if info.methods.contains(name) {
+                    return true;
+                }
+                cur = info.extends.clone();
+            } else {
+                return INHERITED_METHODS
+                    .iter()
+                    .any(|(base, ms)| *base == c && ms.contains(&name));
+            }
+        }
+        false
+    }
+
+    fn own_field(&self, name: &str) -> bool {
+        self.field_type(name).is_some()
+    }
+
+    /// Declared class of a field of the enclosing class chain.
+    fn field_type(&self, name: &str) -> Option<&str> {
+        let mut cur = self.class.clone();
+        let mut hops = 0;
+        while let Some(c) = cur {
+            hops += 1;
+            if hops > 64 {
+                break;
+            }
+            match self.defs.classes.get(&c) {
+                Some(info) => match info.fields.get(name) {
+                    Some(t) => return Some(t.as_str()),
+                    None => cur = info.extends.clone(),
+                },
+                None => break,
+            }
+        }
+        None
+    }
+
+    fn is_value(&self, name: &str) -> bool {
+        // Capitalised names are always treated as types, so a local cannot
+        // shadow an engine class to smuggle a static call past the checker.
+        !name.starts_with(|c: char| c.is_ascii_uppercase())
+            && (self.locals.get(name).is_some() || self.own_field(name))
+    }
+
+    /// Whether `e` statically denotes an instance (or type) of a class the
+    /// scripts define, the only receivers on which script-defined method
+    /// names may be called (elsewhere only [`ALLOWED_METHODS`]).
+    fn script_receiver(&self, e: &Expr) -> bool {
+        let known = match &e.kind {
+            ExprKind::This | ExprKind::Super => return self.class.is_some(),
+            ExprKind::Ident(n) if n.starts_with(|c: char| c.is_ascii_uppercase()) => {
+                Some(n.as_str())
+            }
+            ExprKind::Ident(n) => match self.locals.get(n) {
+                Some(t) => t,
+                None => self.field_type(n),
+            },
+            ExprKind::Member { object, name, .. } if matches!(object.kind, ExprKind::This) => {
+                self.field_type(name)
+            }
+            ExprKind::New { ty, .. } | ExprKind::Cast { ty, .. } => Some(inner_type(ty)),
+            _ => None,
+        };
+        known.is_some_and(|t| self.defs.types.contains(t))
+    }
+
+    fn expr(&mut self, e: &Expr) {
+        match &e.kind {
+            ExprKind::Ident(_)
+            | ExprKind::This
+            | ExprKind::Super
+            | ExprKind::Null
+            | ExprKind::Bool(_)
+            | ExprKind::Int(_)
+            | ExprKind::Float(_) => {}
+            ExprKind::Str { interpolated, .. } => {
+                if *interpolated && self.client() {
+                    self.report(
+                        e.span,
+                        Rule::StringInterpolation,
+                        "`\\(…)` interpolation is not allowed in pushed scripts; concatenate with `+`"
+                            .to_string(),
+                    );
+                }
+            }
+            ExprKind::Array(items) => {
+                for i in items {
+                    self.expr(i);
+                }
+            }
+            ExprKind::Call {
+                callee,
+                type_args,
+                args,
+            } => {
+                for t in type_args {
+                    self.type_ref(t);
+                }
+                match &callee.kind {
+                    ExprKind::Ident(name) => self.global_call(name, callee.span, args),
+                    ExprKind::Member {
+                        object,
+                        name,
+                        name_span,
+                    } => {
+                        self.receiver(object);
+                        let ok = ALLOWED_METHODS.contains(&name.as_str())
+                            || match object.kind {
+                                ExprKind::This | ExprKind::Super => self.own_method(name),
+                                _ => {
+                                    self.defs.methods.contains(name) && self.script_receiver(object)
+                                }
+                            };
+                        if !ok && self.client() {
+                            self.report(
+                                *name_span,
+                                Rule::ForbiddenMethod,
+                                format!("method `{name}` is not on the sandbox allowlist"),
+                            );
+                        }
+                    }
+                    _ => self.expr(callee),
+                }
+                for a in args {
+                    self.expr(a);
+                }
+            }
+            ExprKind::Member { object, .. } => self.receiver(object),
+            ExprKind::Index { object, index } => {
+                self.expr(object);
+                self.expr(index);
+            }
+            ExprKind::Cast { expr, ty } => {
+                self.expr(expr);
+                self.type_ref(ty);
+            }
+            ExprKind::New { ty, args } => {
+                let ok = ALLOWED_CLASSES.contains(&ty.name.as_str())
+                    || ALLOWED_STRUCTS.contains(&ty.name.as_str())
+                    || self.defs.newable.contains(&ty.name);
+                if !ok && self.client() {
+                    self.report(
+                        ty.span,
+                        Rule::ForbiddenClass,
+                        format!(
+                            "`new {}` is not allowed: class not on the allowlist",
+                            ty.name
+                        ),
+                    );
+                }
+                for t in &ty.args {
+                    self.type_ref(t);
+                }
+                for a in args {
+                    self.expr(a);
+                }
+            }
+            ExprKind::Unary { expr, .. } => self.expr(expr),
+            ExprKind::Binary { lhs, rhs, .. } | ExprKind::Assign { lhs, rhs, .. } => {
+                self.expr(lhs);
+                self.expr(rhs);
+            }
+            ExprKind::Ternary {
+                cond,
+                then,
+                otherwise,
+            } => {
+                self.expr(cond);
+                self.expr(then);
+                self.expr(otherwise);
+            }
+        }
+    }
+
+    /// The object of `x.y`: a bare name that is not a local or field is a
+    /// type (static call or enum variant) and must be allowed.
+    fn receiver(&mut self, object: &Expr) {
+        if let ExprKind::Ident(n) = &object.kind {
+            if self.client() && !self.is_value(n) && !self.type_allowed(n) {
+                self.report(
+                    object.span,
+                    Rule::ForbiddenClass,
+                    format!("`{n}` is not a local, field or allowlisted type"),
+                );
+            }
+        } else {
+            self.expr(object);
+        }
+    }
+
+    fn global_call(&mut self, name: &str, span: Span, args: &[Expr]) {
+        if name == REGISTER_FN && self.client() {
+            match args.first().map(|a| &a.kind) {
+                Some(ExprKind::Str {
+                    kind: StrKind::Name | StrKind::Plain,
+                    value,
+                    interpolated: false,
+                }) => self.rpc_names.push(value.clone()),
+                _ => self.report(
+                    args.first().map_or(span, |a| a.span),
+                    Rule::RpcNameNotLiteral,
+                    format!(
+                        "`{REGISTER_FN}` needs a literal RPC name (n\"Name\" or \"Name\") so the server can whitelist it"
+                    ),
+                ),
+            }
+            return;
+        }
+        let ok = ALLOWED_FUNCTIONS.contains(&name)
+            || self.defs.functions.contains(name)
+            || self.own_method(name);
+        if !ok && self.client() {
+            self.report(
+                span,
+                Rule::ForbiddenFunction,
+                format!("function `{name}` is not on the sandbox allowlist"),
+            );
+        }
+    }
+}

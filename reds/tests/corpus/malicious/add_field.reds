@@ -1,0 +1,3 @@
+// expect: hook-annotation
+@addField(PlayerPuppet)
+public let m_backdoor: Bool;

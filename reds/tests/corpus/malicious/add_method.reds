@@ -1,0 +1,3 @@
+// expect: hook-annotation
+@addMethod(PlayerPuppet)
+public func Steal() -> Void {}

@@ -1,0 +1,2 @@
+// expect: forbidden-modifier
+exec func GiveMoney(gi: GameInstance, amount: String) -> Void {}

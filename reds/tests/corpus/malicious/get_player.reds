@@ -1,0 +1,6 @@
+// expect: forbidden-function
+public class H extends ShardRpcHandler {
+  public func OnRpc(json: String) -> Void {
+    let p = GetPlayer(GetGameInstance());
+  }
+}

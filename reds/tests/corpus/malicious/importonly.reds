@@ -1,0 +1,2 @@
+// expect: forbidden-modifier
+importonly class PlayerPuppet extends IScriptable {}

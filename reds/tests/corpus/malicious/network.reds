@@ -1,0 +1,4 @@
+// expect: forbidden-class
+public func Exfil(data: String) -> Void {
+  let req = new HttpRequest();
+}

@@ -1,0 +1,4 @@
+// expect: forbidden-class
+public func Dump() -> Void {
+  let fs = new FileSystemStorage();
+}

@@ -1,0 +1,4 @@
+// expect: persistent-field
+public class Tracker extends IScriptable {
+  private persistent let m_secret: String;
+}

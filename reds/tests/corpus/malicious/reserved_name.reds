@@ -1,0 +1,4 @@
+// expect: reserved-name
+public func RegisterRpc(name: CName, handler: ref<ShardRpcHandler>) -> Bool {
+  return true;
+}

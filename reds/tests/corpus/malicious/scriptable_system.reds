@@ -1,0 +1,4 @@
+// expect: forbidden-extends
+public class Keylogger extends ScriptableSystem {
+  private func OnAttach() -> Void {}
+}

@@ -1,0 +1,8 @@
+// expect: forbidden-method
+public class H extends ShardRpcHandler {
+  public func GetController() -> Void {}
+  public func OnRpc(json: String) -> Void {
+    let w = new inkText();
+    w.GetController();
+  }
+}

@@ -1,0 +1,4 @@
+// expect: forbidden-class
+public func Save() -> Void {
+  GameInstance.GetSavegameSystem();
+}

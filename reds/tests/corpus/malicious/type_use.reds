@@ -1,0 +1,4 @@
+// expect: forbidden-class
+public class H extends ShardRpcHandler {
+  private let m_player: wref<PlayerPuppet>;
+}

@@ -1,0 +1,3 @@
+// expect: forbidden-annotation
+@runtimeProperty("ModSettings.mod", "Evil")
+public class Settings extends IScriptable {}

@@ -1,0 +1,5 @@
+// expect: hook-annotation
+@wrapMethod(PlayerPuppet)
+protected cb func OnGameAttached() -> Bool {
+  return wrappedMethod();
+}

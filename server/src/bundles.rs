@@ -1,0 +1,114 @@
+//! Plugin bundles on the server: packing and checking them when a plugin
+//! loads (the plugin host's load hook), and the catalog of what is announced
+//! to clients. Every client shares the one packed copy held here.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use shard_protocol::ServerMsg;
+
+use crate::plugin::PluginLoadHook;
+
+/// A packed, checked bundle ready to stream.
+#[derive(Debug, Clone)]
+pub struct ServedBundle {
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// SHA-256 of `bytes`.
+    pub sha256: [u8; 32],
+    /// The packed bundle, shared by every transfer.
+    pub bytes: Bytes,
+    /// `fn_hash` of each RPC the client scripts register.
+    pub rpc_whitelist: Vec<u32>,
+}
+
+impl ServedBundle {
+    /// The announcement clients get for this bundle.
+    pub fn announce(&self, plugin_id: u16) -> ServerMsg {
+        ServerMsg::PluginAnnounce {
+            plugin_id,
+            name: self.name.clone(),
+            version: self.version.clone(),
+            bundle_sha256: self.sha256,
+            bundle_len: self.bytes.len() as u64,
+            rpc_whitelist: self.rpc_whitelist.clone(),
+        }
+    }
+}
+
+/// Bundles of the plugin versions that passed their load checks, by plugin name.
+pub type Catalog = Rc<RefCell<BTreeMap<String, ServedBundle>>>;
+
+/// Packs a plugin's bundle folder and checks its client scripts against the
+/// sandbox policy; the error is what the plugin author needs to read.
+pub fn build_bundle(name: &str, version: &str, bundle_dir: &Path) -> Result<ServedBundle, String> {
+    let packed = shard_cache::pack_plugin_dir(bundle_dir).map_err(|e| e.to_string())?;
+    let rpc_names = check_client_scripts(bundle_dir)?;
+    Ok(ServedBundle {
+        name: name.to_string(),
+        version: version.to_string(),
+        sha256: packed.sha256,
+        bytes: Bytes::from(packed.bytes),
+        rpc_whitelist: shard_reds::rpc_whitelist(&rpc_names),
+    })
+}
+
+/// Runs the REDscript sandbox check on `bundle_dir/client/*.reds`; returns the
+/// RPC names they register, or every diagnostic (file:line:col [rule] message).
+pub fn check_client_scripts(bundle_dir: &Path) -> Result<Vec<String>, String> {
+    let client = bundle_dir.join("client");
+    let mut files = Vec::new();
+    if client.is_dir() {
+        let entries =
+            std::fs::read_dir(&client).map_err(|e| format!("{}: {e}", client.display()))?;
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            if p.extension().is_some_and(|x| x == "reds") {
+                let text =
+                    std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                files.push((p.display().to_string(), text));
+            }
+        }
+    }
+    let report = shard_reds::check_scripts(&files);
+    if report.diagnostics.is_empty() {
+        Ok(report.rpc_names)
+    } else {
+        let lines: Vec<String> = report.diagnostics.iter().map(|d| d.to_string()).collect();
+        Err(format!(
+            "client scripts break the sandbox policy:\n{}",
+            lines.join("\n")
+        ))
+    }
+}
+
+/// The plugin host's load hook: builds the bundle of each new plugin version
+/// and files it in the catalog; a failure rejects that version.
+pub struct BundleHook {
+    /// Shared with the simulation, which announces what changed.
+    pub catalog: Catalog,
+}
+
+impl PluginLoadHook for BundleHook {
+    fn check(
+        &mut self,
+        name: &str,
+        version: &str,
+        _hash: &str,
+        bundle_dir: &Path,
+    ) -> Result<(), String> {
+        let bundle = build_bundle(name, version, bundle_dir)?;
+        self.catalog.borrow_mut().insert(name.to_string(), bundle);
+        Ok(())
+    }
+
+    fn unloaded(&mut self, name: &str) {
+        self.catalog.borrow_mut().remove(name);
+    }
+}

@@ -1,0 +1,210 @@
+//! Zero-install push: plugin bundles reach clients verified, cached and
+//! installed; warm rejoins transfer nothing; changes reach connected clients;
+//! cut transfers resume from their offset.
+
+use std::time::Duration;
+
+use shard_cache::RuntimeCache;
+use shard_client::ClientEvent;
+use shard_e2e::{TestPlayer, TestServer, chat_contains};
+
+const HUD_PY: &str = r#"
+__plugin__ = {"name": "hud", "version": "1.0"}
+
+@game.register_command("hud", "push a HUD update")
+def hud(peer, args):
+    game.send_rpc(peer, "HudUpdate", {"text": args})
+"#;
+
+const HUD_REDS: &str = r#"
+public class HudHandler extends ShardRpcHandler {
+  public func OnRpc(json: String) -> Void {
+    let t = new inkText();
+    t.SetText(ShardJsonString(json, "text"));
+  }
+}
+
+public func HudInit() -> Void {
+  RegisterRpc(n"HudUpdate", new HudHandler());
+}
+"#;
+
+/// Incompressible bytes, so the bundle spans several 32 KiB chunks.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn hud_server(admins: &[shard_protocol::identity::Fingerprint]) -> (TestServer, Vec<u8>) {
+    let texture = noise(100 * 1024);
+    let srv = TestServer::start_with_files(
+        admins,
+        &[
+            ("hud.py", HUD_PY.as_bytes()),
+            ("hud/assets/ui/hud.json", br#"{"layout": "top-right"}"#),
+            ("hud/assets/ui/hud_bg.xbm", &texture),
+            ("hud/client/hud.reds", HUD_REDS.as_bytes()),
+        ],
+    );
+    (srv, texture)
+}
+
+fn installed(e: &ClientEvent, name: &str) -> bool {
+    matches!(e, ClientEvent::BundleInstalled { name: n, .. } if n == name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_join_installs_the_bundle_and_a_warm_rejoin_transfers_nothing() {
+    let (srv, texture) = hud_server(&[]);
+    let expected = shard_cache::pack_plugin_dir(&srv.plugin_dir().join("hud")).unwrap();
+    let player = TestPlayer::new("vee");
+
+    let mut c = player.join(srv.addr).await;
+    let ev = c.expect("installed", |e| installed(e, "hud")).await;
+    let ClientEvent::BundleInstalled {
+        sha256,
+        changed,
+        rpcs,
+        path,
+        ..
+    } = ev
+    else {
+        unreachable!()
+    };
+    assert_eq!(sha256, expected.sha256_hex());
+    assert!(changed);
+    assert_eq!(rpcs, vec!["HudUpdate".to_string()]);
+    let dir = std::path::PathBuf::from(path);
+    assert_eq!(
+        std::fs::read(dir.join("assets/ui/hud_bg.xbm")).unwrap(),
+        texture
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("client/hud.reds")).unwrap(),
+        HUD_REDS
+    );
+    let perms = std::fs::metadata(dir.join("assets/ui/hud.json"))
+        .unwrap()
+        .permissions();
+    assert!(perms.readonly(), "installed files are read-only");
+    assert_eq!(
+        c.session.bundle_bytes_received(),
+        expected.bytes.len() as u64
+    );
+
+    // The plugin's RPC reaches the callback its script registered.
+    c.session.say("/hud hello").await;
+    let rpc = c
+        .expect("rpc", |e| matches!(e, ClientEvent::Rpc { .. }))
+        .await;
+    assert!(matches!(rpc, ClientEvent::Rpc { plugin, name, json, .. }
+        if plugin == "hud" && name == "HudUpdate" && json.contains("hello")));
+    c.session.close().await;
+
+    // Warm rejoin: the store has it, nothing is transferred, nothing reinstalled.
+    let mut again = player.join(srv.addr).await;
+    let ev = again
+        .expect("installed again", |e| installed(e, "hud"))
+        .await;
+    assert!(
+        matches!(ev, ClientEvent::BundleInstalled { changed: false, .. }),
+        "{ev:?}"
+    );
+    assert_eq!(again.session.bundle_bytes_received(), 0);
+    srv.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_an_asset_on_the_server_reaches_connected_clients() {
+    let (srv, _) = hud_server(&[]);
+    let player = TestPlayer::new("vee");
+    let mut c = player.join(srv.addr).await;
+    let first = c.expect("installed", |e| installed(e, "hud")).await;
+    let ClientEvent::BundleInstalled { sha256: old, .. } = first else {
+        unreachable!()
+    };
+    c.forget();
+
+    std::fs::write(
+        srv.plugin_dir().join("hud/assets/ui/hud.json"),
+        br#"{"layout": "bottom-left"}"#,
+    )
+    .unwrap();
+    let ev = c
+        .expect("new version installed", |e| {
+            matches!(e, ClientEvent::BundleInstalled { name, sha256, .. } if name == "hud" && *sha256 != old)
+        })
+        .await;
+    let ClientEvent::BundleInstalled { path, changed, .. } = ev else {
+        unreachable!()
+    };
+    assert!(changed);
+    let json =
+        std::fs::read_to_string(std::path::Path::new(&path).join("assets/ui/hud.json")).unwrap();
+    assert!(json.contains("bottom-left"), "{json}");
+    srv.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_transfer_resumes_from_its_offset() {
+    let (srv, _) = hud_server(&[]);
+    let packed = shard_cache::pack_plugin_dir(&srv.plugin_dir().join("hud")).unwrap();
+    assert!(
+        packed.bytes.len() > 2 * 32 * 1024,
+        "bundle spans several chunks"
+    );
+    let player = TestPlayer::new("vee");
+    // A previous session got 40,000 bytes into `partial/` before the link died.
+    let cache = RuntimeCache::open(player.dir.path().join("runtime_cache")).unwrap();
+    cache
+        .append_partial(&packed.sha256, 0, &packed.bytes[..40_000])
+        .unwrap();
+    drop(cache);
+
+    let mut c = player.join(srv.addr).await;
+    let ev = c.expect("installed", |e| installed(e, "hud")).await;
+    assert!(
+        matches!(&ev, ClientEvent::BundleInstalled { sha256, .. } if *sha256 == packed.sha256_hex())
+    );
+    // The server restarts at the chunk holding byte 40,000: chunk 1 (offset 32,768).
+    let expected = packed.bytes.len() as u64 - 32 * 1024;
+    assert_eq!(c.session.bundle_bytes_received(), expected);
+    srv.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_whose_client_script_breaks_the_policy_does_not_load() {
+    let admin = TestPlayer::new("admin");
+    let evil = "@wrapMethod(PlayerPuppet)\nprotected cb func OnGameAttached() -> Bool {\n  return wrappedMethod();\n}\n";
+    let srv = TestServer::start_with_files(
+        &[admin.fingerprint],
+        &[
+            (
+                "evil.py",
+                b"__plugin__ = {\"name\": \"evil\", \"version\": \"1\"}\n",
+            ),
+            ("evil/client/hook.reds", evil.as_bytes()),
+        ],
+    );
+    let mut boss = admin.join(srv.addr).await;
+    let got = boss.collect_for(Duration::from_millis(500)).await;
+    assert!(
+        !got.iter()
+            .any(|e| matches!(e, ClientEvent::PluginAnnounced { name, .. } if name == "evil")),
+        "{got:?}"
+    );
+    boss.session.say("/plugins").await;
+    let list = boss.expect("list", |e| chat_contains(e, "plugins:")).await;
+    assert!(
+        chat_contains(&list, "evil") && chat_contains(&list, "Failed"),
+        "{list:?}"
+    );
+    srv.server.shutdown().await;
+}
