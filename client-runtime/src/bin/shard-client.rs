@@ -49,12 +49,31 @@ enum Cmd {
         #[arg(long = "for", value_name = "SECONDS", default_value_t = 2.0)]
         stay: f64,
     },
+    /// Inspect the runtime cache: what is installed, re-verify it, or clear it.
+    Cache {
+        #[command(subcommand)]
+        op: CacheOp,
+        /// Runtime cache folder [default: ./runtime_cache].
+        #[arg(long, global = true)]
+        cache: Option<PathBuf>,
+    },
     /// Print this player's key fingerprint (the player id admins list).
     Whoami {
         /// Player key file [default: <user data dir>/shard/identity.pem].
         #[arg(long)]
         identity: Option<PathBuf>,
     },
+}
+
+/// What `shard-client cache` does.
+#[derive(Debug, Subcommand)]
+enum CacheOp {
+    /// List installed plugins: name, version, hash, size, server (one JSON line each).
+    Ls,
+    /// Re-check every installed file against its stored bundle; exits 1 on any problem.
+    Verify,
+    /// Remove installed plugins, stored bundles and partial downloads (pins are kept).
+    Clear,
 }
 
 /// One scripted step of `join`.
@@ -127,6 +146,9 @@ fn main() -> anyhow::Result<()> {
             println!("{}", id.fingerprint);
             Ok(())
         }
+        Cmd::Cache { op, cache } => {
+            cache_cmd(op, cache.unwrap_or_else(shard_client::default_cache_dir))
+        }
         Cmd::Join {
             addr,
             name,
@@ -158,12 +180,95 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+fn cache_cmd(op: CacheOp, dir: PathBuf) -> anyhow::Result<()> {
+    let cache = shard_cache::RuntimeCache::open(&dir)
+        .with_context(|| format!("cannot open the runtime cache at {}", dir.display()))?;
+    match op {
+        CacheOp::Ls => {
+            for p in cache.list()? {
+                let line = serde_json::json!({
+                    "plugin": p.plugin,
+                    "version": p.version,
+                    "sha256": p.hash.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                    "size": p.size,
+                    "server": p.server,
+                    "installed_at": p.installed_at,
+                });
+                println!("{line}");
+            }
+        }
+        CacheOp::Verify => {
+            let mut bad = 0;
+            for r in cache.verify()? {
+                let ok = matches!(r.status, shard_cache::VerifyStatus::Ok);
+                if !ok {
+                    bad += 1;
+                }
+                let line = serde_json::json!({"plugin": r.plugin, "ok": ok, "status": format!("{:?}", r.status)});
+                println!("{line}");
+            }
+            if bad > 0 {
+                bail!(
+                    "{bad} installed plugin(s) do not match their bundles; `shard-client cache clear` and rejoin to repair"
+                );
+            }
+        }
+        CacheOp::Clear => {
+            cache.clear()?;
+            eprintln!("cleared {}", dir.display());
+        }
+    }
+    Ok(())
+}
+
+/// Shows bundle downloads as progress bars on stderr (stdout stays JSON only).
+#[derive(Default)]
+struct Progress {
+    bars: std::collections::HashMap<u16, indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn update(&mut self, ev: &ClientEvent) {
+        match ev {
+            ClientEvent::BundleProgress {
+                plugin_id,
+                name,
+                received,
+                total,
+            } => {
+                let bar = self.bars.entry(*plugin_id).or_insert_with(|| {
+                    let b = indicatif::ProgressBar::with_draw_target(
+                        Some(*total),
+                        indicatif::ProgressDrawTarget::stderr(),
+                    );
+                    if let Ok(style) = indicatif::ProgressStyle::with_template(
+                        "{msg:>16} [{bar:30}] {bytes}/{total_bytes}",
+                    ) {
+                        b.set_style(style.progress_chars("=> "));
+                    }
+                    b.set_message(name.clone());
+                    b
+                });
+                bar.set_position(*received);
+            }
+            ClientEvent::BundleInstalled { plugin_id, .. }
+            | ClientEvent::BundleFailed { plugin_id, .. } => {
+                if let Some(b) = self.bars.remove(plugin_id) {
+                    b.finish();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 fn print(ev: &ClientEvent) {
     println!("{}", ev.to_json());
 }
 
 async fn join(opts: ConnectOptions, actions: Vec<Action>, stay: f64) -> anyhow::Result<()> {
     let mut session = Session::connect(opts, Dispatcher::new()).await?;
+    let mut progress = Progress::default();
     let mut pending = actions.into_iter();
     let mut wait_until = tokio::time::Instant::now();
     let mut end: Option<tokio::time::Instant> = None;
@@ -196,6 +301,7 @@ async fn join(opts: ConnectOptions, actions: Vec<Action>, stay: f64) -> anyhow::
         tokio::select! {
             ev = session.next_event() => match ev {
                 Some(ev) => {
+                    progress.update(&ev);
                     print(&ev);
                     if matches!(ev, ClientEvent::Kick { .. } | ClientEvent::Disconnected { .. }) {
                         return Ok(());
