@@ -65,16 +65,27 @@ fn main() -> anyhow::Result<()> {
 
 /// Reads operator commands on stdin (`py CODE`) until SIGINT/SIGTERM.
 async fn operator_console(server: &Server) {
-    use tokio::io::AsyncBufReadExt;
     let signal = wait_for_signal();
     tokio::pin!(signal);
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    // A plain thread reads stdin: tokio's stdin would keep the runtime from
+    // shutting down while a read is pending. The thread dies with the process.
+    let (tx, mut lines) = tokio::sync::mpsc::channel::<String>(16);
+    let _ = std::thread::Builder::new()
+        .name("shard-console".into())
+        .spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
     let mut stdin_open = true;
     loop {
         tokio::select! {
             _ = &mut signal => return,
-            line = lines.next_line(), if stdin_open => match line {
-                Ok(Some(line)) => {
+            line = lines.recv(), if stdin_open => match line {
+                Some(line) => {
                     let line = line.trim();
                     if let Some(code) = line.strip_prefix("py ") {
                         println!("{}", server.console(code).await.trim_end());
@@ -83,7 +94,7 @@ async fn operator_console(server: &Server) {
                     }
                 }
                 // No console (stdin closed or unreadable): keep serving until a signal.
-                Ok(None) | Err(_) => stdin_open = false,
+                None => stdin_open = false,
             },
         }
     }
