@@ -4,6 +4,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use shard_cache::RuntimeCache;
@@ -197,14 +198,16 @@ impl Session {
             .spawn(move || receiver.run(work_rx))
             .map_err(|e| connect_err(format!("cannot start the bundle thread: {e}")))?;
         tokio::spawn(write_loop(send, out_rx));
+        let me = Arc::new(AtomicU32::new(0));
         let reader = Reader {
             events: ev_tx.clone(),
             dispatcher,
             work: work_tx.clone(),
+            me: me.clone(),
         };
         tokio::spawn(read_loop(conn.clone(), recv, reader));
         tokio::spawn(bundle_streams(conn.clone(), work_tx));
-        tokio::spawn(datagram_loop(conn.clone(), ev_tx));
+        tokio::spawn(datagram_loop(conn.clone(), ev_tx, me));
         Ok(Self {
             conn,
             endpoint,
@@ -303,6 +306,7 @@ struct Reader {
     events: mpsc::Sender<ClientEvent>,
     dispatcher: Arc<Mutex<Dispatcher>>,
     work: mpsc::Sender<BundleWork>,
+    me: Arc<AtomicU32>,
 }
 
 async fn read_loop(conn: quinn::Connection, mut recv: quinn::RecvStream, reader: Reader) {
@@ -310,6 +314,7 @@ async fn read_loop(conn: quinn::Connection, mut recv: quinn::RecvStream, reader:
         events,
         dispatcher,
         work,
+        me,
     } = reader;
     let mut kicked = false;
     loop {
@@ -317,6 +322,9 @@ async fn read_loop(conn: quinn::Connection, mut recv: quinn::RecvStream, reader:
             Ok(Some(msg)) => {
                 if matches!(msg, ServerMsg::Kick { .. }) {
                     kicked = true;
+                }
+                if let ServerMsg::Welcome { peer_id, .. } = &msg {
+                    me.store(*peer_id, Ordering::Relaxed);
                 }
                 if let ServerMsg::PluginAnnounce {
                     plugin_id,
@@ -418,20 +426,26 @@ async fn bundle_streams(conn: quinn::Connection, work: mpsc::Sender<BundleWork>)
     }
 }
 
-async fn datagram_loop(conn: quinn::Connection, events: mpsc::Sender<ClientEvent>) {
+/// Reads position datagrams; each carries a batch of moves for our phase,
+/// including our own, which is skipped (`me` is set once `Welcome` arrives).
+async fn datagram_loop(
+    conn: quinn::Connection,
+    events: mpsc::Sender<ClientEvent>,
+    me: Arc<AtomicU32>,
+) {
     while let Ok(data) = conn.read_datagram().await {
         match decode_datagram::<ServerMsg>(&data) {
-            Ok(ServerMsg::PeerMoved { peer_id, pos, rot }) => {
-                if events
-                    .send(ClientEvent::PeerMoved {
-                        peer_id,
-                        pos: arr(pos),
-                        rot,
-                    })
-                    .await
-                    .is_err()
-                {
-                    return;
+            Ok(ServerMsg::PeerMoved { moves }) => {
+                let me = me.load(Ordering::Relaxed);
+                for m in moves.into_iter().filter(|m| m.peer_id != me) {
+                    let ev = ClientEvent::PeerMoved {
+                        peer_id: m.peer_id,
+                        pos: arr(m.pos),
+                        rot: m.rot,
+                    };
+                    if events.send(ev).await.is_err() {
+                        return;
+                    }
                 }
             }
             Ok(_) => debug!("ignoring a non-position datagram"),
@@ -458,11 +472,8 @@ fn translate(msg: ServerMsg, dispatcher: &mut Dispatcher) -> Vec<ClientEvent> {
         ServerMsg::Chat { from, name, text } => ClientEvent::Chat { from, name, text },
         ServerMsg::PeerJoined { peer_id, name } => ClientEvent::PeerJoined { peer_id, name },
         ServerMsg::PeerLeft { peer_id, name } => ClientEvent::PeerLeft { peer_id, name },
-        ServerMsg::PeerMoved { peer_id, pos, rot } => ClientEvent::PeerMoved {
-            peer_id,
-            pos: arr(pos),
-            rot,
-        },
+        // Positions travel as datagrams; a batch on the control stream is ignored.
+        ServerMsg::PeerMoved { .. } => return Vec::new(),
         ServerMsg::Teleport { pos, rot, phase } => ClientEvent::Teleport {
             pos: arr(pos),
             rot,

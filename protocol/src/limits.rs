@@ -11,6 +11,10 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// minimum MTU so it is never fragmented or refused.
 pub const MAX_DATAGRAM: usize = 1200;
 
+/// Most position updates in one `PeerMoved` datagram; 48 of at most 21
+/// encoded bytes each stay under [`MAX_DATAGRAM`].
+pub const MAX_MOVES_PER_DATAGRAM: usize = 48;
+
 /// Largest JSON payload of one `PluginRpc`, so one RPC can never crowd the
 /// control stream.
 pub const MAX_RPC_JSON: usize = 16 * 1024;

@@ -37,6 +37,17 @@ impl Vec3 {
     }
 }
 
+/// One player's new position, inside a batched `PeerMoved`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PeerMove {
+    /// Their peer id.
+    pub peer_id: u32,
+    /// Position.
+    pub pos: Vec3,
+    /// Yaw.
+    pub rot: f32,
+}
+
 /// Which kind of entity a spawned id stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntityKind {
@@ -173,14 +184,11 @@ pub enum ServerMsg {
         /// Their name.
         name: String,
     },
-    /// Another player moved (sent as a datagram).
+    /// Players moved this tick (sent as a datagram, at most
+    /// `MAX_MOVES_PER_DATAGRAM` per datagram; one encode serves a whole phase).
     PeerMoved {
-        /// Their peer id.
-        peer_id: u32,
-        /// Position.
-        pos: Vec3,
-        /// Yaw.
-        rot: f32,
+        /// One entry per player that moved.
+        moves: Vec<PeerMove>,
     },
     /// The server closes this session.
     Kick {
@@ -403,9 +411,13 @@ impl Validate for ServerMsg {
             }
             ServerMsg::PeerJoined { name, .. } => bytes("PeerJoined.name", name, MAX_PLAYER_NAME),
             ServerMsg::PeerLeft { name, .. } => bytes("PeerLeft.name", name, MAX_PLAYER_NAME),
-            ServerMsg::PeerMoved { pos, rot, .. } => {
-                finite3("PeerMoved.pos", pos)?;
-                finite("PeerMoved.rot", *rot)
+            ServerMsg::PeerMoved { moves } => {
+                entries("PeerMoved.moves", moves.len(), MAX_MOVES_PER_DATAGRAM)?;
+                for m in moves {
+                    finite3("PeerMoved.pos", &m.pos)?;
+                    finite("PeerMoved.rot", m.rot)?;
+                }
+                Ok(())
             }
             ServerMsg::Kick { reason } => bytes("Kick.reason", reason, MAX_REASON),
         }

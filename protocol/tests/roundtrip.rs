@@ -118,8 +118,11 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             .prop_map(|(peer_id, name)| ServerMsg::PeerJoined { peer_id, name }),
         (any::<u32>(), ascii(MAX_PLAYER_NAME))
             .prop_map(|(peer_id, name)| ServerMsg::PeerLeft { peer_id, name }),
-        (any::<u32>(), vec3(), -360f32..360.0)
-            .prop_map(|(peer_id, pos, rot)| ServerMsg::PeerMoved { peer_id, pos, rot }),
+        (any::<u32>(), vec3(), -360f32..360.0).prop_map(|(peer_id, pos, rot)| {
+            ServerMsg::PeerMoved {
+                moves: vec![PeerMove { peer_id, pos, rot }],
+            }
+        }),
         ascii(MAX_REASON).prop_map(|reason| ServerMsg::Kick { reason }),
     ]
 }
@@ -208,6 +211,24 @@ proptest! {
         prop_assert!(d.len() <= MAX_DATAGRAM);
         prop_assert_eq!(decode_datagram::<ClientMsg>(&d).unwrap(), msg);
     }
+}
+
+#[test]
+fn a_full_position_batch_fits_one_datagram() {
+    let m = PeerMove {
+        peer_id: u32::MAX,
+        pos: Vec3::new(-1e6, 1e6, 3.5),
+        rot: 359.0,
+    };
+    let msg = ServerMsg::PeerMoved {
+        moves: vec![m; MAX_MOVES_PER_DATAGRAM],
+    };
+    let d = encode_datagram(&msg).unwrap();
+    assert!(d.len() <= MAX_DATAGRAM, "{} bytes", d.len());
+    let over = ServerMsg::PeerMoved {
+        moves: vec![m; MAX_MOVES_PER_DATAGRAM + 1],
+    };
+    assert!(encode_datagram(&over).is_err());
 }
 
 #[tokio::test]

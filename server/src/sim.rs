@@ -200,6 +200,7 @@ impl Sim {
             self.host.fire_tick(&mut self.world, dt);
             self.fire_world_events();
             self.sync_announcements();
+            self.world.flush_moves();
             self.world.flush_kicks();
             self.stats.record(started.elapsed());
             let now = Instant::now();

@@ -69,6 +69,8 @@ pub struct Peer {
     pub phase: u32,
     out: mpsc::Sender<Outbound>,
     datagrams: Option<quinn::Connection>,
+    /// Already listed in `World::moved` this tick.
+    moved: bool,
 }
 
 /// A spawned NPC or vehicle.
@@ -115,6 +117,8 @@ pub struct World {
     doomed: HashMap<u32, String>,
     /// Events for plugins, fired by the simulation after the current call.
     events: Vec<WorldEvent>,
+    /// Peers whose position changed this tick, in arrival order.
+    moved: Vec<u32>,
 }
 
 impl World {
@@ -179,6 +183,7 @@ impl World {
             phase: 0,
             out,
             datagrams,
+            moved: false,
         };
         self.peers.insert(id, peer);
         self.send(id, welcome(id));
@@ -219,31 +224,57 @@ impl World {
         Some(peer)
     }
 
-    /// Records a position update and replicates it, as a datagram, to peers in the same phase.
+    /// Records a position update; it is replicated at the end of the tick by
+    /// [`World::flush_moves`], batched, so the cost grows with peers, not peers².
     pub fn move_peer(&mut self, id: u32, pos: Vec3, rot: f32) {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
         p.pos = pos;
         p.rot = rot;
-        let phase = p.phase;
-        let msg = ServerMsg::PeerMoved {
-            peer_id: id,
-            pos,
-            rot,
-        };
-        let Ok(bytes) = shard_protocol::frame::encode_datagram(&msg) else {
+        if !p.moved {
+            p.moved = true;
+            self.moved.push(id);
+        }
+    }
+
+    /// Sends this tick's position updates as datagrams to the peers of each
+    /// phase: each batch is encoded once and shared by every recipient
+    /// (clients skip their own entry). Datagrams are lossy by design: a slow
+    /// client loses these first.
+    pub fn flush_moves(&mut self) {
+        if self.moved.is_empty() {
             return;
-        };
-        let bytes = bytes::Bytes::from(bytes);
-        for other in self
-            .peers
-            .values()
-            .filter(|o| o.id != id && o.phase == phase)
-        {
-            if let Some(conn) = &other.datagrams {
-                // Datagrams are lossy by design: a slow client loses these first.
-                let _ = conn.send_datagram(bytes.clone());
+        }
+        let mut by_phase: BTreeMap<u32, Vec<shard_protocol::PeerMove>> = BTreeMap::new();
+        for id in std::mem::take(&mut self.moved) {
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.moved = false;
+                let m = shard_protocol::PeerMove {
+                    peer_id: id,
+                    pos: p.pos,
+                    rot: p.rot,
+                };
+                by_phase.entry(p.phase).or_default().push(m);
+            }
+        }
+        let max = shard_protocol::limits::MAX_MOVES_PER_DATAGRAM;
+        for (phase, moves) in by_phase {
+            let datagrams: Vec<bytes::Bytes> = moves
+                .chunks(max)
+                .filter_map(|c| {
+                    let msg = ServerMsg::PeerMoved { moves: c.to_vec() };
+                    shard_protocol::frame::encode_datagram(&msg)
+                        .ok()
+                        .map(bytes::Bytes::from)
+                })
+                .collect();
+            for peer in self.peers.values().filter(|p| p.phase == phase) {
+                if let Some(conn) = &peer.datagrams {
+                    for d in &datagrams {
+                        let _ = conn.send_datagram(d.clone());
+                    }
+                }
             }
         }
     }
