@@ -7,6 +7,8 @@
 pub mod bundles;
 pub mod dispatch;
 pub mod events;
+pub mod ffi;
+pub mod game;
 pub mod session;
 
 pub use dispatch::Dispatcher;

@@ -1,0 +1,489 @@
+//! The game boundary: everything the runtime asks the game to do, as one
+//! trait, so the session logic is the same whether the "game" is the real one
+//! (through the C ABI's event queue) or the headless client / a test.
+//!
+//! Two implementations live here: [`HeadlessGame`] records (and optionally
+//! prints) each call, and [`QueuedGame`] turns each call into one JSON event
+//! the game polls through `shard_client_poll_event`. [`ReloadTracker`] holds
+//! the script-reload policy: reload a plugin folder only when its installed
+//! hash changed.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::events::ClientEvent;
+
+/// What the runtime can ask of the game; one method per game-side effect so
+/// the headless client, tests and the DLL share the routing in [`route`].
+pub trait Game {
+    /// Reloads pushed scripts from `dir` (`runtime_cache/plugins/<plugin>/`),
+    /// because a new bundle for `plugin` was just installed there.
+    fn reload_scripts(&mut self, plugin: &str, dir: &Path);
+    /// Invokes the handler a script registered for RPC `name` of `plugin`,
+    /// because the server sent it and the dispatcher let it through.
+    fn rpc(&mut self, plugin_id: u16, plugin: &str, name: &str, json: &str);
+    /// Shows a popup (the builtin plugin's only RPC).
+    fn popup(&mut self, text: &str, duration: f64);
+    /// Moves the local player, because the server said so.
+    fn teleport(&mut self, pos: [f32; 3], rot: f32, phase: u32);
+    /// Switches the weather preset.
+    fn weather(&mut self, id: u32);
+    /// Spawns a server-owned entity.
+    fn spawn_entity(&mut self, spawn: &EntitySpawn);
+    /// Removes a server-owned entity.
+    fn despawn_entity(&mut self, entity_id: u32);
+    /// Any other session event (welcome, chat, peers, errors), which the game
+    /// shows but which needs no world change.
+    fn notify(&mut self, event: &ClientEvent);
+}
+
+/// An entity the server asks the game to spawn (bundled so the trait method
+/// stays readable).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntitySpawn {
+    /// Server entity id (used again by despawn).
+    pub entity_id: u32,
+    /// "npc" or "vehicle".
+    pub kind: &'static str,
+    /// Game template record.
+    pub template: String,
+    /// Position.
+    pub pos: [f32; 3],
+    /// Yaw.
+    pub rot: f32,
+    /// Phase the entity lives in.
+    pub phase: u32,
+}
+
+/// Sends one session event to the matching [`Game`] method, so every
+/// implementation sees events the same way.
+pub fn route(event: ClientEvent, game: &mut dyn Game) {
+    match event {
+        ClientEvent::Rpc {
+            plugin_id,
+            plugin,
+            name,
+            json,
+        } => game.rpc(plugin_id, &plugin, &name, &json),
+        ClientEvent::Popup { text, duration } => game.popup(&text, duration),
+        ClientEvent::Teleport { pos, rot, phase } => game.teleport(pos, rot, phase),
+        ClientEvent::Weather { id } => game.weather(id),
+        ClientEvent::EntitySpawned {
+            entity_id,
+            kind,
+            template,
+            pos,
+            rot,
+            phase,
+        } => game.spawn_entity(&EntitySpawn {
+            entity_id,
+            kind,
+            template,
+            pos,
+            rot,
+            phase,
+        }),
+        ClientEvent::EntityDespawned { entity_id } => game.despawn_entity(entity_id),
+        other => game.notify(&other),
+    }
+}
+
+/// Like [`route`], and a `BundleInstalled` event also goes through
+/// `tracker`, so the game reloads that plugin's scripts only when the
+/// installed hash changed (the event itself is still passed on).
+pub fn route_with_reloads(
+    event: ClientEvent,
+    cache_root: &Path,
+    tracker: &mut ReloadTracker,
+    game: &mut dyn Game,
+) {
+    let installed = match &event {
+        ClientEvent::BundleInstalled { name, sha256, .. } => {
+            shard_cache::parse_sha256_hex(sha256).map(|h| (name.clone(), h))
+        }
+        _ => None,
+    };
+    route(event, game);
+    if let Some((name, hash)) = installed {
+        tracker.installed(cache_root, &name, hash, game);
+    }
+}
+
+/// Decides when the game must reload a plugin's scripts: only when the hash
+/// installed for that plugin differs from the last one reloaded, so a
+/// reinstall of the same bundle, a rejoin, or a burst of announcements never
+/// reloads twice.
+#[derive(Debug, Default, Clone)]
+pub struct ReloadTracker {
+    last: HashMap<String, [u8; 32]>,
+}
+
+impl ReloadTracker {
+    /// A tracker that has reloaded nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `hash` is now installed for `plugin` under `cache_root`
+    /// and asks `game` to reload `cache_root/plugins/<plugin>/` if that hash
+    /// was not the last one reloaded; returns whether it did.
+    pub fn installed(
+        &mut self,
+        cache_root: &Path,
+        plugin: &str,
+        hash: [u8; 32],
+        game: &mut dyn Game,
+    ) -> bool {
+        if self.last.get(plugin) == Some(&hash) {
+            return false;
+        }
+        self.last.insert(plugin.to_string(), hash);
+        game.reload_scripts(plugin, &plugin_dir(cache_root, plugin));
+        true
+    }
+
+    /// Forgets a removed plugin, so installing it again later reloads it.
+    pub fn removed(&mut self, plugin: &str) {
+        self.last.remove(plugin);
+    }
+}
+
+/// Where an installed plugin's scripts live: `<cache_root>/plugins/<name>/`.
+pub fn plugin_dir(cache_root: &Path, plugin: &str) -> PathBuf {
+    cache_root.join(shard_cache::PLUGINS_DIR).join(plugin)
+}
+
+/// One call the game received, as recorded by [`HeadlessGame`] (tests assert
+/// on these; the headless client prints them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum GameCall {
+    /// `reload_scripts`.
+    ReloadScripts {
+        /// Plugin name.
+        plugin: String,
+        /// Folder reloaded.
+        dir: PathBuf,
+    },
+    /// `rpc`.
+    Rpc {
+        /// Plugin id.
+        plugin_id: u16,
+        /// Plugin name.
+        plugin: String,
+        /// RPC name.
+        name: String,
+        /// Payload.
+        json: String,
+    },
+    /// `popup`.
+    Popup {
+        /// Text.
+        text: String,
+        /// Seconds.
+        duration: f64,
+    },
+    /// `teleport`.
+    Teleport {
+        /// Position.
+        pos: [f32; 3],
+        /// Yaw.
+        rot: f32,
+        /// Phase.
+        phase: u32,
+    },
+    /// `weather`.
+    Weather {
+        /// Preset id.
+        id: u32,
+    },
+    /// `spawn_entity`.
+    Spawn(EntitySpawn),
+    /// `despawn_entity`.
+    Despawn {
+        /// Entity id.
+        entity_id: u32,
+    },
+    /// `notify`.
+    Notify(ClientEvent),
+}
+
+/// The headless game: records every call (and prints it as a JSON line when
+/// asked), standing in for the real game in `shard-client join` and tests.
+#[derive(Debug, Default)]
+pub struct HeadlessGame {
+    /// Calls received, oldest first.
+    pub calls: Vec<GameCall>,
+    /// Print each call to stdout as it arrives.
+    pub print: bool,
+}
+
+impl HeadlessGame {
+    /// A recorder that does not print (tests).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn record(&mut self, call: GameCall) {
+        if self.print {
+            println!(
+                "{}",
+                serde_json::to_string(&call).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            );
+        }
+        self.calls.push(call);
+    }
+}
+
+impl Game for HeadlessGame {
+    fn reload_scripts(&mut self, plugin: &str, dir: &Path) {
+        self.record(GameCall::ReloadScripts {
+            plugin: plugin.to_string(),
+            dir: dir.to_path_buf(),
+        });
+    }
+    fn rpc(&mut self, plugin_id: u16, plugin: &str, name: &str, json: &str) {
+        self.record(GameCall::Rpc {
+            plugin_id,
+            plugin: plugin.to_string(),
+            name: name.to_string(),
+            json: json.to_string(),
+        });
+    }
+    fn popup(&mut self, text: &str, duration: f64) {
+        self.record(GameCall::Popup {
+            text: text.to_string(),
+            duration,
+        });
+    }
+    fn teleport(&mut self, pos: [f32; 3], rot: f32, phase: u32) {
+        self.record(GameCall::Teleport { pos, rot, phase });
+    }
+    fn weather(&mut self, id: u32) {
+        self.record(GameCall::Weather { id });
+    }
+    fn spawn_entity(&mut self, spawn: &EntitySpawn) {
+        self.record(GameCall::Spawn(spawn.clone()));
+    }
+    fn despawn_entity(&mut self, entity_id: u32) {
+        self.record(GameCall::Despawn { entity_id });
+    }
+    fn notify(&mut self, event: &ClientEvent) {
+        self.record(GameCall::Notify(event.clone()));
+    }
+}
+
+/// The DLL's game: each call becomes one JSON object (`{"event": ...}`) in a
+/// queue the game drains with `shard_client_poll_event` on its main thread,
+/// because the C side cannot be called back from the network threads.
+#[derive(Debug, Default)]
+pub struct QueuedGame {
+    queue: VecDeque<String>,
+}
+
+impl QueuedGame {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The oldest queued event, without removing it (so a caller whose buffer
+    /// is too small does not lose it).
+    pub fn peek(&self) -> Option<&str> {
+        self.queue.front().map(String::as_str)
+    }
+
+    /// Removes and returns the oldest queued event.
+    pub fn pop(&mut self) -> Option<String> {
+        self.queue.pop_front()
+    }
+
+    /// Number of queued events.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn push(&mut self, event: ClientEvent) {
+        self.queue.push_back(event.to_json());
+    }
+}
+
+impl Game for QueuedGame {
+    fn reload_scripts(&mut self, plugin: &str, dir: &Path) {
+        let json = serde_json::json!({
+            "event": "reload_scripts",
+            "plugin": plugin,
+            "dir": dir.to_string_lossy(),
+        });
+        self.queue.push_back(json.to_string());
+    }
+    fn rpc(&mut self, plugin_id: u16, plugin: &str, name: &str, json: &str) {
+        self.push(ClientEvent::Rpc {
+            plugin_id,
+            plugin: plugin.to_string(),
+            name: name.to_string(),
+            json: json.to_string(),
+        });
+    }
+    fn popup(&mut self, text: &str, duration: f64) {
+        self.push(ClientEvent::Popup {
+            text: text.to_string(),
+            duration,
+        });
+    }
+    fn teleport(&mut self, pos: [f32; 3], rot: f32, phase: u32) {
+        self.push(ClientEvent::Teleport { pos, rot, phase });
+    }
+    fn weather(&mut self, id: u32) {
+        self.push(ClientEvent::Weather { id });
+    }
+    fn spawn_entity(&mut self, s: &EntitySpawn) {
+        self.push(ClientEvent::EntitySpawned {
+            entity_id: s.entity_id,
+            kind: s.kind,
+            template: s.template.clone(),
+            pos: s.pos,
+            rot: s.rot,
+            phase: s.phase,
+        });
+    }
+    fn despawn_entity(&mut self, entity_id: u32) {
+        self.push(ClientEvent::EntityDespawned { entity_id });
+    }
+    fn notify(&mut self, event: &ClientEvent) {
+        self.push(event.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reloads(g: &HeadlessGame) -> usize {
+        g.calls
+            .iter()
+            .filter(|c| matches!(c, GameCall::ReloadScripts { .. }))
+            .count()
+    }
+
+    #[test]
+    fn reload_only_when_the_hash_changes() {
+        let root = Path::new("runtime_cache");
+        let mut t = ReloadTracker::new();
+        let mut g = HeadlessGame::new();
+        assert!(t.installed(root, "hexbar", [1; 32], &mut g));
+        assert_eq!(
+            g.calls[0],
+            GameCall::ReloadScripts {
+                plugin: "hexbar".into(),
+                dir: root.join("plugins").join("hexbar"),
+            }
+        );
+        // Same hash again: reinstall, rejoin, or an announcement burst.
+        for _ in 0..10 {
+            assert!(!t.installed(root, "hexbar", [1; 32], &mut g));
+        }
+        assert_eq!(reloads(&g), 1);
+        // Another plugin is tracked separately.
+        assert!(t.installed(root, "mobile_cc", [1; 32], &mut g));
+        // A new hash reloads once; going back to the old one reloads again.
+        assert!(t.installed(root, "hexbar", [2; 32], &mut g));
+        assert!(!t.installed(root, "hexbar", [2; 32], &mut g));
+        assert!(t.installed(root, "hexbar", [1; 32], &mut g));
+        assert_eq!(reloads(&g), 4);
+    }
+
+    #[test]
+    fn removal_forgets_the_hash() {
+        let root = Path::new("rc");
+        let mut t = ReloadTracker::new();
+        let mut g = HeadlessGame::new();
+        assert!(t.installed(root, "p", [7; 32], &mut g));
+        t.removed("p");
+        assert!(t.installed(root, "p", [7; 32], &mut g));
+        assert_eq!(reloads(&g), 2);
+    }
+
+    #[test]
+    fn bundle_installed_events_reload_once_per_hash() {
+        let root = Path::new("rc");
+        let mut t = ReloadTracker::new();
+        let mut g = HeadlessGame::new();
+        let installed = |sha: &str, changed: bool| ClientEvent::BundleInstalled {
+            plugin_id: 3,
+            name: "hexbar".into(),
+            version: "1.0.0".into(),
+            sha256: sha.into(),
+            path: "rc/plugins/hexbar".into(),
+            changed,
+            rpcs: vec![],
+        };
+        let a = "aa".repeat(32);
+        let b = "bb".repeat(32);
+        route_with_reloads(installed(&a, true), root, &mut t, &mut g);
+        // A rejoin reports the same bundle as already installed: no reload.
+        route_with_reloads(installed(&a, false), root, &mut t, &mut g);
+        route_with_reloads(installed(&a, false), root, &mut t, &mut g);
+        assert_eq!(reloads(&g), 1);
+        route_with_reloads(installed(&b, true), root, &mut t, &mut g);
+        assert_eq!(reloads(&g), 2);
+        // Every event still reaches the game.
+        assert_eq!(g.calls.len(), 6);
+    }
+
+    #[test]
+    fn route_maps_events_to_game_calls() {
+        let mut g = HeadlessGame::new();
+        route(ClientEvent::Weather { id: 4 }, &mut g);
+        route(ClientEvent::EntityDespawned { entity_id: 9 }, &mut g);
+        route(
+            ClientEvent::Popup {
+                text: "hi".into(),
+                duration: 1.0,
+            },
+            &mut g,
+        );
+        route(
+            ClientEvent::Kick {
+                reason: "bye".into(),
+            },
+            &mut g,
+        );
+        assert_eq!(
+            g.calls,
+            vec![
+                GameCall::Weather { id: 4 },
+                GameCall::Despawn { entity_id: 9 },
+                GameCall::Popup {
+                    text: "hi".into(),
+                    duration: 1.0
+                },
+                GameCall::Notify(ClientEvent::Kick {
+                    reason: "bye".into()
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn queued_game_keeps_event_json_and_adds_reloads() {
+        let mut q = QueuedGame::new();
+        route(ClientEvent::Weather { id: 4 }, &mut q);
+        q.reload_scripts("hexbar", Path::new("rc/plugins/hexbar"));
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.peek(), Some(r#"{"event":"weather","id":4}"#));
+        assert_eq!(q.pop().as_deref(), Some(r#"{"event":"weather","id":4}"#));
+        let v: serde_json::Value =
+            serde_json::from_str(&q.pop().unwrap_or_default()).unwrap_or(serde_json::Value::Null);
+        assert_eq!(v["event"], "reload_scripts");
+        assert_eq!(v["plugin"], "hexbar");
+        assert!(q.is_empty());
+    }
+}

@@ -1,0 +1,104 @@
+//! The game's view of the client: a C program built against
+//! `include/shard_client.h` and the cdylib joins a real server, chats, and
+//! shuts down cleanly — the C ABI contract, end to end.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use shard_e2e::TestServer;
+
+/// `<target>/<profile>` for this test binary (it lives in `<profile>/deps/`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The cdylib: cargo builds it next to this binary (in `deps/`, as fresh as
+/// the rlib we link) since `shard-client` is also a cdylib; otherwise the
+/// uplifted copy, and as a last resort it is built with the same target dir.
+fn cdylib(profile: &Path) -> PathBuf {
+    let fresh = profile.join("deps").join("libshard_client.so");
+    if fresh.exists() {
+        return fresh;
+    }
+    let lib = profile.join("libshard_client.so");
+    if !lib.exists() {
+        let target = profile.parent().expect("profile dir has a parent");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "-p", "shard-client", "--lib"])
+            .env("CARGO_TARGET_DIR", target);
+        if profile.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building the cdylib failed");
+    }
+    assert!(lib.exists(), "{} missing after build", lib.display());
+    lib
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_program_joins_chats_and_destroys() {
+    if Command::new("gcc").arg("--version").output().is_err() {
+        eprintln!("gcc not found; skipping the C smoke test");
+        return;
+    }
+    let profile = profile_dir();
+    let lib = cdylib(&profile);
+    let lib_dir = lib.parent().expect("lib dir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = tempfile::tempdir().expect("temp dir");
+    let exe = work.path().join("smoke");
+    let out = Command::new("gcc")
+        .args([
+            "-std=c99",
+            "-D_POSIX_C_SOURCE=199309L",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-o",
+        ])
+        .arg(&exe)
+        .arg(root.join("c/smoke.c"))
+        .arg("-I")
+        .arg(root.join("../client-runtime/include"))
+        .arg("-L")
+        .arg(lib_dir)
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg("-lshard_client")
+        .output()
+        .expect("run gcc");
+    assert!(
+        out.status.success(),
+        "gcc failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let srv = TestServer::start(&[]);
+    let addr = srv.addr.to_string();
+    let player = work.path().join("player");
+    std::fs::create_dir_all(&player).expect("player dir");
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new(&exe)
+            .arg(addr)
+            .arg(&player)
+            .output()
+            .expect("run the C program")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "smoke exited with {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("\"event\":\"welcome\""), "{stdout}");
+    assert!(stdout.contains("hello from C"), "{stdout}");
+    assert!(stdout.contains("smoke: ok"), "{stdout}");
+    srv.server.shutdown().await;
+}
