@@ -69,6 +69,9 @@ int main(int argc, char **argv) {
     int rc = shard_client_connect(c);
     if (rc != SHARD_OK) return fail("connect", rc);
     if (wait_for(c, "\"event\":\"welcome\"", NULL)) return 1;
+    /* With a plugin to expect: its bundle is installed and the game is asked
+       to reload that plugin's scripts before we go on. */
+    if (argc > 3 && wait_for(c, "\"event\":\"reload_scripts\"", NULL)) return 1;
 
     rc = shard_client_register_rpc(c, "hexbar", "HexBarStatus");
     if (rc != SHARD_OK) return fail("register_rpc", rc);

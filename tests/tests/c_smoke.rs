@@ -40,6 +40,29 @@ fn cdylib(profile: &Path) -> PathBuf {
     lib
 }
 
+/// A plugin that answers every chat line with an RPC to its client script.
+const HEXBAR_PY: &str = r#"
+__plugin__ = {"name": "hexbar", "version": "1"}
+
+@game.on("OnChatMsg")
+def relay(ev):
+    game.send_rpc(ev["peer"], "HexBarStatus", {"said": ev["text"]})
+"#;
+
+/// The plugin's client script: registers the `HexBarStatus` handler.
+const HEXBAR_REDS: &str = r#"
+public class HexBarStatusHandler extends ShardRpcHandler {
+  public func OnRpc(json: String) -> Void {
+    let t = new inkText();
+    t.SetText(ShardJsonString(json, "said"));
+  }
+}
+
+public func HexBarInit() -> Void {
+  RegisterRpc(n"HexBarStatus", new HexBarStatusHandler());
+}
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_program_joins_chats_and_destroys() {
     if Command::new("gcc").arg("--version").output().is_err() {
@@ -77,14 +100,25 @@ async fn c_program_joins_chats_and_destroys() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let srv = TestServer::start(&[]);
+    let srv = TestServer::start_with_files(
+        &[],
+        &[
+            ("hexbar.py", HEXBAR_PY.as_bytes()),
+            ("hexbar/client/status.reds", HEXBAR_REDS.as_bytes()),
+            ("hexbar/assets/ui/status.json", b"{\"rows\": 2}"),
+        ],
+    );
     let addr = srv.addr.to_string();
     let player = work.path().join("player");
     std::fs::create_dir_all(&player).expect("player dir");
     let run = tokio::task::spawn_blocking(move || {
         Command::new(&exe)
+            // The runner's LD_LIBRARY_PATH may list an older uplifted copy of
+            // the library first; the rpath baked in above names the fresh one.
+            .env_remove("LD_LIBRARY_PATH")
             .arg(addr)
             .arg(&player)
+            .arg("HexBarStatus")
             .output()
             .expect("run the C program")
     })
@@ -100,5 +134,20 @@ async fn c_program_joins_chats_and_destroys() {
     assert!(stdout.contains("\"event\":\"welcome\""), "{stdout}");
     assert!(stdout.contains("hello from C"), "{stdout}");
     assert!(stdout.contains("smoke: ok"), "{stdout}");
+    // The bundle arrived and was installed, the game was asked to reload its
+    // scripts once, and the plugin's RPC reached the callback C registered.
+    assert!(
+        stdout.contains("\"event\":\"bundle_installed\""),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("\"event\":\"reload_scripts\"").count(),
+        1,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"event\":\"rpc\"") && stdout.contains("hello from C"),
+        "{stdout}"
+    );
     srv.server.shutdown().await;
 }

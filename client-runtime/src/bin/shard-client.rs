@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use shard_client::game::{QueuedGame, ReloadTracker, route_with_reloads};
 use shard_client::{ClientEvent, ConnectOptions, Dispatcher, Session};
 use shard_protocol::Vec3;
 use shard_protocol::identity::{Fingerprint, Identity};
@@ -267,8 +268,13 @@ fn print(ev: &ClientEvent) {
 }
 
 async fn join(opts: ConnectOptions, actions: Vec<Action>, stay: f64) -> anyhow::Result<()> {
+    let cache_dir = opts.cache_dir.clone();
     let mut session = Session::connect(opts, Dispatcher::new()).await?;
     let mut progress = Progress::default();
+    // The same event stream the game's DLL sees, including `reload_scripts`
+    // exactly once per newly installed hash.
+    let mut game = QueuedGame::new();
+    let mut reloads = ReloadTracker::new();
     let mut pending = actions.into_iter();
     let mut wait_until = tokio::time::Instant::now();
     let mut end: Option<tokio::time::Instant> = None;
@@ -302,8 +308,12 @@ async fn join(opts: ConnectOptions, actions: Vec<Action>, stay: f64) -> anyhow::
             ev = session.next_event() => match ev {
                 Some(ev) => {
                     progress.update(&ev);
-                    print(&ev);
-                    if matches!(ev, ClientEvent::Kick { .. } | ClientEvent::Disconnected { .. }) {
+                    let over = matches!(ev, ClientEvent::Kick { .. } | ClientEvent::Disconnected { .. });
+                    route_with_reloads(ev, &cache_dir, &mut reloads, &mut game);
+                    while let Some(line) = game.pop() {
+                        println!("{line}");
+                    }
+                    if over {
                         return Ok(());
                     }
                 }
