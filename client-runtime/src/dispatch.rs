@@ -61,7 +61,9 @@ impl Dispatcher {
     }
 
     /// Registers a callback for RPC `name` of plugin `plugin` (by name, so it
-    /// survives the plugin's id changing across sessions).
+    /// survives the plugin's id changing across sessions). An empty `plugin`
+    /// means whichever announced plugin whitelists `name`: the game's proxy
+    /// registers that way, since a pushed script does not know its plugin.
     pub fn register(&mut self, plugin: &str, name: &str) {
         self.callbacks
             .insert((plugin.to_string(), fn_hash(name)), name.to_string());
@@ -135,7 +137,11 @@ impl Dispatcher {
             return self.drop_rpc(DropCause::NotWhitelisted, plugin_id, hash);
         }
         let plugin = p.name.clone();
-        let Some(name) = self.callbacks.get(&(plugin.clone(), hash)).cloned() else {
+        let registered = self
+            .callbacks
+            .get(&(plugin.clone(), hash))
+            .or_else(|| self.callbacks.get(&(String::new(), hash)));
+        let Some(name) = registered.cloned() else {
             return self.drop_rpc(DropCause::NoCallback, plugin_id, hash);
         };
         if serde_json::from_str::<serde_json::Value>(json).is_err() {
@@ -201,6 +207,14 @@ mod tests {
         d.register("mobile_cc", "CcStatus");
         let ev = d.rpc(3, fn_hash("CcStatus"), r#"{"ok":true}"#);
         assert!(matches!(&ev[..], [ClientEvent::Rpc { name, .. }] if name == "CcStatus"));
+        // A registration for any plugin ("" as the proxy does) also counts.
+        let mut any = Dispatcher::new();
+        any.announce(4, "hud", &[fn_hash("HudUpdate")]);
+        any.register("", "HudUpdate");
+        assert!(
+            matches!(&any.rpc(4, fn_hash("HudUpdate"), "{}")[..], [ClientEvent::Rpc { plugin, .. }] if plugin == "hud")
+        );
+        assert!(any.rpc(4, fn_hash("Other"), "{}").is_empty());
         let ev = d.rpc(3, fn_hash("CcStatus"), "{not json");
         assert!(matches!(&ev[..], [ClientEvent::Error { .. }]));
         assert_eq!(d.counters().bad_json, 1);

@@ -8,13 +8,18 @@
 module Shard.Proxy
 
 // ---- Natives implemented by the client DLL (C ABI) -----------------------
+// Each maps to one function of client-runtime/include/shard_client.h:
+// ShardPollEvent -> shard_client_poll_event, ShardRegisterRpc ->
+// shard_client_register_rpc, and so on (a test checks the two lists agree).
+// The native loader itself calls create/connect/destroy.
 
-// Next event as JSON, or "" when the queue is empty. RPC events look like
-// {"kind":"rpc","plugin":3,"fn":123456789,"payload":{...}} with payload last.
+// Next event as one JSON object, or "" when the queue is empty. RPC events
+// look like {"event":"rpc","plugin_id":3,"plugin":"mobile_cc","name":"CcStatus","json":"{...}"};
+// popups like {"event":"popup","text":"...","duration":5.0}.
 public native func ShardPollEvent() -> String
-// Binds an RPC name for a plugin (-1 = resolve by name from the announced
-// whitelists); returns the fn hash, or -1 when the name is not whitelisted.
-public native func ShardRegisterRpc(pluginId: Int32, name: String) -> Int32
+// Lets RPC `name` of `plugin` through to the game ("" = whichever announced
+// plugin whitelists that name); returns 0, or a negative error code.
+public native func ShardRegisterRpc(plugin: String, name: String) -> Int32
 public native func ShardSendPosition(x: Float, y: Float, z: Float, yaw: Float) -> Int32
 public native func ShardSendChat(text: String) -> Int32
 public native func ShardSendInteract(entityId: Int32, action: String) -> Int32
@@ -28,18 +33,21 @@ public abstract class ShardRpcHandler extends IScriptable {
   public func OnRpc(json: String) -> Void {}
 }
 
-// ---- Callback table keyed by fn hash --------------------------------------
+// ---- Callback table keyed by RPC name --------------------------------------
+// (The DLL already matched the server's fn hash against the plugin's
+// whitelist and this registration; events carry the RPC's name.)
 
 // Lives in the scriptable-systems container so the table survives as long
 // as the game session and is reachable from any script.
 public class ShardRpcTable extends ScriptableSystem {
-  private let m_hashes: array<Int32>;
+  private let m_names: array<String>;
   private let m_handlers: array<ref<ShardRpcHandler>>;
+  private let m_popup: ref<ShardPopupHandler>;
   private let m_hud: wref<inkCanvas>;
 
   private func OnAttach() -> Void {
-    // Builtin plugin 0: the default popup handler.
-    this.Add(ShardRegisterRpc(0, "ShowPopup"), new ShardPopupHandler());
+    // Builtin plugin 0: the default popup handler (needs no registration).
+    this.m_popup = new ShardPopupHandler();
   }
 
   public static func Get() -> ref<ShardRpcTable> {
@@ -47,28 +55,31 @@ public class ShardRpcTable extends ScriptableSystem {
     return container.Get(n"Shard.Proxy.ShardRpcTable") as ShardRpcTable;
   }
 
-  public func Add(hash: Int32, handler: ref<ShardRpcHandler>) -> Bool {
-    if hash == -1 || !IsDefined(handler) {
+  public func Add(name: String, handler: ref<ShardRpcHandler>) -> Bool {
+    if !IsDefined(handler) {
+      return false;
+    }
+    if ShardRegisterRpc("", name) != 0 {
       LogChannel(n"Shard", "RPC registration refused: " + ShardLastError());
       return false;
     }
     let i = 0;
-    while i < ArraySize(this.m_hashes) {
-      if this.m_hashes[i] == hash {
+    while i < ArraySize(this.m_names) {
+      if Equals(this.m_names[i], name) {
         this.m_handlers[i] = handler;
         return true;
       }
       i += 1;
     }
-    ArrayPush(this.m_hashes, hash);
+    ArrayPush(this.m_names, name);
     ArrayPush(this.m_handlers, handler);
     return true;
   }
 
-  public func Dispatch(hash: Int32, payload: String) -> Bool {
+  public func Dispatch(name: String, payload: String) -> Bool {
     let i = 0;
-    while i < ArraySize(this.m_hashes) {
-      if this.m_hashes[i] == hash {
+    while i < ArraySize(this.m_names) {
+      if Equals(this.m_names[i], name) {
         this.m_handlers[i].OnRpc(payload);
         return true;
       }
@@ -90,10 +101,11 @@ public class ShardRpcTable extends ScriptableSystem {
     let budget = 64;
     let ev = ShardPollEvent();
     while NotEquals(ev, "") && budget > 0 {
-      if Equals(ShardJsonString(ev, "kind"), "rpc") {
-        let hash = ShardJsonInt(ev, "fn");
-        let payload = ShardJsonTail(ev, "payload");
-        this.Dispatch(hash, payload);
+      let kind = ShardJsonString(ev, "event");
+      if Equals(kind, "rpc") {
+        this.Dispatch(ShardJsonString(ev, "name"), ShardJsonString(ev, "json"));
+      } else if Equals(kind, "popup") {
+        this.m_popup.OnRpc(ev);
       }
       budget -= 1;
       ev = ShardPollEvent();
@@ -105,8 +117,7 @@ public class ShardRpcTable extends ScriptableSystem {
 
 // Registers a handler for an RPC name declared by the pushed script.
 public func RegisterRpc(name: CName, handler: ref<ShardRpcHandler>) -> Bool {
-  let hash = ShardRegisterRpc(-1, NameToString(name));
-  return ShardRpcTable.Get().Add(hash, handler);
+  return ShardRpcTable.Get().Add(NameToString(name), handler);
 }
 
 // Root canvas pushed UI attaches to (owned by the proxy's HUD hook).
@@ -167,17 +178,6 @@ public func ShardJsonInt(json: String, key: String) -> Int32 {
 
 public func ShardJsonFloat(json: String, key: String) -> Float {
   return StringToFloat(ShardJsonNumber(json, key));
-}
-
-// Text from `"key":` to the end minus the closing brace (payload is last).
-public func ShardJsonTail(json: String, key: String) -> String {
-  let marker = "\"" + key + "\":";
-  let start = StrFindFirst(json, marker);
-  if start < 0 {
-    return "";
-  }
-  let from = start + StrLen(marker);
-  return StrMid(json, from, StrLen(json) - from - 1);
 }
 
 // ---- Builtin plugin 0: popup ----------------------------------------------

@@ -187,7 +187,7 @@ fn proxy_scripts_parse_and_pass_proxy_mode_only() {
     );
     for native in [
         "ShardPollEvent() -> String",
-        "ShardRegisterRpc(pluginId: Int32, name: String) -> Int32",
+        "ShardRegisterRpc(plugin: String, name: String) -> Int32",
         "ShardSendPosition(x: Float, y: Float, z: Float, yaw: Float) -> Int32",
         "ShardSendChat(text: String) -> Int32",
         "ShardSendInteract(entityId: Int32, action: String) -> Int32",
