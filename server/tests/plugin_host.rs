@@ -582,3 +582,48 @@ fn bad_metadata_names_file_and_field() {
         err("badver")
     );
 }
+
+#[test]
+fn every_game_function_has_doc_and_signature() {
+    let mut f = fixture(&[]);
+    let out = f.host.console(
+        &mut f.world,
+        "names = ['on', 'register_command', 'spawn_npc', 'spawn_vehicle', 'despawn', \
+         'teleport_peer', 'set_weather', 'show_popup', 'get_peer_positions', \
+         'get_entity_position', 'dist', 'send_chat', 'broadcast', 'send_rpc', 'log']\n\
+         print([n for n in names if not getattr(game, n).__doc__ \
+         or getattr(game, n).__text_signature__ is None])\n\
+         print(game.send_rpc.__text_signature__, game.teleport_peer.__text_signature__)\n\
+         print(issubclass(game.GameError, Exception), issubclass(game.PluginTimeout, Exception))",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first().copied(), Some("[]"), "{out}");
+    assert_eq!(
+        lines.get(1).copied(),
+        Some("(peer, fn, payload) (peer, pos, rot=0.0, phase=None)"),
+        "{out}"
+    );
+    assert_eq!(lines.get(2).copied(), Some("True False"), "{out}");
+}
+
+#[test]
+fn bundle_change_changes_hash_and_reloads() {
+    let src = "__plugin__ = {'name': 'bun', 'version': '1'}\n\
+game.state['loads'] = game.state.get('loads', 0) + 1\n\
+game.broadcast('load %d' % game.state['loads'])\n";
+    let mut f = fixture(&[("bun.py", src)]);
+    let before = f.host.plugins()[0].hash.clone();
+    assert_eq!(before.len(), 64);
+    let assets = f.plugins.join("bun/assets/ui");
+    std::fs::create_dir_all(&assets).expect("mkdir");
+    write(&assets.join("icon.inkatlas"), "atlas");
+    f.poll_until(Duration::from_secs(2), |w| w.broadcasts.len() >= 2)
+        .expect("reloaded on bundle change");
+    assert_eq!(
+        f.world.broadcasts,
+        vec!["load 1".to_string(), "load 2".to_string()]
+    );
+    let after = f.host.plugins()[0].hash.clone();
+    assert_ne!(before, after);
+    assert_eq!(f.host.bundle_dir("bun"), f.plugins.join("bun"));
+}

@@ -816,9 +816,9 @@ impl PluginHost {
                 let msg = format!("[Plugin {name} failed to load: {short}{tail}]");
                 tracing::warn!(plugin = name, "{msg}");
                 notify_admins(&msg);
-                if keeps {
-                    self.record_error(py, name, "reload", &tb);
-                } else if let Some(p) = self.plugins.get_mut(name) {
+                // A rejected reload is not counted against the running version:
+                // five bad saves in a row must not disable a healthy plugin.
+                if !keeps && let Some(p) = self.plugins.get_mut(name) {
                     p.errors += 1;
                 }
             }
