@@ -25,6 +25,8 @@ pub struct ServedBundle {
     pub bytes: Bytes,
     /// `fn_hash` of each RPC the client scripts register.
     pub rpc_whitelist: Vec<u32>,
+    /// The RPC names themselves (for authors and logs).
+    pub rpc_names: Vec<String>,
 }
 
 impl ServedBundle {
@@ -55,6 +57,7 @@ pub fn build_bundle(name: &str, version: &str, bundle_dir: &Path) -> Result<Serv
         sha256: packed.sha256,
         bytes: Bytes::from(packed.bytes),
         rpc_whitelist: shard_reds::rpc_whitelist(&rpc_names),
+        rpc_names,
     })
 }
 

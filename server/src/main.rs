@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
-use clap::Parser;
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
 use shard_server::Server;
 
 /// Command line of the dedicated server; every option overrides server.toml.
@@ -27,6 +27,56 @@ struct Cli {
     /// Folder for the server key and logs [default: ./server-data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Without a subcommand the server runs.
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+/// Tools for plugin authors and operators that do not start the server.
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Check a plugin's bundle as the server would at load: packs
+    /// `<stem>/assets` and `<stem>/client`, runs the REDscript sandbox policy
+    /// on the client scripts, prints diagnostics (file:line:col [rule]) or a
+    /// summary; exits 1 on a violation.
+    CheckPlugin {
+        /// The plugin's `.py` file, or its bundle folder.
+        path: PathBuf,
+    },
+}
+
+/// `check-plugin`: the same bundle build and policy check a load runs.
+fn check_plugin(path: &std::path::Path) -> anyhow::Result<()> {
+    let (name, bundle_dir) = if path.extension().is_some_and(|e| e == "py") {
+        let stem = path.file_stem().context("the plugin file has no name")?;
+        (
+            stem.to_string_lossy().into_owned(),
+            path.with_file_name(stem),
+        )
+    } else if path.is_dir() {
+        let name = path.file_name().context("the folder has no name")?;
+        (name.to_string_lossy().into_owned(), path.to_path_buf())
+    } else {
+        bail!(
+            "{} is neither a plugin .py file nor its bundle folder",
+            path.display()
+        );
+    };
+    match shard_server::bundles::build_bundle(&name, "check", &bundle_dir) {
+        Ok(b) => {
+            let sha: String = b.sha256.iter().map(|x| format!("{x:02x}")).collect();
+            println!(
+                "{name}: ok — bundle {} bytes, sha256 {sha}, RPCs {:?}",
+                b.bytes.len(),
+                b.rpc_names
+            );
+            Ok(())
+        }
+        Err(e) => {
+            println!("{e}");
+            bail!("plugin {name} would not load")
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +88,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Some(Cmd::CheckPlugin { path }) = &cli.cmd {
+        return check_plugin(path);
+    }
     let mut cfg = shard_server::load_config(cli.config.as_deref())?;
     if let Some(b) = cli.bind {
         cfg.bind = b;

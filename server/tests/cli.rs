@@ -64,3 +64,44 @@ fn sigterm_stops_the_server_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn check_plugin_prints_diagnostics_for_authors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("ui/client")).unwrap();
+    std::fs::write(
+        dir.path().join("ui.py"),
+        "__plugin__ = {\"name\": \"ui\", \"version\": \"1\"}\n",
+    )
+    .unwrap();
+    let good = "public class H extends ShardRpcHandler {\n  public func OnRpc(json: String) -> Void {}\n}\npublic func Init() -> Void { RegisterRpc(n\"Ping\", new H()); }\n";
+    std::fs::write(dir.path().join("ui/client/ui.reds"), good).unwrap();
+    let out = server()
+        .arg("check-plugin")
+        .arg(dir.path().join("ui.py"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ui: ok") && stdout.contains("Ping"),
+        "{stdout}"
+    );
+
+    std::fs::write(
+        dir.path().join("ui/client/evil.reds"),
+        "public native func Steal() -> Void\n",
+    )
+    .unwrap();
+    let out = server()
+        .arg("check-plugin")
+        .arg(dir.path().join("ui"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("evil.reds:1:") && stdout.contains("[native-decl]"),
+        "{stdout}"
+    );
+}

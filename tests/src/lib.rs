@@ -198,6 +198,32 @@ pub fn save_file(path: &std::path::Path, contents: &str) {
     std::fs::rename(&tmp, path).expect("rename");
 }
 
+/// `<target>/<profile>` of the running test binary (it lives in `<profile>/deps/`).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(std::path::Path::parent)
+        .expect("test binary lives in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Path of a workspace binary, built (or confirmed fresh) with cargo first so
+/// a test never runs a stale copy.
+pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+    let profile = profile_dir();
+    let target = profile.parent().expect("profile dir has a parent");
+    let mut cmd =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["build", "-q", "-p", package, "--bin", bin])
+        .env("CARGO_TARGET_DIR", target);
+    if profile.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "building {bin} failed");
+    profile.join(bin)
+}
+
 /// True when `ev` is a chat line containing `needle`.
 pub fn chat_contains(ev: &ClientEvent, needle: &str) -> bool {
     matches!(ev, ClientEvent::Chat { text, .. } if text.contains(needle))

@@ -5,16 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use shard_e2e::TestServer;
-
-/// `<target>/<profile>` for this test binary (it lives in `<profile>/deps/`).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in <target>/<profile>/deps")
-        .to_path_buf()
-}
+use shard_e2e::{TestServer, profile_dir};
 
 /// The cdylib: cargo builds it next to this binary (in `deps/`, as fresh as
 /// the rlib we link) since `shard-client` is also a cdylib; otherwise the

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -269,7 +270,8 @@ fn print(ev: &ClientEvent) {
 
 async fn join(opts: ConnectOptions, actions: Vec<Action>, stay: f64) -> anyhow::Result<()> {
     let cache_dir = opts.cache_dir.clone();
-    let mut session = Session::connect(opts, Dispatcher::new()).await?;
+    let dispatcher = Arc::new(Mutex::new(Dispatcher::new()));
+    let mut session = Session::connect_shared(opts, dispatcher.clone()).await?;
     let mut progress = Progress::default();
     // The same event stream the game's DLL sees, including `reload_scripts`
     // exactly once per newly installed hash.
@@ -314,10 +316,14 @@ async fn join(opts: ConnectOptions, actions: Vec<Action>, stay: f64) -> anyhow::
                         println!("{line}");
                     }
                     if over {
+                        print_drops(&dispatcher);
                         return Ok(());
                     }
                 }
-                None => return Ok(()),
+                None => {
+                    print_drops(&dispatcher);
+                    return Ok(());
+                }
             },
             _ = tokio::time::sleep_until(deadline) => {
                 if end.is_some() {
@@ -326,8 +332,16 @@ async fn join(opts: ConnectOptions, actions: Vec<Action>, stay: f64) -> anyhow::
             }
         }
     }
+    print_drops(&dispatcher);
     session.close().await;
     Ok(())
+}
+
+/// Prints how many RPCs were dropped and why, as the session's last line.
+fn print_drops(dispatcher: &Mutex<Dispatcher>) {
+    let counters = dispatcher.lock().map(|d| d.counters()).unwrap_or_default();
+    let line = serde_json::json!({"event": "rpc_drops", "counters": counters});
+    println!("{line}");
 }
 
 #[cfg(test)]
