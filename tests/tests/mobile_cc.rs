@@ -1,0 +1,160 @@
+//! The second example plugin end to end: an admin parks the mobile command
+//! centre, players walk in through its door and out again, and its bundle
+//! and status RPC reach every client.
+
+use std::path::Path;
+
+use shard_client::ClientEvent;
+use shard_e2e::{TestPlayer, TestServer, chat_contains, example_plugin, join_as};
+use shard_protocol::Vec3;
+
+/// `mobile_cc.py` and every file of its bundle folder, as the server's plugin folder holds them.
+fn mobile_cc_files() -> Vec<(String, Vec<u8>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let mut files = vec![("mobile_cc.py".to_string(), example_plugin("mobile_cc.py"))];
+    let mut stack = vec![root.join("mobile_cc")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                files.push((rel, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files
+}
+
+fn start(admins: &[shard_protocol::identity::Fingerprint]) -> TestServer {
+    let files = mobile_cc_files();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.as_slice()))
+        .collect();
+    TestServer::start_with_files(admins, &refs)
+}
+
+fn vehicle_spawned(e: &ClientEvent) -> Option<u32> {
+    match e {
+        ClientEvent::EntitySpawned {
+            entity_id,
+            template,
+            kind,
+            ..
+        } if template == "veh_commandcenter" && *kind == "vehicle" => Some(*entity_id),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_centre_spawns_for_admins_and_its_door_leads_inside_and_out() {
+    let admin = TestPlayer::new("boss");
+    let srv = start(&[admin.fingerprint]);
+    let expected = shard_cache::pack_plugin_dir(&srv.plugin_dir().join("mobile_cc")).unwrap();
+    let mut boss = admin.join(srv.addr).await;
+    let mut guest = join_as("guest", srv.addr).await;
+
+    // Both clients install the bundle with the right hash.
+    for c in [&mut boss, &mut guest] {
+        let ev = c
+            .expect(
+                "mobile_cc installed",
+                |e| matches!(e, ClientEvent::BundleInstalled { name, .. } if name == "mobile_cc"),
+            )
+            .await;
+        assert!(
+            matches!(&ev, ClientEvent::BundleInstalled { sha256, rpcs, .. }
+            if *sha256 == expected.sha256_hex() && rpcs == &vec!["CcStatus".to_string()]),
+            "{ev:?}"
+        );
+    }
+
+    // A non-admin is refused.
+    guest.session.say("/spawncc").await;
+    guest
+        .expect("refusal", |e| chat_contains(e, "for admins only"))
+        .await;
+
+    // The admin parks it beside them; the other player sees it.
+    boss.session
+        .send_position(Vec3::new(10.0, 20.0, 0.0), 0.0)
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    boss.session.say("/spawncc").await;
+    let seen = guest
+        .expect("vehicle seen by the guest", |e| {
+            vehicle_spawned(e).is_some()
+        })
+        .await;
+    let first = vehicle_spawned(&seen).unwrap();
+    let ClientEvent::EntitySpawned { pos, .. } = &seen else {
+        unreachable!()
+    };
+    assert!(
+        (pos[0] - 14.0).abs() < 0.01 && (pos[1] - 20.0).abs() < 0.01,
+        "parked beside the admin: {pos:?}"
+    );
+
+    // A second /spawncc moves it: the old one goes, exactly one new one comes.
+    guest.forget();
+    boss.session.say("/spawncc").await;
+    guest
+        .expect(
+            "old one despawned",
+            |e| matches!(e, ClientEvent::EntityDespawned { entity_id } if *entity_id == first),
+        )
+        .await;
+    let again = guest
+        .expect("new one spawned", |e| vehicle_spawned(e).is_some())
+        .await;
+    let vehicle = vehicle_spawned(&again).unwrap();
+    let later = guest
+        .collect_for(std::time::Duration::from_millis(300))
+        .await;
+    assert!(
+        !later.iter().any(|e| vehicle_spawned(e).is_some()),
+        "vehicles piled up: {later:?}"
+    );
+
+    // The guest uses the door: into the interior phase, with the status panel RPC.
+    guest.forget();
+    guest.session.interact(vehicle, "use_door").await;
+    let tp = guest
+        .expect("teleported inside", |e| {
+            matches!(e, ClientEvent::Teleport { .. })
+        })
+        .await;
+    let ClientEvent::Teleport { phase, .. } = tp else {
+        unreachable!()
+    };
+    assert_eq!(phase, 1000 + vehicle);
+    let rpc = guest
+        .expect("status panel", |e| matches!(e, ClientEvent::Rpc { .. }))
+        .await;
+    assert!(
+        matches!(&rpc, ClientEvent::Rpc { plugin, name, json, .. }
+        if plugin == "mobile_cc" && name == "CcStatus" && json.contains("\"units\":1")),
+        "{rpc:?}"
+    );
+
+    // And out again, beside the vehicle in phase 0.
+    guest.forget();
+    guest.session.interact(vehicle, "exit_interior").await;
+    let tp = guest
+        .expect("teleported out", |e| {
+            matches!(e, ClientEvent::Teleport { .. })
+        })
+        .await;
+    let ClientEvent::Teleport { phase, pos, .. } = tp else {
+        unreachable!()
+    };
+    assert_eq!(phase, 0);
+    assert!((pos[0] - 11.0).abs() < 0.01, "beside the vehicle: {pos:?}");
+    srv.server.shutdown().await;
+}
