@@ -8,6 +8,7 @@
 pub mod bundles;
 pub mod commands;
 pub mod config;
+pub mod docs;
 pub mod net;
 pub mod plugin;
 pub mod sim;

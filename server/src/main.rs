@@ -43,6 +43,22 @@ enum Cmd {
         /// The plugin's `.py` file, or its bundle folder.
         path: PathBuf,
     },
+    /// Write the plugin API reference and the `game` type stubs by running
+    /// tools/gen_plugin_docs.py inside the embedded interpreter.
+    Docs {
+        /// The reference to write.
+        #[arg(long, default_value = "DOCS.md")]
+        out: PathBuf,
+        /// The type stubs to write (editors complete `game.` from them).
+        #[arg(long, default_value = "plugins/game.pyi")]
+        stubs: PathBuf,
+        /// Plugins shown as examples (read, never run).
+        #[arg(long, default_value = "plugins")]
+        plugins: PathBuf,
+        /// The generator script.
+        #[arg(long, default_value = "tools/gen_plugin_docs.py")]
+        tool: PathBuf,
+    },
 }
 
 /// `check-plugin`: the same bundle build and policy check a load runs.
@@ -88,8 +104,19 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    if let Some(Cmd::CheckPlugin { path }) = &cli.cmd {
-        return check_plugin(path);
+    match &cli.cmd {
+        Some(Cmd::CheckPlugin { path }) => return check_plugin(path),
+        Some(Cmd::Docs {
+            out,
+            stubs,
+            plugins,
+            tool,
+        }) => {
+            shard_server::docs::generate(tool, out, stubs, plugins).map_err(anyhow::Error::msg)?;
+            println!("wrote {} and {}", out.display(), stubs.display());
+            return Ok(());
+        }
+        None => {}
     }
     let mut cfg = shard_server::load_config(cli.config.as_deref())?;
     if let Some(b) = cli.bind {

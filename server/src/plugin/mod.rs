@@ -1071,6 +1071,32 @@ fn utc_timestamp(t: SystemTime) -> String {
     )
 }
 
+/// Runs a Python tool script (the docs generator) in the embedded interpreter
+/// with `game` importable and `sys.argv` set, so tools introspect the very
+/// API plugins get; `facts` (events, limits) is visible to it as `SHARD`.
+pub fn run_tool(script: &Path, argv: &[String], facts: &serde_json::Value) -> Result<(), String> {
+    Python::with_gil(|py| {
+        let run = || -> PyResult<()> {
+            game::register_global(py)?;
+            let mut full = vec![script.display().to_string()];
+            full.extend(argv.iter().cloned());
+            py.import("sys")?.setattr("argv", full)?;
+            let init = PyDict::new(py);
+            init.set_item("SHARD", game::json_to_py(py, facts)?)?;
+            py.import("runpy")?
+                .call_method1("run_path", (script.display().to_string(), init, "__main__"))?;
+            Ok(())
+        };
+        run().map_err(|e| {
+            let tb = e
+                .traceback(py)
+                .and_then(|t| t.format().ok())
+                .unwrap_or_default();
+            format!("{}: {tb}{e}", script.display())
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
