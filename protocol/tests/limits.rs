@@ -328,3 +328,25 @@ fn trailing_bytes_are_refused() {
         Err(ProtocolError::TrailingBytes { extra: 1, .. })
     ));
 }
+
+#[test]
+fn welcome_server_name_and_player_id_caps() {
+    let mk = |server_name: String, player_id: String| ServerMsg::Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        server_name,
+        peer_id: 1,
+        player_id,
+        admin: false,
+        tick_hz: 30,
+    };
+    let ok = mk("s".repeat(MAX_SERVER_NAME), "f".repeat(MAX_FINGERPRINT));
+    assert_eq!(decode_server(&raw_frame(&ok)).unwrap(), ok);
+    assert_too_long(
+        decode_server(&raw_frame(&mk("s".repeat(MAX_SERVER_NAME + 1), "f".into()))).unwrap_err(),
+        "Welcome.server_name",
+    );
+    assert_too_long(
+        decode_server(&raw_frame(&mk("s".into(), "f".repeat(MAX_FINGERPRINT + 1)))).unwrap_err(),
+        "Welcome.player_id",
+    );
+}
