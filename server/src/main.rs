@@ -130,13 +130,14 @@ fn main() -> anyhow::Result<()> {
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
+        let signal = stop_signal()?;
         let server = Server::start(cfg)?;
         println!(
             "shard-server listening on {} with key {}",
             server.local_addr()?,
             server.fingerprint()
         );
-        operator_console(&server).await;
+        operator_console(&server, signal).await;
         tracing::info!("stopping: telling clients");
         server.shutdown().await;
         anyhow::Ok(())
@@ -144,8 +145,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Reads operator commands on stdin (`py CODE`) until SIGINT/SIGTERM.
-async fn operator_console(server: &Server) {
-    let signal = wait_for_signal();
+async fn operator_console(server: &Server, signal: impl std::future::Future<Output = ()>) {
     tokio::pin!(signal);
     // A plain thread reads stdin: tokio's stdin would keep the runtime from
     // shutting down while a read is pending. The thread dies with the process.
@@ -180,24 +180,25 @@ async fn operator_console(server: &Server) {
     }
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Installs the SIGINT/SIGTERM handlers now (so a signal that arrives early
+/// is not missed) and returns a future that completes on the first of them.
+#[cfg(unix)]
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
+    })
+}
+
+/// Ctrl-C on platforms without Unix signals.
+#[cfg(not(unix))]
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
         let _ = tokio::signal::ctrl_c().await;
-    }
+    })
 }
