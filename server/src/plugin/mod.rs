@@ -17,9 +17,10 @@
 //!   operator `disable`) and for every plugin at `shutdown`.
 //! - CPython is never finalized (pyo3 cannot re-initialize it); `shutdown`
 //!   drops every plugin object instead.
-//! - Sandboxing is only the curated builtins of [`curated_builtins`] for now.
+//! - Sandboxing: see [`sandbox`] and docs/SECURITY.md.
 
 mod game;
+pub mod sandbox;
 mod watchdog;
 pub mod world;
 
@@ -249,20 +250,6 @@ import traceback, io, contextlib, builtins
 def format_exc(t, v, tb):
     return ''.join(traceback.format_exception(t, v, tb))
 
-_DENIED = ('open', 'exec', 'eval', 'compile', 'input', 'breakpoint', 'exit', 'quit', 'help')
-
-def make_builtins(game_mod):
-    b = dict(builtins.__dict__)
-    for k in _DENIED:
-        b.pop(k, None)
-    real = builtins.__import__
-    def _import(name, globals=None, locals=None, fromlist=(), level=0):
-        if name == 'game' and level == 0:
-            return game_mod
-        return real(name, globals, locals, fromlist, level)
-    b['__import__'] = _import
-    return b
-
 def console(code, ns):
     buf = io.StringIO()
     try:
@@ -315,7 +302,15 @@ impl PluginHost {
         }
         let (helpers, console_ns) = Python::with_gil(|py| -> PyResult<_> {
             game::register_global(py)?;
+            sandbox::install(py)?;
             let helpers = PyModule::from_code(py, HELPERS, c"<shard-host>", c"_shard_host")?;
+            let sandbox_py = PyModule::from_code(
+                py,
+                sandbox::SANDBOX_PY,
+                c"<shard-sandbox>",
+                c"_shard_sandbox",
+            )?;
+            helpers.setattr("sandbox", sandbox_py)?;
             let ns = PyDict::new(py);
             ns.set_item("__builtins__", py.import("builtins")?)?;
             ns.set_item(
@@ -618,7 +613,9 @@ impl PluginHost {
     ) -> Result<T, (String, String)> {
         let previous = game::set_current(Some(cur.clone()));
         let ticket = self.watchdog.arm(py);
+        let scope = sandbox::PluginScope::enter();
         let result = f();
+        drop(scope);
         self.watchdog.disarm(py, ticket);
         game::set_current(previous);
         result.map_err(|e| {
@@ -852,6 +849,16 @@ impl PluginHost {
                 curated_builtins(py, self.helpers.bind(py), &game_mod)?,
             )?;
             module.setattr("game", &game_mod)?;
+            self.helpers.bind(py).getattr("sandbox")?.call_method1(
+                "check_source",
+                (
+                    &source,
+                    &file,
+                    sandbox::FORBIDDEN_ATTRS.to_vec(),
+                    sandbox::ALLOWED_DUNDERS.to_vec(),
+                    sandbox::FORBIDDEN_NAMES.to_vec(),
+                ),
+            )?;
             let code = py
                 .import("builtins")?
                 .getattr("compile")?
@@ -895,16 +902,20 @@ impl PluginHost {
     }
 }
 
-/// The builtins every plugin namespace gets: the standard ones minus
-/// `open`/`exec`/`eval`/`compile`/`input`/`breakpoint`, with an `__import__`
-/// that resolves `game` to the plugin's own module. The sandbox builds on this.
+/// The builtins every plugin namespace gets (sandbox layers 1 and 2): the
+/// standard ones minus [`sandbox::DENIED_BUILTINS`], with an `__import__` that
+/// resolves `game` to the plugin's own module and refuses modules outside
+/// [`sandbox::IMPORT_ALLOWLIST`].
 pub fn curated_builtins<'py>(
     py: Python<'py>,
     helpers: &Bound<'py, PyModule>,
     game_mod: &Bound<'py, PyModule>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let _ = py;
-    helpers.getattr("make_builtins")?.call1((game_mod,))
+    let allow = pyo3::types::PyFrozenSet::new(py, sandbox::IMPORT_ALLOWLIST)?;
+    helpers
+        .getattr("sandbox")?
+        .getattr("make_builtins")?
+        .call1((game_mod, sandbox::DENIED_BUILTINS.to_vec(), allow))
 }
 
 fn despawn_all(ids: &[u32]) {
