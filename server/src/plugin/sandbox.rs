@@ -355,7 +355,10 @@ mod tests {
         assert!(event_denied("subprocess.Popen"));
         assert!(event_denied("ctypes.dlopen"));
         assert!(event_denied("sys._current_frames"));
-        assert!(!event_denied("sys._getframe"), "namedtuple and enum need it");
+        assert!(
+            !event_denied("sys._getframe"),
+            "namedtuple and enum need it"
+        );
         assert!(!event_denied("opening"));
         assert!(!event_denied("time.sleep"));
     }
