@@ -1,143 +1,14 @@
 //! Plugin host tests against a real embedded CPython and an in-memory
 //! `GameWorld` double that records what plugins did.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use shard_protocol::{BUILTIN_PLUGIN_ID, EntityKind, POPUP_RPC, Vec3, fn_hash};
-use shard_server::plugin::{
-    CommandOutcome, Event, EventKind, GameWorld, HostConfig, PluginHost, PluginOwner, PluginState,
-};
+use shard_protocol::{BUILTIN_PLUGIN_ID, POPUP_RPC, fn_hash};
+use shard_server::plugin::{CommandOutcome, Event, EventKind, PluginState};
 
-/// In-memory world recording every call plugins make.
-#[derive(Default)]
-struct TestWorld {
-    peers: BTreeMap<u32, Vec3>,
-    entities: BTreeMap<u32, (EntityKind, String, Vec3, u32, String)>,
-    next_entity: u32,
-    rpcs: Vec<(u32, u16, u32, String)>,
-    chats: Vec<(u32, String)>,
-    broadcasts: Vec<String>,
-    admin_notes: Vec<String>,
-}
-
-impl GameWorld for TestWorld {
-    fn peer_exists(&self, peer: u32) -> bool {
-        self.peers.contains_key(&peer)
-    }
-    fn peer_name(&self, peer: u32) -> Option<String> {
-        self.peers
-            .contains_key(&peer)
-            .then(|| format!("peer{peer}"))
-    }
-    fn peer_is_admin(&self, _peer: u32) -> bool {
-        false
-    }
-    fn peer_positions(&self) -> Vec<(u32, Vec3)> {
-        self.peers.iter().map(|(p, v)| (*p, *v)).collect()
-    }
-    fn spawn_entity(
-        &mut self,
-        kind: EntityKind,
-        template: &str,
-        pos: Vec3,
-        _rot: f32,
-        phase: u32,
-        owner: PluginOwner,
-    ) -> u32 {
-        self.next_entity += 1;
-        self.entities.insert(
-            self.next_entity,
-            (kind, template.into(), pos, phase, owner.name),
-        );
-        self.next_entity
-    }
-    fn entity_position(&self, id: u32) -> Option<(Vec3, u32)> {
-        self.entities.get(&id).map(|e| (e.2, e.3))
-    }
-    fn despawn(&mut self, id: u32) -> bool {
-        self.entities.remove(&id).is_some()
-    }
-    fn teleport_peer(&mut self, peer: u32, pos: Vec3, _rot: f32, _phase: Option<u32>) {
-        self.peers.insert(peer, pos);
-    }
-    fn set_weather(&mut self, _id: u32) {}
-    fn send_chat(&mut self, peer: u32, text: &str) {
-        self.chats.push((peer, text.into()));
-    }
-    fn broadcast(&mut self, text: &str) {
-        self.broadcasts.push(text.into());
-    }
-    fn send_rpc(&mut self, peer: u32, plugin_id: u16, fn_hash: u32, json: String) {
-        self.rpcs.push((peer, plugin_id, fn_hash, json));
-    }
-    fn notify_admins(&mut self, text: &str) {
-        self.admin_notes.push(text.into());
-    }
-}
-
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    plugins: PathBuf,
-    logs: PathBuf,
-    host: PluginHost,
-    world: TestWorld,
-}
-
-fn v(x: f32, y: f32, z: f32) -> Vec3 {
-    Vec3 { x, y, z }
-}
-
-fn fixture(files: &[(&str, &str)]) -> Fixture {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let plugins = tmp.path().join("plugins");
-    let logs = tmp.path().join("logs/plugins");
-    std::fs::create_dir_all(&plugins).expect("mkdir");
-    for (name, src) in files {
-        std::fs::write(plugins.join(name), src).expect("write plugin");
-    }
-    let host = PluginHost::new(HostConfig::new(&plugins, &logs)).expect("host");
-    let mut f = Fixture {
-        _tmp: tmp,
-        plugins,
-        logs,
-        host,
-        world: TestWorld::default(),
-    };
-    f.host.load_all(&mut f.world);
-    f
-}
-
-impl Fixture {
-    fn tick(&mut self) {
-        self.host.fire_tick(&mut self.world, 1.0 / 30.0);
-    }
-    fn state(&self, name: &str) -> Option<PluginState> {
-        self.host
-            .plugins()
-            .into_iter()
-            .find(|p| p.name == name)
-            .map(|p| p.state)
-    }
-    /// Polls for file changes and ticks until `done` holds or `limit` passes; returns the latency.
-    fn poll_until(
-        &mut self,
-        limit: Duration,
-        done: impl Fn(&TestWorld) -> bool,
-    ) -> Option<Duration> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            self.host.poll_changes(&mut self.world);
-            self.tick();
-            if done(&self.world) {
-                return Some(start.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
-    }
-}
+mod common;
+use common::*;
 
 fn write(path: &Path, src: &str) {
     std::fs::write(path, src).expect("write plugin");

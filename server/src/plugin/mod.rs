@@ -613,7 +613,7 @@ impl PluginHost {
     ) -> Result<T, (String, String)> {
         let previous = game::set_current(Some(cur.clone()));
         let ticket = self.watchdog.arm(py);
-        let scope = sandbox::PluginScope::enter();
+        let scope = sandbox::PluginScope::enter(&cur.name);
         let result = f();
         drop(scope);
         self.watchdog.disarm(py, ticket);

@@ -13,8 +13,8 @@
 //! 5. the CPU budget (see `watchdog`), and 6. a recursion limit.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
-use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, Once};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -175,13 +175,11 @@ pub const DENIED_EVENTS: &[&str] = &[
     "sys.addaudithook",
     "sys.excepthook",
     "sys.unraisablehook",
-    "object.__getattr__",
     "function.__new__",
     "code.__new__",
     "marshal.",
     "pickle.",
     "builtins.input",
-    "compile",
     "import",
     "urllib.",
     "webbrowser.",
@@ -202,6 +200,8 @@ pub const PREIMPORTED: &[&str] = &[
 
 /// How deep the host currently is inside plugin code (0 = host code).
 static IN_PLUGIN: AtomicUsize = AtomicUsize::new(0);
+/// The plugins whose code is running, innermost last (module names).
+static RUNNING: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static HOOK: Once = Once::new();
 
 /// Marks plugin code as running while it lives; the audit hook only denies
@@ -209,8 +209,11 @@ static HOOK: Once = Once::new();
 pub struct PluginScope(());
 
 impl PluginScope {
-    /// Enters plugin context (nesting is counted).
-    pub fn enter() -> Self {
+    /// Enters the code of plugin `module` (nesting is counted).
+    pub fn enter(module: &str) -> Self {
+        if let Ok(mut r) = RUNNING.lock() {
+            r.push(module.to_string());
+        }
         IN_PLUGIN.fetch_add(1, Ordering::SeqCst);
         Self(())
     }
@@ -219,6 +222,42 @@ impl PluginScope {
 impl Drop for PluginScope {
     fn drop(&mut self) {
         IN_PLUGIN.fetch_sub(1, Ordering::SeqCst);
+        if let Ok(mut r) = RUNNING.lock() {
+            r.pop();
+        }
+    }
+}
+
+/// For `object.__setattr__`/`__delattr__` (CPython raises them when a type's
+/// special attributes such as `__module__` or `__bases__` change): a plugin
+/// may do that to its own classes, never to the host's `game` and builtin types.
+fn type_change_denied(args: *mut ffi::PyObject) -> bool {
+    // SAFETY: called from the audit hook with the GIL held; `args` is the
+    // event's argument tuple, and every pointer is checked before use.
+    unsafe {
+        if args.is_null() || ffi::PyTuple_Check(args) == 0 || ffi::PyTuple_Size(args) < 1 {
+            return false;
+        }
+        let obj = ffi::PyTuple_GetItem(args, 0);
+        if obj.is_null() || ffi::PyType_Check(obj) == 0 {
+            return false;
+        }
+        let module = ffi::PyObject_GetAttrString(obj, c"__module__".as_ptr());
+        if module.is_null() {
+            ffi::PyErr_Clear();
+            return true;
+        }
+        let name = ffi::PyUnicode_AsUTF8(module);
+        let owned = if name.is_null() {
+            ffi::PyErr_Clear();
+            None
+        } else {
+            Some(CStr::from_ptr(name).to_string_lossy().into_owned())
+        };
+        ffi::Py_DecRef(module);
+        // The host's shared types; a plugin's own and stdlib classes are
+        // left to the other layers (see docs/SECURITY.md).
+        matches!(owned.as_deref(), None | Some("game") | Some("builtins"))
     }
 }
 
@@ -245,7 +284,7 @@ unsafe extern "C" {
 
 unsafe extern "C" fn audit_hook(
     event: *const c_char,
-    _args: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
     _data: *mut c_void,
 ) -> c_int {
     if IN_PLUGIN.load(Ordering::SeqCst) == 0 || event.is_null() {
@@ -253,7 +292,12 @@ unsafe extern "C" fn audit_hook(
     }
     // SAFETY: CPython passes a NUL-terminated event name.
     let name = unsafe { CStr::from_ptr(event) }.to_string_lossy();
-    if !event_denied(&name) {
+    let denied = if name == "object.__setattr__" || name == "object.__delattr__" {
+        type_change_denied(args)
+    } else {
+        event_denied(&name)
+    };
+    if !denied {
         return 0;
     }
     let msg = format!("shard sandbox: `{name}` is not allowed in plugins (audit hook)");
@@ -311,12 +355,13 @@ def make_builtins(game_mod, denied, allow):
     b['__import__'] = _import
     return b
 
-def _bad_attr(attr, forbidden, dunders):
+def _bad_attr(attr, forbidden, dunders, own=False):
     if attr in forbidden:
         return True
     if attr.startswith('__') and attr.endswith('__'):
         return attr not in dunders
-    return attr.startswith('_')
+    # `self._x` on a plugin's own objects is ordinary; `module._x` walks out.
+    return attr.startswith('_') and not own
 
 def check_source(source, filename, forbidden, dunders, names):
     tree = ast.parse(source, filename)
@@ -324,14 +369,18 @@ def check_source(source, filename, forbidden, dunders, names):
     def say(node, what):
         problems.append(f'{filename}:{node.lineno}: {what} (shard sandbox: source check)')
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and _bad_attr(node.attr, forbidden, dunders):
-            say(node, f'attribute `.{node.attr}` is not allowed')
+        if isinstance(node, ast.Attribute):
+            own = isinstance(node.value, ast.Name) and node.value.id in ('self', 'cls')
+            if _bad_attr(node.attr, forbidden, dunders, own):
+                say(node, f'attribute `.{node.attr}` is not allowed')
+            elif node.attr.startswith('__') and not isinstance(node.ctx, ast.Load):
+                say(node, f'assigning `.{node.attr}` is not allowed')
         elif isinstance(node, ast.Name) and node.id in names:
             say(node, f'name `{node.id}` is not allowed')
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ('getattr', 'setattr', 'delattr', 'hasattr'):
             if len(node.args) < 2 or not (isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
                 say(node, f'`{node.func.id}` needs a literal attribute name')
-            elif _bad_attr(node.args[1].value, forbidden, dunders):
+            elif _bad_attr(node.args[1].value, forbidden, dunders) or (node.func.id != 'getattr' and node.args[1].value.startswith('__')):
                 say(node, f'`{node.func.id}` of `{node.args[1].value}` is not allowed')
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and '{' in node.value:
             for attr in _FIELD.findall(node.value):

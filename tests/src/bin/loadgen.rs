@@ -192,12 +192,24 @@ struct Snapshot {
     process_cpu: Option<u64>,
     /// `shard-sim` thread CPU time, clock ticks, if that thread exists here.
     sim_cpu: Option<u64>,
+    /// QUIC DATAGRAM frames the clients received (each may batch several moves).
+    quic_datagrams_rx: u64,
+    /// UDP packets the clients received.
+    udp_rx: u64,
 }
 
 impl Snapshot {
-    /// Reads the counters and the CPU clocks now.
-    fn take(c: &Counters) -> Self {
+    /// Reads the counters, the clients' QUIC statistics and the CPU clocks now.
+    fn take(c: &Counters, conns: &[quinn::Connection]) -> Self {
+        let (mut quic_datagrams_rx, mut udp_rx) = (0, 0);
+        for conn in conns {
+            let st = conn.stats();
+            quic_datagrams_rx += st.frame_rx.datagram;
+            udp_rx += st.udp_rx.datagrams;
+        }
         Self {
+            quic_datagrams_rx,
+            udp_rx,
             at: Instant::now(),
             sent: c.sent.load(Ordering::Relaxed),
             send_errors: c.send_errors.load(Ordering::Relaxed),
@@ -432,9 +444,13 @@ struct Report {
     sim_cpu: Option<f64>,
     /// Datagrams the clients sent per second.
     sent_per_sec: f64,
-    /// `PeerMoved` the clients received per second.
+    /// `PeerMoved` events (one per peer move) the clients received per second.
     received_per_sec: f64,
-    /// What full replication would deliver per second: sent × (peers − 1).
+    /// QUIC DATAGRAM frames the clients received per second.
+    quic_datagrams_rx_per_sec: f64,
+    /// UDP packets the clients received per second.
+    udp_rx_per_sec: f64,
+    /// Moves full replication would deliver per second: sent × (peers − 1).
     expected_per_sec: f64,
     /// Send errors over the window.
     send_errors: u64,
@@ -494,7 +510,11 @@ impl Report {
             0.0
         };
         println!(
-            "  datagrams received    {:.0}/s PeerMoved (server -> clients); {:.1}% of the {:.0}/s full replication would give",
+            "  datagrams received    {:.0}/s QUIC datagrams in {:.0}/s UDP packets (server -> clients)",
+            self.quic_datagrams_rx_per_sec, self.udp_rx_per_sec
+        );
+        println!(
+            "  moves received        {:.0}/s PeerMoved events; {:.1}% of the {:.0}/s full replication would give",
             self.received_per_sec, ratio, self.expected_per_sec
         );
         println!(
@@ -505,7 +525,8 @@ impl Report {
         println!(
             "{{\"mode\":\"{}\",\"peers\":{},\"tick_hz\":{},\"send_hz\":{},\"connect_secs\":{:.2},\"window_secs\":{:.2},\
 \"ticks\":{},\"tick_p50_us\":{},\"tick_p99_us\":{},\"tick_max_us\":{},\"process_cpu_pct\":{},\"sim_cpu_pct\":{},\
-\"datagrams_sent_per_sec\":{:.1},\"datagrams_received_per_sec\":{:.1},\"datagrams_expected_per_sec\":{:.1},\
+\"datagrams_sent_per_sec\":{:.1},\"datagrams_received_per_sec\":{:.1},\"udp_packets_received_per_sec\":{:.1},\
+\"moves_received_per_sec\":{:.1},\"moves_expected_per_sec\":{:.1},\
 \"send_errors\":{},\"other_events\":{},\"ended_early\":{},\"cores\":{}}}",
             self.mode,
             self.peers,
@@ -522,6 +543,8 @@ impl Report {
             json_num(self.process_cpu),
             json_num(self.sim_cpu),
             self.sent_per_sec,
+            self.quic_datagrams_rx_per_sec,
+            self.udp_rx_per_sec,
             self.received_per_sec,
             self.expected_per_sec,
             self.send_errors,
@@ -574,6 +597,10 @@ async fn run(args: Args) -> Result<()> {
 
     let counters = Arc::new(Counters::default());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let conns: Vec<quinn::Connection> = sessions
+        .iter()
+        .map(|(_, s)| s.connection().clone())
+        .collect();
     let mut drivers = JoinSet::new();
     for (i, s) in sessions {
         drivers.spawn(drive(i, s, args.send_hz, counters.clone(), stop_rx.clone()));
@@ -584,9 +611,9 @@ async fn run(args: Args) -> Result<()> {
     if let Some(s) = &stats {
         s.reset();
     }
-    let before = Snapshot::take(&counters);
+    let before = Snapshot::take(&counters, &conns);
     tokio::time::sleep(Duration::from_secs(args.secs)).await;
-    let after = Snapshot::take(&counters);
+    let after = Snapshot::take(&counters, &conns);
     let ticks = stats.as_ref().map(|s| s.summary());
     let _ = stop_tx.send(true);
 
@@ -609,6 +636,8 @@ async fn run(args: Args) -> Result<()> {
         sim_cpu: cpu_percent(before.sim_cpu, after.sim_cpu, window),
         sent_per_sec,
         received_per_sec: per_sec(after.moved, before.moved),
+        quic_datagrams_rx_per_sec: per_sec(after.quic_datagrams_rx, before.quic_datagrams_rx),
+        udp_rx_per_sec: per_sec(after.udp_rx, before.udp_rx),
         expected_per_sec: sent_per_sec * args.peers.saturating_sub(1) as f64,
         send_errors: after.send_errors.saturating_sub(before.send_errors),
         other_events: after.other_events.saturating_sub(before.other_events),
