@@ -420,72 +420,47 @@ impl World {
         }
     }
 
-    /// Queues a message for every peer.
-    pub fn broadcast(&mut self, msg: ServerMsg) {
-        let ids: Vec<u32> = self.peers.keys().copied().collect();
+    /// Queues a message for every peer `to` selects (the one fan-out path).
+    pub fn broadcast_to(&mut self, to: impl Fn(&Peer) -> bool, msg: ServerMsg) {
+        let ids: Vec<u32> = self
+            .peers
+            .values()
+            .filter(|p| to(p))
+            .map(|p| p.id)
+            .collect();
         for id in ids {
             self.send(id, msg.clone());
         }
+    }
+
+    /// Queues a message for every peer.
+    pub fn broadcast(&mut self, msg: ServerMsg) {
+        self.broadcast_to(|_| true, msg);
     }
 
     /// Queues a message for every peer but one.
     pub fn broadcast_except(&mut self, except: u32, msg: ServerMsg) {
-        let ids: Vec<u32> = self
-            .peers
-            .keys()
-            .copied()
-            .filter(|i| *i != except)
-            .collect();
-        for id in ids {
-            self.send(id, msg.clone());
-        }
+        self.broadcast_to(|p| p.id != except, msg);
     }
 
     /// Queues a message for every peer in a phase.
     pub fn broadcast_phase(&mut self, phase: u32, msg: ServerMsg) {
-        let ids: Vec<u32> = self
-            .peers
-            .values()
-            .filter(|p| p.phase == phase)
-            .map(|p| p.id)
-            .collect();
-        for id in ids {
-            self.send(id, msg.clone());
-        }
+        self.broadcast_to(|p| p.phase == phase, msg);
     }
 
     /// A chat line from the server to one peer.
     pub fn server_chat(&mut self, id: u32, text: &str) {
-        self.send(
-            id,
-            ServerMsg::Chat {
-                from: None,
-                name: "server".into(),
-                text: clip_chat(text),
-            },
-        );
+        self.send(id, server_line(text));
     }
 
     /// A chat line from the server to everyone.
     pub fn server_broadcast(&mut self, text: &str) {
-        self.broadcast(ServerMsg::Chat {
-            from: None,
-            name: "server".into(),
-            text: clip_chat(text),
-        });
+        self.broadcast(server_line(text));
     }
 
     /// A chat line from the server to every admin online.
     pub fn notify_admins(&mut self, text: &str) {
-        let ids: Vec<u32> = self
-            .peers
-            .values()
-            .filter(|p| p.admin)
-            .map(|p| p.id)
-            .collect();
-        for id in ids {
-            self.server_chat(id, text);
-        }
+        self.broadcast_to(|p| p.admin, server_line(text));
     }
 
     /// Marks a peer for disconnection at the end of the tick.
@@ -516,6 +491,15 @@ impl World {
             self.doomed.insert(id, reason.to_string());
         }
         self.flush_kicks();
+    }
+}
+
+/// A chat line from the server itself (clipped to the chat limit).
+fn server_line(text: &str) -> ServerMsg {
+    ServerMsg::Chat {
+        from: None,
+        name: "server".into(),
+        text: clip_chat(text),
     }
 }
 

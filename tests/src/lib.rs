@@ -224,6 +224,20 @@ pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
     profile.join(bin)
 }
 
+/// Incompressible pseudo-random bytes (xorshift from `seed`), so a bundle
+/// made of them packs to about its own size and spans many chunks.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// True when `ev` is a chat line containing `needle`.
 pub fn chat_contains(ev: &ClientEvent, needle: &str) -> bool {
     matches!(ev, ClientEvent::Chat { text, .. } if text.contains(needle))

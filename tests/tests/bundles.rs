@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shard_cache::RuntimeCache;
 use shard_client::ClientEvent;
-use shard_e2e::{TestPlayer, TestServer, chat_contains};
+use shard_e2e::{TestPlayer, TestServer, chat_contains, noise};
 
 const HUD_PY: &str = r#"
 __plugin__ = {"name": "hud", "version": "1.0"}
@@ -29,21 +29,8 @@ public func HudInit() -> Void {
 }
 "#;
 
-/// Incompressible bytes, so the bundle spans several 32 KiB chunks.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 fn hud_server(admins: &[shard_protocol::identity::Fingerprint]) -> (TestServer, Vec<u8>) {
-    let texture = noise(100 * 1024);
+    let texture = noise(100 * 1024, 0x9e37_79b9_7f4a_7c15);
     let srv = TestServer::start_with_files(
         admins,
         &[

@@ -8,20 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use shard_client::{ClientEvent, ConnectOptions, Dispatcher, Session};
+use shard_e2e::noise;
 use shard_server::Server;
 use shard_server::config::ServerConfig;
-
-/// Incompressible bytes, so the packed bundle stays close to the asset size.
-fn noise(len: usize, mut x: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn arg(name: &str, default: usize) -> anyhow::Result<usize> {
     let args: Vec<String> = std::env::args().collect();
