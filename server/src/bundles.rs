@@ -43,8 +43,43 @@ impl ServedBundle {
     }
 }
 
-/// Bundles of the plugin versions that passed their load checks, by plugin name.
-pub type Catalog = Rc<RefCell<BTreeMap<String, ServedBundle>>>;
+/// Bundles of the plugin versions that passed their load checks, by plugin
+/// name, and whether that set changed since the simulation last announced it
+/// (so the tick does no announcement work while nothing changes).
+#[derive(Debug, Default)]
+pub struct CatalogState {
+    bundles: BTreeMap<String, ServedBundle>,
+    changed: bool,
+}
+
+impl CatalogState {
+    /// The bundle of plugin `name`, if it has one.
+    pub fn get(&self, name: &str) -> Option<&ServedBundle> {
+        self.bundles.get(name)
+    }
+
+    /// Every bundle, by plugin name.
+    pub fn bundles(&self) -> &BTreeMap<String, ServedBundle> {
+        &self.bundles
+    }
+
+    /// Whether the set changed since the last call (and clears the mark).
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    fn insert(&mut self, name: &str, bundle: ServedBundle) {
+        self.bundles.insert(name.to_string(), bundle);
+        self.changed = true;
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.changed |= self.bundles.remove(name).is_some();
+    }
+}
+
+/// The catalog shared by the plugin host's load hook and the simulation.
+pub type Catalog = Rc<RefCell<CatalogState>>;
 
 /// Packs a plugin's bundle folder and checks its client scripts against the
 /// sandbox policy; the error is what the plugin author needs to read.
@@ -107,7 +142,7 @@ impl PluginLoadHook for BundleHook {
         bundle_dir: &Path,
     ) -> Result<(), String> {
         let bundle = build_bundle(name, version, bundle_dir)?;
-        self.catalog.borrow_mut().insert(name.to_string(), bundle);
+        self.catalog.borrow_mut().insert(name, bundle);
         Ok(())
     }
 

@@ -2,7 +2,6 @@
 //! Python interpreter). It runs fixed ticks: drain the inbound queue, apply,
 //! tick the plugins, flush disconnections, sleep until the next tick.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -162,7 +161,7 @@ impl Sim {
         let mut host_cfg = HostConfig::new(&cfg.plugin_dir, logs);
         host_cfg.cpu_budget = Duration::from_millis(cfg.plugin_cpu_budget_ms);
         let mut host = PluginHost::new(host_cfg)?;
-        let catalog: Catalog = Rc::new(RefCell::new(BTreeMap::new()));
+        let catalog: Catalog = Rc::default();
         host.set_load_hook(Box::new(BundleHook {
             catalog: catalog.clone(),
         }));
@@ -237,16 +236,20 @@ impl Sim {
         self.host.fire_event(&mut self.world, Event { kind, data });
     }
 
-    /// Tells clients about plugins whose bundle appeared, changed or went away.
+    /// Tells clients about plugins whose bundle appeared, changed or went
+    /// away; does nothing unless the catalog changed.
     fn sync_announcements(&mut self) {
+        if !self.catalog.borrow_mut().take_changed() {
+            return;
+        }
         let ids: BTreeMap<String, u16> = self
             .host
             .plugins()
             .into_iter()
             .map(|p| (p.name, p.id))
             .collect();
-        let catalog = self.catalog.borrow().clone();
-        for (name, bundle) in &catalog {
+        let catalog = self.catalog.borrow();
+        for (name, bundle) in catalog.bundles() {
             let Some(&id) = ids.get(name) else { continue };
             let now = Announced {
                 id,
@@ -262,7 +265,7 @@ impl Sim {
         let gone: Vec<String> = self
             .announced
             .keys()
-            .filter(|n| !catalog.contains_key(*n))
+            .filter(|n| catalog.get(n).is_none())
             .cloned()
             .collect();
         for name in gone {
@@ -274,9 +277,9 @@ impl Sim {
     }
 
     fn announce_all_to(&mut self, peer: u32) {
-        let catalog = self.catalog.borrow().clone();
-        for (name, a) in self.announced.clone() {
-            if let Some(b) = catalog.get(&name) {
+        let catalog = self.catalog.borrow();
+        for (name, a) in &self.announced {
+            if let Some(b) = catalog.get(name) {
                 self.world.send(peer, b.announce(a.id));
             }
         }
@@ -370,7 +373,7 @@ impl Sim {
                 self.fire(EventKind::Interact, data);
             }
             ClientMsg::NeedBundles { requests } => {
-                let catalog = self.catalog.borrow().clone();
+                let catalog = self.catalog.borrow();
                 for r in requests {
                     let found = self
                         .announced
