@@ -9,6 +9,8 @@ use serde::Deserialize;
 use shard_protocol::identity::Fingerprint;
 use shard_protocol::limits;
 
+use crate::tuning;
+
 /// The whole server configuration, after defaults and command-line overrides.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,6 +31,18 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// CPU budget per plugin callback, milliseconds.
     pub plugin_cpu_budget_ms: u64,
+    /// Grace after the budget before a plugin worker that has not answered is killed, milliseconds.
+    pub plugin_kill_after_ms: u64,
+    /// Address-space cap of each plugin worker, MiB.
+    pub plugin_memory_mb: u64,
+    /// Errors after which a plugin is disabled.
+    pub plugin_max_errors: u32,
+    /// Run plugins even on a kernel that cannot confine them (no Landlock or seccomp).
+    pub allow_unconfined_plugins: bool,
+    /// The binary that runs plugin workers (not in server.toml; tests and
+    /// embedders set it when the running executable is not `shard-server`).
+    #[serde(skip)]
+    pub worker_exe: Option<PathBuf>,
     /// Per-client rate limits.
     pub rate_limits: RateLimits,
 }
@@ -62,7 +76,12 @@ impl Default for ServerConfig {
             admins: Vec::new(),
             plugin_dir: PathBuf::from("plugins"),
             data_dir: PathBuf::from("server-data"),
-            plugin_cpu_budget_ms: 50,
+            plugin_cpu_budget_ms: tuning::DEFAULT_CPU_BUDGET.as_millis() as u64,
+            plugin_kill_after_ms: tuning::DEFAULT_KILL_AFTER.as_millis() as u64,
+            plugin_memory_mb: tuning::DEFAULT_PLUGIN_MEMORY_MB,
+            plugin_max_errors: tuning::DEFAULT_MAX_ERRORS,
+            allow_unconfined_plugins: false,
+            worker_exe: None,
             rate_limits: RateLimits::default(),
         }
     }
@@ -152,8 +171,24 @@ impl ServerConfig {
                 "limits must be at least 1 per second".into(),
             ));
         }
-        if self.plugin_cpu_budget_ms == 0 {
-            return Err(bad("plugin_cpu_budget_ms", "must be at least 1".into()));
+        if self.plugin_cpu_budget_ms == 0 || self.plugin_cpu_budget_ms > 60_000 {
+            return Err(bad("plugin_cpu_budget_ms", "must be 1 to 60000".into()));
+        }
+        if self.plugin_kill_after_ms == 0 || self.plugin_kill_after_ms > 60_000 {
+            return Err(bad("plugin_kill_after_ms", "must be 1 to 60000".into()));
+        }
+        if self.plugin_memory_mb < tuning::MIN_PLUGIN_MEMORY_MB {
+            return Err(bad(
+                "plugin_memory_mb",
+                format!(
+                    "{} is below {}, too little for CPython to start",
+                    self.plugin_memory_mb,
+                    tuning::MIN_PLUGIN_MEMORY_MB
+                ),
+            ));
+        }
+        if self.plugin_max_errors == 0 {
+            return Err(bad("plugin_max_errors", "must be at least 1".into()));
         }
         Ok(())
     }
@@ -164,6 +199,21 @@ impl ServerConfig {
             .iter()
             .filter_map(|a| Fingerprint::parse(a).ok())
             .collect()
+    }
+
+    /// How the plugin host runs this server's plugins.
+    pub fn host_config(&self) -> crate::plugin::HostConfig {
+        let mut h = crate::plugin::HostConfig::new(
+            &self.plugin_dir,
+            self.data_dir.join("logs").join("plugins"),
+        );
+        h.cpu_budget = Duration::from_millis(self.plugin_cpu_budget_ms);
+        h.kill_after = Duration::from_millis(self.plugin_kill_after_ms);
+        h.memory_mb = self.plugin_memory_mb;
+        h.max_errors = self.plugin_max_errors;
+        h.allow_unconfined = self.allow_unconfined_plugins;
+        h.worker_exe = self.worker_exe.clone();
+        h
     }
 
     /// Duration of one simulation tick.

@@ -8,7 +8,8 @@ use std::path::Path;
 use serde_json::json;
 use shard_protocol::limits;
 
-use crate::plugin::{self, DEFAULT_CPU_BUDGET, DEFAULT_MAX_ERRORS, EventKind};
+use crate::plugin::{self, EventKind};
+use crate::tuning::{DEFAULT_CPU_BUDGET, DEFAULT_KILL_AFTER, DEFAULT_MAX_ERRORS, DEFAULT_PLUGIN_MEMORY_MB};
 
 /// The argument each event's listeners receive, for the reference.
 pub fn event_argument(kind: EventKind) -> &'static str {
@@ -48,6 +49,8 @@ pub fn facts() -> serde_json::Value {
             "unpacked bundle (bytes)": limits::MAX_BUNDLE_UNPACKED,
             "CPU budget per callback (ms, default)": DEFAULT_CPU_BUDGET.as_millis() as u64,
             "errors before a plugin is disabled": DEFAULT_MAX_ERRORS,
+            "grace before a silent worker is killed (ms, default)": DEFAULT_KILL_AFTER.as_millis() as u64,
+            "worker address space (MiB, default)": DEFAULT_PLUGIN_MEMORY_MB,
         },
     })
 }

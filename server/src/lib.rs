@@ -12,6 +12,7 @@ pub mod docs;
 pub mod net;
 pub mod plugin;
 pub mod sim;
+pub mod tuning;
 pub mod world;
 
 use std::net::SocketAddr;

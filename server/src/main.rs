@@ -96,6 +96,10 @@ fn check_plugin(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // A plugin worker: confine, run one plugin, never return to the server's main.
+    if let Some(code) = shard_server::plugin::worker::main_if_worker() {
+        std::process::exit(code);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

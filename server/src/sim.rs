@@ -1,6 +1,7 @@
-//! The simulation thread: the one owner of the world (and, later, of the
-//! Python interpreter). It runs fixed ticks: drain the inbound queue, apply,
-//! tick the plugins, flush disconnections, sleep until the next tick.
+//! The simulation thread: the one owner of the world and the supervisor of
+//! the plugin workers. It runs fixed ticks: drain the inbound queue, apply,
+//! run the plugins' part of the tick (each worker waited for at most its
+//! deadline), flush disconnections, sleep until the next tick.
 
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
@@ -15,7 +16,8 @@ use tracing::{info, warn};
 use crate::bundles::{BundleHook, Catalog};
 use crate::commands::{self, CommandInfo};
 use crate::config::ServerConfig;
-use crate::plugin::{CommandOutcome, Event, EventKind, HostConfig, PluginHost};
+use crate::plugin::events::{self, GameEvent};
+use crate::plugin::{CommandOutcome, PluginHost};
 use crate::world::{Outbound, World};
 
 /// Capacity of the queue from network tasks to the simulation.
@@ -146,6 +148,8 @@ pub struct Sim {
     admins: HashSet<Fingerprint>,
     inbound: mpsc::Receiver<Inbound>,
     stats: Arc<TickStats>,
+    /// Events for plugins gathered since the last plugin phase.
+    pending: Vec<GameEvent>,
 }
 
 impl Sim {
@@ -157,10 +161,7 @@ impl Sim {
         stats: Arc<TickStats>,
     ) -> Result<Self, crate::plugin::HostError> {
         let admins = cfg.admin_keys().into_iter().collect();
-        let logs = cfg.data_dir.join("logs").join("plugins");
-        let mut host_cfg = HostConfig::new(&cfg.plugin_dir, logs);
-        host_cfg.cpu_budget = Duration::from_millis(cfg.plugin_cpu_budget_ms);
-        let mut host = PluginHost::new(host_cfg)?;
+        let mut host = PluginHost::new(cfg.host_config())?;
         let catalog: Catalog = Rc::default();
         host.set_load_hook(Box::new(BundleHook {
             catalog: catalog.clone(),
@@ -179,6 +180,7 @@ impl Sim {
             admins,
             inbound,
             stats,
+            pending: Vec::new(),
         };
         sim.sync_announcements();
         Ok(sim)
@@ -196,8 +198,7 @@ impl Sim {
                 break;
             }
             self.host.poll_changes(&mut self.world);
-            self.host.fire_tick(&mut self.world, dt);
-            self.fire_world_events();
+            self.plugin_phase(dt);
             self.sync_announcements();
             self.world.flush_moves();
             self.world.flush_kicks();
@@ -216,24 +217,17 @@ impl Sim {
         info!("simulation stopped");
     }
 
-    /// Fires the events the world queued (spawns, despawns) at the plugins.
-    fn fire_world_events(&mut self) {
-        // Listeners may cause more events; those wait for the next tick.
-        for ev in self.world.take_events() {
-            if let Some(kind) = EventKind::from_name(ev.name) {
-                self.host.fire_event(
-                    &mut self.world,
-                    Event {
-                        kind,
-                        data: ev.data,
-                    },
-                );
-            }
-        }
+    /// The plugins' part of a tick: this tick's events (from clients, and
+    /// the world's spawns and despawns, including those plugins caused last
+    /// tick) and `OnTick`.
+    fn plugin_phase(&mut self, dt: f64) {
+        let mut events = std::mem::take(&mut self.pending);
+        events.extend(self.world.take_events());
+        self.host.tick(&mut self.world, dt, &events);
     }
 
-    fn fire(&mut self, kind: EventKind, data: serde_json::Value) {
-        self.host.fire_event(&mut self.world, Event { kind, data });
+    fn fire(&mut self, event: GameEvent) {
+        self.pending.push(event);
     }
 
     /// Tells clients about plugins whose bundle appeared, changed or went
@@ -339,20 +333,21 @@ impl Sim {
                     return;
                 }
                 self.announce_all_to(id);
-                self.fire(
-                    EventKind::PeerJoin,
-                    serde_json::json!({"peer": id, "name": name, "admin": admin}),
-                );
+                self.fire(GameEvent::PeerJoin(events::PeerJoin {
+                    peer: id,
+                    name,
+                    admin,
+                }));
             }
             Inbound::Msg { peer, msg } => self.client_msg(peer, msg),
             Inbound::Moved { peer, pos, rot } => self.world.move_peer(peer, pos, rot),
             Inbound::Left { peer } => {
                 if let Some(p) = self.world.remove_peer(peer) {
                     info!(peer, name = %p.name, "left");
-                    self.fire(
-                        EventKind::PeerLeave,
-                        serde_json::json!({"peer": peer, "name": p.name}),
-                    );
+                    self.fire(GameEvent::PeerLeave(events::PeerLeave {
+                        peer,
+                        name: p.name,
+                    }));
                 }
             }
             Inbound::Console { code, reply } => {
@@ -368,9 +363,11 @@ impl Sim {
             ClientMsg::Chat { text } => self.chat(peer, &text),
             ClientMsg::PeerState { pos, rot } => self.world.move_peer(peer, pos, rot),
             ClientMsg::Interact { entity_id, action } => {
-                let data =
-                    serde_json::json!({"peer": peer, "entity_id": entity_id, "action": action});
-                self.fire(EventKind::Interact, data);
+                self.fire(GameEvent::Interact(events::Interact {
+                    peer,
+                    entity_id,
+                    action,
+                }));
             }
             ClientMsg::NeedBundles { requests } => {
                 let catalog = self.catalog.borrow();
@@ -406,11 +403,14 @@ impl Sim {
                     let why = error.as_deref().unwrap_or("");
                     warn!(peer, plugin_id, why, "a client failed to install a bundle");
                 }
-                let data = serde_json::json!({
-                    "peer": peer, "plugin_id": plugin_id, "plugin": plugin,
-                    "sha256": hex_of(&sha256), "ok": ok, "error": error,
-                });
-                self.fire(EventKind::BundleInstalled, data);
+                self.fire(GameEvent::BundleInstalled(events::BundleInstalled {
+                    peer,
+                    plugin_id,
+                    plugin,
+                    sha256: hex_of(&sha256),
+                    ok,
+                    error,
+                }));
             }
             ClientMsg::Hello { .. } => self.world.kick(peer, "protocol violation: a second Hello"),
         }
@@ -430,8 +430,11 @@ impl Sim {
             text: text.to_string(),
         };
         self.world.broadcast(msg);
-        let data = serde_json::json!({"peer": peer, "name": pname, "text": text});
-        self.fire(EventKind::ChatMsg, data);
+        self.fire(GameEvent::ChatMsg(events::ChatMsg {
+            peer,
+            name: pname,
+            text: text.to_string(),
+        }));
     }
 
     fn command(&mut self, peer: u32, name: &str, args: &str) {
@@ -478,8 +481,8 @@ impl Sim {
                 .iter()
                 .map(|p| {
                     format!(
-                        "{} {} [{:?}, {} errors]",
-                        p.name, p.version, p.state, p.errors
+                        "{} {} [{:?}, {} errors, {} restarts]",
+                        p.name, p.version, p.state, p.errors, p.restarts
                     )
                 })
                 .collect();

@@ -12,6 +12,9 @@ use shard_protocol::{EntityKind, ServerMsg, Vec3};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::plugin::events::{Despawned, GameEvent, Spawned};
+use crate::tuning::PEER_QUEUE_PLUGIN_SHARE;
+
 /// What the simulation sends to a connection task.
 #[derive(Debug)]
 pub enum Outbound {
@@ -28,17 +31,6 @@ pub enum Outbound {
         /// Bytes the client already holds.
         offset: u64,
     },
-}
-
-/// Something that happened in the world that plugins may listen to; the
-/// simulation fires these after the tick's plugin calls, so a listener that
-/// spawns never re-enters plugin code.
-#[derive(Debug, Clone)]
-pub struct WorldEvent {
-    /// Event name as plugins know it (`OnNpcSpawn`, ...).
-    pub name: &'static str,
-    /// The listener's argument.
-    pub data: serde_json::Value,
 }
 
 /// Who owns an entity: the server itself or a plugin (removed with it).
@@ -116,7 +108,7 @@ pub struct World {
     /// Peers to disconnect at the end of the tick, with the reason.
     doomed: HashMap<u32, String>,
     /// Events for plugins, fired by the simulation after the current call.
-    events: Vec<WorldEvent>,
+    events: Vec<GameEvent>,
     /// Peers whose position changed this tick, in arrival order.
     moved: Vec<u32>,
 }
@@ -341,24 +333,28 @@ impl World {
         let msg = e.spawned_msg();
         self.entities.insert(id, e);
         self.broadcast_phase(phase, msg);
-        let name = match kind {
-            EntityKind::Npc => "OnNpcSpawn",
-            EntityKind::Vehicle => "OnVehicleSpawn",
+        let spawned = Spawned {
+            entity_id: id,
+            template: template.to_string(),
+            pos: [pos.x, pos.y, pos.z],
+            rot,
+            phase,
         };
-        let data = serde_json::json!({
-            "entity_id": id, "template": template, "pos": [pos.x, pos.y, pos.z], "rot": rot, "phase": phase,
+        self.push_event(match kind {
+            EntityKind::Npc => GameEvent::NpcSpawn(spawned),
+            EntityKind::Vehicle => GameEvent::VehicleSpawn(spawned),
         });
-        self.push_event(name, data);
         id
     }
 
-    /// Queues an event for plugins.
-    pub fn push_event(&mut self, name: &'static str, data: serde_json::Value) {
-        self.events.push(WorldEvent { name, data });
+    /// Queues an event for plugins (delivered in the next plugin phase, so a
+    /// listener that spawns never re-enters plugin code).
+    pub fn push_event(&mut self, event: GameEvent) {
+        self.events.push(event);
     }
 
     /// Takes the queued plugin events.
-    pub fn take_events(&mut self) -> Vec<WorldEvent> {
+    pub fn take_events(&mut self) -> Vec<GameEvent> {
         std::mem::take(&mut self.events)
     }
 
@@ -378,8 +374,10 @@ impl World {
             return false;
         };
         self.broadcast_phase(e.phase, ServerMsg::EntityDespawned { entity_id: id });
-        let data = serde_json::json!({"entity_id": id, "template": e.template});
-        self.push_event("OnEntityDespawn", data);
+        self.push_event(GameEvent::EntityDespawn(Despawned {
+            entity_id: id,
+            template: e.template,
+        }));
         true
     }
 
@@ -581,5 +579,12 @@ impl crate::plugin::GameWorld for World {
     fn notify_admins(&mut self, text: &str) {
         warn!("{text}");
         World::notify_admins(self, text);
+    }
+
+    fn peer_accepts_plugin_message(&self, peer: u32) -> bool {
+        let reserve = (crate::net::OUTBOUND_QUEUE as f64 * PEER_QUEUE_PLUGIN_SHARE) as usize;
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.out.capacity() > reserve)
     }
 }

@@ -15,7 +15,8 @@ pub struct PluginOwner {
 }
 
 /// Everything plugin code may read or change in the game, implemented by the
-/// simulation thread; every call happens on that thread with the GIL held.
+/// simulation thread; the host calls it while serving a worker's world calls,
+/// after validating and budgeting them.
 pub trait GameWorld {
     /// Whether `peer` is connected, so the host can reject unknown peer ids.
     fn peer_exists(&self, peer: u32) -> bool;
@@ -51,4 +52,10 @@ pub trait GameWorld {
     fn send_rpc(&mut self, peer: u32, plugin_id: u16, fn_hash: u32, json: String);
     /// Tells every connected admin (and the operator log) something went wrong.
     fn notify_admins(&mut self, text: &str);
+    /// Whether a plugin may queue one more message for `peer`: false when the
+    /// peer's queue is so full that only the server's own messages may use
+    /// the rest, so a noisy plugin never gets a player disconnected.
+    fn peer_accepts_plugin_message(&self, _peer: u32) -> bool {
+        true
+    }
 }

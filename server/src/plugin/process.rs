@@ -1,0 +1,212 @@
+//! Starting and stopping worker processes: the `shard-server` binary run with
+//! [`WORKER_ARG`], an empty environment, `/dev/null` for its standard
+//! streams, its end of a fresh socketpair as descriptor [`WORKER_FD`], and a
+//! parent-death signal so it never outlives the server.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use super::channel::{Channel, ChannelError, FromWorker, ToWorker, WORKER_ARG, WORKER_FD, WorkerInit};
+
+/// Why a worker could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The socketpair or the process could not be created.
+    #[error("cannot start the worker process {exe}: {source}")]
+    Start {
+        /// The binary.
+        exe: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The worker did not finish starting.
+    #[error("the worker did not start: {0}")]
+    Handshake(ChannelError),
+    /// The worker started but refused to run plugins (e.g. no confinement).
+    #[error("{0}")]
+    Refused(String),
+    /// The worker binary is from another build.
+    #[error(
+        "the worker binary {exe} is from another build ({theirs}, server {ours}); rebuild it with `cargo build -p shard-server`"
+    )]
+    Stale {
+        /// The binary.
+        exe: PathBuf,
+        /// Its build id.
+        theirs: String,
+        /// Ours.
+        ours: String,
+    },
+    /// It answered the handshake with something else.
+    #[error("the worker answered the handshake with an unexpected message")]
+    Protocol,
+}
+
+/// A running worker process and the server's end of its channel.
+#[derive(Debug)]
+pub struct WorkerProcess {
+    child: Child,
+    /// The channel to it.
+    pub channel: Channel,
+    /// What confinement it reported.
+    pub confinement: String,
+}
+
+impl WorkerProcess {
+    /// Starts `exe` as a worker, sends `init` and waits (until `deadline`) for it to be ready.
+    pub fn spawn(exe: &Path, init: &WorkerInit, deadline: Instant) -> Result<Self, SpawnError> {
+        let start = |source| SpawnError::Start {
+            exe: exe.to_path_buf(),
+            source,
+        };
+        let (ours, theirs) = UnixStream::pair().map_err(start)?;
+        let fd = theirs.as_raw_fd();
+        let mut cmd = Command::new(exe);
+        cmd.arg(WORKER_ARG)
+            .env_clear()
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: only async-signal-safe calls (dup2, fcntl, prctl, getppid,
+        // kill) run between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if fd == WORKER_FD {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, WORKER_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The server may have died between fork and prctl.
+                if libc::getppid() == 1 {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(start)?;
+        drop(theirs);
+        let mut w = Self {
+            child,
+            channel: Channel::new(ours),
+            confinement: String::new(),
+        };
+        match w.handshake(init, deadline) {
+            Ok(()) => Ok(w),
+            Err(e) => {
+                w.kill();
+                Err(match e {
+                    SpawnError::Stale { theirs, ours, .. } => SpawnError::Stale {
+                        exe: exe.to_path_buf(),
+                        theirs,
+                        ours,
+                    },
+                    other => other,
+                })
+            }
+        }
+    }
+
+    fn handshake(&mut self, init: &WorkerInit, deadline: Instant) -> Result<(), SpawnError> {
+        self.channel
+            .send(&ToWorker::Init(init.clone()), Some(deadline))
+            .map_err(SpawnError::Handshake)?;
+        match self.channel.recv(Some(deadline)).map_err(SpawnError::Handshake)? {
+            FromWorker::Ready {
+                build_id,
+                confinement,
+            } => {
+                if build_id != init.build_id {
+                    return Err(SpawnError::Stale {
+                        exe: PathBuf::new(),
+                        theirs: build_id,
+                        ours: init.build_id.clone(),
+                    });
+                }
+                self.confinement = confinement;
+                Ok(())
+            }
+            FromWorker::SetupFailed { reason } => Err(SpawnError::Refused(reason)),
+            _ => Err(SpawnError::Protocol),
+        }
+    }
+
+    /// The worker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the worker (SIGKILL) and reaps it; returns how it ended.
+    pub fn kill(&mut self) -> String {
+        let _ = self.child.kill();
+        match self.child.wait() {
+            Ok(status) => describe(status),
+            Err(e) => format!("could not be reaped: {e}"),
+        }
+    }
+
+    /// How the worker ended, if it already has (reaping it).
+    pub fn exited(&mut self) -> Option<String> {
+        self.child.try_wait().ok().flatten().map(describe)
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// "exited with status 1", "killed by signal 9 (SIGKILL)".
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(sig) = status.signal() {
+        let name = match sig {
+            libc::SIGKILL => " (SIGKILL: killed by the server or the kernel's OOM killer)",
+            libc::SIGSEGV => " (SIGSEGV: crashed, e.g. a stack overflow)",
+            libc::SIGABRT => " (SIGABRT: aborted, e.g. out of memory)",
+            libc::SIGSYS => " (SIGSYS: a forbidden system call)",
+            libc::SIGXFSZ => " (SIGXFSZ: tried to write a file)",
+            _ => "",
+        };
+        format!("killed by signal {sig}{name}")
+    } else {
+        format!("exited with status {}", status.code().unwrap_or(-1))
+    }
+}
+
+/// Finds the `shard-server` binary that runs workers: `configured` if set,
+/// else this executable when it is `shard-server`, else a `shard-server`
+/// beside it or one folder up (how cargo lays out test binaries).
+pub fn worker_exe(configured: Option<&Path>) -> Result<PathBuf, std::io::Error> {
+    if let Some(p) = configured {
+        return Ok(p.to_path_buf());
+    }
+    let me = std::env::current_exe()?;
+    if me.file_stem().is_some_and(|s| s == "shard-server") {
+        return Ok(me);
+    }
+    let dir = me.parent().map(Path::to_path_buf).unwrap_or_default();
+    for cand in [dir.join("shard-server"), dir.join("../shard-server")] {
+        if cand.is_file() {
+            return Ok(cand);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!(
+            "no shard-server binary next to {} to run plugin workers; build it with `cargo build -p shard-server`",
+            me.display()
+        ),
+    ))
+}

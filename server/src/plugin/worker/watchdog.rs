@@ -1,0 +1,94 @@
+//! The CPU budget of one callback, inside the worker: a watchdog thread that
+//! raises `game.PluginTimeout` in plugin code that overran its budget (via
+//! `PyThreadState_SetAsyncExc`). Arming costs two atomic increments, so the
+//! guarded call stays close to a bare Python call.
+//!
+//! The exception lands at the next bytecode boundary: a single long C call
+//! (`3**(10**7)`) finishes first. That case, and plugin code that catches
+//! the exception and carries on, are the server's to end: it kills a worker
+//! that has not answered by budget plus grace.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+/// Odd while a callback runs; each arm and disarm adds one.
+static SEQ: AtomicU64 = AtomicU64::new(0);
+/// The armed sequence number the watchdog fired for (0 = none).
+static FIRED: AtomicU64 = AtomicU64::new(0);
+/// `threading.get_ident()` of the thread that runs callbacks.
+static MAIN_IDENT: AtomicU64 = AtomicU64::new(0);
+
+/// Starts the watchdog thread for callbacks of `budget`, run on the calling thread.
+pub(crate) fn start(py: Python<'_>, budget: Duration) -> PyResult<()> {
+    let ident: u64 = py
+        .import("threading")?
+        .getattr("get_ident")?
+        .call0()?
+        .extract()?;
+    MAIN_IDENT.store(ident, Ordering::SeqCst);
+    let step = (budget / 5).max(Duration::from_millis(1));
+    std::thread::Builder::new()
+        .name("plugin-watchdog".into())
+        .spawn(move || watch(budget, step))
+        .map(drop)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("watchdog thread: {e}")))
+}
+
+/// Marks a callback as running; returns its ticket for [`disarm`].
+#[inline]
+pub(crate) fn arm() -> u64 {
+    SEQ.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+/// Marks the callback `ticket` as finished and clears a timeout that was
+/// raised for it but not yet delivered, so it cannot hit later code.
+#[inline]
+pub(crate) fn disarm(ticket: u64) {
+    SEQ.fetch_add(1, Ordering::SeqCst);
+    if FIRED.load(Ordering::SeqCst) == ticket {
+        FIRED.store(0, Ordering::SeqCst);
+        let ident = MAIN_IDENT.load(Ordering::SeqCst);
+        // SAFETY: the caller holds the GIL (the wrapper runs with it); a NULL
+        // exception clears the pending asynchronous exception of that thread.
+        unsafe {
+            pyo3::ffi::PyThreadState_SetAsyncExc(ident as _, std::ptr::null_mut());
+        }
+    }
+}
+
+fn watch(budget: Duration, step: Duration) {
+    let mut seen = 0u64;
+    let mut armed_for = Duration::ZERO;
+    loop {
+        std::thread::sleep(step);
+        let s = SEQ.load(Ordering::SeqCst);
+        if s % 2 == 0 {
+            seen = s;
+            continue;
+        }
+        if s != seen {
+            seen = s;
+            armed_for = Duration::ZERO;
+            continue;
+        }
+        armed_for += step;
+        if armed_for < budget || FIRED.load(Ordering::SeqCst) == s {
+            continue;
+        }
+        Python::with_gil(|py| {
+            // With the GIL held here the callback thread cannot disarm, so
+            // the check and the raise see the same callback.
+            if SEQ.load(Ordering::SeqCst) == s {
+                FIRED.store(s, Ordering::SeqCst);
+                let exc = py.get_type::<super::game::PluginTimeout>();
+                let ident = MAIN_IDENT.load(Ordering::SeqCst);
+                // SAFETY: GIL held; `exc` is a valid exception type object.
+                unsafe {
+                    pyo3::ffi::PyThreadState_SetAsyncExc(ident as _, exc.as_ptr());
+                }
+            }
+        });
+    }
+}
