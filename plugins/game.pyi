@@ -47,7 +47,7 @@ def spawn_npc(tpl: str, pos: tuple[float, float, float], phase: int = 0) -> int:
     """Spawns an NPC from template `tpl` at `pos` (x, y, z) in `phase`; returns its entity id."""
 
 def spawn_vehicle(tpl: str, pos: tuple[float, float, float], phase: int = 0, rot: float = 0.0) -> int:
-    """Spawns a vehicle from template `tpl` at `pos` with yaw `rot`; returns its entity id."""
+    """Spawns a vehicle from TweakDB record (or template) `tpl` at `pos` with yaw `rot`; returns its entity id."""
 
 def teleport_peer(peer: int, pos: tuple[float, float, float], rot: float = 0.0, phase: int | None = None) -> None:
     """Moves `peer` to `pos` with yaw `rot`, optionally into another `phase`."""

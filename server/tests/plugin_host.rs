@@ -1,11 +1,12 @@
-//! Plugin host tests against a real embedded CPython and an in-memory
-//! `GameWorld` double that records what plugins did.
+//! Plugin host tests: real worker processes running real CPython, over an
+//! in-memory `GameWorld` double that records what plugins did.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use shard_protocol::{BUILTIN_PLUGIN_ID, POPUP_RPC, fn_hash};
-use shard_server::plugin::{CommandOutcome, Event, EventKind, PluginState};
+use shard_server::plugin::events::PeerJoin;
+use shard_server::plugin::{CommandOutcome, GameEvent, PluginState};
 
 mod common;
 use common::*;
@@ -152,9 +153,9 @@ game.spawn_npc('npc_a', (1.0, 2.0, 3.0))\n";
         "{log}"
     );
     assert_eq!(
-        log.matches("ValueError: tick failed").count(),
-        10,
-        "short line + traceback line each"
+        log.matches("error in OnTick").count(),
+        5,
+        "one entry per error"
     );
     assert!(f.world.entities.is_empty(), "owned entities despawned");
     assert_eq!(
@@ -335,10 +336,11 @@ game.spawn_npc('npc_v1', (0.0, 0.0, 0.0))\n\
     );
     f.host.fire_event(
         &mut f.world,
-        Event {
-            kind: EventKind::PeerJoin,
-            data: serde_json::json!({"peer": 5}),
-        },
+        GameEvent::PeerJoin(PeerJoin {
+            peer: 5,
+            name: "five".into(),
+            admin: false,
+        }),
     );
     assert_eq!(
         f.world.broadcasts,

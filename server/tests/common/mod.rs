@@ -1,5 +1,6 @@
-//! Shared fixtures for the plugin host and sandbox tests: a real embedded
-//! CPython host over an in-memory `GameWorld` double that records calls.
+//! Shared fixtures for the plugin host and confinement tests: a real host
+//! running real worker processes (CPython inside), over an in-memory
+//! `GameWorld` double that records calls.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -19,6 +20,8 @@ pub struct TestWorld {
     pub chats: Vec<(u32, String)>,
     pub broadcasts: Vec<String>,
     pub admin_notes: Vec<String>,
+    /// Peers whose queue is "full" (plugin messages refused).
+    pub full_peers: Vec<u32>,
 }
 
 impl GameWorld for TestWorld {
@@ -74,6 +77,9 @@ impl GameWorld for TestWorld {
     fn notify_admins(&mut self, text: &str) {
         self.admin_notes.push(text.into());
     }
+    fn peer_accepts_plugin_message(&self, peer: u32) -> bool {
+        !self.full_peers.contains(&peer)
+    }
 }
 
 pub struct Fixture {
@@ -88,7 +94,19 @@ pub fn v(x: f32, y: f32, z: f32) -> Vec3 {
     Vec3 { x, y, z }
 }
 
+/// A host config that runs workers from this package's `shard-server` binary.
+pub fn host_config(plugins: &std::path::Path, logs: &std::path::Path) -> HostConfig {
+    let mut cfg = HostConfig::new(plugins, logs);
+    cfg.worker_exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_shard-server")));
+    cfg
+}
+
 pub fn fixture(files: &[(&str, &str)]) -> Fixture {
+    fixture_with(files, |_| {})
+}
+
+/// A fixture whose host config `tune` may change first.
+pub fn fixture_with(files: &[(&str, &str)], tune: impl FnOnce(&mut HostConfig)) -> Fixture {
     let tmp = tempfile::tempdir().expect("tempdir");
     let plugins = tmp.path().join("plugins");
     let logs = tmp.path().join("logs/plugins");
@@ -96,7 +114,9 @@ pub fn fixture(files: &[(&str, &str)]) -> Fixture {
     for (name, src) in files {
         std::fs::write(plugins.join(name), src).expect("write plugin");
     }
-    let host = PluginHost::new(HostConfig::new(&plugins, &logs)).expect("host");
+    let mut cfg = host_config(&plugins, &logs);
+    tune(&mut cfg);
+    let host = PluginHost::new(cfg).expect("host");
     let mut f = Fixture {
         _tmp: tmp,
         plugins,
@@ -110,7 +130,7 @@ pub fn fixture(files: &[(&str, &str)]) -> Fixture {
 
 impl Fixture {
     pub fn tick(&mut self) {
-        self.host.fire_tick(&mut self.world, 1.0 / 30.0);
+        self.host.tick(&mut self.world, 1.0 / 30.0, &[]);
     }
     pub fn state(&self, name: &str) -> Option<PluginState> {
         self.host
@@ -118,6 +138,18 @@ impl Fixture {
             .into_iter()
             .find(|p| p.name == name)
             .map(|p| p.state)
+    }
+    /// Info about plugin `name`.
+    pub fn info(&self, name: &str) -> shard_server::plugin::PluginInfo {
+        self.host
+            .plugins()
+            .into_iter()
+            .find(|p| p.name == name)
+            .expect("plugin known")
+    }
+    /// The plugin's log text ("" if none yet).
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.logs.join(format!("{name}.log"))).unwrap_or_default()
     }
     /// Polls for file changes and ticks until `done` holds or `limit` passes; returns the latency.
     pub fn poll_until(

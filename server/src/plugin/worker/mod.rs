@@ -218,6 +218,9 @@ fn guarded<T>(
 
 /// (short message, traceback) of an exception, both bounded.
 fn describe(py: Python<'_>, helpers: &Bound<'_, PyModule>, e: &PyErr) -> (String, String) {
+    if let Some(tb) = e.traceback(py) {
+        let _ = e.value(py).setattr("__traceback__", tb);
+    }
     if e.is_instance_of::<PluginTimeout>(py) {
         let short = "PluginTimeout: the callback overran its CPU budget".to_string();
         let tb = helpers
