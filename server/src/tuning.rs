@@ -29,9 +29,6 @@ pub const WORKER_MAX_OPEN_FILES: u64 = 64;
 /// How long a new worker may take to start its interpreter and say hello.
 pub const WORKER_START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a plugin's import (load) may run before its worker is killed.
-pub const WORKER_LOAD_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// First restart delay after a worker was killed or crashed; doubles each time.
 pub const RESTART_BACKOFF_MIN: Duration = Duration::from_millis(500);
 

@@ -19,15 +19,14 @@ use super::channel::{BUILD_ID, ChannelError, FromWorker, ToWorker, WorkerInit, W
 use super::events::{EventKind, GameEvent};
 use super::loader::{Watcher, discover, plugin_hash};
 use super::logs::PluginLog;
-use super::process::{SpawnError, WorkerProcess, worker_exe};
+use super::process::{StartingWorker, WorkerProcess, worker_exe};
 use super::world::{GameWorld, PluginOwner};
 use super::{CommandOutcome, HostConfig, HostError, PluginInfo, PluginLoadHook, PluginState};
 use crate::commands::BUILTINS;
 use crate::tuning::{
     BUDGET_CHAT_PER_TICK, BUDGET_MSGS_PER_PEER_PER_TICK, BUDGET_POPUPS_PER_TICK,
     BUDGET_RPC_BYTES_PER_TICK, BUDGET_RPCS_PER_TICK, BUDGET_SPAWNS_PER_TICK, MAX_ERROR_TEXT,
-    MAX_PLUGIN_SOURCE, RESTART_BACKOFF_MAX, RESTART_BACKOFF_MIN, WORKER_LOAD_TIMEOUT,
-    WORKER_START_TIMEOUT,
+    MAX_PLUGIN_SOURCE, RESTART_BACKOFF_MAX, WORKER_START_TIMEOUT,
 };
 
 /// A chat command a plugin registered.
@@ -105,6 +104,8 @@ struct Plugin {
     generation: u64,
     last_error: Option<String>,
     worker: Option<WorkerProcess>,
+    /// A worker finishing its handshake, and the file to load once it has.
+    starting: Option<(StartingWorker, PathBuf)>,
     restart_at: Option<Instant>,
     backoff: Duration,
     log: PluginLog,
@@ -214,11 +215,50 @@ impl PluginHost {
     /// Loads every `plugins/*.py` (used at start; later changes come via `poll_changes`).
     pub fn load_all(&mut self, world: &mut dyn GameWorld) {
         self.rescan(world);
+        // At start nothing else runs yet: wait for every worker to start and load.
+        let until = Instant::now() + WORKER_START_TIMEOUT;
+        while self.plugins.values().any(|p| p.starting.is_some()) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+            self.poll_starts(world);
+        }
+    }
+
+    /// Loads plugins whose new worker finished starting, in name order (a
+    /// later plugin waits for an earlier one, so loads are reproducible).
+    fn poll_starts(&mut self, world: &mut dyn GameWorld) {
+        let names: Vec<String> = self
+            .plugins
+            .iter()
+            .filter(|(_, p)| p.starting.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            let Some(p) = self.plugins.get_mut(&name) else { continue };
+            let Some((starting, _)) = p.starting.as_mut() else { continue };
+            let Some(done) = starting.poll() else { break };
+            let path = p.starting.take().map(|(_, path)| path).unwrap_or_default();
+            match done {
+                Ok(w) => {
+                    tracing::info!(plugin = %name, pid = w.pid(), confinement = %w.confinement, "plugin worker started");
+                    p.worker = Some(w);
+                    p.generation = 0;
+                    self.load(world, &name, &path);
+                }
+                Err(e) => {
+                    let m = format!("worker did not start: {e}");
+                    self.load_failed(world, &name, &m, &m, false);
+                    if let Some(p) = self.plugins.get_mut(&name) {
+                        p.state = PluginState::Failed;
+                    }
+                }
+            }
+        }
     }
 
     /// Applies file changes after the debounce or the periodic rescan, and
     /// restarts workers whose backoff has passed.
     pub fn poll_changes(&mut self, world: &mut dyn GameWorld) {
+        self.poll_starts(world);
         if self.watcher.due() {
             self.rescan(world);
         }
@@ -670,7 +710,7 @@ impl PluginHost {
             world.despawn(id);
         }
         p.backoff = if p.backoff.is_zero() {
-            RESTART_BACKOFF_MIN
+            self.cfg.restart_backoff
         } else {
             (p.backoff * 2).min(RESTART_BACKOFF_MAX)
         };
@@ -699,6 +739,7 @@ impl PluginHost {
             world.despawn(id);
         }
         p.worker = None;
+        p.starting = None;
         p.state = state;
         p.restart_at = None;
         p.generation = 0;
@@ -780,6 +821,7 @@ impl PluginHost {
             generation: 0,
             last_error: None,
             worker: None,
+            starting: None,
             restart_at: None,
             backoff: Duration::ZERO,
             log,
@@ -797,27 +839,32 @@ impl PluginHost {
             Err(m) => return self.load_failed(world, name, &m, &m, was_live),
         };
         if self.plugins.get(name).is_some_and(|p| p.worker.is_none()) {
+            // A new worker starts off the tick; the load follows in `poll_starts`.
+            if self.plugins.get(name).is_some_and(|p| p.starting.is_some()) {
+                if let Some(p) = self.plugins.get_mut(name)
+                    && let Some((_, pending)) = p.starting.as_mut()
+                {
+                    *pending = path.to_path_buf();
+                }
+                return;
+            }
             let read_only = vec![path.to_path_buf(), self.bundle_dir(name)];
             let init = self.init_for(name, read_only, self.python_layers(name));
-            match WorkerProcess::spawn(&self.exe, &init, Instant::now() + WORKER_START_TIMEOUT) {
-                Ok(w) => {
-                    tracing::info!(plugin = name, pid = w.pid(), confinement = %w.confinement, "plugin worker started");
+            match WorkerProcess::launch(&self.exe, &init, Instant::now() + WORKER_START_TIMEOUT) {
+                Ok(starting) => {
                     if let Some(p) = self.plugins.get_mut(name) {
-                        p.worker = Some(w);
-                        p.generation = 0;
+                        p.starting = Some((starting, path.to_path_buf()));
+                        if p.state != PluginState::Restarting {
+                            p.state = PluginState::Starting;
+                        }
                     }
                 }
                 Err(e) => {
                     let m = format!("worker did not start: {e}");
-                    let refused = matches!(e, SpawnError::Refused(_) | SpawnError::Stale { .. });
                     self.load_failed(world, name, &m, &m, false);
-                    if refused && let Some(p) = self.plugins.get_mut(name) {
-                        // Not the plugin's fault and not worth retrying.
-                        p.state = PluginState::Failed;
-                    }
-                    return;
                 }
             }
+            return;
         }
         let generation = self.next_generation;
         self.next_generation += 1;
@@ -830,7 +877,7 @@ impl PluginHost {
             file: file.clone(),
             source,
         };
-        let answer = self.exchange(world, &caller, &req, Instant::now() + WORKER_LOAD_TIMEOUT);
+        let answer = self.exchange(world, &caller, &req, Instant::now() + self.allowance(1));
         let version = match answer {
             Ok(FromWorker::Loaded { version }) => version,
             Ok(FromWorker::LoadFailed { short, traceback }) => {
@@ -842,7 +889,7 @@ impl PluginHost {
                 return;
             }
             Err(f) => {
-                let m = format!("{file}: {}", fault_text(&f, WORKER_LOAD_TIMEOUT));
+                let m = format!("{file}: {}", fault_text(&f, self.allowance(1)));
                 self.fault(world, name, f);
                 if let Some(p) = self.plugins.get_mut(name) {
                     p.log.write("load failed", &m, true);

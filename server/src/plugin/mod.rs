@@ -53,6 +53,8 @@ pub struct HostConfig {
     pub kill_after: Duration,
     /// Errors after which a plugin is disabled.
     pub max_errors: u32,
+    /// First restart delay after a worker was killed (doubles each time).
+    pub restart_backoff: Duration,
     /// Address-space cap of each worker, MiB.
     pub memory_mb: u64,
     /// Run plugins even where the kernel cannot confine them (operator opt-out).
@@ -74,6 +76,7 @@ impl HostConfig {
             cpu_budget: tuning::DEFAULT_CPU_BUDGET,
             kill_after: tuning::DEFAULT_KILL_AFTER,
             max_errors: tuning::DEFAULT_MAX_ERRORS,
+            restart_backoff: tuning::RESTART_BACKOFF_MIN,
             memory_mb: tuning::DEFAULT_PLUGIN_MEMORY_MB,
             allow_unconfined: false,
             worker_exe: None,
@@ -115,6 +118,8 @@ pub enum CommandOutcome {
 /// Lifecycle state of a plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PluginState {
+    /// Its worker is starting; it loads once the interpreter is up.
+    Starting,
     /// Running: receives events and commands.
     Loaded,
     /// Its worker was killed or crashed; it starts again after a backoff.

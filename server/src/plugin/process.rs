@@ -56,9 +56,73 @@ pub struct WorkerProcess {
     pub confinement: String,
 }
 
+/// A worker process that was started and is finishing its handshake on a
+/// helper thread, so the tick never waits for an interpreter to start. The
+/// child itself belongs to the thread that launched it: its parent-death
+/// signal follows that thread.
+#[derive(Debug)]
+pub struct StartingWorker {
+    child: Option<Child>,
+    exe: PathBuf,
+    handshake: std::sync::mpsc::Receiver<Result<(Channel, String), SpawnError>>,
+}
+
+impl StartingWorker {
+    /// The answer so far: None while the handshake runs.
+    pub fn poll(&mut self) -> Option<Result<WorkerProcess, SpawnError>> {
+        let got = match self.handshake.try_recv() {
+            Ok(r) => r,
+            Err(std::sync::mpsc::TryRecvError::Empty) => return None,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(SpawnError::Protocol),
+        };
+        Some(self.finish(got))
+    }
+
+    /// Waits for the handshake to end.
+    pub fn wait(mut self) -> Result<WorkerProcess, SpawnError> {
+        let got = self.handshake.recv().unwrap_or(Err(SpawnError::Protocol));
+        self.finish(got)
+    }
+
+    fn finish(&mut self, got: Result<(Channel, String), SpawnError>) -> Result<WorkerProcess, SpawnError> {
+        let Some(mut child) = self.child.take() else {
+            return Err(SpawnError::Protocol);
+        };
+        match got {
+            Ok((channel, confinement)) => Ok(WorkerProcess {
+                child,
+                channel,
+                confinement,
+            }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(match e {
+                    SpawnError::Stale { theirs, ours, .. } => SpawnError::Stale {
+                        exe: self.exe.clone(),
+                        theirs,
+                        ours,
+                    },
+                    other => other,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for StartingWorker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 impl WorkerProcess {
-    /// Starts `exe` as a worker, sends `init` and waits (until `deadline`) for it to be ready.
-    pub fn spawn(exe: &Path, init: &WorkerInit, deadline: Instant) -> Result<Self, SpawnError> {
+    /// Starts `exe` as a worker and begins the handshake (send `init`, wait
+    /// until `deadline` for it to be ready) on a helper thread.
+    pub fn launch(exe: &Path, init: &WorkerInit, deadline: Instant) -> Result<StartingWorker, SpawnError> {
         let start = |source| SpawnError::Start {
             exe: exe.to_path_buf(),
             source,
@@ -96,49 +160,32 @@ impl WorkerProcess {
         }
         let child = cmd.spawn().map_err(start)?;
         drop(theirs);
-        let mut w = Self {
-            child,
-            channel: Channel::new(ours),
-            confinement: String::new(),
+        let (tx, rx) = std::sync::mpsc::channel();
+        let init = init.clone();
+        let mut channel = Channel::new(ours);
+        let spawned = std::thread::Builder::new()
+            .name("plugin-handshake".into())
+            .spawn(move || {
+                let r = handshake(&mut channel, &init, deadline).map(|c| (channel, c));
+                let _ = tx.send(r);
+            });
+        let mut starting = StartingWorker {
+            child: Some(child),
+            exe: exe.to_path_buf(),
+            handshake: rx,
         };
-        match w.handshake(init, deadline) {
-            Ok(()) => Ok(w),
-            Err(e) => {
-                w.kill();
-                Err(match e {
-                    SpawnError::Stale { theirs, ours, .. } => SpawnError::Stale {
-                        exe: exe.to_path_buf(),
-                        theirs,
-                        ours,
-                    },
-                    other => other,
-                })
-            }
+        if let Err(e) = spawned {
+            starting.finish(Err(SpawnError::Start {
+                exe: exe.to_path_buf(),
+                source: e,
+            }))?;
         }
+        Ok(starting)
     }
 
-    fn handshake(&mut self, init: &WorkerInit, deadline: Instant) -> Result<(), SpawnError> {
-        self.channel
-            .send(&ToWorker::Init(init.clone()), Some(deadline))
-            .map_err(SpawnError::Handshake)?;
-        match self.channel.recv(Some(deadline)).map_err(SpawnError::Handshake)? {
-            FromWorker::Ready {
-                build_id,
-                confinement,
-            } => {
-                if build_id != init.build_id {
-                    return Err(SpawnError::Stale {
-                        exe: PathBuf::new(),
-                        theirs: build_id,
-                        ours: init.build_id.clone(),
-                    });
-                }
-                self.confinement = confinement;
-                Ok(())
-            }
-            FromWorker::SetupFailed { reason } => Err(SpawnError::Refused(reason)),
-            _ => Err(SpawnError::Protocol),
-        }
+    /// Starts a worker and waits for its handshake.
+    pub fn spawn(exe: &Path, init: &WorkerInit, deadline: Instant) -> Result<Self, SpawnError> {
+        Self::launch(exe, init, deadline)?.wait()
     }
 
     /// The worker's process id.
@@ -164,6 +211,30 @@ impl WorkerProcess {
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Sends `init` and waits for `Ready`; returns the confinement it reports.
+fn handshake(channel: &mut Channel, init: &WorkerInit, deadline: Instant) -> Result<String, SpawnError> {
+    channel
+        .send(&ToWorker::Init(init.clone()), Some(deadline))
+        .map_err(SpawnError::Handshake)?;
+    match channel.recv(Some(deadline)).map_err(SpawnError::Handshake)? {
+        FromWorker::Ready {
+            build_id,
+            confinement,
+        } => {
+            if build_id != init.build_id {
+                return Err(SpawnError::Stale {
+                    exe: PathBuf::new(),
+                    theirs: build_id,
+                    ours: init.build_id.clone(),
+                });
+            }
+            Ok(confinement)
+        }
+        FromWorker::SetupFailed { reason } => Err(SpawnError::Refused(reason)),
+        _ => Err(SpawnError::Protocol),
     }
 }
 
