@@ -9,7 +9,9 @@ use serde_json::json;
 use shard_protocol::limits;
 
 use crate::plugin::{self, EventKind};
-use crate::tuning::{DEFAULT_CPU_BUDGET, DEFAULT_KILL_AFTER, DEFAULT_MAX_ERRORS, DEFAULT_PLUGIN_MEMORY_MB};
+use crate::tuning::{
+    DEFAULT_CPU_BUDGET, DEFAULT_KILL_AFTER, DEFAULT_MAX_ERRORS, DEFAULT_PLUGIN_MEMORY_MB,
+};
 
 /// The argument each event's listeners receive, for the reference.
 pub fn event_argument(kind: EventKind) -> &'static str {

@@ -290,7 +290,11 @@ impl Channel {
 
     /// Sends one message; `deadline` bounds how long a peer that does not
     /// read can block us.
-    pub fn send<T: Serialize>(&mut self, msg: &T, deadline: Option<Instant>) -> Result<(), ChannelError> {
+    pub fn send<T: Serialize>(
+        &mut self,
+        msg: &T,
+        deadline: Option<Instant>,
+    ) -> Result<(), ChannelError> {
         let body = postcard::to_stdvec(msg).map_err(|e| ChannelError::Malformed(e.to_string()))?;
         if body.len() > MAX_CHANNEL_FRAME {
             return Err(ChannelError::TooLarge(body.len()));
@@ -314,7 +318,10 @@ impl Channel {
     }
 
     /// Receives one message, waiting at most until `deadline` (forever if None).
-    pub fn recv<T: DeserializeOwned>(&mut self, deadline: Option<Instant>) -> Result<T, ChannelError> {
+    pub fn recv<T: DeserializeOwned>(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<T, ChannelError> {
         let mut head = [0u8; 4];
         self.read_full(&mut head, deadline)?;
         let len = u32::from_le_bytes(head) as usize;
@@ -384,7 +391,10 @@ mod tests {
         });
         a.send(&msg, None).expect("send");
         let got: FromWorker = b.recv(None).expect("recv");
-        assert!(matches!(got, FromWorker::Call(WorldCall::SendRpc { peer: 4, .. })));
+        assert!(matches!(
+            got,
+            FromWorker::Call(WorldCall::SendRpc { peer: 4, .. })
+        ));
         let waited = Instant::now();
         let r: Result<FromWorker, _> = b.recv(Some(Instant::now() + Duration::from_millis(50)));
         assert!(matches!(r, Err(ChannelError::Timeout)), "{r:?}");

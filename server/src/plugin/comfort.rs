@@ -77,7 +77,10 @@ pub const REFUSED_MODULES: &[(&str, &str)] = &[
     ("ssl", NETWORK),
     ("http", NETWORK),
     ("urllib", NETWORK),
-    ("asyncio", "asyncio needs its own event loop and sockets; use game.on(\"OnTick\") for periodic work"),
+    (
+        "asyncio",
+        "asyncio needs its own event loop and sockets; use game.on(\"OnTick\") for periodic work",
+    ),
     ("selectors", NETWORK),
     ("subprocess", PROCESSES),
     ("multiprocessing", PROCESSES),
@@ -88,7 +91,8 @@ pub const REFUSED_MODULES: &[(&str, &str)] = &[
     ("ctypes", "native code cannot be loaded in a plugin worker"),
 ];
 
-const FILES: &str = "the plugin worker has no file system; keep data in game.state and write with game.log";
+const FILES: &str =
+    "the plugin worker has no file system; keep data in game.state and write with game.log";
 const NETWORK: &str = "the plugin worker cannot open sockets; talk to players through the game API";
 const PROCESSES: &str = "the plugin worker cannot start processes or handle signals";
 const THREADS: &str = "plugins run one callback at a time and game functions work only inside callbacks; use game.on(\"OnTick\") for periodic work";
@@ -98,9 +102,18 @@ pub const STUBBED_BUILTINS: &[(&str, &str)] = &[
     ("open", FILES),
     ("input", "plugins have no console input"),
     ("breakpoint", "plugins cannot be debugged interactively"),
-    ("help", "interactive help is not available in a plugin worker"),
-    ("exit", "a plugin cannot stop its worker; return from the callback instead"),
-    ("quit", "a plugin cannot stop its worker; return from the callback instead"),
+    (
+        "help",
+        "interactive help is not available in a plugin worker",
+    ),
+    (
+        "exit",
+        "a plugin cannot stop its worker; return from the callback instead",
+    ),
+    (
+        "quit",
+        "a plugin cannot stop its worker; return from the callback instead",
+    ),
 ];
 
 /// The Python half of the worker (comfort layer and wrapper helpers).

@@ -71,7 +71,11 @@ pub fn set_rlimits(memory_mb: u64) -> Result<(), ConfineError> {
     let bytes = memory_mb.saturating_mul(1024 * 1024);
     for (what, res, value) in [
         ("the address-space limit", libc::RLIMIT_AS, bytes),
-        ("the open-file limit", libc::RLIMIT_NOFILE, WORKER_MAX_OPEN_FILES),
+        (
+            "the open-file limit",
+            libc::RLIMIT_NOFILE,
+            WORKER_MAX_OPEN_FILES,
+        ),
         ("the core-dump limit", libc::RLIMIT_CORE, 0),
         ("the file-size limit", libc::RLIMIT_FSIZE, 0),
     ] {
@@ -184,10 +188,7 @@ fn rule(conds: Vec<SeccompCondition>) -> Result<SeccompRule, ConfineError> {
     SeccompRule::new(conds).map_err(|e| ConfineError::Seccomp(e.to_string()))
 }
 
-fn compile(
-    rules: BTreeMap<i64, Vec<SeccompRule>>,
-    errno: i32,
-) -> Result<BpfProgram, ConfineError> {
+fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProgram, ConfineError> {
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,
@@ -295,18 +296,18 @@ pub fn seccomp() -> Result<(), ConfineError> {
     // prlimit64 may read limits (new_limit == NULL) but never change them.
     rules.insert(
         libc::SYS_prlimit64,
-        vec![rule(vec![SeccompCondition::new(
-            2,
-            SeccompCmpArgLen::Qword,
-            SeccompCmpOp::Ne,
-            0,
-        )
-        .map_err(|e| ConfineError::Seccomp(e.to_string()))?])?],
+        vec![rule(vec![
+            SeccompCondition::new(2, SeccompCmpArgLen::Qword, SeccompCmpOp::Ne, 0)
+                .map_err(|e| ConfineError::Seccomp(e.to_string()))?,
+        ])?],
     );
     let deny = compile(rules, libc::EPERM)?;
     // clone3 cannot be filtered by its flags (they sit behind a pointer):
     // ENOSYS makes libc fall back to clone, whose flags the rule above checks.
-    let clone3 = compile(BTreeMap::from([(libc::SYS_clone3, Vec::new())]), libc::ENOSYS)?;
+    let clone3 = compile(
+        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
+        libc::ENOSYS,
+    )?;
     for prog in [&deny, &clone3] {
         seccompiler::apply_filter(prog).map_err(|e| ConfineError::Seccomp(e.to_string()))?;
     }

@@ -239,6 +239,9 @@ mod tests {
             e.argument(),
             serde_json::json!({"peer": 3, "entity_id": 9, "action": "open"})
         );
-        assert_eq!(GameEvent::Tick { dt: 0.5 }.argument(), serde_json::json!(0.5));
+        assert_eq!(
+            GameEvent::Tick { dt: 0.5 }.argument(),
+            serde_json::json!(0.5)
+        );
     }
 }

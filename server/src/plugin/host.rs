@@ -15,7 +15,9 @@ use shard_protocol::limits::{
 };
 use shard_protocol::{BUILTIN_PLUGIN_ID, POPUP_RPC, Vec3, fn_hash};
 
-use super::channel::{BUILD_ID, ChannelError, FromWorker, ToWorker, WorkerInit, WorldCall, WorldValue};
+use super::channel::{
+    BUILD_ID, ChannelError, FromWorker, ToWorker, WorkerInit, WorldCall, WorldValue,
+};
 use super::events::{EventKind, GameEvent};
 use super::loader::{Watcher, discover, plugin_hash};
 use super::logs::PluginLog;
@@ -233,8 +235,12 @@ impl PluginHost {
             .map(|(n, _)| n.clone())
             .collect();
         for name in names {
-            let Some(p) = self.plugins.get_mut(&name) else { continue };
-            let Some((starting, _)) = p.starting.as_mut() else { continue };
+            let Some(p) = self.plugins.get_mut(&name) else {
+                continue;
+            };
+            let Some((starting, _)) = p.starting.as_mut() else {
+                continue;
+            };
             let Some(done) = starting.poll() else { break };
             let path = p.starting.take().map(|(_, path)| path).unwrap_or_default();
             match done {
@@ -266,7 +272,8 @@ impl PluginHost {
             .plugins
             .iter()
             .filter(|(_, p)| {
-                p.state == PluginState::Restarting && p.restart_at.is_some_and(|t| t <= Instant::now())
+                p.state == PluginState::Restarting
+                    && p.restart_at.is_some_and(|t| t <= Instant::now())
             })
             .map(|(n, _)| n.clone())
             .collect();
@@ -324,8 +331,10 @@ impl PluginHost {
         for (name, events, calls) in batches {
             let allowance = self.allowance(calls);
             let sent = self.with_worker(&name, |w| {
-                w.channel
-                    .send(&ToWorker::Deliver { events }, Some(Instant::now() + allowance))
+                w.channel.send(
+                    &ToWorker::Deliver { events },
+                    Some(Instant::now() + allowance),
+                )
             });
             match sent {
                 Some(Ok(())) => started.push((name, allowance)),
@@ -399,7 +408,11 @@ impl PluginHost {
             Ok(FromWorker::Done { failed: None }) => CommandOutcome::Ran,
             Ok(FromWorker::Done { failed: Some(e) }) => CommandOutcome::Failed(e),
             Ok(_) => {
-                self.fault(world, &plugin, Fault::Protocol("unexpected answer to a command".into()));
+                self.fault(
+                    world,
+                    &plugin,
+                    Fault::Protocol("unexpected answer to a command".into()),
+                );
                 CommandOutcome::Failed("the plugin's worker misbehaved and was stopped".into())
             }
             Err(f) => {
@@ -415,7 +428,11 @@ impl PluginHost {
     /// Commands a peer may see in `/help`: (name, help, admin-only), sorted by name.
     pub fn command_list(&self, is_admin: bool) -> Vec<(String, String, bool)> {
         let mut out: BTreeMap<String, (String, bool)> = BTreeMap::new();
-        for p in self.plugins.values().filter(|p| p.state == PluginState::Loaded) {
+        for p in self
+            .plugins
+            .values()
+            .filter(|p| p.state == PluginState::Loaded)
+        {
             for c in p.commands.iter().filter(|c| c.generation == p.generation) {
                 if is_admin || !c.admin {
                     out.insert(c.name.clone(), (c.help.clone(), c.admin));
@@ -479,7 +496,12 @@ impl PluginHost {
             return false;
         }
         self.deliver_to(world, name, vec![GameEvent::Unload]);
-        self.take_down(world, name, PluginState::Disabled, "disabled by the operator".into());
+        self.take_down(
+            world,
+            name,
+            PluginState::Disabled,
+            "disabled by the operator".into(),
+        );
         true
     }
 
@@ -506,7 +528,10 @@ impl PluginHost {
             }
             Err(f) => {
                 self.console = None;
-                format!("console worker stopped: {}", fault_text(&f, self.allowance(1)))
+                format!(
+                    "console worker stopped: {}",
+                    fault_text(&f, self.allowance(1))
+                )
             }
         }
     }
@@ -552,7 +577,12 @@ impl PluginHost {
 
     fn python_layers(&self, _name: &str) -> bool {
         #[cfg(debug_assertions)]
-        if self.cfg.test_without_python_layers.iter().any(|n| n == _name) {
+        if self
+            .cfg
+            .test_without_python_layers
+            .iter()
+            .any(|n| n == _name)
+        {
             return false;
         }
         true
@@ -565,7 +595,9 @@ impl PluginHost {
 
     /// Delivers `events` to plugin `name` if it listens to any of them.
     fn deliver_to(&mut self, world: &mut dyn GameWorld, name: &str, events: Vec<GameEvent>) {
-        let Some(p) = self.plugins.get(name) else { return };
+        let Some(p) = self.plugins.get(name) else {
+            return;
+        };
         if p.worker.is_none() || p.state != PluginState::Loaded {
             return;
         }
@@ -580,7 +612,11 @@ impl PluginHost {
         let deadline = Instant::now() + self.allowance(calls);
         match self.exchange(world, &caller, &ToWorker::Deliver { events }, deadline) {
             Ok(FromWorker::Done { .. }) => {}
-            Ok(_) => self.fault(world, name, Fault::Protocol("unexpected answer to events".into())),
+            Ok(_) => self.fault(
+                world,
+                name,
+                Fault::Protocol("unexpected answer to events".into()),
+            ),
             Err(f) => self.fault(world, name, f),
         }
     }
@@ -661,7 +697,9 @@ impl PluginHost {
                     }
                 }
                 FromWorker::Ready { .. } | FromWorker::SetupFailed { .. } => {
-                    return Err(Fault::Protocol("a handshake message after the handshake".into()));
+                    return Err(Fault::Protocol(
+                        "a handshake message after the handshake".into(),
+                    ));
                 }
                 done => return Ok(done),
             }
@@ -670,7 +708,9 @@ impl PluginHost {
 
     /// Counts one error of `name` and logs its traceback.
     fn record_error(&mut self, name: &str, what: &str, short: &str, traceback: &str) {
-        let Some(p) = self.plugins.get_mut(name) else { return };
+        let Some(p) = self.plugins.get_mut(name) else {
+            return;
+        };
         p.errors += 1;
         p.last_error = Some(clip(short, MAX_ERROR_TEXT));
         p.log.write(&format!("error in {what}"), traceback, true);
@@ -690,7 +730,12 @@ impl PluginHost {
             .collect();
         for name in over {
             let errors = self.plugins.get(&name).map_or(0, |p| p.errors);
-            self.take_down(world, &name, PluginState::Disabled, format!("{errors} errors"));
+            self.take_down(
+                world,
+                &name,
+                PluginState::Disabled,
+                format!("{errors} errors"),
+            );
             world.notify_admins(&format!("[Plugin {name} disabled – error]"));
         }
     }
@@ -699,7 +744,9 @@ impl PluginHost {
     /// error, tell admins, and schedule a restart with backoff.
     fn fault(&mut self, world: &mut dyn GameWorld, name: &str, fault: Fault) {
         let allowance = self.allowance(1);
-        let Some(p) = self.plugins.get_mut(name) else { return };
+        let Some(p) = self.plugins.get_mut(name) else {
+            return;
+        };
         let ended = p.worker.take().map(|mut w| w.kill()).unwrap_or_default();
         let why = format!("{}; worker {ended}", fault_text(&fault, allowance));
         p.errors += 1;
@@ -725,15 +772,26 @@ impl PluginHost {
         tracing::warn!(plugin = name, errors, restart_in_ms = backoff.as_millis() as u64, reason = %why, "plugin worker stopped");
         if errors < self.cfg.max_errors {
             world.notify_admins(&clip(
-                &format!("[Plugin {name} stopped: {why}; restarting in {:.1} s]", backoff.as_secs_f32()),
+                &format!(
+                    "[Plugin {name} stopped: {why}; restarting in {:.1} s]",
+                    backoff.as_secs_f32()
+                ),
                 MAX_CHAT_CHARS,
             ));
         }
     }
 
     /// Removes a plugin's registrations, entities and worker and sets its state.
-    fn take_down(&mut self, world: &mut dyn GameWorld, name: &str, state: PluginState, why: String) {
-        let Some(p) = self.plugins.get_mut(name) else { return };
+    fn take_down(
+        &mut self,
+        world: &mut dyn GameWorld,
+        name: &str,
+        state: PluginState,
+        why: String,
+    ) {
+        let Some(p) = self.plugins.get_mut(name) else {
+            return;
+        };
         let ids = p.forget(None);
         for id in ids {
             world.despawn(id);
@@ -769,7 +827,12 @@ impl PluginHost {
             .collect();
         for name in gone {
             self.deliver_to(world, &name, vec![GameEvent::Unload]);
-            self.take_down(world, &name, PluginState::Disabled, "plugin file deleted".into());
+            self.take_down(
+                world,
+                &name,
+                PluginState::Disabled,
+                "plugin file deleted".into(),
+            );
             self.plugins.remove(&name);
         }
         for (name, path) in found {
@@ -809,27 +872,30 @@ impl PluginHost {
             return;
         };
         let log = PluginLog::new(self.log_path(name));
-        let entry = self.plugins.entry(name.to_owned()).or_insert_with(|| Plugin {
-            id,
-            path: path.to_owned(),
-            version: String::new(),
-            state: PluginState::Failed,
-            errors: 0,
-            restarts: 0,
-            hash: hash.clone(),
-            seen_hash: String::new(),
-            generation: 0,
-            last_error: None,
-            worker: None,
-            starting: None,
-            restart_at: None,
-            backoff: Duration::ZERO,
-            log,
-            listeners: BTreeMap::new(),
-            commands: Vec::new(),
-            entities: Vec::new(),
-            budget: TickBudget::default(),
-        });
+        let entry = self
+            .plugins
+            .entry(name.to_owned())
+            .or_insert_with(|| Plugin {
+                id,
+                path: path.to_owned(),
+                version: String::new(),
+                state: PluginState::Failed,
+                errors: 0,
+                restarts: 0,
+                hash: hash.clone(),
+                seen_hash: String::new(),
+                generation: 0,
+                last_error: None,
+                worker: None,
+                starting: None,
+                restart_at: None,
+                backoff: Duration::ZERO,
+                log,
+                listeners: BTreeMap::new(),
+                commands: Vec::new(),
+                entities: Vec::new(),
+                budget: TickBudget::default(),
+            });
         entry.seen_hash = hash.clone();
         entry.restart_at = None;
         let was_live = entry.state == PluginState::Loaded && entry.worker.is_some();
@@ -885,7 +951,11 @@ impl PluginHost {
                 return self.load_failed(world, name, &short, &traceback, was_live);
             }
             Ok(_) => {
-                self.fault(world, name, Fault::Protocol("unexpected answer to a load".into()));
+                self.fault(
+                    world,
+                    name,
+                    Fault::Protocol("unexpected answer to a load".into()),
+                );
                 return;
             }
             Err(f) => {
@@ -901,26 +971,42 @@ impl PluginHost {
         if let Some(hook) = self.hook.as_mut()
             && let Err(m) = hook.check(name, &version, &hash, &bundle_dir)
         {
-            let _ = self.exchange(world, &caller, &ToWorker::Rollback { generation }, Instant::now() + self.allowance(1));
+            let _ = self.exchange(
+                world,
+                &caller,
+                &ToWorker::Rollback { generation },
+                Instant::now() + self.allowance(1),
+            );
             self.drop_generation(world, name, generation);
             let m = format!("{file}: {m}");
             return self.load_failed(world, name, &m, &m, was_live);
         }
-        let committed = self.exchange(world, &caller, &ToWorker::Commit { generation }, Instant::now() + self.allowance(1));
+        let committed = self.exchange(
+            world,
+            &caller,
+            &ToWorker::Commit { generation },
+            Instant::now() + self.allowance(1),
+        );
         if let Err(f) = committed {
             self.fault(world, name, f);
             return;
         }
-        let Some(p) = self.plugins.get_mut(name) else { return };
+        let Some(p) = self.plugins.get_mut(name) else {
+            return;
+        };
         let old = p.keep_only(generation);
+        // A new version starts with a clean record; a restart of the same
+        // one keeps its errors and its backoff, so a crash loop ends disabled.
+        if p.hash != hash || p.version != version {
+            p.errors = 0;
+            p.backoff = Duration::ZERO;
+        }
         p.version = version.clone();
         p.state = PluginState::Loaded;
-        p.errors = 0;
         p.hash = hash;
         p.path = path.to_owned();
         p.generation = generation;
         p.last_error = None;
-        p.backoff = Duration::ZERO;
         p.log.write("loaded", &format!("version {version}"), true);
         for id in old {
             world.despawn(id);
@@ -937,8 +1023,17 @@ impl PluginHost {
     }
 
     /// A version did not load: log it, tell admins, keep a running version.
-    fn load_failed(&mut self, world: &mut dyn GameWorld, name: &str, short: &str, tb: &str, keeps: bool) {
-        let Some(p) = self.plugins.get_mut(name) else { return };
+    fn load_failed(
+        &mut self,
+        world: &mut dyn GameWorld,
+        name: &str,
+        short: &str,
+        tb: &str,
+        keeps: bool,
+    ) {
+        let Some(p) = self.plugins.get_mut(name) else {
+            return;
+        };
         p.last_error = Some(clip(short, MAX_ERROR_TEXT));
         p.log.write("load failed", tb, true);
         let tail = if keeps {
@@ -947,7 +1042,10 @@ impl PluginHost {
             ""
         };
         let msg = clip(
-            &format!("[Plugin {name} failed to load: {}{tail}]", clip(short, MAX_ERROR_TEXT)),
+            &format!(
+                "[Plugin {name} failed to load: {}{tail}]",
+                clip(short, MAX_ERROR_TEXT)
+            ),
             MAX_CHAT_CHARS,
         );
         tracing::warn!(plugin = name, "{msg}");
@@ -974,7 +1072,10 @@ impl PluginHost {
             Caller::Console => (None, 0),
         };
         let need_plugin = || {
-            name.ok_or_else(|| "this game function needs a calling plugin (not available in the console)".to_string())
+            name.ok_or_else(|| {
+                "this game function needs a calling plugin (not available in the console)"
+                    .to_string()
+            })
         };
         match call {
             WorldCall::Listen { kind } => {
@@ -983,7 +1084,11 @@ impl PluginHost {
                 *p.listeners.entry((generation, kind)).or_default() += 1;
                 Ok(WorldValue::Unit)
             }
-            WorldCall::RegisterCommand { name: cmd, help, admin } => {
+            WorldCall::RegisterCommand {
+                name: cmd,
+                help,
+                admin,
+            } => {
                 let name = need_plugin()?;
                 self.register_command(name, generation, cmd, help, admin)
             }
@@ -1037,7 +1142,9 @@ impl PluginHost {
             WorldCall::Popup { peer, text, dur } => {
                 check_text("popup text", &text, MAX_POPUP_CHARS)?;
                 if !dur.is_finite() || dur <= 0.0 || dur > 3600.0 {
-                    return Err(format!("dur = {dur} must be a number of seconds in (0, 3600]"));
+                    return Err(format!(
+                        "dur = {dur} must be a number of seconds in (0, 3600]"
+                    ));
                 }
                 check_peer(world, peer)?;
                 let json = serde_json::json!({ "text": text, "duration": dur }).to_string();
@@ -1082,7 +1189,11 @@ impl PluginHost {
                 world.broadcast(&text);
                 Ok(WorldValue::Unit)
             }
-            WorldCall::SendRpc { peer, name: rpc, json } => {
+            WorldCall::SendRpc {
+                peer,
+                name: rpc,
+                json,
+            } => {
                 let plugin = need_plugin()?;
                 if rpc.is_empty() {
                     return Err("RPC name is empty".into());
@@ -1093,7 +1204,9 @@ impl PluginHost {
                         json.len()
                     ));
                 }
-                if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&json).is_err() {
+                if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&json)
+                    .is_err()
+                {
                     return Err("payload is not a JSON object".into());
                 }
                 check_peer(world, peer)?;
@@ -1113,7 +1226,12 @@ impl PluginHost {
         }
     }
 
-    fn budget_peer(&mut self, world: &dyn GameWorld, name: Option<&str>, peer: u32) -> Result<(), String> {
+    fn budget_peer(
+        &mut self,
+        world: &dyn GameWorld,
+        name: Option<&str>,
+        peer: u32,
+    ) -> Result<(), String> {
         match name.and_then(|n| self.plugins.get_mut(n)) {
             Some(p) => p.budget.to_peer(world, peer),
             None => Ok(()),
@@ -1141,19 +1259,30 @@ impl PluginHost {
         }
         check_text("help", &help, MAX_CHAT_CHARS)?;
         if BUILTINS.iter().any(|(b, _, _)| *b == name) || name == "plugins" || name == "plugin" {
-            return Err(format!("command '{name}' is a built-in command of the server"));
+            return Err(format!(
+                "command '{name}' is a built-in command of the server"
+            ));
         }
         for (other, p) in &self.plugins {
             if other != plugin
                 && p.state == PluginState::Loaded
-                && p.commands.iter().any(|c| c.name == name && c.generation == p.generation)
+                && p.commands
+                    .iter()
+                    .any(|c| c.name == name && c.generation == p.generation)
             {
-                return Err(format!("command '{name}' is already registered by plugin '{other}'"));
+                return Err(format!(
+                    "command '{name}' is already registered by plugin '{other}'"
+                ));
             }
         }
         let p = self.plugins.get_mut(plugin).ok_or("unknown plugin")?;
-        if p.commands.iter().any(|c| c.name == name && c.generation == generation) {
-            return Err(format!("command '{name}' is registered twice by this plugin"));
+        if p.commands
+            .iter()
+            .any(|c| c.name == name && c.generation == generation)
+        {
+            return Err(format!(
+                "command '{name}' is registered twice by this plugin"
+            ));
         }
         p.commands.push(CommandSpec {
             generation,
@@ -1209,7 +1338,9 @@ fn clip(s: &str, max: usize) -> String {
 fn check_pos(what: &str, pos: [f64; 3]) -> Result<Vec3, String> {
     for (axis, v) in ["x", "y", "z"].iter().zip(pos) {
         if !v.is_finite() || v.abs() > f64::from(f32::MAX) {
-            return Err(format!("{what}: coordinate {axis} = {v} is not a finite number"));
+            return Err(format!(
+                "{what}: coordinate {axis} = {v} is not a finite number"
+            ));
         }
     }
     Ok(Vec3 {
@@ -1237,7 +1368,9 @@ fn check_peer(world: &dyn GameWorld, peer: u32) -> Result<(), String> {
 fn check_text(what: &str, text: &str, max_chars: usize) -> Result<(), String> {
     let n = text.chars().count();
     if n > max_chars {
-        return Err(format!("{what} is {n} characters long; the limit is {max_chars}"));
+        return Err(format!(
+            "{what} is {n} characters long; the limit is {max_chars}"
+        ));
     }
     Ok(())
 }

@@ -45,7 +45,8 @@ impl PluginLog {
     pub fn write(&mut self, kind: &str, text: &str, important: bool) {
         let now = Instant::now();
         let rate = f64::from(LOG_ENTRIES_PER_SEC);
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
+        self.tokens =
+            (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
         self.refilled = now;
         if self.tokens < 1.0 && !important {
             self.suppressed += 1;
@@ -168,7 +169,10 @@ mod tests {
         }
         let text = std::fs::read_to_string(&path).expect("log");
         let written = text.matches("] log\n").count();
-        assert!(written <= LOG_ENTRIES_PER_SEC as usize + 2, "{written} entries written");
+        assert!(
+            written <= LOG_ENTRIES_PER_SEC as usize + 2,
+            "{written} entries written"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
         log.write("log", "after", false);
         let text = std::fs::read_to_string(&path).expect("log");

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use super::channel::{Channel, ChannelError, FromWorker, ToWorker, WORKER_ARG, WORKER_FD, WorkerInit};
+use super::channel::{
+    Channel, ChannelError, FromWorker, ToWorker, WORKER_ARG, WORKER_FD, WorkerInit,
+};
 
 /// Why a worker could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +86,10 @@ impl StartingWorker {
         self.finish(got)
     }
 
-    fn finish(&mut self, got: Result<(Channel, String), SpawnError>) -> Result<WorkerProcess, SpawnError> {
+    fn finish(
+        &mut self,
+        got: Result<(Channel, String), SpawnError>,
+    ) -> Result<WorkerProcess, SpawnError> {
         let Some(mut child) = self.child.take() else {
             return Err(SpawnError::Protocol);
         };
@@ -122,7 +127,11 @@ impl Drop for StartingWorker {
 impl WorkerProcess {
     /// Starts `exe` as a worker and begins the handshake (send `init`, wait
     /// until `deadline` for it to be ready) on a helper thread.
-    pub fn launch(exe: &Path, init: &WorkerInit, deadline: Instant) -> Result<StartingWorker, SpawnError> {
+    pub fn launch(
+        exe: &Path,
+        init: &WorkerInit,
+        deadline: Instant,
+    ) -> Result<StartingWorker, SpawnError> {
         let start = |source| SpawnError::Start {
             exe: exe.to_path_buf(),
             source,
@@ -215,11 +224,18 @@ impl Drop for WorkerProcess {
 }
 
 /// Sends `init` and waits for `Ready`; returns the confinement it reports.
-fn handshake(channel: &mut Channel, init: &WorkerInit, deadline: Instant) -> Result<String, SpawnError> {
+fn handshake(
+    channel: &mut Channel,
+    init: &WorkerInit,
+    deadline: Instant,
+) -> Result<String, SpawnError> {
     channel
         .send(&ToWorker::Init(init.clone()), Some(deadline))
         .map_err(SpawnError::Handshake)?;
-    match channel.recv(Some(deadline)).map_err(SpawnError::Handshake)? {
+    match channel
+        .recv(Some(deadline))
+        .map_err(SpawnError::Handshake)?
+    {
         FromWorker::Ready {
             build_id,
             confinement,

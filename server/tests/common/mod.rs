@@ -97,6 +97,10 @@ pub fn v(x: f32, y: f32, z: f32) -> Vec3 {
 /// A host config that runs workers from this package's `shard-server` binary.
 pub fn host_config(plugins: &std::path::Path, logs: &std::path::Path) -> HostConfig {
     let mut cfg = HostConfig::new(plugins, logs);
+    // Generous budgets: these tests check behaviour on a busy machine; the
+    // tests about budgets and deadlines set their own.
+    cfg.cpu_budget = Duration::from_millis(500);
+    cfg.kill_after = Duration::from_secs(1);
     cfg.worker_exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_shard-server")));
     cfg
 }

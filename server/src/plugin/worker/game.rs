@@ -183,7 +183,9 @@ type PeerPosition = (u32, (f32, f32, f32));
 #[pyo3(signature = ())]
 fn get_peer_positions() -> PyResult<Vec<PeerPosition>> {
     match world(WorldCall::PeerPositions)? {
-        WorldValue::Positions(v) => Ok(v.into_iter().map(|(p, [x, y, z])| (p, (x, y, z))).collect()),
+        WorldValue::Positions(v) => {
+            Ok(v.into_iter().map(|(p, [x, y, z])| (p, (x, y, z))).collect())
+        }
         other => Err(game_err(format!("unexpected answer {other:?}"))),
     }
 }
@@ -204,7 +206,9 @@ fn get_entity_position(id: u32) -> PyResult<Option<(f32, f32, f32)>> {
 fn dist(a: (f64, f64, f64), b: (f64, f64, f64)) -> PyResult<f64> {
     for (what, p) in [("a", a), ("b", b)] {
         if ![p.0, p.1, p.2].iter().all(|v| v.is_finite()) {
-            return Err(game_err(format!("{what}: coordinates must be finite numbers")));
+            return Err(game_err(format!(
+                "{what}: coordinates must be finite numbers"
+            )));
         }
     }
     let (dx, dy, dz) = (a.0 - b.0, a.1 - b.1, a.2 - b.2);
@@ -295,7 +299,10 @@ pub(crate) fn make_module<'py>(
 }
 
 /// Converts an event argument (plain JSON) into a fresh Python object.
-pub(crate) fn json_to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn json_to_py<'py>(
+    py: Python<'py>,
+    v: &serde_json::Value,
+) -> PyResult<Bound<'py, PyAny>> {
     use pyo3::IntoPyObjectExt;
     use serde_json::Value;
     Ok(match v {

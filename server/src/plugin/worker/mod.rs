@@ -283,15 +283,17 @@ impl Worker {
         })?;
         let mut read_only = prefixes;
         read_only.extend(init.read_only.iter().cloned());
-        let landlock = confine::landlock(&read_only, init.require_confinement)
-            .map_err(|e| e.to_string())?;
+        let landlock =
+            confine::landlock(&read_only, init.require_confinement).map_err(|e| e.to_string())?;
         let seccomp = match confine::seccomp() {
             Ok(()) => "seccomp".to_string(),
             Err(e) if init.require_confinement => return Err(e.to_string()),
             Err(e) => format!("NO seccomp ({e})"),
         };
-        Python::with_gil(|py| watchdog::start(py, std::time::Duration::from_millis(init.cpu_budget_ms)))
-            .map_err(|e| e.to_string())?;
+        Python::with_gil(|py| {
+            watchdog::start(py, std::time::Duration::from_millis(init.cpu_budget_ms))
+        })
+        .map_err(|e| e.to_string())?;
         Ok(Self {
             confinement: format!(
                 "{landlock}, {seccomp}, rlimits (address space {} MiB), no capabilities",
@@ -308,7 +310,9 @@ impl Worker {
         let state = PyDict::new(py);
         let game_mod = make_module(py, &state)?;
         sys.getattr("modules")?.set_item("game", &game_mod)?;
-        let out = helpers.getattr("Output")?.call1((wrap_pyfunction!(emit, py)?,))?;
+        let out = helpers
+            .getattr("Output")?
+            .call1((wrap_pyfunction!(emit, py)?,))?;
         sys.setattr("stdout", &out)?;
         sys.setattr("stderr", &out)?;
         // Native parts must load before the file system closes.
@@ -444,7 +448,9 @@ impl Worker {
             let kind = ev.kind();
             let funcs: Vec<Py<PyAny>> = lock(&REGISTRY)
                 .iter()
-                .filter(|e| e.generation == live && matches!(e.reg, Registration::Listener(k) if k == kind))
+                .filter(|e| {
+                    e.generation == live && matches!(e.reg, Registration::Listener(k) if k == kind)
+                })
                 .map(|e| e.func.clone_ref(py))
                 .collect();
             if funcs.is_empty() {
@@ -457,7 +463,9 @@ impl Worker {
             for f in funcs {
                 let _ = guarded(py, &helpers, live, kind.name(), || {
                     let arg = match (&data, ev) {
-                        (None, GameEvent::Tick { dt }) => pyo3::types::PyFloat::new(py, *dt).into_any(),
+                        (None, GameEvent::Tick { dt }) => {
+                            pyo3::types::PyFloat::new(py, *dt).into_any()
+                        }
                         (Some(d), _) => json_to_py(py, d)?,
                         (None, _) => py.None().into_bound(py),
                     };
@@ -472,7 +480,9 @@ impl Worker {
         let func = lock(&REGISTRY)
             .iter()
             .rev()
-            .find(|e| e.generation == live && matches!(&e.reg, Registration::Command(n) if n == name))
+            .find(|e| {
+                e.generation == live && matches!(&e.reg, Registration::Command(n) if n == name)
+            })
             .map(|e| e.func.clone_ref(py));
         let Some(func) = func else {
             return Some(format!("/{name} is not registered by this plugin"));
@@ -516,4 +526,3 @@ pub(crate) fn register_global(py: Python<'_>) -> PyResult<()> {
     }
     Ok(())
 }
-
