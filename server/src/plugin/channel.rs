@@ -271,16 +271,26 @@ pub enum ChannelError {
     Io(std::io::Error),
 }
 
-/// One end of a worker channel.
+/// One end of a worker channel. Reads are buffered (a whole frame usually
+/// arrives in one `read`), and socket timeouts are only changed when the
+/// deadline asks for it, so a round trip costs few system calls.
 #[derive(Debug)]
 pub struct Channel {
     stream: UnixStream,
+    inbox: Vec<u8>,
+    read_timeout: Option<Option<std::time::Duration>>,
+    write_timeout: Option<Option<std::time::Duration>>,
 }
 
 impl Channel {
     /// Wraps a connected stream.
     pub fn new(stream: UnixStream) -> Self {
-        Self { stream }
+        Self {
+            stream,
+            inbox: Vec::new(),
+            read_timeout: None,
+            write_timeout: None,
+        }
     }
 
     /// The underlying stream (to pass its descriptor to a child).
@@ -295,19 +305,22 @@ impl Channel {
         msg: &T,
         deadline: Option<Instant>,
     ) -> Result<(), ChannelError> {
-        let body = postcard::to_stdvec(msg).map_err(|e| ChannelError::Malformed(e.to_string()))?;
-        if body.len() > MAX_CHANNEL_FRAME {
-            return Err(ChannelError::TooLarge(body.len()));
+        let mut frame = vec![0u8; 4];
+        let mut frame = postcard::to_extend(msg, std::mem::take(&mut frame))
+            .map_err(|e| ChannelError::Malformed(e.to_string()))?;
+        let body = frame.len() - 4;
+        if body > MAX_CHANNEL_FRAME {
+            return Err(ChannelError::TooLarge(body));
         }
-        let len = u32::try_from(body.len()).map_err(|_| ChannelError::TooLarge(body.len()))?;
-        let mut frame = Vec::with_capacity(4 + body.len());
-        frame.extend_from_slice(&len.to_le_bytes());
-        frame.extend_from_slice(&body);
+        let len = u32::try_from(body).map_err(|_| ChannelError::TooLarge(body))?;
+        frame[..4].copy_from_slice(&len.to_le_bytes());
         let mut at = 0;
         while at < frame.len() {
-            self.stream
-                .set_write_timeout(remaining(deadline)?)
-                .map_err(ChannelError::Io)?;
+            let t = remaining(deadline)?;
+            if self.write_timeout != Some(t) {
+                self.stream.set_write_timeout(t).map_err(ChannelError::Io)?;
+                self.write_timeout = Some(t);
+            }
             match self.stream.write(&frame[at..]) {
                 Ok(0) => return Err(ChannelError::Closed),
                 Ok(n) => at += n,
@@ -322,30 +335,42 @@ impl Channel {
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<T, ChannelError> {
-        let mut head = [0u8; 4];
-        self.read_full(&mut head, deadline)?;
-        let len = u32::from_le_bytes(head) as usize;
-        if len > MAX_CHANNEL_FRAME {
-            return Err(ChannelError::TooLarge(len));
+        loop {
+            if self.inbox.len() >= 4 {
+                let mut head = [0u8; 4];
+                head.copy_from_slice(&self.inbox[..4]);
+                let len = u32::from_le_bytes(head) as usize;
+                if len > MAX_CHANNEL_FRAME {
+                    return Err(ChannelError::TooLarge(len));
+                }
+                if self.inbox.len() >= 4 + len {
+                    let msg = postcard::from_bytes(&self.inbox[4..4 + len])
+                        .map_err(|e| ChannelError::Malformed(e.to_string()));
+                    self.inbox.drain(..4 + len);
+                    return msg;
+                }
+            }
+            self.fill(deadline)?;
         }
-        let mut body = vec![0u8; len];
-        self.read_full(&mut body, deadline)?;
-        postcard::from_bytes(&body).map_err(|e| ChannelError::Malformed(e.to_string()))
     }
 
-    fn read_full(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<(), ChannelError> {
-        let mut at = 0;
-        while at < buf.len() {
-            self.stream
-                .set_read_timeout(remaining(deadline)?)
-                .map_err(ChannelError::Io)?;
-            match self.stream.read(&mut buf[at..]) {
-                Ok(0) => return Err(ChannelError::Closed),
-                Ok(n) => at += n,
-                Err(e) => return Err(io_error(e)),
-            }
+    /// Reads what is available (at least one byte) into the inbox.
+    fn fill(&mut self, deadline: Option<Instant>) -> Result<(), ChannelError> {
+        let t = remaining(deadline)?;
+        // Only a wait bounded by a deadline needs the timeout changed each time.
+        if self.read_timeout != Some(t) {
+            self.stream.set_read_timeout(t).map_err(ChannelError::Io)?;
+            self.read_timeout = Some(t);
         }
-        Ok(())
+        let mut chunk = [0u8; 64 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => Err(ChannelError::Closed),
+            Ok(n) => {
+                self.inbox.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+            Err(e) => Err(io_error(e)),
+        }
     }
 }
 

@@ -64,7 +64,7 @@ impl TickBudget {
 
     /// One message to `peer`, if this plugin has not sent it too many this
     /// tick and the peer's queue has room for plugin messages.
-    fn to_peer(&mut self, world: &dyn GameWorld, peer: u32) -> Result<(), String> {
+    fn take_peer(&mut self, world: &dyn GameWorld, peer: u32) -> Result<(), String> {
         let n = self.per_peer.entry(peer).or_default();
         if *n >= BUDGET_MSGS_PER_PEER_PER_TICK {
             return Err(format!(
@@ -1233,7 +1233,7 @@ impl PluginHost {
         peer: u32,
     ) -> Result<(), String> {
         match name.and_then(|n| self.plugins.get_mut(n)) {
-            Some(p) => p.budget.to_peer(world, peer),
+            Some(p) => p.budget.take_peer(world, peer),
             None => Ok(()),
         }
     }

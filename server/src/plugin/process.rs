@@ -52,6 +52,8 @@ pub enum SpawnError {
 #[derive(Debug)]
 pub struct WorkerProcess {
     child: Child,
+    /// Killed already (its pid must not be signalled again: it may be reused).
+    killed: bool,
     /// The channel to it.
     pub channel: Channel,
     /// What confinement it reported.
@@ -96,6 +98,7 @@ impl StartingWorker {
         match got {
             Ok((channel, confinement)) => Ok(WorkerProcess {
                 child,
+                killed: false,
                 channel,
                 confinement,
             }),
@@ -202,17 +205,42 @@ impl WorkerProcess {
         self.child.id()
     }
 
-    /// Kills the worker (SIGKILL) and reaps it; returns how it ended.
+    /// Kills the worker (SIGKILL) without waiting for it: returns how it
+    /// ended if it already has, and otherwise leaves the reaping to a
+    /// helper thread, so a kill never holds up the tick.
     pub fn kill(&mut self) -> String {
-        let _ = self.child.kill();
-        match self.child.wait() {
-            Ok(status) => describe(status),
-            Err(e) => format!("could not be reaped: {e}"),
+        if self.killed {
+            return "already stopped".into();
         }
+        self.killed = true;
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return describe(status);
+        }
+        let _ = self.child.kill();
+        for _ in 0..5 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return describe(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let pid = self.child.id();
+        // The child is SIGKILLed and exits shortly; a thread reaps it so no
+        // zombie is left (std's `Child` is not waited for again after this).
+        let _ = std::thread::Builder::new()
+            .name("plugin-reaper".into())
+            .spawn(move || {
+                let mut status = 0;
+                // SAFETY: waitpid on our own child's pid with a valid pointer.
+                unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+            });
+        "killed by the server (SIGKILL)".into()
     }
 
     /// How the worker ended, if it already has (reaping it).
     pub fn exited(&mut self) -> Option<String> {
+        if self.killed {
+            return None;
+        }
         self.child.try_wait().ok().flatten().map(describe)
     }
 }

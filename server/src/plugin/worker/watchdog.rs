@@ -64,7 +64,7 @@ fn watch(budget: Duration, step: Duration) {
     loop {
         std::thread::sleep(step);
         let s = SEQ.load(Ordering::SeqCst);
-        if s % 2 == 0 {
+        if s.is_multiple_of(2) {
             seen = s;
             continue;
         }
