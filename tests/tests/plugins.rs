@@ -200,3 +200,71 @@ async fn a_plugin_failing_in_on_tick_is_disabled_after_five_errors_and_others_ke
     );
     srv.server.shutdown().await;
 }
+
+const NOISY: &str = r#"
+__plugin__ = {"name": "noisy", "version": "1"}
+
+@game.on("OnTick")
+def flood(dt):
+    refused = 0
+    for peer, _ in game.get_peer_positions():
+        for i in range(10):
+            for send in (
+                lambda: game.show_popup(peer, "flood %d" % i, 1.0),
+                lambda: game.send_rpc(peer, "Flood", {"i": i, "pad": "x" * 8000}),
+                lambda: game.send_chat(peer, "spam %d" % i),
+            ):
+                try:
+                    send()
+                except game.GameError:
+                    refused += 1
+    game.state["refused"] = game.state.get("refused", 0) + refused
+
+@game.register_command("refused", "how many sends the budgets refused")
+def report(peer, args):
+    game.send_chat(peer, "refused %d" % game.state.get("refused", 0))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_noisy_plugin_never_gets_a_player_disconnected() {
+    let srv = TestServer::start_with_files(&[], &[("noisy.py", NOISY.as_bytes())]);
+    let mut a = join_as("alice", srv.addr).await;
+    let mut b = join_as("bob", srv.addr).await;
+    // Bob does not read for a while: his queue fills with what the budgets allow.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        let got = a.collect_for(Duration::from_millis(200)).await;
+        assert!(
+            !got.iter().any(|e| matches!(
+                e,
+                ClientEvent::Kick { .. } | ClientEvent::Disconnected { .. }
+            )),
+            "alice was disconnected: {got:?}"
+        );
+    }
+    assert!(
+        a.seen.iter().any(|e| chat_contains(e, "spam")),
+        "the plugin's messages did arrive (within budget)"
+    );
+    b.forget();
+    let got = b.collect_for(Duration::from_millis(1500)).await;
+    assert!(
+        !got.iter().any(|e| matches!(
+            e,
+            ClientEvent::Kick { .. } | ClientEvent::Disconnected { .. }
+        )),
+        "bob was disconnected: {:?}",
+        got.iter().rev().take(3).collect::<Vec<_>>()
+    );
+    // Both are still served: a chat line from alice reaches bob.
+    a.session.say("still here").await;
+    b.expect("alice's chat", |e| chat_contains(e, "still here"))
+        .await;
+    a.forget();
+    a.session.say("/refused").await;
+    let n = a
+        .expect("refusal count", |e| chat_contains(e, "refused "))
+        .await;
+    assert!(!chat_contains(&n, "refused 0"), "{n:?}");
+    srv.server.shutdown().await;
+}
