@@ -316,7 +316,7 @@ impl Channel {
         frame[..4].copy_from_slice(&len.to_le_bytes());
         let mut at = 0;
         while at < frame.len() {
-            let t = remaining(deadline)?;
+            let t = slice(deadline)?;
             if self.write_timeout != Some(t) {
                 self.stream.set_write_timeout(t).map_err(ChannelError::Io)?;
                 self.write_timeout = Some(t);
@@ -324,7 +324,11 @@ impl Channel {
             match self.stream.write(&frame[at..]) {
                 Ok(0) => return Err(ChannelError::Closed),
                 Ok(n) => at += n,
-                Err(e) => return Err(io_error(e)),
+                Err(e) => match io_error(e) {
+                    // A slice ended before the deadline: wait another one.
+                    ChannelError::Timeout => {}
+                    other => return Err(other),
+                },
             }
         }
         Ok(())
@@ -356,8 +360,7 @@ impl Channel {
 
     /// Reads what is available (at least one byte) into the inbox.
     fn fill(&mut self, deadline: Option<Instant>) -> Result<(), ChannelError> {
-        let t = remaining(deadline)?;
-        // Only a wait bounded by a deadline needs the timeout changed each time.
+        let t = slice(deadline)?;
         if self.read_timeout != Some(t) {
             self.stream.set_read_timeout(t).map_err(ChannelError::Io)?;
             self.read_timeout = Some(t);
@@ -369,9 +372,28 @@ impl Channel {
                 self.inbox.extend_from_slice(&chunk[..n]);
                 Ok(())
             }
-            Err(e) => Err(io_error(e)),
+            Err(e) => match io_error(e) {
+                // A slice ended before the deadline: the caller waits another one.
+                ChannelError::Timeout => Ok(()),
+                other => Err(other),
+            },
         }
     }
+}
+
+/// How long one blocking read or write may wait: a fixed slice (so the
+/// socket timeout rarely changes — one system call saved per message),
+/// shorter only near the deadline; an expired deadline is a timeout.
+fn slice(deadline: Option<Instant>) -> Result<Option<std::time::Duration>, ChannelError> {
+    const SLICE: std::time::Duration = std::time::Duration::from_millis(5);
+    Ok(remaining(deadline)?.map(|r| {
+        if r > SLICE {
+            SLICE
+        } else {
+            // Round up to whole milliseconds so the timeout does not change on every call.
+            std::time::Duration::from_millis(r.as_millis() as u64 + 1).min(SLICE)
+        }
+    }))
 }
 
 /// Time left until `deadline` as a socket timeout (None = block); an expired
