@@ -277,22 +277,14 @@ pub fn seccomp() -> Result<(), ConfineError> {
         )?])?],
     );
     // Signals only to this process (kill(0) or kill(-1) would reach the server).
-    rules.insert(
+    for sys in [
         libc::SYS_kill,
-        vec![rule(vec![cond(0, SeccompCmpOp::Ne, pid)?])?],
-    );
-    rules.insert(
         libc::SYS_tgkill,
-        vec![rule(vec![cond(0, SeccompCmpOp::Ne, pid)?])?],
-    );
-    rules.insert(
         libc::SYS_rt_sigqueueinfo,
-        vec![rule(vec![cond(0, SeccompCmpOp::Ne, pid)?])?],
-    );
-    rules.insert(
         libc::SYS_rt_tgsigqueueinfo,
-        vec![rule(vec![cond(0, SeccompCmpOp::Ne, pid)?])?],
-    );
+    ] {
+        rules.insert(sys, vec![rule(vec![cond(0, SeccompCmpOp::Ne, pid)?])?]);
+    }
     // prlimit64 may read limits (new_limit == NULL) but never change them.
     rules.insert(
         libc::SYS_prlimit64,
