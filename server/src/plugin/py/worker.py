@@ -5,6 +5,7 @@ helpers the one wrapper uses. None of this is a security boundary: the
 worker process and its kernel confinement are (docs/SECURITY.md)."""
 
 import builtins
+import copy
 import io
 import sys
 import traceback
@@ -40,6 +41,20 @@ def make_builtins(game_mod, allow, reasons, stubs):
 
     b["__import__"] = _import
     return b
+
+
+def deliver(batch, report):
+    """Calls each event's listeners in order. `batch` holds (what, listeners,
+    argument, fresh); with `fresh` each listener gets its own copy of the
+    argument. An exception is reported and the next listener runs, unless
+    `report` says the delivery's CPU budget is spent."""
+    for what, funcs, arg, fresh in batch:
+        for f in funcs:
+            try:
+                f(copy.deepcopy(arg) if fresh else arg)
+            except BaseException as e:
+                if report(what, e):
+                    return
 
 
 def format_exc(exc, limit_chars):

@@ -1,7 +1,7 @@
 //! The CPU budget of one callback, inside the worker: a watchdog thread that
 //! raises `game.PluginTimeout` in plugin code that overran its budget (via
-//! `PyThreadState_SetAsyncExc`). Arming costs two atomic increments, so the
-//! guarded call stays close to a bare Python call.
+//! `PyThreadState_SetAsyncExc`). Arming and disarming are plain atomic stores,
+//! so the guarded call stays close to a bare Python call.
 //!
 //! The exception lands at the next bytecode boundary: a single long C call
 //! (`3**(10**7)`) finishes first. That case, and plugin code that catches
@@ -19,6 +19,8 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 static FIRED: AtomicU64 = AtomicU64::new(0);
 /// `threading.get_ident()` of the thread that runs callbacks.
 static MAIN_IDENT: AtomicU64 = AtomicU64::new(0);
+/// Callbacks the armed delivery may run: its budget is this many budgets.
+static CALLBACKS: AtomicU64 = AtomicU64::new(1);
 
 /// Starts the watchdog thread for callbacks of `budget`, run on the calling thread.
 pub(crate) fn start(py: Python<'_>, budget: Duration) -> PyResult<()> {
@@ -36,18 +38,29 @@ pub(crate) fn start(py: Python<'_>, budget: Duration) -> PyResult<()> {
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("watchdog thread: {e}")))
 }
 
-/// Marks a callback as running; returns its ticket for [`disarm`].
+/// Marks a callback as running; returns its ticket for [`disarm`]. Only the
+/// callback thread writes `SEQ`, so a plain store (no locked instruction)
+/// is enough; the GIL orders it against the watchdog's check.
 #[inline]
-pub(crate) fn arm() -> u64 {
-    SEQ.fetch_add(1, Ordering::SeqCst) + 1
+pub(crate) fn arm(callbacks: u32) -> u64 {
+    CALLBACKS.store(u64::from(callbacks.max(1)), Ordering::Relaxed);
+    let seq = SEQ.load(Ordering::Relaxed) + 1;
+    SEQ.store(seq, Ordering::Release);
+    seq
+}
+
+/// Whether the watchdog fired for `ticket` (its budget is spent).
+#[inline]
+pub(crate) fn fired(ticket: u64) -> bool {
+    FIRED.load(Ordering::Acquire) == ticket
 }
 
 /// Marks the callback `ticket` as finished and clears a timeout that was
 /// raised for it but not yet delivered, so it cannot hit later code.
 #[inline]
 pub(crate) fn disarm(ticket: u64) {
-    SEQ.fetch_add(1, Ordering::SeqCst);
-    if FIRED.load(Ordering::SeqCst) == ticket {
+    SEQ.store(ticket + 1, Ordering::Release);
+    if FIRED.load(Ordering::Acquire) == ticket {
         FIRED.store(0, Ordering::SeqCst);
         let ident = MAIN_IDENT.load(Ordering::SeqCst);
         // SAFETY: the caller holds the GIL (the wrapper runs with it); a NULL
@@ -74,7 +87,8 @@ fn watch(budget: Duration, step: Duration) {
             continue;
         }
         armed_for += step;
-        if armed_for < budget || FIRED.load(Ordering::SeqCst) == s {
+        let limit = budget * u32::try_from(CALLBACKS.load(Ordering::Relaxed)).unwrap_or(u32::MAX);
+        if armed_for < limit || FIRED.load(Ordering::SeqCst) == s {
             continue;
         }
         Python::with_gil(|py| {
