@@ -217,12 +217,6 @@ impl WorkerProcess {
             return describe(status);
         }
         let _ = self.child.kill();
-        for _ in 0..5 {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return describe(status);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
         let pid = self.child.id();
         // The child is SIGKILLed and exits shortly; a thread reaps it so no
         // zombie is left (std's `Child` is not waited for again after this).
