@@ -747,7 +747,17 @@ impl PluginHost {
         let Some(p) = self.plugins.get_mut(name) else {
             return;
         };
-        let ended = p.worker.take().map(|mut w| w.kill()).unwrap_or_default();
+        // A worker that died gets a moment to finish exiting (its status
+        // says why); a hung one is killed at once.
+        let grace = match fault {
+            Fault::Died => Duration::from_millis(20),
+            Fault::Hung(_) | Fault::Protocol(_) => Duration::ZERO,
+        };
+        let ended = p
+            .worker
+            .take()
+            .map(|mut w| w.stop(grace))
+            .unwrap_or_default();
         let why = format!("{}; worker {ended}", fault_text(&fault, allowance));
         p.errors += 1;
         p.last_error = Some(clip(&why, MAX_ERROR_TEXT));

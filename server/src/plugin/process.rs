@@ -209,12 +209,26 @@ impl WorkerProcess {
     /// ended if it already has, and otherwise leaves the reaping to a
     /// helper thread, so a kill never holds up the tick.
     pub fn kill(&mut self) -> String {
+        self.stop(std::time::Duration::ZERO)
+    }
+
+    /// Like [`kill`](Self::kill), but first gives a worker that closed its
+    /// channel up to `grace` to finish exiting, so its real exit status (a
+    /// crash signal, say) is what gets reported.
+    pub fn stop(&mut self, grace: std::time::Duration) -> String {
         if self.killed {
             return "already stopped".into();
         }
         self.killed = true;
-        if let Ok(Some(status)) = self.child.try_wait() {
-            return describe(status);
+        let until = std::time::Instant::now() + grace;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return describe(status);
+            }
+            if std::time::Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let _ = self.child.kill();
         let pid = self.child.id();
