@@ -57,6 +57,10 @@ impl TestServer {
             bind: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.path().join("data"),
             plugin_dir: dir.path().join("plugins"),
+            // Generous plugin budgets: these tests check behaviour on a busy
+            // machine; the budget and deadline tests set their own.
+            plugin_cpu_budget_ms: 500,
+            plugin_kill_after_ms: 1000,
             ..ServerConfig::default()
         };
         std::fs::create_dir_all(&cfg.plugin_dir).expect("plugin dir");
