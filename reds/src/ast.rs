@@ -90,6 +90,12 @@ pub enum Construct {
     QualifierBeforeVisibility,
     /// A postfix operation after a cast: `x as T.Method()`, `x as T[0]`.
     PostfixAfterCast,
+    /// A number with a leading zero: `007`.
+    LeadingZero,
+    /// An enum value with the `l` suffix: `A = 5000000000l`.
+    LongEnumValue,
+    /// The smallest integer as one literal: `-2147483648`.
+    MinIntLiteral,
 }
 
 impl Construct {
@@ -101,7 +107,10 @@ impl Construct {
             | Self::ReservedWordAsName
             | Self::NegativeEnumValue
             | Self::QualifierBeforeVisibility
-            | Self::PostfixAfterCast => Dialect::V05,
+            | Self::PostfixAfterCast
+            | Self::LeadingZero
+            | Self::LongEnumValue
+            | Self::MinIntLiteral => Dialect::V05,
             _ => Dialect::V1,
         }
     }
@@ -129,6 +138,9 @@ impl Construct {
             Self::NegativeEnumValue => "negative enum value `A = -1`",
             Self::QualifierBeforeVisibility => "qualifier before visibility `static public`",
             Self::PostfixAfterCast => "member, call or index after `as T`",
+            Self::LeadingZero => "number with a leading zero `007`",
+            Self::LongEnumValue => "enum value with `l` suffix",
+            Self::MinIntLiteral => "`-2147483648` as one literal",
         }
     }
 }

@@ -493,6 +493,10 @@ impl<'a> Parser<'a> {
                     Tok::Int(t) if !t.contains('u') => t.clone(),
                     _ => return self.err("an integer enum value"),
                 };
+                if text.ends_with('l') {
+                    self.note(Construct::LongEnumValue, self.span());
+                }
+                self.number_notes(&text);
                 self.advance();
                 let lit = Expr {
                     kind: ExprKind::Int(text),
@@ -1135,6 +1139,7 @@ impl<'a> Parser<'a> {
         let span = self.span();
         let kind = match self.tok().clone() {
             Tok::Int(s) => {
+                self.number_notes(&s);
                 self.advance();
                 ExprKind::Int(s)
             }
@@ -1142,6 +1147,7 @@ impl<'a> Parser<'a> {
                 if s.starts_with('.') {
                     self.note(Construct::LeadingDotFloat, span);
                 }
+                self.number_notes(&s);
                 self.advance();
                 ExprKind::Float(s)
             }
@@ -1218,6 +1224,26 @@ impl<'a> Parser<'a> {
             _ => return self.err("an expression"),
         };
         Ok(Expr { kind, span })
+    }
+
+    /// Notes the number spellings only 0.5.x lexes (at the current token).
+    fn number_notes(&mut self, text: &str) {
+        let span = self.span();
+        let b = text.as_bytes();
+        if b.first() == Some(&b'0') && b.get(1).is_some_and(u8::is_ascii_digit) {
+            self.note(Construct::LeadingZero, span);
+        }
+        let digits = text.trim_end_matches(['u', 'l', 'd']);
+        let max = if text.ends_with('l') && !text.ends_with("ul") {
+            i64::MAX as u64
+        } else if text.ends_with('u') || text.ends_with('d') || text.contains('.') {
+            return;
+        } else {
+            i32::MAX as u64
+        };
+        if digits.parse::<u64>().is_ok_and(|v| v > max) {
+            self.note(Construct::MinIntLiteral, span);
+        }
     }
 
     /// Parses the tokens of one `\(…)` as a whole expression.

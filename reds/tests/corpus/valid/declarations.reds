@@ -36,10 +36,6 @@ public enum Level {
   High = 2,
 }
 
-enum Big {
-  Large = 5000000000l
-}
-
 public exec func Console(game: GameInstance) -> Void {}
 public quest func Quest() -> Bool {
   return false;

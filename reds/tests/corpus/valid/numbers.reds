@@ -11,6 +11,5 @@ public func Numbers() -> Float {
   let h = 1.25;
   let i = 2.5d;
   let j = 5d;
-  let k = 007;
   return h;
 }
