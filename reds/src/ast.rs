@@ -86,7 +86,8 @@ pub enum Construct {
     ReservedWordAsName,
     /// A negative enum value `A = -1`.
     NegativeEnumValue,
-    /// A qualifier before the visibility: `static public func`.
+    /// A visibility after another qualifier or visibility: `static public
+    /// func`, `public public let`.
     QualifierBeforeVisibility,
     /// A postfix operation after a cast: `x as T.Method()`, `x as T[0]`.
     PostfixAfterCast,
@@ -136,7 +137,9 @@ impl Construct {
             Self::ChainedAssignment => "chained assignment `a = b = c`",
             Self::ReservedWordAsName => "`true false null this super case default` as a name",
             Self::NegativeEnumValue => "negative enum value `A = -1`",
-            Self::QualifierBeforeVisibility => "qualifier before visibility `static public`",
+            Self::QualifierBeforeVisibility => {
+                "visibility after another qualifier `static public`, `public public`"
+            }
             Self::PostfixAfterCast => "member, call or index after `as T`",
             Self::LeadingZero => "number with a leading zero `007`",
             Self::LongEnumValue => "enum value with `l` suffix",

@@ -231,7 +231,7 @@ impl<'a> Lexer<'a> {
         self.depth += 1;
         let mut toks = Vec::new();
         let mut parens: usize = 0;
-        let mut prev = None;
+        let mut prev: Option<Token> = None;
         loop {
             let t = self.next(prev.as_ref())?;
             match t.tok {
@@ -247,7 +247,7 @@ impl<'a> Lexer<'a> {
                 Tok::Punct(")") => parens -= 1,
                 _ => {}
             }
-            prev = Some(t.tok.clone());
+            prev = Some(t.clone());
             toks.push(t);
         }
         self.depth -= 1;
@@ -318,7 +318,7 @@ impl<'a> Lexer<'a> {
         })
     }
 
-    fn next(&mut self, prev: Option<&Tok>) -> Result<Token, ParseError> {
+    fn next(&mut self, prev: Option<&Token>) -> Result<Token, ParseError> {
         self.skip_trivia()?;
         let span = self.span();
         let Some(c) = self.peek(0) else {
@@ -342,7 +342,11 @@ impl<'a> Lexer<'a> {
             || (c == b'.' && self.peek(1).is_some_and(|d| d.is_ascii_digit()))
         {
             // `.5` is a (0.5.x) float: a member name never starts with a digit.
-            self.number(span, prev == Some(&Tok::Punct("-")))?
+            // 0.5.x lexes `-2147483648` (no space) as one literal.
+            let negated = prev.is_some_and(|p| {
+                p.tok == Tok::Punct("-") && p.span.line == span.line && p.span.col + 1 == span.col
+            });
+            self.number(span, negated)?
         } else if c.is_ascii_alphabetic() || c == b'_' {
             let begin = self.pos;
             while self.peek(0).is_some_and(is_word_byte) {
@@ -402,7 +406,7 @@ pub fn tokenize(file: &str, source: &str) -> Result<Vec<Token>, ParseError> {
     };
     let mut out: Vec<Token> = Vec::new();
     loop {
-        let t = lx.next(out.last().map(|t| &t.tok))?;
+        let t = lx.next(out.last())?;
         let eof = t.tok == Tok::Eof;
         out.push(t);
         if eof {

@@ -392,17 +392,13 @@ impl<'a> Parser<'a> {
     /// class or struct body may hold (methods and fields).
     fn decl(&mut self, annotations: Vec<Annotation>, member: bool) -> PResult<Decl> {
         let mut modifiers = Vec::new();
-        let mut qualifier_seen = false;
         while let Tok::Ident(s) = self.tok() {
             let Some(m) = Modifier::from_keyword(s) else {
                 break;
             };
-            if VISIBILITIES.contains(&s.as_str()) {
-                if qualifier_seen {
-                    self.note(Construct::QualifierBeforeVisibility, self.span());
-                }
-            } else {
-                qualifier_seen = true;
+            // 1.0 takes one visibility, before any other qualifier.
+            if VISIBILITIES.contains(&s.as_str()) && !modifiers.is_empty() {
+                self.note(Construct::QualifierBeforeVisibility, self.span());
             }
             modifiers.push((m, self.span()));
             self.advance();
@@ -493,6 +489,11 @@ impl<'a> Parser<'a> {
                     Tok::Int(t) if !t.contains('u') => t.clone(),
                     _ => return self.err("an integer enum value"),
                 };
+                // 0.5.x lexes `-1` as one literal: no space after `-`.
+                let here = self.span();
+                if neg && (here.line != span.line || here.col != span.col + 1) {
+                    return self.err("a digit right after `-` in an enum value");
+                }
                 if text.ends_with('l') {
                     self.note(Construct::LongEnumValue, self.span());
                 }
@@ -664,7 +665,8 @@ impl<'a> Parser<'a> {
         } else {
             let name = self.name("a type name")?;
             let mut args = Vec::new();
-            if self.eat_punct("<") {
+            // Both compilers accept an empty `<>`.
+            if self.eat_punct("<") && !self.eat_punct(">") {
                 loop {
                     args.push(self.type_ref()?);
                     if !self.eat_punct(",") {
@@ -1233,14 +1235,14 @@ impl<'a> Parser<'a> {
         if b.first() == Some(&b'0') && b.get(1).is_some_and(u8::is_ascii_digit) {
             self.note(Construct::LeadingZero, span);
         }
-        let digits = text.trim_end_matches(['u', 'l', 'd']);
-        let max = if text.ends_with('l') && !text.ends_with("ul") {
-            i64::MAX as u64
-        } else if text.ends_with('u') || text.ends_with('d') || text.contains('.') {
-            return;
-        } else {
-            i32::MAX as u64
-        };
+        let (digits, max) =
+            if text.ends_with("ul") || text.ends_with(['u', 'd']) || text.contains('.') {
+                return;
+            } else if let Some(d) = text.strip_suffix('l') {
+                (d, i64::MAX as u64)
+            } else {
+                (text, i32::MAX as u64)
+            };
         if digits.parse::<u64>().is_ok_and(|v| v > max) {
             self.note(Construct::MinIntLiteral, span);
         }

@@ -64,6 +64,10 @@ fn accepted() -> Vec<Accept> {
         stmts("let a = 1.; let b = .5d;", Some(LeadingDotFloat)),
         stmts("let a = 1.; let b = 1.25; let c = 2.5d; let d = 5d;", None),
         stmts("let a = 5u + 5l + 5ul + 0 + 10;", None),
+        stmts(
+            "let a = 14695981039346656037ul + 4294967295u + 9223372036854775807l;",
+            None,
+        ),
         stmts("let a = 007;", Some(LeadingZero)),
         stmts("let a = -2147483648;", Some(MinIntLiteral)),
         stmts("let s = s\"a \\(G(n\"x\")) b \\(\"in\") c\";", None),
@@ -88,6 +92,7 @@ fn accepted() -> Vec<Accept> {
         stmts("let x = a || b && c | d ^ e & f == g < h + i * j;", None),
         stmts("let x = -!~a;", None),
         stmts("let x = [1, 2, [3]];", None),
+        stmts("let x: array<>;", None),
         stmts("let c = \"\\n\\t\\r\\\\\\\"\\'\\u{263A}\";", None),
         // 1.0 only.
         stmts("continue;", Some(Continue)),
@@ -172,6 +177,7 @@ const REFUSED: &[(&str, &str)] = &[
     ("let f = (x) => x;", "an expression"),
     ("x.;", "member name"),
     ("let a = 2147483648;", "range"),
+    ("let a = - 2147483648;", "range"),
     ("let a = 4294967296u;", "range"),
     ("let a = 1.2.3;", "decimal point"),
     ("let a: [Int32;] = [];", "array length"),
@@ -183,6 +189,7 @@ const REFUSED: &[(&str, &str)] = &[
 const REFUSED_TOP: &[(&str, &str)] = &[
     ("@wrapMethod\nfunc F() {}", "`(`"),
     ("enum E { A = 1.5 }", "integer"),
+    ("enum E { A = - 1 }", "right after `-`"),
     ("class C extends A, B {}", "`{`"),
     ("func F(x) {}", "`:`"),
     ("class C { let x = 1; }", "`:`"),
