@@ -1,15 +1,17 @@
 //! `shard-reds`: REDscript parser and the client-script sandbox policy.
 //!
 //! Servers push REDscript to clients; this crate decides what may run. It
-//! parses scripts with a real lexer/parser ([`parse`]) and checks them against
+//! parses scripts with the grammar of the released compilers (the union of
+//! REDscript 0.5.x and 1.0, [`parse`]; constructs only one of them accepts are
+//! reported as [`DialectUse`]s) and checks them against
 //! the allowlist in [`policy`] (RPC registration and basic ink UI only). The
 //! server runs [`check_scripts`] when loading a plugin and the client runs it
 //! again before installing, so a server cannot push around it.
 //!
 //! This crate must never depend on `shard-server` or `shard-client`: both
 //! sides depend on it, so it sits next to `shard-protocol` at the bottom of
-//! the graph. Nothing here panics on any input; nesting is bounded by
-//! [`parser::MAX_DEPTH`].
+//! the graph. Nothing here panics on any input; real nesting is bounded by
+//! [`parser::MAX_DEPTH`] and flat chains of any length cost no stack.
 
 #![warn(missing_docs)]
 
