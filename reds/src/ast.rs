@@ -97,6 +97,13 @@ pub enum Construct {
     LongEnumValue,
     /// The smallest integer as one literal: `-2147483648`.
     MinIntLiteral,
+    /// `module` with no path.
+    EmptyModulePath,
+    /// `opt`/`out` on a declaration, or a declaration qualifier on a
+    /// parameter (`public x: Int32`).
+    LegacyQualifierPlace,
+    /// A qualifier word as a parameter name: `func F(static: Int32)`.
+    QualifierWordAsName,
 }
 
 impl Construct {
@@ -111,7 +118,9 @@ impl Construct {
             | Self::PostfixAfterCast
             | Self::LeadingZero
             | Self::LongEnumValue
-            | Self::MinIntLiteral => Dialect::V05,
+            | Self::MinIntLiteral
+            | Self::EmptyModulePath
+            | Self::LegacyQualifierPlace => Dialect::V05,
             _ => Dialect::V1,
         }
     }
@@ -144,6 +153,11 @@ impl Construct {
             Self::LeadingZero => "number with a leading zero `007`",
             Self::LongEnumValue => "enum value with `l` suffix",
             Self::MinIntLiteral => "`-2147483648` as one literal",
+            Self::EmptyModulePath => "`module` without a path",
+            Self::LegacyQualifierPlace => {
+                "`opt`/`out` on a declaration or a declaration qualifier on a parameter"
+            }
+            Self::QualifierWordAsName => "qualifier word as a parameter name",
         }
     }
 }
@@ -212,6 +226,10 @@ pub enum Modifier {
     Exec,
     /// `quest`
     Quest,
+    /// `out` on a declaration (0.5.x reads parameter qualifiers anywhere)
+    Out,
+    /// `opt` on a declaration (0.5.x)
+    Opt,
 }
 
 impl Modifier {
@@ -231,6 +249,8 @@ impl Modifier {
             "importonly" => Self::ImportOnly,
             "exec" => Self::Exec,
             "quest" => Self::Quest,
+            "out" => Self::Out,
+            "opt" => Self::Opt,
             _ => return None,
         })
     }

@@ -314,9 +314,15 @@ impl<'a> Parser<'a> {
 
     fn module(&mut self) -> PResult<Module> {
         let mut module = None;
-        if self.is_kw("module") && self.is_word_at(1) {
+        if self.is_kw("module") {
+            let span = self.span();
             self.advance();
-            module = Some(self.path()?);
+            module = Some(if self.is_word() {
+                self.path()?
+            } else {
+                self.note(Construct::EmptyModulePath, span);
+                Vec::new()
+            });
         }
         let mut imports = Vec::new();
         let mut items: Vec<Decl> = Vec::new();
@@ -399,6 +405,9 @@ impl<'a> Parser<'a> {
             // 1.0 takes one visibility, before any other qualifier.
             if VISIBILITIES.contains(&s.as_str()) && !modifiers.is_empty() {
                 self.note(Construct::QualifierBeforeVisibility, self.span());
+            }
+            if matches!(m, Modifier::Out | Modifier::Opt) {
+                self.note(Construct::LegacyQualifierPlace, self.span());
             }
             modifiers.push((m, self.span()));
             self.advance();
@@ -588,11 +597,24 @@ impl<'a> Parser<'a> {
         while !self.is_punct(")") {
             let mut qualifiers = Vec::new();
             while let Tok::Ident(s) = self.tok() {
-                if !PARAM_QUALIFIERS.contains(&s.as_str()) {
+                if PARAM_QUALIFIERS.contains(&s.as_str()) {
+                    qualifiers.push(s.clone());
+                    self.advance();
+                } else if Modifier::from_keyword(s).is_some() {
+                    // 0.5.x reads every declaration qualifier here too; 1.0
+                    // reads the word as the parameter's name.
+                    let s = s.clone();
+                    if self.is_word_at(1) {
+                        self.note(Construct::LegacyQualifierPlace, self.span());
+                        qualifiers.push(s);
+                        self.advance();
+                    } else {
+                        self.note(Construct::QualifierWordAsName, self.span());
+                        break;
+                    }
+                } else {
                     break;
                 }
-                qualifiers.push(s.clone());
-                self.advance();
             }
             let span = self.span();
             let name = self.name("a parameter name")?;

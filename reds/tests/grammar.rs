@@ -134,6 +134,15 @@ fn accepted() -> Vec<Accept> {
             Some(QualifierBeforeVisibility),
         ),
         stmts("let x = v as C.Get();", Some(PostfixAfterCast)),
+        top("module\n@if(true)\nfunc F() {}", Some(EmptyModulePath)),
+        top(
+            "opt static func F(public a: Int32) {}",
+            Some(LegacyQualifierPlace),
+        ),
+        top(
+            "func F(static: Int32, native: Int32) {}",
+            Some(QualifierWordAsName),
+        ),
     ]
 }
 
