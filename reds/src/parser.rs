@@ -741,6 +741,13 @@ impl<'a> Parser<'a> {
             Ok(kind) => return Ok(Stmt { kind, span }),
             Err(e) => e,
         };
+        // Only a failure before any block is retried: statements nest only
+        // through blocks, so this keeps retries from compounding (no
+        // exponential re-parsing of nested closures).
+        let reached = self.toks.get(start.pos..self.pos).unwrap_or_default();
+        if reached.iter().any(|t| t.tok == Tok::Punct("{")) {
+            return Err(first);
+        }
         self.reset(start);
         match self.expr_stmt() {
             Ok(kind) => Ok(Stmt { kind, span }),

@@ -361,6 +361,28 @@ fn ten_thousand_levels_of_nesting_are_a_clean_error() {
 }
 
 #[test]
+fn failing_nested_statements_are_not_reparsed_exponentially() {
+    // Each level fails as a `return` statement; retrying every level as an
+    // expression statement would cost 2^25 parses.
+    let levels = 25;
+    let src = in_func(&format!(
+        "{}x = ;{}",
+        "return (() -> { ".repeat(levels),
+        " });".repeat(levels)
+    ));
+    let start = std::time::Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(parse("slow.reds", &src).is_err()));
+    // A termination check, not a speed assertion: exponential re-parsing
+    // would take hours, the fixed parser takes milliseconds.
+    let refused = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("parse finishes");
+    assert!(refused);
+    println!("{levels} failing levels parsed in {:?}", start.elapsed());
+}
+
+#[test]
 fn moderate_nesting_parses() {
     let ok = in_func(&format!("let x = {}1{};", "(".repeat(40), ")".repeat(40)));
     parse("ok.reds", &ok).expect("moderate nesting parses");
