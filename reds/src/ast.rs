@@ -97,8 +97,11 @@ pub enum Construct {
     LongEnumValue,
     /// The smallest integer as one literal: `-2147483648`.
     MinIntLiteral,
-    /// `module` with no path.
+    /// `module` or `import` with no path (`import .*`).
     EmptyModulePath,
+    /// `return`, `break` or `continue` used as a name: `return(a, b);`
+    /// calls a function named `return` in 0.5.x.
+    StatementWordAsName,
     /// `opt`/`out` on a declaration, or a declaration qualifier on a
     /// parameter (`public x: Int32`).
     LegacyQualifierPlace,
@@ -120,6 +123,7 @@ impl Construct {
             | Self::LongEnumValue
             | Self::MinIntLiteral
             | Self::EmptyModulePath
+            | Self::StatementWordAsName
             | Self::LegacyQualifierPlace => Dialect::V05,
             _ => Dialect::V1,
         }
@@ -153,7 +157,8 @@ impl Construct {
             Self::LeadingZero => "number with a leading zero `007`",
             Self::LongEnumValue => "enum value with `l` suffix",
             Self::MinIntLiteral => "`-2147483648` as one literal",
-            Self::EmptyModulePath => "`module` without a path",
+            Self::EmptyModulePath => "`module` or `import` without a path",
+            Self::StatementWordAsName => "`return`, `break` or `continue` as a name",
             Self::LegacyQualifierPlace => {
                 "`opt`/`out` on a declaration or a declaration qualifier on a parameter"
             }

@@ -348,7 +348,12 @@ impl<'a> Parser<'a> {
     fn import(&mut self, annotations: Vec<Annotation>) -> PResult<Import> {
         let span = self.span();
         self.advance(); // `import`
-        let path = self.path()?;
+        let path = if self.is_word() {
+            self.path()?
+        } else {
+            self.note(Construct::EmptyModulePath, span);
+            Vec::new()
+        };
         let mut names = Vec::new();
         let mut wildcard = false;
         if self.eat_punct(".") {
@@ -432,11 +437,11 @@ impl<'a> Parser<'a> {
             let name = self.name("a class name")?;
             let type_params = self.type_params()?;
             let extends = if self.eat_kw("extends") {
-                let t = self.type_ref()?;
-                if !t.args.is_empty() || t.static_len.is_some() {
-                    self.note(Construct::GenericTypeInExtendsOrNew, t.span);
+                // 0.5.x takes a plain name here.
+                if self.is_punct("[") || (self.is_word() && self.tok_at(1) == &Tok::Punct("<")) {
+                    self.note(Construct::GenericTypeInExtendsOrNew, self.span());
                 }
-                Some(t)
+                Some(self.type_ref()?)
             } else {
                 None
             };
@@ -560,7 +565,7 @@ impl<'a> Parser<'a> {
         self.note(Construct::GenericDeclaration, self.span());
         self.advance();
         let mut params = Vec::new();
-        loop {
+        while !self.is_punct(">") {
             let variance = if self.eat_punct("+") {
                 Some('+')
             } else if self.eat_punct("-") {
@@ -749,8 +754,15 @@ impl<'a> Parser<'a> {
             return Err(first);
         }
         self.reset(start);
+        let word = matches!(self.tok(), Tok::Ident(w) if matches!(w.as_str(), "return" | "break" | "continue"));
         match self.expr_stmt() {
-            Ok(kind) => Ok(Stmt { kind, span }),
+            Ok(kind) => {
+                // 1.0 always reads these words as statements.
+                if word {
+                    self.note(Construct::StatementWordAsName, span);
+                }
+                Ok(Stmt { kind, span })
+            }
             Err(second) => {
                 let key = |e: &ParseError| (e.span.line, e.span.col);
                 Err(if key(&second) > key(&first) {
@@ -1017,6 +1029,10 @@ impl<'a> Parser<'a> {
         self.advance();
         let mut args = Vec::new();
         let ok = loop {
+            if args.is_empty() && self.eat_punct(">") {
+                // Both compilers accept an empty `<>`.
+                break !call || self.is_punct("(");
+            }
             match self.type_ref() {
                 Ok(t) => args.push(t),
                 Err(_) => break false,
@@ -1237,10 +1253,11 @@ impl<'a> Parser<'a> {
                     "true" => ExprKind::Bool(true),
                     "false" => ExprKind::Bool(false),
                     "new" if self.is_word() || self.is_punct("[") => {
-                        let ty = self.expr_type()?;
-                        if !ty.args.is_empty() || ty.static_len.is_some() {
-                            self.note(Construct::GenericTypeInExtendsOrNew, ty.span);
+                        // 0.5.x takes a plain name here.
+                        if self.is_punct("[") || self.tok_at(1) == &Tok::Punct("<") {
+                            self.note(Construct::GenericTypeInExtendsOrNew, self.span());
                         }
+                        let ty = self.expr_type()?;
                         let args = self.args("`(` and the arguments of `new`")?;
                         ExprKind::New { ty, args }
                     }
