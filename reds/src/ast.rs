@@ -107,6 +107,8 @@ pub enum Construct {
     LegacyQualifierPlace,
     /// A qualifier word as a parameter name: `func F(static: Int32)`.
     QualifierWordAsName,
+    /// Space between a type's name and its `<`: `array <Int32>`.
+    SpacedTypeArguments,
 }
 
 impl Construct {
@@ -163,6 +165,7 @@ impl Construct {
                 "`opt`/`out` on a declaration or a declaration qualifier on a parameter"
             }
             Self::QualifierWordAsName => "qualifier word as a parameter name",
+            Self::SpacedTypeArguments => "space before a type's `<` (`array <T>`)",
         }
     }
 }

@@ -691,6 +691,7 @@ impl<'a> Parser<'a> {
             }
         } else {
             let name = self.name("a type name")?;
+            self.spaced_angle(span, &name);
             let mut args = Vec::new();
             // Both compilers accept an empty `<>`.
             if self.eat_punct("<") && !self.eat_punct(">") {
@@ -711,6 +712,17 @@ impl<'a> Parser<'a> {
         };
         self.leave(1);
         Ok(t)
+    }
+
+    /// 0.5.x reads a type's `<` only right after its name (`array<T>`,
+    /// not `array <T>`).
+    fn spaced_angle(&mut self, name_span: Span, name: &str) {
+        let here = self.span();
+        let adjacent = here.line == name_span.line
+            && u32::try_from(name.len()).is_ok_and(|n| name_span.col.saturating_add(n) == here.col);
+        if self.is_punct("<") && !adjacent {
+            self.note(Construct::SpacedTypeArguments, here);
+        }
     }
 
     fn block(&mut self) -> PResult<Block> {
@@ -1057,7 +1069,15 @@ impl<'a> Parser<'a> {
         }
         let span = self.span();
         let name = self.name("a type name")?;
-        let args = self.try_type_args(false).unwrap_or_default();
+        let mark = self.notes.len();
+        self.spaced_angle(span, &name);
+        let args = match self.try_type_args(false) {
+            Some(args) => args,
+            None => {
+                self.notes.truncate(mark);
+                Vec::new()
+            }
+        };
         Ok(TypeRef {
             name,
             args,

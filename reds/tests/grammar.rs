@@ -141,6 +141,9 @@ fn accepted() -> Vec<Accept> {
         top("class A<> {}", Some(GenericDeclaration)),
         stmts("let b = new Box<>();", Some(GenericTypeInExtendsOrNew)),
         stmts("x.Get<>();", Some(MethodTypeArguments)),
+        stmts("let a: array <Int32>;", Some(SpacedTypeArguments)),
+        stmts("let a = b as array <Int32>;", Some(SpacedTypeArguments)),
+        stmts("let a: array< Int32 >; let b = Cast <Int32>(x);", None),
         top(
             "opt static func F(public a: Int32) {}",
             Some(LegacyQualifierPlace),
