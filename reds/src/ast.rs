@@ -109,6 +109,9 @@ pub enum Construct {
     QualifierWordAsName,
     /// Space between a type's name and its `<`: `array <Int32>`.
     SpacedTypeArguments,
+    /// Space after `@` or before a `.` inside a module path: `@ if(…)`,
+    /// `import A .B`.
+    SpacedPunctuation,
 }
 
 impl Construct {
@@ -166,6 +169,7 @@ impl Construct {
             }
             Self::QualifierWordAsName => "qualifier word as a parameter name",
             Self::SpacedTypeArguments => "space before a type's `<` (`array <T>`)",
+            Self::SpacedPunctuation => "space after `@` or before `.` in a module path",
         }
     }
 }

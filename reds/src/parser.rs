@@ -300,9 +300,14 @@ impl<'a> Parser<'a> {
     }
 
     fn path(&mut self) -> PResult<Vec<String>> {
+        let mut span = self.span();
         let mut path = vec![self.name("a module name")?];
         while self.is_punct(".") && self.is_word_at(1) {
+            if path.last().is_some_and(|last| !self.touches(span, last)) {
+                self.note(Construct::SpacedPunctuation, self.span());
+            }
             self.advance();
+            span = self.span();
             path.push(self.name("a module name")?);
         }
         Ok(path)
@@ -389,6 +394,9 @@ impl<'a> Parser<'a> {
         while self.is_punct("@") {
             let span = self.span();
             self.advance();
+            if !self.touches(span, "@") {
+                self.note(Construct::SpacedPunctuation, self.span());
+            }
             let name = self.name("an annotation name")?;
             if !V05_ANNOTATIONS.contains(&name.as_str()) {
                 self.note(Construct::UnknownAnnotation, span);
@@ -717,12 +725,18 @@ impl<'a> Parser<'a> {
     /// 0.5.x reads a type's `<` only right after its name (`array<T>`,
     /// not `array <T>`).
     fn spaced_angle(&mut self, name_span: Span, name: &str) {
-        let here = self.span();
-        let adjacent = here.line == name_span.line
-            && u32::try_from(name.len()).is_ok_and(|n| name_span.col.saturating_add(n) == here.col);
-        if self.is_punct("<") && !adjacent {
-            self.note(Construct::SpacedTypeArguments, here);
+        if self.is_punct("<") && !self.touches(name_span, name) {
+            self.note(Construct::SpacedTypeArguments, self.span());
         }
+    }
+
+    /// Whether the current token starts right after `text` at `span`
+    /// (0.5.x is scannerless and allows no space in a few places).
+    fn touches(&self, span: Span, text: &str) -> bool {
+        let here = self.span();
+        here.line == span.line
+            && u32::try_from(text.chars().count())
+                .is_ok_and(|n| span.col.saturating_add(n) == here.col)
     }
 
     fn block(&mut self) -> PResult<Block> {

@@ -144,6 +144,9 @@ fn accepted() -> Vec<Accept> {
         stmts("let a: array <Int32>;", Some(SpacedTypeArguments)),
         stmts("let a = b as array <Int32>;", Some(SpacedTypeArguments)),
         stmts("let a: array< Int32 >; let b = Cast <Int32>(x);", None),
+        top("@ if(true) func F() {}", Some(SpacedPunctuation)),
+        top("import A .B", Some(SpacedPunctuation)),
+        top("import A. B .*", None),
         top(
             "opt static func F(public a: Int32) {}",
             Some(LegacyQualifierPlace),
