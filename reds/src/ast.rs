@@ -109,9 +109,11 @@ pub enum Construct {
     QualifierWordAsName,
     /// Space between a type's name and its `<`: `array <Int32>`.
     SpacedTypeArguments,
-    /// Space after `@` or before a `.` inside a module path: `@ if(…)`,
-    /// `import A .B`.
+    /// A space where 0.5.x allows none: before `,` in a list (`F(a , b)`),
+    /// after `@`, before `.` in a module path (`import A .B`).
     SpacedPunctuation,
+    /// A member right after a float literal: `1.0.x`.
+    MemberOfNumber,
 }
 
 impl Construct {
@@ -169,7 +171,10 @@ impl Construct {
             }
             Self::QualifierWordAsName => "qualifier word as a parameter name",
             Self::SpacedTypeArguments => "space before a type's `<` (`array <T>`)",
-            Self::SpacedPunctuation => "space after `@` or before `.` in a module path",
+            Self::SpacedPunctuation => {
+                "space before `,` in a list, after `@`, or before `.` in a module path"
+            }
+            Self::MemberOfNumber => "member right after a float literal `1.0.x`",
         }
     }
 }

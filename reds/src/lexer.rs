@@ -56,6 +56,9 @@ pub struct Token {
     pub tok: Tok,
     /// Where it starts.
     pub span: Span,
+    /// Just past its last character, so the parser can tell where 0.5.x
+    /// (which allows no space in a few places) would refuse a space.
+    pub end: Span,
 }
 
 /// Operators and punctuation of REDscript, longest first.
@@ -241,6 +244,7 @@ impl<'a> Lexer<'a> {
                     toks.push(Token {
                         tok: Tok::Eof,
                         span: t.span,
+                        end: t.span,
                     });
                     break;
                 }
@@ -325,6 +329,7 @@ impl<'a> Lexer<'a> {
             return Ok(Token {
                 tok: Tok::Eof,
                 span,
+                end: span,
             });
         };
         let tok = if c == b'"' {
@@ -380,7 +385,11 @@ impl<'a> Lexer<'a> {
                 }
             }
         };
-        Ok(Token { tok, span })
+        Ok(Token {
+            tok,
+            span,
+            end: self.span(),
+        })
     }
 }
 

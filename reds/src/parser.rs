@@ -291,6 +291,7 @@ impl<'a> Parser<'a> {
             return false;
         }
         let span = self.span();
+        self.unspaced();
         self.advance();
         if self.is_punct(close) {
             self.note(Construct::TrailingComma, span);
@@ -300,14 +301,10 @@ impl<'a> Parser<'a> {
     }
 
     fn path(&mut self) -> PResult<Vec<String>> {
-        let mut span = self.span();
         let mut path = vec![self.name("a module name")?];
         while self.is_punct(".") && self.is_word_at(1) {
-            if path.last().is_some_and(|last| !self.touches(span, last)) {
-                self.note(Construct::SpacedPunctuation, self.span());
-            }
+            self.unspaced();
             self.advance();
-            span = self.span();
             path.push(self.name("a module name")?);
         }
         Ok(path)
@@ -394,9 +391,7 @@ impl<'a> Parser<'a> {
         while self.is_punct("@") {
             let span = self.span();
             self.advance();
-            if !self.touches(span, "@") {
-                self.note(Construct::SpacedPunctuation, self.span());
-            }
+            self.unspaced();
             let name = self.name("an annotation name")?;
             if !V05_ANNOTATIONS.contains(&name.as_str()) {
                 self.note(Construct::UnknownAnnotation, span);
@@ -541,7 +536,12 @@ impl<'a> Parser<'a> {
                 None
             };
             variants.push((v, value, vspan));
-            if !self.eat_punct(",") {
+            // 0.5.x allows a space before a trailing `,` only.
+            if self.is_punct(",") && self.tok_at(1) == &Tok::Punct("}") {
+                self.advance();
+                break;
+            }
+            if !self.eat_comma() {
                 break;
             }
         }
@@ -594,7 +594,7 @@ impl<'a> Parser<'a> {
                 extends,
                 span,
             });
-            if !self.eat_punct(",") {
+            if !self.eat_comma() {
                 break;
             }
         }
@@ -699,13 +699,13 @@ impl<'a> Parser<'a> {
             }
         } else {
             let name = self.name("a type name")?;
-            self.spaced_angle(span, &name);
+            self.spaced_angle();
             let mut args = Vec::new();
             // Both compilers accept an empty `<>`.
             if self.eat_punct("<") && !self.eat_punct(">") {
                 loop {
                     args.push(self.type_ref()?);
-                    if !self.eat_punct(",") {
+                    if !self.eat_comma() {
                         break;
                     }
                 }
@@ -724,19 +724,37 @@ impl<'a> Parser<'a> {
 
     /// 0.5.x reads a type's `<` only right after its name (`array<T>`,
     /// not `array <T>`).
-    fn spaced_angle(&mut self, name_span: Span, name: &str) {
-        if self.is_punct("<") && !self.touches(name_span, name) {
+    fn spaced_angle(&mut self) {
+        if self.is_punct("<") && !self.touches_prev() {
             self.note(Construct::SpacedTypeArguments, self.span());
         }
     }
 
-    /// Whether the current token starts right after `text` at `span`
+    /// Whether the current token starts right where the previous one ends
     /// (0.5.x is scannerless and allows no space in a few places).
-    fn touches(&self, span: Span, text: &str) -> bool {
-        let here = self.span();
-        here.line == span.line
-            && u32::try_from(text.chars().count())
-                .is_ok_and(|n| span.col.saturating_add(n) == here.col)
+    fn touches_prev(&self) -> bool {
+        let prev = self.pos.checked_sub(1).and_then(|i| self.toks.get(i));
+        prev.is_some_and(|p| p.end == self.span())
+    }
+
+    /// Notes a space before the current token where 0.5.x allows none
+    /// (before `,` in lists, after `@`, before `.` in module paths).
+    fn unspaced(&mut self) {
+        if !self.touches_prev() {
+            self.note(Construct::SpacedPunctuation, self.span());
+        }
+    }
+
+    /// A `,` between two items of a non-trailing list (type arguments,
+    /// type parameters, enum variants).
+    fn eat_comma(&mut self) -> bool {
+        if self.is_punct(",") {
+            self.unspaced();
+            self.advance();
+            true
+        } else {
+            false
+        }
     }
 
     fn block(&mut self) -> PResult<Block> {
@@ -1084,7 +1102,7 @@ impl<'a> Parser<'a> {
         let span = self.span();
         let name = self.name("a type name")?;
         let mark = self.notes.len();
-        self.spaced_angle(span, &name);
+        self.spaced_angle();
         let args = match self.try_type_args(false) {
             Some(args) => args,
             None => {
@@ -1230,6 +1248,10 @@ impl<'a> Parser<'a> {
                 }
                 self.number_notes(&s);
                 self.advance();
+                // 0.5.x reads `1.0.x` as one malformed number.
+                if self.is_punct(".") && self.touches_prev() && !s.ends_with('d') {
+                    self.note(Construct::MemberOfNumber, self.span());
+                }
                 ExprKind::Float(s)
             }
             Tok::Str { kind, value, parts } => {

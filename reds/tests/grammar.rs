@@ -147,6 +147,12 @@ fn accepted() -> Vec<Accept> {
         top("@ if(true) func F() {}", Some(SpacedPunctuation)),
         top("import A .B", Some(SpacedPunctuation)),
         top("import A. B .*", None),
+        stmts("F(a , b);", Some(SpacedPunctuation)),
+        stmts("F(a, b );", None),
+        top("enum E { A = 1 , B = 2 }", Some(SpacedPunctuation)),
+        top("enum E { A = 1, B = 2 , }", None),
+        stmts("let x = 1.0.Foo;", Some(MemberOfNumber)),
+        stmts("let x = 1.0 .Foo; let y = 5d.Foo;", None),
         top(
             "opt static func F(public a: Int32) {}",
             Some(LegacyQualifierPlace),
