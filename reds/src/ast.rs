@@ -99,8 +99,8 @@ pub enum Construct {
     MinIntLiteral,
     /// `module` or `import` with no path (`import .*`).
     EmptyModulePath,
-    /// `return`, `break` or `continue` used as a name: `return(a, b);`
-    /// calls a function named `return` in 0.5.x.
+    /// `return`, `break`, `continue` or `let` (before a name) used as a
+    /// name: `return(a, b);` calls a function named `return` in 0.5.x.
     StatementWordAsName,
     /// `opt`/`out` on a declaration, or a declaration qualifier on a
     /// parameter (`public x: Int32`).
@@ -165,7 +165,7 @@ impl Construct {
             Self::LongEnumValue => "enum value with `l` suffix",
             Self::MinIntLiteral => "`-2147483648` as one literal",
             Self::EmptyModulePath => "`module` or `import` without a path",
-            Self::StatementWordAsName => "`return`, `break` or `continue` as a name",
+            Self::StatementWordAsName => "`return`, `break`, `continue` or `let` as a name",
             Self::LegacyQualifierPlace => {
                 "`opt`/`out` on a declaration or a declaration qualifier on a parameter"
             }

@@ -798,7 +798,12 @@ impl<'a> Parser<'a> {
             return Err(first);
         }
         self.reset(start);
-        let word = matches!(self.tok(), Tok::Ident(w) if matches!(w.as_str(), "return" | "break" | "continue"));
+        // 1.0 commits to these statements (`let` once a name follows).
+        let word = match self.tok() {
+            Tok::Ident(w) if w == "let" => self.is_word_at(1),
+            Tok::Ident(w) => matches!(w.as_str(), "return" | "break" | "continue"),
+            _ => false,
+        };
         match self.expr_stmt() {
             Ok(kind) => {
                 // 1.0 always reads these words as statements.

@@ -137,6 +137,8 @@ fn accepted() -> Vec<Accept> {
         top("module\n@if(true)\nfunc F() {}", Some(EmptyModulePath)),
         top("import .*", Some(EmptyModulePath)),
         stmts("return(a, b);", Some(StatementWordAsName)),
+        stmts("let as T = 0;", Some(StatementWordAsName)),
+        stmts("let = 1; let.x = 2;", None),
         stmts("let x = F<>(1);", None),
         top("class A<> {}", Some(GenericDeclaration)),
         stmts("let b = new Box<>();", Some(GenericTypeInExtendsOrNew)),
