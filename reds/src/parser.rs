@@ -658,8 +658,14 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
-        // Both compilers allow a `;` after any function declaration.
-        self.eat_punct(";");
+        // Both compilers allow a `;` after any function declaration; 0.5.x
+        // only right after a `}` body.
+        if self.is_punct(";") {
+            if self.toks.get(self.pos.wrapping_sub(1)).map(|t| &t.tok) == Some(&Tok::Punct("}")) {
+                self.unspaced();
+            }
+            self.advance();
+        }
         Ok(Function {
             name,
             type_params,

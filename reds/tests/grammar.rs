@@ -41,7 +41,16 @@ fn accepted() -> Vec<Accept> {
         top("class A { let x: Bool = false; let y: Int32; }", None),
         top("let g: Int32 = 3;", None),
         top("func F() -> Int32 { return 1; };", None),
-        top("class A { func F() {} ; func G() {} }", None),
+        top(
+            "func F() -> Int32 { return 1; }\n;",
+            Some(SpacedPunctuation),
+        ),
+        top("func F() -> Int32 = 1 ;\nfunc G() -> Int32 ;", None),
+        top("class A { func F() {}; func G() {} }", None),
+        top(
+            "class A { func F() {} ; func G() {} }",
+            Some(SpacedPunctuation),
+        ),
         top("native func N() -> Int32\nfunc G() {}", None),
         top("native func N() -> Int32;", None),
         top(
