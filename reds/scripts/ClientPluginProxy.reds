@@ -137,16 +137,18 @@ public func ShardJsonString(json: String, key: String) -> String {
   let i = 0;
   while i < StrLen(rest) {
     let c = StrMid(rest, i, 1);
+    // No `continue`: REDscript 0.5.x lacks it, and the proxy must compile
+    // with both released compilers.
     if Equals(c, "\\") {
       out += StrMid(rest, i + 1, 1);
       i += 2;
-      continue;
+    } else {
+      if Equals(c, "\"") {
+        break;
+      }
+      out += c;
+      i += 1;
     }
-    if Equals(c, "\"") {
-      break;
-    }
-    out += c;
-    i += 1;
   }
   return out;
 }

@@ -1,15 +1,17 @@
 //! `shard-reds`: REDscript parser and the client-script sandbox policy.
 //!
 //! Servers push REDscript to clients; this crate decides what may run. It
-//! parses scripts with a real lexer/parser ([`parse`]) and checks them against
+//! parses scripts with the grammar of the released compilers (the union of
+//! REDscript 0.5.x and 1.0, [`parse`]; constructs only one of them accepts are
+//! reported as [`DialectUse`]s) and checks them against
 //! the allowlist in [`policy`] (RPC registration and basic ink UI only). The
 //! server runs [`check_scripts`] when loading a plugin and the client runs it
 //! again before installing, so a server cannot push around it.
 //!
 //! This crate must never depend on `shard-server` or `shard-client`: both
 //! sides depend on it, so it sits next to `shard-protocol` at the bottom of
-//! the graph. Nothing here panics on any input; nesting is bounded by
-//! [`parser::MAX_DEPTH`].
+//! the graph. Nothing here panics on any input; real nesting is bounded by
+//! [`parser::MAX_DEPTH`] and flat chains of any length cost no stack.
 
 #![warn(missing_docs)]
 
@@ -19,6 +21,7 @@ pub mod lexer;
 pub mod parser;
 pub mod policy;
 
+pub use ast::{Construct, Dialect, DialectNote};
 pub use error::ParseError;
 pub use policy::{Diagnostic, Mode, REGISTER_FN, Rule};
 
@@ -32,6 +35,81 @@ pub struct ScriptCheck {
     pub diagnostics: Vec<Diagnostic>,
     /// RPC names registered via [`REGISTER_FN`], in source order.
     pub rpc_names: Vec<String>,
+    /// Constructs only one REDscript version accepts, so the report can say
+    /// which compiler the script needs.
+    pub dialect: Vec<DialectUse>,
+}
+
+/// A use of a construct only one compiler generation accepts, located in a
+/// file, so `check-plugin` can tell authors which REDscript install a script
+/// needs (players' installs differ).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialectUse {
+    /// File name given by the caller.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub col: u32,
+    /// What was used; [`Construct::only_in`] says which version accepts it.
+    pub construct: Construct,
+}
+
+impl std::fmt::Display for DialectUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: needs {}: {}",
+            self.file,
+            self.line,
+            self.col,
+            self.construct.only_in(),
+            self.construct.describe()
+        )
+    }
+}
+
+fn dialect_uses(file: &str, m: &ast::Module) -> Vec<DialectUse> {
+    m.dialect
+        .iter()
+        .map(|n| DialectUse {
+            file: file.to_string(),
+            line: n.span.line,
+            col: n.span.col,
+            construct: n.construct,
+        })
+        .collect()
+}
+
+/// The one compiler generation these uses need, if any (a parsed set never
+/// needs both: such a file is a parse error).
+pub fn needed_dialect(uses: &[DialectUse]) -> Option<Dialect> {
+    uses.first().map(|u| u.construct.only_in())
+}
+
+/// A refusal when a plugin's files together need both versions: the game
+/// compiles all scripts with one compiler, which then rejects some file.
+fn mixed_dialects(uses: &[DialectUse]) -> Option<Diagnostic> {
+    let old = uses
+        .iter()
+        .find(|u| u.construct.only_in() == Dialect::V05)?;
+    let new = uses.iter().find(|u| u.construct.only_in() == Dialect::V1)?;
+    Some(Diagnostic {
+        file: new.file.clone(),
+        line: new.line,
+        col: new.col,
+        rule: Rule::ParseError,
+        message: format!(
+            "expected syntax of one REDscript version: {} needs {}, but {}:{}:{} uses {} ({})",
+            new.construct.describe(),
+            Dialect::V1,
+            old.file,
+            old.line,
+            old.col,
+            old.construct.describe(),
+            Dialect::V05
+        ),
+    })
 }
 
 impl ScriptCheck {
@@ -49,6 +127,8 @@ pub struct CheckReport {
     pub diagnostics: Vec<Diagnostic>,
     /// All registered RPC names, sorted and deduplicated.
     pub rpc_names: Vec<String>,
+    /// Single-version constructs of all files, by file then position.
+    pub dialect: Vec<DialectUse>,
 }
 
 impl CheckReport {
@@ -113,7 +193,7 @@ pub fn parse(file: &str, source: &str) -> Result<ast::Module, ParseError> {
 fn check_many(files: &[(String, String)], mode: Mode) -> CheckReport {
     on_big_stack(|| check_many_here(files, mode)).unwrap_or_else(|| CheckReport {
         diagnostics: vec![worker_failure(files.first().map_or("", |f| f.0.as_str()))],
-        rpc_names: Vec::new(),
+        ..CheckReport::default()
     })
 }
 
@@ -124,6 +204,7 @@ fn check_many_here(files: &[(String, String)], mode: Mode) -> CheckReport {
     for (name, src) in files {
         match parser::parse_here(name, src) {
             Ok(m) => {
+                report.dialect.extend(dialect_uses(name, &m));
                 defs.collect(&m);
                 parsed.push((name.as_str(), m));
             }
@@ -135,6 +216,9 @@ fn check_many_here(files: &[(String, String)], mode: Mode) -> CheckReport {
         c.module(m);
         report.diagnostics.append(&mut c.diagnostics);
         report.rpc_names.append(&mut c.rpc_names);
+    }
+    if let Some(d) = mixed_dialects(&report.dialect) {
+        report.diagnostics.push(d);
     }
     report
         .diagnostics
@@ -149,7 +233,7 @@ fn check_many_here(files: &[(String, String)], mode: Mode) -> CheckReport {
 pub fn check_script(file: &str, source: &str) -> ScriptCheck {
     on_big_stack(|| check_script_here(file, source)).unwrap_or_else(|| ScriptCheck {
         diagnostics: vec![worker_failure(file)],
-        rpc_names: Vec::new(),
+        ..ScriptCheck::default()
     })
 }
 
@@ -160,7 +244,7 @@ fn check_script_here(file: &str, source: &str) -> ScriptCheck {
         Err(e) => {
             return ScriptCheck {
                 diagnostics: vec![parse_diagnostic(e)],
-                rpc_names: Vec::new(),
+                ..ScriptCheck::default()
             };
         }
     };
@@ -172,6 +256,7 @@ fn check_script_here(file: &str, source: &str) -> ScriptCheck {
     ScriptCheck {
         diagnostics,
         rpc_names: c.rpc_names,
+        dialect: dialect_uses(file, &module),
     }
 }
 

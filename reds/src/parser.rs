@@ -1,9 +1,16 @@
 //! Recursive-descent parser for REDscript producing [`crate::ast::Module`].
 //!
-//! Nesting (blocks, parentheses, operator chains, generic arguments) is
-//! bounded by [`MAX_DEPTH`] so hostile input yields an error, never a stack
-//! overflow, and every AST the parser returns is shallow enough to walk and
-//! drop recursively.
+//! The grammar is the union of the two released compilers' grammars (the
+//! 0.5.x PEG grammar and the 1.0 `redscript-syntax` grammar): a script either
+//! compiler accepts parses, anything neither accepts is an error, and every
+//! construct only one of them accepts is recorded in
+//! [`Module::dialect`](crate::ast::Module::dialect).
+//!
+//! Real nesting (blocks, parentheses, arguments, unary operators, ternaries,
+//! right-associative assignments, generic arguments, interpolations) is
+//! bounded by [`MAX_DEPTH`], so hostile input yields an error, never a stack
+//! overflow. Flat chains (`a + b + …`, `else if` arms, `a.b().c[0]…`, `as`
+//! casts) are parsed by loops and add no depth, so they may be any length.
 
 use crate::ast::*;
 use crate::error::ParseError;
@@ -16,13 +23,37 @@ pub const MAX_DEPTH: usize = 128;
 /// runs this on a thread with a stack large enough for [`MAX_DEPTH`].
 pub(crate) fn parse_here(file: &str, source: &str) -> Result<Module, ParseError> {
     let toks = tokenize(file, source)?;
-    let mut p = Parser {
-        file,
-        toks,
-        pos: 0,
-        depth: 0,
+    let mut p = Parser::new(file, toks, 0);
+    let m = p.module()?;
+    one_dialect(file, &m.dialect)?;
+    Ok(m)
+}
+
+/// Refuses a file that mixes 0.5.x-only and 1.0-only constructs: each
+/// compiler rejects it, whatever the union grammar says.
+fn one_dialect(file: &str, notes: &[DialectNote]) -> Result<(), ParseError> {
+    let first = |d: Dialect| notes.iter().find(|n| n.construct.only_in() == d);
+    let (Some(old), Some(new)) = (first(Dialect::V05), first(Dialect::V1)) else {
+        return Ok(());
     };
-    p.module()
+    let (a, b) = if old.span > new.span {
+        (new, old)
+    } else {
+        (old, new)
+    };
+    Err(ParseError::new(
+        file,
+        b.span,
+        format!(
+            "syntax of one REDscript version: {} needs {}, but {} at {}:{} needs {}",
+            b.construct.describe(),
+            b.construct.only_in(),
+            a.construct.describe(),
+            a.span.line,
+            a.span.col,
+            a.construct.only_in()
+        ),
+    ))
 }
 
 struct Parser<'a> {
@@ -30,17 +61,94 @@ struct Parser<'a> {
     toks: Vec<Token>,
     pos: usize,
     depth: usize,
+    notes: Vec<DialectNote>,
 }
 
 type PResult<T> = Result<T, ParseError>;
 
-const STMT_KEYWORDS: &[&str] = &[
-    "let", "if", "else", "while", "for", "in", "switch", "case", "default", "return", "break",
-    "continue", "func", "class", "struct", "enum", "new", "as", "this", "super", "null", "true",
-    "false", "module", "import", "extends",
+/// Position to return to when a speculative parse fails.
+#[derive(Clone, Copy)]
+struct Mark {
+    pos: usize,
+    depth: usize,
+    notes: usize,
+}
+
+/// Words that are tokens, not identifiers, in 1.0 (0.5.x lets them be
+/// declared names).
+const V1_RESERVED: &[&str] = &["true", "false", "null", "this", "super", "case", "default"];
+
+/// Declaration qualifiers (both compilers; 1.0 wants the visibility first).
+const VISIBILITIES: &[&str] = &["public", "protected", "private"];
+
+/// Parameter qualifiers, consumed greedily as both compilers do (so a
+/// parameter cannot be named `out`, `opt` or `const`).
+const PARAM_QUALIFIERS: &[&str] = &["out", "opt", "const"];
+
+/// Annotations the 0.5.x compiler knows; 1.0 accepts any name.
+const V05_ANNOTATIONS: &[&str] = &[
+    "replaceMethod",
+    "wrapMethod",
+    "replaceGlobal",
+    "addMethod",
+    "addField",
+    "if",
+    "runtimeProperty",
 ];
 
-impl Parser<'_> {
+/// Words that start a statement other than an expression statement.
+const STMT_WORDS: &[&str] = &[
+    "let", "if", "while", "for", "switch", "return", "break", "continue",
+];
+
+/// Binary operators with their precedence (higher binds tighter), as both
+/// compilers define them.
+fn binop_of(t: &Tok) -> Option<(BinOp, u8)> {
+    let Tok::Punct(p) = t else {
+        return None;
+    };
+    Some(match *p {
+        "||" => (BinOp::Or, 1),
+        "&&" => (BinOp::And, 2),
+        "|" => (BinOp::BitOr, 3),
+        "^" => (BinOp::BitXor, 4),
+        "&" => (BinOp::BitAnd, 5),
+        "==" => (BinOp::Eq, 6),
+        "!=" => (BinOp::Ne, 6),
+        "<" => (BinOp::Lt, 7),
+        "<=" => (BinOp::Le, 7),
+        ">" => (BinOp::Gt, 7),
+        ">=" => (BinOp::Ge, 7),
+        "+" => (BinOp::Add, 8),
+        "-" => (BinOp::Sub, 8),
+        "*" => (BinOp::Mul, 9),
+        "/" => (BinOp::Div, 9),
+        "%" => (BinOp::Rem, 9),
+        _ => return None,
+    })
+}
+
+fn return_block(e: Expr, span: Span) -> Block {
+    Block {
+        stmts: vec![Stmt {
+            kind: StmtKind::Return(Some(e)),
+            span,
+        }],
+        span,
+    }
+}
+
+impl<'a> Parser<'a> {
+    fn new(file: &'a str, toks: Vec<Token>, depth: usize) -> Self {
+        Self {
+            file,
+            toks,
+            pos: 0,
+            depth,
+            notes: Vec::new(),
+        }
+    }
+
     fn tok(&self) -> &Tok {
         self.toks.get(self.pos).map_or(&Tok::Eof, |t| &t.tok)
     }
@@ -62,13 +170,31 @@ impl Parser<'_> {
         }
     }
 
+    fn mark(&self) -> Mark {
+        Mark {
+            pos: self.pos,
+            depth: self.depth,
+            notes: self.notes.len(),
+        }
+    }
+
+    fn reset(&mut self, m: Mark) {
+        self.pos = m.pos;
+        self.depth = m.depth;
+        self.notes.truncate(m.notes);
+    }
+
+    fn note(&mut self, construct: Construct, span: Span) {
+        self.notes.push(DialectNote { construct, span });
+    }
+
     fn describe(&self) -> String {
         match self.tok() {
             Tok::Ident(s) => format!("`{s}`"),
             Tok::Int(s) | Tok::Float(s) => format!("number `{s}`"),
             Tok::Str { .. } => "a string literal".to_string(),
             Tok::Punct(p) => format!("`{p}`"),
-            Tok::Eof => "end of file".to_string(),
+            Tok::Eof => "end of input".to_string(),
         }
     }
 
@@ -86,6 +212,10 @@ impl Parser<'_> {
 
     fn is_kw(&self, k: &str) -> bool {
         matches!(self.tok(), Tok::Ident(s) if s == k)
+    }
+
+    fn is_word(&self) -> bool {
+        matches!(self.tok(), Tok::Ident(_))
     }
 
     fn eat_punct(&mut self, p: &str) -> bool {
@@ -114,9 +244,26 @@ impl Parser<'_> {
         }
     }
 
-    fn ident(&mut self, what: &str) -> PResult<String> {
+    /// Any word, as 0.5.x allows for names; the words 1.0 lexes as tokens
+    /// are noted.
+    fn name(&mut self, what: &str) -> PResult<String> {
         match self.tok() {
-            Tok::Ident(s) if !STMT_KEYWORDS.contains(&s.as_str()) => {
+            Tok::Ident(s) => {
+                let s = s.clone();
+                if V1_RESERVED.contains(&s.as_str()) {
+                    self.note(Construct::ReservedWordAsName, self.span());
+                }
+                self.advance();
+                Ok(s)
+            }
+            _ => self.err(what),
+        }
+    }
+
+    /// A word that is an identifier in 1.0 too (for 1.0-only constructs).
+    fn v1_name(&mut self, what: &str) -> PResult<String> {
+        match self.tok() {
+            Tok::Ident(s) if !V1_RESERVED.contains(&s.as_str()) => {
                 let s = s.clone();
                 self.advance();
                 Ok(s)
@@ -137,139 +284,196 @@ impl Parser<'_> {
         self.depth = self.depth.saturating_sub(n);
     }
 
+    /// After an item of a comma list: eats `,` and reports whether another
+    /// item follows; a `,` right before `close` is a (1.0) trailing comma.
+    fn list_sep(&mut self, close: &str) -> bool {
+        if !self.is_punct(",") {
+            return false;
+        }
+        let span = self.span();
+        self.unspaced();
+        self.advance();
+        if self.is_punct(close) {
+            self.note(Construct::TrailingComma, span);
+            return false;
+        }
+        true
+    }
+
     fn path(&mut self) -> PResult<Vec<String>> {
-        let mut path = vec![self.ident("a module name")?];
-        while self.is_punct(".") && matches!(self.tok_at(1), Tok::Ident(_)) {
+        let mut path = vec![self.name("a module name")?];
+        while self.is_punct(".") && self.is_word_at(1) {
+            self.unspaced();
             self.advance();
-            path.push(self.ident("a module name")?);
+            path.push(self.name("a module name")?);
         }
         Ok(path)
     }
 
+    fn is_word_at(&self, off: usize) -> bool {
+        matches!(self.tok_at(off), Tok::Ident(_))
+    }
+
     fn module(&mut self) -> PResult<Module> {
         let mut module = None;
-        if self.eat_kw("module") {
-            module = Some(self.path()?);
+        if self.is_kw("module") {
+            let span = self.span();
+            self.advance();
+            module = Some(if self.is_word() {
+                self.path()?
+            } else {
+                self.note(Construct::EmptyModulePath, span);
+                Vec::new()
+            });
         }
         let mut imports = Vec::new();
-        let mut items = Vec::new();
-        loop {
-            if matches!(self.tok(), Tok::Eof) {
-                break;
-            }
+        let mut items: Vec<Decl> = Vec::new();
+        while !matches!(self.tok(), Tok::Eof) {
+            let annotations = self.annotations()?;
             if self.is_kw("import") {
-                let span = self.span();
-                self.advance();
-                let path = self.path()?;
-                let mut names = Vec::new();
-                let mut wildcard = false;
-                if self.eat_punct(".") {
-                    if self.eat_punct("*") {
-                        wildcard = true;
-                    } else {
-                        self.expect_punct("{")?;
-                        loop {
-                            names.push(self.ident("an imported name")?);
-                            if !self.eat_punct(",") {
-                                break;
-                            }
-                        }
-                        self.expect_punct("}")?;
-                    }
+                if !items.is_empty() {
+                    self.note(Construct::ImportAfterDeclaration, self.span());
                 }
-                self.eat_punct(";");
-                imports.push(Import {
-                    path,
-                    names,
-                    wildcard,
-                    span,
-                });
+                imports.push(self.import(annotations)?);
                 continue;
             }
-            items.push(self.decl()?);
+            items.push(self.decl(annotations, false)?);
         }
         Ok(Module {
             module,
             imports,
             items,
+            dialect: std::mem::take(&mut self.notes),
         })
     }
 
-    fn decl(&mut self) -> PResult<Decl> {
+    fn import(&mut self, annotations: Vec<Annotation>) -> PResult<Import> {
+        let span = self.span();
+        self.advance(); // `import`
+        let path = if self.is_word() {
+            self.path()?
+        } else {
+            self.note(Construct::EmptyModulePath, span);
+            Vec::new()
+        };
+        let mut names = Vec::new();
+        let mut wildcard = false;
+        if self.eat_punct(".") {
+            if self.eat_punct("*") {
+                wildcard = true;
+            } else {
+                self.expect_punct("{")?;
+                loop {
+                    names.push(self.name("an imported name")?);
+                    if !self.list_sep("}") {
+                        break;
+                    }
+                }
+                self.expect_punct("}")?;
+            }
+        }
+        if self.is_punct(";") {
+            self.note(Construct::ImportSemicolon, self.span());
+            self.advance();
+        }
+        Ok(Import {
+            path,
+            names,
+            wildcard,
+            annotations,
+            span,
+        })
+    }
+
+    /// `@name(args)` annotations; both compilers require the parentheses.
+    fn annotations(&mut self) -> PResult<Vec<Annotation>> {
         let mut annotations = Vec::new();
         while self.is_punct("@") {
             let span = self.span();
             self.advance();
-            // Annotation names may be keywords (`@if`).
-            let name = match self.tok() {
-                Tok::Ident(s) => s.clone(),
-                _ => return self.err("an annotation name"),
-            };
-            self.advance();
-            let args = if self.is_punct("(") {
-                self.args()?
-            } else {
-                Vec::new()
-            };
+            self.unspaced();
+            let name = self.name("an annotation name")?;
+            if !V05_ANNOTATIONS.contains(&name.as_str()) {
+                self.note(Construct::UnknownAnnotation, span);
+            }
+            let args = self.args("`(` after the annotation name")?;
             annotations.push(Annotation { name, args, span });
         }
+        Ok(annotations)
+    }
+
+    /// A declaration after its annotations; `member` restricts it to what a
+    /// class or struct body may hold (methods and fields).
+    fn decl(&mut self, annotations: Vec<Annotation>, member: bool) -> PResult<Decl> {
         let mut modifiers = Vec::new();
         while let Tok::Ident(s) = self.tok() {
-            match Modifier::from_keyword(s) {
-                Some(m) => {
-                    modifiers.push((m, self.span()));
-                    self.advance();
-                }
-                None => break,
+            let Some(m) = Modifier::from_keyword(s) else {
+                break;
+            };
+            // 1.0 takes one visibility, before any other qualifier.
+            if VISIBILITIES.contains(&s.as_str()) && !modifiers.is_empty() {
+                self.note(Construct::QualifierBeforeVisibility, self.span());
             }
+            if matches!(m, Modifier::Out | Modifier::Opt) {
+                self.note(Construct::LegacyQualifierPlace, self.span());
+            }
+            modifiers.push((m, self.span()));
+            self.advance();
         }
         let span = self.span();
-        let kind = if self.eat_kw("class") {
-            let name = self.ident("a class name")?;
+        let kind = if self.eat_kw("func") {
+            DeclKind::Function(self.function()?)
+        } else if self.eat_kw("let") {
+            let name = self.name("a field name")?;
+            self.expect_punct(":")?;
+            let ty = self.type_ref()?;
+            let init = if self.eat_punct("=") {
+                Some(self.expr()?)
+            } else {
+                None
+            };
+            self.expect_punct(";")?;
+            DeclKind::Field { name, ty, init }
+        } else if member {
+            return self.err("a method (`func`) or a field (`let`)");
+        } else if self.eat_kw("class") {
+            let name = self.name("a class name")?;
+            let type_params = self.type_params()?;
             let extends = if self.eat_kw("extends") {
+                // 0.5.x takes a plain name here.
+                if self.is_punct("[") || (self.is_word() && self.tok_at(1) == &Tok::Punct("<")) {
+                    self.note(Construct::GenericTypeInExtendsOrNew, self.span());
+                }
                 Some(self.type_ref()?)
             } else {
                 None
             };
             let members = self.members()?;
+            self.decl_semicolon();
             DeclKind::Class {
                 name,
+                type_params,
                 extends,
                 members,
             }
         } else if self.eat_kw("struct") {
-            let name = self.ident("a struct name")?;
+            let name = self.name("a struct name")?;
+            let type_params = self.type_params()?;
             let members = self.members()?;
-            DeclKind::Struct { name, members }
-        } else if self.eat_kw("enum") {
-            let name = self.ident("an enum name")?;
-            self.expect_punct("{")?;
-            let mut variants = Vec::new();
-            while !self.is_punct("}") {
-                let vspan = self.span();
-                let v = self.ident("an enum variant or `}`")?;
-                let value = if self.eat_punct("=") {
-                    Some(self.expr()?)
-                } else {
-                    None
-                };
-                variants.push((v, value, vspan));
-                if !self.eat_punct(",") {
-                    break;
-                }
+            self.decl_semicolon();
+            DeclKind::Struct {
+                name,
+                type_params,
+                members,
             }
-            self.expect_punct("}")?;
+        } else if self.eat_kw("enum") {
+            let name = self.name("an enum name")?;
+            let variants = self.enum_body()?;
+            self.decl_semicolon();
             DeclKind::Enum { name, variants }
-        } else if self.eat_kw("func") {
-            DeclKind::Function(self.function()?)
-        } else if self.eat_kw("let") {
-            let name = self.ident("a field name")?;
-            self.expect_punct(":")?;
-            let ty = self.type_ref()?;
-            self.expect_punct(";")?;
-            DeclKind::Field { name, ty }
         } else {
-            return self.err("a declaration (`class`, `struct`, `enum`, `func` or `let`)");
+            return self
+                .err("a declaration (`class`, `struct`, `enum`, `func`, `let` or `import`)");
         };
         Ok(Decl {
             annotations,
@@ -277,6 +481,72 @@ impl Parser<'_> {
             kind,
             span,
         })
+    }
+
+    fn decl_semicolon(&mut self) {
+        if self.is_punct(";") {
+            self.note(Construct::DeclarationSemicolon, self.span());
+            self.advance();
+        }
+    }
+
+    fn enum_body(&mut self) -> PResult<Vec<(String, Option<Expr>, Span)>> {
+        self.expect_punct("{")?;
+        let mut variants = Vec::new();
+        while !self.is_punct("}") {
+            let vspan = self.span();
+            let v = self.name("an enum variant or `}`")?;
+            let value = if self.eat_punct("=") {
+                let span = self.span();
+                let neg = self.eat_punct("-");
+                if neg {
+                    self.note(Construct::NegativeEnumValue, span);
+                }
+                let text = match self.tok() {
+                    Tok::Int(t) if !t.contains('u') => t.clone(),
+                    _ => return self.err("an integer enum value"),
+                };
+                // 0.5.x lexes `-1` as one literal: no space after `-`.
+                let here = self.span();
+                if neg && (here.line != span.line || here.col != span.col + 1) {
+                    return self.err("a digit right after `-` in an enum value");
+                }
+                if text.ends_with('l') {
+                    self.note(Construct::LongEnumValue, self.span());
+                }
+                self.number_notes(&text);
+                self.advance();
+                let lit = Expr {
+                    kind: ExprKind::Int(text),
+                    span,
+                };
+                Some(if neg {
+                    Expr {
+                        kind: ExprKind::Unary {
+                            op: UnOp::Neg,
+                            expr: Box::new(lit),
+                        },
+                        span,
+                    }
+                } else {
+                    lit
+                })
+            } else {
+                self.note(Construct::EnumVariantWithoutValue, vspan);
+                None
+            };
+            variants.push((v, value, vspan));
+            // 0.5.x allows a space before a trailing `,` only.
+            if self.is_punct(",") && self.tok_at(1) == &Tok::Punct("}") {
+                self.advance();
+                break;
+            }
+            if !self.eat_comma() {
+                break;
+            }
+        }
+        self.expect_punct("}")?;
+        Ok(variants)
     }
 
     fn members(&mut self) -> PResult<Vec<Decl>> {
@@ -287,31 +557,80 @@ impl Parser<'_> {
             if matches!(self.tok(), Tok::Eof) {
                 return self.err("`}` closing the declaration body");
             }
-            members.push(self.decl()?);
+            let annotations = self.annotations()?;
+            members.push(self.decl(annotations, true)?);
         }
         self.advance();
         self.leave(1);
         Ok(members)
     }
 
+    /// `<T, +U, -V extends Base>` after a declared name (1.0).
+    fn type_params(&mut self) -> PResult<Vec<TypeParam>> {
+        if !self.is_punct("<") {
+            return Ok(Vec::new());
+        }
+        self.note(Construct::GenericDeclaration, self.span());
+        self.advance();
+        let mut params = Vec::new();
+        while !self.is_punct(">") {
+            let variance = if self.eat_punct("+") {
+                Some('+')
+            } else if self.eat_punct("-") {
+                Some('-')
+            } else {
+                None
+            };
+            let span = self.span();
+            let name = self.v1_name("a type parameter name")?;
+            let extends = if self.eat_kw("extends") {
+                Some(self.type_ref()?)
+            } else {
+                None
+            };
+            params.push(TypeParam {
+                variance,
+                name,
+                extends,
+                span,
+            });
+            if !self.eat_comma() {
+                break;
+            }
+        }
+        self.expect_punct(">")?;
+        Ok(params)
+    }
+
     fn function(&mut self) -> PResult<Function> {
-        let name = self.ident("a function name")?;
+        let name = self.name("a function name")?;
+        let type_params = self.type_params()?;
         self.expect_punct("(")?;
         let mut params = Vec::new();
         while !self.is_punct(")") {
             let mut qualifiers = Vec::new();
             while let Tok::Ident(s) = self.tok() {
-                if matches!(s.as_str(), "out" | "opt" | "const")
-                    && matches!(self.tok_at(1), Tok::Ident(_))
-                {
+                if PARAM_QUALIFIERS.contains(&s.as_str()) {
                     qualifiers.push(s.clone());
                     self.advance();
+                } else if Modifier::from_keyword(s).is_some() {
+                    // 0.5.x reads every declaration qualifier here too; 1.0
+                    // reads the word as the parameter's name.
+                    let s = s.clone();
+                    if self.is_word_at(1) {
+                        self.note(Construct::LegacyQualifierPlace, self.span());
+                        qualifiers.push(s);
+                        self.advance();
+                    } else {
+                        self.note(Construct::QualifierWordAsName, self.span());
+                        break;
+                    }
                 } else {
                     break;
                 }
             }
             let span = self.span();
-            let name = self.ident("a parameter name")?;
+            let name = self.name("a parameter name")?;
             self.expect_punct(":")?;
             let ty = self.type_ref()?;
             params.push(Param {
@@ -320,7 +639,7 @@ impl Parser<'_> {
                 ty,
                 span,
             });
-            if !self.eat_punct(",") {
+            if !self.list_sep(")") {
                 break;
             }
         }
@@ -332,35 +651,116 @@ impl Parser<'_> {
         };
         let body = if self.is_punct("{") {
             Some(self.block()?)
+        } else if self.is_punct("=") {
+            let span = self.span();
+            self.advance();
+            Some(return_block(self.expr()?, span))
         } else {
-            // Bodiless declarations (`native`, `importonly`) may end in `;`.
-            self.eat_punct(";");
             None
         };
+        // Both compilers allow a `;` after any function declaration; 0.5.x
+        // only right after a `}` body.
+        if self.is_punct(";") {
+            if self.toks.get(self.pos.wrapping_sub(1)).map(|t| &t.tok) == Some(&Tok::Punct("}")) {
+                self.unspaced();
+            }
+            self.advance();
+        }
         Ok(Function {
             name,
+            type_params,
             params,
             ret,
             body,
         })
     }
 
+    /// A type: `Name`, `Name<T, …>`, `[T]` or `[T; N]`.
     fn type_ref(&mut self) -> PResult<TypeRef> {
         self.enter()?;
         let span = self.span();
-        let name = self.ident("a type name")?;
-        let mut args = Vec::new();
-        if self.eat_punct("<") {
-            loop {
-                args.push(self.type_ref()?);
-                if !self.eat_punct(",") {
-                    break;
-                }
+        let t = if self.eat_punct("[") {
+            let inner = self.type_ref()?;
+            let static_len = if self.eat_punct(";") {
+                let n = match self.tok() {
+                    Tok::Int(t) => t.parse::<u32>().ok(),
+                    _ => None,
+                };
+                let Some(n) = n else {
+                    return self.err("an array length");
+                };
+                self.advance();
+                self.note(Construct::StaticArrayType, span);
+                Some(n)
+            } else {
+                self.note(Construct::ArrayType, span);
+                None
+            };
+            self.expect_punct("]")?;
+            TypeRef {
+                name: "array".to_string(),
+                args: vec![inner],
+                static_len,
+                span,
             }
-            self.expect_punct(">")?;
-        }
+        } else {
+            let name = self.name("a type name")?;
+            self.spaced_angle();
+            let mut args = Vec::new();
+            // Both compilers accept an empty `<>`.
+            if self.eat_punct("<") && !self.eat_punct(">") {
+                loop {
+                    args.push(self.type_ref()?);
+                    if !self.eat_comma() {
+                        break;
+                    }
+                }
+                self.expect_punct(">")?;
+            }
+            TypeRef {
+                name,
+                args,
+                static_len: None,
+                span,
+            }
+        };
         self.leave(1);
-        Ok(TypeRef { name, args, span })
+        Ok(t)
+    }
+
+    /// 0.5.x reads a type's `<` only right after its name (`array<T>`,
+    /// not `array <T>`).
+    fn spaced_angle(&mut self) {
+        if self.is_punct("<") && !self.touches_prev() {
+            self.note(Construct::SpacedTypeArguments, self.span());
+        }
+    }
+
+    /// Whether the current token starts right where the previous one ends
+    /// (0.5.x is scannerless and allows no space in a few places).
+    fn touches_prev(&self) -> bool {
+        let prev = self.pos.checked_sub(1).and_then(|i| self.toks.get(i));
+        prev.is_some_and(|p| p.end == self.span())
+    }
+
+    /// Notes a space before the current token where 0.5.x allows none
+    /// (before `,` in lists, after `@`, before `.` in module paths).
+    fn unspaced(&mut self) {
+        if !self.touches_prev() {
+            self.note(Construct::SpacedPunctuation, self.span());
+        }
+    }
+
+    /// A `,` between two items of a non-trailing list (type arguments,
+    /// type parameters, enum variants).
+    fn eat_comma(&mut self) -> bool {
+        if self.is_punct(",") {
+            self.unspaced();
+            self.advance();
+            true
+        } else {
+            false
+        }
     }
 
     fn block(&mut self) -> PResult<Block> {
@@ -372,9 +772,6 @@ impl Parser<'_> {
             if matches!(self.tok(), Tok::Eof) {
                 return self.err("`}` closing the block");
             }
-            if self.eat_punct(";") {
-                continue;
-            }
             stmts.push(self.stmt()?);
         }
         self.advance();
@@ -382,167 +779,225 @@ impl Parser<'_> {
         Ok(Block { stmts, span })
     }
 
+    /// A statement. A statement word (`if`, `let`, …) that does not start
+    /// its statement is retried as a name in an expression statement, as
+    /// both compilers do (`switch.x = 1;` is an assignment).
     fn stmt(&mut self) -> PResult<Stmt> {
-        self.enter()?;
         let span = self.span();
-        let kind = if self.is_punct("{") {
-            StmtKind::Block(self.block()?)
-        } else if self.eat_kw("let") {
-            let name = self.ident("a variable name")?;
-            let ty = if self.eat_punct(":") {
-                Some(self.type_ref()?)
-            } else {
-                None
-            };
-            let init = if self.eat_punct("=") {
-                Some(self.expr()?)
-            } else {
-                None
-            };
-            self.expect_punct(";")?;
-            StmtKind::Let { name, ty, init }
-        } else if self.is_kw("if") {
-            self.if_stmt()?
-        } else if self.eat_kw("while") {
-            let cond = self.expr()?;
-            let body = self.block()?;
-            StmtKind::While { cond, body }
-        } else if self.eat_kw("for") {
-            let var = self.ident("a loop variable")?;
-            if !self.eat_kw("in") {
-                return self.err("`in`");
-            }
-            let iter = self.expr()?;
-            let body = self.block()?;
-            StmtKind::ForIn { var, iter, body }
-        } else if self.eat_kw("switch") {
-            let scrutinee = self.expr()?;
-            self.expect_punct("{")?;
-            let mut cases = Vec::new();
-            while !self.is_punct("}") {
-                let cspan = self.span();
-                let label = if self.eat_kw("case") {
-                    Some(self.expr()?)
-                } else if self.eat_kw("default") {
-                    None
-                } else {
-                    return self.err("`case`, `default` or `}`");
-                };
-                self.expect_punct(":")?;
-                let mut body = Vec::new();
-                while !(self.is_kw("case") || self.is_kw("default") || self.is_punct("}")) {
-                    if matches!(self.tok(), Tok::Eof) {
-                        return self.err("`}` closing the switch");
-                    }
-                    if self.eat_punct(";") {
-                        continue;
-                    }
-                    body.push(self.stmt()?);
-                }
-                cases.push(Case {
-                    label,
-                    body,
-                    span: cspan,
-                });
-            }
-            self.advance();
-            StmtKind::Switch { scrutinee, cases }
-        } else if self.eat_kw("return") {
-            let value = if self.is_punct(";") {
-                None
-            } else {
-                Some(self.expr()?)
-            };
-            self.expect_punct(";")?;
-            StmtKind::Return(value)
-        } else if self.eat_kw("break") {
-            self.expect_punct(";")?;
-            StmtKind::Break
-        } else if self.eat_kw("continue") {
-            self.expect_punct(";")?;
-            StmtKind::Continue
-        } else {
-            let e = self.expr()?;
-            self.expect_punct(";")?;
-            StmtKind::Expr(e)
+        let keyword = matches!(self.tok(), Tok::Ident(s) if STMT_WORDS.contains(&s.as_str()));
+        if !keyword {
+            return Ok(Stmt {
+                kind: self.expr_stmt()?,
+                span,
+            });
+        }
+        let start = self.mark();
+        let first = match self.keyword_stmt() {
+            Ok(kind) => return Ok(Stmt { kind, span }),
+            Err(e) => e,
         };
-        self.leave(1);
-        Ok(Stmt { kind, span })
+        // Only a failure before any block is retried: statements nest only
+        // through blocks, so this keeps retries from compounding (no
+        // exponential re-parsing of nested closures).
+        let reached = self.toks.get(start.pos..self.pos).unwrap_or_default();
+        if reached.iter().any(|t| t.tok == Tok::Punct("{")) {
+            return Err(first);
+        }
+        self.reset(start);
+        // 1.0 commits to these statements (`let` once a name follows).
+        let word = match self.tok() {
+            Tok::Ident(w) if w == "let" => self.is_word_at(1),
+            Tok::Ident(w) => matches!(w.as_str(), "return" | "break" | "continue"),
+            _ => false,
+        };
+        match self.expr_stmt() {
+            Ok(kind) => {
+                // 1.0 always reads these words as statements.
+                if word {
+                    self.note(Construct::StatementWordAsName, span);
+                }
+                Ok(Stmt { kind, span })
+            }
+            Err(second) => {
+                let key = |e: &ParseError| (e.span.line, e.span.col);
+                Err(if key(&second) > key(&first) {
+                    second
+                } else {
+                    first
+                })
+            }
+        }
     }
 
-    fn if_stmt(&mut self) -> PResult<StmtKind> {
-        self.advance(); // `if`
-        let cond = self.expr()?;
-        let then = self.block()?;
-        let otherwise = if self.eat_kw("else") {
-            let span = self.span();
-            if self.is_kw("if") {
-                self.enter()?;
-                let kind = self.if_stmt()?;
-                self.leave(1);
-                Some(Box::new(Stmt { kind, span }))
-            } else {
-                let b = self.block()?;
-                Some(Box::new(Stmt {
-                    kind: StmtKind::Block(b),
-                    span,
-                }))
-            }
-        } else {
-            None
+    fn expr_stmt(&mut self) -> PResult<StmtKind> {
+        let e = self.expr()?;
+        self.expect_punct(";")?;
+        Ok(StmtKind::Expr(e))
+    }
+
+    /// Optional `;` after a statement ending in a block (both compilers).
+    fn block_stmt_end(&mut self) {
+        self.eat_punct(";");
+    }
+
+    fn keyword_stmt(&mut self) -> PResult<StmtKind> {
+        let kw = match self.tok() {
+            Tok::Ident(s) => s.clone(),
+            _ => return self.err("a statement"),
         };
-        Ok(StmtKind::If {
-            cond,
-            then,
-            otherwise,
+        let kw_span = self.span();
+        self.advance();
+        Ok(match kw.as_str() {
+            "let" => {
+                let name = self.name("a variable name")?;
+                let ty = if self.eat_punct(":") {
+                    Some(self.type_ref()?)
+                } else {
+                    None
+                };
+                let init = if self.eat_punct("=") {
+                    Some(self.expr()?)
+                } else {
+                    None
+                };
+                self.expect_punct(";")?;
+                StmtKind::Let { name, ty, init }
+            }
+            "if" => {
+                let mut branches = vec![(self.expr()?, self.block()?)];
+                let mut otherwise = None;
+                while self.eat_kw("else") {
+                    if self.eat_kw("if") {
+                        branches.push((self.expr()?, self.block()?));
+                    } else {
+                        otherwise = Some(self.block()?);
+                        break;
+                    }
+                }
+                self.block_stmt_end();
+                StmtKind::If {
+                    branches,
+                    otherwise,
+                }
+            }
+            "while" => {
+                let cond = self.expr()?;
+                let body = self.block()?;
+                self.block_stmt_end();
+                StmtKind::While { cond, body }
+            }
+            "for" => {
+                let var = self.name("a loop variable")?;
+                if !self.eat_kw("in") {
+                    return self.err("`in`");
+                }
+                let iter = self.expr()?;
+                let body = self.block()?;
+                self.block_stmt_end();
+                StmtKind::ForIn { var, iter, body }
+            }
+            "switch" => self.switch()?,
+            "return" => {
+                let value = if self.is_punct(";") {
+                    None
+                } else {
+                    Some(self.expr()?)
+                };
+                self.expect_punct(";")?;
+                StmtKind::Return(value)
+            }
+            "break" => {
+                self.expect_punct(";")?;
+                StmtKind::Break
+            }
+            _ => {
+                self.expect_punct(";")?;
+                self.note(Construct::Continue, kw_span);
+                StmtKind::Continue
+            }
         })
     }
 
-    /// Full expression including assignment (right-associative).
+    fn switch(&mut self) -> PResult<StmtKind> {
+        let scrutinee = self.expr()?;
+        self.expect_punct("{")?;
+        let mut cases = Vec::new();
+        let mut seen_default = false;
+        while !self.is_punct("}") {
+            let cspan = self.span();
+            let label = if seen_default {
+                return self.err("`}` (`default` must be the last arm)");
+            } else if self.eat_kw("case") {
+                Some(self.expr()?)
+            } else if self.eat_kw("default") {
+                seen_default = true;
+                None
+            } else {
+                return self.err("`case`, `default` or `}`");
+            };
+            self.expect_punct(":")?;
+            let mut body = Vec::new();
+            while !(self.is_kw("case") || self.is_kw("default") || self.is_punct("}")) {
+                if matches!(self.tok(), Tok::Eof) {
+                    return self.err("`}` closing the switch");
+                }
+                body.push(self.stmt()?);
+            }
+            cases.push(Case {
+                label,
+                body,
+                span: cspan,
+            });
+        }
+        self.advance();
+        self.block_stmt_end();
+        Ok(StmtKind::Switch { scrutinee, cases })
+    }
+
+    /// Full expression; each call is one level of real nesting.
     fn expr(&mut self) -> PResult<Expr> {
         self.enter()?;
+        let e = self.assign()?;
+        self.leave(1);
+        Ok(e)
+    }
+
+    /// Assignment (`=`, `+=`, `-=`, `*=`, `/=`, `|=`, `&=`), right-assoc.
+    fn assign(&mut self) -> PResult<Expr> {
         let lhs = self.ternary()?;
         let op = match self.tok() {
-            Tok::Punct("=") => Some(None),
-            Tok::Punct("+=") => Some(Some(BinOp::Add)),
-            Tok::Punct("-=") => Some(Some(BinOp::Sub)),
-            Tok::Punct("*=") => Some(Some(BinOp::Mul)),
-            Tok::Punct("/=") => Some(Some(BinOp::Div)),
-            Tok::Punct("%=") => Some(Some(BinOp::Rem)),
-            Tok::Punct("&=") => Some(Some(BinOp::BitAnd)),
-            Tok::Punct("|=") => Some(Some(BinOp::BitOr)),
-            Tok::Punct("^=") => Some(Some(BinOp::BitXor)),
-            _ => None,
+            Tok::Punct("=") => None,
+            Tok::Punct("+=") => Some(BinOp::Add),
+            Tok::Punct("-=") => Some(BinOp::Sub),
+            Tok::Punct("*=") => Some(BinOp::Mul),
+            Tok::Punct("/=") => Some(BinOp::Div),
+            Tok::Punct("|=") => Some(BinOp::BitOr),
+            Tok::Punct("&=") => Some(BinOp::BitAnd),
+            _ => return Ok(lhs),
         };
-        let result = match op {
-            Some(op) => {
-                self.advance();
-                let rhs = self.expr()?;
-                Expr {
-                    span: lhs.span,
-                    kind: ExprKind::Assign {
-                        op,
-                        lhs: Box::new(lhs),
-                        rhs: Box::new(rhs),
-                    },
-                }
-            }
-            None => lhs,
-        };
-        self.leave(1);
-        Ok(result)
+        self.advance();
+        let rhs = self.expr()?;
+        if op.is_none() && matches!(rhs.kind, ExprKind::Assign { op: None, .. }) {
+            self.note(Construct::ChainedAssignment, rhs.span);
+        }
+        Ok(Expr {
+            span: lhs.span,
+            kind: ExprKind::Assign {
+                op,
+                lhs: Box::new(lhs),
+                rhs: Box::new(rhs),
+            },
+        })
     }
 
     fn ternary(&mut self) -> PResult<Expr> {
-        let cond = self.binary(1)?;
+        let cond = self.binary()?;
         if !self.eat_punct("?") {
             return Ok(cond);
         }
-        self.enter()?;
         let then = self.expr()?;
         self.expect_punct(":")?;
-        let otherwise = self.ternary()?;
-        self.leave(1);
+        let otherwise = self.expr()?;
         Ok(Expr {
             span: cond.span,
             kind: ExprKind::Ternary {
@@ -553,102 +1008,65 @@ impl Parser<'_> {
         })
     }
 
-    fn binop(&self) -> Option<(BinOp, u8)> {
-        let Tok::Punct(p) = self.tok() else {
-            return None;
-        };
-        Some(match *p {
-            "||" => (BinOp::Or, 1),
-            "&&" => (BinOp::And, 2),
-            "|" => (BinOp::BitOr, 3),
-            "^" => (BinOp::BitXor, 4),
-            "&" => (BinOp::BitAnd, 5),
-            "==" => (BinOp::Eq, 6),
-            "!=" => (BinOp::Ne, 6),
-            "<" => (BinOp::Lt, 7),
-            "<=" => (BinOp::Le, 7),
-            ">" => (BinOp::Gt, 7),
-            ">=" => (BinOp::Ge, 7),
-            "+" => (BinOp::Add, 8),
-            "-" => (BinOp::Sub, 8),
-            "*" => (BinOp::Mul, 9),
-            "/" => (BinOp::Div, 9),
-            "%" => (BinOp::Rem, 9),
-            _ => return None,
-        })
+    /// Binary operators by operator precedence with explicit stacks, so a
+    /// chain of any length uses no recursion (all are left-associative).
+    fn binary(&mut self) -> PResult<Expr> {
+        let mut operands = vec![self.unary()?];
+        let mut ops: Vec<(BinOp, u8)> = Vec::new();
+        while let Some((op, prec)) = binop_of(self.tok()) {
+            self.advance();
+            while ops.last().is_some_and(|&(_, p)| p >= prec) {
+                reduce(&mut operands, &mut ops);
+            }
+            ops.push((op, prec));
+            operands.push(self.unary()?);
+        }
+        while !ops.is_empty() {
+            reduce(&mut operands, &mut ops);
+        }
+        match operands.pop() {
+            Some(e) => Ok(e),
+            None => self.err("an expression"),
+        }
     }
 
-    /// Precedence climbing; every node built adds one level of depth.
-    fn binary(&mut self, min: u8) -> PResult<Expr> {
-        let mut lhs = self.cast()?;
-        let mut added = 0;
-        while let Some((op, prec)) = self.binop() {
-            if prec < min {
-                break;
-            }
+    /// Prefix `-`, `!`, `~`: each one is a level of nesting.
+    fn unary(&mut self) -> PResult<Expr> {
+        let mut prefix = Vec::new();
+        loop {
+            let op = match self.tok() {
+                Tok::Punct("-") => UnOp::Neg,
+                Tok::Punct("!") => UnOp::Not,
+                Tok::Punct("~") => UnOp::BitNot,
+                _ => break,
+            };
+            prefix.push((op, self.span()));
             self.advance();
             self.enter()?;
-            added += 1;
-            let rhs = self.binary(prec + 1)?;
-            lhs = Expr {
-                span: lhs.span,
-                kind: ExprKind::Binary {
-                    op,
-                    lhs: Box::new(lhs),
-                    rhs: Box::new(rhs),
-                },
-            };
         }
-        self.leave(added);
-        Ok(lhs)
-    }
-
-    fn cast(&mut self) -> PResult<Expr> {
-        let mut e = self.unary()?;
-        let mut added = 0;
-        while self.eat_kw("as") {
-            self.enter()?;
-            added += 1;
-            let ty = self.type_ref()?;
+        let mut e = self.postfix()?;
+        self.leave(prefix.len());
+        while let Some((op, span)) = prefix.pop() {
             e = Expr {
-                span: e.span,
-                kind: ExprKind::Cast {
+                span,
+                kind: ExprKind::Unary {
+                    op,
                     expr: Box::new(e),
-                    ty,
                 },
             };
         }
-        self.leave(added);
         Ok(e)
     }
 
-    fn unary(&mut self) -> PResult<Expr> {
-        let span = self.span();
-        let op = match self.tok() {
-            Tok::Punct("-") => UnOp::Neg,
-            Tok::Punct("!") => UnOp::Not,
-            Tok::Punct("~") => UnOp::BitNot,
-            _ => return self.postfix(),
-        };
-        self.advance();
-        self.enter()?;
-        let expr = self.unary()?;
-        self.leave(1);
-        Ok(Expr {
-            span,
-            kind: ExprKind::Unary {
-                op,
-                expr: Box::new(expr),
-            },
-        })
-    }
-
-    fn args(&mut self) -> PResult<Vec<Expr>> {
-        self.expect_punct("(")?;
+    /// `(args)` with the opening parenthesis; `what` names it for errors.
+    fn args(&mut self, what: &str) -> PResult<Vec<Expr>> {
+        if !self.eat_punct("(") {
+            return self.err(what);
+        }
         let mut args = Vec::new();
         while !self.is_punct(")") {
             args.push(self.expr()?);
-            if !self.eat_punct(",") {
+            if !self.list_sep(")") {
                 break;
             }
         }
@@ -656,63 +1074,100 @@ impl Parser<'_> {
         Ok(args)
     }
 
-    /// Tries `<T, …>(` after an identifier; restores the position if it is
-    /// not a generic call (then `<` is a comparison).
-    fn try_type_args(&mut self) -> Vec<TypeRef> {
+    /// Tries `<T, …>` (followed by `(` when `call`); restores the position
+    /// and returns `None` if it is not there (then `<` is a comparison).
+    fn try_type_args(&mut self, call: bool) -> Option<Vec<TypeRef>> {
         if !self.is_punct("<") {
-            return Vec::new();
+            return None;
         }
-        let (pos, depth) = (self.pos, self.depth);
+        let start = self.mark();
         self.advance();
         let mut args = Vec::new();
         let ok = loop {
+            if args.is_empty() && self.eat_punct(">") {
+                // Both compilers accept an empty `<>`.
+                break !call || self.is_punct("(");
+            }
             match self.type_ref() {
                 Ok(t) => args.push(t),
                 Err(_) => break false,
             }
-            if !self.eat_punct(",") {
-                break self.eat_punct(">") && self.is_punct("(");
+            if !self.list_sep(">") {
+                break self.eat_punct(">") && (!call || self.is_punct("("));
             }
         };
         if ok {
-            args
+            Some(args)
         } else {
-            self.pos = pos;
-            self.depth = depth;
-            Vec::new()
+            self.reset(start);
+            None
         }
     }
 
+    /// A type inside an expression (`as T`, `new T`): `Name<…>` only if the
+    /// angle brackets hold types, else `<` is left for a comparison.
+    fn expr_type(&mut self) -> PResult<TypeRef> {
+        if self.is_punct("[") {
+            return self.type_ref();
+        }
+        let span = self.span();
+        let name = self.name("a type name")?;
+        let mark = self.notes.len();
+        self.spaced_angle();
+        let args = match self.try_type_args(false) {
+            Some(args) => args,
+            None => {
+                self.notes.truncate(mark);
+                Vec::new()
+            }
+        };
+        Ok(TypeRef {
+            name,
+            args,
+            static_len: None,
+            span,
+        })
+    }
+
+    /// Member access, calls, indexing and casts after an atom, in a loop.
     fn postfix(&mut self) -> PResult<Expr> {
         let mut e = self.primary()?;
-        let mut added = 0;
+        let mut after_cast = false;
         loop {
             let span = e.span;
-            if self.is_punct("(") || (self.is_punct("<") && added == 0) {
-                let type_args = if matches!(e.kind, ExprKind::Ident(_)) {
-                    self.try_type_args()
-                } else {
-                    Vec::new()
-                };
+            let here = self.span();
+            if self.is_punct("(") || self.is_punct("<") {
+                let type_args = self.try_type_args(true);
                 if !self.is_punct("(") {
                     break;
                 }
-                self.enter()?;
-                added += 1;
-                let args = self.args()?;
+                match &e.kind {
+                    ExprKind::Ident(_) => {}
+                    ExprKind::Member { .. } if type_args.is_some() => {
+                        self.note(Construct::MethodTypeArguments, here)
+                    }
+                    ExprKind::Member { .. } => {}
+                    _ => self.note(Construct::CallOnExpression, here),
+                }
+                let args = self.args("`(`")?;
                 e = Expr {
                     span,
                     kind: ExprKind::Call {
                         callee: Box::new(e),
-                        type_args,
+                        type_args: type_args.unwrap_or_default(),
                         args,
                     },
                 };
             } else if self.eat_punct(".") {
-                self.enter()?;
-                added += 1;
                 let name_span = self.span();
-                let name = self.ident("a member name after `.`")?;
+                let name = match self.tok() {
+                    Tok::Ident(s) => s.clone(),
+                    _ => return self.err("a member name after `.`"),
+                };
+                if V1_RESERVED.contains(&name.as_str()) {
+                    self.note(Construct::ReservedWordAsName, name_span);
+                }
+                self.advance();
                 e = Expr {
                     span,
                     kind: ExprKind::Member {
@@ -722,8 +1177,6 @@ impl Parser<'_> {
                     },
                 };
             } else if self.eat_punct("[") {
-                self.enter()?;
-                added += 1;
                 let index = self.expr()?;
                 self.expect_punct("]")?;
                 e = Expr {
@@ -733,42 +1186,116 @@ impl Parser<'_> {
                         index: Box::new(index),
                     },
                 };
+            } else if self.eat_kw("as") {
+                let ty = self.expr_type()?;
+                e = Expr {
+                    span,
+                    kind: ExprKind::Cast {
+                        expr: Box::new(e),
+                        ty,
+                    },
+                };
+                after_cast = true;
+                continue;
             } else {
                 break;
             }
+            if after_cast {
+                // 1.0 casts bind looser than postfix operators.
+                self.note(Construct::PostfixAfterCast, here);
+                after_cast = false;
+            }
         }
-        self.leave(added);
         Ok(e)
+    }
+
+    /// `(a, b: T) ->` ahead? Parses the parameters if so, else restores.
+    fn try_closure_params(&mut self) -> PResult<Option<Vec<ClosureParam>>> {
+        let start = self.mark();
+        self.advance(); // `(`
+        let mut params = Vec::new();
+        let ok = loop {
+            if self.is_punct(")") {
+                break true;
+            }
+            let span = self.span();
+            let Ok(name) = self.v1_name("a closure parameter") else {
+                break false;
+            };
+            let ty = if self.eat_punct(":") {
+                match self.type_ref() {
+                    Ok(t) => Some(t),
+                    Err(_) => break false,
+                }
+            } else {
+                None
+            };
+            params.push(ClosureParam { name, ty, span });
+            if !self.list_sep(")") {
+                break self.is_punct(")");
+            }
+        };
+        if ok && self.is_punct(")") && matches!(self.tok_at(1), Tok::Punct("->")) {
+            self.advance();
+            self.advance();
+            Ok(Some(params))
+        } else {
+            self.reset(start);
+            Ok(None)
+        }
     }
 
     fn primary(&mut self) -> PResult<Expr> {
         let span = self.span();
         let kind = match self.tok().clone() {
             Tok::Int(s) => {
+                self.number_notes(&s);
                 self.advance();
                 ExprKind::Int(s)
             }
             Tok::Float(s) => {
+                if s.starts_with('.') {
+                    self.note(Construct::LeadingDotFloat, span);
+                }
+                self.number_notes(&s);
                 self.advance();
+                // 0.5.x reads `1.0.x` as one malformed number.
+                if self.is_punct(".") && self.touches_prev() && !s.ends_with('d') {
+                    self.note(Construct::MemberOfNumber, self.span());
+                }
                 ExprKind::Float(s)
             }
-            Tok::Str {
-                kind,
-                value,
-                interpolated,
-            } => {
+            Tok::Str { kind, value, parts } => {
                 self.advance();
+                let mut interpolations = Vec::new();
+                for toks in parts {
+                    interpolations.push(self.interpolation(toks)?);
+                }
                 ExprKind::Str {
                     kind,
                     value,
-                    interpolated,
+                    interpolated: !interpolations.is_empty(),
+                    interpolations,
                 }
             }
             Tok::Punct("(") => {
-                self.advance();
-                let e = self.expr()?;
-                self.expect_punct(")")?;
-                return Ok(e);
+                if let Some(params) = self.try_closure_params()? {
+                    self.note(Construct::Closure, span);
+                    self.enter()?;
+                    let body = if self.is_punct("{") {
+                        self.block()?
+                    } else {
+                        let bspan = self.span();
+                        return_block(self.expr()?, bspan)
+                    };
+                    self.leave(1);
+                    ExprKind::Closure { params, body }
+                } else {
+                    self.advance();
+                    let e = self.expr()?;
+                    self.expect_punct(")")?;
+                    return Ok(e);
+                }
             }
             Tok::Punct("[") => {
                 self.advance();
@@ -776,7 +1303,7 @@ impl Parser<'_> {
                 let mut items = Vec::new();
                 while !self.is_punct("]") {
                     items.push(self.expr()?);
-                    if !self.eat_punct(",") {
+                    if !self.list_sep("]") {
                         break;
                     }
                 }
@@ -784,43 +1311,82 @@ impl Parser<'_> {
                 self.leave(1);
                 ExprKind::Array(items)
             }
-            Tok::Ident(s) => match s.as_str() {
-                "this" => {
-                    self.advance();
-                    ExprKind::This
+            Tok::Ident(s) => {
+                self.advance();
+                match s.as_str() {
+                    "this" => ExprKind::This,
+                    "super" => ExprKind::Super,
+                    "null" => ExprKind::Null,
+                    "true" => ExprKind::Bool(true),
+                    "false" => ExprKind::Bool(false),
+                    "new" if self.is_word() || self.is_punct("[") => {
+                        // 0.5.x takes a plain name here.
+                        if self.is_punct("[") || self.tok_at(1) == &Tok::Punct("<") {
+                            self.note(Construct::GenericTypeInExtendsOrNew, self.span());
+                        }
+                        let ty = self.expr_type()?;
+                        let args = self.args("`(` and the arguments of `new`")?;
+                        ExprKind::New { ty, args }
+                    }
+                    _ => {
+                        if V1_RESERVED.contains(&s.as_str()) {
+                            self.note(Construct::ReservedWordAsName, span);
+                        }
+                        ExprKind::Ident(s)
+                    }
                 }
-                "super" => {
-                    self.advance();
-                    ExprKind::Super
-                }
-                "null" => {
-                    self.advance();
-                    ExprKind::Null
-                }
-                "true" => {
-                    self.advance();
-                    ExprKind::Bool(true)
-                }
-                "false" => {
-                    self.advance();
-                    ExprKind::Bool(false)
-                }
-                "new" => {
-                    self.advance();
-                    let ty = self.type_ref()?;
-                    let args = if self.is_punct("(") {
-                        self.args()?
-                    } else {
-                        Vec::new()
-                    };
-                    ExprKind::New { ty, args }
-                }
-                _ => ExprKind::Ident(self.ident("an expression")?),
-            },
+            }
             _ => return self.err("an expression"),
         };
         Ok(Expr { kind, span })
     }
+
+    /// Notes the number spellings only 0.5.x lexes (at the current token).
+    fn number_notes(&mut self, text: &str) {
+        let span = self.span();
+        let b = text.as_bytes();
+        if b.first() == Some(&b'0') && b.get(1).is_some_and(u8::is_ascii_digit) {
+            self.note(Construct::LeadingZero, span);
+        }
+        let (digits, max) =
+            if text.ends_with("ul") || text.ends_with(['u', 'd']) || text.contains('.') {
+                return;
+            } else if let Some(d) = text.strip_suffix('l') {
+                (d, i64::MAX as u64)
+            } else {
+                (text, i32::MAX as u64)
+            };
+        if digits.parse::<u64>().is_ok_and(|v| v > max) {
+            self.note(Construct::MinIntLiteral, span);
+        }
+    }
+
+    /// Parses the tokens of one `\(…)` as a whole expression.
+    fn interpolation(&mut self, toks: Vec<Token>) -> PResult<Expr> {
+        let mut sub = Parser::new(self.file, toks, self.depth);
+        sub.enter()?;
+        let e = sub.assign()?;
+        if !matches!(sub.tok(), Tok::Eof) {
+            return sub.err("`)` closing the interpolation");
+        }
+        self.notes.append(&mut sub.notes);
+        Ok(e)
+    }
+}
+
+/// Pops the top operator and its two operands and pushes the combined node.
+fn reduce(operands: &mut Vec<Expr>, ops: &mut Vec<(BinOp, u8)>) {
+    let (Some((op, _)), Some(rhs), Some(lhs)) = (ops.pop(), operands.pop(), operands.pop()) else {
+        return;
+    };
+    operands.push(Expr {
+        span: lhs.span,
+        kind: ExprKind::Binary {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        },
+    });
 }
 
 #[cfg(test)]

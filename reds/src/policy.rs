@@ -308,6 +308,7 @@ impl Definitions {
                     name,
                     extends,
                     members,
+                    ..
                 } => {
                     self.types.insert(name.clone());
                     self.newable.insert(name.clone());
@@ -319,14 +320,14 @@ impl Definitions {
                                 info.methods.insert(f.name.clone());
                                 self.methods.insert(f.name.clone());
                             }
-                            DeclKind::Field { name, ty } => {
+                            DeclKind::Field { name, ty, .. } => {
                                 info.fields.insert(name.clone(), inner_type(ty).to_string());
                             }
                             _ => {}
                         }
                     }
                 }
-                DeclKind::Struct { name, members } => {
+                DeclKind::Struct { name, members, .. } => {
                     self.types.insert(name.clone());
                     self.newable.insert(name.clone());
                     let info = self.classes.entry(name.clone()).or_default();
@@ -336,7 +337,7 @@ impl Definitions {
                                 info.methods.insert(f.name.clone());
                                 self.methods.insert(f.name.clone());
                             }
-                            DeclKind::Field { name, ty } => {
+                            DeclKind::Field { name, ty, .. } => {
                                 info.fields.insert(name.clone(), inner_type(ty).to_string());
                             }
                             _ => {}
@@ -441,6 +442,9 @@ impl<'a> Checker<'a> {
     }
 
     pub(crate) fn module(&mut self, m: &Module) {
+        for i in &m.imports {
+            self.annotations(&i.annotations);
+        }
         for d in &m.items {
             self.decl(d);
         }
@@ -465,8 +469,8 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn decl(&mut self, d: &Decl) {
-        for a in &d.annotations {
+    fn annotations(&mut self, annotations: &[Annotation]) {
+        for a in annotations {
             if !self.client() || ALLOWED_ANNOTATIONS.contains(&a.name.as_str()) {
                 continue;
             }
@@ -487,6 +491,10 @@ impl<'a> Checker<'a> {
                 );
             }
         }
+    }
+
+    fn decl(&mut self, d: &Decl) {
+        self.annotations(&d.annotations);
         for (m, span) in &d.modifiers {
             match m {
                 Modifier::Persistent => self.report(
@@ -513,10 +521,12 @@ impl<'a> Checker<'a> {
         match &d.kind {
             DeclKind::Class {
                 name,
+                type_params,
                 extends,
                 members,
             } => {
                 self.reserved(name, d.span);
+                self.type_params(type_params);
                 if let Some(base) = extends {
                     let ok = ALLOWED_EXTENDS.contains(&base.name.as_str())
                         || self.defs.classes.contains_key(&base.name);
@@ -540,8 +550,13 @@ impl<'a> Checker<'a> {
                 }
                 self.class = saved;
             }
-            DeclKind::Struct { name, members } => {
+            DeclKind::Struct {
+                name,
+                type_params,
+                members,
+            } => {
                 self.reserved(name, d.span);
+                self.type_params(type_params);
                 let saved = self.class.replace(name.clone());
                 for m in members {
                     self.decl(m);
@@ -561,6 +576,7 @@ impl<'a> Checker<'a> {
                     self.reserved(&f.name, d.span);
                 }
                 self.locals.clear();
+                self.type_params(&f.type_params);
                 for p in &f.params {
                     self.type_ref(&p.ty);
                     self.locals
@@ -574,7 +590,21 @@ impl<'a> Checker<'a> {
                 }
                 self.locals.clear();
             }
-            DeclKind::Field { ty, .. } => self.type_ref(ty),
+            DeclKind::Field { ty, init, .. } => {
+                self.type_ref(ty);
+                if let Some(e) = init {
+                    self.expr(e);
+                }
+            }
+        }
+    }
+
+    /// Bounds of type parameters are type uses like any other.
+    fn type_params(&mut self, params: &[TypeParam]) {
+        for p in params {
+            if let Some(b) = &p.extends {
+                self.type_ref(b);
+            }
         }
     }
 
@@ -627,14 +657,15 @@ impl<'a> Checker<'a> {
                 self.locals.push((name.clone(), known));
             }
             StmtKind::If {
-                cond,
-                then,
+                branches,
                 otherwise,
             } => {
-                self.expr(cond);
-                self.block(then);
+                for (cond, body) in branches {
+                    self.expr(cond);
+                    self.block(body);
+                }
                 if let Some(o) = otherwise {
-                    self.stmt(o);
+                    self.block(o);
                 }
             }
             StmtKind::While { cond, body } => {
@@ -668,7 +699,6 @@ impl<'a> Checker<'a> {
             }
             StmtKind::Break | StmtKind::Continue => {}
             StmtKind::Expr(e) => self.expr(e),
-            StmtKind::Block(b) => self.block(b),
         }
     }
 
@@ -749,7 +779,20 @@ impl<'a> Checker<'a> {
         known.is_some_and(|t| self.defs.types.contains(t))
     }
 
+    /// Checks an expression. The spines of flat chains (`a + b + …` on the
+    /// left, `a.b().c[0] as T` on the object side) are followed in a loop,
+    /// so their length costs no stack; other children recurse, and their
+    /// nesting is bounded by the parser.
     fn expr(&mut self, e: &Expr) {
+        let mut cur = Some(e);
+        while let Some(e) = cur {
+            cur = self.expr_step(e);
+        }
+    }
+
+    /// Checks `e` and its children off the spine; returns the spine child
+    /// still to check.
+    fn expr_step<'e>(&mut self, e: &'e Expr) -> Option<&'e Expr> {
         match &e.kind {
             ExprKind::Ident(_)
             | ExprKind::This
@@ -757,8 +800,12 @@ impl<'a> Checker<'a> {
             | ExprKind::Null
             | ExprKind::Bool(_)
             | ExprKind::Int(_)
-            | ExprKind::Float(_) => {}
-            ExprKind::Str { interpolated, .. } => {
+            | ExprKind::Float(_) => None,
+            ExprKind::Str {
+                interpolated,
+                interpolations,
+                ..
+            } => {
                 if *interpolated && self.client() {
                     self.report(
                         e.span,
@@ -767,11 +814,16 @@ impl<'a> Checker<'a> {
                             .to_string(),
                     );
                 }
+                for i in interpolations {
+                    self.expr(i);
+                }
+                None
             }
             ExprKind::Array(items) => {
                 for i in items {
                     self.expr(i);
                 }
+                None
             }
             ExprKind::Call {
                 callee,
@@ -781,14 +833,19 @@ impl<'a> Checker<'a> {
                 for t in type_args {
                     self.type_ref(t);
                 }
+                for a in args {
+                    self.expr(a);
+                }
                 match &callee.kind {
-                    ExprKind::Ident(name) => self.global_call(name, callee.span, args),
+                    ExprKind::Ident(name) => {
+                        self.global_call(name, callee.span, args);
+                        None
+                    }
                     ExprKind::Member {
                         object,
                         name,
                         name_span,
                     } => {
-                        self.receiver(object);
                         let ok = ALLOWED_METHODS.contains(&name.as_str())
                             || match object.kind {
                                 ExprKind::This | ExprKind::Super => self.own_method(name),
@@ -803,21 +860,19 @@ impl<'a> Checker<'a> {
                                 format!("method `{name}` is not on the sandbox allowlist"),
                             );
                         }
+                        self.receiver(object)
                     }
-                    _ => self.expr(callee),
-                }
-                for a in args {
-                    self.expr(a);
+                    _ => Some(callee),
                 }
             }
             ExprKind::Member { object, .. } => self.receiver(object),
             ExprKind::Index { object, index } => {
-                self.expr(object);
                 self.expr(index);
+                Some(object)
             }
             ExprKind::Cast { expr, ty } => {
-                self.expr(expr);
                 self.type_ref(ty);
+                Some(expr)
             }
             ExprKind::New { ty, args } => {
                 let ok = ALLOWED_CLASSES.contains(&ty.name.as_str())
@@ -839,11 +894,16 @@ impl<'a> Checker<'a> {
                 for a in args {
                     self.expr(a);
                 }
+                None
             }
-            ExprKind::Unary { expr, .. } => self.expr(expr),
-            ExprKind::Binary { lhs, rhs, .. } | ExprKind::Assign { lhs, rhs, .. } => {
-                self.expr(lhs);
+            ExprKind::Unary { expr, .. } => Some(expr),
+            ExprKind::Binary { lhs, rhs, .. } => {
                 self.expr(rhs);
+                Some(lhs)
+            }
+            ExprKind::Assign { lhs, rhs, .. } => {
+                self.expr(lhs);
+                Some(rhs)
             }
             ExprKind::Ternary {
                 cond,
@@ -852,14 +912,28 @@ impl<'a> Checker<'a> {
             } => {
                 self.expr(cond);
                 self.expr(then);
-                self.expr(otherwise);
+                Some(otherwise)
+            }
+            ExprKind::Closure { params, body } => {
+                let mark = self.locals.len();
+                for p in params {
+                    if let Some(t) = &p.ty {
+                        self.type_ref(t);
+                    }
+                    let known = p.ty.as_ref().map(|t| inner_type(t).to_string());
+                    self.locals.push((p.name.clone(), known));
+                }
+                self.block(body);
+                self.locals.truncate(mark);
+                None
             }
         }
     }
 
     /// The object of `x.y`: a bare name that is not a local or field is a
-    /// type (static call or enum variant) and must be allowed.
-    fn receiver(&mut self, object: &Expr) {
+    /// type (static call or enum variant) and must be allowed; any other
+    /// object is returned to be checked as the next link of the chain.
+    fn receiver<'e>(&mut self, object: &'e Expr) -> Option<&'e Expr> {
         if let ExprKind::Ident(n) = &object.kind {
             if self.client() && !self.is_value(n) && !self.type_allowed(n) {
                 self.report(
@@ -868,8 +942,9 @@ impl<'a> Checker<'a> {
                     format!("`{n}` is not a local, field or allowlisted type"),
                 );
             }
+            None
         } else {
-            self.expr(object);
+            Some(object)
         }
     }
 
@@ -880,6 +955,7 @@ impl<'a> Checker<'a> {
                     kind: StrKind::Name | StrKind::Plain,
                     value,
                     interpolated: false,
+                    ..
                 }) => self.rpc_names.push(value.clone()),
                 _ => self.report(
                     args.first().map_or(span, |a| a.span),

@@ -1,5 +1,6 @@
 //! Throws 100,000 mutated corpus inputs at the parser and checker: byte
-//! flips, insertions, deletions, splices and deep nesting. Must never panic.
+//! flips, insertions, deletions, splices, deep nesting and long flat chains.
+//! Must never panic.
 
 use std::fs;
 use std::path::Path;
@@ -54,7 +55,11 @@ const TOKENS: &[&str] = &[
 fn seeds() -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    for dir in ["tests/corpus/valid", "tests/corpus/malicious"] {
+    for dir in [
+        "tests/corpus/valid",
+        "tests/corpus/invalid",
+        "tests/corpus/malicious",
+    ] {
         for e in fs::read_dir(root.join(dir)).expect("corpus").flatten() {
             out.push(fs::read(e.path()).expect("read"));
         }
@@ -97,13 +102,19 @@ fn mutate(rng: &mut StdRng, seeds: &[Vec<u8>]) -> Vec<u8> {
                 buf.splice(at..at, t.bytes());
             }
             5 => {
+                // Deep nesting, and flat chains (no nesting, any length).
                 let (open, close) = [
                     ("(", ")"),
                     ("{", "}"),
                     ("[", "]"),
                     ("array<", ">"),
                     ("-", ""),
-                ][rng.gen_range(0..5)];
+                    ("s\"\\(", ")\""),
+                    ("() -> ", ""),
+                    ("x + ", ""),
+                    ("x.y().", ""),
+                    ("if x {} else ", ""),
+                ][rng.gen_range(0..10)];
                 let n = rng.gen_range(1..400);
                 let mut piece = open.repeat(n).into_bytes();
                 piece.extend_from_slice(b"x");

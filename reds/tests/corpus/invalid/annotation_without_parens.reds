@@ -1,0 +1,3 @@
+// refused: annotations need parentheses
+@wrapMethod
+public func F() -> Void {}

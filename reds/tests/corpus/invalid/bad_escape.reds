@@ -1,0 +1,4 @@
+// refused: unknown escape
+public func F() -> String {
+  return "a\qb";
+}

@@ -1,0 +1,5 @@
+// refused: no do-while
+public func F() -> Void {
+  do {
+  } while true;
+}

@@ -1,0 +1,4 @@
+// refused: one decimal point
+public func F() -> Float {
+  return 1.2.3;
+}

@@ -1,0 +1,5 @@
+// refused: `;` alone is not a statement
+public func F() -> Int32 {
+  let a = 1;;
+  return a;
+}

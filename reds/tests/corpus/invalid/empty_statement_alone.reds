@@ -1,0 +1,4 @@
+// refused: `;` alone is not a statement
+public func F() -> Void {
+  ;
+}

@@ -1,0 +1,4 @@
+// refused: `\u{}` needs digits
+public func F() -> String {
+  return "\u{}";
+}

@@ -1,0 +1,4 @@
+// refused: no exponent floats
+public func F() -> Float {
+  return 1e3;
+}

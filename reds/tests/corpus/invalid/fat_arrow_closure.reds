@@ -1,0 +1,4 @@
+// refused: closures use `->`
+public func F() -> Void {
+  let f = (x) => x;
+}

@@ -1,0 +1,4 @@
+// refused: fields need a type
+public class C {
+  public let x = 1;
+}

@@ -1,0 +1,4 @@
+// refused: enum values are integers
+enum E {
+  A = 1.5
+}

@@ -1,0 +1,4 @@
+// refused: no `++`
+public func F(i: Int32) -> Void {
+  i++;
+}

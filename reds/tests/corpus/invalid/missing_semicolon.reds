@@ -1,0 +1,4 @@
+// refused: statements end in `;`
+public func F() -> Int32 {
+  return 1
+}

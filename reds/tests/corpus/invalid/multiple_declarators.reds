@@ -1,0 +1,4 @@
+// refused: one variable per `let`
+public func F() -> Void {
+  let x: Int32 = 1, y = 2;
+}

@@ -1,0 +1,2 @@
+// refused: one base class
+public class C extends A, B {}

@@ -1,0 +1,4 @@
+// refused: no space between `n` and the string
+public func F() -> CName {
+  return n "Name";
+}

@@ -1,0 +1,4 @@
+// refused: `new` needs an argument list
+public func F() -> ref<IScriptable> {
+  return new IScriptable;
+}

@@ -1,0 +1,4 @@
+// refused: `\0` is not an escape
+public func F() -> String {
+  return "a\0b";
+}

@@ -1,0 +1,5 @@
+// refused: no character literals
+public func F() -> String {
+  let c = 'a';
+  return "";
+}

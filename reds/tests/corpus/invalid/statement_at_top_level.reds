@@ -1,0 +1,2 @@
+// refused: statements belong in functions
+let x = 1;

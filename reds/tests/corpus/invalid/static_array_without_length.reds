@@ -1,0 +1,4 @@
+// refused: `[T; N]` needs N
+public class C {
+  let a: [Int32;];
+}

@@ -1,0 +1,4 @@
+// refused: `?` needs `:`
+public func F(b: Bool) -> Int32 {
+  return b ? 1;
+}

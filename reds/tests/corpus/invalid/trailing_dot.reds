@@ -1,0 +1,4 @@
+// refused: `.` needs a member name
+public func F(x: ref<IScriptable>) -> Void {
+  x.;
+}

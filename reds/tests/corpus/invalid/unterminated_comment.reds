@@ -1,0 +1,3 @@
+// refused: unterminated block comment
+/* never closed
+public func F() -> Void {}

@@ -1,0 +1,4 @@
+// refused: unterminated string
+public func F() -> String {
+  return "open;
+}

@@ -1,0 +1,2 @@
+// refused: parameters need a type
+public func F(x) -> Void {}

@@ -1,0 +1,7 @@
+// dialect: 1.0
+// Enum variants without `= value` (1.0).
+enum Color {
+  Red,
+  Green = 2,
+  Blue,
+}
