@@ -105,3 +105,56 @@ fn check_plugin_prints_diagnostics_for_authors() {
         "{stdout}"
     );
 }
+
+#[test]
+fn check_plugin_reports_archives_xl_and_tweaks_and_refuses_vanilla_changes() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = server()
+        .arg("check-plugin")
+        .arg(repo.join("plugins/mobile_cc.py"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(
+            "archive assets/mobile_cc.archive (2 files) with assets/mobile_cc.archive.xl"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "tweak tweaks/commandcenter.yaml: adds records [\"Vehicle.shard_mobile_cc_commandcenter\"]"
+        ),
+        "{stdout}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("op/tweaks")).unwrap();
+    std::fs::write(
+        dir.path().join("op/tweaks/katana.yaml"),
+        "# make every katana legendary\nItems.Preset_Katana_Default:\n  quality: Quality.Legendary\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("op/tweaks/old.tweak"), "x").unwrap();
+    let out = server()
+        .arg("check-plugin")
+        .arg(dir.path().join("op"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains(".tweak format is not accepted yet"), "{stdout}");
+    std::fs::remove_file(dir.path().join("op/tweaks/old.tweak")).unwrap();
+    let out = server()
+        .arg("check-plugin")
+        .arg(dir.path().join("op"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("op/tweaks/katana.yaml:2: [tweak-record]"),
+        "{stdout}"
+    );
+}

@@ -242,3 +242,23 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 pub fn chat_contains(ev: &ClientEvent, needle: &str) -> bool {
     matches!(ev, ClientEvent::Chat { text, .. } if text.contains(needle))
 }
+
+/// Depot path of mobile_cc's vehicle entity inside its archive (the tweak's
+/// `entityTemplatePath`).
+pub const MOBILE_CC_ENT: &str = "base\\shard\\mobile_cc\\commandcenter.ent";
+
+/// Depot path of mobile_cc's interior sector inside its archive (the `.xl`'s sector).
+pub const MOBILE_CC_SECTOR: &str = "base\\shard\\mobile_cc\\interior.streamingsector";
+
+/// The sample `plugins/mobile_cc/assets/mobile_cc.archive`, as the test
+/// builder makes it: a valid RDAR container whose two files are placeholders
+/// at the depot paths the plugin's `.xl` and tweak name. Regenerate the
+/// committed file with `SHARD_WRITE_SAMPLE=1 cargo nextest run -p shard-e2e
+/// --test mobile_cc sample`.
+pub fn mobile_cc_sample_archive() -> Vec<u8> {
+    let note = "shard sample placeholder, not a CR2W resource; replace this archive with a WolvenKit-packed one (see plugins/mobile_cc/README.md)\n";
+    shard_cache::content::rdar::RdarBuilder::new()
+        .file(MOBILE_CC_ENT, format!("commandcenter.ent: {note}"))
+        .file(MOBILE_CC_SECTOR, format!("interior.streamingsector: {note}"))
+        .build()
+}
