@@ -37,7 +37,10 @@ pub use cache::{
     PluginReport, RuntimeCache, STORE_DIR, VerifyStatus, parse_sha256_hex, validate_plugin_name,
     validate_version,
 };
-pub use content::{ContentError, ContentReport, Diagnostic, check_bundle_content};
+pub use content::{
+    ArchiveFiles, ContentError, ContentReport, Diagnostic, GameResources, check_bundle_content,
+    game_resources,
+};
 pub use error::{BundleError, CacheError};
 pub use install::{CrashPoint, InstallRequest};
 pub use known_servers::PinOutcome;

@@ -18,10 +18,8 @@ use crate::tuning::PEER_QUEUE_PLUGIN_SHARE;
 /// Vehicle names from before vehicles were TweakDB records, each with the
 /// record id it now means; `spawn_vehicle("veh_commandcenter", …)` still
 /// spawns mobile_cc's command centre, so older plugins and docs keep working.
-pub const VEHICLE_ALIASES: &[(&str, &str)] = &[(
-    "veh_commandcenter",
-    "Vehicle.shard_mobile_cc_commandcenter",
-)];
+pub const VEHICLE_ALIASES: &[(&str, &str)] =
+    &[("veh_commandcenter", "Vehicle.shard_mobile_cc_commandcenter")];
 
 /// The TweakDB record id a vehicle template names: its alias target, or the
 /// template itself.

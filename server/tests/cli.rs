@@ -144,7 +144,10 @@ fn check_plugin_reports_archives_xl_and_tweaks_and_refuses_vanilla_changes() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
-    assert!(stdout.contains(".tweak format is not accepted yet"), "{stdout}");
+    assert!(
+        stdout.contains(".tweak format is not accepted yet"),
+        "{stdout}"
+    );
     std::fs::remove_file(dir.path().join("op/tweaks/old.tweak")).unwrap();
     let out = server()
         .arg("check-plugin")

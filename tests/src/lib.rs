@@ -259,6 +259,9 @@ pub fn mobile_cc_sample_archive() -> Vec<u8> {
     let note = "shard sample placeholder, not a CR2W resource; replace this archive with a WolvenKit-packed one (see plugins/mobile_cc/README.md)\n";
     shard_cache::content::rdar::RdarBuilder::new()
         .file(MOBILE_CC_ENT, format!("commandcenter.ent: {note}"))
-        .file(MOBILE_CC_SECTOR, format!("interior.streamingsector: {note}"))
+        .file(
+            MOBILE_CC_SECTOR,
+            format!("interior.streamingsector: {note}"),
+        )
         .build()
 }

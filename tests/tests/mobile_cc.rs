@@ -50,7 +50,9 @@ fn vehicle_spawned(e: &ClientEvent) -> Option<u32> {
             template,
             kind,
             ..
-        } if template == "Vehicle.shard_mobile_cc_commandcenter" && *kind == "vehicle" => Some(*entity_id),
+        } if template == "Vehicle.shard_mobile_cc_commandcenter" && *kind == "vehicle" => {
+            Some(*entity_id)
+        }
         _ => None,
     }
 }
@@ -168,8 +170,8 @@ async fn the_command_centre_spawns_for_admins_and_its_door_leads_inside_and_out(
 #[test]
 fn sample_archive_is_valid_and_holds_what_the_xl_and_tweak_name() {
     use shard_cache::content::rdar::{check_archive, depot_hash};
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/mobile_cc/assets/mobile_cc.archive");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/mobile_cc/assets/mobile_cc.archive");
     if std::env::var_os("SHARD_WRITE_SAMPLE").is_some() {
         std::fs::write(&path, mobile_cc_sample_archive()).unwrap();
     }
@@ -183,5 +185,8 @@ fn sample_archive_is_valid_and_holds_what_the_xl_and_tweak_name() {
     assert!(xl.contains(MOBILE_CC_SECTOR), "{xl}");
     let tweak = std::fs::read_to_string(root.join("tweaks/commandcenter.yaml")).unwrap();
     assert!(tweak.contains(MOBILE_CC_ENT), "{tweak}");
-    assert!(tweak.contains("Vehicle.shard_mobile_cc_commandcenter:"), "{tweak}");
+    assert!(
+        tweak.contains("Vehicle.shard_mobile_cc_commandcenter:"),
+        "{tweak}"
+    );
 }

@@ -20,6 +20,9 @@ pub mod yaml;
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use crate::bundle::{ASSETS_DIR, TWEAKS_DIR, UnpackedBundle};
 
@@ -100,10 +103,93 @@ pub struct ContentReport {
     pub tweaks: Vec<TweakReport>,
 }
 
-/// Whether a bundle path is a file the game's content loaders read (as
-/// opposed to client scripts); used to list what to load.
-pub fn is_game_content(path: &str) -> bool {
-    path.starts_with("assets/") || path.starts_with("tweaks/")
+/// One archive to load, with its ArchiveXL file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ArchiveFiles {
+    /// The `.archive`.
+    pub archive: PathBuf,
+    /// Its `.xl` (`<archive>.xl`), if there is one.
+    pub xl: Option<PathBuf>,
+}
+
+/// What the game loads from one installed plugin folder, and a digest of
+/// those files so a caller can tell whether they changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GameResources {
+    /// Archives in `assets/`, by name.
+    pub archives: Vec<ArchiveFiles>,
+    /// Tweak files in `tweaks/`, by name.
+    pub tweaks: Vec<PathBuf>,
+    /// SHA-256 over the relative paths and contents of the files above and
+    /// of the data files the `.xl` files reference (all of `assets/`).
+    #[serde(skip)]
+    pub digest: [u8; 32],
+}
+
+impl GameResources {
+    /// Whether the folder gives the game nothing to load.
+    pub fn is_empty(&self) -> bool {
+        self.archives.is_empty() && self.tweaks.is_empty()
+    }
+}
+
+/// Lists the game content of an installed plugin folder
+/// (`runtime_cache/plugins/<name>/`): the archives with their `.xl` and the
+/// tweaks, with a digest of everything under `assets/` and `tweaks/`.
+pub fn game_resources(plugin_dir: &Path) -> std::io::Result<GameResources> {
+    let mut files = Vec::new();
+    for root in [ASSETS_DIR, TWEAKS_DIR] {
+        collect(&plugin_dir.join(root), root, &mut files)?;
+    }
+    files.sort();
+    let mut hasher = Sha256::new();
+    let mut archives = Vec::new();
+    let mut tweaks = Vec::new();
+    for rel in &files {
+        let path = plugin_dir.join(rel);
+        let contents = std::fs::read(&path)?;
+        hasher.update((rel.len() as u64).to_le_bytes());
+        hasher.update(rel.as_bytes());
+        hasher.update((contents.len() as u64).to_le_bytes());
+        hasher.update(&contents);
+        if rel.starts_with("tweaks/") {
+            tweaks.push(path);
+        } else if rel.ends_with(".archive") && rel.matches('/').count() == 1 {
+            let xl = plugin_dir.join(format!("{rel}.xl"));
+            archives.push(ArchiveFiles {
+                xl: xl.is_file().then_some(xl),
+                archive: path,
+            });
+        }
+    }
+    Ok(GameResources {
+        archives,
+        tweaks,
+        digest: hasher.finalize().into(),
+    })
+}
+
+/// Relative paths of the regular files under `dir` (missing folder: none).
+fn collect(dir: &Path, rel: &str, out: &mut Vec<String>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let child = format!("{rel}/{name}");
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            collect(&entry.path(), &child, out)?;
+        } else if kind.is_file() {
+            out.push(child);
+        }
+    }
+    Ok(())
 }
 
 /// Checks everything the game will load from `bundle` (the plugin's name
