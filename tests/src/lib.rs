@@ -46,6 +46,17 @@ impl TestServer {
         })
     }
 
+    /// Starts a server with `admins` whose plugin folder holds the example
+    /// plugin `plugins/<stem>.py` and every file of its bundle folder.
+    pub fn start_with_example(admins: &[Fingerprint], stem: &str) -> Self {
+        let files = example_plugin_files(stem);
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, d)| (p.as_str(), d.as_slice()))
+            .collect();
+        Self::start_with_files(admins, &refs)
+    }
+
     /// Starts a server after `tweak` adjusts its configuration.
     pub fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let _ = tracing_subscriber::fmt()
@@ -189,6 +200,29 @@ pub fn example_plugin(rel: &str) -> Vec<u8> {
         .join("..")
         .join("plugins");
     std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("example plugin {rel}: {e}"))
+}
+
+/// `plugins/<stem>.py` and every file under `plugins/<stem>/`, as (path
+/// relative to the plugin folder, contents).
+pub fn example_plugin_files(stem: &str) -> Vec<(String, Vec<u8>)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let mut files = vec![(format!("{stem}.py"), example_plugin(&format!("{stem}.py")))];
+    let mut stack = vec![root.join(stem)];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(&root) {
+                let data = std::fs::read(&path).expect("example plugin file");
+                files.push((rel.to_string_lossy().into_owned(), data));
+            }
+        }
+    }
+    files
 }
 
 /// Writes a file the way an editor saves it: to a temporary name, then renamed over.

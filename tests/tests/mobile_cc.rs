@@ -6,41 +6,13 @@ use std::path::Path;
 
 use shard_client::ClientEvent;
 use shard_e2e::{
-    MOBILE_CC_ENT, MOBILE_CC_SECTOR, TestPlayer, TestServer, chat_contains, example_plugin,
-    join_as, mobile_cc_sample_archive,
+    MOBILE_CC_ENT, MOBILE_CC_SECTOR, TestPlayer, TestServer, chat_contains, join_as,
+    mobile_cc_sample_archive,
 };
 use shard_protocol::Vec3;
 
-/// `mobile_cc.py` and every file of its bundle folder, as the server's plugin folder holds them.
-fn mobile_cc_files() -> Vec<(String, Vec<u8>)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
-    let mut files = vec![("mobile_cc.py".to_string(), example_plugin("mobile_cc.py"))];
-    let mut stack = vec![root.join("mobile_cc")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path
-                    .strip_prefix(&root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                files.push((rel, std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    files
-}
-
 fn start(admins: &[shard_protocol::identity::Fingerprint]) -> TestServer {
-    let files = mobile_cc_files();
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, d)| (p.as_str(), d.as_slice()))
-        .collect();
-    TestServer::start_with_files(admins, &refs)
+    TestServer::start_with_example(admins, "mobile_cc")
 }
 
 fn vehicle_spawned(e: &ClientEvent) -> Option<u32> {
