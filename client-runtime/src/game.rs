@@ -130,9 +130,11 @@ pub fn route(event: ClientEvent, game: &mut dyn Game) {
     }
 }
 
-/// Like [`route`], and a `BundleInstalled` event also goes through
-/// `tracker`, so the game reloads that plugin's scripts only when the
-/// installed hash changed (the event itself is still passed on).
+/// Like [`route`], and bundle events also go through `tracker`: a
+/// `BundleInstalled` reloads that plugin's scripts only when the installed
+/// hash changed, `PluginRemoved` marks its content for unloading, and
+/// `BundlesSettled` ends the batch with at most one `load_resources` request,
+/// made just before the event itself is passed on.
 pub fn route_with_reloads(
     event: ClientEvent,
     cache_root: &Path,
@@ -149,16 +151,17 @@ pub fn route_with_reloads(
         ClientEvent::PluginRemoved { name, .. } => Some(name.clone()),
         _ => None,
     };
-    let settled = matches!(event, ClientEvent::BundlesSettled);
+    // The load request goes before `bundles_settled`, so the game can apply
+    // the batch's content first and its script reloads after it.
+    if matches!(event, ClientEvent::BundlesSettled) {
+        tracker.settled(cache_root, game);
+    }
     route(event, game);
     if let Some((name, hash)) = installed {
         tracker.installed(cache_root, &name, hash, game);
     }
     if let Some(name) = removed {
         tracker.removed(&name);
-    }
-    if settled {
-        tracker.settled(cache_root, game);
     }
 }
 

@@ -24,8 +24,6 @@
 //! the index CRC or the per-file SHA-1 (their exact inputs are not publicly
 //! specified); it checks structure: everything in bounds, no overlaps.
 
-use std::collections::HashSet;
-
 use shard_protocol::limits::{
     MAX_ARCHIVE_DEPENDENCIES, MAX_ARCHIVE_FILES, MAX_ARCHIVE_SEGMENTS, MAX_ARCHIVE_UNPACKED,
 };
@@ -489,13 +487,8 @@ pub fn check_archive(bytes: &[u8]) -> Result<ArchiveInfo, ArchiveError> {
             });
         }
     }
-    let file_hashes: Vec<u64> = entries.iter().map(|e| e.hash).collect();
-    debug_assert_eq!(
-        file_hashes.iter().collect::<HashSet<_>>().len(),
-        file_hashes.len()
-    );
     Ok(ArchiveInfo {
-        file_hashes,
+        file_hashes: entries.iter().map(|e| e.hash).collect(),
         segments: segments as usize,
         unpacked,
     })

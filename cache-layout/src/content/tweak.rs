@@ -249,3 +249,14 @@ fn values(node: &Node, diag: &mut impl FnMut(usize, &'static str, String)) {
         Kind::Map(_) => record_body(node, diag),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_namespace_is_safe_for_any_plugin_name() {
+        assert_eq!(tweak_namespace("mobile_cc"), "shard_mobile_cc_");
+        assert_eq!(tweak_namespace("hud-2.x"), "shard_hud_2_x_");
+    }
+}

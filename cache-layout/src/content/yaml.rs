@@ -235,10 +235,7 @@ pub fn parse(bytes: &[u8]) -> Result<Option<Node>, YamlError> {
                 node_limit(nodes)?;
                 Some((target.clone(), 0))
             }
-            Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag)
-                if stack.len() >= MAX_YAML_DEPTH =>
-            {
-                let _ = (anchor, tag);
+            Event::SequenceStart(..) | Event::MappingStart(..) if stack.len() >= MAX_YAML_DEPTH => {
                 return Err(YamlError::TooDeep {
                     line,
                     limit: MAX_YAML_DEPTH,
@@ -292,4 +289,49 @@ pub fn parse(bytes: &[u8]) -> Result<Option<Node>, YamlError> {
         }
     }
     Ok(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_expand_tags_and_lines_are_kept_and_quoted_nulls_are_text() {
+        let root = parse(b"a: &x [1, 2]\nb: *x\nc: !append [3]\nd: \"~\"\ne: ~\n")
+            .unwrap()
+            .unwrap();
+        let Kind::Map(pairs) = &root.kind else {
+            panic!("{root:?}")
+        };
+        assert_eq!(pairs[1].1.kind, pairs[0].1.kind);
+        assert_eq!(pairs[1].0.line, 2);
+        assert_eq!(pairs[2].1.tag.as_deref(), Some("!append"));
+        assert!(!pairs[3].1.is_null());
+        assert!(pairs[4].1.is_null());
+        assert_eq!(parse(b"").unwrap(), None);
+    }
+
+    #[test]
+    fn limits_are_enforced_with_the_line() {
+        let deep = format!(
+            "{}{}",
+            "[".repeat(MAX_YAML_DEPTH + 1),
+            "]".repeat(MAX_YAML_DEPTH + 1)
+        );
+        assert!(matches!(
+            parse(deep.as_bytes()),
+            Err(YamlError::TooDeep { line: 1, .. })
+        ));
+        let ok = format!(
+            "{}{}",
+            "[".repeat(MAX_YAML_DEPTH),
+            "]".repeat(MAX_YAML_DEPTH)
+        );
+        assert!(parse(ok.as_bytes()).is_ok());
+        assert!(matches!(
+            parse(b"a: *nowhere\n"),
+            Err(YamlError::UnknownAlias { .. }) | Err(YamlError::Syntax { .. })
+        ));
+        assert_eq!(parse(&[0xff, 0xfe]), Err(YamlError::NotUtf8));
+    }
 }
