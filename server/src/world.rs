@@ -617,38 +617,30 @@ mod tests {
     #[test]
     fn the_old_vehicle_name_spawns_the_tweakdb_record() {
         let mut w = World::new();
-        let owner = || Owner::Plugin("mobile_cc".into());
-        let v = w.spawn(
-            EntityKind::Vehicle,
-            "veh_commandcenter",
-            Vec3::new(0.0, 0.0, 0.0),
-            0.0,
-            0,
-            owner(),
-        );
+        let mut spawn = |kind, template: &str| {
+            let id = w.spawn(
+                kind,
+                template,
+                Vec3::new(0.0, 0.0, 0.0),
+                0.0,
+                0,
+                Owner::Plugin("mobile_cc".into()),
+            );
+            w.entities[&id].template.clone()
+        };
         assert_eq!(
-            w.entities[&v].template,
+            spawn(EntityKind::Vehicle, "veh_commandcenter"),
             "Vehicle.shard_mobile_cc_commandcenter"
         );
-        let r = w.spawn(
-            EntityKind::Vehicle,
-            "Vehicle.v_standard2_thorton_colby",
-            Vec3::new(0.0, 0.0, 0.0),
-            0.0,
-            0,
-            owner(),
+        assert_eq!(
+            spawn(EntityKind::Vehicle, "Vehicle.v_standard2_thorton_colby"),
+            "Vehicle.v_standard2_thorton_colby"
         );
-        assert_eq!(w.entities[&r].template, "Vehicle.v_standard2_thorton_colby");
         // Only vehicles have aliases: an NPC template is kept as given.
-        let n = w.spawn(
-            EntityKind::Npc,
-            "veh_commandcenter",
-            Vec3::new(0.0, 0.0, 0.0),
-            0.0,
-            0,
-            owner(),
+        assert_eq!(
+            spawn(EntityKind::Npc, "veh_commandcenter"),
+            "veh_commandcenter"
         );
-        assert_eq!(w.entities[&n].template, "veh_commandcenter");
         // Plugins see the record id in OnVehicleSpawn too.
         let events = w.take_events();
         assert!(

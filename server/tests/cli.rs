@@ -106,16 +106,20 @@ fn check_plugin_prints_diagnostics_for_authors() {
     );
 }
 
+/// Runs `shard-server check-plugin PATH`; returns success and stdout.
+fn check_plugin(path: &std::path::Path) -> (bool, String) {
+    let out = server().arg("check-plugin").arg(path).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn check_plugin_reports_archives_xl_and_tweaks_and_refuses_vanilla_changes() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = server()
-        .arg("check-plugin")
-        .arg(repo.join("plugins/mobile_cc.py"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let (ok, stdout) = check_plugin(&repo.join("plugins/mobile_cc.py"));
+    assert!(ok, "{stdout}");
     assert!(
         stdout.contains(
             "archive assets/mobile_cc.archive (2 files) with assets/mobile_cc.archive.xl"
@@ -137,25 +141,15 @@ fn check_plugin_reports_archives_xl_and_tweaks_and_refuses_vanilla_changes() {
     )
     .unwrap();
     std::fs::write(dir.path().join("op/tweaks/old.tweak"), "x").unwrap();
-    let out = server()
-        .arg("check-plugin")
-        .arg(dir.path().join("op"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{stdout}");
+    let (ok, stdout) = check_plugin(&dir.path().join("op"));
+    assert!(!ok, "{stdout}");
     assert!(
         stdout.contains(".tweak format is not accepted yet"),
         "{stdout}"
     );
     std::fs::remove_file(dir.path().join("op/tweaks/old.tweak")).unwrap();
-    let out = server()
-        .arg("check-plugin")
-        .arg(dir.path().join("op"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{stdout}");
+    let (ok, stdout) = check_plugin(&dir.path().join("op"));
+    assert!(!ok, "{stdout}");
     assert!(
         stdout.contains("op/tweaks/katana.yaml:2: [tweak-record]"),
         "{stdout}"

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::Output;
 use std::time::Duration;
 
 use shard_client::{ClientEvent, ConnectOptions, Dispatcher, Session};
@@ -256,6 +257,27 @@ pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
     let status = cmd.status().expect("run cargo build");
     assert!(status.success(), "building {bin} failed");
     profile.join(bin)
+}
+
+/// Runs the headless client (`shard-client join ADDR --name vee`) as its own
+/// process with its key and cache under `home`, then `args` (actions such
+/// as `--do wait:1`); returns its output once it exits.
+pub async fn headless_join(addr: SocketAddr, home: &std::path::Path, args: &[&str]) -> Output {
+    let addr = addr.to_string();
+    let home = home.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(workspace_bin("shard-client", "shard-client"))
+            .args(["join", &addr, "--name", "vee", "--identity"])
+            .arg(home.join("id.pem"))
+            .arg("--cache")
+            .arg(home.join("cache"))
+            .args(&args)
+            .output()
+            .expect("run shard-client")
+    })
+    .await
+    .expect("join the client process")
 }
 
 /// Incompressible pseudo-random bytes (xorshift from `seed`), so a bundle

@@ -9,7 +9,7 @@ use shard_client::ClientEvent;
 use shard_client::game::{
     GameCall, HeadlessGame, LoadResources, ReloadTracker, route_with_reloads,
 };
-use shard_e2e::{Client, EVENT_TIMEOUT, TestPlayer, TestServer, workspace_bin};
+use shard_e2e::{Client, EVENT_TIMEOUT, TestPlayer, TestServer, headless_join};
 
 /// Routes every event `c` receives through `tracker` into `game` (as the DLL
 /// does) until the batch with mobile_cc's install has settled, then for a
@@ -118,25 +118,9 @@ async fn cold_join_loads_mobile_cc_content_once_and_a_warm_rejoin_loads_nothing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_headless_client_prints_one_load_resources_line_on_a_cold_join() {
-    let exe = workspace_bin("shard-client", "shard-client");
     let srv = TestServer::start_with_example(&[], "mobile_cc");
     let home = tempfile::tempdir().unwrap();
-    let addr = srv.addr.to_string();
-    let out = tokio::task::spawn_blocking({
-        let home = home.path().to_path_buf();
-        move || {
-            std::process::Command::new(exe)
-                .args(["join", &addr, "--name", "vee", "--identity"])
-                .arg(home.join("id.pem"))
-                .arg("--cache")
-                .arg(home.join("cache"))
-                .args(["--do", "wait:2", "--for", "0.5"])
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let out = headless_join(srv.addr, home.path(), &["--do", "wait:2", "--for", "0.5"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     let lines: Vec<serde_json::Value> = stdout
