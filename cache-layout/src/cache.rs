@@ -453,8 +453,9 @@ pub(crate) fn list_names(dir: &Path) -> Result<Vec<String>, CacheError> {
         .collect())
 }
 
-/// Collects relative `/`-separated paths of every non-folder under `dir`.
-fn collect_files(dir: &Path, rel: &str, out: &mut Vec<String>) {
+/// Collects relative `/`-separated paths of every non-folder under `dir`
+/// (prefixed with `rel`); unreadable folders are skipped.
+pub(crate) fn collect_files(dir: &Path, rel: &str, out: &mut Vec<String>) {
     let Ok(iter) = fs::read_dir(dir) else {
         return;
     };

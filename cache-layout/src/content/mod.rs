@@ -139,7 +139,7 @@ impl GameResources {
 pub fn game_resources(plugin_dir: &Path) -> std::io::Result<GameResources> {
     let mut files = Vec::new();
     for root in [ASSETS_DIR, TWEAKS_DIR] {
-        collect(&plugin_dir.join(root), root, &mut files)?;
+        crate::cache::collect_files(&plugin_dir.join(root), root, &mut files);
     }
     files.sort();
     let mut hasher = Sha256::new();
@@ -169,27 +169,14 @@ pub fn game_resources(plugin_dir: &Path) -> std::io::Result<GameResources> {
     })
 }
 
-/// Relative paths of the regular files under `dir` (missing folder: none).
-fn collect(dir: &Path, rel: &str, out: &mut Vec<String>) -> std::io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        let child = format!("{rel}/{name}");
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            collect(&entry.path(), &child, out)?;
-        } else if kind.is_file() {
-            out.push(child);
-        }
+/// The diagnostic for a YAML file that could not be read within the limits.
+fn yaml_diagnostic(file: &str, err: &yaml::YamlError) -> Diagnostic {
+    Diagnostic {
+        file: file.to_owned(),
+        line: err.line(),
+        rule: err.rule(),
+        message: err.to_string(),
     }
-    Ok(())
 }
 
 /// Checks everything the game will load from `bundle` (the plugin's name
@@ -276,12 +263,7 @@ pub fn check_bundle_content(
                 &mut referenced,
                 &mut diags,
             ),
-            Err(err) => diags.push(Diagnostic {
-                file: f.path.clone(),
-                line: err.line(),
-                rule: err.rule(),
-                message: err.to_string(),
-            }),
+            Err(err) => diags.push(yaml_diagnostic(&f.path, &err)),
         }
     }
     for f in &bundle.files {
@@ -329,12 +311,7 @@ pub fn check_bundle_content(
                     adds,
                 });
             }
-            Err(err) => diags.push(Diagnostic {
-                file: f.path.clone(),
-                line: err.line(),
-                rule: err.rule(),
-                message: err.to_string(),
-            }),
+            Err(err) => diags.push(yaml_diagnostic(&f.path, &err)),
         }
     }
     if diags.is_empty() {
