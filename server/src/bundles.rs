@@ -170,6 +170,16 @@ impl PluginLoadHook for BundleHook {
         bundle_dir: &Path,
     ) -> Result<(), String> {
         let bundle = build_bundle(name, version, bundle_dir)?;
+        let c = &bundle.content;
+        tracing::info!(
+            plugin = name,
+            bytes = bundle.bytes.len(),
+            archives = c.archives.len(),
+            xl = c.archives.iter().filter(|a| a.xl.is_some()).count(),
+            tweaks = c.tweaks.len(),
+            scripts_rpcs = bundle.rpc_names.len(),
+            "bundle checked"
+        );
         self.catalog.borrow_mut().insert(name, bundle);
         Ok(())
     }
