@@ -617,4 +617,40 @@ mod tests {
         assert_eq!(v["plugin"], "hexbar");
         assert!(q.is_empty());
     }
+
+    #[test]
+    fn the_load_request_comes_before_bundles_settled_in_the_queue() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = plugin_dir(root.path(), "cc");
+        std::fs::create_dir_all(dir.join("assets")).unwrap_or_default();
+        std::fs::write(dir.join("assets/cc.archive"), b"x").unwrap_or_default();
+        let mut t = ReloadTracker::new();
+        let mut q = QueuedGame::new();
+        let installed = ClientEvent::BundleInstalled {
+            plugin_id: 1,
+            name: "cc".into(),
+            version: "1".into(),
+            sha256: "aa".repeat(32),
+            path: dir.display().to_string(),
+            changed: true,
+            rpcs: vec![],
+        };
+        route_with_reloads(installed, root.path(), &mut t, &mut q);
+        route_with_reloads(ClientEvent::BundlesSettled, root.path(), &mut t, &mut q);
+        let kinds: Vec<String> = std::iter::from_fn(|| q.pop())
+            .map(|j| {
+                let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_default();
+                v["event"].as_str().unwrap_or_default().to_owned()
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "bundle_installed",
+                "reload_scripts",
+                "load_resources",
+                "bundles_settled"
+            ]
+        );
+    }
 }
