@@ -684,32 +684,25 @@ mod tests {
         assert!(check_entry_path(b"assets/cc.archive", false).is_ok());
         assert!(check_entry_path(b"assets/cc.archive.xl", false).is_ok());
         assert!(check_entry_path(b"tweaks/cc.yml", false).is_ok());
-        for bad in [
-            &b"assets/ui/a.inkwidget"[..],
-            b"assets/ui/cc.archive",
-            b"tweaks/sub/cc.yaml",
-            b"tweaks/cc.tweak",
-            b"tweaks/cc.json",
-            b"client/cc.yaml",
-        ] {
-            assert!(
-                check_entry_path(bad, false).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
         assert!(check_entry_path(b"client/a.reds", false).is_ok());
         assert!(check_entry_path(b"client", true).is_ok());
-        for bad in [
-            &b"client/sub/"[..],
-            b"./assets/",
-            b"assets//x/",
-            b"/assets/",
-            b"assets/a:b/",
-            b"assets/ends./",
+        // (path, is a folder): files in the wrong place, then bad folders.
+        for (bad, is_dir) in [
+            (&b"assets/ui/a.inkwidget"[..], false),
+            (b"assets/ui/cc.archive", false),
+            (b"tweaks/sub/cc.yaml", false),
+            (b"tweaks/cc.tweak", false),
+            (b"tweaks/cc.json", false),
+            (b"client/cc.yaml", false),
+            (b"client/sub/", true),
+            (b"./assets/", true),
+            (b"assets//x/", true),
+            (b"/assets/", true),
+            (b"assets/a:b/", true),
+            (b"assets/ends./", true),
         ] {
             assert!(
-                check_entry_path(bad, true).is_err(),
+                check_entry_path(bad, is_dir).is_err(),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
