@@ -1,7 +1,10 @@
 """mobile_cc: a mobile command centre that admins park anywhere.
 
-``/spawncc`` (admins only) parks the ``veh_commandcenter`` vehicle beside the
-admin; a second ``/spawncc`` moves it rather than adding another. A player
+``/spawncc`` (admins only) parks the command centre beside the admin: the
+TweakDB record ``Vehicle.shard_mobile_cc_commandcenter`` that
+``mobile_cc/tweaks/commandcenter.yaml`` adds as a clone of a vanilla van
+(the old name ``veh_commandcenter`` still works as an alias). A second
+``/spawncc`` moves it rather than adding another. A player
 who uses its door (``use:<vehicle id>:use_door`` in the headless client) is
 teleported into the interior, a phase of its own, and gets the command
 centre's status panel (the ``CcStatus`` RPC handled by
@@ -15,8 +18,9 @@ __plugin__ = {
     "description": "Admin-spawned mobile command centre with an interior and a status panel",
 }
 
-TEMPLATE = "veh_commandcenter"
-# Where the interior sector sits (assets/interior/cc_interior.streamingsector).
+# The vehicle's TweakDB record, added by tweaks/commandcenter.yaml.
+TEMPLATE = "Vehicle.shard_mobile_cc_commandcenter"
+# Where the interior sector sits (registered by assets/mobile_cc.archive.xl).
 INTERIOR = (-1200.0, 300.0, 52.0)
 # How far from the admin the vehicle is parked, and where an exiting player stands.
 PARK_OFFSET = 4.0

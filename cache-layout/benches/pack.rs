@@ -31,7 +31,7 @@ fn generate(dir: &Path) -> u64 {
         fs::write(&path, text).expect("write");
     }
     for i in 0..10 {
-        let path = dir.join(format!("assets/tex/r{i:02}.xbm"));
+        let path = dir.join(format!("assets/r{i:02}.archive"));
         fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
         let mut noise = vec![0u8; 256 * 1024];
         rng.fill_bytes(&mut noise);
@@ -94,5 +94,66 @@ fn main() {
             mbps(input, cli)
         );
     }
+    content_check();
     let _ = fs::remove_dir_all(&tmp);
+}
+
+/// Times the RDAR check of a 4 MB archive of 2,000 files and the full content
+/// check (archive, `.xl`, tweak) of a bundle holding it.
+fn content_check() {
+    use shard_cache::content::rdar::{RdarBuilder, check_archive};
+    use shard_cache::{BundleFile, UnpackedBundle, check_bundle_content};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let mut builder = RdarBuilder::new();
+    for i in 0..2000 {
+        let mut data = vec![0u8; 2048];
+        rng.fill_bytes(&mut data);
+        builder = builder.file(&format!("base\\bench\\f{i}.streamingblock"), data);
+    }
+    let archive = builder.build();
+    let rounds = 20u32;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        check_archive(&archive).expect("valid archive");
+    }
+    let per = start.elapsed() / rounds;
+    println!(
+        "RDAR check: {:.2} MB, 2000 files: {:.2} ms/run, {:.0} MB/s",
+        archive.len() as f64 / 1048576.0,
+        per.as_secs_f64() * 1000.0,
+        mbps(archive.len() as u64, per)
+    );
+    let mut tweak = String::new();
+    for i in 0..500 {
+        tweak.push_str(&format!(
+            "Vehicle.shard_bench_v{i}:\n  $base: Vehicle.v_standard2_thorton_colby\n  displayName: LocKey#{i}\n  tags: !append [Bench]\n"
+        ));
+    }
+    let bundle = UnpackedBundle {
+        dirs: vec!["assets".into(), "tweaks".into()],
+        files: vec![
+            BundleFile {
+                path: "assets/bench.archive".into(),
+                contents: archive,
+            },
+            BundleFile {
+                path: "assets/bench.archive.xl".into(),
+                contents: b"streaming:\n  blocks:\n    - base\\bench\\f1.streamingblock\n".to_vec(),
+            },
+            BundleFile {
+                path: "tweaks/bench.yaml".into(),
+                contents: tweak.into_bytes(),
+            },
+        ],
+        unpacked_len: 0,
+    };
+    let start = Instant::now();
+    for _ in 0..rounds {
+        let _ = check_bundle_content("bench", &bundle);
+    }
+    let per = start.elapsed() / rounds;
+    println!(
+        "content check (archive + .xl + 500-record tweak): {:.2} ms/run",
+        per.as_secs_f64() * 1000.0
+    );
 }

@@ -26,34 +26,36 @@ const ZSTD_LEVEL: i32 = 3;
 /// Size of one tar block (header or data padding unit).
 const TAR_BLOCK: u64 = 512;
 
-/// The two top-level folders a bundle may contain.
-pub const BUNDLE_ROOTS: [&str; 2] = [ASSETS_DIR, CLIENT_DIR];
+/// The three top-level folders a bundle may contain.
+pub const BUNDLE_ROOTS: [&str; 3] = [ASSETS_DIR, CLIENT_DIR, TWEAKS_DIR];
 
-/// Top-level folder holding game assets.
+/// Top-level folder holding game content: `.archive` files with their
+/// ArchiveXL `.xl`, and the `.csv`/`.json` files an `.xl` references.
 pub const ASSETS_DIR: &str = "assets";
 
 /// Top-level folder holding client REDscript (flat, `.reds` only).
 pub const CLIENT_DIR: &str = "client";
 
-/// Extensions (lowercase, without the dot) allowed anywhere under `assets/`:
-/// the game resource formats a plugin can ship plus plain data. Scripts are
-/// not assets (they must go through the sandbox check in `client/`), and
-/// neither are images such as `.png` (the game loads textures as `.xbm`) or
-/// executables and archives of any kind.
-pub const ASSET_EXTENSIONS: &[&str] = &[
-    "ent",
-    "inkwidget",
-    "inkatlas",
-    "anim",
-    "streamingsector",
-    "mesh",
-    "xbm",
-    "json",
-    "txt",
-];
+/// Top-level folder holding TweakXL tweaks (flat, YAML only).
+pub const TWEAKS_DIR: &str = "tweaks";
+
+/// Extensions (lowercase, without the dot) allowed under `assets/`: what the
+/// game and ArchiveXL load. Loose resources (`.ent`, `.mesh` …) are not:
+/// the game only loads them packed in an `.archive`.
+pub const ASSET_EXTENSIONS: &[&str] = &["archive", "xl", "csv", "json"];
+
+/// Extensions allowed only directly in `assets/` (no sub-folder): archives
+/// and their `.xl`, which the game looks for side by side.
+pub const ASSET_FLAT_EXTENSIONS: &[&str] = &["archive", "xl"];
 
 /// Extensions allowed directly under `client/`: only REDscript.
 pub const CLIENT_EXTENSIONS: &[&str] = &["reds"];
+
+/// Extensions allowed directly under `tweaks/`: TweakXL's YAML form.
+pub const TWEAK_EXTENSIONS: &[&str] = &["yaml", "yml"];
+
+/// Why TweakXL's own `.tweak` format is refused (said to authors as is).
+pub const TWEAK_FORMAT_REFUSED: &str = "TweakXL's .tweak format is not accepted yet (only its YAML form is checked); write this tweak as tweaks/NAME.yaml";
 
 /// A packed bundle, ready to store or send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,20 +102,36 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// Whether `path` (relative, `/`-separated file path) may be in a bundle by its
-/// extension; the single place the allowlist is applied.
-pub fn extension_allowed(path: &str) -> bool {
-    let (root, _) = path.split_once('/').unwrap_or((path, ""));
-    let list = match root {
-        ASSETS_DIR => ASSET_EXTENSIONS,
-        CLIENT_DIR => CLIENT_EXTENSIONS,
-        _ => return false,
-    };
+/// The extensions allowed under a top-level folder, or `None` for a folder
+/// that may not be in a bundle.
+fn extensions_of(root: &str) -> Option<&'static [&'static str]> {
+    match root {
+        ASSETS_DIR => Some(ASSET_EXTENSIONS),
+        CLIENT_DIR => Some(CLIENT_EXTENSIONS),
+        TWEAKS_DIR => Some(TWEAK_EXTENSIONS),
+        _ => None,
+    }
+}
+
+/// The lowercase-as-written extension of a file path, if its name has a stem.
+fn extension_of(path: &str) -> Option<&str> {
     let file = path.rsplit('/').next().unwrap_or(path);
     match file.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => list.contains(&ext),
-        _ => false,
+        Some((stem, ext)) if !stem.is_empty() => Some(ext),
+        _ => None,
     }
+}
+
+/// Whether `path` (relative, `/`-separated file path) may be in a bundle by
+/// its folder, extension and depth; the single place the allowlist is applied.
+pub fn extension_allowed(path: &str) -> bool {
+    let (root, _) = path.split_once('/').unwrap_or((path, ""));
+    let (Some(list), Some(ext)) = (extensions_of(root), extension_of(path)) else {
+        return false;
+    };
+    let depth = path.split('/').count();
+    let flat = root != ASSETS_DIR || ASSET_FLAT_EXTENSIONS.contains(&ext);
+    list.contains(&ext) && (!flat || depth == 2)
 }
 
 /// Checks one entry path (files: `is_dir == false`) against every path rule:
@@ -191,27 +209,38 @@ pub fn check_entry_path(raw: &[u8], is_dir: bool) -> Result<String, BundleError>
         });
     }
     let root = parts[0];
-    if !BUNDLE_ROOTS.contains(&root) {
+    let Some(list) = extensions_of(root) else {
         return Err(BundleError::BadPath {
             path: lossy,
-            reason: "only assets/ and client/ may be in a bundle".into(),
+            reason: "only assets/, tweaks/ and client/ may be in a bundle".into(),
+        });
+    };
+    if root != ASSETS_DIR && parts.len() > 2 - usize::from(is_dir) {
+        return Err(BundleError::BadPath {
+            path: lossy,
+            reason: format!("{root}/ holds its files directly, without sub-folders"),
         });
     }
-    if root == CLIENT_DIR && parts.len() > 2 - usize::from(is_dir) {
+    if !is_dir && root == TWEAKS_DIR && extension_of(trimmed) == Some("tweak") {
         return Err(BundleError::BadPath {
             path: lossy,
-            reason: "client/ holds .reds files directly, without sub-folders".into(),
+            reason: TWEAK_FORMAT_REFUSED.into(),
+        });
+    }
+    if !is_dir
+        && root == ASSETS_DIR
+        && parts.len() > 2
+        && extension_of(trimmed).is_some_and(|e| ASSET_FLAT_EXTENSIONS.contains(&e))
+    {
+        return Err(BundleError::BadPath {
+            path: lossy,
+            reason: ".archive and .xl files go directly in assets/, where the game looks for them side by side".into(),
         });
     }
     if !is_dir && (parts.len() < 2 || !extension_allowed(trimmed)) {
-        let allowed = if root == CLIENT_DIR {
-            CLIENT_EXTENSIONS
-        } else {
-            ASSET_EXTENSIONS
-        };
         return Err(BundleError::DisallowedExtension {
             path: lossy,
-            allowed: allowed
+            allowed: list
                 .iter()
                 .map(|e| format!(".{e}"))
                 .collect::<Vec<_>>()
@@ -651,19 +680,29 @@ mod tests {
             check_entry_path(b"assets/ui/", true).ok().as_deref(),
             Some("assets/ui")
         );
-        assert!(check_entry_path(b"assets/ui/a.inkwidget", false).is_ok());
+        assert!(check_entry_path(b"assets/ui/a.json", false).is_ok());
+        assert!(check_entry_path(b"assets/cc.archive", false).is_ok());
+        assert!(check_entry_path(b"assets/cc.archive.xl", false).is_ok());
+        assert!(check_entry_path(b"tweaks/cc.yml", false).is_ok());
         assert!(check_entry_path(b"client/a.reds", false).is_ok());
         assert!(check_entry_path(b"client", true).is_ok());
-        for bad in [
-            &b"client/sub/"[..],
-            b"./assets/",
-            b"assets//x/",
-            b"/assets/",
-            b"assets/a:b/",
-            b"assets/ends./",
+        // (path, is a folder): files in the wrong place, then bad folders.
+        for (bad, is_dir) in [
+            (&b"assets/ui/a.inkwidget"[..], false),
+            (b"assets/ui/cc.archive", false),
+            (b"tweaks/sub/cc.yaml", false),
+            (b"tweaks/cc.tweak", false),
+            (b"tweaks/cc.json", false),
+            (b"client/cc.yaml", false),
+            (b"client/sub/", true),
+            (b"./assets/", true),
+            (b"assets//x/", true),
+            (b"/assets/", true),
+            (b"assets/a:b/", true),
+            (b"assets/ends./", true),
         ] {
             assert!(
-                check_entry_path(bad, true).is_err(),
+                check_entry_path(bad, is_dir).is_err(),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );

@@ -292,6 +292,28 @@ impl RuntimeCache {
         Ok(path)
     }
 
+    /// Removes a stored bundle that no install uses (e.g. one whose content
+    /// was refused after it was downloaded), so a refusal leaves the cache as
+    /// it was; a bundle an installed plugin uses is kept. Returns whether it
+    /// was removed.
+    pub fn discard_bundle(&self, sha: &[u8; 32]) -> Result<bool, CacheError> {
+        let hex = hex::encode(sha);
+        for name in self.installed_names()? {
+            if read_record(&self.plugins_dir().join(&name)).is_ok_and(|r| r.sha256 == hex) {
+                return Ok(false);
+            }
+        }
+        let path = self.bundle_path(sha);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                crate::fsutil::sync_dir(&self.store_dir())?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err("removing", &path)(e)),
+        }
+    }
+
     /// Reads the install record of `name`, if it is installed.
     pub fn install_record(&self, name: &str) -> Result<Option<InstallRecord>, CacheError> {
         let dir = self.plugin_path(name)?;
@@ -431,8 +453,9 @@ pub(crate) fn list_names(dir: &Path) -> Result<Vec<String>, CacheError> {
         .collect())
 }
 
-/// Collects relative `/`-separated paths of every non-folder under `dir`.
-fn collect_files(dir: &Path, rel: &str, out: &mut Vec<String>) {
+/// Collects relative `/`-separated paths of every non-folder under `dir`
+/// (prefixed with `rel`); unreadable folders are skipped.
+pub(crate) fn collect_files(dir: &Path, rel: &str, out: &mut Vec<String>) {
     let Ok(iter) = fs::read_dir(dir) else {
         return;
     };

@@ -166,6 +166,9 @@ pub enum CacheError {
     /// The bundle itself was refused.
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// The bundle's game content (archives, `.xl`, tweaks) was refused.
+    #[error(transparent)]
+    Content(#[from] crate::content::ContentError),
     /// A file system operation in the cache failed.
     #[error(
         "runtime cache: {action} {path}: {source} (check permissions and free space, or run `shard-client cache clear`)"

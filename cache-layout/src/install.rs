@@ -11,6 +11,7 @@ use crate::cache::{
     InstallRecord, InstalledPlugin, MANIFEST_FILE, OLD_PREFIX, RuntimeCache, STAGING_PREFIX,
     validate_plugin_name, validate_version,
 };
+use crate::content::check_bundle_content;
 use crate::error::CacheError;
 use crate::fsutil::{io_err, nonce, remove_any, seal_read_only, sync_dir, unix_now, write_synced};
 
@@ -128,13 +129,18 @@ impl RuntimeCache {
         let unpacked = match bundle {
             Some(bytes) => {
                 let unpacked = unpack_bundle(bytes, &req.sha256)?;
+                check_bundle_content(req.plugin, &unpacked)?;
                 let path = self.bundle_path(&req.sha256);
                 if !path.is_file() {
                     crate::fsutil::write_atomic(&path, bytes)?;
                 }
                 unpacked
             }
-            None => unpack_bundle(&self.read_bundle(&req.sha256)?, &req.sha256)?,
+            None => {
+                let unpacked = unpack_bundle(&self.read_bundle(&req.sha256)?, &req.sha256)?;
+                check_bundle_content(req.plugin, &unpacked)?;
+                unpacked
+            }
         };
         stop(CrashPoint::AfterStored)?;
 

@@ -1,13 +1,15 @@
 //! `shard-cache`: the plugin bundle format and the client's on-disk
 //! `runtime_cache/` folder.
 //!
-//! A bundle is one plugin's `assets/**` and `client/*.reds`, packed as a
+//! A bundle is one plugin's `assets/**`, `tweaks/*` and `client/*.reds`, packed as a
 //! deterministic tar compressed with zstd (level 3) and identified by the
 //! SHA-256 of those bytes. The server packs with [`pack_plugin_dir`]; the client
 //! runtime checks untrusted bytes with [`unpack_bundle`] and keeps them in a
 //! [`RuntimeCache`]: a content-addressed `store/`, read-only `plugins/<name>/`
 //! installs swapped in atomically, resumable downloads in `partial/`, and
 //! pinned server keys in `known_servers` (see `README.md` beside this crate).
+//! [`check_bundle_content`] checks what the game will load from a bundle
+//! (archives, ArchiveXL `.xl`, TweakXL tweaks); `install` runs it too.
 //!
 //! Every cap comes from `shard_protocol::limits`. This crate never depends on
 //! `shard-server`, `shard-client` or `shard-reds`: both sides depend on it, and
@@ -17,6 +19,7 @@
 
 mod bundle;
 mod cache;
+pub mod content;
 mod error;
 mod fsutil;
 mod install;
@@ -24,14 +27,19 @@ mod known_servers;
 mod partial;
 
 pub use bundle::{
-    ASSET_EXTENSIONS, ASSETS_DIR, BUNDLE_ROOTS, BundleFile, CLIENT_DIR, CLIENT_EXTENSIONS,
-    PackedBundle, UnpackedBundle, check_entry_path, extension_allowed, is_windows_device_name,
-    pack_plugin_dir, sha256, unpack_bundle,
+    ASSET_EXTENSIONS, ASSET_FLAT_EXTENSIONS, ASSETS_DIR, BUNDLE_ROOTS, BundleFile, CLIENT_DIR,
+    CLIENT_EXTENSIONS, PackedBundle, TWEAK_EXTENSIONS, TWEAK_FORMAT_REFUSED, TWEAKS_DIR,
+    UnpackedBundle, check_entry_path, extension_allowed, is_windows_device_name, pack_plugin_dir,
+    sha256, unpack_bundle,
 };
 pub use cache::{
     InstallRecord, InstalledPlugin, KNOWN_SERVERS_FILE, MANIFEST_FILE, PARTIAL_DIR, PLUGINS_DIR,
     PluginReport, RuntimeCache, STORE_DIR, VerifyStatus, parse_sha256_hex, validate_plugin_name,
     validate_version,
+};
+pub use content::{
+    ArchiveFiles, ContentError, ContentReport, Diagnostic, GameResources, check_bundle_content,
+    game_resources,
 };
 pub use error::{BundleError, CacheError};
 pub use install::{CrashPoint, InstallRequest};

@@ -62,8 +62,8 @@ fn install_writes_files_record_and_lists() {
     assert_eq!(got.hash, b.sha256);
     let dir = cache.root().join("plugins/popup_zone");
     assert_eq!(
-        fs::read(dir.join("assets/ui/popup.inkwidget")).unwrap(),
-        b"widget v1"
+        fs::read(dir.join("assets/popup.archive")).unwrap(),
+        common::sample_archive("v1")
     );
     assert!(cache.has_bundle(&b.sha256));
     assert_eq!(cache.read_bundle(&b.sha256).unwrap(), b.bytes);
@@ -98,8 +98,8 @@ fn installed_files_and_folders_are_read_only() {
     for rel in [
         "",
         "assets",
-        "assets/ui",
-        "assets/ui/popup.inkwidget",
+        "assets/data",
+        "assets/popup.archive",
         "client/popup.reds",
         MANIFEST_FILE,
     ] {
@@ -121,7 +121,7 @@ fn reinstall_replaces_old_files_completely() {
     let t = tempfile::tempdir().unwrap();
     let b1 = packed(t.path(), "v1");
     let dir2 = t.path().join("v2/popup_zone");
-    common::write_files(&dir2, &[("assets/only_new.json", b"{}")]);
+    common::write_files(&dir2, &[("client/only_new.reds", b"class New {}")]);
     let b2 = pack_plugin_dir(&dir2).unwrap();
     let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
     cache.install(&req("1", &b1), &b1.bytes).unwrap();

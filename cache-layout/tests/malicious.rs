@@ -17,7 +17,7 @@ use tar::EntryType;
 fn refuse(bytes: &[u8], sha: [u8; 32]) -> BundleError {
     let t = tempfile::tempdir().unwrap();
     let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
-    let (good, good_sha) = seal(&raw_tar(&[file("assets/ok.json", b"{}")]));
+    let (good, good_sha) = seal(&raw_tar(&[file("client/ok.reds", b"class Ok {}")]));
     let req = |sha| InstallRequest {
         plugin: "evil",
         version: "1.0",
@@ -295,11 +295,11 @@ fn zstd_bomb_inside_a_file_entry_is_stopped_by_its_header_size() {
 fn many_files_summing_over_the_cap_are_refused() {
     let one = vec![b'a'; 8 * 1024 * 1024];
     let files: Vec<RawEntry> = (0..9)
-        .map(|i| file(&format!("assets/f{i}.txt"), &one))
+        .map(|i| file(&format!("assets/f{i}.json"), &one))
         .collect();
     let err = refuse_tar(&files);
     assert!(
-        matches!(&err, BundleError::UnpackedTooLarge { entry, .. } if entry == "assets/f8.txt"),
+        matches!(&err, BundleError::UnpackedTooLarge { entry, .. } if entry == "assets/f8.json"),
         "{err}"
     );
 }
@@ -319,7 +319,7 @@ fn random_corruption_never_panics() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let tar_bytes = raw_tar(&[
         file("assets/a.json", b"{\"a\":1}"),
-        file("assets/ui/w.inkwidget", &[3u8; 2000]),
+        file("assets/w.archive", &[3u8; 2000]),
         file("client/x.reds", b"class X {}"),
     ]);
     for i in 0..400 {

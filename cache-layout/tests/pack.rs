@@ -32,16 +32,13 @@ fn same_files_give_same_bytes_whatever_order_mtime_and_perms() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir_b.join("assets/ui"), fs::Permissions::from_mode(0o700)).unwrap();
+        fs::set_permissions(dir_b.join("assets/data"), fs::Permissions::from_mode(0o700)).unwrap();
     }
     let pa = pack_plugin_dir(&dir_a).unwrap();
     let pb = pack_plugin_dir(&dir_b).unwrap();
     assert_eq!(pa.bytes, pb.bytes);
     assert_eq!(pa.sha256, pb.sha256);
-    assert_eq!(
-        pa.entries, 8,
-        "assets, assets/data, assets/ui, client + 4 files"
-    );
+    assert_eq!(pa.entries, 7, "assets, assets/data, client + 4 files");
     // And packing twice gives the same result.
     assert_eq!(pack_plugin_dir(&dir_a).unwrap(), pa);
 }
@@ -61,10 +58,7 @@ fn pack_then_unpack_round_trips() {
         .collect();
     got.sort();
     assert_eq!(got, want);
-    assert_eq!(
-        un.dirs,
-        vec!["assets", "assets/data", "assets/ui", "client"]
-    );
+    assert_eq!(un.dirs, vec!["assets", "assets/data", "client"]);
     assert_eq!(un.unpacked_len, packed.unpacked_len);
     assert_eq!(packed.sha256_hex().len(), 64);
 }
@@ -90,7 +84,7 @@ fn over_cap_packed_bundle_names_plugin_and_sizes() {
     let dir = t.path().join("popup_zone");
     let mut noise = vec![0u8; (MAX_BUNDLE_PACKED + MAX_BUNDLE_PACKED / 5) as usize];
     rand::thread_rng().fill_bytes(&mut noise);
-    write_files(&dir, &[("assets/big.xbm", &noise)]);
+    write_files(&dir, &[("assets/big.archive", &noise)]);
     let err = pack_plugin_dir(&dir).unwrap_err();
     assert!(matches!(err, BundleError::PackedTooLarge { .. }), "{err}");
     let msg = err.to_string();
@@ -109,10 +103,7 @@ fn packing_refuses_disallowed_extension_with_path() {
         "{err}"
     );
     assert!(err.to_string().contains("tool.exe"), "{err}");
-    assert!(
-        err.to_string().contains(".inkwidget"),
-        "lists allowed: {err}"
-    );
+    assert!(err.to_string().contains(".archive"), "lists allowed: {err}");
 }
 
 #[test]
@@ -147,9 +138,18 @@ fn packing_refuses_symlinks_with_path() {
 #[test]
 fn extension_allowlist_is_per_folder() {
     use shard_cache::extension_allowed;
-    assert!(extension_allowed("assets/a/b.ent"));
-    assert!(extension_allowed("assets/x.streamingsector"));
+    assert!(extension_allowed("assets/a/b.json"));
+    assert!(extension_allowed("assets/a/b.csv"));
+    assert!(extension_allowed("assets/x.archive"));
+    assert!(extension_allowed("assets/x.archive.xl"));
+    assert!(extension_allowed("tweaks/x.yaml"));
+    assert!(extension_allowed("tweaks/x.yml"));
     assert!(extension_allowed("client/x.reds"));
+    assert!(!extension_allowed("assets/a/x.archive"));
+    assert!(!extension_allowed("assets/x.streamingsector"));
+    assert!(!extension_allowed("assets/a/b.ent"));
+    assert!(!extension_allowed("tweaks/x.tweak"));
+    assert!(!extension_allowed("tweaks/a/x.yaml"));
     assert!(!extension_allowed("assets/x.reds"));
     assert!(!extension_allowed("client/x.json"));
     assert!(!extension_allowed("assets/x.png"));
@@ -185,7 +185,7 @@ fn system_tar_reads_the_bundle_with_fixed_metadata() {
     );
     let listing = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = listing.lines().collect();
-    assert_eq!(lines.len(), 8, "{listing}");
+    assert_eq!(lines.len(), 7, "{listing}");
     for line in &lines {
         assert!(line.contains(" 0/0 "), "{line}");
         assert!(line.contains("1970-01-01"), "{line}");
@@ -195,5 +195,5 @@ fn system_tar_reads_the_bundle_with_fixed_metadata() {
         );
     }
     assert!(lines[0].ends_with(" assets/"), "{listing}");
-    assert!(lines[7].ends_with(" client/popup.reds"), "{listing}");
+    assert!(lines[6].ends_with(" client/popup.reds"), "{listing}");
 }

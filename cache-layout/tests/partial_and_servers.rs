@@ -10,7 +10,10 @@ fn bundle() -> (Vec<u8>, [u8; 32]) {
     use rand::{RngCore, SeedableRng};
     let mut noise = vec![0u8; CHUNK_SIZE * 3];
     rand::rngs::StdRng::seed_from_u64(1).fill_bytes(&mut noise);
-    seal(&raw_tar(&[file("assets/noise.xbm", &noise)]))
+    let archive = shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\noise.mesh", noise)
+        .build();
+    seal(&raw_tar(&[file("assets/noise.archive", &archive)]))
 }
 
 #[test]

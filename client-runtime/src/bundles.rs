@@ -43,6 +43,11 @@ pub enum BundleWork {
         /// Bytes.
         data: Vec<u8>,
     },
+    /// The server removed a plugin.
+    Removed {
+        /// Plugin.
+        plugin_id: u16,
+    },
 }
 
 /// What the receiver knows of one announced plugin.
@@ -72,6 +77,8 @@ pub struct BundleReceiver {
     outgoing: mpsc::Sender<ClientMsg>,
     dispatcher: Arc<Mutex<Dispatcher>>,
     stats: Arc<TransferStats>,
+    /// Something was installed, refused or removed since the last `BundlesSettled`.
+    unsettled: bool,
 }
 
 fn hex(sha: &[u8; 32]) -> String {
@@ -96,12 +103,29 @@ impl BundleReceiver {
             outgoing,
             dispatcher,
             stats,
+            unsettled: false,
         }
     }
 
-    /// Runs until every sender of `work` is gone.
+    /// Runs until every sender of `work` is gone. Whenever the queue runs
+    /// dry with every announced bundle done, a batch ends: one
+    /// `BundlesSettled` event if anything was installed, refused or removed.
     pub fn run(mut self, mut work: mpsc::Receiver<BundleWork>) {
-        while let Some(w) = work.blocking_recv() {
+        loop {
+            let w = match work.try_recv() {
+                Ok(w) => w,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    self.settle();
+                    match work.blocking_recv() {
+                        Some(w) => w,
+                        None => return,
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.settle();
+                    return;
+                }
+            };
             match w {
                 BundleWork::Announce {
                     plugin_id,
@@ -116,7 +140,27 @@ impl BundleReceiver {
                     chunk_id,
                     data,
                 } => self.chunk(plugin_id, len, chunk_id, &data),
+                BundleWork::Removed { plugin_id } => self.removed(plugin_id),
             }
+        }
+    }
+
+    /// Ends a batch if one is open and nothing announced is still pending.
+    fn settle(&mut self) {
+        if self.unsettled && self.wanted.values().all(|w| w.done) {
+            self.unsettled = false;
+            self.emit(ClientEvent::BundlesSettled);
+        }
+    }
+
+    /// Forgets a removed plugin and reports it (its install stays in the cache).
+    fn removed(&mut self, plugin_id: u16) {
+        if let Some(w) = self.wanted.remove(&plugin_id) {
+            self.unsettled = true;
+            self.emit(ClientEvent::PluginRemoved {
+                plugin_id,
+                name: w.name,
+            });
         }
     }
 
@@ -232,7 +276,11 @@ impl BundleReceiver {
         };
         let rpc_names = match self.check_scripts(&w) {
             Ok(names) => names,
-            Err(e) => return self.fail(plugin_id, &e),
+            Err(e) => {
+                // A refused download leaves the cache as it was (an installed bundle is kept).
+                let _ = self.cache.discard_bundle(&w.sha256);
+                return self.fail(plugin_id, &e);
+            }
         };
         let previous = self.cache.installed_hash(&w.name);
         if previous != Some(w.sha256) {
@@ -243,6 +291,11 @@ impl BundleReceiver {
                 sha256: w.sha256,
             };
             if let Err(e) = self.cache.install_from_store(&req) {
+                if matches!(e, shard_cache::CacheError::Content(_)) {
+                    // Refused content leaves the cache as it was before the download.
+                    let _ = self.cache.discard_bundle(&w.sha256);
+                    return self.fail(plugin_id, &format!("refused: {e}"));
+                }
                 return self.fail(plugin_id, &format!("install failed: {e}"));
             }
         }
@@ -254,6 +307,7 @@ impl BundleReceiver {
         if let Some(m) = self.wanted.get_mut(&plugin_id) {
             m.done = true;
         }
+        self.unsettled = true;
         let path = self
             .cache
             .plugin_path(&w.name)
@@ -311,6 +365,7 @@ impl BundleReceiver {
             return;
         };
         w.done = true;
+        self.unsettled = true;
         let (name, sha256) = (w.name.clone(), w.sha256);
         warn!(plugin = %name, "bundle not installed: {error}");
         self.emit(ClientEvent::BundleFailed {

@@ -153,6 +153,17 @@ pub enum ClientEvent {
         /// Why.
         error: String,
     },
+    /// The server removed a plugin; its resources are unloaded at the end of the batch.
+    PluginRemoved {
+        /// Session plugin id.
+        plugin_id: u16,
+        /// Plugin name.
+        name: String,
+    },
+    /// Every announced bundle is installed or refused and no work is queued:
+    /// the end of a batch, where one `load_resources` request is made if
+    /// anything changed.
+    BundlesSettled,
     /// The server closed the session with a reason.
     Kick {
         /// Why.

@@ -5,10 +5,11 @@
 //! Two implementations live here: [`HeadlessGame`] records (and optionally
 //! prints) each call, and [`QueuedGame`] turns each call into one JSON event
 //! the game polls through `shard_client_poll_event`. [`ReloadTracker`] holds
-//! the script-reload policy: reload a plugin folder only when its installed
-//! hash changed.
+//! the reload policy: reload a plugin folder's scripts only when its
+//! installed hash changed, and ask the game to (re)load or unload archives,
+//! `.xl` and tweaks once per batch of installs, only when they changed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -21,6 +22,9 @@ pub trait Game {
     /// Reloads pushed scripts from `dir` (`runtime_cache/plugins/<plugin>/`),
     /// because a new bundle for `plugin` was just installed there.
     fn reload_scripts(&mut self, plugin: &str, dir: &Path);
+    /// (Re)loads and unloads game content (archives with their `.xl`,
+    /// TweakXL tweaks), once per batch of installs in which some changed.
+    fn load_resources(&mut self, request: &LoadResources);
     /// Invokes the handler a script registered for RPC `name` of `plugin`,
     /// because the server sent it and the dispatcher let it through.
     fn rpc(&mut self, plugin_id: u16, plugin: &str, name: &str, json: &str);
@@ -37,6 +41,42 @@ pub trait Game {
     /// Any other session event (welcome, chat, peers, errors), which the game
     /// shows but which needs no world change.
     fn notify(&mut self, event: &ClientEvent);
+}
+
+/// One plugin's game content in a [`LoadResources`] request; paths are
+/// absolute (inside `runtime_cache/plugins/<plugin>/`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginResources {
+    /// Plugin name.
+    pub plugin: String,
+    /// Its installed folder.
+    pub dir: PathBuf,
+    /// Archives (from `assets/`) with their `.xl`.
+    pub archives: Vec<shard_cache::ArchiveFiles>,
+    /// TweakXL files (from `tweaks/`).
+    pub tweaks: Vec<PathBuf>,
+}
+
+/// What the game must change after a batch of installs: plugins whose
+/// content to load (replacing whatever it loaded for them before) and
+/// plugins whose content to unload. See `client-runtime/README.md`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LoadResources {
+    /// Content to (re)load, by plugin name.
+    pub load: Vec<PluginResources>,
+    /// Content to unload (as it was loaded), by plugin name.
+    pub unload: Vec<PluginResources>,
+}
+
+impl LoadResources {
+    /// The request as the one JSON event the game polls.
+    pub fn to_json(&self) -> String {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = v.as_object_mut() {
+            map.insert("event".into(), "load_resources".into());
+        }
+        v.to_string()
+    }
 }
 
 /// An entity the server asks the game to spawn (bundled so the trait method
@@ -90,9 +130,11 @@ pub fn route(event: ClientEvent, game: &mut dyn Game) {
     }
 }
 
-/// Like [`route`], and a `BundleInstalled` event also goes through
-/// `tracker`, so the game reloads that plugin's scripts only when the
-/// installed hash changed (the event itself is still passed on).
+/// Like [`route`], and bundle events also go through `tracker`: a
+/// `BundleInstalled` reloads that plugin's scripts only when the installed
+/// hash changed, `PluginRemoved` marks its content for unloading, and
+/// `BundlesSettled` ends the batch with at most one `load_resources` request,
+/// made just before the event itself is passed on.
 pub fn route_with_reloads(
     event: ClientEvent,
     cache_root: &Path,
@@ -105,9 +147,21 @@ pub fn route_with_reloads(
         }
         _ => None,
     };
+    let removed = match &event {
+        ClientEvent::PluginRemoved { name, .. } => Some(name.clone()),
+        _ => None,
+    };
+    // The load request goes before `bundles_settled`, so the game can apply
+    // the batch's content first and its script reloads after it.
+    if matches!(event, ClientEvent::BundlesSettled) {
+        tracker.settled(cache_root, game);
+    }
     route(event, game);
     if let Some((name, hash)) = installed {
         tracker.installed(cache_root, &name, hash, game);
+    }
+    if let Some(name) = removed {
+        tracker.removed(&name);
     }
 }
 
@@ -115,9 +169,22 @@ pub fn route_with_reloads(
 /// installed for that plugin differs from the last one reloaded, so a
 /// reinstall of the same bundle, a rejoin, or a burst of announcements never
 /// reloads twice.
+///
+/// It also keeps what game content each plugin has loaded: installs mark a
+/// plugin to look at, and at the end of the batch (`BundlesSettled`) one
+/// `load_resources` request lists every plugin whose archives, `.xl` or
+/// tweaks differ from what the game has, and those of removed plugins.
 #[derive(Debug, Default, Clone)]
 pub struct ReloadTracker {
     last: HashMap<String, [u8; 32]>,
+    /// Bundle hash whose content was last looked at, per plugin.
+    seen: HashMap<String, [u8; 32]>,
+    /// What the game was asked to load, with the digest of those files.
+    loaded: HashMap<String, ([u8; 32], PluginResources)>,
+    /// Plugins to look at when the batch ends.
+    changed: BTreeSet<String>,
+    /// Plugins removed in this batch.
+    gone: BTreeSet<String>,
 }
 
 impl ReloadTracker {
@@ -136,6 +203,11 @@ impl ReloadTracker {
         hash: [u8; 32],
         game: &mut dyn Game,
     ) -> bool {
+        if self.seen.get(plugin) != Some(&hash) {
+            self.seen.insert(plugin.to_string(), hash);
+            self.changed.insert(plugin.to_string());
+            self.gone.remove(plugin);
+        }
         if self.last.get(plugin) == Some(&hash) {
             return false;
         }
@@ -144,9 +216,60 @@ impl ReloadTracker {
         true
     }
 
-    /// Forgets a removed plugin, so installing it again later reloads it.
+    /// Forgets a removed plugin, so installing it again later reloads it,
+    /// and marks its game content for unloading at the end of the batch.
     pub fn removed(&mut self, plugin: &str) {
         self.last.remove(plugin);
+        self.seen.remove(plugin);
+        self.changed.remove(plugin);
+        self.gone.insert(plugin.to_string());
+    }
+
+    /// Ends a batch: asks `game` once to load what changed and unload what
+    /// went, if anything did; returns whether it asked.
+    pub fn settled(&mut self, cache_root: &Path, game: &mut dyn Game) -> bool {
+        let mut request = LoadResources::default();
+        for plugin in std::mem::take(&mut self.changed) {
+            let dir = plugin_dir(cache_root, &plugin);
+            let found = match shard_cache::game_resources(&dir) {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(plugin = %plugin, error = %e, "cannot list the plugin's game content");
+                    continue;
+                }
+            };
+            if found.is_empty() {
+                if let Some((_, was)) = self.loaded.remove(&plugin) {
+                    request.unload.push(was);
+                }
+                continue;
+            }
+            if self
+                .loaded
+                .get(&plugin)
+                .is_some_and(|(d, _)| *d == found.digest)
+            {
+                continue;
+            }
+            let res = PluginResources {
+                plugin: plugin.clone(),
+                dir,
+                archives: found.archives,
+                tweaks: found.tweaks,
+            };
+            self.loaded.insert(plugin, (found.digest, res.clone()));
+            request.load.push(res);
+        }
+        for plugin in std::mem::take(&mut self.gone) {
+            if let Some((_, was)) = self.loaded.remove(&plugin) {
+                request.unload.push(was);
+            }
+        }
+        if request.load.is_empty() && request.unload.is_empty() {
+            return false;
+        }
+        game.load_resources(&request);
+        true
     }
 }
 
@@ -167,6 +290,8 @@ pub enum GameCall {
         /// Folder reloaded.
         dir: PathBuf,
     },
+    /// `load_resources`.
+    LoadResources(LoadResources),
     /// `rpc`.
     Rpc {
         /// Plugin id.
@@ -243,6 +368,9 @@ impl Game for HeadlessGame {
             plugin: plugin.to_string(),
             dir: dir.to_path_buf(),
         });
+    }
+    fn load_resources(&mut self, request: &LoadResources) {
+        self.record(GameCall::LoadResources(request.clone()));
     }
     fn rpc(&mut self, plugin_id: u16, plugin: &str, name: &str, json: &str) {
         self.record(GameCall::Rpc {
@@ -323,6 +451,9 @@ impl Game for QueuedGame {
             "dir": dir.to_string_lossy(),
         });
         self.queue.push_back(json.to_string());
+    }
+    fn load_resources(&mut self, request: &LoadResources) {
+        self.queue.push_back(request.to_json());
     }
     fn rpc(&mut self, plugin_id: u16, plugin: &str, name: &str, json: &str) {
         self.push(ClientEvent::Rpc {
@@ -485,5 +616,41 @@ mod tests {
         assert_eq!(v["event"], "reload_scripts");
         assert_eq!(v["plugin"], "hexbar");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn the_load_request_comes_before_bundles_settled_in_the_queue() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = plugin_dir(root.path(), "cc");
+        std::fs::create_dir_all(dir.join("assets")).unwrap_or_default();
+        std::fs::write(dir.join("assets/cc.archive"), b"x").unwrap_or_default();
+        let mut t = ReloadTracker::new();
+        let mut q = QueuedGame::new();
+        let installed = ClientEvent::BundleInstalled {
+            plugin_id: 1,
+            name: "cc".into(),
+            version: "1".into(),
+            sha256: "aa".repeat(32),
+            path: dir.display().to_string(),
+            changed: true,
+            rpcs: vec![],
+        };
+        route_with_reloads(installed, root.path(), &mut t, &mut q);
+        route_with_reloads(ClientEvent::BundlesSettled, root.path(), &mut t, &mut q);
+        let kinds: Vec<String> = std::iter::from_fn(|| q.pop())
+            .map(|j| {
+                let v: serde_json::Value = serde_json::from_str(&j).unwrap_or_default();
+                v["event"].as_str().unwrap_or_default().to_owned()
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "bundle_installed",
+                "reload_scripts",
+                "load_resources",
+                "bundles_settled"
+            ]
+        );
     }
 }

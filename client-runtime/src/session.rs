@@ -346,6 +346,14 @@ async fn read_loop(conn: quinn::Connection, mut recv: quinn::RecvStream, reader:
                         return;
                     }
                 }
+                if let ServerMsg::PluginRemoved { plugin_id } = &msg {
+                    let w = BundleWork::Removed {
+                        plugin_id: *plugin_id,
+                    };
+                    if work.send(w).await.is_err() {
+                        return;
+                    }
+                }
                 let evs = {
                     let mut d = dispatcher.lock().unwrap_or_else(|p| p.into_inner());
                     translate(msg, &mut d)

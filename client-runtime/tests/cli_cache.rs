@@ -20,6 +20,15 @@ fn cache_ls_verify_and_clear_serve_modders() {
     let plugin = tmp.path().join("hud");
     std::fs::create_dir_all(plugin.join("assets/ui")).unwrap();
     std::fs::write(plugin.join("assets/ui/hud.json"), b"{\"a\":1}").unwrap();
+    let archive = shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\hud\\hud.inkwidget", b"widget".to_vec())
+        .build();
+    std::fs::write(plugin.join("assets/hud.archive"), archive).unwrap();
+    std::fs::write(
+        plugin.join("assets/hud.archive.xl"),
+        "localization:\n  onscreens:\n    en-us: ui\\hud.json\n",
+    )
+    .unwrap();
     let packed = shard_cache::pack_plugin_dir(&plugin).unwrap();
     let cache_dir = tmp.path().join("cache");
     let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();

@@ -149,3 +149,205 @@ fn a_bundle_that_arrives_corrupt_twice_is_reported_and_not_installed() {
             .is_none()
     );
 }
+
+/// Every file under `root` with its contents (folders as `None`).
+fn snapshot(root: &std::path::Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            if p.is_dir() {
+                out.insert(rel, None);
+                stack.push(p);
+            } else {
+                out.insert(rel, Some(std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// A plugin bundle with an archive, its `.xl` and a tweak (`tweak` is its text).
+fn content_bundle(name: &str, tweak: &str) -> shard_cache::PackedBundle {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join(name);
+    std::fs::create_dir_all(dir.join("assets")).unwrap();
+    std::fs::create_dir_all(dir.join("tweaks")).unwrap();
+    let archive = shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\shard\\room.streamingsector", format!("{name} room"))
+        .build();
+    std::fs::write(dir.join(format!("assets/{name}.archive")), archive).unwrap();
+    std::fs::write(
+        dir.join(format!("assets/{name}.archive.xl")),
+        "streaming:\n  sectors:\n    - path: base\\shard\\room.streamingsector\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("tweaks/add.yaml"), tweak).unwrap();
+    shard_cache::pack_plugin_dir(&dir).unwrap()
+}
+
+fn announce(plugin_id: u16, name: &str, b: &shard_cache::PackedBundle) -> BundleWork {
+    BundleWork::Announce {
+        plugin_id,
+        name: name.into(),
+        version: "1".into(),
+        sha256: b.sha256,
+        len: b.bytes.len() as u64,
+    }
+}
+
+fn chunks(plugin_id: u16, b: &shard_cache::PackedBundle) -> Vec<BundleWork> {
+    b.bytes
+        .chunks(shard_protocol::limits::CHUNK_SIZE)
+        .enumerate()
+        .map(|(i, data)| BundleWork::Chunk {
+            plugin_id,
+            len: b.bytes.len() as u64,
+            chunk_id: i as u32,
+            data: data.to_vec(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_tweak_that_changes_vanilla_is_refused_after_download_and_the_cache_is_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache_dir = tmp.path().join("cache");
+    let good = content_bundle("cc", "Vehicle.shard_cc_van:\n  $base: Vehicle.v_van\n");
+    let (events, _) = run_receiver(
+        &cache_dir,
+        [vec![announce(1, "cc", &good)], chunks(1, &good)]
+            .into_iter()
+            .flatten()
+            .collect(),
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BundleInstalled { .. })),
+        "{events:?}"
+    );
+    let before = snapshot(&cache_dir);
+    // A server pushes a new version that rebalances a vanilla weapon.
+    let evil = content_bundle(
+        "cc",
+        "Items.Preset_Katana_Default:\n  quality: Quality.Legendary\n",
+    );
+    let (events, sent) = run_receiver(
+        &cache_dir,
+        [vec![announce(1, "cc", &evil)], chunks(1, &evil)]
+            .into_iter()
+            .flatten()
+            .collect(),
+    );
+    let error = events
+        .iter()
+        .find_map(|e| match e {
+            ClientEvent::BundleFailed { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .expect("a bundle_failed event");
+    assert!(
+        error.contains("tweaks/add.yaml:1: [tweak-record]"),
+        "{error}"
+    );
+    assert!(
+        matches!(
+            sent.last(),
+            Some(ClientMsg::BundleInstalled { ok: false, .. })
+        ),
+        "{sent:?}"
+    );
+    assert_eq!(
+        snapshot(&cache_dir),
+        before,
+        "the refusal changed the cache"
+    );
+    assert!(matches!(events.last(), Some(ClientEvent::BundlesSettled)));
+}
+
+#[test]
+fn one_load_request_per_batch_only_when_content_changed_and_unload_on_removal() {
+    use shard_client::game::{GameCall, HeadlessGame, ReloadTracker, route_with_reloads};
+    let tmp = tempfile::tempdir().unwrap();
+    let cache_dir = tmp.path().join("cache");
+    let a = content_bundle(
+        "alpha",
+        "Vehicle.shard_alpha_van:\n  $base: Vehicle.v_van\n",
+    );
+    let b = content_bundle(
+        "beta",
+        "Items.shard_beta_blade:\n  $base: Items.Preset_Katana_Default\n",
+    );
+    let mut tracker = ReloadTracker::new();
+    let mut game = HeadlessGame::new();
+    let mut play = |work: Vec<BundleWork>, game: &mut HeadlessGame| {
+        let (events, _) = run_receiver(&cache_dir, work);
+        for ev in events {
+            route_with_reloads(ev, &cache_dir, &mut tracker, game);
+        }
+    };
+    let loads = |g: &HeadlessGame| -> Vec<shard_client::game::LoadResources> {
+        g.calls
+            .iter()
+            .filter_map(|c| match c {
+                GameCall::LoadResources(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // Cold: both announced, then both downloaded; one request lists both.
+    let cold = [
+        vec![announce(1, "alpha", &a), announce(2, "beta", &b)],
+        chunks(1, &a),
+        chunks(2, &b),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    play(cold, &mut game);
+    let got = loads(&game);
+    assert_eq!(got.len(), 1, "{:?}", game.calls);
+    let names: Vec<&str> = got[0].load.iter().map(|p| p.plugin.as_str()).collect();
+    assert_eq!(names, vec!["alpha", "beta"]);
+    let alpha = &got[0].load[0];
+    assert!(
+        alpha.archives[0]
+            .archive
+            .ends_with("plugins/alpha/assets/alpha.archive")
+    );
+    assert!(
+        alpha.archives[0]
+            .xl
+            .as_ref()
+            .is_some_and(|x| x.ends_with("plugins/alpha/assets/alpha.archive.xl"))
+    );
+    assert!(alpha.tweaks[0].ends_with("plugins/alpha/tweaks/add.yaml"));
+    assert!(got[0].unload.is_empty());
+    // Warm rejoin with the same game: nothing changed, no request.
+    game.calls.clear();
+    play(
+        vec![announce(1, "alpha", &a), announce(2, "beta", &b)],
+        &mut game,
+    );
+    assert!(loads(&game).is_empty(), "{:?}", game.calls);
+    // beta is removed: one request that unloads it.
+    play(
+        vec![
+            announce(2, "beta", &b),
+            BundleWork::Removed { plugin_id: 2 },
+        ],
+        &mut game,
+    );
+    let got = loads(&game);
+    assert_eq!(got.len(), 1, "{:?}", game.calls);
+    assert!(got[0].load.is_empty());
+    assert_eq!(got[0].unload[0].plugin, "beta");
+    // The event JSON the DLL queues carries the same lists.
+    let json: serde_json::Value = serde_json::from_str(&got[0].to_json()).unwrap();
+    assert_eq!(json["event"], "load_resources");
+    assert_eq!(json["unload"][0]["plugin"], "beta");
+    assert!(json["unload"][0]["archives"][0]["xl"].is_string());
+}

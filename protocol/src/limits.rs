@@ -86,3 +86,31 @@ pub const DEFAULT_CHAT_PER_SEC: u32 = 5;
 
 /// Position datagrams a client may send per second before extra ones are dropped.
 pub const DEFAULT_DATAGRAMS_PER_SEC: u32 = 60;
+
+/// Most files one `.archive` (RDAR) may list, so a crafted file table cannot
+/// make a checker or the game allocate for millions of entries.
+pub const MAX_ARCHIVE_FILES: usize = 4096;
+
+/// Most data segments one `.archive` may list (a file has one or more).
+pub const MAX_ARCHIVE_SEGMENTS: usize = 16 * 1024;
+
+/// Most resource dependencies one `.archive` may list.
+pub const MAX_ARCHIVE_DEPENDENCIES: usize = 16 * 1024;
+
+/// Largest total uncompressed size the segments of one `.archive` may
+/// declare (what the game would inflate), so a small archive cannot claim
+/// gigabytes.
+pub const MAX_ARCHIVE_UNPACKED: u64 = 256 * 1024 * 1024;
+
+/// Largest YAML file (`.xl` or tweak) a bundle may carry, in bytes.
+pub const MAX_YAML_BYTES: usize = 256 * 1024;
+
+/// Deepest nesting of mappings and sequences in a bundled YAML file.
+pub const MAX_YAML_DEPTH: usize = 32;
+
+/// Most nodes a bundled YAML file may hold once its aliases are expanded,
+/// so an alias bomb stops here.
+pub const MAX_YAML_NODES: usize = 20_000;
+
+/// Most aliases (`*name`) a bundled YAML file may use.
+pub const MAX_YAML_ALIASES: usize = 64;

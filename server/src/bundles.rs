@@ -27,6 +27,8 @@ pub struct ServedBundle {
     pub rpc_whitelist: Vec<u32>,
     /// The RPC names themselves (for authors and logs).
     pub rpc_names: Vec<String>,
+    /// What the game will load from it: archives with their `.xl`, data files, tweaks.
+    pub content: shard_cache::ContentReport,
 }
 
 impl ServedBundle {
@@ -81,10 +83,13 @@ impl CatalogState {
 /// The catalog shared by the plugin host's load hook and the simulation.
 pub type Catalog = Rc<RefCell<CatalogState>>;
 
-/// Packs a plugin's bundle folder and checks its client scripts against the
-/// sandbox policy; the error is what the plugin author needs to read.
+/// Packs a plugin's bundle folder, checks its game content (archives, `.xl`,
+/// tweaks) with the same shard-cache check clients run before installing,
+/// and its client scripts against the sandbox policy; the error is what the
+/// plugin author needs to read.
 pub fn build_bundle(name: &str, version: &str, bundle_dir: &Path) -> Result<ServedBundle, String> {
     let packed = shard_cache::pack_plugin_dir(bundle_dir).map_err(|e| e.to_string())?;
+    let content = check_content(name, bundle_dir, &packed)?;
     let rpc_names = check_client_scripts(bundle_dir)?;
     Ok(ServedBundle {
         name: name.to_string(),
@@ -93,6 +98,29 @@ pub fn build_bundle(name: &str, version: &str, bundle_dir: &Path) -> Result<Serv
         bytes: Bytes::from(packed.bytes),
         rpc_whitelist: shard_reds::rpc_whitelist(&rpc_names),
         rpc_names,
+        content,
+    })
+}
+
+/// Runs the content check on the packed bundle exactly as a client will;
+/// diagnostics are prefixed with the bundle folder so authors find the file.
+fn check_content(
+    name: &str,
+    bundle_dir: &Path,
+    packed: &shard_cache::PackedBundle,
+) -> Result<shard_cache::ContentReport, String> {
+    let unpacked =
+        shard_cache::unpack_bundle(&packed.bytes, &packed.sha256).map_err(|e| e.to_string())?;
+    shard_cache::check_bundle_content(name, &unpacked).map_err(|e| {
+        let lines: Vec<String> = e
+            .diagnostics
+            .iter()
+            .map(|d| format!("{}/{d}", bundle_dir.display()))
+            .collect();
+        format!(
+            "bundle content breaks the content policy:\n{}",
+            lines.join("\n")
+        )
     })
 }
 
@@ -142,6 +170,16 @@ impl PluginLoadHook for BundleHook {
         bundle_dir: &Path,
     ) -> Result<(), String> {
         let bundle = build_bundle(name, version, bundle_dir)?;
+        let c = &bundle.content;
+        tracing::info!(
+            plugin = name,
+            bytes = bundle.bytes.len(),
+            archives = c.archives.len(),
+            xl = c.archives.iter().filter(|a| a.xl.is_some()).count(),
+            tweaks = c.tweaks.len(),
+            scripts_rpcs = bundle.rpc_names.len(),
+            "bundle checked"
+        );
         self.catalog.borrow_mut().insert(name, bundle);
         Ok(())
     }

@@ -36,9 +36,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Check a plugin's bundle as the server would at load: packs
-    /// `<stem>/assets` and `<stem>/client`, runs the REDscript sandbox policy
-    /// on the client scripts, prints diagnostics (file:line:col [rule]) or a
-    /// summary; exits 1 on a violation.
+    /// `<stem>/assets`, `<stem>/tweaks` and `<stem>/client`, checks archives,
+    /// ArchiveXL `.xl` and TweakXL tweaks, runs the REDscript sandbox policy
+    /// on the client scripts, prints diagnostics (file:line [rule]) or a
+    /// summary of archives, `.xl`, data files, tweaks and RPCs; exits 1 on a
+    /// violation.
     CheckPlugin {
         /// The plugin's `.py` file, or its bundle folder.
         path: PathBuf,
@@ -86,6 +88,19 @@ fn check_plugin(path: &std::path::Path) -> anyhow::Result<()> {
                 b.bytes.len(),
                 b.rpc_names
             );
+            for a in &b.content.archives {
+                let xl = a.xl.as_deref().unwrap_or("no .xl");
+                println!("  archive {} ({} files) with {xl}", a.path, a.files);
+            }
+            for d in &b.content.data_files {
+                println!("  data {d}");
+            }
+            for t in &b.content.tweaks {
+                println!(
+                    "  tweak {}: adds records {:?}, flats {:?}",
+                    t.path, t.adds.records, t.adds.flats
+                );
+            }
             Ok(())
         }
         Err(e) => {

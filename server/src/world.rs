@@ -15,6 +15,21 @@ use tracing::{debug, warn};
 use crate::plugin::events::{Despawned, GameEvent, Spawned};
 use crate::tuning::PEER_QUEUE_PLUGIN_SHARE;
 
+/// Vehicle names from before vehicles were TweakDB records, each with the
+/// record id it now means; `spawn_vehicle("veh_commandcenter", …)` still
+/// spawns mobile_cc's command centre, so older plugins and docs keep working.
+pub const VEHICLE_ALIASES: &[(&str, &str)] =
+    &[("veh_commandcenter", "Vehicle.shard_mobile_cc_commandcenter")];
+
+/// The TweakDB record id a vehicle template names: its alias target, or the
+/// template itself.
+pub fn vehicle_record(template: &str) -> &str {
+    VEHICLE_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == template)
+        .map_or(template, |(_, record)| record)
+}
+
 /// What the simulation sends to a connection task.
 #[derive(Debug)]
 pub enum Outbound {
@@ -309,7 +324,9 @@ impl World {
         true
     }
 
-    /// Spawns an entity and shows it to the peers in its phase.
+    /// Spawns an entity and shows it to the peers in its phase. A vehicle's
+    /// template is its TweakDB record id; an old template name listed in
+    /// [`VEHICLE_ALIASES`] is replaced by its record id first.
     pub fn spawn(
         &mut self,
         kind: EntityKind,
@@ -319,6 +336,10 @@ impl World {
         phase: u32,
         owner: Owner,
     ) -> u32 {
+        let template = match kind {
+            EntityKind::Vehicle => vehicle_record(template),
+            EntityKind::Npc => template,
+        };
         let id = self.next_entity;
         self.next_entity = self.next_entity.wrapping_add(1).max(1);
         let e = Entity {
@@ -586,5 +607,46 @@ impl crate::plugin::GameWorld for World {
         self.peers
             .get(&peer)
             .is_some_and(|p| p.out.capacity() > reserve)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_old_vehicle_name_spawns_the_tweakdb_record() {
+        let mut w = World::new();
+        let mut spawn = |kind, template: &str| {
+            let id = w.spawn(
+                kind,
+                template,
+                Vec3::new(0.0, 0.0, 0.0),
+                0.0,
+                0,
+                Owner::Plugin("mobile_cc".into()),
+            );
+            w.entities[&id].template.clone()
+        };
+        assert_eq!(
+            spawn(EntityKind::Vehicle, "veh_commandcenter"),
+            "Vehicle.shard_mobile_cc_commandcenter"
+        );
+        assert_eq!(
+            spawn(EntityKind::Vehicle, "Vehicle.v_standard2_thorton_colby"),
+            "Vehicle.v_standard2_thorton_colby"
+        );
+        // Only vehicles have aliases: an NPC template is kept as given.
+        assert_eq!(
+            spawn(EntityKind::Npc, "veh_commandcenter"),
+            "veh_commandcenter"
+        );
+        // Plugins see the record id in OnVehicleSpawn too.
+        let events = w.take_events();
+        assert!(
+            matches!(&events[0], GameEvent::VehicleSpawn(s)
+                if s.template == "Vehicle.shard_mobile_cc_commandcenter"),
+            "{events:?}"
+        );
     }
 }

@@ -105,3 +105,53 @@ fn check_plugin_prints_diagnostics_for_authors() {
         "{stdout}"
     );
 }
+
+/// Runs `shard-server check-plugin PATH`; returns success and stdout.
+fn check_plugin(path: &std::path::Path) -> (bool, String) {
+    let out = server().arg("check-plugin").arg(path).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn check_plugin_reports_archives_xl_and_tweaks_and_refuses_vanilla_changes() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let (ok, stdout) = check_plugin(&repo.join("plugins/mobile_cc.py"));
+    assert!(ok, "{stdout}");
+    assert!(
+        stdout.contains(
+            "archive assets/mobile_cc.archive (2 files) with assets/mobile_cc.archive.xl"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "tweak tweaks/commandcenter.yaml: adds records [\"Vehicle.shard_mobile_cc_commandcenter\"]"
+        ),
+        "{stdout}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("op/tweaks")).unwrap();
+    std::fs::write(
+        dir.path().join("op/tweaks/katana.yaml"),
+        "# make every katana legendary\nItems.Preset_Katana_Default:\n  quality: Quality.Legendary\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("op/tweaks/old.tweak"), "x").unwrap();
+    let (ok, stdout) = check_plugin(&dir.path().join("op"));
+    assert!(!ok, "{stdout}");
+    assert!(
+        stdout.contains(".tweak format is not accepted yet"),
+        "{stdout}"
+    );
+    std::fs::remove_file(dir.path().join("op/tweaks/old.tweak")).unwrap();
+    let (ok, stdout) = check_plugin(&dir.path().join("op"));
+    assert!(!ok, "{stdout}");
+    assert!(
+        stdout.contains("op/tweaks/katana.yaml:2: [tweak-record]"),
+        "{stdout}"
+    );
+}

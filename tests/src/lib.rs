@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::Output;
 use std::time::Duration;
 
 use shard_client::{ClientEvent, ConnectOptions, Dispatcher, Session};
@@ -44,6 +45,17 @@ impl TestServer {
                 std::fs::write(&path, data).expect("plugin file");
             }
         })
+    }
+
+    /// Starts a server with `admins` whose plugin folder holds the example
+    /// plugin `plugins/<stem>.py` and every file of its bundle folder.
+    pub fn start_with_example(admins: &[Fingerprint], stem: &str) -> Self {
+        let files = example_plugin_files(stem);
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, d)| (p.as_str(), d.as_slice()))
+            .collect();
+        Self::start_with_files(admins, &refs)
     }
 
     /// Starts a server after `tweak` adjusts its configuration.
@@ -195,6 +207,29 @@ pub fn example_plugin(rel: &str) -> Vec<u8> {
     std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("example plugin {rel}: {e}"))
 }
 
+/// `plugins/<stem>.py` and every file under `plugins/<stem>/`, as (path
+/// relative to the plugin folder, contents).
+pub fn example_plugin_files(stem: &str) -> Vec<(String, Vec<u8>)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let mut files = vec![(format!("{stem}.py"), example_plugin(&format!("{stem}.py")))];
+    let mut stack = vec![root.join(stem)];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(&root) {
+                let data = std::fs::read(&path).expect("example plugin file");
+                files.push((rel.to_string_lossy().into_owned(), data));
+            }
+        }
+    }
+    files
+}
+
 /// Writes a file the way an editor saves it: to a temporary name, then renamed over.
 pub fn save_file(path: &std::path::Path, contents: &str) {
     let tmp = path.with_extension("tmp-save");
@@ -228,6 +263,27 @@ pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
     profile.join(bin)
 }
 
+/// Runs the headless client (`shard-client join ADDR --name vee`) as its own
+/// process with its key and cache under `home`, then `args` (actions such
+/// as `--do wait:1`); returns its output once it exits.
+pub async fn headless_join(addr: SocketAddr, home: &std::path::Path, args: &[&str]) -> Output {
+    let addr = addr.to_string();
+    let home = home.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(workspace_bin("shard-client", "shard-client"))
+            .args(["join", &addr, "--name", "vee", "--identity"])
+            .arg(home.join("id.pem"))
+            .arg("--cache")
+            .arg(home.join("cache"))
+            .args(&args)
+            .output()
+            .expect("run shard-client")
+    })
+    .await
+    .expect("join the client process")
+}
+
 /// Incompressible pseudo-random bytes (xorshift from `seed`), so a bundle
 /// made of them packs to about its own size and spans many chunks.
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -245,4 +301,27 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 /// True when `ev` is a chat line containing `needle`.
 pub fn chat_contains(ev: &ClientEvent, needle: &str) -> bool {
     matches!(ev, ClientEvent::Chat { text, .. } if text.contains(needle))
+}
+
+/// Depot path of mobile_cc's vehicle entity inside its archive (the tweak's
+/// `entityTemplatePath`).
+pub const MOBILE_CC_ENT: &str = "base\\shard\\mobile_cc\\commandcenter.ent";
+
+/// Depot path of mobile_cc's interior sector inside its archive (the `.xl`'s sector).
+pub const MOBILE_CC_SECTOR: &str = "base\\shard\\mobile_cc\\interior.streamingsector";
+
+/// The sample `plugins/mobile_cc/assets/mobile_cc.archive`, as the test
+/// builder makes it: a valid RDAR container whose two files are placeholders
+/// at the depot paths the plugin's `.xl` and tweak name. Regenerate the
+/// committed file with `SHARD_WRITE_SAMPLE=1 cargo nextest run -p shard-e2e
+/// --test mobile_cc sample`.
+pub fn mobile_cc_sample_archive() -> Vec<u8> {
+    let note = "shard sample placeholder, not a CR2W resource; replace this archive with a WolvenKit-packed one (see plugins/mobile_cc/README.md)\n";
+    shard_cache::content::rdar::RdarBuilder::new()
+        .file(MOBILE_CC_ENT, format!("commandcenter.ent: {note}"))
+        .file(
+            MOBILE_CC_SECTOR,
+            format!("interior.streamingsector: {note}"),
+        )
+        .build()
 }

@@ -29,18 +29,27 @@ public func HudInit() -> Void {
 }
 "#;
 
+const HUD_XL: &str = "localization:\n  onscreens:\n    en-us: ui\\hud.json\n";
+
 fn hud_server(admins: &[shard_protocol::identity::Fingerprint]) -> (TestServer, Vec<u8>) {
-    let texture = noise(100 * 1024, 0x9e37_79b9_7f4a_7c15);
+    // An archive of incompressible bytes, so the bundle spans several chunks.
+    let archive = shard_cache::content::rdar::RdarBuilder::new()
+        .file(
+            "base\\hud\\hud_bg.xbm",
+            noise(100 * 1024, 0x9e37_79b9_7f4a_7c15),
+        )
+        .build();
     let srv = TestServer::start_with_files(
         admins,
         &[
             ("hud.py", HUD_PY.as_bytes()),
             ("hud/assets/ui/hud.json", br#"{"layout": "top-right"}"#),
-            ("hud/assets/ui/hud_bg.xbm", &texture),
+            ("hud/assets/hud.archive", &archive),
+            ("hud/assets/hud.archive.xl", HUD_XL.as_bytes()),
             ("hud/client/hud.reds", HUD_REDS.as_bytes()),
         ],
     );
-    (srv, texture)
+    (srv, archive)
 }
 
 fn installed(e: &ClientEvent, name: &str) -> bool {
@@ -49,7 +58,7 @@ fn installed(e: &ClientEvent, name: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_join_installs_the_bundle_and_a_warm_rejoin_transfers_nothing() {
-    let (srv, texture) = hud_server(&[]);
+    let (srv, archive) = hud_server(&[]);
     let expected = shard_cache::pack_plugin_dir(&srv.plugin_dir().join("hud")).unwrap();
     let player = TestPlayer::new("vee");
 
@@ -70,8 +79,8 @@ async fn cold_join_installs_the_bundle_and_a_warm_rejoin_transfers_nothing() {
     assert_eq!(rpcs, vec!["HudUpdate".to_string()]);
     let dir = std::path::PathBuf::from(path);
     assert_eq!(
-        std::fs::read(dir.join("assets/ui/hud_bg.xbm")).unwrap(),
-        texture
+        std::fs::read(dir.join("assets/hud.archive")).unwrap(),
+        archive
     );
     assert_eq!(
         std::fs::read_to_string(dir.join("client/hud.reds")).unwrap(),

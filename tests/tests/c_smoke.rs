@@ -91,12 +91,20 @@ async fn c_program_joins_chats_and_destroys() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    let hexbar_archive = shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\hexbar\\status.inkwidget", b"widget".to_vec())
+        .build();
     let srv = TestServer::start_with_files(
         &[],
         &[
             ("hexbar.py", HEXBAR_PY.as_bytes()),
             ("hexbar/client/status.reds", HEXBAR_REDS.as_bytes()),
             ("hexbar/assets/ui/status.json", b"{\"rows\": 2}"),
+            ("hexbar/assets/hexbar.archive", &hexbar_archive),
+            (
+                "hexbar/assets/hexbar.archive.xl",
+                b"localization:\n  onscreens:\n    en-us: ui\\status.json\n",
+            ),
         ],
     );
     let addr = srv.addr.to_string();
@@ -138,6 +146,16 @@ async fn c_program_joins_chats_and_destroys() {
     );
     assert!(
         stdout.contains("\"event\":\"rpc\"") && stdout.contains("hello from C"),
+        "{stdout}"
+    );
+    // And to load the plugin's archive with its .xl, once.
+    let loads: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("\"event\":\"load_resources\""))
+        .collect();
+    assert_eq!(loads.len(), 1, "{stdout}");
+    assert!(
+        loads[0].contains("hexbar.archive\"") && loads[0].contains("hexbar.archive.xl"),
         "{stdout}"
     );
     srv.server.shutdown().await;

@@ -1,7 +1,7 @@
 //! The `shard-client join` command a modder or the README runs: scripted
 //! actions, one JSON line per event, and RPC drop counters at the end.
 
-use shard_e2e::{TestServer, example_plugin, workspace_bin};
+use shard_e2e::{TestServer, example_plugin, headless_join};
 
 const NOISY: &str = r#"
 __plugin__ = {"name": "noisy", "version": "1"}
@@ -13,38 +13,27 @@ def noise(peer, args):
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_walks_into_the_zone_prints_json_and_counts_dropped_rpcs() {
-    let exe = workspace_bin("shard-client", "shard-client");
     let popup = example_plugin("popup_zone.py");
     let srv = TestServer::start_with_files(
         &[],
         &[("popup_zone.py", &popup), ("noisy.py", NOISY.as_bytes())],
     );
     let home = tempfile::tempdir().unwrap();
-    let addr = srv.addr.to_string();
-    let out = tokio::task::spawn_blocking({
-        let home = home.path().to_path_buf();
-        move || {
-            std::process::Command::new(exe)
-                .args(["join", &addr, "--name", "vee", "--identity"])
-                .arg(home.join("id.pem"))
-                .arg("--cache")
-                .arg(home.join("cache"))
-                .args([
-                    "--do",
-                    "move:123,456,0",
-                    "--do",
-                    "wait:1",
-                    "--do",
-                    "say:/noise",
-                    "--for",
-                    "1",
-                ])
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let out = headless_join(
+        srv.addr,
+        home.path(),
+        &[
+            "--do",
+            "move:123,456,0",
+            "--do",
+            "wait:1",
+            "--do",
+            "say:/noise",
+            "--for",
+            "1",
+        ],
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

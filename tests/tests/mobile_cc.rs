@@ -5,39 +5,14 @@
 use std::path::Path;
 
 use shard_client::ClientEvent;
-use shard_e2e::{TestPlayer, TestServer, chat_contains, example_plugin, join_as};
+use shard_e2e::{
+    MOBILE_CC_ENT, MOBILE_CC_SECTOR, TestPlayer, TestServer, chat_contains, join_as,
+    mobile_cc_sample_archive,
+};
 use shard_protocol::Vec3;
 
-/// `mobile_cc.py` and every file of its bundle folder, as the server's plugin folder holds them.
-fn mobile_cc_files() -> Vec<(String, Vec<u8>)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
-    let mut files = vec![("mobile_cc.py".to_string(), example_plugin("mobile_cc.py"))];
-    let mut stack = vec![root.join("mobile_cc")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path
-                    .strip_prefix(&root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                files.push((rel, std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    files
-}
-
 fn start(admins: &[shard_protocol::identity::Fingerprint]) -> TestServer {
-    let files = mobile_cc_files();
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, d)| (p.as_str(), d.as_slice()))
-        .collect();
-    TestServer::start_with_files(admins, &refs)
+    TestServer::start_with_example(admins, "mobile_cc")
 }
 
 fn vehicle_spawned(e: &ClientEvent) -> Option<u32> {
@@ -47,7 +22,9 @@ fn vehicle_spawned(e: &ClientEvent) -> Option<u32> {
             template,
             kind,
             ..
-        } if template == "veh_commandcenter" && *kind == "vehicle" => Some(*entity_id),
+        } if template == "Vehicle.shard_mobile_cc_commandcenter" && *kind == "vehicle" => {
+            Some(*entity_id)
+        }
         _ => None,
     }
 }
@@ -157,4 +134,31 @@ async fn the_command_centre_spawns_for_admins_and_its_door_leads_inside_and_out(
     assert_eq!(phase, 0);
     assert!((pos[0] - 11.0).abs() < 0.01, "beside the vehicle: {pos:?}");
     srv.server.shutdown().await;
+}
+
+/// The committed sample archive is a valid RDAR container holding the files
+/// the plugin's `.xl` and tweak name; `SHARD_WRITE_SAMPLE=1` rewrites it
+/// from the test builder.
+#[test]
+fn sample_archive_is_valid_and_holds_what_the_xl_and_tweak_name() {
+    use shard_cache::content::rdar::{check_archive, depot_hash};
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/mobile_cc/assets/mobile_cc.archive");
+    if std::env::var_os("SHARD_WRITE_SAMPLE").is_some() {
+        std::fs::write(&path, mobile_cc_sample_archive()).unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    let info = check_archive(&bytes).unwrap();
+    for depot in [MOBILE_CC_ENT, MOBILE_CC_SECTOR] {
+        assert!(info.file_hashes.contains(&depot_hash(depot)), "{depot}");
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/mobile_cc");
+    let xl = std::fs::read_to_string(root.join("assets/mobile_cc.archive.xl")).unwrap();
+    assert!(xl.contains(MOBILE_CC_SECTOR), "{xl}");
+    let tweak = std::fs::read_to_string(root.join("tweaks/commandcenter.yaml")).unwrap();
+    assert!(tweak.contains(MOBILE_CC_ENT), "{tweak}");
+    assert!(
+        tweak.contains("Vehicle.shard_mobile_cc_commandcenter:"),
+        "{tweak}"
+    );
 }

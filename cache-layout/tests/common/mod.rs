@@ -17,14 +17,23 @@ pub fn write_files(dir: &Path, files: &[(&str, &[u8])]) {
     }
 }
 
-/// A small valid plugin folder's files.
+/// The sample plugin's archive: two small files packed by the test builder.
+pub fn sample_archive(tag: &str) -> Vec<u8> {
+    shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\shard\\popup.inkwidget", format!("widget {tag}"))
+        .file("base\\shard\\atlas.inkatlas", vec![7u8; 3000])
+        .build()
+}
+
+/// A small valid plugin folder's files: an archive, its `.xl`, the
+/// localization file that references, and a client script.
 pub fn sample_files(tag: &str) -> Vec<(String, Vec<u8>)> {
     vec![
+        ("assets/popup.archive".into(), sample_archive(tag)),
         (
-            "assets/ui/popup.inkwidget".into(),
-            format!("widget {tag}").into_bytes(),
+            "assets/popup.archive.xl".into(),
+            b"localization:\n  onscreens:\n    en-us: data\\zone.json\n".to_vec(),
         ),
-        ("assets/ui/atlas.inkatlas".into(), vec![7u8; 3000]),
         (
             "assets/data/zone.json".into(),
             format!("{{\"tag\":\"{tag}\"}}").into_bytes(),

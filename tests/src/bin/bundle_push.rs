@@ -36,15 +36,18 @@ fn main() -> anyhow::Result<()> {
 async fn run(clients: usize, size: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(plugins.join("big/assets/world"))?;
+    std::fs::create_dir_all(plugins.join("big/assets"))?;
     std::fs::write(
         plugins.join("big.py"),
         "__plugin__ = {\"name\": \"big\", \"version\": \"1\"}\n",
     )?;
-    std::fs::write(
-        plugins.join("big/assets/world/interior.streamingsector"),
-        noise(size, 0x1234_5678_9abc_def1),
-    )?;
+    let archive = shard_cache::content::rdar::RdarBuilder::new()
+        .file(
+            "base\\big\\interior.streamingsector",
+            noise(size, 0x1234_5678_9abc_def1),
+        )
+        .build();
+    std::fs::write(plugins.join("big/assets/big.archive"), archive)?;
     let packed =
         shard_cache::pack_plugin_dir(&plugins.join("big")).context("packing the test bundle")?;
     let cfg = ServerConfig {
