@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+mod answers;
 mod bundle;
 mod cache;
 mod error;
@@ -22,6 +23,7 @@ mod fsutil;
 mod install;
 mod known_servers;
 mod partial;
+mod usage;
 
 pub use bundle::{
     ASSET_EXTENSIONS, ASSETS_DIR, BUNDLE_ROOTS, BundleFile, CLIENT_DIR, CLIENT_EXTENSIONS,
@@ -33,6 +35,10 @@ pub use cache::{
     PluginReport, RuntimeCache, STORE_DIR, VerifyStatus, parse_sha256_hex, validate_plugin_name,
     validate_version,
 };
-pub use error::{BundleError, CacheError};
+pub use answers::{ANSWERS_FILE, ContentAnswer};
+pub use error::{BundleError, CacheError, mb};
 pub use install::{CrashPoint, InstallRequest};
 pub use known_servers::PinOutcome;
+pub use usage::{
+    BundleUse, EvictStep, EvictedBundle, ServerUsage, TEST_PAUSE_ENV, USAGE_FILE,
+};

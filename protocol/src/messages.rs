@@ -85,6 +85,9 @@ pub enum ServerMsg {
         admin: bool,
         /// Simulation rate.
         tick_hz: u16,
+        /// Whether a player who declines the server's content must leave
+        /// (`content_required` in `server.toml`); otherwise they play without it.
+        content_required: bool,
     },
     /// A plugin exists (or changed) and this is its bundle.
     PluginAnnounce {
@@ -98,9 +101,19 @@ pub enum ServerMsg {
         bundle_sha256: [u8; 32],
         /// Length of the packed bundle in bytes.
         bundle_len: u64,
+        /// Total unpacked size of the bundle's files, so the client can offer
+        /// and check quotas before fetching; the client refuses a bundle that
+        /// unpacks to more.
+        unpacked_len: u64,
+        /// Number of client scripts (`client/*.reds`) in the bundle, shown in
+        /// the content offer.
+        client_scripts: u16,
         /// `fn_hash` of every RPC the plugin's client scripts register.
         rpc_whitelist: Vec<u32>,
     },
+    /// Ends a burst of `PluginAnnounce`s (after joining, or after plugins
+    /// changed), so the client offers everything its cache lacks at once.
+    AnnouncementsDone,
     /// A plugin was unloaded.
     PluginRemoved {
         /// Its id.
@@ -346,6 +359,8 @@ impl Validate for ServerMsg {
                 name,
                 version,
                 bundle_len,
+                unpacked_len,
+                client_scripts,
                 rpc_whitelist,
                 ..
             } => {
@@ -364,9 +379,26 @@ impl Validate for ServerMsg {
                         unit: "bytes",
                     });
                 }
+                if *unpacked_len > MAX_BUNDLE_UNPACKED {
+                    return Err(ProtocolError::FieldTooLong {
+                        field: "PluginAnnounce.unpacked_len",
+                        len: usize::try_from(*unpacked_len).unwrap_or(usize::MAX),
+                        max: MAX_BUNDLE_UNPACKED as usize,
+                        unit: "bytes",
+                    });
+                }
+                if usize::from(*client_scripts) > MAX_BUNDLE_ENTRIES {
+                    return Err(ProtocolError::FieldTooLong {
+                        field: "PluginAnnounce.client_scripts",
+                        len: usize::from(*client_scripts),
+                        max: MAX_BUNDLE_ENTRIES,
+                        unit: "entries",
+                    });
+                }
                 Ok(())
             }
             ServerMsg::PluginRemoved { .. }
+            | ServerMsg::AnnouncementsDone
             | ServerMsg::Weather { .. }
             | ServerMsg::EntityDespawned { .. } => Ok(()),
             ServerMsg::PluginRpc { json, .. } => bytes("PluginRpc.json", json, MAX_RPC_JSON),
