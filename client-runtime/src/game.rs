@@ -6,12 +6,16 @@
 //! prints) each call, and [`QueuedGame`] turns each call into one JSON event
 //! the game polls through `shard_client_poll_event`. [`ReloadTracker`] holds
 //! the script-reload policy: reload a plugin folder only when its installed
-//! hash changed.
+//! hash changed, and pace the requests (at most one burst per interval,
+//! latest state wins) so a server re-announcing in a loop cannot make the
+//! game recompile its scripts in a loop.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use shard_protocol::limits::{DEFAULT_RELOAD_INTERVAL_MS, MAX_GAME_STRING};
 
 use crate::events::ClientEvent;
 
@@ -92,7 +96,9 @@ pub fn route(event: ClientEvent, game: &mut dyn Game) {
 
 /// Like [`route`], and a `BundleInstalled` event also goes through
 /// `tracker`, so the game reloads that plugin's scripts only when the
-/// installed hash changed (the event itself is still passed on).
+/// installed hash changed, paced by the tracker (the event itself is still
+/// passed on). Call [`ReloadTracker::flush`] regularly too, so a reload held
+/// back by the pacing goes out once it is due.
 pub fn route_with_reloads(
     event: ClientEvent,
     cache_root: &Path,
@@ -114,21 +120,43 @@ pub fn route_with_reloads(
 /// Decides when the game must reload a plugin's scripts: only when the hash
 /// installed for that plugin differs from the last one reloaded, so a
 /// reinstall of the same bundle, a rejoin, or a burst of announcements never
-/// reloads twice.
-#[derive(Debug, Default, Clone)]
+/// reloads twice. Requests are paced: after one, the next waits at least
+/// `interval`; what changed meanwhile is coalesced and the latest installed
+/// hash wins. (A `load_resources` request belongs in the same flush.)
+#[derive(Debug, Clone)]
 pub struct ReloadTracker {
     last: HashMap<String, [u8; 32]>,
+    pending: BTreeMap<String, [u8; 32]>,
+    interval: Duration,
+    last_request: Option<Instant>,
+}
+
+impl Default for ReloadTracker {
+    fn default() -> Self {
+        Self::with_interval(Duration::from_millis(DEFAULT_RELOAD_INTERVAL_MS))
+    }
 }
 
 impl ReloadTracker {
-    /// A tracker that has reloaded nothing yet.
+    /// A tracker that has reloaded nothing yet, paced at the default interval.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Records that `hash` is now installed for `plugin` under `cache_root`
-    /// and asks `game` to reload `cache_root/plugins/<plugin>/` if that hash
-    /// was not the last one reloaded; returns whether it did.
+    /// A tracker whose requests are at least `interval` apart (zero: no pacing).
+    pub fn with_interval(interval: Duration) -> Self {
+        Self {
+            last: HashMap::new(),
+            pending: BTreeMap::new(),
+            interval,
+            last_request: None,
+        }
+    }
+
+    /// Records that `hash` is now installed for `plugin` under `cache_root`;
+    /// if it is not the hash last reloaded, a reload is due, and it is asked
+    /// of `game` now unless the pacing holds it back. Returns whether the
+    /// game was asked to reload now.
     pub fn installed(
         &mut self,
         cache_root: &Path,
@@ -136,17 +164,60 @@ impl ReloadTracker {
         hash: [u8; 32],
         game: &mut dyn Game,
     ) -> bool {
+        self.installed_at(Instant::now(), cache_root, plugin, hash, game)
+    }
+
+    /// [`ReloadTracker::installed`] at a given time (tests drive the clock).
+    pub fn installed_at(
+        &mut self,
+        now: Instant,
+        cache_root: &Path,
+        plugin: &str,
+        hash: [u8; 32],
+        game: &mut dyn Game,
+    ) -> bool {
         if self.last.get(plugin) == Some(&hash) {
+            // Back to what the game already has: nothing to reload.
+            self.pending.remove(plugin);
             return false;
         }
-        self.last.insert(plugin.to_string(), hash);
-        game.reload_scripts(plugin, &plugin_dir(cache_root, plugin));
+        self.pending.insert(plugin.to_string(), hash);
+        self.flush_at(now, cache_root, game)
+    }
+
+    /// Asks `game` for the reloads held back by the pacing, if they are due;
+    /// returns whether it did.
+    pub fn flush(&mut self, cache_root: &Path, game: &mut dyn Game) -> bool {
+        self.flush_at(Instant::now(), cache_root, game)
+    }
+
+    /// [`ReloadTracker::flush`] at a given time.
+    pub fn flush_at(&mut self, now: Instant, cache_root: &Path, game: &mut dyn Game) -> bool {
+        if self.pending.is_empty() {
+            return false;
+        }
+        if let Some(t) = self.last_request
+            && now < t + self.interval
+        {
+            return false;
+        }
+        for (plugin, hash) in std::mem::take(&mut self.pending) {
+            game.reload_scripts(&plugin, &plugin_dir(cache_root, &plugin));
+            self.last.insert(plugin, hash);
+        }
+        self.last_request = Some(now);
         true
+    }
+
+    /// Whether reloads are held back, waiting for the pacing.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Forgets a removed plugin, so installing it again later reloads it.
     pub fn removed(&mut self, plugin: &str) {
         self.last.remove(plugin);
+        self.pending.remove(plugin);
     }
 }
 
@@ -317,10 +388,12 @@ impl QueuedGame {
 
 impl Game for QueuedGame {
     fn reload_scripts(&mut self, plugin: &str, dir: &Path) {
+        let mut dir = dir.to_string_lossy().into_owned();
+        shard_protocol::clip_utf8(&mut dir, MAX_GAME_STRING);
         let json = serde_json::json!({
             "event": "reload_scripts",
             "plugin": plugin,
-            "dir": dir.to_string_lossy(),
+            "dir": dir,
         });
         self.queue.push_back(json.to_string());
     }
@@ -376,7 +449,7 @@ mod tests {
     #[test]
     fn reload_only_when_the_hash_changes() {
         let root = Path::new("runtime_cache");
-        let mut t = ReloadTracker::new();
+        let mut t = ReloadTracker::with_interval(Duration::ZERO);
         let mut g = HeadlessGame::new();
         assert!(t.installed(root, "hexbar", [1; 32], &mut g));
         assert_eq!(
@@ -403,7 +476,7 @@ mod tests {
     #[test]
     fn removal_forgets_the_hash() {
         let root = Path::new("rc");
-        let mut t = ReloadTracker::new();
+        let mut t = ReloadTracker::with_interval(Duration::ZERO);
         let mut g = HeadlessGame::new();
         assert!(t.installed(root, "p", [7; 32], &mut g));
         t.removed("p");
@@ -414,7 +487,7 @@ mod tests {
     #[test]
     fn bundle_installed_events_reload_once_per_hash() {
         let root = Path::new("rc");
-        let mut t = ReloadTracker::new();
+        let mut t = ReloadTracker::with_interval(Duration::ZERO);
         let mut g = HeadlessGame::new();
         let installed = |sha: &str, changed: bool| ClientEvent::BundleInstalled {
             plugin_id: 3,
@@ -436,6 +509,36 @@ mod tests {
         assert_eq!(reloads(&g), 2);
         // Every event still reaches the game.
         assert_eq!(g.calls.len(), 6);
+    }
+
+    #[test]
+    fn reloads_are_paced_and_the_latest_hash_wins() {
+        let root = Path::new("rc");
+        let mut t = ReloadTracker::with_interval(Duration::from_secs(5));
+        let mut g = HeadlessGame::new();
+        let t0 = Instant::now();
+        assert!(t.installed_at(t0, root, "p", [1; 32], &mut g));
+        // A storm of new hashes inside the interval: held back.
+        for i in 2..20u8 {
+            let at = t0 + Duration::from_millis(250 * u64::from(i));
+            assert!(!t.installed_at(at, root, "p", [i; 32], &mut g));
+        }
+        assert_eq!(reloads(&g), 1);
+        assert!(t.has_pending());
+        assert!(!t.flush_at(t0 + Duration::from_millis(4999), root, &mut g));
+        assert!(t.flush_at(t0 + Duration::from_secs(5), root, &mut g));
+        assert_eq!(reloads(&g), 2);
+        // The latest hash was the one reloaded: installing it again is a no-op.
+        let later = t0 + Duration::from_secs(11);
+        assert!(!t.installed_at(later, root, "p", [19; 32], &mut g));
+        assert!(!t.has_pending());
+        // Going back to what the game has cancels a held-back reload.
+        let t1 = t0 + Duration::from_secs(12);
+        assert!(t.installed_at(t1, root, "p", [40; 32], &mut g));
+        assert!(!t.installed_at(t1, root, "p", [41; 32], &mut g));
+        assert!(!t.installed_at(t1, root, "p", [40; 32], &mut g));
+        assert!(!t.flush_at(t1 + Duration::from_secs(60), root, &mut g));
+        assert_eq!(reloads(&g), 3);
     }
 
     #[test]

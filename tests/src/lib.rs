@@ -103,6 +103,7 @@ impl TestPlayer {
             identity: self.dir.path().join("identity.pem"),
             cache_dir: self.dir.path().join("runtime_cache"),
             server_key: None,
+            content: shard_client::ContentSettings::default(),
         }
     }
 
