@@ -308,6 +308,23 @@ impl BundleReceiver {
                 scripts: w.scripts,
             })
             .collect();
+        let plugins: Vec<(u16, [u8; 32])> =
+            offered.iter().map(|(id, w)| (*id, w.sha256)).collect();
+        if decided.is_none() {
+            // Waiting before the event goes out, so an answer never finds no offer.
+            self.offer = Some(PendingOffer {
+                id,
+                plugins: plugins.clone(),
+                answer: ContentAnswer {
+                    accept: false,
+                    content,
+                    script_plugins,
+                    unpacked: server_total,
+                    answered_at: 0,
+                },
+            });
+            self.events.link().pending_offer.store(id, Ordering::Release);
+        }
         self.emit(ClientEvent::ContentOffer {
             offer_id: id,
             server: self.server_name.clone(),
@@ -324,8 +341,6 @@ impl BundleReceiver {
             needs_answer: decided.is_none(),
             decided,
         });
-        let plugins: Vec<(u16, [u8; 32])> =
-            offered.iter().map(|(id, w)| (*id, w.sha256)).collect();
         match decided {
             Some(Decided::OverQuota) => {
                 let reason = format!(
@@ -339,20 +354,7 @@ impl BundleReceiver {
                 self.refuse(&plugins, reason, over_quota_by, quota);
             }
             Some(d) => self.apply(&plugins, d.accepts()),
-            None => {
-                self.offer = Some(PendingOffer {
-                    id,
-                    plugins,
-                    answer: ContentAnswer {
-                        accept: false,
-                        content,
-                        script_plugins,
-                        unpacked: server_total,
-                        answered_at: 0,
-                    },
-                });
-                self.events.link().pending_offer.store(id, Ordering::Release);
-            }
+            None => {}
         }
     }
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shard_client::{ClientEvent, ConnectOptions, Dispatcher, Session};
+use shard_client::{ClientEvent, ConnectOptions, ContentSettings, Dispatcher, Session};
 use shard_protocol::identity::{Fingerprint, Identity};
 use shard_server::Server;
 use shard_server::config::ServerConfig;
@@ -103,13 +103,22 @@ impl TestPlayer {
             identity: self.dir.path().join("identity.pem"),
             cache_dir: self.dir.path().join("runtime_cache"),
             server_key: None,
-            content: shard_client::ContentSettings::default(),
+            content: ContentSettings::default(),
         }
     }
 
     /// Joins and waits for `Welcome`.
     pub async fn join(&self, addr: SocketAddr) -> Client {
-        let session = Session::connect(self.options(addr), Dispatcher::new())
+        self.join_with(addr, ContentSettings::default()).await
+    }
+
+    /// Joins with these content settings (offers, quota, cap) and waits for `Welcome`.
+    pub async fn join_with(&self, addr: SocketAddr, content: ContentSettings) -> Client {
+        let opts = ConnectOptions {
+            content,
+            ..self.options(addr)
+        };
+        let session = Session::connect(opts, Dispatcher::new())
             .await
             .expect("connects");
         let mut c = Client {
