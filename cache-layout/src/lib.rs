@@ -25,6 +25,7 @@ mod known_servers;
 mod partial;
 mod usage;
 
+pub use answers::{ANSWERS_FILE, ContentAnswer};
 pub use bundle::{
     ASSET_EXTENSIONS, ASSETS_DIR, BUNDLE_ROOTS, BundleFile, CLIENT_DIR, CLIENT_EXTENSIONS,
     PackedBundle, UnpackedBundle, check_entry_path, extension_allowed, is_windows_device_name,
@@ -35,10 +36,7 @@ pub use cache::{
     PluginReport, RuntimeCache, STORE_DIR, VerifyStatus, parse_sha256_hex, validate_plugin_name,
     validate_version,
 };
-pub use answers::{ANSWERS_FILE, ContentAnswer};
 pub use error::{BundleError, CacheError, mb};
 pub use install::{CrashPoint, InstallRequest};
 pub use known_servers::PinOutcome;
-pub use usage::{
-    BundleUse, EvictStep, EvictedBundle, ServerUsage, TEST_PAUSE_ENV, USAGE_FILE,
-};
+pub use usage::{BundleUse, EvictStep, EvictedBundle, ServerUsage, TEST_PAUSE_ENV, USAGE_FILE};

@@ -224,7 +224,7 @@ impl RuntimeCache {
             }
         }
         let mut out: Vec<ServerUsage> = by_server.into_values().collect();
-        out.sort_by(|a, b| b.last_used.cmp(&a.last_used));
+        out.sort_by_key(|u| std::cmp::Reverse(u.last_used));
         Ok(out)
     }
 

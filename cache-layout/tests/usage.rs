@@ -177,7 +177,10 @@ fn answers_are_remembered_per_server_and_survive_clear() {
         .unwrap()
         .content_answer("k")
         .unwrap();
-    assert_eq!((got.accept, &got.content, got.unpacked), (true, &a.content, 1000));
+    assert_eq!(
+        (got.accept, &got.content, got.unpacked),
+        (true, &a.content, 1000)
+    );
     assert!(got.answered_at > 0);
     // A damaged file only means being asked again.
     std::fs::write(t.path().join(shard_cache::ANSWERS_FILE), b"{not json").unwrap();

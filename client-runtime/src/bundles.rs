@@ -308,8 +308,7 @@ impl BundleReceiver {
                 scripts: w.scripts,
             })
             .collect();
-        let plugins: Vec<(u16, [u8; 32])> =
-            offered.iter().map(|(id, w)| (*id, w.sha256)).collect();
+        let plugins: Vec<(u16, [u8; 32])> = offered.iter().map(|(id, w)| (*id, w.sha256)).collect();
         if decided.is_none() {
             // Waiting before the event goes out, so an answer never finds no offer.
             self.offer = Some(PendingOffer {
@@ -323,7 +322,10 @@ impl BundleReceiver {
                     answered_at: 0,
                 },
             });
-            self.events.link().pending_offer.store(id, Ordering::Release);
+            self.events
+                .link()
+                .pending_offer
+                .store(id, Ordering::Release);
         }
         self.emit(ClientEvent::ContentOffer {
             offer_id: id,
@@ -474,7 +476,9 @@ impl BundleReceiver {
             self.fail(*id, &format!("not downloaded: {reason}"));
         }
         if self.content_required {
-            self.leave(&format!("{reason}; the server requires its content, so you left"));
+            self.leave(&format!(
+                "{reason}; the server requires its content, so you left"
+            ));
         }
     }
 

@@ -310,7 +310,11 @@ fn parse_config(json: &str) -> FfiResult<(ConnectOptions, Duration)> {
                 .parse()
                 .map_err(|e: String| bad(format!("config \"content\": {e}")))?,
         },
-        server_quota: mb(cfg.server_quota_mb, "server_quota_mb", defaults.server_quota)?,
+        server_quota: mb(
+            cfg.server_quota_mb,
+            "server_quota_mb",
+            defaults.server_quota,
+        )?,
         cache_cap: mb(cfg.cache_cap_mb, "cache_cap_mb", defaults.cache_cap)?,
     };
     let reload_interval = Duration::from_millis(
@@ -481,7 +485,9 @@ pub unsafe extern "C" fn shard_client_answer_offer(c: *mut ShardClient, accept: 
         if !(0..=SHARD_OFFER_ACCEPT | SHARD_OFFER_REMEMBER).contains(&accept) {
             return Err(FfiError::new(
                 SHARD_ERR_INVALID_ARGUMENT,
-                format!("answer {accept}: use SHARD_OFFER_ACCEPT or SHARD_OFFER_DECLINE, optionally | SHARD_OFFER_REMEMBER"),
+                format!(
+                    "answer {accept}: use SHARD_OFFER_ACCEPT or SHARD_OFFER_DECLINE, optionally | SHARD_OFFER_REMEMBER"
+                ),
             ));
         }
         with_client(c, |cl| {

@@ -95,10 +95,22 @@ fn cache_ls_shows_per_server_use_and_gc_evicts_to_a_target() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let servers: Vec<_> = lines.iter().filter(|l| l["server_key"].is_string()).collect();
+    let servers: Vec<_> = lines
+        .iter()
+        .filter(|l| l["server_key"].is_string())
+        .collect();
     assert_eq!(servers.len(), 2, "{out}");
-    assert!(servers.iter().all(|s| s["unpacked"] == 4096 && s["last_used"].as_u64().unwrap() > 0));
-    assert!(lines.iter().filter(|l| l["plugin"].is_string()).all(|l| l["last_used"].is_u64()));
+    assert!(
+        servers
+            .iter()
+            .all(|s| s["unpacked"] == 4096 && s["last_used"].as_u64().unwrap() > 0)
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["plugin"].is_string())
+            .all(|l| l["last_used"].is_u64())
+    );
     // A 1 MB target keeps both (they are small); 0 evicts everything.
     let (ok, out, _) = run(&["cache", "gc", "--target-mb", "1", "--cache", dir]);
     assert!(ok && !out.contains("\"evicted\""), "{out}");

@@ -202,7 +202,9 @@ fn an_offer_over_the_quota_is_refused_before_any_request() {
     ];
     let ((events, sent), left) = run_with(&tmp.path().join("c"), settings, work);
     assert!(
-        !sent.iter().any(|m| matches!(m, ClientMsg::NeedBundles { .. })),
+        !sent
+            .iter()
+            .any(|m| matches!(m, ClientMsg::NeedBundles { .. })),
         "{sent:?}"
     );
     let offer = events
@@ -210,7 +212,14 @@ fn an_offer_over_the_quota_is_refused_before_any_request() {
         .find(|e| matches!(e, ClientEvent::ContentOffer { .. }))
         .expect("one offer");
     assert!(
-        matches!(offer, ClientEvent::ContentOffer { over_quota_by: 500, needs_answer: false, .. }),
+        matches!(
+            offer,
+            ClientEvent::ContentOffer {
+                over_quota_by: 500,
+                needs_answer: false,
+                ..
+            }
+        ),
         "{offer:?}"
     );
     assert!(events.iter().any(|e| matches!(e,

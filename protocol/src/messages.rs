@@ -305,6 +305,19 @@ fn entries(field: &'static str, n: usize, max: usize) -> Result<(), ProtocolErro
     Ok(())
 }
 
+/// Checks a declared size (in bytes) against its cap.
+fn size(field: &'static str, n: u64, max: u64) -> Result<(), ProtocolError> {
+    if n > max {
+        return Err(ProtocolError::FieldTooLong {
+            field,
+            len: usize::try_from(n).unwrap_or(usize::MAX),
+            max: usize::try_from(max).unwrap_or(usize::MAX),
+            unit: "bytes",
+        });
+    }
+    Ok(())
+}
+
 fn finite(field: &'static str, v: f32) -> Result<(), ProtocolError> {
     if !v.is_finite() {
         return Err(ProtocolError::InvalidField {
@@ -371,31 +384,17 @@ impl Validate for ServerMsg {
                     rpc_whitelist.len(),
                     MAX_RPC_WHITELIST,
                 )?;
-                if *bundle_len > MAX_BUNDLE_PACKED {
-                    return Err(ProtocolError::FieldTooLong {
-                        field: "PluginAnnounce.bundle_len",
-                        len: usize::try_from(*bundle_len).unwrap_or(usize::MAX),
-                        max: MAX_BUNDLE_PACKED as usize,
-                        unit: "bytes",
-                    });
-                }
-                if *unpacked_len > MAX_BUNDLE_UNPACKED {
-                    return Err(ProtocolError::FieldTooLong {
-                        field: "PluginAnnounce.unpacked_len",
-                        len: usize::try_from(*unpacked_len).unwrap_or(usize::MAX),
-                        max: MAX_BUNDLE_UNPACKED as usize,
-                        unit: "bytes",
-                    });
-                }
-                if usize::from(*client_scripts) > MAX_BUNDLE_ENTRIES {
-                    return Err(ProtocolError::FieldTooLong {
-                        field: "PluginAnnounce.client_scripts",
-                        len: usize::from(*client_scripts),
-                        max: MAX_BUNDLE_ENTRIES,
-                        unit: "entries",
-                    });
-                }
-                Ok(())
+                size("PluginAnnounce.bundle_len", *bundle_len, MAX_BUNDLE_PACKED)?;
+                size(
+                    "PluginAnnounce.unpacked_len",
+                    *unpacked_len,
+                    MAX_BUNDLE_UNPACKED,
+                )?;
+                entries(
+                    "PluginAnnounce.client_scripts",
+                    usize::from(*client_scripts),
+                    MAX_BUNDLE_ENTRIES,
+                )
             }
             ServerMsg::PluginRemoved { .. }
             | ServerMsg::AnnouncementsDone
@@ -409,14 +408,7 @@ impl Validate for ServerMsg {
                 ..
             } => {
                 bytes_slice("AssetBundle.data", data, CHUNK_SIZE)?;
-                if *len > MAX_BUNDLE_PACKED {
-                    return Err(ProtocolError::FieldTooLong {
-                        field: "AssetBundle.len",
-                        len: usize::try_from(*len).unwrap_or(usize::MAX),
-                        max: MAX_BUNDLE_PACKED as usize,
-                        unit: "bytes",
-                    });
-                }
+                size("AssetBundle.len", *len, MAX_BUNDLE_PACKED)?;
                 let end = u64::from(*chunk_id) * CHUNK_SIZE as u64 + data.len() as u64;
                 if end > *len {
                     return Err(ProtocolError::InvalidField {

@@ -252,3 +252,18 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 pub fn chat_contains(ev: &ClientEvent, needle: &str) -> bool {
     matches!(ev, ClientEvent::Chat { text, .. } if text.contains(needle))
 }
+
+/// A client script registering the `HudUpdate` RPC handler (shared by the
+/// bundle and content tests).
+pub const HUD_REDS: &str = r#"
+public class HudHandler extends ShardRpcHandler {
+  public func OnRpc(json: String) -> Void {
+    let t = new inkText();
+    t.SetText(ShardJsonString(json, "text"));
+  }
+}
+
+public func HudInit() -> Void {
+  RegisterRpc(n"HudUpdate", new HudHandler());
+}
+"#;

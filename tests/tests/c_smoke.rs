@@ -127,8 +127,12 @@ async fn c_program_joins_chats_and_destroys() {
     assert!(stdout.contains("smoke: ok"), "{stdout}");
     // The player was offered the content (one plugin with one script)
     // before anything was fetched, and C accepted it.
-    let offer = stdout.find("\"event\":\"content_offer\"").expect("an offer");
-    let installed = stdout.find("\"event\":\"bundle_installed\"").expect("an install");
+    let offer = stdout
+        .find("\"event\":\"content_offer\"")
+        .expect("an offer");
+    let installed = stdout
+        .find("\"event\":\"bundle_installed\"")
+        .expect("an install");
     assert!(offer < installed, "{stdout}");
     assert!(
         stdout.contains("\"name\":\"hexbar\"") && stdout.contains("\"scripts\":1"),

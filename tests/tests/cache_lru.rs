@@ -102,7 +102,12 @@ fn kill_at(cmd: &mut Command, step: EvictStep) {
 }
 
 fn copy_tree(from: &Path, to: &Path) {
-    let st = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -162,7 +167,11 @@ async fn lru_eviction_keeps_the_current_server_and_survives_kill_9_at_every_step
         let usage = c.server_usage().unwrap();
         assert_eq!(usage.len(), 2, "{what}: {usage:?}"); // C (c1, c2) and B; A is gone
         if what == "no crash" {
-            assert_eq!(out.matches("\"event\":\"cache_evicted\"").count(), 2, "{out}");
+            assert_eq!(
+                out.matches("\"event\":\"cache_evicted\"").count(),
+                2,
+                "{out}"
+            );
             assert!(out.contains("\"plugins\":[\"a1\"]"), "{out}");
         }
     }

@@ -9,25 +9,12 @@ use std::time::Duration;
 use shard_cache::RuntimeCache;
 use shard_client::offer::Decided;
 use shard_client::{ClientEvent, ContentSettings, OfferMode};
-use shard_e2e::{TestPlayer, TestServer, chat_contains, noise, save_file};
+use shard_e2e::{HUD_REDS, TestPlayer, TestServer, chat_contains, noise, save_file};
 use shard_protocol::limits::MAX_EVENT_QUEUE_BYTES;
 
 const BIG_PY: &str = "__plugin__ = {\"name\": \"big\", \"version\": \"1\"}\n";
 
 const HUD_PY: &str = "__plugin__ = {\"name\": \"hud\", \"version\": \"1\"}\n";
-
-const HUD_REDS: &str = r#"
-public class HudHandler extends ShardRpcHandler {
-  public func OnRpc(json: String) -> Void {
-    let t = new inkText();
-    t.SetText(ShardJsonString(json, "text"));
-  }
-}
-
-public func HudInit() -> Void {
-  RegisterRpc(n"HudUpdate", new HudHandler());
-}
-"#;
 
 fn ask() -> ContentSettings {
     ContentSettings {
@@ -61,7 +48,10 @@ async fn an_offer_over_the_quota_is_refused_with_no_byte_fetched() {
     let texture = noise(300 * 1024, 7);
     let srv = TestServer::start_with_files(
         &[],
-        &[("big.py", BIG_PY.as_bytes()), ("big/assets/t.xbm", &texture)],
+        &[
+            ("big.py", BIG_PY.as_bytes()),
+            ("big/assets/t.xbm", &texture),
+        ],
     );
     let unpacked = shard_cache::pack_plugin_dir(&srv.plugin_dir().join("big"))
         .unwrap()
@@ -91,7 +81,9 @@ async fn an_offer_over_the_quota_is_refused_with_no_byte_fetched() {
     assert_eq!(decided, Some(Decided::OverQuota));
     assert_eq!(plugins[0].name, "big");
     let refused = c
-        .expect("refusal", |e| matches!(e, ClientEvent::ContentRefused { .. }))
+        .expect("refusal", |e| {
+            matches!(e, ClientEvent::ContentRefused { .. })
+        })
         .await;
     assert!(
         matches!(&refused, ClientEvent::ContentRefused { over_by, limit, reason }
@@ -130,16 +122,25 @@ async fn declining_joins_without_content_unless_the_server_requires_it() {
     let mut c = player.join_with(optional.addr, ask()).await;
     let offer = c.expect("offer", is_offer).await;
     assert!(
-        matches!(&offer, ClientEvent::ContentOffer { needs_answer: true, required: false, scripts: 1, .. }),
+        matches!(
+            &offer,
+            ClientEvent::ContentOffer {
+                needs_answer: true,
+                required: false,
+                scripts: 1,
+                ..
+            }
+        ),
         "{offer:?}"
     );
     // Nothing is fetched while the player thinks.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(c.session.bundle_bytes_received(), 0);
     c.session.answer_offer(false, false).unwrap();
-    c.expect("skipped", |e| {
-        matches!(e, ClientEvent::BundleFailed { error, .. } if error.contains("declined"))
-    })
+    c.expect(
+        "skipped",
+        |e| matches!(e, ClientEvent::BundleFailed { error, .. } if error.contains("declined")),
+    )
     .await;
     c.session.say("still here").await;
     c.expect("chat echo", |e| chat_contains(e, "still here"))
@@ -169,6 +170,24 @@ async fn declining_joins_without_content_unless_the_server_requires_it() {
     required.server.shutdown().await;
 }
 
+/// Expects an offer that the remembered accept covers, then the install.
+async fn remembered_install(c: &mut shard_e2e::Client) {
+    let offer = c.expect("offer", is_offer).await;
+    assert!(
+        matches!(
+            &offer,
+            ClientEvent::ContentOffer {
+                needs_answer: false,
+                decided: Some(Decided::RememberedAccept),
+                ..
+            }
+        ),
+        "{offer:?}"
+    );
+    c.expect("installed", |e| installed(e, "hud")).await;
+    c.forget();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remembered_accept_is_not_asked_again_unless_scripts_are_added() {
     let srv = TestServer::start_with_files(
@@ -181,7 +200,14 @@ async fn a_remembered_accept_is_not_asked_again_unless_scripts_are_added() {
     let player = TestPlayer::new("vee");
     let mut c = player.join_with(srv.addr, ask()).await;
     let offer = c.expect("offer", is_offer).await;
-    assert!(matches!(offer, ClientEvent::ContentOffer { needs_answer: true, scripts: 0, .. }));
+    assert!(matches!(
+        offer,
+        ClientEvent::ContentOffer {
+            needs_answer: true,
+            scripts: 0,
+            ..
+        }
+    ));
     c.session.answer_offer(true, true).unwrap();
     c.expect("installed", |e| installed(e, "hud")).await;
     c.session.close().await;
@@ -193,39 +219,37 @@ async fn a_remembered_accept_is_not_asked_again_unless_scripts_are_added() {
         .clear()
         .unwrap();
     let mut c = player.join_with(srv.addr, ask()).await;
-    let offer = c.expect("offer", is_offer).await;
-    assert!(
-        matches!(&offer, ClientEvent::ContentOffer { needs_answer: false, decided: Some(Decided::RememberedAccept), .. }),
-        "{offer:?}"
-    );
-    c.expect("installed", |e| installed(e, "hud")).await;
-    c.forget();
+    remembered_install(&mut c).await;
 
     // A changed asset of about the same size: still covered, not asked.
     save_file(
         &srv.plugin_dir().join("hud/assets/ui/hud.json"),
         "{\"layout\": \"top-lefts\"}",
     );
-    let offer = c.expect("offer for the change", is_offer).await;
-    assert!(
-        matches!(&offer, ClientEvent::ContentOffer { needs_answer: false, decided: Some(Decided::RememberedAccept), .. }),
-        "{offer:?}"
-    );
-    c.expect("installed", |e| installed(e, "hud")).await;
-    c.forget();
+    remembered_install(&mut c).await;
 
     // The plugin now brings client scripts: the player is asked again.
     std::fs::create_dir_all(srv.plugin_dir().join("hud/client")).unwrap();
     save_file(&srv.plugin_dir().join("hud/client/hud.reds"), HUD_REDS);
     let offer = c.expect("offer for new scripts", is_offer).await;
     assert!(
-        matches!(&offer, ClientEvent::ContentOffer { needs_answer: true, scripts: 1, decided: None, .. }),
+        matches!(
+            &offer,
+            ClientEvent::ContentOffer {
+                needs_answer: true,
+                scripts: 1,
+                decided: None,
+                ..
+            }
+        ),
         "{offer:?}"
     );
-    assert_eq!(c.session.pending_offer().is_some(), true);
+    assert!(c.session.pending_offer().is_some());
     c.session.answer_offer(true, false).unwrap();
     let ev = c.expect("installed", |e| installed(e, "hud")).await;
-    assert!(matches!(ev, ClientEvent::BundleInstalled { rpcs, .. } if rpcs == vec!["HudUpdate".to_string()]));
+    assert!(
+        matches!(ev, ClientEvent::BundleInstalled { rpcs, .. } if rpcs == vec!["HudUpdate".to_string()])
+    );
     srv.server.shutdown().await;
 }
 
@@ -284,7 +308,10 @@ async fn an_rpc_flood_past_the_byte_bound_disconnects_with_a_reason() {
     }
     let peak = c.session.max_queued_event_bytes();
     assert!(peak <= MAX_EVENT_QUEUE_BYTES, "peak {peak}");
-    assert!(peak > MAX_EVENT_QUEUE_BYTES / 2, "peak {peak}: the flood never got near the bound");
+    assert!(
+        peak > MAX_EVENT_QUEUE_BYTES / 2,
+        "peak {peak}: the flood never got near the bound"
+    );
     let gone = c.expect("disconnect", is_disconnect).await;
     assert!(
         matches!(&gone, ClientEvent::Disconnected { reason } if reason.contains("game's memory")),

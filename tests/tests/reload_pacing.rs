@@ -93,7 +93,10 @@ async fn a_bundle_rewritten_every_half_second_causes_at_most_three_reloads() {
         "storm: 20 rewrites, {installs} installs, {} reload requests",
         reloads.len()
     );
-    assert!(installs >= 5, "the storm barely reached the client: {storm:?}");
+    assert!(
+        installs >= 5,
+        "the storm barely reached the client: {storm:?}"
+    );
     assert!(
         (1..=3).contains(&reloads.len()),
         "{} reloads: {storm:?}",

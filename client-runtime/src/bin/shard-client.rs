@@ -10,14 +10,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use shard_client::game::{QueuedGame, ReloadTracker, route_with_reloads};
-use shard_client::{
-    ClientEvent, ConnectOptions, ContentSettings, Dispatcher, OfferMode, Session,
-};
+use shard_client::{ClientEvent, ConnectOptions, ContentSettings, Dispatcher, OfferMode, Session};
 use shard_protocol::Vec3;
 use shard_protocol::identity::{Fingerprint, Identity};
-use shard_protocol::limits::{
-    DEFAULT_CACHE_CAP, DEFAULT_RELOAD_INTERVAL_MS, DEFAULT_SERVER_QUOTA,
-};
+use shard_protocol::limits::{DEFAULT_CACHE_CAP, DEFAULT_RELOAD_INTERVAL_MS, DEFAULT_SERVER_QUOTA};
 
 /// Bytes in one MB as the flags count them (MiB).
 const MB: u64 = 1024 * 1024;
@@ -194,7 +190,9 @@ fn main() -> anyhow::Result<()> {
             reload_interval,
         } => {
             if content == OfferMode::Ask && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                bail!("--content ask prompts on a terminal, but stdin is not one; use accept or decline");
+                bail!(
+                    "--content ask prompts on a terminal, but stdin is not one; use accept or decline"
+                );
             }
             let reload_interval = match reload_interval {
                 Some(s) if !(0.0..=3600.0).contains(&s) => {
