@@ -36,6 +36,12 @@ pub enum BundleWork {
     },
     /// A burst of announcements is complete: offer what the cache lacks.
     AnnouncementsDone,
+    /// A plugin was unloaded: it no longer counts towards the server's
+    /// content, and its bundle is no longer protected from eviction.
+    Removed {
+        /// Its id.
+        plugin_id: u16,
+    },
     /// The player answered the pending offer.
     Answer {
         /// Accept (true) or decline.
@@ -181,6 +187,10 @@ impl BundleReceiver {
                     self.maybe_offer();
                 }
                 BundleWork::Answer { accept, remember } => self.answer(accept, remember),
+                BundleWork::Removed { plugin_id } => {
+                    self.wanted.remove(&plugin_id);
+                    self.lacking.retain(|id| *id != plugin_id);
+                }
                 BundleWork::Announce {
                     plugin_id,
                     name,

@@ -194,3 +194,59 @@ impl EventRx {
         Some(self.took(item))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rpc(len: usize) -> ClientEvent {
+        ClientEvent::Rpc {
+            plugin_id: 1,
+            plugin: "p".into(),
+            name: "R".into(),
+            json: "x".repeat(len),
+        }
+    }
+
+    #[test]
+    fn the_byte_bound_leaves_with_a_reason_and_the_final_event_still_fits() {
+        let link = SessionLink::detached(64 * 1024);
+        let (tx, mut rx) = event_queue(link.clone());
+        let mut sent = 0;
+        while tx.blocking_send(rpc(10_000)) {
+            sent += 1;
+            assert!(sent < 100, "the bound never tripped");
+        }
+        assert_eq!(sent, 6);
+        assert!(link.max_queued_bytes() <= 64 * 1024);
+        let reason = link.left_because().expect("left");
+        assert!(reason.contains("game's memory"), "{reason}");
+        // Nothing else gets in, but the final event does.
+        assert!(!tx.blocking_send(rpc(1)));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(tx.send_final(ClientEvent::Disconnected { reason }));
+        let mut got = Vec::new();
+        while let Some(ev) = rx.try_recv() {
+            got.push(ev);
+        }
+        assert_eq!(got.len(), 7);
+        assert!(matches!(got.last(), Some(ClientEvent::Disconnected { .. })));
+        assert_eq!(link.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn strings_handed_to_the_game_are_capped() {
+        use shard_protocol::limits::{MAX_GAME_STRING, MAX_REASON};
+        let ev = rpc(MAX_GAME_STRING * 2).capped();
+        assert!(matches!(ev, ClientEvent::Rpc { json, .. } if json.len() == MAX_GAME_STRING));
+        let ev = ClientEvent::Disconnected {
+            reason: "é".repeat(MAX_REASON),
+        }
+        .capped();
+        assert!(
+            matches!(ev, ClientEvent::Disconnected { reason } if reason.len() <= MAX_REASON && reason.len() >= MAX_REASON - 1)
+        );
+    }
+}

@@ -467,6 +467,9 @@ fn bundle_work(msg: &ServerMsg) -> Option<BundleWork> {
             client_scripts: *client_scripts,
         },
         ServerMsg::AnnouncementsDone => BundleWork::AnnouncementsDone,
+        ServerMsg::PluginRemoved { plugin_id } => BundleWork::Removed {
+            plugin_id: *plugin_id,
+        },
         _ => return None,
     })
 }
