@@ -220,7 +220,10 @@ impl RuntimeCache {
         let plugins = self.plugins_dir();
         let names = list_names(&plugins)?;
         for name in &names {
-            if name.starts_with(STAGING_PREFIX) || name.starts_with(TMP_PREFIX) {
+            if name.starts_with(STAGING_PREFIX)
+                || name.starts_with(TMP_PREFIX)
+                || name.starts_with(crate::usage::EVICT_PREFIX)
+            {
                 remove_any(&plugins.join(name))?;
             }
         }
@@ -242,7 +245,7 @@ impl RuntimeCache {
                 _ => remove_any(&old)?,
             }
         }
-        Ok(())
+        self.reconcile_ledger()
     }
 
     /// Whether the store holds the bundle with this SHA-256.
@@ -416,14 +419,15 @@ impl RuntimeCache {
         VerifyStatus::Ok
     }
 
-    /// Removes every stored bundle, installed plugin and partial download;
-    /// `known_servers` (trust decisions, not cache) is kept.
+    /// Removes every stored bundle, installed plugin, partial download and
+    /// the usage ledger; `known_servers` and remembered content answers (the
+    /// player's decisions, not cache) are kept.
     pub fn clear(&self) -> Result<(), CacheError> {
         for dir in [self.plugins_dir(), self.partial_dir(), self.store_dir()] {
             remove_any(&dir)?;
             fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         }
-        Ok(())
+        remove_any(&self.root.join(crate::usage::USAGE_FILE))
     }
 }
 

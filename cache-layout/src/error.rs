@@ -266,10 +266,28 @@ pub enum CacheError {
     /// A test hook stopped the install at this step, as a crash would.
     #[error("install interrupted at {0:?} (simulated crash)")]
     SimulatedCrash(CrashPoint),
+    /// A test hook stopped an eviction at this step, as a crash would.
+    #[error("eviction interrupted at {0:?} (simulated crash)")]
+    SimulatedEvictCrash(crate::usage::EvictStep),
+    /// Even evicting every bundle the session does not use leaves no room.
+    #[error(
+        "the cache cap of {} MB cannot hold {} MB more: {} MB are in use by this session's content \
+         (raise the cache cap or free space with `shard-client cache gc`)",
+        mb(*cap), mb(*needed), mb(*kept)
+    )]
+    CapTooSmall {
+        /// Bytes the new content needs.
+        needed: u64,
+        /// The cap.
+        cap: u64,
+        /// Bytes that may not be evicted.
+        kept: u64,
+    },
 }
 
-/// Formats a byte count as MB (MiB) with one decimal, dropping a trailing `.0`.
-pub(crate) fn mb(bytes: u64) -> String {
+/// Formats a byte count as MB (MiB) with one decimal, dropping a trailing
+/// `.0`: the one way sizes are shown to people (errors, offers, `cache ls`).
+pub fn mb(bytes: u64) -> String {
     let tenths = bytes.saturating_mul(10).saturating_add(1 << 19) >> 20;
     if tenths.is_multiple_of(10) {
         format!("{}", tenths / 10)

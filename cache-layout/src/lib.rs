@@ -17,6 +17,7 @@
 
 #![deny(missing_docs)]
 
+mod answers;
 mod bundle;
 mod cache;
 pub mod content;
@@ -25,7 +26,9 @@ mod fsutil;
 mod install;
 mod known_servers;
 mod partial;
+mod usage;
 
+pub use answers::{ANSWERS_FILE, ContentAnswer};
 pub use bundle::{
     ASSET_EXTENSIONS, ASSET_FLAT_EXTENSIONS, ASSETS_DIR, BUNDLE_ROOTS, BundleFile, CLIENT_DIR,
     CLIENT_EXTENSIONS, PackedBundle, TWEAK_EXTENSIONS, TWEAK_FORMAT_REFUSED, TWEAKS_DIR,
@@ -41,6 +44,7 @@ pub use content::{
     ArchiveFiles, ContentError, ContentReport, Diagnostic, GameResources, check_bundle_content,
     game_resources,
 };
-pub use error::{BundleError, CacheError};
+pub use error::{BundleError, CacheError, mb};
 pub use install::{CrashPoint, InstallRequest};
 pub use known_servers::PinOutcome;
+pub use usage::{BundleUse, EvictStep, EvictedBundle, ServerUsage, TEST_PAUSE_ENV, USAGE_FILE};

@@ -48,6 +48,22 @@
 // A bug inside the runtime panicked; the call was abandoned safely.
 #define SHARD_ERR_PANIC -11
 
+// `shard_client_answer_offer` was called while no content offer waits for
+// an answer (no "content_offer" event with `"needs_answer":true` pending).
+#define SHARD_ERR_NO_OFFER -12
+
+// `shard_client_answer_offer`: decline the content (without
+// [`SHARD_OFFER_ACCEPT`]).
+#define SHARD_OFFER_DECLINE 0
+
+// `shard_client_answer_offer`: accept the content and download it.
+#define SHARD_OFFER_ACCEPT 1
+
+// `shard_client_answer_offer` flag: remember the answer for this server's
+// content (OR it with the answer), so it is not offered again unless it
+// adds client scripts or grows by more than a margin.
+#define SHARD_OFFER_REMEMBER 2
+
 // Opaque handle to one client; the game only passes it back, never reads it.
 typedef struct ShardClient ShardClient;
 
@@ -56,7 +72,9 @@ extern "C" {
 #endif // __cplusplus
 
 // Creates a client from a JSON config
-// `{"addr":"IP:PORT","name":..,"identity":PATH?,"cache_dir":PATH?,"server_key":HEX?}`;
+// `{"addr":"IP:PORT","name":..,"identity":PATH?,"cache_dir":PATH?,"server_key":HEX?,
+// "content":"ask"|"accept"|"decline"?,"server_quota_mb":N?,"cache_cap_mb":N?,
+// "reload_interval_ms":N?}` (defaults: ask, 256, 2048, 5000);
 // returns null on error (see `shard_client_last_error`). Does not connect yet.
 //
 // # Safety
@@ -87,6 +105,16 @@ int32_t shard_client_poll_event(struct ShardClient *c, char *buf, size_t buf_len
 // # Safety
 // `plugin` and `name` are null or NUL-terminated strings valid for this call.
 int32_t shard_client_register_rpc(struct ShardClient *c, const char *plugin, const char *name);
+
+// Answers the pending content offer (a "content_offer" event with
+// `"needs_answer":true`): [`SHARD_OFFER_ACCEPT`] downloads it,
+// [`SHARD_OFFER_DECLINE`] skips it (and leaves the server if it requires
+// its content); OR in [`SHARD_OFFER_REMEMBER`] to remember the answer for
+// this server. Returns [`SHARD_ERR_NO_OFFER`] when no offer waits.
+//
+// # Safety
+// Any pointer value is accepted; unknown handles return an error.
+int32_t shard_client_answer_offer(struct ShardClient *c, int32_t accept);
 
 // Sends the local player's position and yaw (a lossy datagram; call it
 // every few frames).

@@ -1,24 +1,54 @@
 //! The bundle receiver: decides which announced bundles the cache lacks,
-//! assembles their chunks in `partial/`, verifies the SHA-256, checks every
-//! client script against the sandbox policy, installs atomically and tells
-//! the server. It runs on its own thread because all of it is file I/O.
+//! offers them to the player (one `content_offer` per burst of
+//! announcements, checked against the per-server quota and the cache cap,
+//! see [`crate::offer`]), fetches only what was accepted, assembles the
+//! chunks in `partial/`, verifies the SHA-256 and the announced sizes, checks
+//! every client script against the sandbox policy, installs atomically,
+//! records the use for LRU eviction and tells the server. It runs on its own
+//! thread because all of it is file I/O.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use shard_cache::{InstallRequest, RuntimeCache};
-use shard_protocol::limits::CHUNK_SIZE;
+use shard_cache::{BundleUse, CacheError, ContentAnswer, InstallRequest, RuntimeCache, mb};
+use shard_protocol::limits::{CHUNK_SIZE, MAX_BUNDLE_REQUESTS, MAX_OFFER_PLUGINS_LISTED};
 use shard_protocol::{BundleRequest, ClientMsg};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::dispatch::Dispatcher;
 use crate::events::ClientEvent;
+use crate::offer::{
+    ContentSettings, Decided, OfferMode, OfferedPlugin, content_hash, hex, remembered_applies,
+};
+use crate::queue::EventTx;
 
 /// Work for the bundle thread.
 #[derive(Debug)]
 pub enum BundleWork {
+    /// The server accepted us (it comes before any announcement).
+    Welcome {
+        /// Server name, for offers.
+        server_name: String,
+        /// Whether declining its content means leaving.
+        content_required: bool,
+    },
+    /// A burst of announcements is complete: offer what the cache lacks.
+    AnnouncementsDone,
+    /// A plugin was unloaded: it no longer counts towards the server's
+    /// content, and its bundle is no longer protected from eviction.
+    Removed {
+        /// Its id.
+        plugin_id: u16,
+    },
+    /// The player answered the pending offer.
+    Answer {
+        /// Accept (true) or decline.
+        accept: bool,
+        /// Remember the answer for this server's content.
+        remember: bool,
+    },
     /// A plugin (or a new version of it) was announced.
     Announce {
         /// Session plugin id.
@@ -31,6 +61,10 @@ pub enum BundleWork {
         sha256: [u8; 32],
         /// Its length.
         len: u64,
+        /// Its announced unpacked size (checked after download).
+        unpacked_len: u64,
+        /// Client scripts it carries.
+        client_scripts: u16,
     },
     /// One chunk from a bundle stream.
     Chunk {
@@ -43,11 +77,6 @@ pub enum BundleWork {
         /// Bytes.
         data: Vec<u8>,
     },
-    /// The server removed a plugin.
-    Removed {
-        /// Plugin.
-        plugin_id: u16,
-    },
 }
 
 /// What the receiver knows of one announced plugin.
@@ -57,8 +86,22 @@ struct Wanted {
     version: String,
     sha256: [u8; 32],
     len: u64,
+    unpacked: u64,
+    scripts: u16,
+    /// Accepted and asked for: only then are its chunks taken.
+    requested: bool,
     retried: bool,
     done: bool,
+}
+
+/// An offer waiting for the player's answer.
+#[derive(Debug, Clone)]
+struct PendingOffer {
+    id: u64,
+    /// The offered plugins with the hash each was offered at.
+    plugins: Vec<(u16, [u8; 32])>,
+    /// What to remember if the player asks to.
+    answer: ContentAnswer,
 }
 
 /// Bundle bytes received in this session (a warm rejoin receives none).
@@ -68,12 +111,31 @@ pub struct TransferStats {
     pub bytes: AtomicU64,
 }
 
+/// Where the receiver's bundles come from: the server's address (recorded
+/// in install records) and key (quotas, usage and answers are per key).
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Address as the user typed it.
+    pub address: String,
+    /// Key fingerprint, hex.
+    pub server_key: String,
+}
+
 /// The receiver's state; owned by the bundle thread.
 pub struct BundleReceiver {
     cache: RuntimeCache,
-    server: String,
+    origin: Origin,
+    settings: ContentSettings,
+    server_name: String,
+    content_required: bool,
     wanted: HashMap<u16, Wanted>,
-    events: mpsc::Sender<ClientEvent>,
+    /// Announced plugins the cache lacks, not yet offered.
+    lacking: Vec<u16>,
+    /// An `AnnouncementsDone` arrived since the last offer.
+    burst_done: bool,
+    offer: Option<PendingOffer>,
+    next_offer_id: u64,
+    events: EventTx,
     outgoing: mpsc::Sender<ClientMsg>,
     dispatcher: Arc<Mutex<Dispatcher>>,
     stats: Arc<TransferStats>,
@@ -81,24 +143,29 @@ pub struct BundleReceiver {
     unsettled: bool,
 }
 
-fn hex(sha: &[u8; 32]) -> String {
-    sha.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl BundleReceiver {
-    /// A receiver writing into `cache` for bundles from `server`.
+    /// A receiver writing into `cache` for bundles from `origin`, protecting
+    /// the player with `settings`.
     pub fn new(
         cache: RuntimeCache,
-        server: String,
-        events: mpsc::Sender<ClientEvent>,
+        origin: Origin,
+        settings: ContentSettings,
+        events: EventTx,
         outgoing: mpsc::Sender<ClientMsg>,
         dispatcher: Arc<Mutex<Dispatcher>>,
         stats: Arc<TransferStats>,
     ) -> Self {
         Self {
             cache,
-            server,
+            origin,
+            settings,
+            server_name: String::new(),
+            content_required: true,
             wanted: HashMap::new(),
+            lacking: Vec::new(),
+            burst_done: false,
+            offer: None,
+            next_offer_id: 1,
             events,
             outgoing,
             dispatcher,
@@ -127,13 +194,40 @@ impl BundleReceiver {
                 }
             };
             match w {
+                BundleWork::Welcome {
+                    server_name,
+                    content_required,
+                } => {
+                    self.server_name = server_name;
+                    self.content_required = content_required;
+                }
+                BundleWork::AnnouncementsDone => {
+                    self.burst_done = true;
+                    self.maybe_offer();
+                }
+                BundleWork::Answer { accept, remember } => self.answer(accept, remember),
                 BundleWork::Announce {
                     plugin_id,
                     name,
                     version,
                     sha256,
                     len,
-                } => self.announce(plugin_id, name, version, sha256, len),
+                    unpacked_len,
+                    client_scripts,
+                } => {
+                    let w = Wanted {
+                        name,
+                        version,
+                        sha256,
+                        len,
+                        unpacked: unpacked_len,
+                        scripts: client_scripts,
+                        requested: false,
+                        retried: false,
+                        done: false,
+                    };
+                    self.announce(plugin_id, w)
+                }
                 BundleWork::Chunk {
                     plugin_id,
                     len,
@@ -153,8 +247,10 @@ impl BundleReceiver {
         }
     }
 
-    /// Forgets a removed plugin and reports it (its install stays in the cache).
+    /// Forgets a removed plugin (it no longer counts towards the server's
+    /// content) and reports it; its install stays in the cache.
     fn removed(&mut self, plugin_id: u16) {
+        self.lacking.retain(|id| *id != plugin_id);
         if let Some(w) = self.wanted.remove(&plugin_id) {
             self.unsettled = true;
             self.emit(ClientEvent::PluginRemoved {
@@ -168,44 +264,272 @@ impl BundleReceiver {
         let _ = self.events.blocking_send(ev);
     }
 
+    /// Leaves the server with `reason` (content refused or declined while
+    /// the server requires it).
+    fn leave(&self, reason: &str) {
+        self.events.link().leave(reason);
+    }
+
     fn send(&self, msg: ClientMsg) {
         let _ = self.outgoing.blocking_send(msg);
     }
 
-    fn announce(
-        &mut self,
-        plugin_id: u16,
-        name: String,
-        version: String,
-        sha256: [u8; 32],
-        len: u64,
-    ) {
+    fn announce(&mut self, plugin_id: u16, w: Wanted) {
         self.emit(ClientEvent::PluginAnnounced {
             plugin_id,
-            name: name.clone(),
-            version: version.clone(),
-            sha256: hex(&sha256),
-            len,
+            name: w.name.clone(),
+            version: w.version.clone(),
+            sha256: hex(&w.sha256),
+            len: w.len,
         });
-        let w = Wanted {
-            name,
-            version,
-            sha256,
-            len,
-            retried: false,
-            done: false,
-        };
-        self.wanted.insert(plugin_id, w.clone());
-        if self.cache.installed_hash(&w.name) == Some(sha256) {
-            // Already installed: register its callbacks again and report, no transfer.
-            self.install(plugin_id);
-        } else if self.cache.has_bundle(&sha256) {
+        let sha256 = w.sha256;
+        let installed = self.cache.installed_hash(&w.name) == Some(sha256);
+        self.wanted.insert(plugin_id, w);
+        self.lacking.retain(|id| *id != plugin_id);
+        if installed || self.cache.has_bundle(&sha256) {
+            // Already here: register its callbacks again and report, no transfer.
             self.install(plugin_id);
         } else {
-            self.request(plugin_id, &w);
+            self.lacking.push(plugin_id);
         }
     }
 
+    /// Offers what the cache lacks once a burst of announcements is complete
+    /// and no other offer waits for an answer.
+    fn maybe_offer(&mut self) {
+        if self.offer.is_some() || !self.burst_done {
+            return;
+        }
+        let wanted = &self.wanted;
+        self.lacking
+            .retain(|id| wanted.get(id).is_some_and(|w| !w.done && !w.requested));
+        if self.lacking.is_empty() {
+            return;
+        }
+        self.burst_done = false;
+        let ids = std::mem::take(&mut self.lacking);
+        let offered: Vec<(u16, Wanted)> = ids
+            .iter()
+            .filter_map(|id| self.wanted.get(id).map(|w| (*id, w.clone())))
+            .collect();
+        // The server's whole content: what its quota and the remembered answer are about.
+        let all: Vec<&Wanted> = self.wanted.values().collect();
+        let server_total: u64 = all.iter().map(|w| w.unpacked).sum();
+        let content = content_hash(all.iter().map(|w| (w.name.as_str(), &w.sha256)));
+        let script_plugins: BTreeSet<String> = all
+            .iter()
+            .filter(|w| w.scripts > 0)
+            .map(|w| w.name.clone())
+            .collect();
+        let quota = self.settings.server_quota;
+        let over_quota_by = server_total.saturating_sub(quota);
+        let remembered = self
+            .cache
+            .content_answer(&self.origin.server_key)
+            .filter(|prev| remembered_applies(prev, &content, &script_plugins, server_total));
+        let decided = if over_quota_by > 0 {
+            Some(Decided::OverQuota)
+        } else if let Some(prev) = remembered {
+            Some(if prev.accept {
+                Decided::RememberedAccept
+            } else {
+                Decided::RememberedDecline
+            })
+        } else {
+            match self.settings.mode {
+                OfferMode::Ask => None,
+                OfferMode::Accept => Some(Decided::AutoAccept),
+                OfferMode::Decline => Some(Decided::AutoDecline),
+            }
+        };
+        let id = self.next_offer_id;
+        self.next_offer_id += 1;
+        let listed = offered
+            .iter()
+            .take(MAX_OFFER_PLUGINS_LISTED)
+            .map(|(_, w)| OfferedPlugin {
+                name: w.name.clone(),
+                version: w.version.clone(),
+                packed: w.len,
+                unpacked: w.unpacked,
+                scripts: w.scripts,
+            })
+            .collect();
+        let plugins: Vec<(u16, [u8; 32])> = offered.iter().map(|(id, w)| (*id, w.sha256)).collect();
+        if decided.is_none() {
+            // Waiting before the event goes out, so an answer never finds no offer.
+            self.offer = Some(PendingOffer {
+                id,
+                plugins: plugins.clone(),
+                answer: ContentAnswer {
+                    accept: false,
+                    content,
+                    script_plugins,
+                    unpacked: server_total,
+                    answered_at: 0,
+                },
+            });
+            self.events
+                .link()
+                .pending_offer
+                .store(id, Ordering::Release);
+        }
+        self.emit(ClientEvent::ContentOffer {
+            offer_id: id,
+            server: self.server_name.clone(),
+            server_key: self.origin.server_key.clone(),
+            plugins: listed,
+            more_plugins: offered.len().saturating_sub(MAX_OFFER_PLUGINS_LISTED),
+            packed: offered.iter().map(|(_, w)| w.len).sum(),
+            unpacked: offered.iter().map(|(_, w)| w.unpacked).sum(),
+            scripts: offered.iter().map(|(_, w)| u32::from(w.scripts)).sum(),
+            required: self.content_required,
+            server_total,
+            server_quota: quota,
+            over_quota_by,
+            needs_answer: decided.is_none(),
+            decided,
+        });
+        match decided {
+            Some(Decided::OverQuota) => {
+                let reason = format!(
+                    "{} wants {} MB of content; your per-server quota is {} MB ({} MB over). \
+                     Nothing was downloaded",
+                    self.display_name(),
+                    mb(server_total),
+                    mb(quota),
+                    mb(over_quota_by)
+                );
+                self.refuse(&plugins, reason, over_quota_by, quota);
+            }
+            Some(d) => self.apply(&plugins, d.accepts()),
+            None => {}
+        }
+    }
+
+    fn display_name(&self) -> String {
+        if self.server_name.is_empty() {
+            format!("the server at {}", self.origin.address)
+        } else {
+            format!("the server \"{}\"", self.server_name)
+        }
+    }
+
+    /// The player's answer to the pending offer.
+    fn answer(&mut self, accept: bool, remember: bool) {
+        let Some(offer) = self.offer.take() else {
+            return;
+        };
+        self.events.link().pending_offer.store(0, Ordering::Release);
+        info!(offer = offer.id, accept, remember, "content offer answered");
+        if remember {
+            let answer = ContentAnswer {
+                accept,
+                ..offer.answer
+            };
+            if let Err(e) = self.cache.remember_answer(&self.origin.server_key, answer) {
+                warn!("cannot remember the content answer: {e}");
+            }
+        }
+        self.apply(&offer.plugins, accept);
+        self.maybe_offer();
+    }
+
+    /// Starts the accepted downloads (after making room under the cache
+    /// cap), or skips the declined plugins (leaving if the server requires them).
+    fn apply(&mut self, plugins: &[(u16, [u8; 32])], accept: bool) {
+        // Only what is still announced at the offered hash; a newer
+        // announcement is offered on its own.
+        let current: Vec<(u16, [u8; 32])> = plugins
+            .iter()
+            .filter(|(id, sha)| {
+                self.wanted
+                    .get(id)
+                    .is_some_and(|w| &w.sha256 == sha && !w.done && !w.requested)
+            })
+            .copied()
+            .collect();
+        if !accept {
+            let why = "not downloaded: you declined this server's content";
+            for (id, _) in &current {
+                self.fail(*id, why);
+            }
+            if self.content_required {
+                self.leave(&format!(
+                    "{} requires its content to play, and you declined it; you left the server",
+                    self.display_name()
+                ));
+            }
+            return;
+        }
+        let needed: u64 = current
+            .iter()
+            .filter_map(|(id, _)| self.wanted.get(id))
+            .map(|w| w.len + w.unpacked)
+            .sum();
+        let keep: HashSet<[u8; 32]> = self.wanted.values().map(|w| w.sha256).collect();
+        match self.cache.make_room(needed, self.settings.cache_cap, &keep) {
+            Ok(evicted) => {
+                for e in evicted {
+                    info!(sha256 = %e.sha256, freed = e.freed, "evicted to stay under the cache cap");
+                    self.emit(ClientEvent::CacheEvicted {
+                        sha256: e.sha256,
+                        plugins: e.plugins,
+                        freed: e.freed,
+                    });
+                }
+            }
+            Err(CacheError::CapTooSmall { needed, cap, kept }) => {
+                let reason = format!(
+                    "{}'s content needs {} MB, but your cache cap of {} MB holds only {} MB more \
+                     beside this session's content. Nothing was downloaded",
+                    self.display_name(),
+                    mb(needed),
+                    mb(cap),
+                    mb(cap.saturating_sub(kept))
+                );
+                let over = kept.saturating_add(needed).saturating_sub(cap);
+                return self.refuse(&current, reason, over, cap);
+            }
+            Err(e) => warn!("cannot make room in the cache: {e}"),
+        }
+        let mut requests = Vec::new();
+        for (id, _) in &current {
+            if let Some(w) = self.wanted.get_mut(id) {
+                w.requested = true;
+                requests.push(BundleRequest {
+                    plugin_id: *id,
+                    sha256: w.sha256,
+                    offset: self.cache.partial_offset(&w.sha256).unwrap_or(0),
+                });
+            }
+        }
+        for batch in requests.chunks(MAX_BUNDLE_REQUESTS) {
+            self.send(ClientMsg::NeedBundles {
+                requests: batch.to_vec(),
+            });
+        }
+    }
+
+    /// Refuses an offer before any byte is fetched and tells the player why.
+    fn refuse(&mut self, plugins: &[(u16, [u8; 32])], reason: String, over_by: u64, limit: u64) {
+        warn!(%reason, "content refused");
+        self.emit(ClientEvent::ContentRefused {
+            reason: reason.clone(),
+            over_by,
+            limit,
+        });
+        for (id, _) in plugins {
+            self.fail(*id, &format!("not downloaded: {reason}"));
+        }
+        if self.content_required {
+            self.leave(&format!(
+                "{reason}; the server requires its content, so you left"
+            ));
+        }
+    }
+
+    /// Asks again for a bundle that failed verification once.
     fn request(&self, plugin_id: u16, w: &Wanted) {
         let offset = self.cache.partial_offset(&w.sha256).unwrap_or(0);
         if offset > 0 {
@@ -229,7 +553,7 @@ impl BundleReceiver {
             );
             return;
         };
-        if w.done || len != w.len {
+        if w.done || !w.requested || len != w.len {
             return;
         }
         self.stats
@@ -274,20 +598,27 @@ impl BundleReceiver {
         let Some(w) = self.wanted.get(&plugin_id).cloned() else {
             return;
         };
-        let rpc_names = match self.check_scripts(&w) {
-            Ok(names) => names,
+        let (rpc_names, unpacked) = match self.check_scripts(&w) {
+            Ok(checked) => checked,
             Err(e) => {
                 // A refused download leaves the cache as it was (an installed bundle is kept).
                 let _ = self.cache.discard_bundle(&w.sha256);
                 return self.fail(plugin_id, &e);
             }
         };
+        if unpacked > w.unpacked {
+            let e = format!(
+                "refused: the bundle unpacks to {unpacked} bytes, but the server announced {}",
+                w.unpacked
+            );
+            return self.fail(plugin_id, &e);
+        }
         let previous = self.cache.installed_hash(&w.name);
         if previous != Some(w.sha256) {
             let req = InstallRequest {
                 plugin: &w.name,
                 version: &w.version,
-                server: &self.server,
+                server: &self.origin.address,
                 sha256: w.sha256,
             };
             if let Err(e) = self.cache.install_from_store(&req) {
@@ -308,6 +639,18 @@ impl BundleReceiver {
             m.done = true;
         }
         self.unsettled = true;
+        let used = BundleUse {
+            sha256: w.sha256,
+            plugin: &w.name,
+            unpacked,
+        };
+        let origin = &self.origin;
+        if let Err(e) = self
+            .cache
+            .record_use(&origin.server_key, &origin.address, &[used])
+        {
+            warn!("cannot record cache use: {e}");
+        }
         let path = self
             .cache
             .plugin_path(&w.name)
@@ -330,8 +673,9 @@ impl BundleReceiver {
         });
     }
 
-    /// Runs the sandbox policy over the bundle's client scripts.
-    fn check_scripts(&self, w: &Wanted) -> Result<Vec<String>, String> {
+    /// Runs the sandbox policy over the bundle's client scripts; returns the
+    /// RPC names they register and the bundle's unpacked size.
+    fn check_scripts(&self, w: &Wanted) -> Result<(Vec<String>, u64), String> {
         let bytes = self
             .cache
             .read_bundle(&w.sha256)
@@ -350,7 +694,7 @@ impl BundleReceiver {
             .collect();
         let report = shard_reds::check_scripts(&scripts);
         if report.diagnostics.is_empty() {
-            Ok(report.rpc_names)
+            Ok((report.rpc_names, unpacked.unpacked_len))
         } else {
             let lines: Vec<String> = report.diagnostics.iter().map(|d| d.to_string()).collect();
             Err(format!(
@@ -373,15 +717,8 @@ impl BundleReceiver {
             name,
             error: error.to_string(),
         });
-        let max = shard_protocol::limits::MAX_REASON;
         let mut error = error.to_string();
-        if error.len() > max {
-            let mut cut = max;
-            while !error.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            error.truncate(cut);
-        }
+        shard_protocol::clip_utf8(&mut error, shard_protocol::limits::MAX_REASON);
         self.send(ClientMsg::BundleInstalled {
             plugin_id,
             sha256,

@@ -2,7 +2,10 @@
 //! stdout): one enum, serialised as one JSON object per event.
 
 use serde::Serialize;
-use shard_protocol::{EntityKind, Vec3};
+use shard_protocol::limits::{MAX_GAME_STRING, MAX_REASON};
+use shard_protocol::{EntityKind, Vec3, clip_utf8};
+
+use crate::offer::{Decided, OfferedPlugin};
 
 /// One thing that happened in the session, in the order it happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -164,6 +167,59 @@ pub enum ClientEvent {
     /// the end of a batch, where one `load_resources` request is made if
     /// anything changed.
     BundlesSettled,
+    /// What the server wants to install that the cache lacks, before any
+    /// download. When `needs_answer` is true the game must answer with
+    /// `shard_client_answer_offer`; otherwise `decided` says what answered.
+    ContentOffer {
+        /// Id of this offer in the session.
+        offer_id: u64,
+        /// Server name.
+        server: String,
+        /// Server key fingerprint (answers are remembered per key).
+        server_key: String,
+        /// The plugins to download (at most `MAX_OFFER_PLUGINS_LISTED`).
+        plugins: Vec<OfferedPlugin>,
+        /// Plugins not listed one by one (the totals include them).
+        more_plugins: usize,
+        /// Bytes to download.
+        packed: u64,
+        /// Bytes once installed.
+        unpacked: u64,
+        /// Client scripts among them (code that runs in the game).
+        scripts: u32,
+        /// Whether declining means leaving the server.
+        required: bool,
+        /// Unpacked size of everything this server asks us to hold.
+        server_total: u64,
+        /// The per-server quota.
+        server_quota: u64,
+        /// How far `server_total` is over the quota (0: within it).
+        over_quota_by: u64,
+        /// Whether the game must answer.
+        needs_answer: bool,
+        /// What answered, when the player is not asked.
+        decided: Option<Decided>,
+    },
+    /// An offer was refused before any byte was fetched (over the quota, or
+    /// the cache cap cannot hold it); `reason` is for the player.
+    ContentRefused {
+        /// Why, with sizes.
+        reason: String,
+        /// Bytes over the limit.
+        over_by: u64,
+        /// The limit that was hit, in bytes.
+        limit: u64,
+    },
+    /// A bundle of another server (or an old version) was evicted from the
+    /// cache to stay under the cache cap.
+    CacheEvicted {
+        /// Bundle hash (hex).
+        sha256: String,
+        /// Plugin names it was installed as.
+        plugins: Vec<String>,
+        /// Bytes freed.
+        freed: u64,
+    },
     /// The server closed the session with a reason.
     Kick {
         /// Why.
@@ -195,6 +251,27 @@ pub fn kind_name(k: EntityKind) -> &'static str {
 }
 
 impl ClientEvent {
+    /// The event with every free-form string cut to its cap from
+    /// `limits.rs` (reasons to `MAX_REASON`, other text to
+    /// `MAX_GAME_STRING`); names, versions and templates are already bounded
+    /// by the protocol's validation.
+    pub fn capped(mut self) -> Self {
+        match &mut self {
+            ClientEvent::Kick { reason }
+            | ClientEvent::Disconnected { reason }
+            | ClientEvent::ContentRefused { reason, .. } => clip_utf8(reason, MAX_REASON),
+            ClientEvent::Error { message } => clip_utf8(message, MAX_REASON),
+            ClientEvent::BundleFailed { error, .. } => clip_utf8(error, MAX_REASON),
+            ClientEvent::Rpc { json, .. } => clip_utf8(json, MAX_GAME_STRING),
+            ClientEvent::Chat { text, .. } | ClientEvent::Popup { text, .. } => {
+                clip_utf8(text, MAX_GAME_STRING)
+            }
+            ClientEvent::BundleInstalled { path, .. } => clip_utf8(path, MAX_GAME_STRING),
+            _ => {}
+        }
+        self
+    }
+
     /// The event as one JSON line (no newline).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| {

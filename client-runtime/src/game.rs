@@ -8,11 +8,16 @@
 //! the reload policy: reload a plugin folder's scripts only when its
 //! installed hash changed, and ask the game to (re)load or unload archives,
 //! `.xl` and tweaks once per batch of installs, only when they changed.
+//! Script reloads are paced (at most one burst per interval, latest state
+//! wins) so a server re-announcing in a loop cannot make the game recompile
+//! its scripts in a loop.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use shard_protocol::limits::{DEFAULT_RELOAD_INTERVAL_MS, MAX_GAME_STRING};
 
 use crate::events::ClientEvent;
 
@@ -134,7 +139,9 @@ pub fn route(event: ClientEvent, game: &mut dyn Game) {
 /// `BundleInstalled` reloads that plugin's scripts only when the installed
 /// hash changed, `PluginRemoved` marks its content for unloading, and
 /// `BundlesSettled` ends the batch with at most one `load_resources` request,
-/// made just before the event itself is passed on.
+/// made just before the event itself is passed on. Script reloads are paced by
+/// the tracker: call [`ReloadTracker::flush`] regularly too, so a reload held
+/// back goes out once it is due.
 pub fn route_with_reloads(
     event: ClientEvent,
     cache_root: &Path,
@@ -174,9 +181,16 @@ pub fn route_with_reloads(
 /// plugin to look at, and at the end of the batch (`BundlesSettled`) one
 /// `load_resources` request lists every plugin whose archives, `.xl` or
 /// tweaks differ from what the game has, and those of removed plugins.
-#[derive(Debug, Default, Clone)]
+///
+/// Script reloads are paced: after one request the next waits at least
+/// `interval`; what changed meanwhile is coalesced and the latest installed
+/// hash wins ([`ReloadTracker::flush`] sends what is due).
+#[derive(Debug, Clone)]
 pub struct ReloadTracker {
     last: HashMap<String, [u8; 32]>,
+    pending: BTreeMap<String, [u8; 32]>,
+    interval: Duration,
+    last_request: Option<Instant>,
     /// Bundle hash whose content was last looked at, per plugin.
     seen: HashMap<String, [u8; 32]>,
     /// What the game was asked to load, with the digest of those files.
@@ -187,17 +201,50 @@ pub struct ReloadTracker {
     gone: BTreeSet<String>,
 }
 
+impl Default for ReloadTracker {
+    fn default() -> Self {
+        Self::with_interval(Duration::from_millis(DEFAULT_RELOAD_INTERVAL_MS))
+    }
+}
+
 impl ReloadTracker {
-    /// A tracker that has reloaded nothing yet.
+    /// A tracker that has reloaded nothing yet, paced at the default interval.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A tracker whose script reloads are at least `interval` apart (zero: no pacing).
+    pub fn with_interval(interval: Duration) -> Self {
+        Self {
+            last: HashMap::new(),
+            pending: BTreeMap::new(),
+            interval,
+            last_request: None,
+            seen: HashMap::new(),
+            loaded: HashMap::new(),
+            changed: BTreeSet::new(),
+            gone: BTreeSet::new(),
+        }
+    }
+
     /// Records that `hash` is now installed for `plugin` under `cache_root`
-    /// and asks `game` to reload `cache_root/plugins/<plugin>/` if that hash
-    /// was not the last one reloaded; returns whether it did.
+    /// (its game content is looked at when the batch ends); if it is not the
+    /// hash last reloaded, a script reload is due, asked of `game` now unless
+    /// the pacing holds it back. Returns whether the game was asked now.
     pub fn installed(
         &mut self,
+        cache_root: &Path,
+        plugin: &str,
+        hash: [u8; 32],
+        game: &mut dyn Game,
+    ) -> bool {
+        self.installed_at(Instant::now(), cache_root, plugin, hash, game)
+    }
+
+    /// [`ReloadTracker::installed`] at a given time (tests drive the clock).
+    pub fn installed_at(
+        &mut self,
+        now: Instant,
         cache_root: &Path,
         plugin: &str,
         hash: [u8; 32],
@@ -209,17 +256,48 @@ impl ReloadTracker {
             self.gone.remove(plugin);
         }
         if self.last.get(plugin) == Some(&hash) {
+            // Back to what the game already has: nothing to reload.
+            self.pending.remove(plugin);
             return false;
         }
-        self.last.insert(plugin.to_string(), hash);
-        game.reload_scripts(plugin, &plugin_dir(cache_root, plugin));
+        self.pending.insert(plugin.to_string(), hash);
+        self.flush_at(now, cache_root, game)
+    }
+
+    /// Asks `game` for the script reloads held back by the pacing, if they
+    /// are due; returns whether it did.
+    pub fn flush(&mut self, cache_root: &Path, game: &mut dyn Game) -> bool {
+        self.flush_at(Instant::now(), cache_root, game)
+    }
+
+    /// [`ReloadTracker::flush`] at a given time.
+    pub fn flush_at(&mut self, now: Instant, cache_root: &Path, game: &mut dyn Game) -> bool {
+        if self.pending.is_empty() {
+            return false;
+        }
+        if let Some(t) = self.last_request
+            && now < t + self.interval
+        {
+            return false;
+        }
+        for (plugin, hash) in std::mem::take(&mut self.pending) {
+            game.reload_scripts(&plugin, &plugin_dir(cache_root, &plugin));
+            self.last.insert(plugin, hash);
+        }
+        self.last_request = Some(now);
         true
+    }
+
+    /// Whether script reloads are held back, waiting for the pacing.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Forgets a removed plugin, so installing it again later reloads it,
     /// and marks its game content for unloading at the end of the batch.
     pub fn removed(&mut self, plugin: &str) {
         self.last.remove(plugin);
+        self.pending.remove(plugin);
         self.seen.remove(plugin);
         self.changed.remove(plugin);
         self.gone.insert(plugin.to_string());
@@ -445,10 +523,12 @@ impl QueuedGame {
 
 impl Game for QueuedGame {
     fn reload_scripts(&mut self, plugin: &str, dir: &Path) {
+        let mut dir = dir.to_string_lossy().into_owned();
+        shard_protocol::clip_utf8(&mut dir, MAX_GAME_STRING);
         let json = serde_json::json!({
             "event": "reload_scripts",
             "plugin": plugin,
-            "dir": dir.to_string_lossy(),
+            "dir": dir,
         });
         self.queue.push_back(json.to_string());
     }
@@ -507,7 +587,7 @@ mod tests {
     #[test]
     fn reload_only_when_the_hash_changes() {
         let root = Path::new("runtime_cache");
-        let mut t = ReloadTracker::new();
+        let mut t = ReloadTracker::with_interval(Duration::ZERO);
         let mut g = HeadlessGame::new();
         assert!(t.installed(root, "hexbar", [1; 32], &mut g));
         assert_eq!(
@@ -534,7 +614,7 @@ mod tests {
     #[test]
     fn removal_forgets_the_hash() {
         let root = Path::new("rc");
-        let mut t = ReloadTracker::new();
+        let mut t = ReloadTracker::with_interval(Duration::ZERO);
         let mut g = HeadlessGame::new();
         assert!(t.installed(root, "p", [7; 32], &mut g));
         t.removed("p");
@@ -545,7 +625,7 @@ mod tests {
     #[test]
     fn bundle_installed_events_reload_once_per_hash() {
         let root = Path::new("rc");
-        let mut t = ReloadTracker::new();
+        let mut t = ReloadTracker::with_interval(Duration::ZERO);
         let mut g = HeadlessGame::new();
         let installed = |sha: &str, changed: bool| ClientEvent::BundleInstalled {
             plugin_id: 3,
@@ -567,6 +647,36 @@ mod tests {
         assert_eq!(reloads(&g), 2);
         // Every event still reaches the game.
         assert_eq!(g.calls.len(), 6);
+    }
+
+    #[test]
+    fn reloads_are_paced_and_the_latest_hash_wins() {
+        let root = Path::new("rc");
+        let mut t = ReloadTracker::with_interval(Duration::from_secs(5));
+        let mut g = HeadlessGame::new();
+        let t0 = Instant::now();
+        assert!(t.installed_at(t0, root, "p", [1; 32], &mut g));
+        // A storm of new hashes inside the interval: held back.
+        for i in 2..20u8 {
+            let at = t0 + Duration::from_millis(250 * u64::from(i));
+            assert!(!t.installed_at(at, root, "p", [i; 32], &mut g));
+        }
+        assert_eq!(reloads(&g), 1);
+        assert!(t.has_pending());
+        assert!(!t.flush_at(t0 + Duration::from_millis(4999), root, &mut g));
+        assert!(t.flush_at(t0 + Duration::from_secs(5), root, &mut g));
+        assert_eq!(reloads(&g), 2);
+        // The latest hash was the one reloaded: installing it again is a no-op.
+        let later = t0 + Duration::from_secs(11);
+        assert!(!t.installed_at(later, root, "p", [19; 32], &mut g));
+        assert!(!t.has_pending());
+        // Going back to what the game has cancels a held-back reload.
+        let t1 = t0 + Duration::from_secs(12);
+        assert!(t.installed_at(t1, root, "p", [40; 32], &mut g));
+        assert!(!t.installed_at(t1, root, "p", [41; 32], &mut g));
+        assert!(!t.installed_at(t1, root, "p", [40; 32], &mut g));
+        assert!(!t.flush_at(t1 + Duration::from_secs(60), root, &mut g));
+        assert_eq!(reloads(&g), 3);
     }
 
     #[test]

@@ -9,11 +9,14 @@ pub mod dispatch;
 pub mod events;
 pub mod ffi;
 pub mod game;
+pub mod offer;
+pub mod queue;
 pub mod session;
 
 pub use dispatch::Dispatcher;
 pub use events::ClientEvent;
-pub use session::{ClientError, ConnectOptions, Session};
+pub use offer::{ContentSettings, OfferMode};
+pub use session::{ClientError, ConnectOptions, OfferError, Session};
 
 use std::path::PathBuf;
 

@@ -10,16 +10,18 @@ use std::sync::{Arc, Mutex};
 use shard_cache::RuntimeCache;
 use shard_protocol::frame::{decode_datagram, encode_datagram, read_frame, write_frame};
 use shard_protocol::identity::{Fingerprint, Identity, SERVER_NAME};
+use shard_protocol::limits::MAX_EVENT_QUEUE_BYTES;
 use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, Vec3};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use crate::bundles::{BundleReceiver, BundleWork, TransferStats};
+use crate::bundles::{BundleReceiver, BundleWork, Origin, TransferStats};
 use crate::dispatch::Dispatcher;
 use crate::events::{ClientEvent, arr, kind_name};
+use crate::offer::ContentSettings;
+use crate::queue::{EventRx, EventTx, SessionLink, event_queue};
 
-/// Capacity of the event queue towards the game or stdout.
-pub const EVENT_QUEUE: usize = 16 * 1024;
+pub use crate::queue::EVENT_QUEUE;
 
 /// Capacity of the queue towards the bundle thread (chunks are 32 KiB each).
 pub const BUNDLE_WORK_QUEUE: usize = 256;
@@ -40,6 +42,19 @@ pub struct ConnectOptions {
     pub cache_dir: PathBuf,
     /// Expected server key; `None` pins on first contact via `known_servers`.
     pub server_key: Option<Fingerprint>,
+    /// Content offers, per-server quota and cache cap.
+    pub content: ContentSettings,
+}
+
+/// Why an answer to a content offer was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum OfferError {
+    /// No offer is waiting for an answer.
+    #[error("no content offer is waiting for an answer")]
+    NoOffer,
+    /// The session is over.
+    #[error("the session is over")]
+    Closed,
 }
 
 /// Why joining failed, with what to do about it.
@@ -84,7 +99,9 @@ pub struct Session {
     conn: quinn::Connection,
     endpoint: quinn::Endpoint,
     outgoing: mpsc::Sender<ClientMsg>,
-    events: mpsc::Receiver<ClientEvent>,
+    events: EventRx,
+    work: mpsc::Sender<BundleWork>,
+    link: Arc<SessionLink>,
     server_key: Fingerprint,
     stats: Arc<TransferStats>,
 }
@@ -181,13 +198,19 @@ impl Session {
             .await
             .map_err(|e| connect_err(e.to_string()))?;
 
-        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let link = SessionLink::new(conn.clone(), MAX_EVENT_QUEUE_BYTES);
+        let (ev_tx, ev_rx) = event_queue(link.clone());
         let (out_tx, out_rx) = mpsc::channel(SEND_QUEUE);
         let (work_tx, work_rx) = mpsc::channel(BUNDLE_WORK_QUEUE);
         let stats = Arc::new(TransferStats::default());
+        let origin = Origin {
+            address: addr_key,
+            server_key: server_key.to_hex(),
+        };
         let receiver = BundleReceiver::new(
             cache,
-            addr_key,
+            origin,
+            opts.content,
             ev_tx.clone(),
             out_tx.clone(),
             dispatcher.clone(),
@@ -206,16 +229,53 @@ impl Session {
             me: me.clone(),
         };
         tokio::spawn(read_loop(conn.clone(), recv, reader));
-        tokio::spawn(bundle_streams(conn.clone(), work_tx));
+        tokio::spawn(bundle_streams(conn.clone(), work_tx.clone()));
         tokio::spawn(datagram_loop(conn.clone(), ev_tx, me));
         Ok(Self {
             conn,
             endpoint,
             outgoing: out_tx,
             events: ev_rx,
+            work: work_tx,
+            link,
             server_key,
             stats,
         })
+    }
+
+    /// Answers the content offer waiting for the player (a `content_offer`
+    /// event with `needs_answer`); `remember` keeps the answer for this
+    /// server's content so the same content is not offered again.
+    pub fn answer_offer(&self, accept: bool, remember: bool) -> Result<(), OfferError> {
+        if self.pending_offer().is_none() {
+            return Err(OfferError::NoOffer);
+        }
+        self.work
+            .try_send(BundleWork::Answer { accept, remember })
+            .map_err(|_| OfferError::Closed)
+    }
+
+    /// Id of the content offer waiting for an answer, if any.
+    pub fn pending_offer(&self) -> Option<u64> {
+        match self
+            .link
+            .pending_offer
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            0 => None,
+            id => Some(id),
+        }
+    }
+
+    /// Bytes of events waiting to be taken now (bounded by
+    /// `limits::MAX_EVENT_QUEUE_BYTES`).
+    pub fn queued_event_bytes(&self) -> usize {
+        self.link.queued_bytes()
+    }
+
+    /// The most bytes of events that ever waited to be taken in this session.
+    pub fn max_queued_event_bytes(&self) -> usize {
+        self.link.max_queued_bytes()
     }
 
     /// Bundle bytes received in this session (a warm rejoin receives none).
@@ -235,7 +295,7 @@ impl Session {
 
     /// Next event if one is ready, without waiting (the game polls each frame).
     pub fn try_next_event(&mut self) -> Option<ClientEvent> {
-        self.events.try_recv().ok()
+        self.events.try_recv()
     }
 
     /// Sends a chat line or `/command`.
@@ -303,7 +363,7 @@ async fn write_loop(mut send: quinn::SendStream, mut rx: mpsc::Receiver<ClientMs
 
 /// What the control-stream reader feeds.
 struct Reader {
-    events: mpsc::Sender<ClientEvent>,
+    events: EventTx,
     dispatcher: Arc<Mutex<Dispatcher>>,
     work: mpsc::Sender<BundleWork>,
     me: Arc<AtomicU32>,
@@ -326,25 +386,10 @@ async fn read_loop(conn: quinn::Connection, mut recv: quinn::RecvStream, reader:
                 if let ServerMsg::Welcome { peer_id, .. } = &msg {
                     me.store(*peer_id, Ordering::Relaxed);
                 }
-                if let ServerMsg::PluginAnnounce {
-                    plugin_id,
-                    name,
-                    version,
-                    bundle_sha256,
-                    bundle_len,
-                    ..
-                } = &msg
+                if let Some(w) = bundle_work(&msg)
+                    && work.send(w).await.is_err()
                 {
-                    let w = BundleWork::Announce {
-                        plugin_id: *plugin_id,
-                        name: name.clone(),
-                        version: version.clone(),
-                        sha256: *bundle_sha256,
-                        len: *bundle_len,
-                    };
-                    if work.send(w).await.is_err() {
-                        return;
-                    }
+                    return;
                 }
                 if let ServerMsg::PluginRemoved { plugin_id } = &msg {
                     let w = BundleWork::Removed {
@@ -359,9 +404,12 @@ async fn read_loop(conn: quinn::Connection, mut recv: quinn::RecvStream, reader:
                     translate(msg, &mut d)
                 };
                 for ev in evs {
-                    if events.send(ev).await.is_err() {
-                        return;
+                    if !events.send(ev).await {
+                        break;
                     }
+                }
+                if events.link().left_because().is_some() {
+                    break;
                 }
                 if kicked {
                     conn.close(quinn::VarInt::from_u32(0), b"kicked");
@@ -372,7 +420,7 @@ async fn read_loop(conn: quinn::Connection, mut recv: quinn::RecvStream, reader:
             Err(shard_protocol::ProtocolError::Io(_)) => break,
             Err(e) => {
                 let message = format!("the server sent a bad message: {e}");
-                let _ = events
+                events
                     .send(ClientEvent::Error {
                         message: message.clone(),
                     })
@@ -382,15 +430,56 @@ async fn read_loop(conn: quinn::Connection, mut recv: quinn::RecvStream, reader:
             }
         }
     }
-    let reason = match conn.closed().await {
-        quinn::ConnectionError::ApplicationClosed(c) => {
+    let closed = conn.closed().await;
+    let reason = match (events.link().left_because(), closed) {
+        (Some(ours), _) => ours,
+        (None, quinn::ConnectionError::ApplicationClosed(c)) => {
             String::from_utf8_lossy(&c.reason).into_owned()
         }
-        other => other.to_string(),
+        (None, other) => other.to_string(),
     };
     if !kicked {
-        let _ = events.send(ClientEvent::Disconnected { reason }).await;
+        events
+            .send_final(ClientEvent::Disconnected { reason })
+            .await;
     }
+}
+
+/// The bundle thread's share of a control-stream message, if any.
+fn bundle_work(msg: &ServerMsg) -> Option<BundleWork> {
+    Some(match msg {
+        ServerMsg::Welcome {
+            server_name,
+            content_required,
+            ..
+        } => BundleWork::Welcome {
+            server_name: server_name.clone(),
+            content_required: *content_required,
+        },
+        ServerMsg::PluginAnnounce {
+            plugin_id,
+            name,
+            version,
+            bundle_sha256,
+            bundle_len,
+            unpacked_len,
+            client_scripts,
+            ..
+        } => BundleWork::Announce {
+            plugin_id: *plugin_id,
+            name: name.clone(),
+            version: version.clone(),
+            sha256: *bundle_sha256,
+            len: *bundle_len,
+            unpacked_len: *unpacked_len,
+            client_scripts: *client_scripts,
+        },
+        ServerMsg::AnnouncementsDone => BundleWork::AnnouncementsDone,
+        ServerMsg::PluginRemoved { plugin_id } => BundleWork::Removed {
+            plugin_id: *plugin_id,
+        },
+        _ => return None,
+    })
 }
 
 /// Accepts the server's bundle streams and feeds their chunks to the bundle thread.
@@ -436,11 +525,7 @@ async fn bundle_streams(conn: quinn::Connection, work: mpsc::Sender<BundleWork>)
 
 /// Reads position datagrams; each carries a batch of moves for our phase,
 /// including our own, which is skipped (`me` is set once `Welcome` arrives).
-async fn datagram_loop(
-    conn: quinn::Connection,
-    events: mpsc::Sender<ClientEvent>,
-    me: Arc<AtomicU32>,
-) {
+async fn datagram_loop(conn: quinn::Connection, events: EventTx, me: Arc<AtomicU32>) {
     while let Ok(data) = conn.read_datagram().await {
         match decode_datagram::<ServerMsg>(&data) {
             Ok(ServerMsg::PeerMoved { moves }) => {
@@ -451,7 +536,7 @@ async fn datagram_loop(
                         pos: arr(m.pos),
                         rot: m.rot,
                     };
-                    if events.send(ev).await.is_err() {
+                    if !events.send(ev).await {
                         return;
                     }
                 }
@@ -481,7 +566,7 @@ fn translate(msg: ServerMsg, dispatcher: &mut Dispatcher) -> Vec<ClientEvent> {
         ServerMsg::PeerJoined { peer_id, name } => ClientEvent::PeerJoined { peer_id, name },
         ServerMsg::PeerLeft { peer_id, name } => ClientEvent::PeerLeft { peer_id, name },
         // Positions travel as datagrams; a batch on the control stream is ignored.
-        ServerMsg::PeerMoved { .. } => return Vec::new(),
+        ServerMsg::PeerMoved { .. } | ServerMsg::AnnouncementsDone => return Vec::new(),
         ServerMsg::Teleport { pos, rot, phase } => ClientEvent::Teleport {
             pos: arr(pos),
             rot,

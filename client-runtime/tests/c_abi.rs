@@ -57,6 +57,18 @@ fn bad_json_and_bad_fields_are_rejected() {
             "server_key",
         ),
         (r#"{"addr":"127.0.0.1:1","name":"a","extra":1}"#, "extra"),
+        (
+            r#"{"addr":"127.0.0.1:1","name":"a","content":"maybe"}"#,
+            "content",
+        ),
+        (
+            r#"{"addr":"127.0.0.1:1","name":"a","server_quota_mb":0}"#,
+            "server_quota_mb",
+        ),
+        (
+            r#"{"addr":"127.0.0.1:1","name":"a","cache_cap_mb":18446744073709551615}"#,
+            "cache_cap_mb",
+        ),
     ] {
         assert!(create(json).is_null(), "{json} must be rejected");
         assert!(last_error().contains(needle), "{json}: {}", last_error());
@@ -128,6 +140,11 @@ fn null_arguments_and_calls_before_connect() {
             shard_client_send_position(c, 1.0, 2.0, 3.0, 0.0),
             SHARD_ERR_NOT_CONNECTED
         );
+        assert_eq!(
+            shard_client_answer_offer(c, SHARD_OFFER_ACCEPT),
+            SHARD_ERR_NOT_CONNECTED
+        );
+        assert_eq!(shard_client_answer_offer(c, -1), SHARD_ERR_INVALID_ARGUMENT);
         assert_eq!(
             shard_client_last_error(c, std::ptr::null_mut(), 10),
             SHARD_ERR_NULL_POINTER

@@ -69,5 +69,71 @@ fn cache_ls_verify_and_clear_serve_modders() {
     let (ok, _, _) = run(&["cache", "clear", "--cache", dir]);
     assert!(ok);
     let (ok, out, _) = run(&["cache", "ls", "--cache", dir]);
-    assert!(ok && out.trim().is_empty(), "{out}");
+    assert!(ok && out.trim() == r#"{"total":0}"#, "{out}");
+}
+
+#[test]
+fn cache_ls_shows_per_server_use_and_gc_evicts_to_a_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache_dir = tmp.path().join("cache");
+    let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
+    for (i, name) in ["old", "new"].iter().enumerate() {
+        let plugin = tmp.path().join(name);
+        std::fs::create_dir_all(plugin.join("assets")).unwrap();
+        let archive = shard_cache::content::rdar::RdarBuilder::new()
+            .file("base\\a.bin", vec![b'a' + i as u8; 4096])
+            .build();
+        std::fs::write(plugin.join("assets/a.archive"), archive).unwrap();
+        let packed = shard_cache::pack_plugin_dir(&plugin).unwrap();
+        let key = format!("{i}").repeat(64);
+        let req = shard_cache::InstallRequest {
+            plugin: name,
+            version: "1",
+            server: "127.0.0.1:7777",
+            sha256: packed.sha256,
+        };
+        cache.install(&req, &packed.bytes).unwrap();
+        let used = shard_cache::BundleUse {
+            sha256: packed.sha256,
+            plugin: name,
+            unpacked: packed.unpacked_len,
+        };
+        cache.record_use(&key, "127.0.0.1:7777", &[used]).unwrap();
+    }
+    let archive_len = shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\a.bin", vec![b'a'; 4096])
+        .build()
+        .len();
+    let dir = cache_dir.to_str().unwrap();
+    let (ok, out, _) = run(&["cache", "ls", "--cache", dir]);
+    assert!(ok, "{out}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let servers: Vec<_> = lines
+        .iter()
+        .filter(|l| l["server_key"].is_string())
+        .collect();
+    assert_eq!(servers.len(), 2, "{out}");
+    assert!(
+        servers
+            .iter()
+            .all(|s| s["unpacked"] == archive_len as u64 && s["last_used"].as_u64().unwrap() > 0),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["plugin"].is_string())
+            .all(|l| l["last_used"].is_u64())
+    );
+    // A 1 MB target keeps both (they are small); 0 evicts everything.
+    let (ok, out, _) = run(&["cache", "gc", "--target-mb", "1", "--cache", dir]);
+    assert!(ok && !out.contains("\"evicted\""), "{out}");
+    let (ok, out, _) = run(&["cache", "gc", "--target-mb", "0", "--cache", dir]);
+    assert_eq!(out.matches("\"evicted\"").count(), 2, "{out}");
+    assert!(ok && out.contains(r#"{"total":0}"#), "{out}");
+    let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
+    assert!(cache.list().unwrap().is_empty());
 }

@@ -1,26 +1,48 @@
 //! The bundle receiver refuses a bundle whose client scripts break the
 //! sandbox policy (a server cannot push around the check): nothing is
-//! installed, the user and the server are told.
+//! installed, the user and the server are told. It offers before fetching,
+//! refuses an offer over the quota without asking for a byte, takes no
+//! chunk it did not ask for, and refuses a bundle larger than announced.
 
 use std::sync::{Arc, Mutex};
 
-use shard_client::ClientEvent;
-use shard_client::bundles::{BundleReceiver, BundleWork, TransferStats};
+use shard_client::bundles::{BundleReceiver, BundleWork, Origin, TransferStats};
 use shard_client::dispatch::Dispatcher;
+use shard_client::queue::{SessionLink, event_queue};
+use shard_client::{ClientEvent, ContentSettings};
 use shard_protocol::ClientMsg;
+use shard_protocol::limits::MAX_EVENT_QUEUE_BYTES;
 use tokio::sync::mpsc;
 
 fn run_receiver(
     cache_dir: &std::path::Path,
     work: Vec<BundleWork>,
 ) -> (Vec<ClientEvent>, Vec<ClientMsg>) {
+    run_with(cache_dir, ContentSettings::default(), work).0
+}
+
+type Outcome = ((Vec<ClientEvent>, Vec<ClientMsg>), Option<String>);
+
+/// Runs a receiver over `work`; returns its events, its messages to the
+/// server, and why it left the server (if it did).
+fn run_with(
+    cache_dir: &std::path::Path,
+    settings: ContentSettings,
+    work: Vec<BundleWork>,
+) -> Outcome {
     let cache = shard_cache::RuntimeCache::open(cache_dir).unwrap();
-    let (ev_tx, mut ev_rx) = mpsc::channel(64);
+    let link = SessionLink::detached(MAX_EVENT_QUEUE_BYTES);
+    let (ev_tx, mut ev_rx) = event_queue(link.clone());
     let (out_tx, mut out_rx) = mpsc::channel(64);
     let (work_tx, work_rx) = mpsc::channel(64);
+    let origin = Origin {
+        address: "test-server".into(),
+        server_key: "ab".repeat(32),
+    };
     let receiver = BundleReceiver::new(
         cache,
-        "test-server".into(),
+        origin,
+        settings,
         ev_tx,
         out_tx,
         Arc::new(Mutex::new(Dispatcher::new())),
@@ -33,14 +55,26 @@ fn run_receiver(
     drop(work_tx);
     t.join().unwrap();
     let mut events = Vec::new();
-    while let Ok(e) = ev_rx.try_recv() {
+    while let Some(e) = ev_rx.try_recv() {
         events.push(e);
     }
     let mut sent = Vec::new();
     while let Ok(m) = out_rx.try_recv() {
         sent.push(m);
     }
-    (events, sent)
+    ((events, sent), link.left_because())
+}
+
+fn announce(b: &shard_cache::PackedBundle, id: u16, name: &str, unpacked: u64) -> BundleWork {
+    BundleWork::Announce {
+        plugin_id: id,
+        name: name.into(),
+        version: "1".into(),
+        sha256: b.sha256,
+        len: b.bytes.len() as u64,
+        unpacked_len: unpacked,
+        client_scripts: 1,
+    }
 }
 
 fn bundle_with_script(script: &str) -> shard_cache::PackedBundle {
@@ -63,14 +97,8 @@ fn a_bundle_with_a_hooking_script_is_refused_and_not_installed() {
         .store_bundle(&evil.bytes, &evil.sha256)
         .unwrap();
 
-    let announce = BundleWork::Announce {
-        plugin_id: 3,
-        name: "evil".into(),
-        version: "1".into(),
-        sha256: evil.sha256,
-        len: evil.bytes.len() as u64,
-    };
-    let (events, sent) = run_receiver(&cache_dir, vec![announce]);
+    let work = vec![announce(&evil, 3, "evil", evil.unpacked_len)];
+    let (events, sent) = run_receiver(&cache_dir, work);
     let failed = events.iter().find_map(|e| match e {
         ClientEvent::BundleFailed { error, .. } => Some(error.clone()),
         _ => None,
@@ -110,20 +138,19 @@ fn a_bundle_that_arrives_corrupt_twice_is_reported_and_not_installed() {
     let mut bad = good.bytes.clone();
     let last = bad.len() - 1;
     bad[last] ^= 0xff;
-    let announce = BundleWork::Announce {
-        plugin_id: 1,
-        name: "ui".into(),
-        version: "1".into(),
-        sha256: good.sha256,
-        len,
-    };
     let chunk = |data: &Vec<u8>| BundleWork::Chunk {
         plugin_id: 1,
         len,
         chunk_id: 0,
         data: data.clone(),
     };
-    let (events, sent) = run_receiver(&cache_dir, vec![announce, chunk(&bad), chunk(&bad)]);
+    let work = vec![
+        announce(&good, 1, "ui", good.unpacked_len),
+        BundleWork::AnnouncementsDone,
+        chunk(&bad),
+        chunk(&bad),
+    ];
+    let (events, sent) = run_receiver(&cache_dir, work);
     // Asked once, asked again after the first mismatch, then gave up and said so.
     let asks = sent
         .iter()
@@ -188,14 +215,8 @@ fn content_bundle(name: &str, tweak: &str) -> shard_cache::PackedBundle {
     shard_cache::pack_plugin_dir(&dir).unwrap()
 }
 
-fn announce(plugin_id: u16, name: &str, b: &shard_cache::PackedBundle) -> BundleWork {
-    BundleWork::Announce {
-        plugin_id,
-        name: name.into(),
-        version: "1".into(),
-        sha256: b.sha256,
-        len: b.bytes.len() as u64,
-    }
+fn announce_content(plugin_id: u16, name: &str, b: &shard_cache::PackedBundle) -> BundleWork {
+    announce(b, plugin_id, name, b.unpacked_len)
 }
 
 fn chunks(plugin_id: u16, b: &shard_cache::PackedBundle) -> Vec<BundleWork> {
@@ -218,10 +239,16 @@ fn a_tweak_that_changes_vanilla_is_refused_after_download_and_the_cache_is_uncha
     let good = content_bundle("cc", "Vehicle.shard_cc_van:\n  $base: Vehicle.v_van\n");
     let (events, _) = run_receiver(
         &cache_dir,
-        [vec![announce(1, "cc", &good)], chunks(1, &good)]
-            .into_iter()
-            .flatten()
-            .collect(),
+        [
+            vec![
+                announce_content(1, "cc", &good),
+                BundleWork::AnnouncementsDone,
+            ],
+            chunks(1, &good),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     );
     assert!(
         events
@@ -237,10 +264,16 @@ fn a_tweak_that_changes_vanilla_is_refused_after_download_and_the_cache_is_uncha
     );
     let (events, sent) = run_receiver(
         &cache_dir,
-        [vec![announce(1, "cc", &evil)], chunks(1, &evil)]
-            .into_iter()
-            .flatten()
-            .collect(),
+        [
+            vec![
+                announce_content(1, "cc", &evil),
+                BundleWork::AnnouncementsDone,
+            ],
+            chunks(1, &evil),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     );
     let error = events
         .iter()
@@ -300,7 +333,11 @@ fn one_load_request_per_batch_only_when_content_changed_and_unload_on_removal() 
     };
     // Cold: both announced, then both downloaded; one request lists both.
     let cold = [
-        vec![announce(1, "alpha", &a), announce(2, "beta", &b)],
+        vec![
+            announce_content(1, "alpha", &a),
+            announce_content(2, "beta", &b),
+            BundleWork::AnnouncementsDone,
+        ],
         chunks(1, &a),
         chunks(2, &b),
     ]
@@ -329,14 +366,19 @@ fn one_load_request_per_batch_only_when_content_changed_and_unload_on_removal() 
     // Warm rejoin with the same game: nothing changed, no request.
     game.calls.clear();
     play(
-        vec![announce(1, "alpha", &a), announce(2, "beta", &b)],
+        vec![
+            announce_content(1, "alpha", &a),
+            announce_content(2, "beta", &b),
+            BundleWork::AnnouncementsDone,
+        ],
         &mut game,
     );
     assert!(loads(&game).is_empty(), "{:?}", game.calls);
     // beta is removed: one request that unloads it.
     play(
         vec![
-            announce(2, "beta", &b),
+            announce_content(2, "beta", &b),
+            BundleWork::AnnouncementsDone,
             BundleWork::Removed { plugin_id: 2 },
         ],
         &mut game,
@@ -350,4 +392,81 @@ fn one_load_request_per_batch_only_when_content_changed_and_unload_on_removal() 
     assert_eq!(json["event"], "load_resources");
     assert_eq!(json["unload"][0]["plugin"], "beta");
     assert!(json["unload"][0]["archives"][0]["xl"].is_string());
+}
+
+#[test]
+fn an_offer_over_the_quota_is_refused_before_any_request() {
+    let b = bundle_with_script("public func Init() -> Void {}\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = ContentSettings {
+        server_quota: 1000,
+        ..ContentSettings::default()
+    };
+    let work = vec![
+        BundleWork::Welcome {
+            server_name: "greedy".into(),
+            content_required: true,
+        },
+        announce(&b, 1, "big", 1500),
+        BundleWork::AnnouncementsDone,
+        // Unrequested chunks are not taken.
+        BundleWork::Chunk {
+            plugin_id: 1,
+            len: b.bytes.len() as u64,
+            chunk_id: 0,
+            data: b.bytes.clone(),
+        },
+    ];
+    let ((events, sent), left) = run_with(&tmp.path().join("c"), settings, work);
+    assert!(
+        !sent
+            .iter()
+            .any(|m| matches!(m, ClientMsg::NeedBundles { .. })),
+        "{sent:?}"
+    );
+    let offer = events
+        .iter()
+        .find(|e| matches!(e, ClientEvent::ContentOffer { .. }))
+        .expect("one offer");
+    assert!(
+        matches!(
+            offer,
+            ClientEvent::ContentOffer {
+                over_quota_by: 500,
+                needs_answer: false,
+                ..
+            }
+        ),
+        "{offer:?}"
+    );
+    assert!(events.iter().any(|e| matches!(e,
+        ClientEvent::ContentRefused { over_by: 500, limit: 1000, reason } if reason.contains("quota"))));
+    assert!(left.is_some_and(|r| r.contains("requires its content")));
+    let cache = shard_cache::RuntimeCache::open(tmp.path().join("c")).unwrap();
+    assert!(!cache.has_bundle(&b.sha256));
+    assert_eq!(cache.partial_offset(&b.sha256).unwrap(), 0);
+}
+
+#[test]
+fn a_bundle_larger_than_announced_is_refused() {
+    let b = bundle_with_script("public func Init() -> Void {}\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let work = vec![
+        announce(&b, 1, "liar", b.unpacked_len - 1),
+        BundleWork::AnnouncementsDone,
+        BundleWork::Chunk {
+            plugin_id: 1,
+            len: b.bytes.len() as u64,
+            chunk_id: 0,
+            data: b.bytes.clone(),
+        },
+    ];
+    let (events, _) = run_receiver(&tmp.path().join("c"), work);
+    assert!(
+        events.iter().any(|e| matches!(e,
+            ClientEvent::BundleFailed { error, .. } if error.contains("server announced"))),
+        "{events:?}"
+    );
+    let cache = shard_cache::RuntimeCache::open(tmp.path().join("c")).unwrap();
+    assert!(cache.installed_hash("liar").is_none());
 }

@@ -19,7 +19,7 @@ pub use frame::{FrameDecoder, decode_frame, encode_frame, read_frame, write_fram
 pub use messages::*;
 
 /// Version of the wire protocol; a `Hello` with another version is refused.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// ALPN identifier negotiated by QUIC, so a shard client never talks to
 /// something else by accident.
@@ -30,6 +30,18 @@ pub const BUILTIN_PLUGIN_ID: u16 = 0;
 
 /// RPC name of the builtin popup handler (`game.show_popup` sends it).
 pub const POPUP_RPC: &str = "ShowPopup";
+
+/// Shortens `s` to at most `max` bytes at a character boundary: the one way
+/// every text handed on (to the game, into a message field) is capped.
+pub fn clip_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}
 
 /// FNV-1a 32-bit hash of an RPC name: the `fn_hash` carried by `PluginRpc`
 /// and listed in `PluginAnnounce::rpc_whitelist`, so names never cross the wire.

@@ -114,3 +114,39 @@ pub const MAX_YAML_NODES: usize = 20_000;
 
 /// Most aliases (`*name`) a bundled YAML file may use.
 pub const MAX_YAML_ALIASES: usize = 64;
+
+// --- Player safety against hostile servers (client runtime policy) ---
+
+/// Most bytes of events (as JSON) waiting for the game to take them; a server
+/// that floods past this is disconnected, so the game's memory stays bounded.
+pub const MAX_EVENT_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Longest text field (RPC JSON, chat, paths) in an event handed to the game.
+pub const MAX_GAME_STRING: usize = MAX_RPC_JSON;
+
+/// Most plugins listed one by one in a `content_offer` event (the totals
+/// always cover all of them), so one offer stays a small event.
+pub const MAX_OFFER_PLUGINS_LISTED: usize = 64;
+
+/// Default per-server quota: the unpacked size of everything one server may
+/// ask a player to hold at once (256 MiB).
+pub const DEFAULT_SERVER_QUOTA: u64 = 256 * 1024 * 1024;
+
+/// Default cap on the whole runtime cache (packed store plus installed
+/// files, 2 GiB); least recently used bundles of other servers are evicted.
+pub const DEFAULT_CACHE_CAP: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Default least time between two script (or resource) reload requests to
+/// the game, in milliseconds; changes in between are coalesced.
+pub const DEFAULT_RELOAD_INTERVAL_MS: u64 = 5_000;
+
+/// How much (in percent) a remembered server's content may grow before the
+/// player is asked again.
+pub const REMEMBERED_GROWTH_PERCENT: u64 = 25;
+
+/// Most servers whose content answers are remembered; the oldest is forgotten.
+pub const MAX_REMEMBERED_SERVERS: usize = 1024;
+
+/// Most bundles tracked in the cache's usage ledger; beyond it the least
+/// recently used are evicted first.
+pub const MAX_LEDGER_BUNDLES: usize = 65_536;

@@ -85,6 +85,9 @@ pub enum ServerMsg {
         admin: bool,
         /// Simulation rate.
         tick_hz: u16,
+        /// Whether a player who declines the server's content must leave
+        /// (`content_required` in `server.toml`); otherwise they play without it.
+        content_required: bool,
     },
     /// A plugin exists (or changed) and this is its bundle.
     PluginAnnounce {
@@ -98,9 +101,19 @@ pub enum ServerMsg {
         bundle_sha256: [u8; 32],
         /// Length of the packed bundle in bytes.
         bundle_len: u64,
+        /// Total unpacked size of the bundle's files, so the client can offer
+        /// and check quotas before fetching; the client refuses a bundle that
+        /// unpacks to more.
+        unpacked_len: u64,
+        /// Number of client scripts (`client/*.reds`) in the bundle, shown in
+        /// the content offer.
+        client_scripts: u16,
         /// `fn_hash` of every RPC the plugin's client scripts register.
         rpc_whitelist: Vec<u32>,
     },
+    /// Ends a burst of `PluginAnnounce`s (after joining, or after plugins
+    /// changed), so the client offers everything its cache lacks at once.
+    AnnouncementsDone,
     /// A plugin was unloaded.
     PluginRemoved {
         /// Its id.
@@ -292,6 +305,19 @@ fn entries(field: &'static str, n: usize, max: usize) -> Result<(), ProtocolErro
     Ok(())
 }
 
+/// Checks a declared size (in bytes) against its cap.
+fn size(field: &'static str, n: u64, max: u64) -> Result<(), ProtocolError> {
+    if n > max {
+        return Err(ProtocolError::FieldTooLong {
+            field,
+            len: usize::try_from(n).unwrap_or(usize::MAX),
+            max: usize::try_from(max).unwrap_or(usize::MAX),
+            unit: "bytes",
+        });
+    }
+    Ok(())
+}
+
 fn finite(field: &'static str, v: f32) -> Result<(), ProtocolError> {
     if !v.is_finite() {
         return Err(ProtocolError::InvalidField {
@@ -346,6 +372,8 @@ impl Validate for ServerMsg {
                 name,
                 version,
                 bundle_len,
+                unpacked_len,
+                client_scripts,
                 rpc_whitelist,
                 ..
             } => {
@@ -356,17 +384,20 @@ impl Validate for ServerMsg {
                     rpc_whitelist.len(),
                     MAX_RPC_WHITELIST,
                 )?;
-                if *bundle_len > MAX_BUNDLE_PACKED {
-                    return Err(ProtocolError::FieldTooLong {
-                        field: "PluginAnnounce.bundle_len",
-                        len: usize::try_from(*bundle_len).unwrap_or(usize::MAX),
-                        max: MAX_BUNDLE_PACKED as usize,
-                        unit: "bytes",
-                    });
-                }
-                Ok(())
+                size("PluginAnnounce.bundle_len", *bundle_len, MAX_BUNDLE_PACKED)?;
+                size(
+                    "PluginAnnounce.unpacked_len",
+                    *unpacked_len,
+                    MAX_BUNDLE_UNPACKED,
+                )?;
+                entries(
+                    "PluginAnnounce.client_scripts",
+                    usize::from(*client_scripts),
+                    MAX_BUNDLE_ENTRIES,
+                )
             }
             ServerMsg::PluginRemoved { .. }
+            | ServerMsg::AnnouncementsDone
             | ServerMsg::Weather { .. }
             | ServerMsg::EntityDespawned { .. } => Ok(()),
             ServerMsg::PluginRpc { json, .. } => bytes("PluginRpc.json", json, MAX_RPC_JSON),
@@ -377,14 +408,7 @@ impl Validate for ServerMsg {
                 ..
             } => {
                 bytes_slice("AssetBundle.data", data, CHUNK_SIZE)?;
-                if *len > MAX_BUNDLE_PACKED {
-                    return Err(ProtocolError::FieldTooLong {
-                        field: "AssetBundle.len",
-                        len: usize::try_from(*len).unwrap_or(usize::MAX),
-                        max: MAX_BUNDLE_PACKED as usize,
-                        unit: "bytes",
-                    });
-                }
+                size("AssetBundle.len", *len, MAX_BUNDLE_PACKED)?;
                 let end = u64::from(*chunk_id) * CHUNK_SIZE as u64 + data.len() as u64;
                 if end > *len {
                     return Err(ProtocolError::InvalidField {

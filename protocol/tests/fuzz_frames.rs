@@ -44,6 +44,8 @@ fn seeds() -> Vec<Vec<u8>> {
             version: "1.0".into(),
             bundle_sha256: [3; 32],
             bundle_len: 100,
+            unpacked_len: 0,
+            client_scripts: 0,
             rpc_whitelist: vec![fn_hash("A"), fn_hash("B")],
         },
         ServerMsg::AssetBundle {

@@ -133,6 +133,8 @@ fn plugin_name_and_version_caps() {
         version,
         bundle_sha256: [0; 32],
         bundle_len: 0,
+        unpacked_len: 0,
+        client_scripts: 0,
         rpc_whitelist: vec![],
     };
     assert!(decode_server(&raw_frame(&mk("p".repeat(MAX_PLUGIN_NAME), "1".into()))).is_ok());
@@ -158,6 +160,8 @@ fn rpc_whitelist_cap() {
         version: "1".into(),
         bundle_sha256: [0; 32],
         bundle_len: 0,
+        unpacked_len: 0,
+        client_scripts: 0,
         rpc_whitelist: vec![1; n],
     };
     assert!(decode_server(&raw_frame(&mk(MAX_RPC_WHITELIST))).is_ok());
@@ -175,6 +179,8 @@ fn announced_bundle_length_cap() {
         version: "1".into(),
         bundle_sha256: [0; 32],
         bundle_len,
+        unpacked_len: 0,
+        client_scripts: 0,
         rpc_whitelist: vec![],
     };
     assert!(decode_server(&raw_frame(&mk(MAX_BUNDLE_PACKED))).is_ok());
@@ -338,6 +344,7 @@ fn welcome_server_name_and_player_id_caps() {
         player_id,
         admin: false,
         tick_hz: 30,
+        content_required: true,
     };
     let ok = mk("s".repeat(MAX_SERVER_NAME), "f".repeat(MAX_FINGERPRINT));
     assert_eq!(decode_server(&raw_frame(&ok)).unwrap(), ok);
@@ -349,4 +356,33 @@ fn welcome_server_name_and_player_id_caps() {
         decode_server(&raw_frame(&mk("s".into(), "f".repeat(MAX_FINGERPRINT + 1)))).unwrap_err(),
         "Welcome.player_id",
     );
+}
+
+#[test]
+fn announced_unpacked_size_cap() {
+    let mk = |unpacked_len| ServerMsg::PluginAnnounce {
+        plugin_id: 1,
+        name: "p".into(),
+        version: "1".into(),
+        bundle_sha256: [0; 32],
+        bundle_len: 0,
+        unpacked_len,
+        client_scripts: 1,
+        rpc_whitelist: vec![],
+    };
+    assert!(decode_server(&raw_frame(&mk(MAX_BUNDLE_UNPACKED))).is_ok());
+    assert_too_long(
+        decode_server(&raw_frame(&mk(MAX_BUNDLE_UNPACKED + 1))).unwrap_err(),
+        "PluginAnnounce.unpacked_len",
+    );
+}
+
+#[test]
+fn clip_utf8_cuts_at_a_character_boundary() {
+    let mut s = "héllo".to_string();
+    shard_protocol::clip_utf8(&mut s, 2);
+    assert_eq!(s, "h");
+    let mut t = "abc".to_string();
+    shard_protocol::clip_utf8(&mut t, 10);
+    assert_eq!(t, "abc");
 }

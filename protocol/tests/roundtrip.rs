@@ -26,10 +26,19 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             any::<u32>(),
             "[0-9a-f]{64}",
             any::<bool>(),
-            any::<u16>()
+            any::<u16>(),
+            any::<bool>()
         )
             .prop_map(
-                |(protocol_version, server_name, peer_id, player_id, admin, tick_hz)| {
+                |(
+                    protocol_version,
+                    server_name,
+                    peer_id,
+                    player_id,
+                    admin,
+                    tick_hz,
+                    content_required,
+                )| {
                     ServerMsg::Welcome {
                         protocol_version,
                         server_name,
@@ -37,6 +46,7 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
                         player_id,
                         admin,
                         tick_hz,
+                        content_required,
                     }
                 }
             ),
@@ -45,21 +55,25 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             ascii(MAX_PLUGIN_NAME),
             ascii(MAX_PLUGIN_VERSION),
             any::<[u8; 32]>(),
-            0..=MAX_BUNDLE_PACKED,
+            (0..=MAX_BUNDLE_PACKED, 0..=MAX_BUNDLE_UNPACKED, any::<u8>()),
             proptest::collection::vec(any::<u32>(), 0..=MAX_RPC_WHITELIST)
         )
             .prop_map(
-                |(plugin_id, name, version, bundle_sha256, bundle_len, rpc_whitelist)| {
+                |(plugin_id, name, version, bundle_sha256, sizes, rpc_whitelist)| {
+                    let (bundle_len, unpacked_len, scripts) = sizes;
                     ServerMsg::PluginAnnounce {
                         plugin_id,
                         name,
                         version,
                         bundle_sha256,
                         bundle_len,
+                        unpacked_len,
+                        client_scripts: u16::from(scripts),
                         rpc_whitelist,
                     }
                 }
             ),
+        Just(ServerMsg::AnnouncementsDone),
         any::<u16>().prop_map(|plugin_id| ServerMsg::PluginRemoved { plugin_id }),
         (any::<u16>(), any::<u32>(), text(200)).prop_map(|(plugin_id, fn_hash, json)| {
             ServerMsg::PluginRpc {

@@ -23,6 +23,9 @@ public native func ShardRegisterRpc(plugin: String, name: String) -> Int32
 public native func ShardSendPosition(x: Float, y: Float, z: Float, yaw: Float) -> Int32
 public native func ShardSendChat(text: String) -> Int32
 public native func ShardSendInteract(entityId: Int32, action: String) -> Int32
+// Answers the pending {"event":"content_offer","needs_answer":true,...}:
+// 1 accepts, 0 declines; add 2 to remember the answer for this server.
+public native func ShardAnswerOffer(accept: Int32) -> Int32
 // Text of the last error reported by a native call.
 public native func ShardLastError() -> String
 

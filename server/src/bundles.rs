@@ -23,6 +23,10 @@ pub struct ServedBundle {
     pub sha256: [u8; 32],
     /// The packed bundle, shared by every transfer.
     pub bytes: Bytes,
+    /// Total unpacked size of its files (announced so clients can offer it).
+    pub unpacked_len: u64,
+    /// Number of client scripts (`client/*.reds`) it carries.
+    pub client_scripts: u16,
     /// `fn_hash` of each RPC the client scripts register.
     pub rpc_whitelist: Vec<u32>,
     /// The RPC names themselves (for authors and logs).
@@ -40,6 +44,8 @@ impl ServedBundle {
             version: self.version.clone(),
             bundle_sha256: self.sha256,
             bundle_len: self.bytes.len() as u64,
+            unpacked_len: self.unpacked_len,
+            client_scripts: self.client_scripts,
             rpc_whitelist: self.rpc_whitelist.clone(),
         }
     }
@@ -90,12 +96,14 @@ pub type Catalog = Rc<RefCell<CatalogState>>;
 pub fn build_bundle(name: &str, version: &str, bundle_dir: &Path) -> Result<ServedBundle, String> {
     let packed = shard_cache::pack_plugin_dir(bundle_dir).map_err(|e| e.to_string())?;
     let content = check_content(name, bundle_dir, &packed)?;
-    let rpc_names = check_client_scripts(bundle_dir)?;
+    let (rpc_names, scripts) = check_client_scripts_counted(bundle_dir)?;
     Ok(ServedBundle {
         name: name.to_string(),
         version: version.to_string(),
         sha256: packed.sha256,
         bytes: Bytes::from(packed.bytes),
+        unpacked_len: packed.unpacked_len,
+        client_scripts: u16::try_from(scripts).unwrap_or(u16::MAX),
         rpc_whitelist: shard_reds::rpc_whitelist(&rpc_names),
         rpc_names,
         content,
@@ -127,6 +135,11 @@ fn check_content(
 /// Runs the REDscript sandbox check on `bundle_dir/client/*.reds`; returns the
 /// RPC names they register, or every diagnostic (file:line:col [rule] message).
 pub fn check_client_scripts(bundle_dir: &Path) -> Result<Vec<String>, String> {
+    check_client_scripts_counted(bundle_dir).map(|(names, _)| names)
+}
+
+/// Like [`check_client_scripts`], also counting the scripts (announced to clients).
+fn check_client_scripts_counted(bundle_dir: &Path) -> Result<(Vec<String>, usize), String> {
     let client = bundle_dir.join("client");
     let mut files = Vec::new();
     if client.is_dir() {
@@ -144,7 +157,7 @@ pub fn check_client_scripts(bundle_dir: &Path) -> Result<Vec<String>, String> {
     }
     let report = shard_reds::check_scripts(&files);
     if report.diagnostics.is_empty() {
-        Ok(report.rpc_names)
+        Ok((report.rpc_names, files.len()))
     } else {
         let lines: Vec<String> = report.diagnostics.iter().map(|d| d.to_string()).collect();
         Err(format!(

@@ -43,6 +43,10 @@ pub struct ServerConfig {
     /// embedders set it when the running executable is not `shard-server`).
     #[serde(skip)]
     pub worker_exe: Option<PathBuf>,
+    /// Whether players must accept the plugins' content (bundles) to play:
+    /// one who declines it is told so and leaves. With `false` they join
+    /// without it (its UI and RPC handlers are then missing for them).
+    pub content_required: bool,
     /// Per-client rate limits.
     pub rate_limits: RateLimits,
 }
@@ -82,6 +86,7 @@ impl Default for ServerConfig {
             plugin_max_errors: tuning::DEFAULT_MAX_ERRORS,
             allow_unconfined_plugins: false,
             worker_exe: None,
+            content_required: true,
             rate_limits: RateLimits::default(),
         }
     }

@@ -243,6 +243,7 @@ impl Sim {
             .map(|p| (p.name, p.id))
             .collect();
         let catalog = self.catalog.borrow();
+        let mut announced_any = false;
         for (name, bundle) in catalog.bundles() {
             let Some(&id) = ids.get(name) else { continue };
             let now = Announced {
@@ -254,7 +255,11 @@ impl Sim {
                 info!(plugin = %name, id, len = bundle.bytes.len(), "announcing bundle");
                 self.world.broadcast(bundle.announce(id));
                 self.announced.insert(name.clone(), now);
+                announced_any = true;
             }
+        }
+        if announced_any {
+            self.world.broadcast(ServerMsg::AnnouncementsDone);
         }
         let gone: Vec<String> = self
             .announced
@@ -277,6 +282,7 @@ impl Sim {
                 self.world.send(peer, b.announce(a.id));
             }
         }
+        self.world.send(peer, ServerMsg::AnnouncementsDone);
     }
 
     /// Applies everything queued; false when the simulation must stop.
@@ -314,6 +320,7 @@ impl Sim {
                 let admin = self.admins.contains(&fingerprint);
                 let server_name = self.cfg.name.clone();
                 let tick_hz = self.cfg.tick_hz;
+                let content_required = self.cfg.content_required;
                 let player_id = fingerprint.to_hex();
                 let id =
                     self.world
@@ -325,6 +332,7 @@ impl Sim {
                                 player_id,
                                 admin,
                                 tick_hz,
+                                content_required,
                             }
                         });
                 info!(peer = id, %name, %fingerprint, admin, "joined");

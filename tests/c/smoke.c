@@ -1,5 +1,6 @@
 /* C smoke test of the shard client DLL: create, connect, wait for "welcome",
- * register an RPC callback, chat and see the echo, destroy.
+ * answer the content offer, register an RPC callback, chat and see the echo,
+ * destroy.
  * Usage: smoke ADDR DIR   (DIR holds the player's key and runtime cache).
  * Later (plugin host + bundle streaming): also wait for an "rpc" event,
  * enabled by passing a third argument naming the expected RPC. */
@@ -69,9 +70,24 @@ int main(int argc, char **argv) {
     int rc = shard_client_connect(c);
     if (rc != SHARD_OK) return fail("connect", rc);
     if (wait_for(c, "\"event\":\"welcome\"", NULL)) return 1;
-    /* With a plugin to expect: its bundle is installed and the game is asked
+    /* With a plugin to expect: the player is asked first (nothing is fetched
+       before the answer), then its bundle is installed and the game is asked
        to reload that plugin's scripts before we go on. */
-    if (argc > 3 && wait_for(c, "\"event\":\"reload_scripts\"", NULL)) return 1;
+    if (argc > 3) {
+        if (wait_for(c, "\"event\":\"content_offer\"", "\"needs_answer\":true")) return 1;
+        if (shard_client_answer_offer(c, 7) != SHARD_ERR_INVALID_ARGUMENT) {
+            fprintf(stderr, "smoke: a bad answer was not refused\n");
+            return 1;
+        }
+        rc = shard_client_answer_offer(c, SHARD_OFFER_ACCEPT);
+        if (rc != SHARD_OK) return fail("answer_offer", rc);
+        if (wait_for(c, "\"event\":\"reload_scripts\"", NULL)) return 1;
+    }
+    /* No offer is waiting now: answering is an error, not a crash. */
+    if (shard_client_answer_offer(c, SHARD_OFFER_DECLINE) != SHARD_ERR_NO_OFFER) {
+        fprintf(stderr, "smoke: answering without an offer was not refused\n");
+        return 1;
+    }
 
     rc = shard_client_register_rpc(c, "hexbar", "HexBarStatus");
     if (rc != SHARD_OK) return fail("register_rpc", rc);

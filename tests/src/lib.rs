@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use shard_client::{ClientEvent, ConnectOptions, Dispatcher, Session};
+use shard_client::{ClientEvent, ConnectOptions, ContentSettings, Dispatcher, Session};
 use shard_protocol::identity::{Fingerprint, Identity};
 use shard_server::Server;
 use shard_server::config::ServerConfig;
@@ -119,12 +119,22 @@ impl TestPlayer {
             identity: self.dir.path().join("identity.pem"),
             cache_dir: self.dir.path().join("runtime_cache"),
             server_key: None,
+            content: ContentSettings::default(),
         }
     }
 
     /// Joins and waits for `Welcome`.
     pub async fn join(&self, addr: SocketAddr) -> Client {
-        let session = Session::connect(self.options(addr), Dispatcher::new())
+        self.join_with(addr, ContentSettings::default()).await
+    }
+
+    /// Joins with these content settings (offers, quota, cap) and waits for `Welcome`.
+    pub async fn join_with(&self, addr: SocketAddr, content: ContentSettings) -> Client {
+        let opts = ConnectOptions {
+            content,
+            ..self.options(addr)
+        };
+        let session = Session::connect(opts, Dispatcher::new())
             .await
             .expect("connects");
         let mut c = Client {
@@ -298,6 +308,15 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A valid `.archive` (RDAR, made by the test builder) holding one file
+/// with `contents`: the allowed way for a test to ship game assets of a
+/// chosen size.
+pub fn blob_archive(contents: &[u8]) -> Vec<u8> {
+    shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\shard\\blob.bin", contents.to_vec())
+        .build()
+}
+
 /// True when `ev` is a chat line containing `needle`.
 pub fn chat_contains(ev: &ClientEvent, needle: &str) -> bool {
     matches!(ev, ClientEvent::Chat { text, .. } if text.contains(needle))
@@ -325,3 +344,18 @@ pub fn mobile_cc_sample_archive() -> Vec<u8> {
         )
         .build()
 }
+
+/// A client script registering the `HudUpdate` RPC handler (shared by the
+/// bundle and content tests).
+pub const HUD_REDS: &str = r#"
+public class HudHandler extends ShardRpcHandler {
+  public func OnRpc(json: String) -> Void {
+    let t = new inkText();
+    t.SetText(ShardJsonString(json, "text"));
+  }
+}
+
+public func HudInit() -> Void {
+  RegisterRpc(n"HudUpdate", new HudHandler());
+}
+"#;

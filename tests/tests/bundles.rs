@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shard_cache::RuntimeCache;
 use shard_client::ClientEvent;
-use shard_e2e::{TestPlayer, TestServer, chat_contains, noise};
+use shard_e2e::{HUD_REDS, TestPlayer, TestServer, chat_contains, noise};
 
 const HUD_PY: &str = r#"
 __plugin__ = {"name": "hud", "version": "1.0"}
@@ -14,19 +14,6 @@ __plugin__ = {"name": "hud", "version": "1.0"}
 @game.register_command("hud", "push a HUD update")
 def hud(peer, args):
     game.send_rpc(peer, "HudUpdate", {"text": args})
-"#;
-
-const HUD_REDS: &str = r#"
-public class HudHandler extends ShardRpcHandler {
-  public func OnRpc(json: String) -> Void {
-    let t = new inkText();
-    t.SetText(ShardJsonString(json, "text"));
-  }
-}
-
-public func HudInit() -> Void {
-  RegisterRpc(n"HudUpdate", new HudHandler());
-}
 "#;
 
 const HUD_XL: &str = "localization:\n  onscreens:\n    en-us: ui\\hud.json\n";

@@ -133,6 +133,19 @@ async fn c_program_joins_chats_and_destroys() {
     assert!(stdout.contains("\"event\":\"welcome\""), "{stdout}");
     assert!(stdout.contains("hello from C"), "{stdout}");
     assert!(stdout.contains("smoke: ok"), "{stdout}");
+    // The player was offered the content (one plugin with one script)
+    // before anything was fetched, and C accepted it.
+    let offer = stdout
+        .find("\"event\":\"content_offer\"")
+        .expect("an offer");
+    let installed = stdout
+        .find("\"event\":\"bundle_installed\"")
+        .expect("an install");
+    assert!(offer < installed, "{stdout}");
+    assert!(
+        stdout.contains("\"name\":\"hexbar\"") && stdout.contains("\"scripts\":1"),
+        "{stdout}"
+    );
     // The bundle arrived and was installed, the game was asked to reload its
     // scripts once, and the plugin's RPC reached the callback C registered.
     assert!(

@@ -10,9 +10,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use shard_client::game::{QueuedGame, ReloadTracker, route_with_reloads};
-use shard_client::{ClientEvent, ConnectOptions, Dispatcher, Session};
+use shard_client::{ClientEvent, ConnectOptions, ContentSettings, Dispatcher, OfferMode, Session};
 use shard_protocol::Vec3;
 use shard_protocol::identity::{Fingerprint, Identity};
+use shard_protocol::limits::{DEFAULT_CACHE_CAP, DEFAULT_RELOAD_INTERVAL_MS, DEFAULT_SERVER_QUOTA};
+
+/// Bytes in one MB as the flags count them (MiB).
+const MB: u64 = 1024 * 1024;
 
 /// The headless shard client.
 #[derive(Debug, Parser)]
@@ -50,6 +54,21 @@ enum Cmd {
         /// Stay connected this many seconds after the last action [default: 2].
         #[arg(long = "for", value_name = "SECONDS", default_value_t = 2.0)]
         stay: f64,
+        /// Answer to content offers: accept, decline, or ask (prompts on the
+        /// terminal, where "always"/"never" remember the answer). The offer
+        /// is printed as JSON either way.
+        #[arg(long, value_name = "MODE", default_value = "accept")]
+        content: OfferMode,
+        /// Most unpacked MB one server may make this player hold [default: 256].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        server_quota_mb: Option<u64>,
+        /// Most MB the whole runtime cache may hold; other servers' least
+        /// recently used bundles are evicted [default: 2048].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        cache_cap_mb: Option<u64>,
+        /// Least seconds between two script reload requests [default: 5].
+        #[arg(long, value_name = "SECONDS")]
+        reload_interval: Option<f64>,
     },
     /// Inspect the runtime cache: what is installed, re-verify it, or clear it.
     Cache {
@@ -76,6 +95,12 @@ enum CacheOp {
     Verify,
     /// Remove installed plugins, stored bundles and partial downloads (pins are kept).
     Clear,
+    /// Evict least recently used bundles until the cache holds at most the target.
+    Gc {
+        /// Target size in MB [default: the default cache cap, 2048].
+        #[arg(long, value_name = "N")]
+        target_mb: Option<u64>,
+    },
 }
 
 /// One scripted step of `join`.
@@ -159,7 +184,33 @@ fn main() -> anyhow::Result<()> {
             server_key,
             actions,
             stay,
+            content,
+            server_quota_mb,
+            cache_cap_mb,
+            reload_interval,
         } => {
+            if content == OfferMode::Ask && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                bail!(
+                    "--content ask prompts on a terminal, but stdin is not one; use accept or decline"
+                );
+            }
+            let reload_interval = match reload_interval {
+                Some(s) if !(0.0..=3600.0).contains(&s) => {
+                    bail!("--reload-interval {s}: seconds must be between 0 and 3600")
+                }
+                Some(s) => Duration::from_secs_f64(s),
+                None => Duration::from_millis(DEFAULT_RELOAD_INTERVAL_MS),
+            };
+            let mb = |v: Option<u64>, default: u64| {
+                v.map_or(Ok(default), |n| {
+                    n.checked_mul(MB).context("the size is too large")
+                })
+            };
+            let content = ContentSettings {
+                mode: content,
+                server_quota: mb(server_quota_mb, DEFAULT_SERVER_QUOTA)?,
+                cache_cap: mb(cache_cap_mb, DEFAULT_CACHE_CAP)?,
+            };
             let actions = actions
                 .iter()
                 .map(|a| parse_action(a))
@@ -175,9 +226,10 @@ fn main() -> anyhow::Result<()> {
                 identity: identity.unwrap_or_else(shard_client::default_identity_path),
                 cache_dir: cache.unwrap_or_else(shard_client::default_cache_dir),
                 server_key,
+                content,
             };
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            rt.block_on(join(opts, actions, stay))
+            rt.block_on(join(opts, actions, stay, reload_interval))
         }
     }
 }
@@ -187,17 +239,41 @@ fn cache_cmd(op: CacheOp, dir: PathBuf) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the runtime cache at {}", dir.display()))?;
     match op {
         CacheOp::Ls => {
+            let last_used = cache.last_used();
             for p in cache.list()? {
+                let sha = shard_client::offer::hex(&p.hash);
                 let line = serde_json::json!({
                     "plugin": p.plugin,
                     "version": p.version,
-                    "sha256": p.hash.iter().map(|b| format!("{b:02x}")).collect::<String>(),
                     "size": p.size,
                     "server": p.server,
                     "installed_at": p.installed_at,
+                    "last_used": last_used.get(&sha),
+                    "sha256": sha,
                 });
                 println!("{line}");
             }
+            for u in cache.server_usage()? {
+                let line = serde_json::json!({
+                    "server_key": u.server_key,
+                    "address": u.address,
+                    "unpacked": u.unpacked,
+                    "bundles": u.bundles,
+                    "last_used": u.last_used,
+                });
+                println!("{line}");
+            }
+            println!("{}", serde_json::json!({"total": cache.total_use()?}));
+        }
+        CacheOp::Gc { target_mb } => {
+            let target = match target_mb {
+                Some(n) => n.checked_mul(MB).context("--target-mb is too large")?,
+                None => DEFAULT_CACHE_CAP,
+            };
+            for e in cache.gc(target)? {
+                println!("{}", serde_json::json!({"evicted": e}));
+            }
+            println!("{}", serde_json::json!({"total": cache.total_use()?}));
         }
         CacheOp::Verify => {
             let mut bad = 0;
@@ -268,15 +344,65 @@ fn print(ev: &ClientEvent) {
     println!("{}", ev.to_json());
 }
 
-async fn join(opts: ConnectOptions, actions: Vec<Action>, stay: f64) -> anyhow::Result<()> {
+/// Asks the player on the terminal about a content offer; returns (accept, remember).
+fn prompt_offer(ev: &ClientEvent) -> (bool, bool) {
+    use std::io::Write;
+    if let ClientEvent::ContentOffer {
+        server,
+        plugins,
+        more_plugins,
+        packed,
+        unpacked,
+        scripts,
+        required,
+        ..
+    } = ev
+    {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "{server} wants to install {} plugin(s): {} MB to download, {} MB on disk, {scripts} client script(s).",
+            plugins.len() + more_plugins,
+            shard_cache::mb(*packed),
+            shard_cache::mb(*unpacked)
+        );
+        for p in plugins {
+            let _ = writeln!(err, "  {} {} ({} script(s))", p.name, p.version, p.scripts);
+        }
+        if *required {
+            let _ = writeln!(err, "The server requires it: declining leaves the server.");
+        }
+        let _ = write!(err, "Accept? [y]es, [n]o, [a]lways, ne[v]er: ");
+        let _ = err.flush();
+    }
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        return (false, false);
+    }
+    match line.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => (true, false),
+        "a" | "always" => (true, true),
+        "v" | "never" => (false, true),
+        _ => (false, false),
+    }
+}
+
+async fn join(
+    opts: ConnectOptions,
+    actions: Vec<Action>,
+    stay: f64,
+    reload_interval: Duration,
+) -> anyhow::Result<()> {
     let cache_dir = opts.cache_dir.clone();
     let dispatcher = Arc::new(Mutex::new(Dispatcher::new()));
     let mut session = Session::connect_shared(opts, dispatcher.clone()).await?;
     let mut progress = Progress::default();
     // The same event stream the game's DLL sees, including `reload_scripts`
-    // exactly once per newly installed hash.
+    // once per newly installed hash, paced like the DLL's.
     let mut game = QueuedGame::new();
-    let mut reloads = ReloadTracker::new();
+    let mut reloads = ReloadTracker::with_interval(reload_interval);
+    let mut pacing = tokio::time::interval(Duration::from_millis(100));
+    let (answer_tx, mut answer_rx) = tokio::sync::mpsc::channel::<(bool, bool)>(1);
     let mut pending = actions.into_iter();
     let mut wait_until = tokio::time::Instant::now();
     let mut end: Option<tokio::time::Instant> = None;
@@ -307,9 +433,26 @@ async fn join(opts: ConnectOptions, actions: Vec<Action>, stay: f64) -> anyhow::
         }
         let deadline = end.unwrap_or(wait_until);
         tokio::select! {
+            _ = pacing.tick() => {
+                reloads.flush(&cache_dir, &mut game);
+                while let Some(line) = game.pop() {
+                    println!("{line}");
+                }
+            }
+            Some((accept, remember)) = answer_rx.recv() => {
+                if let Err(e) = session.answer_offer(accept, remember) {
+                    print(&ClientEvent::Error { message: format!("cannot answer the offer: {e}") });
+                }
+            }
             ev = session.next_event() => match ev {
                 Some(ev) => {
                     progress.update(&ev);
+                    if matches!(ev, ClientEvent::ContentOffer { needs_answer: true, .. }) {
+                        let (tx, shown) = (answer_tx.clone(), ev.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let _ = tx.blocking_send(prompt_offer(&shown));
+                        });
+                    }
                     let over = matches!(ev, ClientEvent::Kick { .. } | ClientEvent::Disconnected { .. });
                     route_with_reloads(ev, &cache_dir, &mut reloads, &mut game);
                     while let Some(line) = game.pop() {

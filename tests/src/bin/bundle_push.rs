@@ -76,6 +76,7 @@ async fn run(clients: usize, size: usize) -> anyhow::Result<()> {
                 identity: home.join("id.pem"),
                 cache_dir: home.join("cache"),
                 server_key: None,
+                content: shard_client::ContentSettings::default(),
             };
             let mut s = Session::connect(opts, Dispatcher::new())
                 .await

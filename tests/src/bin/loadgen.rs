@@ -310,6 +310,7 @@ async fn join(
         identity: dir.join("identity.pem"),
         cache_dir: dir.join("runtime_cache"),
         server_key,
+        content: shard_client::ContentSettings::default(),
     };
     let mut session = Session::connect(opts, Dispatcher::new())
         .await
