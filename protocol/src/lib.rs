@@ -14,6 +14,7 @@ pub mod frame;
 pub mod identity;
 pub mod limits;
 pub mod messages;
+pub mod text;
 
 pub use frame::{FrameDecoder, decode_frame, encode_frame, read_frame, write_frame};
 pub use messages::*;
@@ -30,6 +31,21 @@ pub const BUILTIN_PLUGIN_ID: u16 = 0;
 
 /// RPC name of the builtin popup handler (`game.show_popup` sends it).
 pub const POPUP_RPC: &str = "ShowPopup";
+
+/// QUIC application close codes, so a client can tell why it was closed
+/// (the close reason carries the text for the player).
+pub mod close_code {
+    /// Orderly close: kicked, shutdown, replaced by a newer session.
+    pub const KICKED: u32 = 1;
+    /// The client broke the protocol (malformed, oversize, wrong version).
+    pub const PROTOCOL: u32 = 2;
+    /// The client sent or asked for too much, or stopped reading.
+    pub const FLOOD: u32 = 3;
+    /// The server refused the join (full, name, allowlist, address cap).
+    pub const REFUSED: u32 = 4;
+    /// The connection went silent.
+    pub const IDLE: u32 = 5;
+}
 
 /// FNV-1a 32-bit hash of an RPC name: the `fn_hash` carried by `PluginRpc`
 /// and listed in `PluginAnnounce::rpc_whitelist`, so names never cross the wire.

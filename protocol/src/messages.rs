@@ -195,6 +195,16 @@ pub enum ServerMsg {
         /// Why, for the player.
         reason: String,
     },
+    /// A bundle request the server will not serve (not announced, already
+    /// held or sent, too many retries); repeated refusals disconnect.
+    BundleRefused {
+        /// The plugin asked for.
+        plugin_id: u16,
+        /// The hash asked for.
+        sha256: [u8; 32],
+        /// Why, for logs and modders.
+        reason: String,
+    },
 }
 
 /// Messages a client sends to a server.
@@ -420,6 +430,9 @@ impl Validate for ServerMsg {
                 Ok(())
             }
             ServerMsg::Kick { reason } => bytes("Kick.reason", reason, MAX_REASON),
+            ServerMsg::BundleRefused { reason, .. } => {
+                bytes("BundleRefused.reason", reason, MAX_REASON)
+            }
         }
     }
 }
