@@ -135,7 +135,9 @@ impl Session {
         let mut client_config = client_config;
         let mut transport = quinn::TransportConfig::default();
         transport
-            .keep_alive_interval(Some(std::time::Duration::from_secs(5)))
+            .keep_alive_interval(Some(std::time::Duration::from_secs(
+                shard_protocol::limits::KEEPALIVE_SECS,
+            )))
             .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
                 30_000,
             ))));
@@ -497,6 +499,13 @@ fn translate(msg: ServerMsg, dispatcher: &mut Dispatcher) -> Vec<ClientEvent> {
         },
         ServerMsg::EntityDespawned { entity_id } => ClientEvent::EntityDespawned { entity_id },
         ServerMsg::Kick { reason } => ClientEvent::Kick { reason },
+        ServerMsg::BundleRefused {
+            plugin_id, reason, ..
+        } => ClientEvent::Error {
+            message: format!(
+                "the server refused to send the bundle of plugin {plugin_id}: {reason}"
+            ),
+        },
         ServerMsg::PluginRpc {
             plugin_id,
             fn_hash,

@@ -234,7 +234,11 @@ mod tests {
             };
             let mut ours = asset_chunk_header(300, len, chunk_id, data_len).unwrap();
             ours.extend_from_slice(&data);
-            assert_eq!(ours, encode_frame(&msg).unwrap(), "{len} {chunk_id} {data_len}");
+            assert_eq!(
+                ours,
+                encode_frame(&msg).unwrap(),
+                "{len} {chunk_id} {data_len}"
+            );
         }
         assert!(asset_chunk_header(1, 10, 0, 11).is_err());
         assert!(asset_chunk_header(1, 10_000_000, 0, CHUNK_SIZE + 1).is_err());

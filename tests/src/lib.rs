@@ -15,6 +15,9 @@ use tempfile::TempDir;
 /// How long a test waits for an expected event before failing.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections per address a [`TestServer`] allows, since all its clients share 127.0.0.1.
+pub const LOOPBACK_PER_ADDRESS: usize = 64;
+
 /// A server on 127.0.0.1 with its own data and plugin folders.
 pub struct TestServer {
     /// The running server.
@@ -57,6 +60,8 @@ impl TestServer {
             bind: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.path().join("data"),
             plugin_dir: dir.path().join("plugins"),
+            // Every test client comes from 127.0.0.1; tests of the cap set it back.
+            max_per_address: LOOPBACK_PER_ADDRESS,
             ..ServerConfig::default()
         };
         std::fs::create_dir_all(&cfg.plugin_dir).expect("plugin dir");
