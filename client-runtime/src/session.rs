@@ -293,8 +293,18 @@ impl Session {
     }
 }
 
+/// Writes the player's messages; after [`KEEPALIVE_SECS`] with nothing to
+/// send it sends `KeepAlive`, so the server knows the session is alive.
+///
+/// [`KEEPALIVE_SECS`]: shard_protocol::limits::KEEPALIVE_SECS
 async fn write_loop(mut send: quinn::SendStream, mut rx: mpsc::Receiver<ClientMsg>) {
-    while let Some(m) = rx.recv().await {
+    let every = std::time::Duration::from_secs(shard_protocol::limits::KEEPALIVE_SECS);
+    loop {
+        let m = match tokio::time::timeout(every, rx.recv()).await {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            Err(_) => ClientMsg::KeepAlive,
+        };
         if let Err(e) = write_frame(&mut send, &m).await {
             debug!("send failed: {e}");
             return;

@@ -252,6 +252,10 @@ pub enum ClientMsg {
         /// Yaw.
         rot: f32,
     },
+    /// "Still here": sent on the control stream when the client has sent
+    /// nothing else for [`KEEPALIVE_SECS`], so the server can close sessions
+    /// that went silent (QUIC acknowledgements alone do not count).
+    KeepAlive,
 }
 
 /// Field checks beyond what the encoding guarantees.
@@ -476,6 +480,7 @@ impl Validate for ClientMsg {
                 finite3("PeerState.pos", pos)?;
                 finite("PeerState.rot", *rot)
             }
+            ClientMsg::KeepAlive => Ok(()),
         }
     }
 }

@@ -314,6 +314,10 @@ async fn read_loop(recv: &mut quinn::RecvStream, peer: u32, ctx: &NetCtx) -> Opt
                 ),
             ));
         }
+        if matches!(msg, ClientMsg::KeepAlive) {
+            // Its arrival is all that counts (see `idle_watch`).
+            continue;
+        }
         warn_if_backlogged(&ctx.inbound, &ctx.warns, None);
         if ctx.inbound.send(Inbound::Msg { peer, msg }).await.is_err() {
             return None;
@@ -364,12 +368,14 @@ async fn datagram_loop(conn: quinn::Connection, peer: u32, ctx: NetCtx) {
     }
 }
 
-/// Closes a joined connection that sends nothing at all (no frame, datagram,
-/// flow-control update or keep-alive; acknowledgements do not count) for `idle`.
+/// Closes a joined connection that sends no frame and no datagram for
+/// `idle`. Clients send `KeepAlive` when they have nothing else to say; QUIC
+/// acknowledgements and pings do not count, since a client's QUIC stack
+/// sends them whether or not anyone is playing.
 async fn idle_watch(conn: quinn::Connection, idle: Duration) {
     let activity = |c: &quinn::Connection| {
         let f = c.stats().frame_rx;
-        f.stream + f.datagram + f.ping + f.max_data + f.max_stream_data
+        f.stream + f.datagram
     };
     let mut last = activity(&conn);
     let mut since = Instant::now();

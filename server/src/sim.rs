@@ -413,6 +413,7 @@ impl Sim {
                 }));
             }
             ClientMsg::Hello { .. } => self.world.kick(peer, "protocol violation: a second Hello"),
+            ClientMsg::KeepAlive => {}
         }
     }
 
