@@ -2,6 +2,8 @@
 //! clients talking QUIC over loopback, each with its own temporary folders.
 //! Only this crate depends on both `shard-server` and `shard-client`.
 
+pub mod attack;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

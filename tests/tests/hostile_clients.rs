@@ -7,16 +7,19 @@
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use shard_client::{ClientEvent, Dispatcher, Session};
+use shard_e2e::attack::Raw;
 use shard_e2e::{Client, TestPlayer, TestServer, chat_contains, join_as, noise, workspace_bin};
-use shard_protocol::frame::{read_frame, write_frame};
-use shard_protocol::identity::{Fingerprint, Identity, SERVER_NAME};
+use shard_protocol::frame::read_frame;
 use shard_protocol::limits::{MAX_BUNDLE_RETRIES, MAX_CHAT_CHARS};
-use shard_protocol::{BundleRequest, ClientMsg, PROTOCOL_VERSION, ServerMsg, Vec3, close_code};
+use shard_protocol::{ClientMsg, ServerMsg, Vec3, close_code};
+
+/// How long a test waits for the server to close an attacker.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// QUIC and handshake bytes a connection costs beyond its bundle data.
 const OVERHEAD: u64 = 512 * 1024;
@@ -79,137 +82,6 @@ fn start_with_big(size: usize, tweak: impl FnOnce(&mut shard_server::config::Ser
     })
 }
 
-/// An attacking client: a raw QUIC connection that says `Hello` and then
-/// does exactly what the test tells it.
-struct Raw {
-    _ep: quinn::Endpoint,
-    conn: quinn::Connection,
-    send: quinn::SendStream,
-    recv: quinn::RecvStream,
-}
-
-impl Raw {
-    async fn connect(srv: &TestServer, bind: &str, name: &str) -> Result<Raw, String> {
-        let id = Identity::generate("attacker").map_err(|e| e.to_string())?;
-        Raw::connect_as(&id, srv.addr, srv.server.fingerprint(), bind, name).await
-    }
-
-    async fn connect_as(
-        id: &Identity,
-        addr: SocketAddr,
-        server_key: Fingerprint,
-        bind: &str,
-        name: &str,
-    ) -> Result<Raw, String> {
-        let (cfg, _) = id
-            .quic_client_config(Some(server_key))
-            .map_err(|e| e.to_string())?;
-        let mut ep = quinn::Endpoint::client(bind.parse().unwrap()).map_err(|e| e.to_string())?;
-        ep.set_default_client_config(cfg);
-        let conn = ep
-            .connect(addr, SERVER_NAME)
-            .map_err(|e| e.to_string())?
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        send.write_all(&raw_hello(name))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Raw {
-            _ep: ep,
-            conn,
-            send,
-            recv,
-        })
-    }
-
-    async fn send(&mut self, msg: &ClientMsg) -> bool {
-        write_frame(&mut self.send, msg).await.is_ok()
-    }
-
-    /// The next control frame, `None` once the stream ends or after 10 s.
-    async fn next(&mut self) -> Option<ServerMsg> {
-        match tokio::time::timeout(Duration::from_secs(10), read_frame::<ServerMsg, _>(&mut self.recv)).await {
-            Ok(Ok(Some(m))) => Some(m),
-            _ => None,
-        }
-    }
-
-    /// Whether the server welcomed us; otherwise how it closed the connection.
-    async fn welcomed(&mut self) -> Result<(), (u32, String)> {
-        match self.next().await {
-            Some(ServerMsg::Welcome { .. }) => Ok(()),
-            _ => Err(self.closed().await),
-        }
-    }
-
-    /// Reads control frames until a bundle is announced.
-    async fn announcement(&mut self) -> BundleRequest {
-        loop {
-            match self.next().await {
-                Some(ServerMsg::PluginAnnounce {
-                    plugin_id,
-                    bundle_sha256,
-                    ..
-                }) => {
-                    return BundleRequest {
-                        plugin_id,
-                        sha256: bundle_sha256,
-                        offset: 0,
-                    };
-                }
-                Some(_) => {}
-                None => panic!("no announcement"),
-            }
-        }
-    }
-
-    /// The close code and reason, waiting up to 30 s for the server to close.
-    async fn closed(&self) -> (u32, String) {
-        let e = tokio::time::timeout(Duration::from_secs(30), self.conn.closed())
-            .await
-            .expect("the server closes the connection in time");
-        match e {
-            quinn::ConnectionError::ApplicationClosed(c) => (
-                u32::try_from(c.error_code.into_inner()).unwrap_or(u32::MAX),
-                String::from_utf8_lossy(&c.reason).into_owned(),
-            ),
-            other => (u32::MAX, other.to_string()),
-        }
-    }
-
-    fn bytes_in(&self) -> u64 {
-        self.conn.stats().udp_rx.bytes
-    }
-
-    fn bytes_out(&self) -> u64 {
-        self.conn.stats().udp_tx.bytes
-    }
-}
-
-/// A `Hello` frame encoded by hand (postcard: variant, length-prefixed name,
-/// version), since the protocol crate refuses to encode an invalid name.
-fn raw_hello(name: &str) -> Vec<u8> {
-    assert!(name.len() < 128 && PROTOCOL_VERSION < 128);
-    let mut body = vec![0u8, name.len() as u8];
-    body.extend_from_slice(name.as_bytes());
-    body.push(PROTOCOL_VERSION as u8);
-    let ok = ClientMsg::Hello {
-        name: "x".into(),
-        protocol_version: PROTOCOL_VERSION,
-    };
-    let mut check = vec![0u8, 1, b'x', PROTOCOL_VERSION as u8];
-    check.splice(0..0, (check.len() as u32).to_be_bytes());
-    assert_eq!(
-        shard_protocol::encode_frame(&ok).unwrap(),
-        check,
-        "the hand encoding matches the codec"
-    );
-    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    frame
-}
-
 /// Two real players in the background: one chats and moves every 300 ms,
 /// the other counts what reaches it.
 struct Heartbeat {
@@ -263,33 +135,16 @@ impl Heartbeat {
     }
 }
 
-/// Drains the server's bundle streams; counts bytes and finished streams.
-fn drain_bundles(conn: quinn::Connection) -> Arc<AtomicU64> {
-    let done = Arc::new(AtomicU64::new(0));
-    let count = done.clone();
-    tokio::spawn(async move {
-        while let Ok(mut s) = conn.accept_uni().await {
-            let count = count.clone();
-            tokio::spawn(async move {
-                if s.read_to_end(16 * 1024 * 1024).await.is_ok() {
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    done
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amplification_is_bounded_per_connection() {
     logs();
     let size = 1_000_000;
     let srv = start_with_big(size, |_| {});
     let hb = Heartbeat::start(srv.addr).await;
-    let mut a = Raw::connect(&srv, "127.0.0.1:0", "amp").await.unwrap();
+    let mut a = Raw::connect(srv.addr, srv.server.fingerprint(), "127.0.0.1:0", "amp").await.unwrap();
     a.welcomed().await.unwrap();
-    let req = a.announcement().await;
-    let finished = drain_bundles(a.conn.clone());
+    let (req, _) = a.announcement().await.expect("an announcement");
+    let finished = a.drain_bundles();
 
     // One at a time: the bundle, one retry, then refusals.
     let (mut transfers, mut refusals) = (0, 0);
@@ -328,7 +183,7 @@ async fn amplification_is_bounded_per_connection() {
     };
     a.send(&flood).await;
     a.send(&flood).await;
-    let (code, reason) = a.closed().await;
+    let (code, reason) = a.closed(WAIT).await;
     assert_eq!(code, close_code::FLOOD, "{reason}");
     assert!(reason.contains("too many refused bundle requests"), "{reason}");
     let (bytes_in, bytes_out) = (a.bytes_in(), a.bytes_out());
@@ -363,11 +218,11 @@ async fn non_reading_clients_are_disconnected_and_what_they_held_is_freed() {
     let hb = Heartbeat::start(srv.addr).await;
     let mut attackers = Vec::new();
     for i in 0..6 {
-        let mut a = Raw::connect(&srv, "127.0.0.1:0", &format!("sink{i}"))
+        let mut a = Raw::connect(srv.addr, srv.server.fingerprint(), "127.0.0.1:0", &format!("sink{i}"))
             .await
             .unwrap();
         a.welcomed().await.unwrap();
-        let req = a.announcement().await;
+        let (req, _) = a.announcement().await.expect("an announcement");
         a.send(&ClientMsg::NeedBundles {
             requests: vec![req],
         })
@@ -376,7 +231,7 @@ async fn non_reading_clients_are_disconnected_and_what_they_held_is_freed() {
         attackers.push(a);
     }
     for a in &attackers {
-        let (code, reason) = a.closed().await;
+        let (code, reason) = a.closed(WAIT).await;
         assert_eq!(code, close_code::FLOOD, "{reason}");
         assert!(reason.contains("not reading"), "{reason}");
         assert!(
@@ -415,7 +270,7 @@ async fn a_lockout_from_one_address_fails_and_silent_sessions_are_closed() {
     let hb = Heartbeat::start(srv.addr).await;
     let (mut joined, mut refused) = (Vec::new(), 0);
     for i in 0..40 {
-        match Raw::connect(&srv, "127.0.0.2:0", &format!("lock{i}")).await {
+        match Raw::connect(srv.addr, srv.server.fingerprint(), "127.0.0.2:0", &format!("lock{i}")).await {
             Ok(mut r) => match r.welcomed().await {
                 Ok(()) => joined.push(r),
                 Err((code, reason)) => {
@@ -435,7 +290,7 @@ async fn a_lockout_from_one_address_fails_and_silent_sessions_are_closed() {
 
     // The silent throwaway sessions are closed once idle; the real ones stay.
     for r in &joined {
-        let (code, reason) = r.closed().await;
+        let (code, reason) = r.closed(WAIT).await;
         assert_eq!(code, close_code::IDLE, "{reason}");
         assert!(reason.contains("idle"), "{reason}");
     }
@@ -447,7 +302,7 @@ async fn a_lockout_from_one_address_fails_and_silent_sessions_are_closed() {
         "{after:?}"
     );
     // And the address may connect again.
-    let mut again = Raw::connect(&srv, "127.0.0.2:0", "again").await.unwrap();
+    let mut again = Raw::connect(srv.addr, srv.server.fingerprint(), "127.0.0.2:0", "again").await.unwrap();
     again.welcomed().await.unwrap();
     hb.check().await;
     srv.server.shutdown().await;
@@ -607,7 +462,7 @@ async fn duplicate_and_look_alike_names_are_refused_and_kick_refuses_an_ambiguou
     }
 
     // The real client will not even send a name with control characters; an attacker does.
-    let mut raw = Raw::connect(&srv, "127.0.0.1:0", "legit\u{1b}[0m").await.unwrap();
+    let mut raw = Raw::connect(srv.addr, srv.server.fingerprint(), "127.0.0.1:0", "legit\u{1b}[0m").await.unwrap();
     let (_, reason) = raw.welcomed().await.unwrap_err();
     assert!(reason.contains("control"), "{reason}");
 
@@ -714,7 +569,7 @@ async fn lying_install_reports_are_folded_into_one_line_per_peer() {
     let hb = Heartbeat::start(srv.addr).await;
     let mut liars = Vec::new();
     for i in 0..3 {
-        let mut r = Raw::connect(&srv, "127.0.0.1:0", &format!("liar{i}"))
+        let mut r = Raw::connect(srv.addr, srv.server.fingerprint(), "127.0.0.1:0", &format!("liar{i}"))
             .await
             .unwrap();
         r.welcomed().await.unwrap();
