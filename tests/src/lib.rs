@@ -205,13 +205,16 @@ pub fn save_file(path: &std::path::Path, contents: &str) {
     std::fs::rename(&tmp, path).expect("rename");
 }
 
-/// `<target>/<profile>` of the running test binary (it lives in `<profile>/deps/`).
+/// `<target>/<profile>` of the running binary: a test lives in
+/// `<profile>/deps/`, a bench binary in `<profile>/` itself.
 pub fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(std::path::Path::parent)
-        .expect("test binary lives in <target>/<profile>/deps")
-        .to_path_buf()
+    let exe = std::env::current_exe().expect("binary path");
+    let dir = exe.parent().expect("binary lives in a folder");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("deps has a parent").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// Path of a workspace binary, built (or confirmed fresh) with cargo first so

@@ -62,7 +62,10 @@ fn log_text() -> String {
 /// A plugin whose bundle is `size` bytes of noise.
 fn big_plugin(size: usize) -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("big.py", b"__plugin__ = {\"name\": \"big\", \"version\": \"1\"}\n".to_vec()),
+        (
+            "big.py",
+            b"__plugin__ = {\"name\": \"big\", \"version\": \"1\"}\n".to_vec(),
+        ),
         (
             "big/assets/world/interior.streamingsector",
             noise(size, 0x5eed_1234_5678_9abc),
@@ -70,7 +73,10 @@ fn big_plugin(size: usize) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn start_with_big(size: usize, tweak: impl FnOnce(&mut shard_server::config::ServerConfig)) -> TestServer {
+fn start_with_big(
+    size: usize,
+    tweak: impl FnOnce(&mut shard_server::config::ServerConfig),
+) -> TestServer {
     let files = big_plugin(size);
     TestServer::start_with(|cfg| {
         for (rel, data) in &files {
@@ -141,7 +147,9 @@ async fn amplification_is_bounded_per_connection() {
     let size = 1_000_000;
     let srv = start_with_big(size, |_| {});
     let hb = Heartbeat::start(srv.addr).await;
-    let mut a = Raw::connect(srv.addr, srv.server.fingerprint(), "127.0.0.1:0", "amp").await.unwrap();
+    let mut a = Raw::connect(srv.addr, srv.server.fingerprint(), "127.0.0.1:0", "amp")
+        .await
+        .unwrap();
     a.welcomed().await.unwrap();
     let (req, _) = a.announcement().await.expect("an announcement");
     let finished = a.drain_bundles();
@@ -163,7 +171,12 @@ async fn amplification_is_bounded_per_connection() {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 break;
             }
-            match tokio::time::timeout(Duration::from_millis(100), read_frame::<ServerMsg, _>(&mut a.recv)).await {
+            match tokio::time::timeout(
+                Duration::from_millis(100),
+                read_frame::<ServerMsg, _>(&mut a.recv),
+            )
+            .await
+            {
                 Ok(Ok(Some(ServerMsg::BundleRefused { reason, .. }))) => {
                     assert!(reason.contains("sent to you"), "{reason}");
                     refusals += 1;
@@ -185,7 +198,10 @@ async fn amplification_is_bounded_per_connection() {
     a.send(&flood).await;
     let (code, reason) = a.closed(WAIT).await;
     assert_eq!(code, close_code::FLOOD, "{reason}");
-    assert!(reason.contains("too many refused bundle requests"), "{reason}");
+    assert!(
+        reason.contains("too many refused bundle requests"),
+        "{reason}"
+    );
     let (bytes_in, bytes_out) = (a.bytes_in(), a.bytes_out());
     println!(
         "amplification: {bytes_out} bytes in, {bytes_in} bytes out ({:.1}x), bundle {size} bytes",
@@ -218,9 +234,14 @@ async fn non_reading_clients_are_disconnected_and_what_they_held_is_freed() {
     let hb = Heartbeat::start(srv.addr).await;
     let mut attackers = Vec::new();
     for i in 0..6 {
-        let mut a = Raw::connect(srv.addr, srv.server.fingerprint(), "127.0.0.1:0", &format!("sink{i}"))
-            .await
-            .unwrap();
+        let mut a = Raw::connect(
+            srv.addr,
+            srv.server.fingerprint(),
+            "127.0.0.1:0",
+            &format!("sink{i}"),
+        )
+        .await
+        .unwrap();
         a.welcomed().await.unwrap();
         let (req, _) = a.announcement().await.expect("an announcement");
         a.send(&ClientMsg::NeedBundles {
@@ -270,19 +291,32 @@ async fn a_lockout_from_one_address_fails_and_silent_sessions_are_closed() {
     let hb = Heartbeat::start(srv.addr).await;
     let (mut joined, mut refused) = (Vec::new(), 0);
     for i in 0..40 {
-        match Raw::connect(srv.addr, srv.server.fingerprint(), "127.0.0.2:0", &format!("lock{i}")).await {
+        match Raw::connect(
+            srv.addr,
+            srv.server.fingerprint(),
+            "127.0.0.2:0",
+            &format!("lock{i}"),
+        )
+        .await
+        {
             Ok(mut r) => match r.welcomed().await {
                 Ok(()) => joined.push(r),
                 Err((code, reason)) => {
                     assert_eq!(code, close_code::REFUSED, "{reason}");
-                    assert!(reason.contains("too many connections from your address"), "{reason}");
+                    assert!(
+                        reason.contains("too many connections from your address"),
+                        "{reason}"
+                    );
                     refused += 1;
                 }
             },
             Err(_) => refused += 1,
         }
     }
-    assert_eq!(joined.len(), shard_protocol::limits::DEFAULT_MAX_PER_ADDRESS);
+    assert_eq!(
+        joined.len(),
+        shard_protocol::limits::DEFAULT_MAX_PER_ADDRESS
+    );
     assert_eq!(refused, 40 - joined.len());
 
     // A real player still joins.
@@ -296,13 +330,16 @@ async fn a_lockout_from_one_address_fails_and_silent_sessions_are_closed() {
     }
     let after = newcomer.collect_for(Duration::from_secs(1)).await;
     assert!(
-        !after
-            .iter()
-            .any(|e| matches!(e, ClientEvent::Disconnected { .. } | ClientEvent::Kick { .. })),
+        !after.iter().any(|e| matches!(
+            e,
+            ClientEvent::Disconnected { .. } | ClientEvent::Kick { .. }
+        )),
         "{after:?}"
     );
     // And the address may connect again.
-    let mut again = Raw::connect(srv.addr, srv.server.fingerprint(), "127.0.0.2:0", "again").await.unwrap();
+    let mut again = Raw::connect(srv.addr, srv.server.fingerprint(), "127.0.0.2:0", "again")
+        .await
+        .unwrap();
     again.welcomed().await.unwrap();
     hb.check().await;
     srv.server.shutdown().await;
@@ -349,7 +386,10 @@ async fn an_admin_joins_a_full_server_and_the_allowlist_admits_listed_keys_only(
     let ClientEvent::Chat { text, .. } = who else {
         unreachable!()
     };
-    assert!(text.contains("4 online") && text.contains("#1 p0"), "{text}");
+    assert!(
+        text.contains("4 online") && text.contains("#1 p0"),
+        "{text}"
+    );
     first.session.say("still here").await;
     first
         .expect("chat works", |e| chat_contains(e, "still here"))
@@ -358,7 +398,12 @@ async fn an_admin_joins_a_full_server_and_the_allowlist_admits_listed_keys_only(
 }
 
 /// Runs `shard-client join` with `args`; returns the child with stdout piped.
-fn client_cmd(addr: SocketAddr, home: &std::path::Path, name: &str, extra: &[&str]) -> std::process::Command {
+fn client_cmd(
+    addr: SocketAddr,
+    home: &std::path::Path,
+    name: &str,
+    extra: &[&str],
+) -> std::process::Command {
     let exe = workspace_bin("shard-client", "shard-client");
     let mut cmd = std::process::Command::new(exe);
     cmd.args(["join", &addr.to_string(), "--name", name, "--identity"])
@@ -408,9 +453,10 @@ async fn a_crashed_player_rejoins_at_once_and_the_stale_session_goes() {
     ))
     .await;
     watcher
-        .expect("crashy joined", |e| {
-            matches!(e, ClientEvent::PeerJoined { name, .. } if name == "crashy")
-        })
+        .expect(
+            "crashy joined",
+            |e| matches!(e, ClientEvent::PeerJoined { name, .. } if name == "crashy"),
+        )
         .await;
     child.kill().expect("SIGKILL"); // no close reaches the server
     let _ = child.wait();
@@ -418,17 +464,21 @@ async fn a_crashed_player_rejoins_at_once_and_the_stale_session_goes() {
     // The same key rejoins at once; the stale session is replaced.
     let back = player.join(srv.addr).await;
     watcher
-        .expect("stale session left", |e| {
-            matches!(e, ClientEvent::PeerLeft { name, .. } if name == "crashy")
-        })
+        .expect(
+            "stale session left",
+            |e| matches!(e, ClientEvent::PeerLeft { name, .. } if name == "crashy"),
+        )
         .await;
     watcher
-        .expect("crashy is back", |e| {
-            matches!(e, ClientEvent::PeerJoined { name, .. } if name == "crashy")
-        })
+        .expect(
+            "crashy is back",
+            |e| matches!(e, ClientEvent::PeerJoined { name, .. } if name == "crashy"),
+        )
         .await;
     back.session.say("I'm back").await;
-    watcher.expect("chat", |e| chat_contains(e, "I'm back")).await;
+    watcher
+        .expect("chat", |e| chat_contains(e, "I'm back"))
+        .await;
     srv.server.shutdown().await;
 }
 
@@ -462,7 +512,14 @@ async fn duplicate_and_look_alike_names_are_refused_and_kick_refuses_an_ambiguou
     }
 
     // The real client will not even send a name with control characters; an attacker does.
-    let mut raw = Raw::connect(srv.addr, srv.server.fingerprint(), "127.0.0.1:0", "legit\u{1b}[0m").await.unwrap();
+    let mut raw = Raw::connect(
+        srv.addr,
+        srv.server.fingerprint(),
+        "127.0.0.1:0",
+        "legit\u{1b}[0m",
+    )
+    .await
+    .unwrap();
     let (_, reason) = raw.welcomed().await.unwrap_err();
     assert!(reason.contains("control"), "{reason}");
 
@@ -471,7 +528,9 @@ async fn duplicate_and_look_alike_names_are_refused_and_kick_refuses_an_ambiguou
     let mut shadow = join_as(&hex, srv.addr).await;
     let mut boss = admin.join(srv.addr).await;
     boss.session.say(&format!("/kick {hex}")).await;
-    let reply = boss.expect("ambiguity", |e| chat_contains(e, "ambiguous")).await;
+    let reply = boss
+        .expect("ambiguity", |e| chat_contains(e, "ambiguous"))
+        .await;
     let ClientEvent::Chat { text, .. } = reply else {
         unreachable!()
     };
@@ -535,14 +594,16 @@ def pop(peer, args):
     a.session.say("marker").await;
     let long = "é".repeat(MAX_CHAT_CHARS);
     a.session.say(&long).await;
-    let got = b
-        .expect("the long line", |e| chat_contains(e, "éé"))
-        .await;
+    let got = b.expect("the long line", |e| chat_contains(e, "éé")).await;
     let lines: Vec<String> = b
         .seen
         .iter()
         .filter_map(|e| match e {
-            ClientEvent::Chat { from: Some(_), text, .. } => Some(text.clone()),
+            ClientEvent::Chat {
+                from: Some(_),
+                text,
+                ..
+            } => Some(text.clone()),
             _ => None,
         })
         .collect();
@@ -569,9 +630,14 @@ async fn lying_install_reports_are_folded_into_one_line_per_peer() {
     let hb = Heartbeat::start(srv.addr).await;
     let mut liars = Vec::new();
     for i in 0..3 {
-        let mut r = Raw::connect(srv.addr, srv.server.fingerprint(), "127.0.0.1:0", &format!("liar{i}"))
-            .await
-            .unwrap();
+        let mut r = Raw::connect(
+            srv.addr,
+            srv.server.fingerprint(),
+            "127.0.0.1:0",
+            &format!("liar{i}"),
+        )
+        .await
+        .unwrap();
         r.welcomed().await.unwrap();
         let lie = ClientMsg::BundleInstalled {
             plugin_id: 1,
@@ -585,7 +651,10 @@ async fn lying_install_reports_are_folded_into_one_line_per_peer() {
         liars.push(r);
     }
     // The window ends, and the folded count is written as one line.
-    tokio::time::sleep(Duration::from_secs(shard_protocol::limits::WARN_WINDOW_SECS + 2)).await;
+    tokio::time::sleep(Duration::from_secs(
+        shard_protocol::limits::WARN_WINDOW_SECS + 2,
+    ))
+    .await;
     let text = log_text();
     let _ = logs;
     let warned = text
@@ -600,7 +669,10 @@ async fn lying_install_reports_are_folded_into_one_line_per_peer() {
     assert_eq!(folded, 3, "one count per peer:\n{text}");
     assert!(!text.contains('\u{1b}'), "no escape codes reach the log");
     for r in &liars {
-        assert!(r.conn.close_reason().is_none(), "reports alone are no flood");
+        assert!(
+            r.conn.close_reason().is_none(),
+            "reports alone are no flood"
+        );
     }
     hb.check().await;
     srv.server.shutdown().await;
@@ -624,11 +696,20 @@ async fn the_client_exit_status_tells_refused_from_disconnected() {
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("refused:") && stderr.contains("reserved"), "{stderr}");
+    assert!(
+        stderr.contains("refused:") && stderr.contains("reserved"),
+        "{stderr}"
+    );
 
     // Disconnected after joining: the same key joins again elsewhere.
     let player = TestPlayer::new("twin");
-    let mut child = spawn_welcomed(client_cmd(srv.addr, player.dir.path(), "twin", &["--do", "wait:60"])).await;
+    let mut child = spawn_welcomed(client_cmd(
+        srv.addr,
+        player.dir.path(),
+        "twin",
+        &["--do", "wait:60"],
+    ))
+    .await;
     let _twin = player.join(srv.addr).await;
     let status = tokio::task::spawn_blocking(move || {
         let mut err = String::new();
