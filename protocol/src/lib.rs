@@ -20,7 +20,8 @@ pub use frame::{FrameDecoder, decode_frame, encode_frame, read_frame, write_fram
 pub use messages::*;
 
 /// Version of the wire protocol; a `Hello` with another version is refused.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version 2 added `KeepAlive` and `BundleRefused`.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// ALPN identifier negotiated by QUIC, so a shard client never talks to
 /// something else by accident.
