@@ -252,3 +252,85 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 pub fn chat_contains(ev: &ClientEvent, needle: &str) -> bool {
     matches!(ev, ClientEvent::Chat { text, .. } if text.contains(needle))
 }
+
+/// Resident memory of a process, from /proc (Linux), in bytes.
+pub fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The real `shard-server` binary as a child process in `dir` (plugins in
+/// `dir/plugins`, data in `dir/data`, its stderr log in `dir/server.log`);
+/// killed on drop.
+pub struct ServerProcess {
+    /// The child.
+    pub child: std::process::Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its key.
+    pub key: Fingerprint,
+    /// Its log (stderr).
+    pub log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `bin` with `config` (TOML) on 127.0.0.1 and waits for its
+    /// "listening on ADDR with key FP" line.
+    pub fn start(
+        bin: &std::path::Path,
+        dir: &std::path::Path,
+        config: &str,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        use std::io::BufRead;
+        std::fs::create_dir_all(dir.join("plugins"))?;
+        std::fs::write(dir.join("server.toml"), config)?;
+        let log = dir.join("server.log");
+        let mut child = std::process::Command::new(bin)
+            .arg("--config")
+            .arg(dir.join("server.toml"))
+            .args(["--bind", "127.0.0.1:0", "--plugins"])
+            .arg(dir.join("plugins"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let out = child.stdout.take().context("server stdout")?;
+        let mut lines = std::io::BufReader::new(out).lines();
+        let Some(Ok(first)) = lines.next() else {
+            let _ = child.kill();
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            anyhow::bail!("the server printed nothing; its log:\n{text}");
+        };
+        let words: Vec<&str> = first.split_whitespace().collect();
+        let (Some(addr), Some(key)) = (words.get(3), words.get(6)) else {
+            anyhow::bail!("unexpected first line from the server: {first}");
+        };
+        let addr = addr.parse().context("server address")?;
+        let key = Fingerprint::parse(key).map_err(anyhow::Error::msg)?;
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Self {
+            child,
+            addr,
+            key,
+            log,
+        })
+    }
+
+    /// What it logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

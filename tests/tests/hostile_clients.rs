@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use shard_client::{ClientEvent, Dispatcher, Session};
 use shard_e2e::attack::Raw;
-use shard_e2e::{Client, TestPlayer, TestServer, chat_contains, join_as, noise, workspace_bin};
+use shard_e2e::{
+    Client, ServerProcess, TestPlayer, TestServer, chat_contains, join_as, noise, workspace_bin,
+};
 use shard_protocol::frame::read_frame;
 use shard_protocol::limits::{MAX_BUNDLE_RETRIES, MAX_CHAT_CHARS};
 use shard_protocol::{ClientMsg, ServerMsg, Vec3, close_code};
@@ -727,4 +729,39 @@ async fn the_client_exit_status_tells_refused_from_disconnected() {
         status.1
     );
     srv.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_binary_logs_plain_text_and_folds_what_a_client_floods() {
+    logs();
+    let bin = workspace_bin("shard-server", "shard-server");
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProcess::start(&bin, dir.path(), "").expect("the server starts");
+    let mut liar = Raw::connect(srv.addr, srv.key, "127.0.0.1:0", "liar")
+        .await
+        .unwrap();
+    liar.welcomed().await.unwrap();
+    let lie = ClientMsg::BundleInstalled {
+        plugin_id: 1,
+        sha256: [7; 32],
+        ok: false,
+        error: Some("\u{1b}[31mred\u{1b}]0;title\u{7}".into()),
+    };
+    for _ in 0..60 {
+        assert!(liar.send(&lie).await);
+    }
+    let mut good = join_as("good", srv.addr).await;
+    good.session.say("fine").await;
+    good.expect("chat", |e| chat_contains(e, "fine")).await;
+    let text = srv.log_text();
+    assert!(text.contains("server listening"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no escape codes in the log file:\n{text}"
+    );
+    assert_eq!(
+        text.matches("failed to install a bundle").count(),
+        1,
+        "sixty reports, one line:\n{text}"
+    );
 }

@@ -25,7 +25,6 @@
 //! cargo run --release -p shard-e2e --bin bundle_push -- --attack non-reading --attackers 6
 //! ```
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,9 +33,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use shard_client::{ClientEvent, ConnectOptions, Dispatcher, Session};
 use shard_e2e::attack::Raw;
-use shard_e2e::noise;
+use shard_e2e::{ServerProcess, noise, rss_of};
 use shard_protocol::ClientMsg;
-use shard_protocol::identity::Fingerprint;
 use shard_protocol::limits::MAX_BUNDLE_REQUESTS;
 use shard_server::Server;
 use shard_server::config::ServerConfig;
@@ -202,14 +200,6 @@ struct AttackOpts {
     wait: Duration,
 }
 
-/// Resident memory of a process, from /proc (Linux), in bytes.
-fn rss_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 /// Samples a process's RSS every 20 ms; the peak since the last reset.
 struct RssProbe {
     peak: Arc<AtomicU64>,
@@ -247,21 +237,6 @@ impl Drop for RssProbe {
     }
 }
 
-/// The server as a child process; killed on drop.
-struct ServerProcess {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-    key: Fingerprint,
-    log: PathBuf,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_server_process(
     bin: &Path,
     dir: &Path,
@@ -272,40 +247,7 @@ fn start_server_process(
     if !legacy {
         cfg.push_str(&format!("max_per_address = {players}\n"));
     }
-    std::fs::write(dir.join("server.toml"), cfg)?;
-    let log = dir.join("server.log");
-    let mut child = std::process::Command::new(bin)
-        .arg("--config")
-        .arg(dir.join("server.toml"))
-        .args(["--bind", "127.0.0.1:0", "--plugins"])
-        .arg(dir.join("plugins"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let out = child.stdout.take().context("server stdout")?;
-    let mut lines = std::io::BufReader::new(out).lines();
-    let first = lines
-        .next()
-        .context("the server printed nothing")?
-        .context("reading the server's stdout")?;
-    // "shard-server listening on ADDR with key FP"
-    let words: Vec<&str> = first.split_whitespace().collect();
-    let (Some(addr), Some(key)) = (words.get(3), words.get(6)) else {
-        bail!("unexpected first line from the server: {first}");
-    };
-    let addr = addr.parse().context("server address")?;
-    let key = Fingerprint::parse(key).map_err(anyhow::Error::msg)?;
-    std::thread::spawn(move || for _ in lines {});
-    Ok(ServerProcess {
-        child,
-        addr,
-        key,
-        log,
-    })
+    ServerProcess::start(bin, dir, &cfg)
 }
 
 async fn attack(mode: &str, o: AttackOpts) -> anyhow::Result<()> {
