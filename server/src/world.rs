@@ -425,15 +425,12 @@ impl World {
         match p.out.try_send(item) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.doomed.contains_key(&id) {
+                if let std::collections::hash_map::Entry::Vacant(e) = self.doomed.entry(id) {
                     warn!(peer = id, "reliable queue overflowed; disconnecting");
-                    self.doomed.insert(
-                        id,
-                        (
-                            close_code::FLOOD,
-                            "your connection is too slow: reliable queue overflowed".into(),
-                        ),
-                    );
+                    e.insert((
+                        close_code::FLOOD,
+                        "your connection is too slow: reliable queue overflowed".into(),
+                    ));
                 }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {

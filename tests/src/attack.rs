@@ -114,21 +114,19 @@ impl Raw {
     /// Reads control frames until a bundle is announced; the request for it.
     pub async fn announcement(&mut self) -> Option<(BundleRequest, u64)> {
         loop {
-            match self.next().await? {
-                ServerMsg::PluginAnnounce {
+            if let ServerMsg::PluginAnnounce {
+                plugin_id,
+                bundle_sha256,
+                bundle_len,
+                ..
+            } = self.next().await?
+            {
+                let req = BundleRequest {
                     plugin_id,
-                    bundle_sha256,
-                    bundle_len,
-                    ..
-                } => {
-                    let req = BundleRequest {
-                        plugin_id,
-                        sha256: bundle_sha256,
-                        offset: 0,
-                    };
-                    return Some((req, bundle_len));
-                }
-                _ => {}
+                    sha256: bundle_sha256,
+                    offset: 0,
+                };
+                return Some((req, bundle_len));
             }
         }
     }
