@@ -458,18 +458,7 @@ impl Sim {
             .peers()
             .find(|p| p.fingerprint == *fingerprint)
             .map(|p| p.id);
-        if let Some(old) = stale
-            && let Some(p) = self
-                .world
-                .evict(old, "replaced: your key joined again from a new connection")
-        {
-            info!(peer = old, name = %p.name, "session replaced by a new connection of the same key");
-            self.fire(GameEvent::PeerLeave(events::PeerLeave {
-                peer: old,
-                name: p.name,
-            }));
-        }
-        if self.world.name_taken(name) {
+        if self.world.name_taken(name, stale) {
             return Err(format!(
                 "the name `{name}` is taken (names are compared ignoring case and look-alike forms); choose another"
             ));
@@ -481,7 +470,8 @@ impl Sim {
             self.cfg.admin_slots
         };
         let limit = if admin { max } else { max - reserve };
-        if self.world.peer_count() >= limit {
+        // The stale session of this key gives its slot to the new one.
+        if self.world.peer_count() - usize::from(stale.is_some()) >= limit {
             return Err(if reserve > 0 && !admin {
                 format!(
                     "the server is full ({limit} players; {reserve} more slots are kept for admins)"
@@ -489,6 +479,17 @@ impl Sim {
             } else {
                 format!("the server is full ({max} players)")
             });
+        }
+        if let Some(old) = stale
+            && let Some(p) = self
+                .world
+                .evict(old, "replaced: your key joined again from a new connection")
+        {
+            info!(peer = old, name = %p.name, "session replaced by a new connection of the same key");
+            self.fire(GameEvent::PeerLeave(events::PeerLeave {
+                peer: old,
+                name: p.name,
+            }));
         }
         Ok(())
     }

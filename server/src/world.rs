@@ -151,11 +151,13 @@ impl World {
         self.peers.values()
     }
 
-    /// Whether a connected player's name compares equal to `name`
-    /// (case-insensitively, after normalisation).
-    pub fn name_taken(&self, name: &str) -> bool {
+    /// Whether a connected player other than `except` has a name that
+    /// compares equal to `name` (case-insensitively, after normalisation).
+    pub fn name_taken(&self, name: &str, except: Option<u32>) -> bool {
         let key = name_key(name);
-        self.peers.values().any(|p| p.key == key)
+        self.peers
+            .values()
+            .any(|p| p.key == key && Some(p.id) != except)
     }
 
     /// The one player `target` names, for commands: a peer id (`7` or `#7`),
