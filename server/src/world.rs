@@ -777,3 +777,62 @@ impl crate::plugin::GameWorld for World {
             .is_some_and(|p| p.out.capacity() > reserve)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(w: &mut World, name: &str, key: [u8; 32]) -> (u32, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(64);
+        let id = w.add_peer(name.into(), Fingerprint(key), false, tx, None, |_| {
+            ServerMsg::Weather { id: 0 }
+        });
+        (id, rx)
+    }
+
+    #[test]
+    fn find_peer_takes_ids_names_and_key_prefixes_and_refuses_ambiguity() {
+        let mut w = World::new();
+        let (alice, _a) = join(&mut w, "Alice", [0xab; 32]);
+        let (bob, _b) = join(&mut w, "bob", [0xcd; 32]);
+        assert_eq!(w.find_peer(&alice.to_string()), Ok(alice));
+        assert_eq!(w.find_peer(&format!("#{bob}")), Ok(bob));
+        assert_eq!(w.find_peer("ALICE"), Ok(alice));
+        assert_eq!(w.find_peer("ｂｏｂ"), Ok(bob));
+        assert_eq!(w.find_peer("cdcdcd"), Ok(bob));
+        // Shorter than the minimum prefix: not a key prefix.
+        assert!(w.find_peer("cdcd").is_err());
+        assert!(w.find_peer("").is_err());
+        assert!(w.find_peer("carol").unwrap_err().contains("no player"));
+        // A name that is another player's key prefix matches both.
+        let (shadow, _s) = join(&mut w, "ababab", [0x11; 32]);
+        let e = w.find_peer("ababab").unwrap_err();
+        assert!(
+            e.contains("ambiguous")
+                && e.contains(&format!("#{alice}"))
+                && e.contains(&format!("#{shadow}")),
+            "{e}"
+        );
+        assert!(w.name_taken("ALICE", None));
+        assert!(!w.name_taken("ALICE", Some(alice)));
+    }
+
+    #[test]
+    fn server_lines_and_popups_go_through_the_sanitiser() {
+        let mut w = World::new();
+        let (id, mut rx) = join(&mut w, "vee", [1; 32]);
+        while rx.try_recv().is_ok() {}
+        w.server_chat(id, "a\u{1b}[2Jb\u{202e}c");
+        let json = serde_json::json!({"text": "hi\nthere\u{200b}", "duration": 1.0}).to_string();
+        crate::plugin::GameWorld::send_rpc(&mut w, id, BUILTIN_PLUGIN_ID, fn_hash(POPUP_RPC), json);
+        let Ok(Outbound::Msg(ServerMsg::Chat { text, .. })) = rx.try_recv() else {
+            panic!("a chat line")
+        };
+        assert_eq!(text, "a [2Jbc");
+        let Ok(Outbound::Msg(ServerMsg::PluginRpc { json, .. })) = rx.try_recv() else {
+            panic!("a popup")
+        };
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["text"], "hi there");
+    }
+}
