@@ -152,7 +152,9 @@ impl Session {
         let mut client_config = client_config;
         let mut transport = quinn::TransportConfig::default();
         transport
-            .keep_alive_interval(Some(std::time::Duration::from_secs(5)))
+            .keep_alive_interval(Some(std::time::Duration::from_secs(
+                shard_protocol::limits::KEEPALIVE_SECS,
+            )))
             .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
                 30_000,
             ))));
@@ -351,8 +353,18 @@ impl Session {
     }
 }
 
+/// Writes the player's messages; after [`KEEPALIVE_SECS`] with nothing to
+/// send it sends `KeepAlive`, so the server knows the session is alive.
+///
+/// [`KEEPALIVE_SECS`]: shard_protocol::limits::KEEPALIVE_SECS
 async fn write_loop(mut send: quinn::SendStream, mut rx: mpsc::Receiver<ClientMsg>) {
-    while let Some(m) = rx.recv().await {
+    let every = std::time::Duration::from_secs(shard_protocol::limits::KEEPALIVE_SECS);
+    loop {
+        let m = match tokio::time::timeout(every, rx.recv()).await {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            Err(_) => ClientMsg::KeepAlive,
+        };
         if let Err(e) = write_frame(&mut send, &m).await {
             debug!("send failed: {e}");
             return;
@@ -590,6 +602,13 @@ fn translate(msg: ServerMsg, dispatcher: &mut Dispatcher) -> Vec<ClientEvent> {
         },
         ServerMsg::EntityDespawned { entity_id } => ClientEvent::EntityDespawned { entity_id },
         ServerMsg::Kick { reason } => ClientEvent::Kick { reason },
+        ServerMsg::BundleRefused {
+            plugin_id, reason, ..
+        } => ClientEvent::Error {
+            message: format!(
+                "the server refused to send the bundle of plugin {plugin_id}: {reason}"
+            ),
+        },
         ServerMsg::PluginRpc {
             plugin_id,
             fn_hash,

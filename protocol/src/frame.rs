@@ -40,6 +40,68 @@ pub fn encode_frame<M: Serialize + Validate>(msg: &M) -> Result<Vec<u8>, Protoco
     Ok(out)
 }
 
+/// The bytes that come before the data in the frame of one `AssetBundle`
+/// chunk: `header ++ data` is exactly `encode_frame(&AssetBundle { .. data })`.
+/// A sender writes the header and then the chunk straight from the one shared
+/// copy of the bundle, so no transfer copies bundle bytes.
+pub fn asset_chunk_header(
+    plugin_id: u16,
+    len: u64,
+    chunk_id: u32,
+    data_len: usize,
+) -> Result<Vec<u8>, ProtocolError> {
+    let empty = crate::ServerMsg::AssetBundle {
+        plugin_id,
+        len,
+        chunk_id,
+        data: Vec::new(),
+    };
+    empty.validate()?;
+    if data_len > crate::limits::CHUNK_SIZE {
+        return Err(ProtocolError::FieldTooLong {
+            field: "AssetBundle.data",
+            len: data_len,
+            max: crate::limits::CHUNK_SIZE,
+            unit: "bytes",
+        });
+    }
+    let end = u64::from(chunk_id) * crate::limits::CHUNK_SIZE as u64 + data_len as u64;
+    if end > len {
+        return Err(ProtocolError::InvalidField {
+            field: "AssetBundle.chunk_id",
+            reason: "chunk lies beyond the announced bundle length",
+        });
+    }
+    let mut body = postcard::to_stdvec(&empty).map_err(|e| ProtocolError::Malformed {
+        what: "server message",
+        reason: e.to_string(),
+    })?;
+    // The empty data encodes as its length, a single 0 byte, at the very end:
+    // replace it with the real length (a LEB128 varint, as postcard writes it).
+    body.pop();
+    let mut n = data_len;
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            body.push(byte);
+            break;
+        }
+        body.push(byte | 0x80);
+    }
+    let total = body.len() + data_len;
+    if total > MAX_FRAME {
+        return Err(ProtocolError::FrameTooLarge {
+            len: total,
+            max: MAX_FRAME,
+        });
+    }
+    let mut out = Vec::with_capacity(PREFIX_LEN + body.len());
+    out.extend_from_slice(&(total as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
 /// Decodes and validates one frame body (without its prefix).
 pub fn decode_frame<M: DeserializeOwned + Validate>(body: &[u8]) -> Result<M, ProtocolError> {
     if body.len() > MAX_FRAME {
@@ -146,6 +208,41 @@ where
     let frame = encode_frame(msg)?;
     writer.write_all(&frame).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::CHUNK_SIZE;
+
+    #[test]
+    fn asset_chunk_header_plus_data_is_the_encoded_frame() {
+        for (len, chunk_id, data_len) in [
+            (5u64, 0u32, 5usize),
+            (100_000, 1, CHUNK_SIZE),
+            (100_000, 3, 100_000 - 3 * CHUNK_SIZE),
+            (200, 0, 127),
+            (200, 0, 128),
+            (0, 0, 0),
+        ] {
+            let data: Vec<u8> = (0..data_len).map(|i| i as u8).collect();
+            let msg = crate::ServerMsg::AssetBundle {
+                plugin_id: 300,
+                len,
+                chunk_id,
+                data: data.clone(),
+            };
+            let mut ours = asset_chunk_header(300, len, chunk_id, data_len).unwrap();
+            ours.extend_from_slice(&data);
+            assert_eq!(
+                ours,
+                encode_frame(&msg).unwrap(),
+                "{len} {chunk_id} {data_len}"
+            );
+        }
+        assert!(asset_chunk_header(1, 10, 0, 11).is_err());
+        assert!(asset_chunk_header(1, 10_000_000, 0, CHUNK_SIZE + 1).is_err());
+    }
 }
 
 /// Incremental decoder for callers that receive bytes in arbitrary pieces

@@ -14,12 +14,16 @@ pub mod frame;
 pub mod identity;
 pub mod limits;
 pub mod messages;
+pub mod text;
 
 pub use frame::{FrameDecoder, decode_frame, encode_frame, read_frame, write_frame};
 pub use messages::*;
 
 /// Version of the wire protocol; a `Hello` with another version is refused.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version 3 has both of version 2's independent additions: `KeepAlive`
+/// and `BundleRefused` (hostile-client bounds), and content offers
+/// (`content_required`, sizes in `PluginAnnounce`, `AnnouncementsDone`).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// ALPN identifier negotiated by QUIC, so a shard client never talks to
 /// something else by accident.
@@ -41,6 +45,21 @@ pub fn clip_utf8(s: &mut String, max: usize) {
         }
         s.truncate(cut);
     }
+}
+
+/// QUIC application close codes, so a client can tell why it was closed
+/// (the close reason carries the text for the player).
+pub mod close_code {
+    /// Orderly close: kicked, shutdown, replaced by a newer session.
+    pub const KICKED: u32 = 1;
+    /// The client broke the protocol (malformed, oversize, wrong version).
+    pub const PROTOCOL: u32 = 2;
+    /// The client sent or asked for too much, or stopped reading.
+    pub const FLOOD: u32 = 3;
+    /// The server refused the join (full, name, allowlist, address cap).
+    pub const REFUSED: u32 = 4;
+    /// The connection went silent.
+    pub const IDLE: u32 = 5;
 }
 
 /// FNV-1a 32-bit hash of an RPC name: the `fn_hash` carried by `PluginRpc`

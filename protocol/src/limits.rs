@@ -150,3 +150,47 @@ pub const MAX_REMEMBERED_SERVERS: usize = 1024;
 /// Most bundles tracked in the cache's usage ledger; beyond it the least
 /// recently used are evicted first.
 pub const MAX_LEDGER_BUNDLES: usize = 65_536;
+
+/// Extra transfers of one bundle a connection may get after the first (a
+/// client asks again only when what it received failed to verify), so one
+/// connection costs at most `1 + MAX_BUNDLE_RETRIES` copies of what it lacked.
+pub const MAX_BUNDLE_RETRIES: u32 = 1;
+
+/// Bundle transfers one connection may have running at once; further
+/// requests wait in that connection's queue.
+pub const MAX_CONCURRENT_TRANSFERS: usize = 2;
+
+/// Refused bundle requests a connection may make before it is disconnected for abuse.
+pub const MAX_BUNDLE_REFUSALS: u32 = 16;
+
+/// Bytes one connection may have sent and not yet acknowledged (QUIC send
+/// window); a connection with bundle transfers running holds this much of
+/// the server-wide bundle budget.
+pub const BUNDLE_SEND_WINDOW: u64 = 2 * 1024 * 1024;
+
+/// Default server-wide cap on bundle bytes in flight (a multiple of [`BUNDLE_SEND_WINDOW`]).
+pub const DEFAULT_BUNDLE_BYTES_IN_FLIGHT: u64 = 32 * 1024 * 1024;
+
+/// Default seconds a bundle transfer may make no progress before the client
+/// is disconnected as one that does not read.
+pub const DEFAULT_BUNDLE_STALL_SECS: u64 = 15;
+
+/// Interval of the client's keep-alive, in seconds; servers must allow more
+/// than twice this before they call a connection idle.
+pub const KEEPALIVE_SECS: u64 = 5;
+
+/// Default seconds a joined connection may send nothing at all (no frame,
+/// datagram or keep-alive) before the server closes it.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 30;
+
+/// Default number of connections (and so joins) one source address may hold at once.
+pub const DEFAULT_MAX_PER_ADDRESS: usize = 4;
+
+/// Default number of `max_players` slots kept for admin keys.
+pub const DEFAULT_ADMIN_SLOTS: usize = 2;
+
+/// Fewest hex digits of a key fingerprint that name a player in commands.
+pub const MIN_FINGERPRINT_PREFIX: usize = 6;
+
+/// Seconds over which repeated warnings of one peer and cause are folded into one line.
+pub const WARN_WINDOW_SECS: u64 = 10;

@@ -208,6 +208,16 @@ pub enum ServerMsg {
         /// Why, for the player.
         reason: String,
     },
+    /// A bundle request the server will not serve (not announced, already
+    /// held or sent, too many retries); repeated refusals disconnect.
+    BundleRefused {
+        /// The plugin asked for.
+        plugin_id: u16,
+        /// The hash asked for.
+        sha256: [u8; 32],
+        /// Why, for logs and modders.
+        reason: String,
+    },
 }
 
 /// Messages a client sends to a server.
@@ -255,6 +265,10 @@ pub enum ClientMsg {
         /// Yaw.
         rot: f32,
     },
+    /// "Still here": sent on the control stream when the client has sent
+    /// nothing else for [`KEEPALIVE_SECS`], so the server can close sessions
+    /// that went silent (QUIC acknowledgements alone do not count).
+    KeepAlive,
 }
 
 /// Field checks beyond what the encoding guarantees.
@@ -444,6 +458,9 @@ impl Validate for ServerMsg {
                 Ok(())
             }
             ServerMsg::Kick { reason } => bytes("Kick.reason", reason, MAX_REASON),
+            ServerMsg::BundleRefused { reason, .. } => {
+                bytes("BundleRefused.reason", reason, MAX_REASON)
+            }
         }
     }
 }
@@ -487,6 +504,7 @@ impl Validate for ClientMsg {
                 finite3("PeerState.pos", pos)?;
                 finite("PeerState.rot", *rot)
             }
+            ClientMsg::KeepAlive => Ok(()),
         }
     }
 }

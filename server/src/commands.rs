@@ -1,7 +1,7 @@
 //! Chat commands built into the server (`/help`, `/who`, `/kick`, `/weather`).
 //! Plugin commands are registered with the plugin host; `/help` lists both.
 
-use crate::world::World;
+use crate::world::{World, short_key};
 
 /// One command as `/help` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +17,12 @@ pub struct CommandInfo {
 /// The builtin commands: (name, help, admin).
 pub const BUILTINS: &[(&str, &str, bool)] = &[
     ("help", "list the commands you may run", false),
-    ("who", "list the players online", false),
-    ("kick", "/kick NAME: disconnect a player", true),
+    ("who", "list the players online with their #peer ids", false),
+    (
+        "kick",
+        "/kick NAME|#PEER_ID|KEY_PREFIX: disconnect a player",
+        true,
+    ),
     (
         "weather",
         "/weather N: set the weather preset for everyone",
@@ -74,18 +78,25 @@ pub fn run_builtin(
             world.server_chat(peer, &format!("commands: {}", lines.join("; ")));
         }
         "who" => {
-            let names: Vec<String> = world.peers().map(|p| p.name.clone()).collect();
+            let names: Vec<String> = world
+                .peers()
+                .map(|p| format!("#{} {} ({})", p.id, p.name, short_key(&p.fingerprint)))
+                .collect();
             world.server_chat(
                 peer,
                 &format!("{} online: {}", names.len(), names.join(", ")),
             );
         }
-        "kick" => match world.peer_by_name(args) {
-            Some(target) if !args.is_empty() => {
+        "kick" => match world.find_peer(args) {
+            Ok(target) => {
+                let name = world
+                    .peer(target)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default();
                 world.kick(target, "kicked by an admin");
-                world.server_broadcast(&format!("{args} was kicked"));
+                world.server_broadcast(&format!("{name} was kicked (#{target})"));
             }
-            _ => world.server_chat(peer, &format!("no player named `{args}`; /who lists them")),
+            Err(why) => world.server_chat(peer, &why),
         },
         "weather" => match args.parse::<u32>() {
             Ok(id) => world.set_weather(id),

@@ -49,6 +49,19 @@ pub struct ServerConfig {
     pub content_required: bool,
     /// Per-client rate limits.
     pub rate_limits: RateLimits,
+    /// Slots of `max_players` only admins may take (when `admins` is not empty).
+    pub admin_slots: usize,
+    /// If not empty, only these key fingerprints (and admins) may join.
+    pub allowlist: Vec<String>,
+    /// Connections one source address may hold at once (joined or not).
+    pub max_per_address: usize,
+    /// Seconds a joined client may send nothing (not even a keep-alive) before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Server-wide cap on bundle bytes in flight to all clients together.
+    pub bundle_bytes_in_flight: u64,
+    /// Seconds a bundle transfer may make no progress before the client is
+    /// disconnected as one that does not read.
+    pub bundle_stall_secs: u64,
 }
 
 /// Per-client rate limits; exceeding them disconnects (chat) or drops (positions).
@@ -88,6 +101,12 @@ impl Default for ServerConfig {
             worker_exe: None,
             content_required: true,
             rate_limits: RateLimits::default(),
+            admin_slots: limits::DEFAULT_ADMIN_SLOTS,
+            allowlist: Vec::new(),
+            max_per_address: limits::DEFAULT_MAX_PER_ADDRESS,
+            idle_timeout_secs: limits::DEFAULT_IDLE_TIMEOUT_SECS,
+            bundle_bytes_in_flight: limits::DEFAULT_BUNDLE_BYTES_IN_FLIGHT,
+            bundle_stall_secs: limits::DEFAULT_BUNDLE_STALL_SECS,
         }
     }
 }
@@ -195,6 +214,44 @@ impl ServerConfig {
         if self.plugin_max_errors == 0 {
             return Err(bad("plugin_max_errors", "must be at least 1".into()));
         }
+        for a in &self.allowlist {
+            Fingerprint::parse(a).map_err(|e| bad("allowlist", e))?;
+        }
+        if self.admin_slots >= self.max_players {
+            return Err(bad(
+                "admin_slots",
+                format!(
+                    "{} leaves no slot for other players (max_players = {})",
+                    self.admin_slots, self.max_players
+                ),
+            ));
+        }
+        if self.max_per_address == 0 {
+            return Err(bad("max_per_address", "must be at least 1".into()));
+        }
+        let min_idle = 2 * limits::KEEPALIVE_SECS + 1;
+        if self.idle_timeout_secs < min_idle {
+            return Err(bad(
+                "idle_timeout_secs",
+                format!(
+                    "{} is too short: clients send a keep-alive every {} s, so allow at least {min_idle}",
+                    self.idle_timeout_secs,
+                    limits::KEEPALIVE_SECS
+                ),
+            ));
+        }
+        if self.bundle_bytes_in_flight < limits::BUNDLE_SEND_WINDOW {
+            return Err(bad(
+                "bundle_bytes_in_flight",
+                format!(
+                    "must be at least {} (one connection's send window)",
+                    limits::BUNDLE_SEND_WINDOW
+                ),
+            ));
+        }
+        if self.bundle_stall_secs == 0 {
+            return Err(bad("bundle_stall_secs", "must be at least 1".into()));
+        }
         Ok(())
     }
 
@@ -219,6 +276,14 @@ impl ServerConfig {
         h.allow_unconfined = self.allow_unconfined_plugins;
         h.worker_exe = self.worker_exe.clone();
         h
+    }
+
+    /// The allowlisted fingerprints, parsed (checked at load); empty admits every key.
+    pub fn allowlist_keys(&self) -> Vec<Fingerprint> {
+        self.allowlist
+            .iter()
+            .filter_map(|a| Fingerprint::parse(a).ok())
+            .collect()
     }
 
     /// Duration of one simulation tick.
@@ -260,6 +325,20 @@ mod tests {
             msg.contains("line 3") && msg.contains("max_players"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn hostile_client_settings_are_checked() {
+        for (text, key) in [
+            ("max_players = 2\nadmin_slots = 2", "admin_slots"),
+            ("max_per_address = 0", "max_per_address"),
+            ("idle_timeout_secs = 3", "idle_timeout_secs"),
+            ("bundle_bytes_in_flight = 1000", "bundle_bytes_in_flight"),
+            ("allowlist = [\"zz\"]", "allowlist"),
+        ] {
+            let err = ServerConfig::parse(text, "server.toml").unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -11,7 +11,9 @@ pub mod config;
 pub mod docs;
 pub mod net;
 pub mod plugin;
+pub mod ratelog;
 pub mod sim;
+pub mod transfers;
 pub mod tuning;
 pub mod world;
 
@@ -57,6 +59,7 @@ pub struct Server {
     sim: Option<std::thread::JoinHandle<()>>,
     fingerprint: Fingerprint,
     stats: Arc<TickStats>,
+    flight: Arc<transfers::Flight>,
 }
 
 impl Server {
@@ -75,10 +78,14 @@ impl Server {
     pub fn start_with_identity(cfg: ServerConfig, identity: &Identity) -> Result<Self, StartError> {
         let mut server_config = identity.quic_server_config()?;
         let mut transport = quinn::TransportConfig::default();
+        let idle_ms = u32::try_from(cfg.idle_timeout_secs.saturating_mul(1000)).unwrap_or(u32::MAX);
         transport
             .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
-                30_000,
+                idle_ms,
             ))))
+            // The most a connection may have sent and not yet had acknowledged:
+            // the unit of the server-wide bundle budget.
+            .send_window(shard_protocol::limits::BUNDLE_SEND_WINDOW)
             .datagram_receive_buffer_size(Some(64 * 1024))
             .datagram_send_buffer_size(64 * 1024)
             .max_concurrent_uni_streams(quinn::VarInt::from_u32(0))
@@ -94,9 +101,15 @@ impl Server {
         let stats = Arc::new(TickStats::default());
         let cfg = Arc::new(cfg);
         let sim = sim::spawn(cfg.clone(), rx, stats.clone())?;
+        let flight = Arc::new(transfers::Flight::new(cfg.bundle_bytes_in_flight));
         let ctx = net::NetCtx {
             inbound: tx.clone(),
             limits: cfg.rate_limits.clone(),
+            flight: flight.clone(),
+            slots: net::AddressSlots::new(cfg.max_per_address),
+            idle: Duration::from_secs(cfg.idle_timeout_secs),
+            stall: Duration::from_secs(cfg.bundle_stall_secs),
+            warns: Arc::new(ratelog::WarnLimiter::default()),
         };
         tokio::spawn(net::accept_loop(endpoint.clone(), ctx));
         tracing::info!(addr = %endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -107,6 +120,7 @@ impl Server {
             sim: Some(sim),
             fingerprint: identity.fingerprint,
             stats,
+            flight,
         })
     }
 
@@ -123,6 +137,12 @@ impl Server {
     /// Tick time statistics.
     pub fn stats(&self) -> Arc<TickStats> {
         self.stats.clone()
+    }
+
+    /// What the bundle service is doing: leases of the server-wide budget in
+    /// use and bundle bytes sent (for tests, benchmarks and operators).
+    pub fn bundle_flight(&self) -> transfers::FlightStats {
+        self.flight.stats()
     }
 
     /// Runs operator console code (`py CODE`) in the admin namespace.

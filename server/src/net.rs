@@ -3,17 +3,27 @@
 //! never touch game state; a client that breaks the rules is closed with a
 //! reason and nobody else notices.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use shard_protocol::frame::{decode_datagram, read_frame, write_frame};
+use bytes::Bytes;
+use shard_protocol::frame::{asset_chunk_header, decode_datagram, read_frame, write_frame};
 use shard_protocol::identity::peer_fingerprint;
-use shard_protocol::limits::CHUNK_SIZE;
+use shard_protocol::limits::{CHUNK_SIZE, MAX_CONCURRENT_TRANSFERS};
+use shard_protocol::text::normalize_name;
 use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+pub use shard_protocol::close_code;
+
 use crate::config::RateLimits;
+use crate::ratelog::WarnLimiter;
 use crate::sim::{Inbound, warn_if_backlogged};
+use crate::transfers::{Flight, Transfer};
 use crate::world::Outbound;
 
 /// Capacity of each client's reliable outbound queue; overflowing it disconnects the client.
@@ -22,18 +32,6 @@ pub const OUTBOUND_QUEUE: usize = 4096;
 /// How long a client has to open its control stream and say `Hello`.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// QUIC application close codes, so clients can tell why they were closed.
-pub mod close_code {
-    /// Orderly close: kicked, shutdown.
-    pub const KICKED: u32 = 1;
-    /// The client broke the protocol (malformed, oversize, wrong version).
-    pub const PROTOCOL: u32 = 2;
-    /// The client sent too much.
-    pub const FLOOD: u32 = 3;
-    /// The server refused the join (full, duplicate key).
-    pub const REFUSED: u32 = 4;
-}
-
 /// What every connection task shares.
 #[derive(Clone)]
 pub struct NetCtx {
@@ -41,24 +39,118 @@ pub struct NetCtx {
     pub inbound: mpsc::Sender<Inbound>,
     /// Per-client rate limits.
     pub limits: RateLimits,
+    /// The server-wide bundle budget.
+    pub flight: Arc<Flight>,
+    /// Connections held per source address.
+    pub slots: Arc<AddressSlots>,
+    /// A joined connection that sends nothing this long is closed.
+    pub idle: Duration,
+    /// A bundle transfer that makes no progress this long disconnects its client.
+    pub stall: Duration,
+    /// Folds the warnings an address can cause (key `None`: server-wide causes).
+    pub warns: Arc<WarnLimiter<Option<IpAddr>>>,
+}
+
+/// Connections held per source address, capped so one address cannot fill the server.
+#[derive(Debug)]
+pub struct AddressSlots {
+    max: usize,
+    held: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's hold on its address's slots; given back on drop.
+#[derive(Debug)]
+pub struct Slot {
+    slots: Arc<AddressSlots>,
+    ip: IpAddr,
+}
+
+impl AddressSlots {
+    /// At most `max` connections per address.
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max,
+            held: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Takes a slot for `ip`, or `None` when that address holds `max` already.
+    pub fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let mut held = self.held.lock().ok()?;
+        let n = held.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+
+    /// Connections `ip` holds now.
+    pub fn held(&self, ip: IpAddr) -> usize {
+        self.held
+            .lock()
+            .map(|h| h.get(&ip).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.slots.held.lock()
+            && let Some(n) = held.get_mut(&self.ip)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Accepts connections until the endpoint closes.
 pub async fn accept_loop(endpoint: quinn::Endpoint, ctx: NetCtx) {
+    let flusher = tokio::spawn({
+        let warns = ctx.warns.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                warns.flush();
+            }
+        }
+    });
     while let Some(incoming) = endpoint.accept().await {
         let ctx = ctx.clone();
+        let remote = incoming.remote_address();
+        let slot = ctx.slots.take(remote.ip());
         tokio::spawn(async move {
-            let remote = incoming.remote_address();
-            match incoming.await {
-                Ok(conn) => serve(conn, ctx).await,
-                Err(e) => debug!(%remote, "handshake failed: {e}"),
+            let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => return debug!(%remote, "handshake failed: {e}"),
+                Err(_) => return debug!(%remote, "handshake timed out"),
+            };
+            match slot {
+                Some(slot) => serve(conn, ctx, slot).await,
+                None => {
+                    let max = ctx.slots.max;
+                    if let Some(folded) = ctx.warns.allow(Some(remote.ip()), "address cap") {
+                        warn!(%remote, max, folded, "refusing a connection: too many from this address");
+                    }
+                    let reason = format!(
+                        "too many connections from your address (the limit is {max}); close one and try again"
+                    );
+                    close(&conn, close_code::REFUSED, &reason);
+                }
             }
         });
     }
+    flusher.abort();
 }
 
 fn close(conn: &quinn::Connection, code: u32, reason: &str) {
-    info!(remote = %conn.remote_address(), "closing connection: {reason}");
+    debug!(remote = %conn.remote_address(), code, "closing connection: {reason}");
     conn.close(quinn::VarInt::from_u32(code), reason.as_bytes());
 }
 
@@ -93,7 +185,8 @@ impl Bucket {
     }
 }
 
-async fn serve(conn: quinn::Connection, ctx: NetCtx) {
+async fn serve(conn: quinn::Connection, ctx: NetCtx, _slot: Slot) {
+    let ip = conn.remote_address().ip();
     let Some(fingerprint) = peer_fingerprint(&conn) else {
         close(
             &conn,
@@ -128,7 +221,12 @@ async fn serve(conn: quinn::Connection, ctx: NetCtx) {
         ClientMsg::Hello {
             name,
             protocol_version,
-        } if protocol_version == PROTOCOL_VERSION => name,
+        } if protocol_version == PROTOCOL_VERSION => match normalize_name(&name) {
+            Ok(n) => n,
+            Err(e) => {
+                return close(&conn, close_code::REFUSED, &format!("name refused: {e}"));
+            }
+        },
         ClientMsg::Hello {
             protocol_version, ..
         } => {
@@ -160,18 +258,27 @@ async fn serve(conn: quinn::Connection, ctx: NetCtx) {
     }
     let peer = match reply_rx.await {
         Ok(Ok(id)) => id,
-        Ok(Err(reason)) => return close(&conn, close_code::REFUSED, &reason),
+        Ok(Err(reason)) => {
+            if let Some(folded) = ctx.warns.allow(Some(ip), "join refused") {
+                info!(%ip, reason, folded, "join refused");
+            }
+            return close(&conn, close_code::REFUSED, &reason);
+        }
         Err(_) => return close(&conn, close_code::KICKED, "the server is stopping"),
     };
 
-    let writer = tokio::spawn(write_loop(conn.clone(), send, out_rx));
+    let writer = tokio::spawn(write_loop(conn.clone(), send, out_rx, peer, ctx.clone()));
     let datagrams = tokio::spawn(datagram_loop(conn.clone(), peer, ctx.clone()));
+    let idle = tokio::spawn(idle_watch(conn.clone(), ctx.idle));
     let violation = read_loop(&mut recv, peer, &ctx).await;
     if let Some((code, reason)) = violation {
-        warn!(peer, "disconnecting: {reason}");
+        if let Some(folded) = ctx.warns.allow(Some(ip), "violation") {
+            warn!(peer, %ip, reason, folded, "disconnecting");
+        }
         close(&conn, code, &reason);
     }
     datagrams.abort();
+    idle.abort();
     let _ = ctx.inbound.send(Inbound::Left { peer }).await;
     // The writer ends when the simulation drops this peer's queue.
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
@@ -207,7 +314,11 @@ async fn read_loop(recv: &mut quinn::RecvStream, peer: u32, ctx: &NetCtx) -> Opt
                 ),
             ));
         }
-        warn_if_backlogged(&ctx.inbound);
+        if matches!(msg, ClientMsg::KeepAlive) {
+            // Its arrival is all that counts (see `idle_watch`).
+            continue;
+        }
+        warn_if_backlogged(&ctx.inbound, &ctx.warns, None);
         if ctx.inbound.send(Inbound::Msg { peer, msg }).await.is_err() {
             return None;
         }
@@ -257,33 +368,56 @@ async fn datagram_loop(conn: quinn::Connection, peer: u32, ctx: NetCtx) {
     }
 }
 
-/// Writes queued messages to the control stream; `Close` sends a Kick and ends the session.
+/// Closes a joined connection that sends no frame and no datagram for
+/// `idle`. Clients send `KeepAlive` when they have nothing else to say; QUIC
+/// acknowledgements and pings do not count, since a client's QUIC stack
+/// sends them whether or not anyone is playing.
+async fn idle_watch(conn: quinn::Connection, idle: Duration) {
+    let activity = |c: &quinn::Connection| {
+        let f = c.stats().frame_rx;
+        f.stream + f.datagram
+    };
+    let mut last = activity(&conn);
+    let mut since = Instant::now();
+    let step = (idle / 4).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(step).await;
+        let now = activity(&conn);
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= idle {
+            let reason = format!("idle: nothing received for {} s", idle.as_secs());
+            return close(&conn, close_code::IDLE, &reason);
+        }
+    }
+}
+
+/// Writes queued messages to the control stream and hands bundle transfers
+/// to this connection's transfer runner; `Close` sends a Kick and ends the session.
 async fn write_loop(
     conn: quinn::Connection,
     mut send: quinn::SendStream,
     mut rx: mpsc::Receiver<Outbound>,
+    peer: u32,
+    ctx: NetCtx,
 ) {
+    let (transfers, transfers_rx) = mpsc::channel(MAX_CONCURRENT_TRANSFERS * 2);
+    let runner = tokio::spawn(run_transfers(conn.clone(), transfers_rx, peer, ctx));
     while let Some(out) = rx.recv().await {
         match out {
             Outbound::Msg(m) => {
                 if let Err(e) = write_frame(&mut send, &m).await {
                     debug!("control stream write failed: {e}");
-                    return;
+                    break;
                 }
             }
-            Outbound::Bundle {
-                plugin_id,
-                bytes,
-                offset,
-            } => {
-                let conn = conn.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = stream_bundle(&conn, plugin_id, bytes, offset).await {
-                        debug!(plugin_id, "bundle transfer ended early: {e}");
-                    }
-                });
+            Outbound::Bundle(t) => {
+                if transfers.send(t).await.is_err() {
+                    break;
+                }
             }
-            Outbound::Close(reason) => {
+            Outbound::Close { code, reason } => {
                 let _ = write_frame(
                     &mut send,
                     &ServerMsg::Kick {
@@ -294,36 +428,120 @@ async fn write_loop(
                 let _ = send.finish();
                 // Give the client a moment to read the Kick and close first.
                 let _ = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
-                close(&conn, close_code::KICKED, &reason);
-                return;
+                close(&conn, code, &reason);
+                break;
             }
         }
     }
+    // Whatever this connection held of the bundle budget goes back now.
+    runner.abort();
+}
+
+/// Why a bundle transfer ended early.
+#[derive(Debug, thiserror::Error)]
+enum TransferError {
+    /// The client did not take any data for the stall deadline.
+    #[error("no progress for {} s", .0.as_secs())]
+    Stalled(Duration),
+    /// The stream or connection failed, or the client stopped the stream.
+    #[error("{0}")]
+    Stream(String),
+}
+
+/// Runs this connection's bundle transfers (the simulation starts at most
+/// `MAX_CONCURRENT_TRANSFERS` at a time), holding one lease of the
+/// server-wide budget while any runs; a transfer that stalls disconnects the
+/// client, which frees its lease and its transfers at once.
+async fn run_transfers(
+    conn: quinn::Connection,
+    mut rx: mpsc::Receiver<Transfer>,
+    peer: u32,
+    ctx: NetCtx,
+) {
+    let mut running: JoinSet<([u8; 32], Result<(), TransferError>)> = JoinSet::new();
+    let mut lease = None;
+    loop {
+        tokio::select! {
+            t = rx.recv() => {
+                let Some(t) = t else { break };
+                if lease.is_none() {
+                    lease = tokio::select! {
+                        l = ctx.flight.lease() => l,
+                        _ = conn.closed() => break,
+                    };
+                }
+                let (conn, flight, stall) = (conn.clone(), ctx.flight.clone(), ctx.stall);
+                running.spawn(async move {
+                    let sha = t.sha256;
+                    (sha, stream_bundle(&conn, t, stall, &flight).await)
+                });
+            }
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                let Ok((sha256, result)) = done else { continue };
+                match result {
+                    Ok(()) => {}
+                    Err(TransferError::Stalled(d)) => {
+                        if let Some(folded) = ctx.warns.allow(Some(conn.remote_address().ip()), "stalled transfer") {
+                            warn!(peer, folded, "disconnecting a client that does not read its bundle stream");
+                        }
+                        let reason = format!(
+                            "not reading: a bundle transfer made no progress for {} s",
+                            d.as_secs()
+                        );
+                        close(&conn, close_code::FLOOD, &reason);
+                        break;
+                    }
+                    Err(e) => debug!(peer, "bundle transfer ended early: {e}"),
+                }
+                if ctx.inbound.send(Inbound::BundleSent { peer, sha256 }).await.is_err() {
+                    break;
+                }
+                if running.is_empty() {
+                    lease = None;
+                }
+            }
+        }
+    }
+    drop(lease);
 }
 
 /// Sends a packed bundle on a fresh unidirectional stream, in `CHUNK_SIZE`
-/// chunks, starting at the chunk that holds `offset` (resume).
+/// chunks straight from the shared copy, starting at the chunk that holds
+/// `offset` (resume), and waits until the client acknowledged all of it.
+/// Each step must make progress within `stall`.
 async fn stream_bundle(
     conn: &quinn::Connection,
-    plugin_id: u16,
-    bytes: bytes::Bytes,
-    offset: u64,
-) -> Result<(), String> {
-    let mut stream = conn.open_uni().await.map_err(|e| e.to_string())?;
-    let len = bytes.len() as u64;
-    let first = usize::try_from(offset.min(len) / CHUNK_SIZE as u64).unwrap_or(usize::MAX);
-    for (i, chunk) in bytes.chunks(CHUNK_SIZE).enumerate().skip(first) {
-        let chunk_id = u32::try_from(i).map_err(|_| "bundle has too many chunks".to_string())?;
-        let msg = ServerMsg::AssetBundle {
-            plugin_id,
-            len,
-            chunk_id,
-            data: chunk.to_vec(),
-        };
-        write_frame(&mut stream, &msg)
+    t: Transfer,
+    stall: Duration,
+    flight: &Flight,
+) -> Result<(), TransferError> {
+    let stream_err = |e: &dyn std::fmt::Display| TransferError::Stream(e.to_string());
+    let mut stream = tokio::time::timeout(stall, conn.open_uni())
+        .await
+        .map_err(|_| TransferError::Stalled(stall))?
+        .map_err(|e| stream_err(&e))?;
+    let len = t.bytes.len();
+    let first = usize::try_from(t.offset).unwrap_or(usize::MAX).min(len) / CHUNK_SIZE;
+    for (i, start) in (0..len).step_by(CHUNK_SIZE).enumerate().skip(first) {
+        let end = (start + CHUNK_SIZE).min(len);
+        let chunk_id = u32::try_from(i).map_err(|e| stream_err(&e))?;
+        let header = asset_chunk_header(t.plugin_id, len as u64, chunk_id, end - start)
+            .map_err(|e| stream_err(&e))?;
+        let sent = (header.len() + end - start) as u64;
+        let mut parts = [Bytes::from(header), t.bytes.slice(start..end)];
+        tokio::time::timeout(stall, stream.write_all_chunks(&mut parts))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| TransferError::Stalled(stall))?
+            .map_err(|e| stream_err(&e))?;
+        flight.count(sent);
     }
-    stream.finish().map_err(|e| e.to_string())?;
-    Ok(())
+    stream.finish().map_err(|e| stream_err(&e))?;
+    match tokio::time::timeout(stall, stream.stopped()).await {
+        Err(_) => Err(TransferError::Stalled(stall)),
+        Ok(Ok(None)) => Ok(()),
+        Ok(Ok(Some(code))) => Err(TransferError::Stream(format!(
+            "the client stopped the stream (code {code})"
+        ))),
+        Ok(Err(e)) => Err(stream_err(&e)),
+    }
 }

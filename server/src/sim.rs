@@ -18,7 +18,11 @@ use crate::commands::{self, CommandInfo};
 use crate::config::ServerConfig;
 use crate::plugin::events::{self, GameEvent};
 use crate::plugin::{CommandOutcome, PluginHost};
+use crate::ratelog::WarnLimiter;
+use crate::transfers::Lookup;
 use crate::world::{Outbound, World};
+use shard_protocol::limits::MAX_CHAT_CHARS;
+use shard_protocol::text::clean_text;
 
 /// Capacity of the queue from network tasks to the simulation.
 pub const INBOUND_QUEUE: usize = 8192;
@@ -54,6 +58,13 @@ pub enum Inbound {
         pos: Vec3,
         /// Yaw.
         rot: f32,
+    },
+    /// A bundle transfer to a peer ended (sent and acknowledged, or cut).
+    BundleSent {
+        /// The peer.
+        peer: u32,
+        /// The bundle's hash.
+        sha256: [u8; 32],
     },
     /// A peer's connection ended.
     Left {
@@ -202,6 +213,7 @@ impl Sim {
             self.sync_announcements();
             self.world.flush_moves();
             self.world.flush_kicks();
+            self.world.flush_warnings();
             self.stats.record(started.elapsed());
             let now = Instant::now();
             if next > now {
@@ -306,18 +318,11 @@ impl Sim {
                 conn,
                 reply,
             } => {
-                if self.world.peer_count() >= self.cfg.max_players {
-                    let _ = reply.send(Err(format!(
-                        "the server is full ({} players)",
-                        self.cfg.max_players
-                    )));
-                    return;
-                }
-                if self.world.peers().any(|p| p.fingerprint == fingerprint) {
-                    let _ = reply.send(Err("this key is already connected".into()));
-                    return;
-                }
                 let admin = self.admins.contains(&fingerprint);
+                if let Err(why) = self.admit(&name, &fingerprint, admin) {
+                    let _ = reply.send(Err(why));
+                    return;
+                }
                 let server_name = self.cfg.name.clone();
                 let tick_hz = self.cfg.tick_hz;
                 let content_required = self.cfg.content_required;
@@ -349,6 +354,7 @@ impl Sim {
             }
             Inbound::Msg { peer, msg } => self.client_msg(peer, msg),
             Inbound::Moved { peer, pos, rot } => self.world.move_peer(peer, pos, rot),
+            Inbound::BundleSent { peer, sha256 } => self.world.bundle_sent(peer, &sha256),
             Inbound::Left { peer } => {
                 if let Some(p) = self.world.remove_peer(peer) {
                     info!(peer, name = %p.name, "left");
@@ -380,20 +386,15 @@ impl Sim {
             ClientMsg::NeedBundles { requests } => {
                 let catalog = self.catalog.borrow();
                 for r in requests {
-                    let found = self
-                        .announced
-                        .iter()
-                        .find(|(_, a)| a.id == r.plugin_id && a.sha256 == r.sha256);
-                    let Some(bundle) = found.and_then(|(name, _)| catalog.get(name)) else {
-                        // Stale request (the plugin changed): the client has the new announcement.
-                        continue;
+                    let lookup = match self.announced.iter().find(|(_, a)| a.id == r.plugin_id) {
+                        Some((name, a)) if a.sha256 == r.sha256 => catalog
+                            .get(name)
+                            .map_or(Lookup::Unknown, |b| Lookup::Announced(b.bytes.clone())),
+                        Some(_) => Lookup::Stale,
+                        None => Lookup::Unknown,
                     };
-                    let item = Outbound::Bundle {
-                        plugin_id: r.plugin_id,
-                        bytes: bundle.bytes.clone(),
-                        offset: r.offset,
-                    };
-                    self.world.queue(peer, item);
+                    self.world
+                        .request_bundle(peer, r.plugin_id, r.sha256, r.offset, lookup);
                 }
             }
             ClientMsg::BundleInstalled {
@@ -407,10 +408,9 @@ impl Sim {
                     .iter()
                     .find(|(_, a)| a.id == plugin_id)
                     .map(|(n, _)| n.clone());
-                if !ok {
-                    let why = error.as_deref().unwrap_or("");
-                    warn!(peer, plugin_id, why, "a client failed to install a bundle");
-                }
+                let why = error.as_deref().unwrap_or("");
+                self.world
+                    .bundle_installed(peer, plugin_id, sha256, ok, why);
                 self.fire(GameEvent::BundleInstalled(events::BundleInstalled {
                     peer,
                     plugin_id,
@@ -421,10 +421,16 @@ impl Sim {
                 }));
             }
             ClientMsg::Hello { .. } => self.world.kick(peer, "protocol violation: a second Hello"),
+            ClientMsg::KeepAlive => {}
         }
     }
 
     fn chat(&mut self, peer: u32, text: &str) {
+        // Relayed text goes through the one sanitiser; an empty line is dropped.
+        let text = &clean_text(text, MAX_CHAT_CHARS);
+        if text.is_empty() {
+            return;
+        }
         if let Some((name, args)) = commands::split_command(text) {
             return self.command(peer, name, args);
         }
@@ -443,6 +449,57 @@ impl Sim {
             name: pname,
             text: text.to_string(),
         }));
+    }
+
+    /// Whether a player with this (normalised) name and key may join now:
+    /// allowlist, name free, and a slot (keeping `admin_slots` for admins).
+    /// A session of the same key is replaced: the old one is closed with a reason.
+    fn admit(&mut self, name: &str, fingerprint: &Fingerprint, admin: bool) -> Result<(), String> {
+        let allow = self.cfg.allowlist_keys();
+        if !admin && !allow.is_empty() && !allow.contains(fingerprint) {
+            return Err(format!(
+                "this server admits listed keys only; give the operator your key {fingerprint} (shard-client whoami)"
+            ));
+        }
+        let stale = self
+            .world
+            .peers()
+            .find(|p| p.fingerprint == *fingerprint)
+            .map(|p| p.id);
+        if self.world.name_taken(name, stale) {
+            return Err(format!(
+                "the name `{name}` is taken (names are compared ignoring case and look-alike forms); choose another"
+            ));
+        }
+        let max = self.cfg.max_players;
+        let reserve = if self.admins.is_empty() {
+            0
+        } else {
+            self.cfg.admin_slots
+        };
+        let limit = if admin { max } else { max - reserve };
+        // The stale session of this key gives its slot to the new one.
+        if self.world.peer_count() - usize::from(stale.is_some()) >= limit {
+            return Err(if reserve > 0 && !admin {
+                format!(
+                    "the server is full ({limit} players; {reserve} more slots are kept for admins)"
+                )
+            } else {
+                format!("the server is full ({max} players)")
+            });
+        }
+        if let Some(old) = stale
+            && let Some(p) = self
+                .world
+                .evict(old, "replaced: your key joined again from a new connection")
+        {
+            info!(peer = old, name = %p.name, "session replaced by a new connection of the same key");
+            self.fire(GameEvent::PeerLeave(events::PeerLeave {
+                peer: old,
+                name: p.name,
+            }));
+        }
+        Ok(())
     }
 
     fn command(&mut self, peer: u32, name: &str, args: &str) {
@@ -568,12 +625,19 @@ fn hex_of(bytes: &[u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Warns when the inbound queue is close to full, a sign of an overloaded tick.
-pub fn warn_if_backlogged(tx: &mpsc::Sender<Inbound>) {
-    if tx.capacity() < INBOUND_QUEUE / 10 {
+/// Warns when the inbound queue is close to full, a sign of an overloaded
+/// tick; folded by `warns`, since every frame of every client checks it.
+pub fn warn_if_backlogged<K: std::hash::Hash + Eq + Clone + std::fmt::Debug>(
+    tx: &mpsc::Sender<Inbound>,
+    warns: &WarnLimiter<K>,
+    key: K,
+) {
+    if tx.capacity() < INBOUND_QUEUE / 10
+        && let Some(folded) = warns.allow(key, "backlog")
+    {
         warn!(
             free = tx.capacity(),
-            "inbound queue nearly full: the simulation is falling behind"
+            folded, "inbound queue nearly full: the simulation is falling behind"
         );
     }
 }

@@ -7,10 +7,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use shard_protocol::close_code;
 use shard_protocol::identity::Fingerprint;
-use shard_protocol::{EntityKind, ServerMsg, Vec3};
+use shard_protocol::limits::{
+    MAX_CHAT_CHARS, MAX_FINGERPRINT, MAX_POPUP_CHARS, MIN_FINGERPRINT_PREFIX,
+};
+use shard_protocol::text::{clean_text, name_key};
+use shard_protocol::{BUILTIN_PLUGIN_ID, EntityKind, POPUP_RPC, ServerMsg, Vec3, fn_hash};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
+
+use crate::ratelog::WarnLimiter;
+use crate::transfers::{Lookup, PeerBundles, Transfer};
 
 use crate::plugin::events::{Despawned, GameEvent, Spawned};
 use crate::tuning::PEER_QUEUE_PLUGIN_SHARE;
@@ -35,17 +43,16 @@ pub fn vehicle_record(template: &str) -> &str {
 pub enum Outbound {
     /// A message on the reliable control stream.
     Msg(ServerMsg),
-    /// Send `Kick` with this reason, then close the connection.
-    Close(String),
-    /// Stream a packed bundle on its own QUIC stream, from `offset` (rounded down to a chunk).
-    Bundle {
-        /// Plugin the bundle belongs to.
-        plugin_id: u16,
-        /// The shared packed bytes.
-        bytes: bytes::Bytes,
-        /// Bytes the client already holds.
-        offset: u64,
+    /// Send `Kick` with this reason, then close the connection with this code.
+    Close {
+        /// A [`close_code`].
+        code: u32,
+        /// Why, for the player.
+        reason: String,
     },
+    /// Stream a packed bundle on its own QUIC stream (the simulation already
+    /// applied the per-connection rules).
+    Bundle(Transfer),
 }
 
 /// Who owns an entity: the server itself or a plugin (removed with it).
@@ -62,8 +69,10 @@ pub enum Owner {
 pub struct Peer {
     /// Session id.
     pub id: u32,
-    /// Display name.
+    /// Display name (NFKC-normalised and checked at join).
     pub name: String,
+    /// The name's comparison key: unique among connected players.
+    pub key: String,
     /// Player id: the client's key fingerprint.
     pub fingerprint: Fingerprint,
     /// May run admin commands.
@@ -78,6 +87,8 @@ pub struct Peer {
     datagrams: Option<quinn::Connection>,
     /// Already listed in `World::moved` this tick.
     moved: bool,
+    /// What this connection asked for of the bundle service.
+    bundles: PeerBundles,
 }
 
 /// A spawned NPC or vehicle.
@@ -120,8 +131,10 @@ pub struct World {
     weather: u32,
     next_peer: u32,
     next_entity: u32,
-    /// Peers to disconnect at the end of the tick, with the reason.
-    doomed: HashMap<u32, String>,
+    /// Peers to disconnect at the end of the tick, with the close code and reason.
+    doomed: HashMap<u32, (u32, String)>,
+    /// Folds the warnings a peer can cause, so none can flood the log.
+    warns: WarnLimiter<u32>,
     /// Events for plugins, fired by the simulation after the current call.
     events: Vec<GameEvent>,
     /// Peers whose position changed this tick, in arrival order.
@@ -153,9 +166,57 @@ impl World {
         self.peers.values()
     }
 
-    /// A peer by display name (first match), for `/kick NAME`.
-    pub fn peer_by_name(&self, name: &str) -> Option<u32> {
-        self.peers.values().find(|p| p.name == name).map(|p| p.id)
+    /// Whether a connected player other than `except` has a name that
+    /// compares equal to `name` (case-insensitively, after normalisation).
+    pub fn name_taken(&self, name: &str, except: Option<u32>) -> bool {
+        let key = name_key(name);
+        self.peers
+            .values()
+            .any(|p| p.key == key && Some(p.id) != except)
+    }
+
+    /// The one player `target` names, for commands: a peer id (`7` or `#7`),
+    /// a name (case-insensitive) or a key fingerprint prefix of at least
+    /// [`MIN_FINGERPRINT_PREFIX`] hex digits. An unknown or ambiguous target
+    /// is an error that says which players matched.
+    pub fn find_peer(&self, target: &str) -> Result<u32, String> {
+        let target = target.trim();
+        if target.is_empty() {
+            return Err("name a player: NAME, #PEER_ID or a key prefix; /who lists them".into());
+        }
+        let id = target
+            .strip_prefix('#')
+            .unwrap_or(target)
+            .parse::<u32>()
+            .ok();
+        let key = name_key(target);
+        let hex = target.to_ascii_lowercase();
+        let prefix = hex.len() >= MIN_FINGERPRINT_PREFIX
+            && hex.len() <= MAX_FINGERPRINT
+            && hex.chars().all(|c| c.is_ascii_hexdigit());
+        let hits: Vec<&Peer> = self
+            .peers
+            .values()
+            .filter(|p| {
+                Some(p.id) == id
+                    || p.key == key
+                    || (prefix && p.fingerprint.to_hex().starts_with(&hex))
+            })
+            .collect();
+        match hits[..] {
+            [one] => Ok(one.id),
+            [] => Err(format!("no player matches `{target}`; /who lists them")),
+            _ => {
+                let list: Vec<String> = hits
+                    .iter()
+                    .map(|p| format!("#{} {} ({})", p.id, p.name, short_key(&p.fingerprint)))
+                    .collect();
+                Err(format!(
+                    "`{target}` is ambiguous: it matches {}; name the player by #PEER_ID",
+                    list.join(", ")
+                ))
+            }
+        }
     }
 
     /// An entity by id.
@@ -182,6 +243,7 @@ impl World {
         self.next_peer = self.next_peer.wrapping_add(1).max(1);
         let peer = Peer {
             id,
+            key: name_key(&name),
             name: name.clone(),
             fingerprint,
             admin,
@@ -191,6 +253,7 @@ impl World {
             out,
             datagrams,
             moved: false,
+            bundles: PeerBundles::default(),
         };
         self.peers.insert(id, peer);
         self.send(id, welcome(id));
@@ -379,14 +442,109 @@ impl World {
         std::mem::take(&mut self.events)
     }
 
-    /// Queues any outbound item (e.g. a bundle transfer) for one peer.
+    /// Queues any outbound item for one peer; a full queue dooms the peer (it is too slow).
     pub fn queue(&mut self, id: u32, item: Outbound) {
         let Some(p) = self.peers.get(&id) else { return };
-        if let Err(mpsc::error::TrySendError::Full(_)) = p.out.try_send(item) {
-            self.doomed
-                .entry(id)
-                .or_insert_with(|| "your connection is too slow: reliable queue overflowed".into());
+        match p.out.try_send(item) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if let std::collections::hash_map::Entry::Vacant(e) = self.doomed.entry(id) {
+                    warn!(peer = id, "reliable queue overflowed; disconnecting");
+                    e.insert((
+                        close_code::FLOOD,
+                        "your connection is too slow: reliable queue overflowed".into(),
+                    ));
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                debug!(peer = id, "queue closed; peer is leaving");
+            }
         }
+    }
+
+    /// A bundle request from a peer, after the simulation looked it up:
+    /// starts it, lets it wait in line, or refuses it with a reason (and
+    /// disconnects a peer that keeps asking for what it may not have).
+    pub fn request_bundle(
+        &mut self,
+        id: u32,
+        plugin_id: u16,
+        sha256: [u8; 32],
+        offset: u64,
+        lookup: Lookup,
+    ) {
+        if self.doomed.contains_key(&id) {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        match p.bundles.request(plugin_id, sha256, offset, lookup) {
+            Ok(start) => {
+                for t in start {
+                    self.queue(id, Outbound::Bundle(t));
+                }
+            }
+            Err(refusal) => {
+                if let Some(folded) = self.warns.allow(id, "bundle request refused") {
+                    warn!(peer = id, plugin_id, reason = %refusal.reason, folded, "bundle request refused");
+                }
+                let reason = refusal.reason.clone();
+                self.send(
+                    id,
+                    ServerMsg::BundleRefused {
+                        plugin_id,
+                        sha256,
+                        reason,
+                    },
+                );
+                if refusal.disconnect {
+                    self.kick_with(id, close_code::FLOOD, "too many refused bundle requests");
+                }
+            }
+        }
+    }
+
+    /// A bundle transfer to a peer ended; the next ones in its line start.
+    pub fn bundle_sent(&mut self, id: u32, sha256: &[u8; 32]) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        for t in p.bundles.finished(sha256) {
+            self.queue(id, Outbound::Bundle(t));
+        }
+    }
+
+    /// A peer reported an install: a success is never sent again on this
+    /// connection; a failure is logged, folded per peer.
+    pub fn bundle_installed(
+        &mut self,
+        id: u32,
+        plugin_id: u16,
+        sha256: [u8; 32],
+        ok: bool,
+        why: &str,
+    ) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.bundles.installed(sha256, ok);
+        }
+        if !ok && let Some(folded) = self.warns.allow(id, "bundle install failed") {
+            let why = clean_text(why, MAX_CHAT_CHARS);
+            warn!(
+                peer = id,
+                plugin_id, why, folded, "a client failed to install a bundle"
+            );
+        }
+    }
+
+    /// Logs once per window a warning a peer caused; repeats are folded into a count.
+    pub fn warn_peer(&self, id: u32, cause: &'static str) -> Option<u64> {
+        self.warns.allow(id, cause)
+    }
+
+    /// Logs the folded warnings whose window ended (once per tick).
+    pub fn flush_warnings(&self) {
+        self.warns.flush();
     }
 
     /// Removes an entity; false when there was none.
@@ -424,19 +582,7 @@ impl World {
 
     /// Queues a message for one peer; a full queue dooms the peer (it is too slow).
     pub fn send(&mut self, id: u32, msg: ServerMsg) {
-        let Some(p) = self.peers.get(&id) else { return };
-        match p.out.try_send(Outbound::Msg(msg)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                warn!(peer = id, "reliable queue overflowed; disconnecting");
-                self.doomed.entry(id).or_insert_with(|| {
-                    "your connection is too slow: reliable queue overflowed".into()
-                });
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                debug!(peer = id, "queue closed; peer is leaving");
-            }
-        }
+        self.queue(id, Outbound::Msg(msg));
     }
 
     /// Queues a message for every peer `to` selects (the one fan-out path).
@@ -482,23 +628,35 @@ impl World {
         self.broadcast_to(|p| p.admin, server_line(text));
     }
 
-    /// Marks a peer for disconnection at the end of the tick.
+    /// Marks a peer for disconnection at the end of the tick (an orderly kick).
     pub fn kick(&mut self, id: u32, reason: &str) {
+        self.kick_with(id, close_code::KICKED, reason);
+    }
+
+    /// Marks a peer for disconnection at the end of the tick with a close code.
+    pub fn kick_with(&mut self, id: u32, code: u32, reason: &str) {
         if self.peers.contains_key(&id) {
-            self.doomed.insert(id, reason.to_string());
+            let reason = clean_text(reason, shard_protocol::limits::MAX_REASON / 4);
+            self.doomed.insert(id, (code, reason));
         }
+    }
+
+    /// Closes a peer's connection now and removes it (a newer session of the
+    /// same key replaces it); returns it if it was online.
+    pub fn evict(&mut self, id: u32, reason: &str) -> Option<Peer> {
+        let reason = clean_text(reason, shard_protocol::limits::MAX_REASON / 4);
+        if let Some(p) = self.peers.get(&id) {
+            close_peer(p, close_code::KICKED, reason);
+        }
+        self.remove_peer(id)
     }
 
     /// Closes the connections of doomed peers; they leave when their task ends.
     pub fn flush_kicks(&mut self) {
-        for (id, reason) in std::mem::take(&mut self.doomed) {
+        for (id, (code, reason)) in std::mem::take(&mut self.doomed) {
             if let Some(p) = self.peers.get(&id) {
-                // The Close must get through even when the queue is full.
-                if p.out.try_send(Outbound::Close(reason.clone())).is_err()
-                    && let Some(c) = &p.datagrams
-                {
-                    c.close(quinn::VarInt::from_u32(1), reason.as_bytes());
-                }
+                info!(peer = id, code, reason, "disconnecting");
+                close_peer(p, code, reason);
             }
         }
     }
@@ -507,30 +665,60 @@ impl World {
     pub fn close_all(&mut self, reason: &str) {
         let ids: Vec<u32> = self.peers.keys().copied().collect();
         for id in ids {
-            self.doomed.insert(id, reason.to_string());
+            self.doomed
+                .insert(id, (close_code::KICKED, reason.to_string()));
         }
         self.flush_kicks();
     }
 }
 
-/// A chat line from the server itself (clipped to the chat limit).
+/// Queues the Kick and close; when the queue is full the connection is closed
+/// at once, so the close always gets through.
+fn close_peer(p: &Peer, code: u32, reason: String) {
+    if let Err(e) = p.out.try_send(Outbound::Close { code, reason })
+        && let Some(c) = &p.datagrams
+    {
+        let reason = match e.into_inner() {
+            Outbound::Close { reason, .. } => reason,
+            _ => String::new(),
+        };
+        c.close(quinn::VarInt::from_u32(code), reason.as_bytes());
+    }
+}
+
+/// The short form of a key fingerprint that `/who` shows and commands accept.
+pub fn short_key(fp: &Fingerprint) -> String {
+    fp.to_hex()
+        .chars()
+        .take(MIN_FINGERPRINT_PREFIX + 2)
+        .collect()
+}
+
+/// A chat line from the server itself, through the one sanitiser.
 fn server_line(text: &str) -> ServerMsg {
     ServerMsg::Chat {
         from: None,
         name: "server".into(),
-        text: clip_chat(text),
+        text: clean_text(text, MAX_CHAT_CHARS),
     }
 }
 
-/// Cuts server text to the chat limit so a long listing never fails to send.
-pub fn clip_chat(text: &str) -> String {
-    let max = shard_protocol::limits::MAX_CHAT_CHARS;
-    if text.chars().count() <= max {
-        return text.to_string();
+/// Sanitises the text of a builtin popup (the one RPC whose payload the
+/// server knows is shown as text); other RPC payloads are data for the
+/// plugin's own checked client scripts and pass unchanged.
+fn clean_popup(plugin_id: u16, fn_hash_: u32, json: String) -> String {
+    if plugin_id != BUILTIN_PLUGIN_ID || fn_hash_ != fn_hash(POPUP_RPC) {
+        return json;
     }
-    let mut s: String = text.chars().take(max - 1).collect();
-    s.push('…');
-    s
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&json) else {
+        return json;
+    };
+    if let Some(t) = v.get_mut("text")
+        && let Some(s) = t.as_str()
+    {
+        *t = serde_json::Value::String(clean_text(s, MAX_POPUP_CHARS));
+    }
+    v.to_string()
 }
 
 impl crate::plugin::GameWorld for World {
@@ -587,6 +775,7 @@ impl crate::plugin::GameWorld for World {
     }
 
     fn send_rpc(&mut self, peer: u32, plugin_id: u16, fn_hash: u32, json: String) {
+        let json = clean_popup(plugin_id, fn_hash, json);
         self.send(
             peer,
             ServerMsg::PluginRpc {
@@ -648,5 +837,59 @@ mod tests {
                 if s.template == "Vehicle.shard_mobile_cc_commandcenter"),
             "{events:?}"
         );
+    }
+
+    fn join(w: &mut World, name: &str, key: [u8; 32]) -> (u32, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(64);
+        let id = w.add_peer(name.into(), Fingerprint(key), false, tx, None, |_| {
+            ServerMsg::Weather { id: 0 }
+        });
+        (id, rx)
+    }
+
+    #[test]
+    fn find_peer_takes_ids_names_and_key_prefixes_and_refuses_ambiguity() {
+        let mut w = World::new();
+        let (alice, _a) = join(&mut w, "Alice", [0xab; 32]);
+        let (bob, _b) = join(&mut w, "bob", [0xcd; 32]);
+        assert_eq!(w.find_peer(&alice.to_string()), Ok(alice));
+        assert_eq!(w.find_peer(&format!("#{bob}")), Ok(bob));
+        assert_eq!(w.find_peer("ALICE"), Ok(alice));
+        assert_eq!(w.find_peer("ｂｏｂ"), Ok(bob));
+        assert_eq!(w.find_peer("cdcdcd"), Ok(bob));
+        // Shorter than the minimum prefix: not a key prefix.
+        assert!(w.find_peer("cdcd").is_err());
+        assert!(w.find_peer("").is_err());
+        assert!(w.find_peer("carol").unwrap_err().contains("no player"));
+        // A name that is another player's key prefix matches both.
+        let (shadow, _s) = join(&mut w, "ababab", [0x11; 32]);
+        let e = w.find_peer("ababab").unwrap_err();
+        assert!(
+            e.contains("ambiguous")
+                && e.contains(&format!("#{alice}"))
+                && e.contains(&format!("#{shadow}")),
+            "{e}"
+        );
+        assert!(w.name_taken("ALICE", None));
+        assert!(!w.name_taken("ALICE", Some(alice)));
+    }
+
+    #[test]
+    fn server_lines_and_popups_go_through_the_sanitiser() {
+        let mut w = World::new();
+        let (id, mut rx) = join(&mut w, "vee", [1; 32]);
+        while rx.try_recv().is_ok() {}
+        w.server_chat(id, "a\u{1b}[2Jb\u{202e}c");
+        let json = serde_json::json!({"text": "hi\nthere\u{200b}", "duration": 1.0}).to_string();
+        crate::plugin::GameWorld::send_rpc(&mut w, id, BUILTIN_PLUGIN_ID, fn_hash(POPUP_RPC), json);
+        let Ok(Outbound::Msg(ServerMsg::Chat { text, .. })) = rx.try_recv() else {
+            panic!("a chat line")
+        };
+        assert_eq!(text, "a [2Jbc");
+        let Ok(Outbound::Msg(ServerMsg::PluginRpc { json, .. })) = rx.try_recv() else {
+            panic!("a popup")
+        };
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["text"], "hi there");
     }
 }

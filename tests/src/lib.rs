@@ -2,6 +2,8 @@
 //! clients talking QUIC over loopback, each with its own temporary folders.
 //! Only this crate depends on both `shard-server` and `shard-client`.
 
+pub mod attack;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Output;
@@ -15,6 +17,9 @@ use tempfile::TempDir;
 
 /// How long a test waits for an expected event before failing.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections per address a [`TestServer`] allows, since all its clients share 127.0.0.1.
+pub const LOOPBACK_PER_ADDRESS: usize = 64;
 
 /// A server on 127.0.0.1 with its own data and plugin folders.
 pub struct TestServer {
@@ -73,6 +78,8 @@ impl TestServer {
             // machine; the budget and deadline tests set their own.
             plugin_cpu_budget_ms: 500,
             plugin_kill_after_ms: 1000,
+            // Every test client comes from 127.0.0.1; tests of the cap set it back.
+            max_per_address: LOOPBACK_PER_ADDRESS,
             ..ServerConfig::default()
         };
         std::fs::create_dir_all(&cfg.plugin_dir).expect("plugin dir");
@@ -247,13 +254,16 @@ pub fn save_file(path: &std::path::Path, contents: &str) {
     std::fs::rename(&tmp, path).expect("rename");
 }
 
-/// `<target>/<profile>` of the running test binary (it lives in `<profile>/deps/`).
+/// `<target>/<profile>` of the running binary: a test lives in
+/// `<profile>/deps/`, a bench binary in `<profile>/` itself.
 pub fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(std::path::Path::parent)
-        .expect("test binary lives in <target>/<profile>/deps")
-        .to_path_buf()
+    let exe = std::env::current_exe().expect("binary path");
+    let dir = exe.parent().expect("binary lives in a folder");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("deps has a parent").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// Path of a workspace binary, built (or confirmed fresh) with cargo first so
@@ -359,3 +369,85 @@ public func HudInit() -> Void {
   RegisterRpc(n"HudUpdate", new HudHandler());
 }
 "#;
+
+/// Resident memory of a process, from /proc (Linux), in bytes.
+pub fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The real `shard-server` binary as a child process in `dir` (plugins in
+/// `dir/plugins`, data in `dir/data`, its stderr log in `dir/server.log`);
+/// killed on drop.
+pub struct ServerProcess {
+    /// The child.
+    pub child: std::process::Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its key.
+    pub key: Fingerprint,
+    /// Its log (stderr).
+    pub log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `bin` with `config` (TOML) on 127.0.0.1 and waits for its
+    /// "listening on ADDR with key FP" line.
+    pub fn start(
+        bin: &std::path::Path,
+        dir: &std::path::Path,
+        config: &str,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        use std::io::BufRead;
+        std::fs::create_dir_all(dir.join("plugins"))?;
+        std::fs::write(dir.join("server.toml"), config)?;
+        let log = dir.join("server.log");
+        let mut child = std::process::Command::new(bin)
+            .arg("--config")
+            .arg(dir.join("server.toml"))
+            .args(["--bind", "127.0.0.1:0", "--plugins"])
+            .arg(dir.join("plugins"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let out = child.stdout.take().context("server stdout")?;
+        let mut lines = std::io::BufReader::new(out).lines();
+        let Some(Ok(first)) = lines.next() else {
+            let _ = child.kill();
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            anyhow::bail!("the server printed nothing; its log:\n{text}");
+        };
+        let words: Vec<&str> = first.split_whitespace().collect();
+        let (Some(addr), Some(key)) = (words.get(3), words.get(6)) else {
+            anyhow::bail!("unexpected first line from the server: {first}");
+        };
+        let addr = addr.parse().context("server address")?;
+        let key = Fingerprint::parse(key).map_err(anyhow::Error::msg)?;
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Self {
+            child,
+            addr,
+            key,
+            log,
+        })
+    }
+
+    /// What it logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

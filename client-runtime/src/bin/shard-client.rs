@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,12 +19,22 @@ use shard_protocol::limits::{DEFAULT_CACHE_CAP, DEFAULT_RELOAD_INTERVAL_MS, DEFA
 /// Bytes in one MB as the flags count them (MiB).
 const MB: u64 = 1024 * 1024;
 
+/// Exit status of `join` when the server refused to admit the player
+/// (full, name, allowlist, address cap, protocol version); the reason is on stderr.
+const EXIT_REFUSED: u8 = 3;
+
+/// Exit status of `join` when the session ended with an error after the
+/// player joined (kicked, disconnected, connection lost, server stopped).
+const EXIT_DISCONNECTED: u8 = 4;
+
 /// The headless shard client.
 #[derive(Debug, Parser)]
 #[command(
     name = "shard-client",
     version,
-    about = "headless shard client: join a server as a scripted player"
+    about = "headless shard client: join a server as a scripted player",
+    after_help = "Exit status: 0 done, 1 error before joining (arguments, key, connection), \
+                  3 refused by the server, 4 disconnected with an error after joining."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -158,7 +169,7 @@ fn parse_action(s: &str) -> anyhow::Result<Action> {
     })
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -171,10 +182,11 @@ fn main() -> anyhow::Result<()> {
             let path = identity.unwrap_or_else(shard_client::default_identity_path);
             let (id, _) = Identity::load_or_create(&path, "shard-player")?;
             println!("{}", id.fingerprint);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Cache { op, cache } => {
-            cache_cmd(op, cache.unwrap_or_else(shard_client::default_cache_dir))
+            cache_cmd(op, cache.unwrap_or_else(shard_client::default_cache_dir))?;
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Join {
             addr,
@@ -387,12 +399,23 @@ fn prompt_offer(ev: &ClientEvent) -> (bool, bool) {
     }
 }
 
+/// How a session ended, for the exit status.
+fn ended(welcomed: bool, reason: &str) -> ExitCode {
+    if welcomed {
+        eprintln!("disconnected: {reason}");
+        ExitCode::from(EXIT_DISCONNECTED)
+    } else {
+        eprintln!("refused: {reason}");
+        ExitCode::from(EXIT_REFUSED)
+    }
+}
+
 async fn join(
     opts: ConnectOptions,
     actions: Vec<Action>,
     stay: f64,
     reload_interval: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     let cache_dir = opts.cache_dir.clone();
     let dispatcher = Arc::new(Mutex::new(Dispatcher::new()));
     let mut session = Session::connect_shared(opts, dispatcher.clone()).await?;
@@ -406,6 +429,7 @@ async fn join(
     let mut pending = actions.into_iter();
     let mut wait_until = tokio::time::Instant::now();
     let mut end: Option<tokio::time::Instant> = None;
+    let mut welcomed = false;
     loop {
         if end.is_none() && tokio::time::Instant::now() >= wait_until {
             match pending.next() {
@@ -453,19 +477,29 @@ async fn join(
                             let _ = tx.blocking_send(prompt_offer(&shown));
                         });
                     }
-                    let over = matches!(ev, ClientEvent::Kick { .. } | ClientEvent::Disconnected { .. });
+                    welcomed |= matches!(ev, ClientEvent::Welcome { .. });
+                    let over = match &ev {
+                        ClientEvent::Kick { reason } | ClientEvent::Disconnected { reason } => {
+                            Some(reason.clone())
+                        }
+                        _ => None,
+                    };
                     route_with_reloads(ev, &cache_dir, &mut reloads, &mut game);
                     while let Some(line) = game.pop() {
                         println!("{line}");
                     }
-                    if over {
+                    if let Some(reason) = over {
                         print_drops(&dispatcher);
-                        return Ok(());
+                        return Ok(ended(welcomed, &reason));
                     }
                 }
                 None => {
                     print_drops(&dispatcher);
-                    return Ok(());
+                    let reason = session
+                        .connection()
+                        .close_reason()
+                        .map_or_else(|| "the session ended".to_string(), |e| e.to_string());
+                    return Ok(ended(welcomed, &reason));
                 }
             },
             _ = tokio::time::sleep_until(deadline) => {
@@ -477,7 +511,7 @@ async fn join(
     }
     print_drops(&dispatcher);
     session.close().await;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints how many RPCs were dropped and why, as the session's last line.

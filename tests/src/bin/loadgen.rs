@@ -284,6 +284,8 @@ fn start_server(args: &Args) -> Result<LocalServer> {
         plugin_dir: dir.path().join("plugins"),
         tick_hz: args.hz,
         max_players: args.peers + 8,
+        // Every peer comes from 127.0.0.1.
+        max_per_address: args.peers + 8,
         rate_limits: RateLimits {
             // Well above what the clients send, so nothing is dropped by policy.
             datagrams_per_sec: args.send_hz.saturating_mul(4).max(240),

@@ -1,0 +1,290 @@
+//! The bounded bundle service: what one connection may ask for
+//! ([`PeerBundles`], kept by the simulation) and the server-wide budget of
+//! bundle bytes in flight ([`Flight`], shared by the connection tasks).
+//!
+//! Per connection, a bundle is sent only if it was announced and the client
+//! does not hold it; at most once, plus [`MAX_BUNDLE_RETRIES`] more after the
+//! previous transfer ended (a client asks again only when what it got failed
+//! to verify); at most [`MAX_CONCURRENT_TRANSFERS`] at a time, the rest wait
+//! in line. Anything else is refused with a reason, and more than
+//! [`MAX_BUNDLE_REFUSALS`] refusals disconnect the client.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use shard_protocol::limits::{
+    BUNDLE_SEND_WINDOW, MAX_BUNDLE_REFUSALS, MAX_BUNDLE_RETRIES, MAX_CONCURRENT_TRANSFERS,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// One bundle transfer for the connection task to run.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    /// Plugin the bundle belongs to.
+    pub plugin_id: u16,
+    /// Its hash (the key the simulation is told back on completion).
+    pub sha256: [u8; 32],
+    /// The one shared packed copy.
+    pub bytes: Bytes,
+    /// Bytes the client already holds (rounded down to a chunk when sent).
+    pub offset: u64,
+}
+
+/// What the simulation found for a requested plugin id and hash.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// Announced with that hash: here is the shared copy.
+    Announced(Bytes),
+    /// The plugin is announced, but with another hash (it changed meanwhile).
+    Stale,
+    /// Never announced (no such plugin, or no bundle).
+    Unknown,
+}
+
+/// A request that will not be served, and whether the client must go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Why, for the client and the log.
+    pub reason: String,
+    /// The client passed [`MAX_BUNDLE_REFUSALS`]: disconnect it.
+    pub disconnect: bool,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    /// Transfers started so far.
+    sends: u32,
+    /// Queued or running now.
+    busy: bool,
+    /// The client reported it installed.
+    held: bool,
+}
+
+/// What one connection asked for and got; lives as long as the peer.
+#[derive(Debug, Default)]
+pub struct PeerBundles {
+    entries: HashMap<[u8; 32], Entry>,
+    queue: VecDeque<Transfer>,
+    active: usize,
+    refusals: u32,
+}
+
+impl PeerBundles {
+    /// Files a request; returns the transfers to start now (possibly none: it
+    /// waits in line), or why it is refused.
+    pub fn request(
+        &mut self,
+        plugin_id: u16,
+        sha256: [u8; 32],
+        offset: u64,
+        lookup: Lookup,
+    ) -> Result<Vec<Transfer>, Refusal> {
+        let bytes = match lookup {
+            Lookup::Announced(b) => b,
+            Lookup::Stale => {
+                // A plugin reload raced the request: no strike, the client has the new announcement.
+                return Err(Refusal {
+                    reason: format!(
+                        "plugin {plugin_id} changed; ask for the bundle of its latest announcement"
+                    ),
+                    disconnect: false,
+                });
+            }
+            Lookup::Unknown => {
+                return Err(self.strike(format!("plugin {plugin_id} has no bundle with that hash")));
+            }
+        };
+        let e = self.entries.entry(sha256).or_default();
+        if e.held {
+            return Err(self.strike("you reported this bundle installed already".into()));
+        }
+        if e.busy {
+            return Err(self.strike("this bundle is already on its way to you".into()));
+        }
+        if e.sends > MAX_BUNDLE_RETRIES {
+            let sends = e.sends;
+            return Err(self.strike(format!(
+                "this bundle was sent to you {sends} times; a connection gets it once plus {MAX_BUNDLE_RETRIES} retry after a failed verify"
+            )));
+        }
+        e.sends += 1;
+        e.busy = true;
+        self.queue.push_back(Transfer {
+            plugin_id,
+            sha256,
+            bytes,
+            offset,
+        });
+        Ok(self.next())
+    }
+
+    /// A transfer ended (sent and acknowledged, or cut); returns the waiting
+    /// transfers that may start now.
+    pub fn finished(&mut self, sha256: &[u8; 32]) -> Vec<Transfer> {
+        if let Some(e) = self.entries.get_mut(sha256)
+            && e.busy
+        {
+            e.busy = false;
+            self.active = self.active.saturating_sub(1);
+        }
+        self.next()
+    }
+
+    /// The client reported an install; a successful one is never sent again.
+    pub fn installed(&mut self, sha256: [u8; 32], ok: bool) {
+        if ok {
+            self.entries.entry(sha256).or_default().held = true;
+        }
+    }
+
+    /// Transfers running for this connection.
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    fn next(&mut self) -> Vec<Transfer> {
+        let mut start = Vec::new();
+        while self.active < MAX_CONCURRENT_TRANSFERS {
+            let Some(t) = self.queue.pop_front() else {
+                break;
+            };
+            self.active += 1;
+            start.push(t);
+        }
+        start
+    }
+
+    fn strike(&mut self, reason: String) -> Refusal {
+        self.refusals += 1;
+        Refusal {
+            reason,
+            disconnect: self.refusals > MAX_BUNDLE_REFUSALS,
+        }
+    }
+}
+
+/// The server-wide budget of bundle bytes in flight. A connection that is
+/// running transfers holds one lease of [`BUNDLE_SEND_WINDOW`] bytes (its QUIC
+/// send window, the most it can have sent and not yet acknowledged), so the
+/// leases bound what all transfers together have in flight; connections
+/// beyond the budget wait for a lease.
+#[derive(Debug)]
+pub struct Flight {
+    leases: Arc<Semaphore>,
+    total: usize,
+    sent: AtomicU64,
+}
+
+/// What the bundle service is doing right now, for tests, benchmarks and operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlightStats {
+    /// Connections holding a lease (running transfers).
+    pub leases_in_use: usize,
+    /// Leases the budget allows.
+    pub leases_total: usize,
+    /// Bundle bytes (frames included) handed to QUIC since start.
+    pub bytes_sent: u64,
+}
+
+impl Flight {
+    /// A budget of `bytes_in_flight` (at least one lease).
+    pub fn new(bytes_in_flight: u64) -> Self {
+        let total = usize::try_from((bytes_in_flight / BUNDLE_SEND_WINDOW).max(1)).unwrap_or(1);
+        Self {
+            leases: Arc::new(Semaphore::new(total)),
+            total,
+            sent: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits for a lease; dropping it gives it back.
+    pub async fn lease(&self) -> Option<OwnedSemaphorePermit> {
+        self.leases.clone().acquire_owned().await.ok()
+    }
+
+    /// Counts bytes handed to QUIC.
+    pub fn count(&self, n: u64) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Current leases and bytes sent.
+    pub fn stats(&self) -> FlightStats {
+        FlightStats {
+            leases_in_use: self.total - self.leases.available_permits(),
+            leases_total: self.total,
+            bytes_sent: self.sent.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn announced() -> Lookup {
+        Lookup::Announced(Bytes::from_static(b"bundle"))
+    }
+
+    #[test]
+    fn a_bundle_is_sent_once_plus_bounded_retries() {
+        let mut p = PeerBundles::default();
+        let sha = [1; 32];
+        assert_eq!(p.request(1, sha, 0, announced()).unwrap().len(), 1);
+        let dup = p.request(1, sha, 0, announced()).unwrap_err();
+        assert!(dup.reason.contains("on its way"), "{dup:?}");
+        assert!(p.finished(&sha).is_empty());
+        // The retry after a failed verify.
+        assert_eq!(p.request(1, sha, 0, announced()).unwrap().len(), 1);
+        p.finished(&sha);
+        let again = p.request(1, sha, 0, announced()).unwrap_err();
+        assert!(again.reason.contains("sent to you 2 times"), "{again:?}");
+    }
+
+    #[test]
+    fn held_unknown_and_stale_requests_are_refused() {
+        let mut p = PeerBundles::default();
+        p.installed([2; 32], true);
+        assert!(p.request(1, [2; 32], 0, announced()).is_err());
+        assert!(p.request(1, [3; 32], 0, Lookup::Unknown).is_err());
+        let stale = p.request(1, [4; 32], 0, Lookup::Stale).unwrap_err();
+        assert!(!stale.disconnect);
+        assert_eq!(p.refusals, 2, "a stale request is no strike");
+    }
+
+    #[test]
+    fn concurrency_is_capped_and_the_line_moves_on() {
+        let mut p = PeerBundles::default();
+        let mut started = 0;
+        for i in 0..5u8 {
+            started += p.request(1, [i; 32], 0, announced()).unwrap().len();
+        }
+        assert_eq!(started, MAX_CONCURRENT_TRANSFERS);
+        assert_eq!(p.finished(&[0; 32]).len(), 1);
+        assert_eq!(p.active(), MAX_CONCURRENT_TRANSFERS);
+    }
+
+    #[test]
+    fn repeated_abuse_asks_for_a_disconnect() {
+        let mut p = PeerBundles::default();
+        let sha = [9; 32];
+        p.request(1, sha, 0, announced()).unwrap();
+        let mut last = None;
+        for _ in 0..=MAX_BUNDLE_REFUSALS {
+            last = p.request(1, sha, 0, announced()).err();
+        }
+        assert!(last.unwrap().disconnect);
+    }
+
+    #[tokio::test]
+    async fn leases_are_bounded_and_given_back() {
+        let f = Flight::new(3 * BUNDLE_SEND_WINDOW);
+        let a = f.lease().await.unwrap();
+        let _b = f.lease().await.unwrap();
+        assert_eq!(f.stats().leases_in_use, 2);
+        drop(a);
+        assert_eq!(f.stats().leases_in_use, 1);
+        assert_eq!(f.stats().leases_total, 3);
+    }
+}
