@@ -37,12 +37,12 @@ fn server(plugins: &[(&str, u64)]) -> TestServer {
 }
 
 /// `shard-client join` for `srv` with `cache` and an optional cap, as player
-/// `who`. Each run gets its own player key: a killed client's session
-/// lingers on the server until its idle timeout, refusing the same key.
+/// `who`. Each run gets its own player key and name: a killed client's
+/// session lingers on the server until its idle timeout, and names are unique.
 fn join_cmd(exe: &Path, who: &str, cache: &Path, srv: &TestServer, cap_mb: Option<u32>) -> Command {
     let home = cache.parent().unwrap_or(Path::new("."));
     let mut cmd = Command::new(exe);
-    cmd.args(["join", &srv.addr.to_string(), "--name", "vee", "--identity"])
+    cmd.args(["join", &srv.addr.to_string(), "--name", who, "--identity"])
         .arg(home.join(format!("id-{who}.pem")))
         .arg("--cache")
         .arg(cache)

@@ -69,8 +69,8 @@ fn big_plugin(size: usize) -> Vec<(&'static str, Vec<u8>)> {
             b"__plugin__ = {\"name\": \"big\", \"version\": \"1\"}\n".to_vec(),
         ),
         (
-            "big/assets/world/interior.streamingsector",
-            noise(size, 0x5eed_1234_5678_9abc),
+            "big/assets/big.archive",
+            shard_e2e::blob_archive(&noise(size, 0x5eed_1234_5678_9abc)),
         ),
     ]
 }
