@@ -12,6 +12,7 @@ use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::admin::metrics::{self, DatagramDrop};
 use crate::config::RateLimits;
 use crate::sim::{Inbound, warn_if_backlogged};
 use crate::world::Outbound;
@@ -207,6 +208,7 @@ async fn read_loop(recv: &mut quinn::RecvStream, peer: u32, ctx: &NetCtx) -> Opt
                 ),
             ));
         }
+        metrics::message_in(&msg);
         warn_if_backlogged(&ctx.inbound);
         if ctx.inbound.send(Inbound::Msg { peer, msg }).await.is_err() {
             return None;
@@ -237,7 +239,9 @@ async fn datagram_loop(conn: quinn::Connection, peer: u32, ctx: NetCtx) {
                 "protocol violation: only PeerState may be sent as a datagram",
             );
         };
+        metrics::message_in(&msg);
         if !bucket.take() {
+            metrics::datagram_dropped(DatagramDrop::RateLimit);
             if window.elapsed() > Duration::from_secs(1) {
                 window = Instant::now();
                 dropped = 0;
@@ -253,7 +257,13 @@ async fn datagram_loop(conn: quinn::Connection, peer: u32, ctx: NetCtx) {
             continue;
         }
         // Positions are lossy: when the simulation is behind, drop rather than wait.
-        let _ = ctx.inbound.try_send(Inbound::Moved { peer, pos, rot });
+        if ctx
+            .inbound
+            .try_send(Inbound::Moved { peer, pos, rot })
+            .is_err()
+        {
+            metrics::datagram_dropped(DatagramDrop::QueueFull);
+        }
     }
 }
 
@@ -266,6 +276,7 @@ async fn write_loop(
     while let Some(out) = rx.recv().await {
         match out {
             Outbound::Msg(m) => {
+                metrics::message_out(&m);
                 if let Err(e) = write_frame(&mut send, &m).await {
                     debug!("control stream write failed: {e}");
                     return;
@@ -323,7 +334,9 @@ async fn stream_bundle(
         write_frame(&mut stream, &msg)
             .await
             .map_err(|e| e.to_string())?;
+        metrics::bundle_bytes(chunk.len() as u64);
     }
     stream.finish().map_err(|e| e.to_string())?;
+    metrics::bundle_transfer_done();
     Ok(())
 }

@@ -14,6 +14,7 @@ use tracing::{debug, warn};
 
 use crate::plugin::events::{Despawned, GameEvent, Spawned};
 use crate::tuning::PEER_QUEUE_PLUGIN_SHARE;
+use crate::admin::metrics::DatagramDrop;
 
 /// What the simulation sends to a connection task.
 #[derive(Debug)]
@@ -63,6 +64,13 @@ pub struct Peer {
     datagrams: Option<quinn::Connection>,
     /// Already listed in `World::moved` this tick.
     moved: bool,
+}
+
+impl Peer {
+    /// The connection's round-trip time estimate (none for peers without a connection).
+    pub fn rtt(&self) -> Option<std::time::Duration> {
+        self.datagrams.as_ref().map(quinn::Connection::rtt)
+    }
 }
 
 /// A spawned NPC or vehicle.
@@ -136,6 +144,13 @@ impl World {
     /// All peers, in id order.
     pub fn peers(&self) -> impl Iterator<Item = &Peer> {
         self.peers.values()
+    }
+
+    /// Sets who is an admin from the admin list (after an operator changes it).
+    pub fn set_admins(&mut self, admins: &std::collections::HashSet<Fingerprint>) {
+        for p in self.peers.values_mut() {
+            p.admin = admins.contains(&p.fingerprint);
+        }
     }
 
     /// A peer by display name (first match), for `/kick NAME`.
@@ -264,8 +279,11 @@ impl World {
             for peer in self.peers.values().filter(|p| p.phase == phase) {
                 if let Some(conn) = &peer.datagrams {
                     for d in &datagrams {
-                        let _ = conn.send_datagram(d.clone());
+                        if conn.send_datagram(d.clone()).is_err() {
+                            crate::admin::metrics::datagram_dropped(DatagramDrop::SendFailed);
+                        }
                     }
+                    crate::admin::metrics::datagrams_out(datagrams.len() as u64);
                 }
             }
         }
