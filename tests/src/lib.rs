@@ -57,6 +57,8 @@ impl TestServer {
             bind: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.path().join("data"),
             plugin_dir: dir.path().join("plugins"),
+            // Off unless a test turns it on (on port 0): tests run in parallel.
+            admin_http: String::new(),
             ..ServerConfig::default()
         };
         std::fs::create_dir_all(&cfg.plugin_dir).expect("plugin dir");

@@ -7,13 +7,15 @@
   const live = document.querySelector("[data-live]");
   if (!live || !window.EventSource) return;
   let pending = null;
+  let shown = null;
   function busy() {
     const a = document.activeElement;
     return a && a !== document.body && live.contains(a);
   }
   function apply() {
     if (pending === null || busy()) return;
-    live.innerHTML = pending;
+    if (pending !== shown) live.innerHTML = pending;
+    shown = pending;
     pending = null;
   }
   live.addEventListener("focusout", function () { setTimeout(apply, 0); });
