@@ -584,6 +584,10 @@ impl crate::plugin::GameWorld for World {
     }
 
     fn send_rpc(&mut self, peer: u32, plugin_id: u16, fn_hash: u32, json: String) {
+        if !self.peers.contains_key(&peer) {
+            crate::admin::metrics::rpc_dropped("no_peer");
+            return;
+        }
         self.send(
             peer,
             ServerMsg::PluginRpc {

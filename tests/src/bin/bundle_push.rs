@@ -52,6 +52,7 @@ async fn run(clients: usize, size: usize) -> anyhow::Result<()> {
         data_dir: dir.path().join("data"),
         plugin_dir: plugins,
         max_players: clients + 1,
+        admin_http: String::new(),
         ..ServerConfig::default()
     };
     let server = Server::start(cfg)?;
