@@ -580,3 +580,54 @@ async fn edit_admins(st: &AppState, fp: &str, add: bool) -> Result<String, (Stat
         format!("removed admin {who}")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn state(metrics_token: Option<&str>) -> Arc<AppState> {
+        let (_tx, snapshots) = super::super::snapshot::channel();
+        let (inbound, _rx) = mpsc::channel(8);
+        Arc::new(AppState {
+            snapshots,
+            inbound,
+            sessions: Sessions::default(),
+            limiter: LoginLimiter::default(),
+            token_path: PathBuf::from("/nonexistent/admin-token"),
+            metrics_token: metrics_token.map(str::to_string),
+            prometheus: super::super::metrics::install(),
+            secure_cookie: false,
+            logs_dir: PathBuf::from("/nonexistent"),
+            config_rows: Vec::new(),
+            config_path: None,
+            admins_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    async fn get(app: &Router, auth: Option<&str>) -> StatusCode {
+        let mut req = axum::http::Request::get("/metrics");
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let res = app
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        res.status()
+    }
+
+    #[tokio::test]
+    async fn metrics_off_loopback_need_the_bearer_token() {
+        let app = router(state(Some("s3cret")));
+        assert_eq!(get(&app, None).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(get(&app, Some("Bearer nope")).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(get(&app, Some("Basic s3cret")).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(get(&app, Some("Bearer s3cret")).await, StatusCode::OK);
+        let open = router(state(None));
+        assert_eq!(get(&open, None).await, StatusCode::OK);
+    }
+}
