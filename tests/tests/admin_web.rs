@@ -275,6 +275,66 @@ async fn failed_logins_are_rate_limited() {
     srv.server.shutdown().await;
 }
 
+async fn login(http: &Http, token: &str) -> (String, String) {
+    let ok = http.get(&format!("/login?token={token}"), &[]).await;
+    let set = ok.headers["set-cookie"].to_str().unwrap().to_string();
+    let cookie = set.split(';').next().unwrap().to_string();
+    let page = http.get("/server", &[("cookie", cookie.as_str())]).await;
+    let csrf = csrf_of(&page.body);
+    (cookie, csrf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_added_in_the_console_go_to_server_toml_and_apply_at_once() {
+    let conf_dir = tempfile::tempdir().unwrap();
+    let toml = conf_dir.path().join("server.toml");
+    std::fs::write(
+        &toml,
+        "# the operator's notes\nname = \"hexbar\"\nadmins = []\n",
+    )
+    .unwrap();
+    let srv = TestServer::start_with(|cfg| {
+        cfg.admin_http = "127.0.0.1:0".into();
+        cfg.source = Some(toml.clone());
+    });
+    let http = Http::new(admin_base(&srv));
+    let (cookie, csrf) = login(&http, &token(&srv)).await;
+    let player = shard_e2e::TestPlayer::new("vee");
+    let mut vee = player.join(srv.addr).await;
+    vee.session.say("/plugins").await;
+    vee.expect("a refusal", |e| chat_contains(e, "admins only"))
+        .await;
+
+    let fp = player.fingerprint.to_hex();
+    let h = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let r = http
+        .post("/admins/add", &h, &format!("fingerprint={fp}"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let text = std::fs::read_to_string(&toml).unwrap();
+    assert!(
+        text.contains(&fp) && text.contains("# the operator's notes"),
+        "{text}"
+    );
+    assert!(text.contains("name = \"hexbar\""), "{text}");
+    vee.session.say("/plugins").await;
+    vee.expect("the plugin list", |e| chat_contains(e, "no plugins"))
+        .await;
+    let snap = http.get("/api/snapshot", &h[..1]).await.body;
+    assert!(snap.contains(&fp), "{snap}");
+
+    let r = http.post(&format!("/admins/{fp}/remove"), &h, "").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!std::fs::read_to_string(&toml).unwrap().contains(&fp));
+    vee.forget();
+    vee.session.say("/plugins").await;
+    vee.expect("a refusal again", |e| chat_contains(e, "admins only"))
+        .await;
+    let bad = http.post("/admins/add", &h, "fingerprint=xyz").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    srv.server.shutdown().await;
+}
+
 /// Sum of a metric's samples whose labels include `labels`.
 fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     let lines = text.lines().map(|l| Ok(l.to_string()));

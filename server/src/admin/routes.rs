@@ -624,8 +624,14 @@ mod tests {
     async fn metrics_off_loopback_need_the_bearer_token() {
         let app = router(state(Some("s3cret")));
         assert_eq!(get(&app, None).await, StatusCode::UNAUTHORIZED);
-        assert_eq!(get(&app, Some("Bearer nope")).await, StatusCode::UNAUTHORIZED);
-        assert_eq!(get(&app, Some("Basic s3cret")).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            get(&app, Some("Bearer nope")).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            get(&app, Some("Basic s3cret")).await,
+            StatusCode::UNAUTHORIZED
+        );
         assert_eq!(get(&app, Some("Bearer s3cret")).await, StatusCode::OK);
         let open = router(state(None));
         assert_eq!(get(&open, None).await, StatusCode::OK);

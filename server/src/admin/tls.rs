@@ -114,7 +114,11 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::channel(8);
         let web = crate::admin::start(&cfg, snap_rx, tx).unwrap().unwrap();
         assert!(web.tls());
-        assert!(web.new_login_url().unwrap().starts_with("https://127.0.0.1:"));
+        assert!(
+            web.new_login_url()
+                .unwrap()
+                .starts_with("https://127.0.0.1:")
+        );
 
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ck.cert.der().clone()).unwrap();
