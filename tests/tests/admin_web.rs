@@ -254,6 +254,19 @@ async fn every_route_needs_a_session_and_every_post_its_csrf_token() {
         http.get("/players", &with).await.status,
         StatusCode::UNAUTHORIZED
     );
+    // Rotating the token ends the sessions opened with the old one.
+    let data = srv.dir.path().join("data");
+    let (cookie2, _) = login(&http, &token).await;
+    let rotated = shard_server::admin::auth::rotate_token(&data.join("admin-token")).unwrap();
+    let with2 = [("cookie", cookie2.as_str())];
+    assert_eq!(
+        http.get("/players", &with2).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let (cookie3, _) = login(&http, &rotated).await;
+    let with3 = [("cookie", cookie3.as_str())];
+    assert_eq!(http.get("/players", &with3).await.status, StatusCode::OK);
+
     srv.server.shutdown().await;
 }
 

@@ -60,7 +60,12 @@ pub fn new_secret() -> String {
 
 /// Constant-time comparison of two secrets (only the length may leak).
 pub fn secrets_equal(a: &str, b: &str) -> bool {
-    a.as_bytes().ct_eq(b.as_bytes()).into()
+    secrets_equal_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// Constant-time comparison of two byte strings (only the length may leak).
+pub fn secrets_equal_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
 }
 
 /// Reads the token in `path`, creating it (mode 0600) when missing; the
@@ -139,10 +144,18 @@ pub fn login_url(addr: SocketAddr, tls: bool, token: &str) -> String {
     format!("{scheme}://{addr}/login?token={token}")
 }
 
+/// SHA-256 of a token: what a session remembers of the token it logged in with.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
 /// One logged-in browser (or script).
 #[derive(Debug, Clone)]
 struct Session {
     csrf: String,
+    /// Digest of the token it logged in with: a rotated token ends the session.
+    token: [u8; 32],
     last_seen: Instant,
     flash: Option<String>,
 }
@@ -154,6 +167,8 @@ pub struct SessionView {
     pub id: String,
     /// The CSRF token forms must send back.
     pub csrf: String,
+    /// Digest of the token the session logged in with.
+    pub token: [u8; 32],
 }
 
 /// Logged-in sessions, bounded in number and idle time.
@@ -163,8 +178,9 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Opens a session; returns its id. The oldest goes when there are too many.
-    pub fn open(&self) -> String {
+    /// Opens a session for a login with the token of digest `token`; returns
+    /// its id. The least recently used goes when there are too many.
+    pub fn open(&self, token: [u8; 32]) -> String {
         let id = new_secret();
         let Ok(mut map) = self.map.lock() else {
             return id;
@@ -184,6 +200,7 @@ impl Sessions {
             id.clone(),
             Session {
                 csrf: new_secret(),
+                token,
                 last_seen: Instant::now(),
                 flash: None,
             },
@@ -203,6 +220,7 @@ impl Sessions {
         Some(SessionView {
             id: id.to_string(),
             csrf: s.csrf.clone(),
+            token: s.token,
         })
     }
 

@@ -152,6 +152,12 @@ async fn require_session(State(st): St, req: Request, next: Next) -> Response {
     let Some(view) = session_cookie(req.headers()).and_then(|id| st.sessions.get(&id)) else {
         return unauthorized();
     };
+    // A rotated token ends every session opened with the old one.
+    let current = auth::read_token(&st.token_path).map(|t| auth::token_digest(&t));
+    if !current.is_ok_and(|d| auth::secrets_equal_bytes(&d, &view.token)) {
+        st.sessions.close(&view.id);
+        return unauthorized();
+    }
     let req = if req.method() == Method::POST {
         match check_csrf(&view, req).await {
             Ok(req) => req,
@@ -241,13 +247,13 @@ fn login(st: &AppState, remote: SocketAddr, given: &str) -> Response {
         );
     }
     let ok = match auth::read_token(&st.token_path) {
-        Ok(token) => auth::secrets_equal(given.trim(), &token),
+        Ok(token) => auth::secrets_equal(given.trim(), &token).then(|| auth::token_digest(&token)),
         Err(e) => {
             warn!(error = %e, "admin login impossible: no token");
-            false
+            None
         }
     };
-    if !ok {
+    let Some(digest) = ok else {
         st.limiter.failed(ip);
         super::metrics::login_failed();
         warn!(%ip, "admin login failed: wrong token");
@@ -257,9 +263,9 @@ fn login(st: &AppState, remote: SocketAddr, given: &str) -> Response {
                 "Wrong token. It is in the file admin-token in the server's data folder.",
             )),
         );
-    }
+    };
     st.limiter.succeeded(ip);
-    let id = st.sessions.open();
+    let id = st.sessions.open(digest);
     info!(%ip, "admin logged in");
     let secure = if st.secure_cookie { "; Secure" } else { "" };
     let cookie = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}");
