@@ -36,6 +36,8 @@ fn main() {
             version: "1.0".into(),
             state: PluginState::Loaded,
             errors: 0,
+            restarts: 0,
+            worker_pid: None,
             hash: "ab".repeat(32),
             bundle_dir: PathBuf::from("plugins"),
             last_error: None,

@@ -544,9 +544,6 @@ impl Sim {
                 "cannot {verb} `{target}`: no such plugin, or not in a state that allows it (see /plugins)"
             )));
         }
-        if action == PluginAction::Reload {
-            self.publisher.reloaded(target);
-        }
         // The console shows the new state at once, not half a second later.
         self.publish_snapshot();
         Ok(

@@ -12,9 +12,9 @@ use shard_protocol::{EntityKind, ServerMsg, Vec3};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::admin::metrics::DatagramDrop;
 use crate::plugin::events::{Despawned, GameEvent, Spawned};
 use crate::tuning::PEER_QUEUE_PLUGIN_SHARE;
-use crate::admin::metrics::DatagramDrop;
 
 /// What the simulation sends to a connection task.
 #[derive(Debug)]

@@ -746,18 +746,25 @@ async fn an_operator_logs_in_kicks_broadcasts_and_reloads_in_a_real_browser() {
             .await?;
         b.wait_text("#live", "the bar closes at 3").await?;
 
-        step = "disable then reload a plugin from the Plugins page";
+        step = "reload, disable and enable a plugin from the Plugins page";
         b.click("nav a[href='/plugins']").await?;
         b.wait_text("#plugin-counter .log", "started 1").await?;
+        // A reload keeps the worker's interpreter, so game.state counts on.
+        b.click("#plugin-counter button[data-action=reload]")
+            .await?;
+        b.wait_text("#status", "reload counter").await?;
+        b.wait_text("#plugin-counter .log", "started 2").await?;
+        b.wait_text("#plugin-counter h2", "loaded").await?;
         b.click("#plugin-counter button[data-action=disable]")
             .await?;
         b.wait_text("#status", "disable counter").await?;
         b.wait_text("#plugin-counter h2", "disabled").await?;
-        b.click("#plugin-counter button[data-action=reload]")
+        b.wait_text("#plugin-counter .log", "disabled by the operator")
             .await?;
-        b.wait_text("#status", "reload counter").await?;
+        b.click("#plugin-counter button[data-action=enable]")
+            .await?;
+        b.wait_text("#status", "enable counter").await?;
         b.wait_text("#plugin-counter h2", "loaded").await?;
-        b.wait_text("#plugin-counter .log", "started 2").await?;
 
         step = "kick the client with a reason it receives";
         b.click("nav a[href='/players']").await?;

@@ -25,7 +25,7 @@ pub const BUNDLE_BYTES: &str = "shard_bundle_bytes_total";
 pub const BUNDLE_TRANSFERS: &str = "shard_bundle_transfers_total";
 /// Plugin errors, by `plugin`.
 pub const PLUGIN_ERRORS: &str = "shard_plugin_errors_total";
-/// Plugin restarts (a new version or an operator reload), by `plugin`.
+/// Plugin worker restarts (killed or crashed, then started again), by `plugin`.
 pub const PLUGIN_RESTARTS: &str = "shard_plugin_restarts_total";
 /// Plugins turned off (errors or the operator), by `plugin`.
 pub const PLUGIN_DISABLES: &str = "shard_plugin_disables_total";
@@ -107,7 +107,7 @@ fn describe() {
     describe_counter!(PLUGIN_ERRORS, "Plugin errors, by plugin");
     describe_counter!(
         PLUGIN_RESTARTS,
-        "Plugin restarts (new version or reload), by plugin"
+        "Plugin worker restarts after a kill or crash, by plugin"
     );
     describe_counter!(PLUGIN_DISABLES, "Plugins disabled, by plugin");
     describe_counter!(RPC_DROPPED, "RPCs dropped, by cause");
@@ -190,9 +190,9 @@ pub fn plugin_errors(plugin: &str, n: u64) {
     counter!(PLUGIN_ERRORS, "plugin" => plugin.to_string()).increment(n);
 }
 
-/// Counts a plugin restart (new version loaded or operator reload).
-pub fn plugin_restart(plugin: &str) {
-    counter!(PLUGIN_RESTARTS, "plugin" => plugin.to_string()).increment(1);
+/// Counts `n` worker restarts of a plugin.
+pub fn plugin_restarts(plugin: &str, n: u64) {
+    counter!(PLUGIN_RESTARTS, "plugin" => plugin.to_string()).increment(n);
 }
 
 /// Counts a plugin being disabled.

@@ -330,6 +330,8 @@ fn plugins(ctx: &Ctx<'_>) -> Markup {
                     div { dt { "Version" } dd { (p.version) } }
                     div { dt { "Hash" } dd { code title=(p.hash) { (p.hash.get(..16).unwrap_or(&p.hash)) "…" } } }
                     div { dt { "Errors" } dd.errors { (p.errors) } }
+                    div { dt { "Restarts" } dd { (p.restarts) } }
+                    div { dt { "Worker pid" } dd { @if let Some(pid) = p.worker_pid { (pid) } @else { "—" } } }
                     div { dt { "Bundle" } dd { @if let Some(b) = p.bundle_bytes { (bytes(b)) } @else { "none" } } }
                     div { dt { "RPCs" } dd { @if p.rpc_names.is_empty() { "none" } @else { (p.rpc_names.join(", ")) } } }
                 }

@@ -48,7 +48,7 @@ pub struct PlayerRow {
 pub struct PluginRow {
     /// Name (file stem).
     pub name: String,
-    /// `loaded`, `disabled` or `failed`.
+    /// `starting`, `loaded`, `restarting`, `disabled` or `failed`.
     pub state: &'static str,
     /// Running version.
     pub version: String,
@@ -56,6 +56,10 @@ pub struct PluginRow {
     pub hash: String,
     /// Errors since the running version loaded.
     pub errors: u32,
+    /// Times its worker was killed or crashed and restarted.
+    pub restarts: u32,
+    /// The worker's process id while it runs.
+    pub worker_pid: Option<u32>,
     /// Last load error or traceback.
     pub last_error: Option<String>,
     /// Packed bundle size, if the plugin has a bundle.
@@ -136,8 +140,8 @@ pub fn channel() -> (watch::Sender<Arc<Snapshot>>, watch::Receiver<Arc<Snapshot>
 #[derive(Debug, Clone, PartialEq)]
 struct PluginSeen {
     errors: u32,
+    restarts: u32,
     state: PluginState,
-    hash: String,
 }
 
 /// The simulation's side: records tick times and chat lines as they happen
@@ -157,8 +161,6 @@ pub struct Publisher {
     chat: VecDeque<ChatLine>,
     last_publish: Option<Instant>,
     seen: BTreeMap<String, PluginSeen>,
-    /// Plugins an operator reloaded since the last snapshot (already counted).
-    reloaded: HashSet<String>,
 }
 
 impl Publisher {
@@ -178,7 +180,6 @@ impl Publisher {
             chat: VecDeque::with_capacity(CHAT_LINES),
             last_publish: None,
             seen: BTreeMap::new(),
-            reloaded: HashSet::new(),
         }
     }
 
@@ -265,6 +266,8 @@ impl Publisher {
                     version: p.version,
                     hash: p.hash,
                     errors: p.errors,
+                    restarts: p.restarts,
+                    worker_pid: p.worker_pid,
                     last_error: p.last_error,
                 }
             })
@@ -287,44 +290,37 @@ impl Publisher {
         self.tx.send_replace(Arc::new(snap));
     }
 
-    /// Errors, restarts and disables since the last snapshot, as counters.
+    /// Errors, worker restarts and disables since the last snapshot, as counters.
     fn count_changes(&mut self, p: &PluginInfo) {
         let now = PluginSeen {
             errors: p.errors,
+            restarts: p.restarts,
             state: p.state,
-            hash: p.hash.clone(),
         };
-        let counted = self.reloaded.remove(&p.name);
-        if let Some(before) = self.seen.get(&p.name) {
-            if now.errors > before.errors {
-                super::metrics::plugin_errors(&p.name, u64::from(now.errors - before.errors));
-            }
-            if now.state == PluginState::Disabled && before.state != PluginState::Disabled {
-                super::metrics::plugin_disabled(&p.name);
-            }
-            if !counted
-                && now.state == PluginState::Loaded
-                && (before.state != PluginState::Loaded || before.hash != now.hash)
-            {
-                super::metrics::plugin_restart(&p.name);
-            }
-        } else if now.errors > 0 {
-            super::metrics::plugin_errors(&p.name, u64::from(now.errors));
+        let before = self.seen.get(&p.name).cloned().unwrap_or(PluginSeen {
+            errors: 0,
+            restarts: 0,
+            state: PluginState::Starting,
+        });
+        // Errors restart from 0 with a new version: count only increases.
+        if now.errors > before.errors {
+            super::metrics::plugin_errors(&p.name, u64::from(now.errors - before.errors));
+        }
+        if now.restarts > before.restarts {
+            super::metrics::plugin_restarts(&p.name, u64::from(now.restarts - before.restarts));
+        }
+        if now.state == PluginState::Disabled && before.state != PluginState::Disabled {
+            super::metrics::plugin_disabled(&p.name);
         }
         self.seen.insert(p.name.clone(), now);
-    }
-
-    /// Counts an operator reload as a restart even when the hash did not change.
-    pub fn reloaded(&mut self, plugin: &str) {
-        super::metrics::plugin_restart(plugin);
-        // The next snapshot must not count this reload a second time.
-        self.reloaded.insert(plugin.to_string());
     }
 }
 
 /// The state as the console writes it.
 pub fn state_name(s: PluginState) -> &'static str {
     match s {
+        PluginState::Starting => "starting",
+        PluginState::Restarting => "restarting",
         PluginState::Loaded => "loaded",
         PluginState::Disabled => "disabled",
         PluginState::Failed => "failed",
