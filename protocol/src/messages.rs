@@ -69,7 +69,7 @@ pub struct BundleRequest {
 }
 
 /// Messages a server sends to a client (control stream, bundle streams and datagrams).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 pub enum ServerMsg {
     /// Answer to `Hello`: the session is open.
     Welcome {
@@ -221,7 +221,7 @@ pub enum ServerMsg {
 }
 
 /// Messages a client sends to a server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 pub enum ClientMsg {
     /// First message on the control stream.
     Hello {

@@ -10,6 +10,8 @@ use shard_protocol::identity::Fingerprint;
 use shard_protocol::limits;
 
 use crate::tuning;
+/// Where the admin console listens unless `admin_http` says otherwise: loopback only.
+pub const DEFAULT_ADMIN_HTTP: &str = "127.0.0.1:7780";
 
 /// The whole server configuration, after defaults and command-line overrides.
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +64,17 @@ pub struct ServerConfig {
     /// Seconds a bundle transfer may make no progress before the client is
     /// disconnected as one that does not read.
     pub bundle_stall_secs: u64,
+    /// Address of the admin web console and `/metrics` (`host:port`); empty turns it off.
+    pub admin_http: String,
+    /// PEM certificate chain for the admin console (HTTPS); needed with `admin_tls_key`.
+    pub admin_tls_cert: Option<PathBuf>,
+    /// PEM private key for the admin console (HTTPS).
+    pub admin_tls_key: Option<PathBuf>,
+    /// Allows plain HTTP on a non-loopback address (the token then crosses the network in clear).
+    pub admin_insecure_remote: bool,
+    /// The file this configuration came from, where admin changes are written back.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// Per-client rate limits; exceeding them disconnects (chat) or drops (positions).
@@ -107,6 +120,11 @@ impl Default for ServerConfig {
             idle_timeout_secs: limits::DEFAULT_IDLE_TIMEOUT_SECS,
             bundle_bytes_in_flight: limits::DEFAULT_BUNDLE_BYTES_IN_FLIGHT,
             bundle_stall_secs: limits::DEFAULT_BUNDLE_STALL_SECS,
+            admin_http: DEFAULT_ADMIN_HTTP.into(),
+            admin_tls_cert: None,
+            admin_tls_key: None,
+            admin_insecure_remote: false,
+            source: None,
         }
     }
 }
@@ -149,7 +167,9 @@ impl ServerConfig {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text, &path.display().to_string())
+        let mut cfg = Self::parse(&text, &path.display().to_string())?;
+        cfg.source = Some(path.to_path_buf());
+        Ok(cfg)
     }
 
     /// Parses and checks TOML text; `origin` names it in errors.
@@ -252,7 +272,39 @@ impl ServerConfig {
         if self.bundle_stall_secs == 0 {
             return Err(bad("bundle_stall_secs", "must be at least 1".into()));
         }
+        self.check_admin_http()
+            .map_err(|reason| bad("admin_http", reason))?;
         Ok(())
+    }
+
+    /// Checks the admin console's address against its TLS settings: a
+    /// non-loopback address needs a certificate and key, or an explicit opt-out.
+    pub fn check_admin_http(&self) -> Result<(), String> {
+        let Some(addr) = self.admin_addr()? else {
+            return Ok(());
+        };
+        if self.admin_tls_cert.is_some() != self.admin_tls_key.is_some() {
+            return Err("admin_tls_cert and admin_tls_key must be set together".into());
+        }
+        if !addr.ip().is_loopback() && self.admin_tls_cert.is_none() && !self.admin_insecure_remote
+        {
+            return Err(format!(
+                "{addr} is not a loopback address: set admin_tls_cert and admin_tls_key, \
+                 or admin_insecure_remote = true to serve plain HTTP to the network"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The admin console's address, or `None` when `admin_http` is empty (off).
+    pub fn admin_addr(&self) -> Result<Option<SocketAddr>, String> {
+        let text = self.admin_http.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse()
+            .map(Some)
+            .map_err(|e| format!("`{text}` is not an address like 127.0.0.1:7780: {e}"))
     }
 
     /// The admin fingerprints, parsed (checked at load).
@@ -339,6 +391,35 @@ mod tests {
             let err = ServerConfig::parse(text, "server.toml").unwrap_err();
             assert!(err.to_string().contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn the_admin_console_is_on_loopback_by_default_and_empty_turns_it_off() {
+        let c = ServerConfig::parse("", "server.toml").unwrap();
+        assert_eq!(
+            c.admin_addr().unwrap(),
+            Some(DEFAULT_ADMIN_HTTP.parse().unwrap())
+        );
+        let c = ServerConfig::parse("admin_http = \"\"", "server.toml").unwrap();
+        assert_eq!(c.admin_addr().unwrap(), None);
+    }
+
+    #[test]
+    fn a_remote_admin_console_needs_tls_or_an_explicit_opt_out() {
+        let err = ServerConfig::parse("admin_http = \"0.0.0.0:7780\"", "server.toml").unwrap_err();
+        assert!(err.to_string().contains("admin_tls_cert"), "{err}");
+        ServerConfig::parse(
+            "admin_http = \"0.0.0.0:7780\"\nadmin_insecure_remote = true",
+            "server.toml",
+        )
+        .unwrap();
+        ServerConfig::parse(
+            "admin_http = \"0.0.0.0:7780\"\nadmin_tls_cert = \"c.pem\"\nadmin_tls_key = \"k.pem\"",
+            "server.toml",
+        )
+        .unwrap();
+        let err = ServerConfig::parse("admin_http = \"nowhere\"", "server.toml").unwrap_err();
+        assert!(err.to_string().contains("admin_http"), "{err}");
     }
 
     #[test]

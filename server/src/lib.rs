@@ -5,6 +5,7 @@
 //! simulation thread (the only owner of game state) → per-peer outbound
 //! queues → connection tasks. It never depends on `shard-client`.
 
+pub mod admin;
 pub mod bundles;
 pub mod commands;
 pub mod config;
@@ -50,6 +51,9 @@ pub enum StartError {
     /// The simulation thread or the plugin host could not start.
     #[error(transparent)]
     Sim(#[from] sim::SimStartError),
+    /// The admin web console could not start.
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
 }
 
 /// A running server: its address, key, statistics and a way to stop it.
@@ -60,6 +64,7 @@ pub struct Server {
     fingerprint: Fingerprint,
     stats: Arc<TickStats>,
     flight: Arc<transfers::Flight>,
+    admin: Option<admin::AdminWeb>,
 }
 
 impl Server {
@@ -100,7 +105,19 @@ impl Server {
         let (tx, rx) = mpsc::channel(sim::INBOUND_QUEUE);
         let stats = Arc::new(TickStats::default());
         let cfg = Arc::new(cfg);
-        let sim = sim::spawn(cfg.clone(), rx, stats.clone())?;
+        // Record from the first tick on, whether or not the console is on.
+        admin::metrics::install();
+        let (snap_tx, snap_rx) = admin::snapshot::channel();
+        let sim = sim::spawn(cfg.clone(), rx, stats.clone(), snap_tx)?;
+        let admin = match admin::start(&cfg, snap_rx, tx.clone()) {
+            Ok(a) => a,
+            Err(e) => {
+                // Stop the simulation that already started before reporting.
+                let _ = tx.try_send(Inbound::Shutdown);
+                let _ = sim.join();
+                return Err(e.into());
+            }
+        };
         let flight = Arc::new(transfers::Flight::new(cfg.bundle_bytes_in_flight));
         let ctx = net::NetCtx {
             inbound: tx.clone(),
@@ -121,6 +138,7 @@ impl Server {
             fingerprint: identity.fingerprint,
             stats,
             flight,
+            admin,
         })
     }
 
@@ -132,6 +150,16 @@ impl Server {
     /// The server key's fingerprint, which clients pin.
     pub fn fingerprint(&self) -> Fingerprint {
         self.fingerprint
+    }
+
+    /// The admin console's address, when it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(admin::AdminWeb::addr)
+    }
+
+    /// The admin login URL, only when this start created the token (print it once).
+    pub fn admin_login_url(&self) -> Option<&str> {
+        self.admin.as_ref().and_then(admin::AdminWeb::new_login_url)
     }
 
     /// Tick time statistics.
@@ -166,6 +194,9 @@ impl Server {
     /// Tells every client the server is stopping, waits (bounded) for them to
     /// go, and stops the simulation.
     pub async fn shutdown(mut self) {
+        if let Some(a) = self.admin.as_mut() {
+            a.stop();
+        }
         let _ = self.inbound.send(Inbound::Shutdown).await;
         if let Some(sim) = self.sim.take() {
             let _ = tokio::task::spawn_blocking(move || sim.join()).await;

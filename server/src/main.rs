@@ -27,6 +27,9 @@ struct Cli {
     /// Folder for the server key and logs [default: ./server-data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Address of the admin web console [default: 127.0.0.1:7780]; "" turns it off.
+    #[arg(long)]
+    admin_http: Option<String>,
     /// Without a subcommand the server runs.
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -35,6 +38,13 @@ struct Cli {
 /// Tools for plugin authors and operators that do not start the server.
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Print the admin console's login URL, or replace its token with
+    /// `--rotate` (a running server accepts the new token at once).
+    AdminToken {
+        /// Replace the token with a new random one.
+        #[arg(long)]
+        rotate: bool,
+    },
     /// Check a plugin's bundle as the server would at load: packs
     /// `<stem>/assets`, `<stem>/tweaks` and `<stem>/client`, checks archives,
     /// ArchiveXL `.xl` and TweakXL tweaks, runs the REDscript sandbox policy
@@ -137,7 +147,7 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {} and {}", out.display(), stubs.display());
             return Ok(());
         }
-        None => {}
+        Some(Cmd::AdminToken { .. }) | None => {}
     }
     let mut cfg = shard_server::load_config(cli.config.as_deref())?;
     if let Some(b) = cli.bind {
@@ -149,6 +159,12 @@ fn main() -> anyhow::Result<()> {
     if let Some(d) = cli.data_dir {
         cfg.data_dir = d;
     }
+    if let Some(a) = cli.admin_http {
+        cfg.admin_http = a;
+    }
+    if let Some(Cmd::AdminToken { rotate }) = cli.cmd {
+        return admin_token(&cfg, rotate);
+    }
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let signal = stop_signal()?;
@@ -158,11 +174,38 @@ fn main() -> anyhow::Result<()> {
             server.local_addr()?,
             server.fingerprint()
         );
+        if let Some(url) = server.admin_login_url() {
+            println!(
+                "admin console: open {url} to log in (shown once; the token is in the data dir)"
+            );
+        } else if let Some(addr) = server.admin_addr() {
+            println!("admin console on {addr} (`shard-server admin-token` prints the login URL)");
+        }
         operator_console(&server, signal).await;
         tracing::info!("stopping: telling clients");
         server.shutdown().await;
         anyhow::Ok(())
     })
+}
+
+/// `admin-token [--rotate]`: prints the login URL, replacing the token first with `--rotate`.
+fn admin_token(cfg: &shard_server::config::ServerConfig, rotate: bool) -> anyhow::Result<()> {
+    use shard_server::admin::auth;
+    let path = cfg.data_dir.join(auth::TOKEN_FILE);
+    let token = if rotate {
+        auth::rotate_token(&path)?
+    } else {
+        auth::load_or_create_token(&path)?.0
+    };
+    let tls = cfg.admin_tls_cert.is_some();
+    match cfg.admin_addr().map_err(anyhow::Error::msg)? {
+        Some(addr) => println!("{}", auth::login_url(addr, tls, &token)),
+        None => println!("the admin console is off (admin_http = \"\"); token: {token}"),
+    }
+    if rotate {
+        println!("the old token no longer logs in");
+    }
+    Ok(())
 }
 
 /// Reads operator commands on stdin (`py CODE`) until SIGINT/SIGTERM.

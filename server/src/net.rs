@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 pub use shard_protocol::close_code;
 
+use crate::admin::metrics::{self, DatagramDrop};
 use crate::config::RateLimits;
 use crate::ratelog::WarnLimiter;
 use crate::sim::{Inbound, warn_if_backlogged};
@@ -318,6 +319,7 @@ async fn read_loop(recv: &mut quinn::RecvStream, peer: u32, ctx: &NetCtx) -> Opt
             // Its arrival is all that counts (see `idle_watch`).
             continue;
         }
+        metrics::message_in(&msg);
         warn_if_backlogged(&ctx.inbound, &ctx.warns, None);
         if ctx.inbound.send(Inbound::Msg { peer, msg }).await.is_err() {
             return None;
@@ -348,7 +350,9 @@ async fn datagram_loop(conn: quinn::Connection, peer: u32, ctx: NetCtx) {
                 "protocol violation: only PeerState may be sent as a datagram",
             );
         };
+        metrics::message_in(&msg);
         if !bucket.take() {
+            metrics::datagram_dropped(DatagramDrop::RateLimit);
             if window.elapsed() > Duration::from_secs(1) {
                 window = Instant::now();
                 dropped = 0;
@@ -364,7 +368,13 @@ async fn datagram_loop(conn: quinn::Connection, peer: u32, ctx: NetCtx) {
             continue;
         }
         // Positions are lossy: when the simulation is behind, drop rather than wait.
-        let _ = ctx.inbound.try_send(Inbound::Moved { peer, pos, rot });
+        if ctx
+            .inbound
+            .try_send(Inbound::Moved { peer, pos, rot })
+            .is_err()
+        {
+            metrics::datagram_dropped(DatagramDrop::QueueFull);
+        }
     }
 }
 
@@ -407,6 +417,7 @@ async fn write_loop(
     while let Some(out) = rx.recv().await {
         match out {
             Outbound::Msg(m) => {
+                metrics::message_out(&m);
                 if let Err(e) = write_frame(&mut send, &m).await {
                     debug!("control stream write failed: {e}");
                     break;
@@ -534,11 +545,15 @@ async fn stream_bundle(
             .map_err(|_| TransferError::Stalled(stall))?
             .map_err(|e| stream_err(&e))?;
         flight.count(sent);
+        metrics::bundle_bytes(sent);
     }
     stream.finish().map_err(|e| stream_err(&e))?;
     match tokio::time::timeout(stall, stream.stopped()).await {
         Err(_) => Err(TransferError::Stalled(stall)),
-        Ok(Ok(None)) => Ok(()),
+        Ok(Ok(None)) => {
+            metrics::bundle_transfer_done();
+            Ok(())
+        }
         Ok(Ok(Some(code))) => Err(TransferError::Stream(format!(
             "the client stopped the stream (code {code})"
         ))),

@@ -13,6 +13,8 @@ use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, Vec3};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+use crate::admin::snapshot::{ChatKind, Publisher, Snapshot};
+use crate::admin::{AdminCmd, AdminRefused, AdminReply};
 use crate::bundles::{BundleHook, Catalog};
 use crate::commands::{self, CommandInfo};
 use crate::config::ServerConfig;
@@ -77,6 +79,13 @@ pub enum Inbound {
         code: String,
         /// What it printed, or its traceback.
         reply: oneshot::Sender<String>,
+    },
+    /// A command from the admin web console.
+    Admin {
+        /// What to do.
+        cmd: AdminCmd,
+        /// The outcome, for the operator.
+        reply: oneshot::Sender<AdminReply>,
     },
     /// Stop: tell clients, then end the thread.
     Shutdown,
@@ -161,6 +170,7 @@ pub struct Sim {
     stats: Arc<TickStats>,
     /// Events for plugins gathered since the last plugin phase.
     pending: Vec<GameEvent>,
+    publisher: Publisher,
 }
 
 impl Sim {
@@ -170,6 +180,7 @@ impl Sim {
         cfg: Arc<ServerConfig>,
         inbound: mpsc::Receiver<Inbound>,
         stats: Arc<TickStats>,
+        snapshots: tokio::sync::watch::Sender<Arc<Snapshot>>,
     ) -> Result<Self, crate::plugin::HostError> {
         let admins = cfg.admin_keys().into_iter().collect();
         let mut host = PluginHost::new(cfg.host_config())?;
@@ -192,6 +203,7 @@ impl Sim {
             inbound,
             stats,
             pending: Vec::new(),
+            publisher: Publisher::new(snapshots),
         };
         sim.sync_announcements();
         Ok(sim)
@@ -214,7 +226,12 @@ impl Sim {
             self.world.flush_moves();
             self.world.flush_kicks();
             self.world.flush_warnings();
-            self.stats.record(started.elapsed());
+            let took = started.elapsed();
+            self.stats.record(took);
+            self.publisher.record_tick(took);
+            if self.publisher.due() {
+                self.publish_snapshot();
+            }
             let now = Instant::now();
             if next > now {
                 std::thread::sleep(next - now);
@@ -368,6 +385,10 @@ impl Sim {
                 let out = self.host.console(&mut self.world, &code);
                 let _ = reply.send(out);
             }
+            Inbound::Admin { cmd, reply } => {
+                let out = self.admin_command(cmd);
+                let _ = reply.send(out);
+            }
             Inbound::Shutdown => {}
         }
     }
@@ -438,6 +459,7 @@ impl Sim {
             return;
         };
         let pname = p.name.clone();
+        self.publisher.chat(ChatKind::Chat, &pname, text);
         let msg = ServerMsg::Chat {
             from: Some(peer),
             name: pname.clone(),
@@ -504,6 +526,11 @@ impl Sim {
 
     fn command(&mut self, peer: u32, name: &str, args: &str) {
         let is_admin = self.world.peer(peer).is_some_and(|p| p.admin);
+        if let Some(p) = self.world.peer(peer) {
+            let (from, line) = (p.name.clone(), format!("/{name} {args}"));
+            self.publisher
+                .chat(ChatKind::Command, &from, line.trim_end());
+        }
         if name == "plugins" || name == "plugin" {
             if !is_admin {
                 return self.world.server_chat(peer, &commands::admin_refusal(name));
@@ -557,26 +584,84 @@ impl Sim {
             return format!("plugins: {}", list.join("; "));
         }
         let (verb, target) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
-        let target = target.trim();
-        let done = match verb {
-            "reload" => self.host.reload(&mut self.world, target),
-            "enable" => self.host.enable(&mut self.world, target),
-            "disable" => self.host.disable(&mut self.world, target),
+        let action = match verb {
+            "reload" => crate::admin::PluginAction::Reload,
+            "enable" => crate::admin::PluginAction::Enable,
+            "disable" => crate::admin::PluginAction::Disable,
             _ => return "usage: /plugin reload|enable|disable NAME".into(),
+        };
+        self.plugin_action(action, target.trim())
+            .unwrap_or_else(|e| e.0)
+    }
+
+    /// Reloads, enables or disables a plugin (chat command or admin console).
+    fn plugin_action(&mut self, action: crate::admin::PluginAction, target: &str) -> AdminReply {
+        use crate::admin::PluginAction;
+        let verb = action.verb();
+        let done = match action {
+            PluginAction::Reload => self.host.reload(&mut self.world, target),
+            PluginAction::Enable => self.host.enable(&mut self.world, target),
+            PluginAction::Disable => self.host.disable(&mut self.world, target),
         };
         self.sync_announcements();
         if !done {
-            return format!(
+            return Err(AdminRefused(format!(
                 "cannot {verb} `{target}`: no such plugin, or not in a state that allows it (see /plugins)"
-            );
+            )));
         }
-        match self.host.plugins().into_iter().find(|p| p.name == target) {
-            Some(p) => {
-                let why = p.last_error.map(|e| format!(" ({e})")).unwrap_or_default();
-                format!("{verb} {target}: now {:?}{why}", p.state)
+        // The console shows the new state at once, not half a second later.
+        self.publish_snapshot();
+        Ok(
+            match self.host.plugins().into_iter().find(|p| p.name == target) {
+                Some(p) => {
+                    let why = p.last_error.map(|e| format!(" ({e})")).unwrap_or_default();
+                    format!("{verb} {target}: now {:?}{why}", p.state)
+                }
+                None => format!("{verb} {target}: done"),
+            },
+        )
+    }
+
+    /// Applies a command from the admin web console.
+    fn admin_command(&mut self, cmd: AdminCmd) -> AdminReply {
+        match cmd {
+            AdminCmd::Kick { peer, reason } => {
+                let Some(p) = self.world.peer(peer) else {
+                    return Err(AdminRefused(format!(
+                        "no player with peer id {peer} is online"
+                    )));
+                };
+                let name = p.name.clone();
+                info!(peer, %name, %reason, "kicked from the admin console");
+                self.world.kick(peer, &reason);
+                Ok(format!("kicked {name} ({reason})"))
             }
-            None => format!("{verb} {target}: done"),
+            AdminCmd::Plugin { name, action } => self.plugin_action(action, &name),
+            AdminCmd::Broadcast { text } => {
+                self.world.server_broadcast(&text);
+                self.publisher.chat(ChatKind::Server, "server", &text);
+                Ok("message sent to every player".into())
+            }
+            AdminCmd::SetAdmins { admins } => {
+                self.admins = admins.into_iter().collect();
+                self.world.set_admins(&self.admins);
+                self.publish_snapshot();
+                Ok(format!("{} admins", self.admins.len()))
+            }
         }
+    }
+
+    /// Publishes what the admin console shows (players, plugins, ticks, chat).
+    fn publish_snapshot(&mut self) {
+        let plugins = self.host.plugins();
+        let catalog = self.catalog.borrow();
+        self.publisher.publish(
+            &self.world,
+            plugins,
+            &catalog,
+            &self.admins,
+            self.cfg.tick_hz,
+        );
     }
 }
 
@@ -600,11 +685,12 @@ pub fn spawn(
     cfg: Arc<ServerConfig>,
     inbound: mpsc::Receiver<Inbound>,
     stats: Arc<TickStats>,
+    snapshots: tokio::sync::watch::Sender<Arc<Snapshot>>,
 ) -> Result<std::thread::JoinHandle<()>, SimStartError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()
         .name("shard-sim".into())
-        .spawn(move || match Sim::new(cfg, inbound, stats) {
+        .spawn(move || match Sim::new(cfg, inbound, stats, snapshots) {
             Ok(sim) => {
                 let _ = ready_tx.send(Ok(()));
                 sim.run();

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use crate::ratelog::WarnLimiter;
 use crate::transfers::{Lookup, PeerBundles, Transfer};
 
+use crate::admin::metrics::DatagramDrop;
 use crate::plugin::events::{Despawned, GameEvent, Spawned};
 use crate::tuning::PEER_QUEUE_PLUGIN_SHARE;
 
@@ -89,6 +90,13 @@ pub struct Peer {
     moved: bool,
     /// What this connection asked for of the bundle service.
     bundles: PeerBundles,
+}
+
+impl Peer {
+    /// The connection's round-trip time estimate (none for peers without a connection).
+    pub fn rtt(&self) -> Option<std::time::Duration> {
+        self.datagrams.as_ref().map(quinn::Connection::rtt)
+    }
 }
 
 /// A spawned NPC or vehicle.
@@ -219,6 +227,13 @@ impl World {
         }
     }
 
+    /// Sets who is an admin from the admin list (after an operator changes it).
+    pub fn set_admins(&mut self, admins: &std::collections::HashSet<Fingerprint>) {
+        for p in self.peers.values_mut() {
+            p.admin = admins.contains(&p.fingerprint);
+        }
+    }
+
     /// An entity by id.
     pub fn entity(&self, id: u32) -> Option<&Entity> {
         self.entities.get(&id)
@@ -342,8 +357,11 @@ impl World {
             for peer in self.peers.values().filter(|p| p.phase == phase) {
                 if let Some(conn) = &peer.datagrams {
                     for d in &datagrams {
-                        let _ = conn.send_datagram(d.clone());
+                        if conn.send_datagram(d.clone()).is_err() {
+                            crate::admin::metrics::datagram_dropped(DatagramDrop::SendFailed);
+                        }
                     }
+                    crate::admin::metrics::datagrams_out(datagrams.len() as u64);
                 }
             }
         }
@@ -775,6 +793,10 @@ impl crate::plugin::GameWorld for World {
     }
 
     fn send_rpc(&mut self, peer: u32, plugin_id: u16, fn_hash: u32, json: String) {
+        if !self.peers.contains_key(&peer) {
+            crate::admin::metrics::rpc_dropped("no_peer");
+            return;
+        }
         let json = clean_popup(plugin_id, fn_hash, json);
         self.send(
             peer,

@@ -26,7 +26,13 @@ fn sigterm_stops_the_server_cleanly() {
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     let mut child = server()
-        .args(["--bind", "127.0.0.1:0", "--plugins"])
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--admin-http",
+            "127.0.0.1:0",
+            "--plugins",
+        ])
         .arg(&plugins)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
@@ -45,6 +51,24 @@ fn sigterm_stops_the_server_cleanly() {
         dir.path().join("data/server-key.pem").exists(),
         "the key is created on first start"
     );
+    // The admin console's token is created on first start, private, and its
+    // login URL printed once.
+    let login = lines.next().unwrap().unwrap();
+    let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
+    assert!(
+        login.contains("http://127.0.0.1:")
+            && login.contains(&format!("/login?token={}", token.trim())),
+        "{login}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("data/admin-token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "token file mode {mode:o}");
+    }
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -154,4 +178,35 @@ fn check_plugin_reports_archives_xl_and_tweaks_and_refuses_vanilla_changes() {
         stdout.contains("op/tweaks/katana.yaml:2: [tweak-record]"),
         "{stdout}"
     );
+}
+
+#[test]
+fn admin_token_rotate_replaces_the_token_and_prints_the_login_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |extra: &[&str]| {
+        let out = server()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--admin-http", "127.0.0.1:7799", "admin-token"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = run(&[]);
+    let t1 = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    assert!(
+        first.contains(&format!("http://127.0.0.1:7799/login?token={}", t1.trim())),
+        "{first}"
+    );
+    let second = run(&["--rotate"]);
+    let t2 = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    assert_ne!(t1, t2);
+    assert!(second.contains(t2.trim()), "{second}");
 }

@@ -80,6 +80,8 @@ impl TestServer {
             plugin_kill_after_ms: 1000,
             // Every test client comes from 127.0.0.1; tests of the cap set it back.
             max_per_address: LOOPBACK_PER_ADDRESS,
+            // Off unless a test turns it on (on port 0): tests run in parallel.
+            admin_http: String::new(),
             ..ServerConfig::default()
         };
         std::fs::create_dir_all(&cfg.plugin_dir).expect("plugin dir");
@@ -275,6 +277,20 @@ pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.args(["build", "-q", "-p", package, "--bin", bin])
         .env("CARGO_TARGET_DIR", target);
+    // The test runner sets these for the test; a build script that watches
+    // one (ring watches CARGO_MANIFEST_DIR) would otherwise rebuild its crate
+    // here and again at the next `cargo build`, every run.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k == "CARGO_MANIFEST_DIR"
+            || k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_EXE_")
+            || k == "CARGO_CRATE_NAME"
+            || k == "CARGO_PRIMARY_PACKAGE"
+        {
+            cmd.env_remove(k.as_ref());
+        }
+    }
     if profile.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }

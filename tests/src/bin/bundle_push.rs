@@ -114,6 +114,7 @@ async fn run(clients: usize, size: usize) -> anyhow::Result<()> {
         max_players: clients + 1,
         // Every client comes from 127.0.0.1.
         max_per_address: clients + 1,
+        admin_http: String::new(),
         ..ServerConfig::default()
     };
     let server = Server::start(cfg)?;

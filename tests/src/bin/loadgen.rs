@@ -291,6 +291,7 @@ fn start_server(args: &Args) -> Result<LocalServer> {
             datagrams_per_sec: args.send_hz.saturating_mul(4).max(240),
             ..RateLimits::default()
         },
+        admin_http: String::new(),
         ..ServerConfig::default()
     };
     std::fs::create_dir_all(&cfg.plugin_dir).context("creating the plugin folder")?;
