@@ -6,6 +6,7 @@
 //! queues → connection tasks. It never depends on `shard-client`.
 
 pub mod bundles;
+pub mod client_rpc;
 pub mod commands;
 pub mod config;
 pub mod docs;
