@@ -60,47 +60,34 @@ async fn join_walks_into_the_zone_prints_json_and_counts_dropped_rpcs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpc_action_sends_only_names_the_plugins_scripts_declare() {
-    let exe = workspace_bin("shard-client", "shard-client");
     let home = tempfile::tempdir().unwrap();
-    let key = home.path().join("id.pem");
-    let (me, _) = shard_protocol::identity::Identity::load_or_create(&key, "shard-player").unwrap();
-    let files = shard_e2e::example_plugin_files("vote");
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, d)| (p.as_str(), d.as_slice()))
-        .collect();
-    let srv = TestServer::start_with_files(&[me.fingerprint], &refs);
-    let addr = srv.addr.to_string();
-    let out = tokio::task::spawn_blocking({
-        let home = home.path().to_path_buf();
-        move || {
-            std::process::Command::new(exe)
-                .args(["join", &addr, "--name", "vee", "--identity"])
-                .arg(home.join("id.pem"))
-                .arg("--cache")
-                .arg(home.join("cache"))
-                .args([
-                    "--do",
-                    "wait:2",
-                    "--do",
-                    "say:/poll Best bar? | Afterlife | Lizzie's",
-                    "--do",
-                    "wait:1",
-                    "--do",
-                    r#"rpc:vote:Vote:{"option": 1}"#,
-                    "--do",
-                    "rpc:vote:Rig:{}",
-                    "--do",
-                    "rpc:nosuch:Vote:{}",
-                    "--for",
-                    "1",
-                ])
-                .output()
-                .unwrap()
-        }
-    })
-    .await
+    let (me, _) = shard_protocol::identity::Identity::load_or_create(
+        &home.path().join("id.pem"),
+        "shard-player",
+    )
     .unwrap();
+    let srv = TestServer::start_with_example(&[me.fingerprint], "vote");
+    let out = headless_join(
+        srv.addr,
+        home.path(),
+        &[
+            "--do",
+            "wait:2",
+            "--do",
+            "say:/poll Best bar? | Afterlife | Lizzie's",
+            "--do",
+            "wait:1",
+            "--do",
+            r#"rpc:vote:Vote:{"option": 1}"#,
+            "--do",
+            "rpc:vote:Rig:{}",
+            "--do",
+            "rpc:nosuch:Vote:{}",
+            "--for",
+            "1",
+        ],
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -2,6 +2,8 @@
 //! centre, players walk in through its door and out again, and its bundle
 //! and status RPC reach every client.
 
+use std::path::Path;
+
 use shard_client::ClientEvent;
 use shard_e2e::{
     MOBILE_CC_ENT, MOBILE_CC_SECTOR, TestPlayer, TestServer, chat_contains, join_as,

@@ -4,15 +4,10 @@
 //! gets the open poll.
 
 use shard_client::ClientEvent;
-use shard_e2e::{Client, TestPlayer, TestServer, chat_contains, example_plugin_files, join_as};
+use shard_e2e::{Client, TestPlayer, TestServer, chat_contains, join_as};
 
 fn start(admins: &[shard_protocol::identity::Fingerprint]) -> TestServer {
-    let files = example_plugin_files("vote");
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, d)| (p.as_str(), d.as_slice()))
-        .collect();
-    TestServer::start_with_files(admins, &refs)
+    TestServer::start_with_example(admins, "vote")
 }
 
 async fn installed(c: &mut Client) {
