@@ -14,9 +14,9 @@ pub mod frame;
 pub mod identity;
 pub mod limits;
 pub mod messages;
-pub mod text;
 #[cfg(feature = "json")]
 pub mod rpc_json;
+pub mod text;
 
 pub use frame::{FrameDecoder, decode_frame, encode_frame, read_frame, write_frame};
 pub use messages::*;

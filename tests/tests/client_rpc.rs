@@ -129,7 +129,8 @@ async fn each_bad_client_rpc_is_dropped_counted_and_harmless() {
         "{:?}",
         c.seen
     );
-    assert_eq!(srv.server.stats().client_rpc.snapshot().delivered, 1);
+    // The handler's reply can arrive before the simulation counts the delivery.
+    counts_until(&srv, |k| k.delivered == 1).await;
     srv.server.shutdown().await;
 }
 

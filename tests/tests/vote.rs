@@ -137,7 +137,15 @@ async fn three_players_vote_once_each_and_a_late_joiner_gets_the_open_poll() {
         "{err}"
     );
 
-    let counts = srv.server.stats().client_rpc.snapshot();
+    // The last reply can arrive before the simulation counts its delivery.
+    let deadline = std::time::Instant::now() + shard_e2e::EVENT_TIMEOUT;
+    let counts = loop {
+        let counts = srv.server.stats().client_rpc.snapshot();
+        if counts.delivered >= 7 || std::time::Instant::now() > deadline {
+            break counts;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(counts.delivered, 7, "{counts:?}");
     assert_eq!(
         counts.not_whitelisted + counts.no_handler + counts.malformed,
