@@ -28,6 +28,9 @@ def log(msg: str, /) -> None:
 def on(name: str, /) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering a listener for event `name` (OnTick gets dt, others a dict)."""
 
+def on_rpc(name: str, /) -> Callable[[Callable[[int, dict[str, Any]], Any]], Callable[[int, dict[str, Any]], Any]]:
+    """Decorator registering the handler fn(peer_id, payload: dict) of upstream RPC `name`, which this plugin's client scripts send with `SendServerRpc(n"name", json)`."""
+
 def register_command(name: str, help: str, admin: bool = False) -> Callable[[Callable[[int, str], Any]], Callable[[int, str], Any]]:
     """Decorator registering a chat command `/name` handled by fn(peer_id, args)."""
 

@@ -30,6 +30,7 @@ PARAM_TYPES = {
 RETURN_TYPES = {
     "on": "Callable[[Callable[..., Any]], Callable[..., Any]]",
     "register_command": "Callable[[Callable[[int, str], Any]], Callable[[int, str], Any]]",
+    "on_rpc": "Callable[[Callable[[int, dict[str, Any]], Any]], Callable[[int, dict[str, Any]], Any]]",
     "spawn_npc": "int", "spawn_vehicle": "int",
     "get_peer_positions": "list[tuple[int, tuple[float, float, float]]]",
     "get_entity_position": "tuple[float, float, float] | None",

@@ -64,6 +64,14 @@
 // adds client scripts or grows by more than a margin.
 #define SHARD_OFFER_REMEMBER 2
 
+// An upstream RPC was refused before sending: its plugin's checked scripts
+// do not declare the name, or the payload is not a JSON object within limits.
+#define SHARD_ERR_RPC_REFUSED -13
+
+// A JSON native found nothing of the asked kind at the pointer, or its
+// input was not JSON (the message says which).
+#define SHARD_ERR_JSON -14
+
 // Opaque handle to one client; the game only passes it back, never reads it.
 typedef struct ShardClient ShardClient;
 
@@ -134,6 +142,90 @@ int32_t shard_client_send_chat(struct ShardClient *c, const char *text);
 // # Safety
 // `action` is null or a NUL-terminated string valid for this call.
 int32_t shard_client_send_interact(struct ShardClient *c, uint32_t entity_id, const char *action);
+
+// Sends upstream RPC `name` with the JSON object `json` to plugin `plugin`
+// (empty or null = the one installed plugin whose checked scripts declare
+// `name`). Refused with [`SHARD_ERR_RPC_REFUSED`] unless the plugin's
+// installed, policy-checked scripts send that name literally and the
+// payload is within the RPC limits.
+//
+// # Safety
+// `plugin`, `name` and `json` are null or NUL-terminated strings valid for this call.
+int32_t shard_client_send_rpc(struct ShardClient *c,
+                              const char *plugin,
+                              const char *name,
+                              const char *json);
+
+// Copies the string at JSON Pointer `pointer` (e.g. "/options/2") of `json`
+// into `buf`; [`SHARD_ERR_JSON`] if there is none.
+//
+// # Safety
+// `json` and `pointer` are null or NUL-terminated; `buf` is null or valid
+// for `buf_len` writable bytes; `out_len` is null or valid for one write.
+int32_t shard_client_json_get_string(const char *json,
+                                     const char *pointer,
+                                     char *buf,
+                                     size_t buf_len,
+                                     size_t *out_len);
+
+// Stores the number at JSON Pointer `pointer` of `json` in `*out`.
+//
+// # Safety
+// `json` and `pointer` are null or NUL-terminated; `out` is null or valid for one write.
+int32_t shard_client_json_get_number(const char *json, const char *pointer, double *out);
+
+// Stores the bool at JSON Pointer `pointer` of `json` in `*out` as 1 or 0
+// (an `int32_t`, so the header needs no `stdbool.h`).
+//
+// # Safety
+// `json` and `pointer` are null or NUL-terminated; `out` is null or valid for one write.
+int32_t shard_client_json_get_bool(const char *json, const char *pointer, int32_t *out);
+
+// Number of entries of the array or object at JSON Pointer `pointer` of
+// `json` (so a script can loop over `/options/0`, `/options/1`, …), or a
+// negative error.
+//
+// # Safety
+// `json` and `pointer` are null or NUL-terminated.
+int32_t shard_client_json_get_size(const char *json, const char *pointer);
+
+// Copies `object` ("" = a new one) with `key` set to the string `value` into `buf`.
+//
+// # Safety
+// The strings are null or NUL-terminated; `buf` is null or valid for
+// `buf_len` writable bytes; `out_len` is null or valid for one write.
+int32_t shard_client_json_set_string(const char *object,
+                                     const char *key,
+                                     const char *value,
+                                     char *buf,
+                                     size_t buf_len,
+                                     size_t *out_len);
+
+// Copies `object` ("" = a new one) with `key` set to the number `value`
+// (finite only) into `buf`.
+//
+// # Safety
+// The strings are null or NUL-terminated; `buf` is null or valid for
+// `buf_len` writable bytes; `out_len` is null or valid for one write.
+int32_t shard_client_json_set_number(const char *object,
+                                     const char *key,
+                                     double value,
+                                     char *buf,
+                                     size_t buf_len,
+                                     size_t *out_len);
+
+// Copies `object` ("" = a new one) with `key` set to the bool `value`
+// (nonzero = true) into `buf`.
+//
+// # Safety
+// The strings are null or NUL-terminated; `buf` is null or valid for
+// `buf_len` writable bytes; `out_len` is null or valid for one write.
+int32_t shard_client_json_set_bool(const char *object,
+                                   const char *key,
+                                   int32_t value,
+                                   char *buf,
+                                   size_t buf_len,
+                                   size_t *out_len);
 
 // Copies the message of the last failed call on this thread (empty if none)
 // into `buf`, NUL-terminated; a message longer than the buffer is truncated

@@ -7,7 +7,7 @@
 //! records the use for LRU eviction and tells the server. It runs on its own
 //! thread because all of it is file I/O.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -141,6 +141,8 @@ pub struct BundleReceiver {
     stats: Arc<TransferStats>,
     /// Something was installed, refused or removed since the last `BundlesSettled`.
     unsettled: bool,
+    /// Checked entry points of each plugin installed in this session (the glue's input).
+    entry_points: BTreeMap<String, Vec<String>>,
 }
 
 impl BundleReceiver {
@@ -171,6 +173,7 @@ impl BundleReceiver {
             dispatcher,
             stats,
             unsettled: false,
+            entry_points: BTreeMap::new(),
         }
     }
 
@@ -253,6 +256,9 @@ impl BundleReceiver {
         self.lacking.retain(|id| *id != plugin_id);
         if let Some(w) = self.wanted.remove(&plugin_id) {
             self.unsettled = true;
+            if self.entry_points.remove(&w.name).is_some() {
+                self.write_glue();
+            }
             self.emit(ClientEvent::PluginRemoved {
                 plugin_id,
                 name: w.name,
@@ -598,7 +604,7 @@ impl BundleReceiver {
         let Some(w) = self.wanted.get(&plugin_id).cloned() else {
             return;
         };
-        let (rpc_names, unpacked) = match self.check_scripts(&w) {
+        let (report, unpacked) = match self.check_scripts(&w) {
             Ok(checked) => checked,
             Err(e) => {
                 // A refused download leaves the cache as it was (an installed bundle is kept).
@@ -613,6 +619,7 @@ impl BundleReceiver {
             );
             return self.fail(plugin_id, &e);
         }
+        let rpc_names = report.rpc_names;
         let previous = self.cache.installed_hash(&w.name);
         if previous != Some(w.sha256) {
             let req = InstallRequest {
@@ -634,6 +641,12 @@ impl BundleReceiver {
             for name in &rpc_names {
                 d.register(&w.name, name);
             }
+            d.declare_upstream(&w.name, &report.upstream_names);
+        }
+        if self.entry_points.get(&w.name) != Some(&report.entry_points) {
+            self.entry_points
+                .insert(w.name.clone(), report.entry_points);
+            self.write_glue();
         }
         if let Some(m) = self.wanted.get_mut(&plugin_id) {
             m.done = true;
@@ -673,9 +686,17 @@ impl BundleReceiver {
         });
     }
 
-    /// Runs the sandbox policy over the bundle's client scripts; returns the
-    /// RPC names they register and the bundle's unpacked size.
-    fn check_scripts(&self, w: &Wanted) -> Result<(Vec<String>, u64), String> {
+    /// Rewrites the runtime's entry-point glue from the installed set.
+    fn write_glue(&self) {
+        if let Err(e) = crate::glue::write(self.cache.root(), &self.entry_points) {
+            warn!("cannot write the entry-point glue: {e}");
+        }
+    }
+
+    /// Runs the sandbox policy over the bundle's client scripts; returns its
+    /// report (RPC names registered and sent, entry points) and the bundle's
+    /// unpacked size.
+    fn check_scripts(&self, w: &Wanted) -> Result<(shard_reds::CheckReport, u64), String> {
         let bytes = self
             .cache
             .read_bundle(&w.sha256)
@@ -694,7 +715,7 @@ impl BundleReceiver {
             .collect();
         let report = shard_reds::check_scripts(&scripts);
         if report.diagnostics.is_empty() {
-            Ok((report.rpc_names, unpacked.unpacked_len))
+            Ok((report, unpacked.unpacked_len))
         } else {
             let lines: Vec<String> = report.diagnostics.iter().map(|d| d.to_string()).collect();
             Err(format!(

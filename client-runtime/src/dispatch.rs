@@ -3,10 +3,11 @@
 //! registered for it. Everything else is dropped, logged once per cause and
 //! counted. Plugin 0 is builtin and carries the default popup handler.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
-use shard_protocol::{BUILTIN_PLUGIN_ID, POPUP_RPC, ServerMsg, fn_hash};
+use shard_protocol::rpc_json::{RpcJsonError, parse_rpc_payload};
+use shard_protocol::{BUILTIN_PLUGIN_ID, ClientMsg, POPUP_RPC, ServerMsg, fn_hash};
 use tracing::warn;
 
 use crate::events::ClientEvent;
@@ -38,6 +39,46 @@ pub struct DropCounters {
     pub bad_json: u64,
 }
 
+/// Why an upstream RPC was not sent; the message says what to fix.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SendRpcError {
+    /// The plugin is not announced in this session (or was removed).
+    #[error("plugin `{plugin}` is not announced by this server")]
+    NotAnnounced {
+        /// The plugin asked for.
+        plugin: String,
+    },
+    /// The plugin's installed, checked scripts never send that name.
+    #[error(
+        "plugin `{plugin}` does not declare upstream RPC `{name}`: its checked client scripts send only [{declared}] (a literal SendServerRpc(n\"Name\", json) declares one)"
+    )]
+    NotDeclared {
+        /// Plugin.
+        plugin: String,
+        /// Name asked for.
+        name: String,
+        /// Names its scripts declare, comma-separated.
+        declared: String,
+    },
+    /// No plugin given and no installed plugin declares the name.
+    #[error("no installed plugin declares upstream RPC `{name}`")]
+    Undeclared {
+        /// Name asked for.
+        name: String,
+    },
+    /// No plugin given and several installed plugins declare the name.
+    #[error("upstream RPC `{name}` is declared by several plugins ({plugins}); name the plugin")]
+    Ambiguous {
+        /// Name asked for.
+        name: String,
+        /// The plugins, comma-separated.
+        plugins: String,
+    },
+    /// The payload breaks the RPC limits or is not a JSON object.
+    #[error(transparent)]
+    Payload(#[from] RpcJsonError),
+}
+
 #[derive(Debug, Clone)]
 struct Announced {
     name: String,
@@ -52,6 +93,8 @@ pub struct Dispatcher {
     callbacks: HashMap<(String, u32), String>,
     counters: DropCounters,
     logged: HashSet<DropCause>,
+    /// Plugin name → upstream RPC names its installed, checked scripts send.
+    upstream: HashMap<String, BTreeSet<String>>,
 }
 
 impl Dispatcher {
@@ -67,6 +110,72 @@ impl Dispatcher {
     pub fn register(&mut self, plugin: &str, name: &str) {
         self.callbacks
             .insert((plugin.to_string(), fn_hash(name)), name.to_string());
+    }
+
+    /// Records the upstream RPC names plugin `plugin`'s installed,
+    /// policy-checked scripts send (replacing what an earlier bundle declared).
+    pub fn declare_upstream(&mut self, plugin: &str, names: &[String]) {
+        self.upstream
+            .insert(plugin.to_string(), names.iter().cloned().collect());
+    }
+
+    /// Builds the `ClientRpc` for upstream RPC `name` of `plugin` ("" = the
+    /// one installed plugin declaring `name`), refusing names the plugin's
+    /// checked scripts do not send and payloads the server would drop.
+    pub fn client_rpc(
+        &self,
+        plugin: &str,
+        name: &str,
+        json: &str,
+    ) -> Result<ClientMsg, SendRpcError> {
+        let plugin = if plugin.is_empty() {
+            let mut having = self
+                .upstream
+                .iter()
+                .filter(|(_, names)| names.contains(name))
+                .map(|(p, _)| p.as_str())
+                .filter(|p| self.plugins.values().any(|a| a.name == *p));
+            match (having.next(), having.next()) {
+                (Some(p), None) => p,
+                (None, _) => {
+                    return Err(SendRpcError::Undeclared {
+                        name: name.to_string(),
+                    });
+                }
+                (Some(a), Some(b)) => {
+                    let mut all = vec![a, b];
+                    all.extend(having);
+                    all.sort_unstable();
+                    return Err(SendRpcError::Ambiguous {
+                        name: name.to_string(),
+                        plugins: all.join(", "),
+                    });
+                }
+            }
+        } else {
+            plugin
+        };
+        let Some((&plugin_id, _)) = self.plugins.iter().find(|(_, a)| a.name == plugin) else {
+            return Err(SendRpcError::NotAnnounced {
+                plugin: plugin.to_string(),
+            });
+        };
+        let declared = self.upstream.get(plugin);
+        if !declared.is_some_and(|d| d.contains(name)) {
+            return Err(SendRpcError::NotDeclared {
+                plugin: plugin.to_string(),
+                name: name.to_string(),
+                declared: declared
+                    .map(|d| d.iter().cloned().collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default(),
+            });
+        }
+        parse_rpc_payload(json)?;
+        Ok(ClientMsg::ClientRpc {
+            plugin_id,
+            fn_hash: fn_hash(name),
+            json: json.to_string(),
+        })
     }
 
     /// Records a plugin's announcement (replacing an earlier one).
@@ -218,5 +327,50 @@ mod tests {
         let ev = d.rpc(3, fn_hash("CcStatus"), "{not json");
         assert!(matches!(&ev[..], [ClientEvent::Error { .. }]));
         assert_eq!(d.counters().bad_json, 1);
+    }
+
+    #[test]
+    fn upstream_rpcs_need_a_declaring_announced_plugin_and_a_good_payload() {
+        let mut d = Dispatcher::new();
+        d.declare_upstream("vote", &["Vote".to_string()]);
+        // Declared, but not announced in this session.
+        assert!(matches!(
+            d.client_rpc("vote", "Vote", "{}"),
+            Err(SendRpcError::NotAnnounced { .. })
+        ));
+        d.announce(5, "vote", &[]);
+        let msg = d.client_rpc("vote", "Vote", r#"{"option":1}"#).unwrap();
+        assert_eq!(
+            msg,
+            ClientMsg::ClientRpc {
+                plugin_id: 5,
+                fn_hash: fn_hash("Vote"),
+                json: r#"{"option":1}"#.into()
+            }
+        );
+        // "" finds the one declaring plugin.
+        assert!(d.client_rpc("", "Vote", "{}").is_ok());
+        let err = d.client_rpc("vote", "Cheat", "{}").unwrap_err();
+        assert!(err.to_string().contains("send only [Vote]"), "{err}");
+        assert!(matches!(
+            d.client_rpc("", "Cheat", "{}"),
+            Err(SendRpcError::Undeclared { .. })
+        ));
+        assert!(matches!(
+            d.client_rpc("vote", "Vote", "[1]"),
+            Err(SendRpcError::Payload(RpcJsonError::Malformed(_)))
+        ));
+        d.declare_upstream("other", &["Vote".to_string()]);
+        d.announce(6, "other", &[]);
+        assert!(matches!(
+            d.client_rpc("", "Vote", "{}"),
+            Err(SendRpcError::Ambiguous { .. })
+        ));
+        // A removed plugin can no longer be called.
+        d.remove(5);
+        assert!(matches!(
+            d.client_rpc("vote", "Vote", "{}"),
+            Err(SendRpcError::NotAnnounced { .. })
+        ));
     }
 }

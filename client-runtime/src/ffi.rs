@@ -69,6 +69,12 @@ pub const SHARD_OFFER_ACCEPT: i32 = 1;
 /// content (OR it with the answer), so it is not offered again unless it
 /// adds client scripts or grows by more than a margin.
 pub const SHARD_OFFER_REMEMBER: i32 = 2;
+/// An upstream RPC was refused before sending: its plugin's checked scripts
+/// do not declare the name, or the payload is not a JSON object within limits.
+pub const SHARD_ERR_RPC_REFUSED: i32 = -13;
+/// A JSON native found nothing of the asked kind at the pointer, or its
+/// input was not JSON (the message says which).
+pub const SHARD_ERR_JSON: i32 = -14;
 
 /// Opaque handle to one client; the game only passes it back, never reads it.
 pub struct ShardClient {
@@ -571,6 +577,268 @@ pub unsafe extern "C" fn shard_client_send_interact(
         // SAFETY: forwarded caller contract.
         let action = non_empty(unsafe { c_str(action, "action") }?, "action")?.to_string();
         with_client(c, |cl| queue(cl, ClientMsg::Interact { entity_id, action }))
+    })
+}
+
+/// Sends upstream RPC `name` with the JSON object `json` to plugin `plugin`
+/// (empty or null = the one installed plugin whose checked scripts declare
+/// `name`). Refused with [`SHARD_ERR_RPC_REFUSED`] unless the plugin's
+/// installed, policy-checked scripts send that name literally and the
+/// payload is within the RPC limits.
+///
+/// # Safety
+/// `plugin`, `name` and `json` are null or NUL-terminated strings valid for this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shard_client_send_rpc(
+    c: *mut ShardClient,
+    plugin: *const c_char,
+    name: *const c_char,
+    json: *const c_char,
+) -> i32 {
+    entry(|| {
+        let plugin = if plugin.is_null() {
+            ""
+        } else {
+            // SAFETY: forwarded caller contract.
+            unsafe { c_str(plugin, "plugin") }?
+        };
+        // SAFETY: forwarded caller contract.
+        let name = non_empty(unsafe { c_str(name, "name") }?, "name")?;
+        // SAFETY: forwarded caller contract.
+        let json = unsafe { c_str(json, "json") }?;
+        with_client(c, |cl| {
+            let msg = lock(&cl.dispatcher)
+                .client_rpc(plugin, name, json)
+                .map_err(|e| FfiError::new(SHARD_ERR_RPC_REFUSED, e.to_string()))?;
+            queue(cl, msg)
+        })
+    })
+}
+
+/// Copies `s` NUL-terminated into `buf`; on [`SHARD_ERR_BUFFER_TOO_SMALL`]
+/// `*out_len` (if not null) is the size needed.
+///
+/// # Safety
+/// `buf` is null or valid for `buf_len` writable bytes; `out_len` is null or
+/// valid for one write.
+unsafe fn copy_out(
+    s: &str,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> FfiResult<i32> {
+    let needed = s.len() + 1;
+    if !out_len.is_null() {
+        // SAFETY: non-null and writable per the caller's contract.
+        unsafe { out_len.write(needed) };
+    }
+    if buf.is_null() {
+        return Err(FfiError::new(SHARD_ERR_NULL_POINTER, "buf is null"));
+    }
+    if buf_len < needed {
+        return Err(FfiError::new(
+            SHARD_ERR_BUFFER_TOO_SMALL,
+            format!("the text needs {needed} bytes, the buffer has {buf_len}"),
+        ));
+    }
+    // SAFETY: buf is valid for buf_len >= needed bytes and does not overlap `s`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(s.as_ptr(), buf.cast::<u8>(), s.len());
+        buf.add(s.len()).write(0);
+    }
+    Ok(SHARD_OK)
+}
+
+fn json_err(e: crate::json::JsonNativeError) -> FfiError {
+    FfiError::new(SHARD_ERR_JSON, e.to_string())
+}
+
+/// Writes `v` through `out` (which must not be null).
+///
+/// # Safety
+/// `out` is null or valid for one write.
+unsafe fn write_out<T>(out: *mut T, v: T) -> FfiResult<i32> {
+    if out.is_null() {
+        return Err(FfiError::new(SHARD_ERR_NULL_POINTER, "out is null"));
+    }
+    // SAFETY: non-null and writable per the caller's contract.
+    unsafe { out.write(v) };
+    Ok(SHARD_OK)
+}
+
+/// Copies the string at JSON Pointer `pointer` (e.g. "/options/2") of `json`
+/// into `buf`; [`SHARD_ERR_JSON`] if there is none.
+///
+/// # Safety
+/// `json` and `pointer` are null or NUL-terminated; `buf` is null or valid
+/// for `buf_len` writable bytes; `out_len` is null or valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shard_client_json_get_string(
+    json: *const c_char,
+    pointer: *const c_char,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> i32 {
+    entry(|| {
+        // SAFETY: forwarded caller contract.
+        let (json, pointer) = unsafe { (c_str(json, "json")?, c_str(pointer, "pointer")?) };
+        let s = crate::json::get_string(json, pointer).map_err(json_err)?;
+        // SAFETY: forwarded caller contract.
+        unsafe { copy_out(&s, buf, buf_len, out_len) }
+    })
+}
+
+/// Stores the number at JSON Pointer `pointer` of `json` in `*out`.
+///
+/// # Safety
+/// `json` and `pointer` are null or NUL-terminated; `out` is null or valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shard_client_json_get_number(
+    json: *const c_char,
+    pointer: *const c_char,
+    out: *mut f64,
+) -> i32 {
+    entry(|| {
+        // SAFETY: forwarded caller contract.
+        let (json, pointer) = unsafe { (c_str(json, "json")?, c_str(pointer, "pointer")?) };
+        let v = crate::json::get_number(json, pointer).map_err(json_err)?;
+        // SAFETY: forwarded caller contract.
+        unsafe { write_out(out, v) }
+    })
+}
+
+/// Stores the bool at JSON Pointer `pointer` of `json` in `*out` as 1 or 0
+/// (an `int32_t`, so the header needs no `stdbool.h`).
+///
+/// # Safety
+/// `json` and `pointer` are null or NUL-terminated; `out` is null or valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shard_client_json_get_bool(
+    json: *const c_char,
+    pointer: *const c_char,
+    out: *mut i32,
+) -> i32 {
+    entry(|| {
+        // SAFETY: forwarded caller contract.
+        let (json, pointer) = unsafe { (c_str(json, "json")?, c_str(pointer, "pointer")?) };
+        let v = crate::json::get_bool(json, pointer).map_err(json_err)?;
+        // SAFETY: forwarded caller contract.
+        unsafe { write_out(out, i32::from(v)) }
+    })
+}
+
+/// Number of entries of the array or object at JSON Pointer `pointer` of
+/// `json` (so a script can loop over `/options/0`, `/options/1`, …), or a
+/// negative error.
+///
+/// # Safety
+/// `json` and `pointer` are null or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shard_client_json_get_size(
+    json: *const c_char,
+    pointer: *const c_char,
+) -> i32 {
+    entry(|| {
+        // SAFETY: forwarded caller contract.
+        let (json, pointer) = unsafe { (c_str(json, "json")?, c_str(pointer, "pointer")?) };
+        let n = crate::json::get_size(json, pointer).map_err(json_err)?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    })
+}
+
+/// Shared body of the `shard_client_json_set_*` functions.
+///
+/// # Safety
+/// As for those functions.
+unsafe fn json_set(
+    object: *const c_char,
+    key: *const c_char,
+    value: serde_json::Value,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> FfiResult<i32> {
+    // SAFETY: forwarded caller contract.
+    let (object, key) = unsafe { (c_str(object, "object")?, c_str(key, "key")?) };
+    let s = crate::json::set(object, key, value).map_err(json_err)?;
+    // SAFETY: forwarded caller contract.
+    unsafe { copy_out(&s, buf, buf_len, out_len) }
+}
+
+/// Copies `object` ("" = a new one) with `key` set to the string `value` into `buf`.
+///
+/// # Safety
+/// The strings are null or NUL-terminated; `buf` is null or valid for
+/// `buf_len` writable bytes; `out_len` is null or valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shard_client_json_set_string(
+    object: *const c_char,
+    key: *const c_char,
+    value: *const c_char,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> i32 {
+    entry(|| {
+        // SAFETY: forwarded caller contract.
+        let value = unsafe { c_str(value, "value") }?.to_string();
+        // SAFETY: forwarded caller contract.
+        unsafe { json_set(object, key, value.into(), buf, buf_len, out_len) }
+    })
+}
+
+/// Copies `object` ("" = a new one) with `key` set to the number `value`
+/// (finite only) into `buf`.
+///
+/// # Safety
+/// The strings are null or NUL-terminated; `buf` is null or valid for
+/// `buf_len` writable bytes; `out_len` is null or valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shard_client_json_set_number(
+    object: *const c_char,
+    key: *const c_char,
+    value: f64,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> i32 {
+    entry(|| {
+        let Some(n) = serde_json::Number::from_f64(value) else {
+            return Err(FfiError::new(
+                SHARD_ERR_INVALID_ARGUMENT,
+                "value must be a finite number",
+            ));
+        };
+        // A whole number is written without a fraction, as scripts expect for counts and indices.
+        let v = if value.fract() == 0.0 && value.abs() < 9.0e15 {
+            serde_json::Value::from(value as i64)
+        } else {
+            serde_json::Value::Number(n)
+        };
+        // SAFETY: forwarded caller contract.
+        unsafe { json_set(object, key, v, buf, buf_len, out_len) }
+    })
+}
+
+/// Copies `object` ("" = a new one) with `key` set to the bool `value`
+/// (nonzero = true) into `buf`.
+///
+/// # Safety
+/// The strings are null or NUL-terminated; `buf` is null or valid for
+/// `buf_len` writable bytes; `out_len` is null or valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shard_client_json_set_bool(
+    object: *const c_char,
+    key: *const c_char,
+    value: i32,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> i32 {
+    entry(|| {
+        // SAFETY: forwarded caller contract.
+        unsafe { json_set(object, key, (value != 0).into(), buf, buf_len, out_len) }
     })
 }
 

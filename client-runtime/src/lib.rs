@@ -9,6 +9,8 @@ pub mod dispatch;
 pub mod events;
 pub mod ffi;
 pub mod game;
+pub mod glue;
+pub mod json;
 pub mod offer;
 pub mod queue;
 pub mod session;

@@ -277,3 +277,127 @@ fn last_error_truncates_to_the_buffer() {
     let rc = unsafe { shard_client_last_error(std::ptr::null_mut(), buf.as_mut_ptr(), 0) };
     assert_eq!(rc, SHARD_ERR_BUFFER_TOO_SMALL);
 }
+
+#[test]
+fn json_natives_read_by_pointer_and_build_objects() {
+    let cs = |s: &str| CString::new(s).expect("no NUL");
+    let json = cs(
+        r#"{ "question" : "Best \"bar\"?", "options": ["Afterlife", "Lizzie's"], "counts": [2, 0], "open": true }"#,
+    );
+    let mut buf = [0 as c_char; 64];
+    let mut need = 0usize;
+    // SAFETY: all pointers are valid for the call; buf for its length.
+    let rc = unsafe {
+        shard_client_json_get_string(
+            json.as_ptr(),
+            cs("/options/1").as_ptr(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut need,
+        )
+    };
+    assert_eq!(rc, SHARD_OK);
+    // SAFETY: NUL-terminated by the call.
+    assert_eq!(
+        unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap(),
+        "Lizzie's"
+    );
+    assert_eq!(need, "Lizzie's".len() + 1);
+    let mut n = 0.0f64;
+    // SAFETY: valid pointers.
+    assert_eq!(
+        unsafe { shard_client_json_get_number(json.as_ptr(), cs("/counts/0").as_ptr(), &mut n) },
+        SHARD_OK
+    );
+    assert_eq!(n, 2.0);
+    let mut b = 0i32;
+    // SAFETY: valid pointers.
+    assert_eq!(
+        unsafe { shard_client_json_get_bool(json.as_ptr(), cs("/open").as_ptr(), &mut b) },
+        SHARD_OK
+    );
+    assert_eq!(b, 1);
+    // SAFETY: valid pointers.
+    assert_eq!(
+        unsafe { shard_client_json_get_size(json.as_ptr(), cs("/options").as_ptr()) },
+        2
+    );
+    // A missing key and a wrong kind are errors with a message, not crashes.
+    // SAFETY: valid pointers.
+    let rc =
+        unsafe { shard_client_json_get_number(json.as_ptr(), cs("/question").as_ptr(), &mut n) };
+    assert_eq!(rc, SHARD_ERR_JSON);
+    assert!(
+        last_error().contains("no number at `/question`"),
+        "{}",
+        last_error()
+    );
+    // SAFETY: null out pointer is refused.
+    let rc = unsafe {
+        shard_client_json_get_bool(json.as_ptr(), cs("/open").as_ptr(), std::ptr::null_mut())
+    };
+    assert_eq!(rc, SHARD_ERR_NULL_POINTER);
+
+    // Build {"option":1,"why":"x"} in two steps, as a script would.
+    let mut obj = [0 as c_char; 64];
+    // SAFETY: valid pointers; obj for its length.
+    let rc = unsafe {
+        shard_client_json_set_number(
+            cs("").as_ptr(),
+            cs("option").as_ptr(),
+            1.0,
+            obj.as_mut_ptr(),
+            obj.len(),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, SHARD_OK);
+    // SAFETY: NUL-terminated by the call.
+    let first = unsafe { CStr::from_ptr(obj.as_ptr()) }.to_owned();
+    let mut out = [0 as c_char; 64];
+    // SAFETY: valid pointers.
+    let rc = unsafe {
+        shard_client_json_set_string(
+            first.as_ptr(),
+            cs("why").as_ptr(),
+            cs("x").as_ptr(),
+            out.as_mut_ptr(),
+            out.len(),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, SHARD_OK);
+    // SAFETY: NUL-terminated by the call.
+    assert_eq!(
+        unsafe { CStr::from_ptr(out.as_ptr()) }.to_str().unwrap(),
+        r#"{"option":1,"why":"x"}"#
+    );
+    // Too small a buffer says how much is needed.
+    let mut tiny = [0 as c_char; 4];
+    // SAFETY: valid pointers.
+    let rc = unsafe {
+        shard_client_json_set_bool(
+            first.as_ptr(),
+            cs("ok").as_ptr(),
+            1,
+            tiny.as_mut_ptr(),
+            tiny.len(),
+            &mut need,
+        )
+    };
+    assert_eq!(rc, SHARD_ERR_BUFFER_TOO_SMALL);
+    assert_eq!(need, r#"{"ok":true,"option":1}"#.len() + 1);
+    // Non-finite numbers are refused.
+    // SAFETY: valid pointers.
+    let rc = unsafe {
+        shard_client_json_set_number(
+            cs("").as_ptr(),
+            cs("x").as_ptr(),
+            f64::NAN,
+            out.as_mut_ptr(),
+            out.len(),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, SHARD_ERR_INVALID_ARGUMENT);
+}

@@ -14,6 +14,8 @@ pub mod frame;
 pub mod identity;
 pub mod limits;
 pub mod messages;
+#[cfg(feature = "json")]
+pub mod rpc_json;
 pub mod text;
 
 pub use frame::{FrameDecoder, decode_frame, encode_frame, read_frame, write_frame};
@@ -23,7 +25,8 @@ pub use messages::*;
 /// Version 3 has both of version 2's independent additions: `KeepAlive`
 /// and `BundleRefused` (hostile-client bounds), and content offers
 /// (`content_required`, sizes in `PluginAnnounce`, `AnnouncementsDone`).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// Version 4 adds `ClientRpc` (pushed UI calling its plugin).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// ALPN identifier negotiated by QUIC, so a shard client never talks to
 /// something else by accident.

@@ -81,6 +81,14 @@ pub const MAX_BUNDLE_WINDOW_LOG: u32 = 23;
 /// Most plugins a server may announce (plugin ids are `u16`; 0 is builtin).
 pub const MAX_PLUGINS: usize = 1024;
 
+/// Deepest nesting of arrays and objects in one RPC payload (either way),
+/// checked before the JSON is parsed so no parser recursion depends on a peer.
+pub const MAX_RPC_JSON_DEPTH: usize = 16;
+
+/// `ClientRpc` messages a player may send per second (burst of the same
+/// size); extra ones are dropped and counted, never delivered to a plugin.
+pub const DEFAULT_CLIENT_RPC_PER_SEC: u32 = 10;
+
 /// Chat lines a client may send per second before it is disconnected for flooding.
 pub const DEFAULT_CHAT_PER_SEC: u32 = 5;
 

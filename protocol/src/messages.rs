@@ -258,6 +258,19 @@ pub enum ClientMsg {
         /// Action name (e.g. `use_door`).
         action: String,
     },
+    /// A pushed script calls its plugin (`SendServerRpc(n"Name", json)`); the
+    /// server delivers it only if the name is on the plugin's upstream
+    /// whitelist and a handler is registered.
+    ClientRpc {
+        /// Target plugin.
+        plugin_id: u16,
+        /// `fn_hash` of the RPC name.
+        fn_hash: u32,
+        /// JSON object payload, at most `MAX_RPC_JSON` bytes (checked by the
+        /// server's RPC gate, which drops and counts an oversize one rather
+        /// than closing the connection).
+        json: String,
+    },
     /// Position update (sent as a datagram).
     PeerState {
         /// Position.
@@ -500,6 +513,10 @@ impl Validate for ClientMsg {
                 None => Ok(()),
             },
             ClientMsg::Interact { action, .. } => bytes("Interact.action", action, MAX_ACTION),
+            // The frame limit bounds `json`; its RPC limits (size, depth,
+            // object) are applied by the receiver so a bad payload is dropped
+            // and counted, not a reason to disconnect.
+            ClientMsg::ClientRpc { .. } => Ok(()),
             ClientMsg::PeerState { pos, rot } => {
                 finite3("PeerState.pos", pos)?;
                 finite("PeerState.rot", *rot)

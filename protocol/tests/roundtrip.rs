@@ -180,6 +180,13 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
             ),
         (any::<u32>(), ascii(MAX_ACTION))
             .prop_map(|(entity_id, action)| ClientMsg::Interact { entity_id, action }),
+        (any::<u16>(), any::<u32>(), ascii(MAX_RPC_JSON)).prop_map(|(plugin_id, fn_hash, json)| {
+            ClientMsg::ClientRpc {
+                plugin_id,
+                fn_hash,
+                json,
+            }
+        }),
         (vec3(), -360f32..360.0).prop_map(|(pos, rot)| ClientMsg::PeerState { pos, rot }),
     ]
 }

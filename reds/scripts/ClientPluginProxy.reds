@@ -26,6 +26,20 @@ public native func ShardSendInteract(entityId: Int32, action: String) -> Int32
 // Answers the pending {"event":"content_offer","needs_answer":true,...}:
 // 1 accepts, 0 declines; add 2 to remember the answer for this server.
 public native func ShardAnswerOffer(accept: Int32) -> Int32
+// Sends upstream RPC `name` with a JSON object payload to `plugin` ("" =
+// the one installed plugin whose checked scripts declare that name); the
+// DLL refuses names the plugin's scripts do not send; 0 or a negative code.
+public native func ShardSendRpc(plugin: String, name: String, json: String) -> Int32
+// JSON through the DLL (serde_json), addressed by JSON Pointer ("/options/2").
+// Readers return "" / 0.0 / false / -1 when there is nothing of that kind.
+public native func ShardJsonGetString(json: String, pointer: String) -> String
+public native func ShardJsonGetNumber(json: String, pointer: String) -> Float
+public native func ShardJsonGetBool(json: String, pointer: String) -> Bool
+public native func ShardJsonGetSize(json: String, pointer: String) -> Int32
+// Builders return `object` ("" = a new one) with `key` set, for SendServerRpc.
+public native func ShardJsonSetString(object: String, key: String, value: String) -> String
+public native func ShardJsonSetNumber(object: String, key: String, value: Float) -> String
+public native func ShardJsonSetBool(object: String, key: String, value: Bool) -> String
 // Text of the last error reported by a native call.
 public native func ShardLastError() -> String
 
@@ -51,6 +65,10 @@ public class ShardRpcTable extends ScriptableSystem {
   private func OnAttach() -> Void {
     // Builtin plugin 0: the default popup handler (needs no registration).
     this.m_popup = new ShardPopupHandler();
+    // The runtime's generated glue (runtime_cache/glue/ShardEntryGlue.reds)
+    // calls each installed plugin's checked entry points (`…Init()`); the
+    // system attaches again after every script reload.
+    ShardRunEntryPoints();
   }
 
   public static func Get() -> ref<ShardRpcTable> {
@@ -104,9 +122,9 @@ public class ShardRpcTable extends ScriptableSystem {
     let budget = 64;
     let ev = ShardPollEvent();
     while NotEquals(ev, "") && budget > 0 {
-      let kind = ShardJsonString(ev, "event");
+      let kind = ShardJsonGetString(ev, "/event");
       if Equals(kind, "rpc") {
-        this.Dispatch(ShardJsonString(ev, "name"), ShardJsonString(ev, "json"));
+        this.Dispatch(ShardJsonGetString(ev, "/name"), ShardJsonGetString(ev, "/json"));
       } else if Equals(kind, "popup") {
         this.m_popup.OnRpc(ev);
       }
@@ -123,66 +141,19 @@ public func RegisterRpc(name: CName, handler: ref<ShardRpcHandler>) -> Bool {
   return ShardRpcTable.Get().Add(NameToString(name), handler);
 }
 
+// Sends upstream RPC `name` (a literal in the pushed script, so the policy
+// puts it on the plugin's upstream whitelist) with a JSON object payload.
+public func SendServerRpc(name: CName, json: String) -> Bool {
+  if ShardSendRpc("", NameToString(name), json) != 0 {
+    LogChannel(n"Shard", "RPC not sent: " + ShardLastError());
+    return false;
+  }
+  return true;
+}
+
 // Root canvas pushed UI attaches to (owned by the proxy's HUD hook).
 public func ShardHudRoot() -> wref<inkCanvas> {
   return ShardRpcTable.Get().GetHud();
-}
-
-// Value of a top-level string field in a flat JSON object, or "".
-public func ShardJsonString(json: String, key: String) -> String {
-  let marker = "\"" + key + "\":\"";
-  let start = StrFindFirst(json, marker);
-  if start < 0 {
-    return "";
-  }
-  let rest = StrMid(json, start + StrLen(marker), StrLen(json));
-  let out = "";
-  let i = 0;
-  while i < StrLen(rest) {
-    let c = StrMid(rest, i, 1);
-    // No `continue`: REDscript 0.5.x lacks it, and the proxy must compile
-    // with both released compilers.
-    if Equals(c, "\\") {
-      out += StrMid(rest, i + 1, 1);
-      i += 2;
-    } else {
-      if Equals(c, "\"") {
-        break;
-      }
-      out += c;
-      i += 1;
-    }
-  }
-  return out;
-}
-
-// Raw text of a top-level number field, or "".
-public func ShardJsonNumber(json: String, key: String) -> String {
-  let marker = "\"" + key + "\":";
-  let start = StrFindFirst(json, marker);
-  if start < 0 {
-    return "";
-  }
-  let rest = StrMid(json, start + StrLen(marker), StrLen(json));
-  let out = "";
-  let i = 0;
-  while i < StrLen(rest) {
-    let c = StrMid(rest, i, 1);
-    if Equals(c, ",") || Equals(c, "}") || Equals(c, " ") {
-      break;
-    }
-    out += c;
-    i += 1;
-  }
-  return out;
-}
-
-public func ShardJsonInt(json: String, key: String) -> Int32 {
-  return StringToInt(ShardJsonNumber(json, key));
-}
-
-public func ShardJsonFloat(json: String, key: String) -> Float {
-  return StringToFloat(ShardJsonNumber(json, key));
 }
 
 // ---- Builtin plugin 0: popup ----------------------------------------------
@@ -205,9 +176,9 @@ public class ShardPopupHandler extends ShardRpcHandler {
       this.m_text.SetTintColor(new HDRColor(1.0, 0.9, 0.3, 1.0));
       this.m_text.Reparent(root);
     }
-    this.m_text.SetText(ShardJsonString(json, "text"));
+    this.m_text.SetText(ShardJsonGetString(json, "/text"));
     this.m_text.SetVisible(true);
-    let duration = ShardJsonFloat(json, "duration");
+    let duration = ShardJsonGetNumber(json, "/duration");
     if duration <= 0.0 {
       duration = 5.0;
     }

@@ -23,7 +23,7 @@ pub mod policy;
 
 pub use ast::{Construct, Dialect, DialectNote};
 pub use error::ParseError;
-pub use policy::{Diagnostic, Mode, REGISTER_FN, Rule};
+pub use policy::{Diagnostic, ENTRY_SUFFIX, Mode, REGISTER_FN, Rule, SEND_FN};
 
 use policy::{Checker, Definitions};
 
@@ -38,6 +38,10 @@ pub struct ScriptCheck {
     /// Constructs only one REDscript version accepts, so the report can say
     /// which compiler the script needs.
     pub dialect: Vec<DialectUse>,
+    /// Upstream RPC names sent via [`SEND_FN`], in source order.
+    pub upstream_names: Vec<String>,
+    /// Entry points (top-level `…Init() -> Void`), in source order.
+    pub entry_points: Vec<String>,
 }
 
 /// A use of a construct only one compiler generation accepts, located in a
@@ -129,6 +133,11 @@ pub struct CheckReport {
     pub rpc_names: Vec<String>,
     /// Single-version constructs of all files, by file then position.
     pub dialect: Vec<DialectUse>,
+    /// All upstream RPC names the scripts send (the plugin's upstream
+    /// whitelist), sorted and deduplicated.
+    pub upstream_names: Vec<String>,
+    /// Entry points the runtime's glue calls, sorted.
+    pub entry_points: Vec<String>,
 }
 
 impl CheckReport {
@@ -216,6 +225,8 @@ fn check_many_here(files: &[(String, String)], mode: Mode) -> CheckReport {
         c.module(m);
         report.diagnostics.append(&mut c.diagnostics);
         report.rpc_names.append(&mut c.rpc_names);
+        report.upstream_names.append(&mut c.upstream_names);
+        report.entry_points.append(&mut c.entry_points);
     }
     if let Some(d) = mixed_dialects(&report.dialect) {
         report.diagnostics.push(d);
@@ -225,6 +236,10 @@ fn check_many_here(files: &[(String, String)], mode: Mode) -> CheckReport {
         .sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
     report.rpc_names.sort();
     report.rpc_names.dedup();
+    report.upstream_names.sort();
+    report.upstream_names.dedup();
+    report.entry_points.sort();
+    report.entry_points.dedup();
     report
 }
 
@@ -257,6 +272,8 @@ fn check_script_here(file: &str, source: &str) -> ScriptCheck {
         diagnostics,
         rpc_names: c.rpc_names,
         dialect: dialect_uses(file, &module),
+        upstream_names: c.upstream_names,
+        entry_points: c.entry_points,
     }
 }
 

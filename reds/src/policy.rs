@@ -17,6 +17,16 @@ use crate::lexer::StrKind;
 /// `RegisterRpc(n"Name", new MyHandler());` — the name must be a literal.
 pub const REGISTER_FN: &str = "RegisterRpc";
 
+/// Global function pushed scripts call to send an upstream RPC to their
+/// plugin: `SendServerRpc(n"Vote", json);` — the name must be a literal; the
+/// names found this way are the plugin's upstream whitelist.
+pub const SEND_FN: &str = "SendServerRpc";
+
+/// Suffix naming a pushed script's entry points: every top-level
+/// `func XxxInit() -> Void` is called by the runtime's generated glue after
+/// each install or reload (REDscript has no reflection to find them).
+pub const ENTRY_SUFFIX: &str = "Init";
+
 /// Base class defined by the proxy that every pushed RPC handler extends.
 pub const HANDLER_BASE: &str = "ShardRpcHandler";
 
@@ -53,14 +63,90 @@ pub const ALLOWED_CLASSES: &[&str] = &[
     "inkText",
     "inkImage",
     "inkRectangle",
+    "inkFlex",
+    "inkPointerEvent",
     HANDLER_BASE,
+];
+
+/// Ink widget classes: the only receivers of [`INPUT_CALLBACK_FN`].
+pub const INK_WIDGET_CLASSES: &[&str] = &[
+    "inkWidget",
+    "inkCompoundWidget",
+    "inkCanvas",
+    "inkHorizontalPanel",
+    "inkVerticalPanel",
+    "inkFlex",
+    "inkText",
+    "inkImage",
+    "inkRectangle",
+];
+
+/// Widget method that binds an input event to a callback:
+/// `w.RegisterToCallback(n"OnRelease", this, n"OnClick")`, allowed only in
+/// that exact form (see [`INPUT_EVENTS`]).
+pub const INPUT_CALLBACK_FN: &str = "RegisterToCallback";
+
+/// Input events a pushed widget may listen to.
+pub const INPUT_EVENTS: &[&str] = &["OnRelease", "OnPress", "OnHoverOver", "OnHoverOut"];
+
+/// Declared signatures (parameter types; `opt ` marks optional ones) of the
+/// ink methods added for interactive UI, as the game's public script
+/// declarations state them; the checker counts arguments against them and
+/// refuses a literal of the wrong kind.
+pub const METHOD_SIGNATURES: &[(&str, &[&str])] = &[
+    // inkWidget
+    ("SetFitToContent", &["Bool"]),
+    ("SetInteractive", &["Bool"]),
+    ("SetVisible", &["Bool"]),
+    ("SetSizeRule", &["inkESizeRule"]),
+    ("SetSizeCoefficient", &["Float"]),
+    ("SetWidth", &["Float"]),
+    ("SetHeight", &["Float"]),
+    ("SetHAlign", &["inkEHorizontalAlign"]),
+    ("SetVAlign", &["inkEVerticalAlign"]),
+    ("SetAffectsLayoutWhenHidden", &["Bool"]),
+    (INPUT_CALLBACK_FN, &["CName", "IScriptable", "CName"]),
+    // inkCompoundWidget
+    ("SetChildMargin", &["inkMargin"]),
+    ("SetChildOrder", &["inkEChildOrder"]),
+    // inkText
+    ("SetFontStyle", &["CName"]),
+    ("SetLetterCase", &["textLetterCase"]),
+    ("SetHorizontalAlignment", &["textHorizontalAlignment"]),
+    ("SetVerticalAlignment", &["textVerticalAlignment"]),
+    ("SetContentHAlign", &["inkEHorizontalAlign"]),
+    ("SetContentVAlign", &["inkEVerticalAlign"]),
+    (
+        "SetWrapping",
+        &["Bool", "opt Float", "opt textWrappingPolicy"],
+    ),
+    ("SetOverflowPolicy", &["textOverflowPolicy"]),
+    // inkPointerEvent (read-only accessors)
+    ("GetActionName", &[]),
+    ("IsAction", &["CName"]),
+    ("GetTarget", &[]),
+    ("GetCurrentTarget", &[]),
+    ("GetScreenSpacePosition", &[]),
+    ("GetWindowSpacePosition", &[]),
+    ("IsHandled", &[]),
 ];
 
 /// Plain-data structs pushed scripts may construct.
 pub const ALLOWED_STRUCTS: &[&str] = &["HDRColor", "Vector2", "inkMargin"];
 
 /// Enums pushed scripts may read variants of (`inkEAnchor.Centered`).
-pub const ALLOWED_ENUMS: &[&str] = &["inkEAnchor", "inkEHorizontalAlign", "inkEVerticalAlign"];
+pub const ALLOWED_ENUMS: &[&str] = &[
+    "inkEAnchor",
+    "inkEHorizontalAlign",
+    "inkEVerticalAlign",
+    "inkESizeRule",
+    "inkEChildOrder",
+    "textLetterCase",
+    "textHorizontalAlignment",
+    "textVerticalAlignment",
+    "textWrappingPolicy",
+    "textOverflowPolicy",
+];
 
 /// Classes a pushed script class may extend (besides its own classes).
 pub const ALLOWED_EXTENDS: &[&str] = &["IScriptable", HANDLER_BASE];
@@ -90,6 +176,31 @@ pub const ALLOWED_METHODS: &[&str] = &[
     "SetRotation",
     "SetTranslation",
     "SetScale",
+    "SetFitToContent",
+    "SetInteractive",
+    "SetSizeRule",
+    "SetSizeCoefficient",
+    "SetWidth",
+    "SetHeight",
+    "SetAffectsLayoutWhenHidden",
+    "SetChildMargin",
+    "SetChildOrder",
+    "SetFontStyle",
+    "SetLetterCase",
+    "SetHorizontalAlignment",
+    "SetVerticalAlignment",
+    "SetContentHAlign",
+    "SetContentVAlign",
+    "SetWrapping",
+    "SetOverflowPolicy",
+    // inkPointerEvent (read-only)
+    "GetActionName",
+    "IsAction",
+    "GetTarget",
+    "GetCurrentTarget",
+    "GetScreenSpacePosition",
+    "GetWindowSpacePosition",
+    "IsHandled",
     // inkCompoundWidget
     "AddChildWidget",
     "RemoveChild",
@@ -118,11 +229,16 @@ pub const INHERITED_METHODS: &[(&str, &[&str])] =
 /// game-instance, system, file, network or spawn access.
 pub const ALLOWED_FUNCTIONS: &[&str] = &[
     REGISTER_FN,
+    SEND_FN,
     // Proxy helpers (ClientPluginProxy.reds).
     "ShardHudRoot",
-    "ShardJsonString",
-    "ShardJsonFloat",
-    "ShardJsonInt",
+    "ShardJsonGetString",
+    "ShardJsonGetNumber",
+    "ShardJsonGetBool",
+    "ShardJsonGetSize",
+    "ShardJsonSetString",
+    "ShardJsonSetNumber",
+    "ShardJsonSetBool",
     // Builtins.
     "ToString",
     "StrLen",
@@ -207,12 +323,18 @@ pub enum Rule {
     ForbiddenMethod,
     /// `extends` of a class outside [`ALLOWED_EXTENDS`].
     ForbiddenExtends,
-    /// `RegisterRpc` with a name that is not a string/name literal.
+    /// `RegisterRpc` or `SendServerRpc` with a name that is not a string/name literal.
     RpcNameNotLiteral,
     /// `s"…\(expr)…"` interpolation (would hide calls from the checker).
     StringInterpolation,
     /// A script declaration shadowing an allowlisted or `Shard*` name.
     ReservedName,
+    /// `RegisterToCallback` in any form but `widget.RegisterToCallback(n"OnRelease"|…, this, n"CbMethod")`.
+    InputCallback,
+    /// An allowlisted method called with arguments its declared signature refuses.
+    BadArguments,
+    /// A top-level `…Init` function that takes parameters or returns a value.
+    EntryPoint,
 }
 
 impl Rule {
@@ -232,6 +354,9 @@ impl Rule {
             Rule::RpcNameNotLiteral => "rpc-name-not-literal",
             Rule::StringInterpolation => "string-interpolation",
             Rule::ReservedName => "reserved-name",
+            Rule::InputCallback => "input-callback",
+            Rule::BadArguments => "bad-arguments",
+            Rule::EntryPoint => "entry-point",
         }
     }
 }
@@ -296,6 +421,8 @@ pub(crate) struct Definitions {
 struct ClassInfo {
     extends: Option<String>,
     methods: HashSet<String>,
+    /// Methods declared `cb func` (the only input-callback targets).
+    cb_methods: HashSet<String>,
     /// Field name -> declared class (ref/wref unwrapped).
     fields: HashMap<String, String>,
 }
@@ -319,6 +446,9 @@ impl Definitions {
                             DeclKind::Function(f) => {
                                 info.methods.insert(f.name.clone());
                                 self.methods.insert(f.name.clone());
+                                if m.modifiers.iter().any(|(x, _)| matches!(x, Modifier::Cb)) {
+                                    info.cb_methods.insert(f.name.clone());
+                                }
                             }
                             DeclKind::Field { name, ty, .. } => {
                                 info.fields.insert(name.clone(), inner_type(ty).to_string());
@@ -412,6 +542,8 @@ pub(crate) struct Checker<'a> {
     locals: Scope,
     pub(crate) diagnostics: Vec<Diagnostic>,
     pub(crate) rpc_names: Vec<String>,
+    pub(crate) upstream_names: Vec<String>,
+    pub(crate) entry_points: Vec<String>,
 }
 
 impl<'a> Checker<'a> {
@@ -424,6 +556,8 @@ impl<'a> Checker<'a> {
             locals: Scope::default(),
             diagnostics: Vec::new(),
             rpc_names: Vec::new(),
+            upstream_names: Vec::new(),
+            entry_points: Vec::new(),
         }
     }
 
@@ -574,6 +708,7 @@ impl<'a> Checker<'a> {
             DeclKind::Function(f) => {
                 if self.class.is_none() {
                     self.reserved(&f.name, d.span);
+                    self.entry_point(f, d.span);
                 }
                 self.locals.clear();
                 self.type_params(&f.type_params);
@@ -845,7 +980,16 @@ impl<'a> Checker<'a> {
                         object,
                         name,
                         name_span,
+                    } if name == INPUT_CALLBACK_FN && self.client() => {
+                        self.input_callback(object, *name_span, args);
+                        self.receiver(object)
+                    }
+                    ExprKind::Member {
+                        object,
+                        name,
+                        name_span,
                     } => {
+                        self.signature(name, *name_span, args);
                         let ok = ALLOWED_METHODS.contains(&name.as_str())
                             || match object.kind {
                                 ExprKind::This | ExprKind::Super => self.own_method(name),
@@ -930,6 +1074,186 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// A top-level function named `…Init` is an entry point the runtime's
+    /// generated glue calls after every install or reload, so it must take
+    /// nothing and return nothing.
+    fn entry_point(&mut self, f: &Function, span: Span) {
+        if !self.client() || !f.name.ends_with(ENTRY_SUFFIX) || f.name == ENTRY_SUFFIX {
+            return;
+        }
+        let void = f.ret.as_ref().is_none_or(|r| r.name == "Void");
+        if f.params.is_empty() && void && f.body.is_some() {
+            self.entry_points.push(f.name.clone());
+        } else {
+            self.report(
+                span,
+                Rule::EntryPoint,
+                format!(
+                    "`{}` is an entry point (top-level, named `…{ENTRY_SUFFIX}`): it must take no parameters and return Void",
+                    f.name
+                ),
+            );
+        }
+    }
+
+    /// Statically known class of an expression (locals, fields, `new`, casts).
+    fn static_class<'e>(&'e self, e: &'e Expr) -> Option<&'e str> {
+        match &e.kind {
+            ExprKind::Ident(n) => match self.locals.get(n) {
+                Some(t) => t,
+                None => self.field_type(n),
+            },
+            ExprKind::Member { object, name, .. } if matches!(object.kind, ExprKind::This) => {
+                self.field_type(name)
+            }
+            ExprKind::New { ty, .. } | ExprKind::Cast { ty, .. } => Some(inner_type(ty)),
+            _ => None,
+        }
+    }
+
+    /// Whether `name` is a `cb func` of the enclosing class chain.
+    fn own_cb_method(&self, name: &str) -> bool {
+        let mut cur = self.class.clone();
+        let mut hops = 0;
+        while let Some(c) = cur {
+            hops += 1;
+            if hops > 64 {
+                break;
+            }
+            match self.defs.classes.get(&c) {
+                Some(info) if info.cb_methods.contains(name) => return true,
+                Some(info) => cur = info.extends.clone(),
+                None => break,
+            }
+        }
+        false
+    }
+
+    /// `widget.RegisterToCallback(n"OnRelease", this, n"OnClick")`: the
+    /// receiver a statically known ink widget, the event one of
+    /// [`INPUT_EVENTS`], the target `this` of a script class, the method a
+    /// literal naming a `cb func` of that class. Anything else is refused.
+    fn input_callback(&mut self, object: &Expr, span: Span, args: &[Expr]) {
+        let refuse = |c: &mut Self, at: Span, why: String| {
+            c.report(at, Rule::InputCallback, why);
+        };
+        if !self
+            .static_class(object)
+            .is_some_and(|t| INK_WIDGET_CLASSES.contains(&t))
+        {
+            refuse(
+                self,
+                object.span,
+                format!(
+                    "`{INPUT_CALLBACK_FN}` only on a local or field declared as an ink widget ({})",
+                    INK_WIDGET_CLASSES.join(", ")
+                ),
+            );
+        }
+        let [event, target, method] = args else {
+            return refuse(
+                self,
+                span,
+                format!("`{INPUT_CALLBACK_FN}` takes (n\"Event\", this, n\"Method\")"),
+            );
+        };
+        let literal = |e: &Expr| match &e.kind {
+            ExprKind::Str {
+                kind: StrKind::Name,
+                value,
+                interpolated: false,
+                ..
+            } => Some(value.clone()),
+            _ => None,
+        };
+        match literal(event) {
+            Some(ev) if INPUT_EVENTS.contains(&ev.as_str()) => {}
+            _ => refuse(
+                self,
+                event.span,
+                format!(
+                    "the input event must be a name literal, one of {}",
+                    INPUT_EVENTS.join(", ")
+                ),
+            ),
+        }
+        let script_class = self
+            .class
+            .as_ref()
+            .is_some_and(|c| self.defs.classes.contains_key(c));
+        if !matches!(target.kind, ExprKind::This) || !script_class {
+            refuse(
+                self,
+                target.span,
+                "the callback target must be `this` inside a class of the script".to_string(),
+            );
+        }
+        match literal(method) {
+            Some(m) if self.own_cb_method(&m) => {}
+            Some(m) => refuse(
+                self,
+                method.span,
+                format!("`{m}` is not a `cb func` of this class"),
+            ),
+            None => refuse(
+                self,
+                method.span,
+                "the callback method must be a name literal (n\"Method\")".to_string(),
+            ),
+        }
+    }
+
+    /// Checks a call of a method in [`METHOD_SIGNATURES`]: the argument
+    /// count, and literals of the wrong kind for their parameter.
+    fn signature(&mut self, name: &str, span: Span, args: &[Expr]) {
+        if !self.client() {
+            return;
+        }
+        let Some((_, params)) = METHOD_SIGNATURES.iter().find(|(m, _)| *m == name) else {
+            return;
+        };
+        let required = params.iter().filter(|p| !p.starts_with("opt ")).count();
+        if args.len() < required || args.len() > params.len() {
+            self.report(
+                span,
+                Rule::BadArguments,
+                format!(
+                    "`{name}` takes {} argument(s) ({}), not {}",
+                    if required == params.len() {
+                        required.to_string()
+                    } else {
+                        format!("{required} to {}", params.len())
+                    },
+                    params.join(", "),
+                    args.len()
+                ),
+            );
+            return;
+        }
+        for (a, p) in args.iter().zip(params.iter()) {
+            let ty = p.trim_start_matches("opt ");
+            let fits = match &a.kind {
+                ExprKind::Str { kind, .. } => match kind {
+                    StrKind::Name => ty == "CName",
+                    StrKind::Plain => ty == "String" || ty == "CName",
+                    _ => false,
+                },
+                ExprKind::Bool(_) => ty == "Bool",
+                ExprKind::Int(_) | ExprKind::Float(_) => {
+                    matches!(ty, "Float" | "Int32" | "Uint32" | "Double")
+                }
+                _ => true,
+            };
+            if !fits {
+                self.report(
+                    a.span,
+                    Rule::BadArguments,
+                    format!("`{name}` expects {ty} here"),
+                );
+            }
+        }
+    }
+
     /// The object of `x.y`: a bare name that is not a local or field is a
     /// type (static call or enum variant) and must be allowed; any other
     /// object is returned to be checked as the next link of the chain.
@@ -949,19 +1273,25 @@ impl<'a> Checker<'a> {
     }
 
     fn global_call(&mut self, name: &str, span: Span, args: &[Expr]) {
-        if name == REGISTER_FN && self.client() {
+        if (name == REGISTER_FN || name == SEND_FN) && self.client() {
             match args.first().map(|a| &a.kind) {
                 Some(ExprKind::Str {
                     kind: StrKind::Name | StrKind::Plain,
                     value,
                     interpolated: false,
                     ..
-                }) => self.rpc_names.push(value.clone()),
+                }) => {
+                    if name == REGISTER_FN {
+                        self.rpc_names.push(value.clone());
+                    } else {
+                        self.upstream_names.push(value.clone());
+                    }
+                }
                 _ => self.report(
                     args.first().map_or(span, |a| a.span),
                     Rule::RpcNameNotLiteral,
                     format!(
-                        "`{REGISTER_FN}` needs a literal RPC name (n\"Name\" or \"Name\") so the server can whitelist it"
+                        "`{name}` needs a literal RPC name (n\"Name\" or \"Name\") so the server can whitelist it"
                     ),
                 ),
             }

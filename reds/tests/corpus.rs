@@ -143,7 +143,7 @@ public class ScoreHandler extends ShardRpcHandler {
       this.m_text.SetAnchor(inkEAnchor.BottomLeft);
       this.m_text.Reparent(ShardHudRoot());
     }
-    let kills = ShardJsonInt(json, "kills");
+    let kills = Cast<Int32>(ShardJsonGetNumber(json, "/kills"));
     this.m_text.SetText("Kills: " + IntToString(kills) + " / " + FloatToString(Cast<Float>(kills) / 2.0));
   }
 }
@@ -233,6 +233,7 @@ fn proxy_scripts_parse_and_pass_proxy_mode_only() {
         "ShardSendChat(text: String) -> Int32",
         "ShardSendInteract(entityId: Int32, action: String) -> Int32",
         "ShardLastError() -> String",
+        "ShardSendRpc(plugin: String, name: String, json: String) -> Int32",
     ] {
         assert!(
             CLIENT_PLUGIN_PROXY.contains(&format!("native func {native}")),
@@ -339,4 +340,59 @@ fn large_script_checks_quickly() {
     let c = check_script("big.reds", &src);
     assert!(c.is_ok(), "{:?}", c.diagnostics.first());
     assert!(start.elapsed().as_secs() < 10, "took {:?}", start.elapsed());
+}
+
+#[test]
+fn send_server_rpc_with_a_literal_name_is_the_upstream_whitelist() {
+    let src = r#"
+class VoteButton extends IScriptable {
+  public func Click(i: Int32) -> Void {
+    SendServerRpc(n"Vote", "{\"option\":" + IntToString(i) + "}");
+    SendServerRpc("Hello", "{}");
+    SendServerRpc(n"Vote", "{}");
+  }
+}
+"#;
+    let c = check_script("v.reds", src);
+    assert!(c.is_ok(), "{:?}", c.diagnostics);
+    assert_eq!(c.upstream_names, ["Vote", "Hello", "Vote"]);
+    assert!(
+        c.rpc_names.is_empty(),
+        "sending does not register a handler"
+    );
+    let report = check_scripts(&[("v.reds".into(), src.into())]);
+    assert_eq!(report.upstream_names, ["Hello", "Vote"]);
+}
+
+#[test]
+fn send_server_rpc_with_a_computed_name_is_refused() {
+    for arg in [
+        "s\"Vote\"",
+        "StringToName(\"Vote\")",
+        "n\"A\" + n\"B\"",
+        "name",
+    ] {
+        let src = format!("func S(name: CName) -> Void {{ SendServerRpc({arg}, \"{{}}\"); }}");
+        let c = check_script("s.reds", &src);
+        assert!(
+            c.diagnostics
+                .iter()
+                .any(|d| d.rule == Rule::RpcNameNotLiteral && d.message.contains("SendServerRpc")),
+            "{arg}: {:?}",
+            c.diagnostics
+        );
+        assert!(c.upstream_names.is_empty(), "{arg}");
+    }
+    // The payload argument is still checked like any expression.
+    let c = check_script(
+        "p.reds",
+        "func S() -> Void { SendServerRpc(n\"Vote\", GetGameInstance()); }",
+    );
+    assert!(
+        c.diagnostics
+            .iter()
+            .any(|d| d.rule == Rule::ForbiddenFunction),
+        "{:?}",
+        c.diagnostics
+    );
 }

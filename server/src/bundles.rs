@@ -33,6 +33,9 @@ pub struct ServedBundle {
     pub rpc_names: Vec<String>,
     /// What the game will load from it: archives with their `.xl`, data files, tweaks.
     pub content: shard_cache::ContentReport,
+    /// Sorted `fn_hash` of each upstream RPC the client scripts send with
+    /// `SendServerRpc`: the only names a `ClientRpc` may carry to this plugin.
+    pub upstream_whitelist: Vec<u32>,
 }
 
 impl ServedBundle {
@@ -96,7 +99,7 @@ pub type Catalog = Rc<RefCell<CatalogState>>;
 pub fn build_bundle(name: &str, version: &str, bundle_dir: &Path) -> Result<ServedBundle, String> {
     let packed = shard_cache::pack_plugin_dir(bundle_dir).map_err(|e| e.to_string())?;
     let content = check_content(name, bundle_dir, &packed)?;
-    let (rpc_names, scripts) = check_client_scripts_counted(bundle_dir)?;
+    let (report, scripts) = check_client_scripts_counted(bundle_dir)?;
     Ok(ServedBundle {
         name: name.to_string(),
         version: version.to_string(),
@@ -104,8 +107,9 @@ pub fn build_bundle(name: &str, version: &str, bundle_dir: &Path) -> Result<Serv
         bytes: Bytes::from(packed.bytes),
         unpacked_len: packed.unpacked_len,
         client_scripts: u16::try_from(scripts).unwrap_or(u16::MAX),
-        rpc_whitelist: shard_reds::rpc_whitelist(&rpc_names),
-        rpc_names,
+        rpc_whitelist: shard_reds::rpc_whitelist(&report.rpc_names),
+        rpc_names: report.rpc_names,
+        upstream_whitelist: shard_reds::rpc_whitelist(&report.upstream_names),
         content,
     })
 }
@@ -133,13 +137,16 @@ fn check_content(
 }
 
 /// Runs the REDscript sandbox check on `bundle_dir/client/*.reds`; returns the
-/// RPC names they register, or every diagnostic (file:line:col [rule] message).
-pub fn check_client_scripts(bundle_dir: &Path) -> Result<Vec<String>, String> {
-    check_client_scripts_counted(bundle_dir).map(|(names, _)| names)
+/// report (the RPC names they register and send), or every diagnostic
+/// (file:line:col [rule] message).
+pub fn check_client_scripts(bundle_dir: &Path) -> Result<shard_reds::CheckReport, String> {
+    check_client_scripts_counted(bundle_dir).map(|(report, _)| report)
 }
 
 /// Like [`check_client_scripts`], also counting the scripts (announced to clients).
-fn check_client_scripts_counted(bundle_dir: &Path) -> Result<(Vec<String>, usize), String> {
+fn check_client_scripts_counted(
+    bundle_dir: &Path,
+) -> Result<(shard_reds::CheckReport, usize), String> {
     let client = bundle_dir.join("client");
     let mut files = Vec::new();
     if client.is_dir() {
@@ -157,7 +164,7 @@ fn check_client_scripts_counted(bundle_dir: &Path) -> Result<(Vec<String>, usize
     }
     let report = shard_reds::check_scripts(&files);
     if report.diagnostics.is_empty() {
-        Ok((report.rpc_names, files.len()))
+        Ok((report, files.len()))
     } else {
         let lines: Vec<String> = report.diagnostics.iter().map(|d| d.to_string()).collect();
         Err(format!(

@@ -85,6 +85,8 @@ pub struct RateLimits {
     pub chat_per_sec: u32,
     /// Position datagrams per second; extra ones are dropped, ten times this disconnects.
     pub datagrams_per_sec: u32,
+    /// `ClientRpc` messages per second (burst of the same size); extra ones are dropped and counted.
+    pub client_rpc_per_sec: u32,
 }
 
 impl Default for RateLimits {
@@ -92,6 +94,7 @@ impl Default for RateLimits {
         Self {
             chat_per_sec: limits::DEFAULT_CHAT_PER_SEC,
             datagrams_per_sec: limits::DEFAULT_DATAGRAMS_PER_SEC,
+            client_rpc_per_sec: limits::DEFAULT_CLIENT_RPC_PER_SEC,
         }
     }
 }
@@ -209,7 +212,10 @@ impl ServerConfig {
         for a in &self.admins {
             Fingerprint::parse(a).map_err(|e| bad("admins", e))?;
         }
-        if self.rate_limits.chat_per_sec == 0 || self.rate_limits.datagrams_per_sec == 0 {
+        if self.rate_limits.chat_per_sec == 0
+            || self.rate_limits.datagrams_per_sec == 0
+            || self.rate_limits.client_rpc_per_sec == 0
+        {
             return Err(bad(
                 "rate_limits",
                 "limits must be at least 1 per second".into(),

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod bundles;
+pub mod client_rpc;
 pub mod commands;
 pub mod config;
 pub mod docs;

@@ -156,14 +156,14 @@ fn close(conn: &quinn::Connection, code: u32, reason: &str) {
 }
 
 /// A token bucket: `rate` per second with a burst of `rate`.
-struct Bucket {
+pub(crate) struct Bucket {
     rate: f64,
     tokens: f64,
     last: Instant,
 }
 
 impl Bucket {
-    fn new(rate: u32) -> Self {
+    pub(crate) fn new(rate: u32) -> Self {
         let rate = f64::from(rate);
         Self {
             rate,
@@ -172,7 +172,7 @@ impl Bucket {
         }
     }
 
-    fn take(&mut self) -> bool {
+    pub(crate) fn take(&mut self) -> bool {
         let now = Instant::now();
         self.tokens =
             (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);

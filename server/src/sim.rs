@@ -16,10 +16,11 @@ use tracing::{info, warn};
 use crate::admin::snapshot::{ChatKind, Publisher, Snapshot};
 use crate::admin::{AdminCmd, AdminRefused, AdminReply};
 use crate::bundles::{BundleHook, Catalog};
+use crate::client_rpc::{ClientRpcCounters, ClientRpcGate, DropCause};
 use crate::commands::{self, CommandInfo};
 use crate::config::ServerConfig;
 use crate::plugin::events::{self, GameEvent};
-use crate::plugin::{CommandOutcome, PluginHost};
+use crate::plugin::{CommandOutcome, PluginHost, RpcOutcome};
 use crate::ratelog::WarnLimiter;
 use crate::transfers::Lookup;
 use crate::world::{Outbound, World};
@@ -91,10 +92,13 @@ pub enum Inbound {
     Shutdown,
 }
 
-/// Tick durations, for the load generator and the operator.
+/// Tick durations, for the load generator and the operator, and the
+/// simulation's other counters.
 #[derive(Debug, Default)]
 pub struct TickStats {
     samples: Mutex<Vec<Duration>>,
+    /// Client RPCs delivered and dropped, by cause.
+    pub client_rpc: ClientRpcCounters,
 }
 
 /// Percentiles of recorded tick durations.
@@ -171,6 +175,8 @@ pub struct Sim {
     /// Events for plugins gathered since the last plugin phase.
     pending: Vec<GameEvent>,
     publisher: Publisher,
+    /// Rate and whitelist checks of client RPCs.
+    rpc_gate: ClientRpcGate,
 }
 
 impl Sim {
@@ -193,6 +199,7 @@ impl Sim {
         for p in host.plugins() {
             info!(plugin = %p.name, version = %p.version, state = ?p.state, "plugin");
         }
+        let rpc_gate = ClientRpcGate::new(cfg.rate_limits.client_rpc_per_sec);
         let mut sim = Self {
             world,
             host,
@@ -201,6 +208,7 @@ impl Sim {
             cfg,
             admins,
             inbound,
+            rpc_gate,
             stats,
             pending: Vec::new(),
             publisher: Publisher::new(snapshots),
@@ -373,6 +381,7 @@ impl Sim {
             Inbound::Moved { peer, pos, rot } => self.world.move_peer(peer, pos, rot),
             Inbound::BundleSent { peer, sha256 } => self.world.bundle_sent(peer, &sha256),
             Inbound::Left { peer } => {
+                self.rpc_gate.forget(peer);
                 if let Some(p) = self.world.remove_peer(peer) {
                     info!(peer, name = %p.name, "left");
                     self.fire(GameEvent::PeerLeave(events::PeerLeave {
@@ -441,8 +450,52 @@ impl Sim {
                     error,
                 }));
             }
+            ClientMsg::ClientRpc {
+                plugin_id,
+                fn_hash,
+                json,
+            } => self.client_rpc(peer, plugin_id, fn_hash, &json),
             ClientMsg::Hello { .. } => self.world.kick(peer, "protocol violation: a second Hello"),
             ClientMsg::KeepAlive => {}
+        }
+    }
+
+    /// Passes one client RPC through the gate, then to its plugin's handler.
+    fn client_rpc(&mut self, peer: u32, plugin_id: u16, fn_hash: u32, json: &str) {
+        let plugin = self
+            .announced
+            .iter()
+            .find(|(_, a)| a.id == plugin_id)
+            .map(|(n, _)| n.clone());
+        let whitelist = plugin.as_deref().and_then(|n| {
+            self.catalog
+                .borrow()
+                .get(n)
+                .map(|b| b.upstream_whitelist.clone())
+        });
+        let admitted = self
+            .rpc_gate
+            .admit(peer, fn_hash, json, whitelist.as_deref());
+        let outcome = match (admitted, plugin) {
+            (Err(cause), _) => Err(cause),
+            (Ok(()), None) => Err(DropCause::UnknownPlugin),
+            (Ok(()), Some(name)) => {
+                match self
+                    .host
+                    .run_rpc(&mut self.world, peer, &name, fn_hash, json)
+                {
+                    RpcOutcome::NotLoaded => Err(DropCause::UnknownPlugin),
+                    RpcOutcome::NoHandler => Err(DropCause::NoHandler),
+                    RpcOutcome::Ran | RpcOutcome::Failed(_) => Ok(()),
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => self.stats.client_rpc.delivered(),
+            Err(cause) => {
+                self.rpc_gate
+                    .dropped(&self.stats.client_rpc, cause, peer, plugin_id, fn_hash)
+            }
         }
     }
 

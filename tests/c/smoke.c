@@ -1,6 +1,6 @@
 /* C smoke test of the shard client DLL: create, connect, wait for "welcome",
  * answer the content offer, register an RPC callback, chat and see the echo,
- * destroy.
+ * send an upstream RPC, destroy.
  * Usage: smoke ADDR DIR   (DIR holds the player's key and runtime cache).
  * Later (plugin host + bundle streaming): also wait for an "rpc" event,
  * enabled by passing a third argument naming the expected RPC. */
@@ -98,6 +98,20 @@ int main(int argc, char **argv) {
     if (wait_for(c, "\"event\":\"chat\"", "hello from C")) return 1;
 
     if (argc > 3 && wait_for(c, "\"event\":\"rpc\"", argv[3])) return 1;
+
+    if (argc > 3) {
+        /* Upstream RPC: a name the plugin's scripts do not send is refused
+           before anything is sent; a declared one reaches its handler, which
+           answers with an RPC. */
+        rc = shard_client_send_rpc(c, "hexbar", "Cheat", "{}");
+        if (rc != SHARD_ERR_RPC_REFUSED) return fail("send_rpc (undeclared name accepted)", rc);
+        char why[512];
+        shard_client_last_error(NULL, why, sizeof why);
+        printf("send_rpc refused: %s\n", why);
+        rc = shard_client_send_rpc(c, NULL, "HexBarPing", "{\"x\": \"from C rpc\"}");
+        if (rc != SHARD_OK) return fail("send_rpc", rc);
+        if (wait_for(c, "\"event\":\"rpc\"", "pong from C rpc")) return 1;
+    }
 
     rc = shard_client_destroy(c);
     if (rc != SHARD_OK) return fail("destroy", rc);

@@ -7,6 +7,7 @@ pub mod attack;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Output;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shard_client::{ClientEvent, ConnectOptions, ContentSettings, Dispatcher, Session};
@@ -143,11 +144,13 @@ impl TestPlayer {
             content,
             ..self.options(addr)
         };
-        let session = Session::connect(opts, Dispatcher::new())
+        let dispatcher = Arc::new(Mutex::new(Dispatcher::new()));
+        let session = Session::connect_shared(opts, dispatcher.clone())
             .await
             .expect("connects");
         let mut c = Client {
             session,
+            dispatcher,
             seen: Vec::new(),
             _home: None,
         };
@@ -170,6 +173,8 @@ pub async fn join_as(name: &str, addr: SocketAddr) -> Client {
 pub struct Client {
     /// The live session.
     pub session: Session,
+    /// Its dispatcher (whitelists, callbacks and declared upstream RPCs).
+    pub dispatcher: Arc<Mutex<Dispatcher>>,
     /// Events received so far.
     pub seen: Vec<ClientEvent>,
     /// The folder of a player made by [`join_as`] (key and cache).
@@ -210,6 +215,23 @@ impl Client {
             got.push(ev);
         }
         got
+    }
+
+    /// Sends upstream RPC `name` to `plugin` the way a pushed script's
+    /// `SendServerRpc` does (only if the plugin's checked scripts declare it).
+    pub async fn send_rpc(
+        &self,
+        plugin: &str,
+        name: &str,
+        json: &str,
+    ) -> Result<(), shard_client::dispatch::SendRpcError> {
+        let msg = self
+            .dispatcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .client_rpc(plugin, name, json)?;
+        assert!(self.session.send(msg).await, "the session is over");
+        Ok(())
     }
 
     /// Forgets the events seen so far (so `expect` only looks at new ones).
@@ -377,7 +399,7 @@ pub const HUD_REDS: &str = r#"
 public class HudHandler extends ShardRpcHandler {
   public func OnRpc(json: String) -> Void {
     let t = new inkText();
-    t.SetText(ShardJsonString(json, "text"));
+    t.SetText(ShardJsonGetString(json, "/text"));
   }
 }
 

@@ -38,6 +38,10 @@ __plugin__ = {"name": "hexbar", "version": "1"}
 @game.on("OnChatMsg")
 def relay(ev):
     game.send_rpc(ev["peer"], "HexBarStatus", {"said": ev["text"]})
+
+@game.on_rpc("HexBarPing")
+def ping(peer, payload):
+    game.send_rpc(peer, "HexBarStatus", {"said": "pong " + payload["x"]})
 "#;
 
 /// The plugin's client script: registers the `HexBarStatus` handler.
@@ -45,12 +49,16 @@ const HEXBAR_REDS: &str = r#"
 public class HexBarStatusHandler extends ShardRpcHandler {
   public func OnRpc(json: String) -> Void {
     let t = new inkText();
-    t.SetText(ShardJsonString(json, "said"));
+    t.SetText(ShardJsonGetString(json, "/said"));
   }
 }
 
 public func HexBarInit() -> Void {
   RegisterRpc(n"HexBarStatus", new HexBarStatusHandler());
+}
+
+public func HexBarPing() -> Void {
+  SendServerRpc(n"HexBarPing", "{\"x\":\"from C\"}");
 }
 "#;
 
@@ -171,5 +179,12 @@ async fn c_program_joins_chats_and_destroys() {
         loads[0].contains("hexbar.archive\"") && loads[0].contains("hexbar.archive.xl"),
         "{stdout}"
     );
+    // An undeclared upstream name was refused locally; the declared one
+    // reached the plugin's on_rpc handler, whose answer came back.
+    assert!(
+        stdout.contains("send_rpc refused: plugin `hexbar` does not declare upstream RPC `Cheat`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("pong from C rpc"), "{stdout}");
     srv.server.shutdown().await;
 }

@@ -57,3 +57,64 @@ async fn join_walks_into_the_zone_prints_json_and_counts_dropped_rpcs() {
     assert_eq!(v["counters"]["not_whitelisted"], 1, "{last}");
     srv.server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_action_sends_only_names_the_plugins_scripts_declare() {
+    let home = tempfile::tempdir().unwrap();
+    let (me, _) = shard_protocol::identity::Identity::load_or_create(
+        &home.path().join("id.pem"),
+        "shard-player",
+    )
+    .unwrap();
+    let srv = TestServer::start_with_example(&[me.fingerprint], "vote");
+    let out = headless_join(
+        srv.addr,
+        home.path(),
+        &[
+            "--do",
+            "wait:2",
+            "--do",
+            "say:/poll Best bar? | Afterlife | Lizzie's",
+            "--do",
+            "wait:1",
+            "--do",
+            r#"rpc:vote:Vote:{"option": 1}"#,
+            "--do",
+            "rpc:vote:Rig:{}",
+            "--do",
+            "rpc:nosuch:Vote:{}",
+            "--for",
+            "1",
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(r#"{"event":"rpc_sent","name":"Vote","plugin":"vote"}"#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rpc vote:Rig not sent: plugin `vote` does not declare upstream RPC `Rig`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rpc nosuch:Vote not sent: plugin `nosuch` is not announced"),
+        "{stdout}"
+    );
+    // The vote reached the plugin, whose new state came back.
+    let voted = stdout.lines().any(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+        v["event"] == "rpc"
+            && v["name"] == "PollState"
+            && serde_json::from_str::<serde_json::Value>(v["json"].as_str().unwrap_or("{}"))
+                .is_ok_and(|p| p["counts"] == serde_json::json!([0, 1]))
+    });
+    assert!(voted, "{stdout}");
+    assert_eq!(srv.server.stats().client_rpc.snapshot().delivered, 1);
+    srv.server.shutdown().await;
+}

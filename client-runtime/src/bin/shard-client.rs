@@ -59,7 +59,8 @@ enum Cmd {
         /// Expected server key fingerprint (64 hex digits); skips known_servers.
         #[arg(long)]
         server_key: Option<String>,
-        /// Actions, in order: move:X,Y,Z  say:TEXT  use:ENTITY_ID:ACTION  wait:SECONDS
+        /// Actions, in order: move:X,Y,Z  say:TEXT  use:ENTITY_ID:ACTION
+        /// rpc:PLUGIN:NAME:JSON  wait:SECONDS
         #[arg(long = "do", value_name = "ACTION")]
         actions: Vec<String>,
         /// Stay connected this many seconds after the last action [default: 2].
@@ -120,6 +121,11 @@ enum Action {
     Move(Vec3),
     Say(String),
     Use(u32, String),
+    Rpc {
+        plugin: String,
+        name: String,
+        json: String,
+    },
     Wait(f64),
 }
 
@@ -154,6 +160,21 @@ fn parse_action(s: &str) -> anyhow::Result<Action> {
                 action.to_string(),
             )
         }
+        "rpc" => {
+            let mut parts = arg.splitn(3, ':');
+            let (Some(plugin), Some(name), Some(json)) = (parts.next(), parts.next(), parts.next())
+            else {
+                bail!("rpc:{arg}: expected PLUGIN:NAME:JSON");
+            };
+            if plugin.is_empty() || name.is_empty() {
+                bail!("rpc:{arg}: PLUGIN and NAME must not be empty");
+            }
+            Action::Rpc {
+                plugin: plugin.to_string(),
+                name: name.to_string(),
+                json: json.to_string(),
+            }
+        }
         "wait" => {
             let secs: f64 = arg
                 .parse()
@@ -164,7 +185,7 @@ fn parse_action(s: &str) -> anyhow::Result<Action> {
             Action::Wait(secs)
         }
         other => bail!(
-            "unknown action `{other}`: use move:X,Y,Z, say:TEXT, use:ENTITY_ID:ACTION or wait:SECONDS"
+            "unknown action `{other}`: use move:X,Y,Z, say:TEXT, use:ENTITY_ID:ACTION, rpc:PLUGIN:NAME:JSON or wait:SECONDS"
         ),
     })
 }
@@ -446,6 +467,24 @@ async fn join(
                 Some(Action::Use(id, a)) => {
                     session.interact(id, &a).await;
                 }
+                Some(Action::Rpc { plugin, name, json }) => {
+                    // Exactly what the pushed script's SendServerRpc would do:
+                    // only names the plugin's installed, checked scripts send.
+                    let built = dispatcher
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("dispatcher poisoned"))?
+                        .client_rpc(&plugin, &name, &json);
+                    match built {
+                        Ok(msg) => {
+                            session.send(msg).await;
+                            let line = serde_json::json!({"event": "rpc_sent", "plugin": plugin, "name": name});
+                            println!("{line}");
+                        }
+                        Err(e) => print(&ClientEvent::Error {
+                            message: format!("rpc {plugin}:{name} not sent: {e}"),
+                        }),
+                    }
+                }
                 Some(Action::Wait(s)) => {
                     wait_until = tokio::time::Instant::now() + Duration::from_secs_f64(s)
                 }
@@ -540,6 +579,16 @@ mod tests {
             Action::Use(7, "use_door".into())
         );
         assert_eq!(parse_action("wait:1.5").unwrap(), Action::Wait(1.5));
+        assert_eq!(
+            parse_action(r#"rpc:vote:Vote:{"option":1}"#).unwrap(),
+            Action::Rpc {
+                plugin: "vote".into(),
+                name: "Vote".into(),
+                json: r#"{"option":1}"#.into()
+            }
+        );
+        assert!(parse_action("rpc:vote:Vote").is_err());
+        assert!(parse_action("rpc::Vote:{}").is_err());
         assert!(
             parse_action("move:1,2")
                 .unwrap_err()

@@ -73,14 +73,14 @@ public class CcStatusHandler extends ShardRpcHandler {
       }
       this.m_panel.Build(hud);
     }
-    let alert = ShardJsonFloat(json, "alert");
+    let alert = ShardJsonGetNumber(json, "/alert");
     let level = CcAlertLevel.Calm;
     if alert >= 2.0 {
       level = CcAlertLevel.Critical;
     } else if alert >= 1.0 {
       level = CcAlertLevel.Raised;
     }
-    this.m_panel.Show(ShardJsonString(json, "title"), ShardJsonInt(json, "units"), level);
+    this.m_panel.Show(ShardJsonGetString(json, "/title"), Cast<Int32>(ShardJsonGetNumber(json, "/units")), level);
   }
 }
 

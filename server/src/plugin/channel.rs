@@ -83,6 +83,16 @@ pub enum ToWorker {
         /// The rest of the line.
         args: String,
     },
+    /// Run the live handler of upstream RPC `name` for `peer` (the server
+    /// already checked the whitelist, the rate and the payload).
+    Rpc {
+        /// RPC name (as the handler registered it).
+        name: String,
+        /// Who sent it.
+        peer: u32,
+        /// The payload, a JSON object within the RPC limits.
+        json: String,
+    },
     /// Operator console code (console worker only).
     Console {
         /// The code.
@@ -135,7 +145,7 @@ pub enum FromWorker {
         /// The formatted traceback.
         traceback: String,
     },
-    /// A `Deliver`, `Commit`, `Rollback` or `Command` finished.
+    /// A `Deliver`, `Commit`, `Rollback`, `Command` or `Rpc` finished.
     Done {
         /// For a command: the exception line if its handler raised.
         failed: Option<String>,
@@ -164,6 +174,11 @@ pub enum WorldCall {
         help: String,
         /// Admins only.
         admin: bool,
+    },
+    /// `game.on_rpc(name)` registered an upstream RPC handler.
+    OnRpc {
+        /// RPC name, as the plugin's client scripts send it.
+        name: String,
     },
     /// `spawn_npc` / `spawn_vehicle`.
     Spawn {

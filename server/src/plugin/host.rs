@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use shard_protocol::limits::{
-    MAX_CHAT_CHARS, MAX_PLUGINS, MAX_POPUP_CHARS, MAX_RPC_JSON, MAX_TEMPLATE,
+    MAX_ACTION, MAX_CHAT_CHARS, MAX_PLUGINS, MAX_POPUP_CHARS, MAX_RPC_JSON, MAX_RPC_WHITELIST,
+    MAX_TEMPLATE,
 };
 use shard_protocol::{BUILTIN_PLUGIN_ID, POPUP_RPC, Vec3, fn_hash};
 
@@ -23,7 +24,9 @@ use super::loader::{Watcher, discover, plugin_hash};
 use super::logs::PluginLog;
 use super::process::{StartingWorker, WorkerProcess, worker_exe};
 use super::world::{GameWorld, PluginOwner};
-use super::{CommandOutcome, HostConfig, HostError, PluginInfo, PluginLoadHook, PluginState};
+use super::{
+    CommandOutcome, HostConfig, HostError, PluginInfo, PluginLoadHook, PluginState, RpcOutcome,
+};
 use crate::commands::BUILTINS;
 use crate::tuning::{
     BUDGET_CHAT_PER_TICK, BUDGET_MSGS_PER_PEER_PER_TICK, BUDGET_POPUPS_PER_TICK,
@@ -113,6 +116,8 @@ struct Plugin {
     log: PluginLog,
     listeners: BTreeMap<(u64, EventKind), u32>,
     commands: Vec<CommandSpec>,
+    /// Upstream RPC handlers: (generation, RPC name).
+    rpcs: Vec<(u64, String)>,
     entities: Vec<(u64, u32)>,
     budget: TickBudget,
 }
@@ -131,6 +136,7 @@ impl Plugin {
         let hit = |g: u64| generation.is_none_or(|x| x == g);
         self.listeners.retain(|(g, _), _| !hit(*g));
         self.commands.retain(|c| !hit(c.generation));
+        self.rpcs.retain(|(g, _)| !hit(*g));
         let mut ids = Vec::new();
         self.entities.retain(|(g, id)| {
             if hit(*g) {
@@ -147,6 +153,7 @@ impl Plugin {
     fn keep_only(&mut self, keep: u64) -> Vec<u32> {
         self.listeners.retain(|(g, _), _| *g == keep);
         self.commands.retain(|c| c.generation == keep);
+        self.rpcs.retain(|(g, _)| *g == keep);
         let mut ids = Vec::new();
         self.entities.retain(|(g, id)| {
             if *g == keep {
@@ -419,6 +426,65 @@ impl PluginHost {
                 let why = fault_text(&f, allowance);
                 self.fault(world, &plugin, f);
                 CommandOutcome::Failed(why)
+            }
+        };
+        self.disable_over_limit(world);
+        outcome
+    }
+
+    /// Delivers upstream RPC `fn_hash` from `peer` to the live handler that
+    /// plugin `plugin` registered with `game.on_rpc`, with the same deadline
+    /// and fault handling as a command. The caller has already checked the
+    /// plugin's upstream whitelist, the sender's rate and the payload.
+    pub fn run_rpc(
+        &mut self,
+        world: &mut dyn GameWorld,
+        peer: u32,
+        plugin: &str,
+        fn_hash: u32,
+        json: &str,
+    ) -> RpcOutcome {
+        let Some(p) = self.plugins.get(plugin) else {
+            return RpcOutcome::NotLoaded;
+        };
+        if p.state != PluginState::Loaded || p.worker.is_none() {
+            return RpcOutcome::NotLoaded;
+        }
+        let generation = p.generation;
+        let Some(name) = p
+            .rpcs
+            .iter()
+            .find(|(g, n)| *g == generation && shard_protocol::fn_hash(n) == fn_hash)
+            .map(|(_, n)| n.clone())
+        else {
+            return RpcOutcome::NoHandler;
+        };
+        let allowance = self.allowance(1);
+        let deadline = Instant::now() + allowance;
+        let req = ToWorker::Rpc {
+            name,
+            peer,
+            json: json.to_string(),
+        };
+        let caller = Caller::Plugin {
+            name: plugin.to_string(),
+            generation,
+        };
+        let outcome = match self.exchange(world, &caller, &req, deadline) {
+            Ok(FromWorker::Done { failed: None }) => RpcOutcome::Ran,
+            Ok(FromWorker::Done { failed: Some(e) }) => RpcOutcome::Failed(e),
+            Ok(_) => {
+                self.fault(
+                    world,
+                    plugin,
+                    Fault::Protocol("unexpected answer to an RPC".into()),
+                );
+                RpcOutcome::Failed("the plugin's worker misbehaved and was stopped".into())
+            }
+            Err(f) => {
+                let why = fault_text(&f, allowance);
+                self.fault(world, plugin, f);
+                RpcOutcome::Failed(why)
             }
         };
         self.disable_over_limit(world);
@@ -903,6 +969,7 @@ impl PluginHost {
                 log,
                 listeners: BTreeMap::new(),
                 commands: Vec::new(),
+                rpcs: Vec::new(),
                 entities: Vec::new(),
                 budget: TickBudget::default(),
             });
@@ -1101,6 +1168,21 @@ impl PluginHost {
             } => {
                 let name = need_plugin()?;
                 self.register_command(name, generation, cmd, help, admin)
+            }
+            WorldCall::OnRpc { name: rpc } => {
+                let name = need_plugin()?;
+                check_rpc_name(&rpc)?;
+                let p = self.plugins.get_mut(name).ok_or("unknown plugin")?;
+                if p.rpcs.iter().any(|(g, n)| *g == generation && *n == rpc) {
+                    return Err(format!("RPC '{rpc}' has a handler already in this plugin"));
+                }
+                if p.rpcs.iter().filter(|(g, _)| *g == generation).count() >= MAX_RPC_WHITELIST {
+                    return Err(format!(
+                        "at most {MAX_RPC_WHITELIST} RPC handlers per plugin"
+                    ));
+                }
+                p.rpcs.push((generation, rpc));
+                Ok(WorldValue::Unit)
             }
             WorldCall::Spawn {
                 kind,
@@ -1380,6 +1462,21 @@ fn check_text(what: &str, text: &str, max_chars: usize) -> Result<(), String> {
     if n > max_chars {
         return Err(format!(
             "{what} is {n} characters long; the limit is {max_chars}"
+        ));
+    }
+    Ok(())
+}
+
+/// An RPC name as scripts write it in `n"Name"`: 1-64 ASCII letters,
+/// digits or `_`, so it can never be confused with anything else in logs.
+fn check_rpc_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > MAX_ACTION
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(format!(
+            "invalid RPC name '{}': use 1-{MAX_ACTION} ASCII letters, digits or '_'",
+            clip(name, 80)
         ));
     }
     Ok(())

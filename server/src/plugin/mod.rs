@@ -115,6 +115,19 @@ pub enum CommandOutcome {
     Failed(String),
 }
 
+/// Result of `run_rpc`, so the RPC gate counts what did not reach a handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RpcOutcome {
+    /// The plugin is not loaded (starting, restarting, disabled, failed or gone).
+    NotLoaded,
+    /// The plugin registered no `game.on_rpc` handler for that name.
+    NoHandler,
+    /// The handler ran without error.
+    Ran,
+    /// The handler raised (or its worker was killed); the message says why.
+    Failed(String),
+}
+
 /// Lifecycle state of a plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PluginState {

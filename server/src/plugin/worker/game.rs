@@ -44,11 +44,13 @@ fn xyz(p: (f64, f64, f64)) -> [f64; 3] {
     [p.0, p.1, p.2]
 }
 
-/// The decorator object `game.on(...)` and `game.register_command(...)` return.
+/// The decorator object `game.on(...)`, `game.register_command(...)` and
+/// `game.on_rpc(...)` return.
 #[pyclass(module = "game", frozen)]
 pub struct Registrar {
     event: Option<EventKind>,
     command: Option<(String, String, bool)>,
+    rpc: Option<String>,
 }
 
 #[pymethods]
@@ -58,12 +60,16 @@ impl Registrar {
         if !func.is_callable() {
             return Err(game_err("the decorated object is not callable"));
         }
-        let reg = match (&self.event, &self.command) {
-            (Some(kind), _) => {
+        let reg = match (&self.event, &self.command, &self.rpc) {
+            (Some(kind), _, _) => {
                 unit(WorldCall::Listen { kind: *kind })?;
                 Registration::Listener(*kind)
             }
-            (None, Some((name, help, admin))) => {
+            (None, None, Some(name)) => {
+                unit(WorldCall::OnRpc { name: name.clone() })?;
+                Registration::Rpc(name.clone())
+            }
+            (None, Some((name, help, admin)), _) => {
                 unit(WorldCall::RegisterCommand {
                     name: name.clone(),
                     help: help.clone(),
@@ -71,7 +77,7 @@ impl Registrar {
                 })?;
                 Registration::Command(name.clone())
             }
-            (None, None) => return Err(game_err("nothing to register")),
+            (None, None, None) => return Err(game_err("nothing to register")),
         };
         register(reg, func.clone().unbind());
         Ok(func)
@@ -86,6 +92,7 @@ fn on(name: &str) -> PyResult<Registrar> {
         Some(kind) => Ok(Registrar {
             event: Some(kind),
             command: None,
+            rpc: None,
         }),
         None => {
             let valid: Vec<&str> = EventKind::ALL.iter().map(|k| k.name()).collect();
@@ -108,6 +115,19 @@ fn register_command(name: &str, help: &str, admin: bool) -> Registrar {
             help.to_owned(),
             admin,
         )),
+        rpc: None,
+    }
+}
+
+/// Decorator registering the handler fn(peer_id, payload: dict) of upstream
+/// RPC `name`, which this plugin's client scripts send with `SendServerRpc(n"name", json)`.
+#[pyfunction]
+#[pyo3(signature = (name, /))]
+fn on_rpc(name: &str) -> Registrar {
+    Registrar {
+        event: None,
+        command: None,
+        rpc: Some(name.to_owned()),
     }
 }
 
@@ -279,6 +299,7 @@ pub(crate) fn make_module<'py>(
     )?;
     m.add_function(wrap_pyfunction!(on, &m)?)?;
     m.add_function(wrap_pyfunction!(register_command, &m)?)?;
+    m.add_function(wrap_pyfunction!(on_rpc, &m)?)?;
     m.add_function(wrap_pyfunction!(spawn_npc, &m)?)?;
     m.add_function(wrap_pyfunction!(spawn_vehicle, &m)?)?;
     m.add_function(wrap_pyfunction!(despawn, &m)?)?;

@@ -21,7 +21,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyModule};
 use shard_protocol::limits::{MAX_PLUGIN_NAME, MAX_PLUGIN_VERSION};
 
-pub(crate) use self::game::{GameError, PluginTimeout, json_to_py, make_module};
+pub(crate) use self::game::{GameError, PluginTimeout, game_err, json_to_py, make_module};
 use super::channel::{
     BUILD_ID, Channel, FromWorker, ToWorker, WORKER_ARG, WORKER_FD, WorkerInit, WorldCall,
     WorldValue,
@@ -49,6 +49,8 @@ pub(crate) enum Registration {
     Listener(EventKind),
     /// `game.register_command(name, ...)`.
     Command(String),
+    /// `game.on_rpc(name)`.
+    Rpc(String),
 }
 
 struct Entry {
@@ -408,6 +410,9 @@ impl Worker {
             ToWorker::Command { name, peer, args } => FromWorker::Done {
                 failed: self.command(py, &name, peer, &args),
             },
+            ToWorker::Rpc { name, peer, json } => FromWorker::Done {
+                failed: self.rpc(py, &name, peer, &json),
+            },
             ToWorker::Console { code } => FromWorker::ConsoleOutput {
                 text: self.console(py, &code),
             },
@@ -534,6 +539,30 @@ impl Worker {
         let helpers = self.helpers.bind(py).clone();
         guarded(py, &helpers, live, &format!("command /{name}"), 1, |_| {
             func.call1(py, (peer, args)).map(drop)
+        })
+        .err()
+        .map(|(short, _)| short)
+    }
+
+    /// Calls the live handler of upstream RPC `name` with `(peer, payload)`;
+    /// the payload dict is built from the JSON inside the guard, so a
+    /// conversion error counts like any other error of the plugin.
+    fn rpc(&mut self, py: Python<'_>, name: &str, peer: u32, json: &str) -> Option<String> {
+        let live = self.live?;
+        let func = lock(&REGISTRY)
+            .iter()
+            .rev()
+            .find(|e| e.generation == live && matches!(&e.reg, Registration::Rpc(n) if n == name))
+            .map(|e| e.func.clone_ref(py));
+        let Some(func) = func else {
+            return Some(format!("RPC {name} has no handler in this plugin"));
+        };
+        let helpers = self.helpers.bind(py).clone();
+        guarded(py, &helpers, live, &format!("rpc {name}"), 1, |_| {
+            let value: serde_json::Value = serde_json::from_str(json)
+                .map_err(|e| game_err(format!("RPC payload is not JSON: {e}")))?;
+            let payload = json_to_py(py, &value)?;
+            func.call1(py, (peer, payload)).map(drop)
         })
         .err()
         .map(|(short, _)| short)
