@@ -33,6 +33,9 @@ pub struct ServedBundle {
     pub rpc_names: Vec<String>,
     /// What the game will load from it: archives with their `.xl`, data files, tweaks.
     pub content: shard_cache::ContentReport,
+    /// Constructs in the client scripts that only one REDscript version
+    /// accepts (empty: both compile them), for `check-plugin`'s report.
+    pub dialect: Vec<shard_reds::DialectUse>,
     /// Sorted `fn_hash` of each upstream RPC the client scripts send with
     /// `SendServerRpc`: the only names a `ClientRpc` may carry to this plugin.
     pub upstream_whitelist: Vec<u32>,
@@ -110,6 +113,7 @@ pub fn build_bundle(name: &str, version: &str, bundle_dir: &Path) -> Result<Serv
         rpc_whitelist: shard_reds::rpc_whitelist(&report.rpc_names),
         rpc_names: report.rpc_names,
         upstream_whitelist: shard_reds::rpc_whitelist(&report.upstream_names),
+        dialect: report.dialect,
         content,
     })
 }

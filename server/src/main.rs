@@ -111,6 +111,14 @@ fn check_plugin(path: &std::path::Path) -> anyhow::Result<()> {
                     t.path, t.adds.records, t.adds.flats
                 );
             }
+            if let Some(d) = shard_reds::needed_dialect(&b.dialect) {
+                println!(
+                    "  note: these client scripts need {d}; players whose game runs the other REDscript compiler cannot load them:"
+                );
+                for u in &b.dialect {
+                    println!("    {u}");
+                }
+            }
             Ok(())
         }
         Err(e) => {

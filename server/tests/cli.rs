@@ -210,3 +210,28 @@ fn admin_token_rotate_replaces_the_token_and_prints_the_login_url() {
     assert_ne!(t1, t2);
     assert!(second.contains(t2.trim()), "{second}");
 }
+
+#[test]
+fn check_plugin_notes_scripts_that_need_one_redscript_version() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("odd/client")).unwrap();
+    std::fs::write(
+        dir.path().join("odd.py"),
+        "__plugin__ = {\"name\": \"odd\", \"version\": \"1\"}\n",
+    )
+    .unwrap();
+    // `continue` exists only in REDscript 1.0.
+    let script = "public class Counter {\n  public func Odd(xs: array<Int32>) -> Int32 {\n    let n = 0;\n    for x in xs {\n      if x % 2 == 0 {\n        continue;\n      }\n      n += 1;\n    }\n    return n;\n  }\n}\n";
+    std::fs::write(dir.path().join("odd/client/odd.reds"), script).unwrap();
+    let out = server()
+        .arg("check-plugin")
+        .arg(dir.path().join("odd.py"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("need REDscript 1.0") && stdout.contains("odd.reds:6:"),
+        "{stdout}"
+    );
+}
