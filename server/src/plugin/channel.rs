@@ -308,11 +308,6 @@ impl Channel {
         }
     }
 
-    /// The underlying stream (to pass its descriptor to a child).
-    pub fn stream(&self) -> &UnixStream {
-        &self.stream
-    }
-
     /// Sends one message; `deadline` bounds how long a peer that does not
     /// read can block us.
     pub fn send<T: Serialize>(

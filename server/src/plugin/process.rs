@@ -243,14 +243,6 @@ impl WorkerProcess {
             });
         "killed by the server (SIGKILL)".into()
     }
-
-    /// How the worker ended, if it already has (reaping it).
-    pub fn exited(&mut self) -> Option<String> {
-        if self.killed {
-            return None;
-        }
-        self.child.try_wait().ok().flatten().map(describe)
-    }
 }
 
 impl Drop for WorkerProcess {
