@@ -3,6 +3,7 @@
 //! Only this crate depends on both `shard-server` and `shard-client`.
 
 pub mod attack;
+pub mod nginx;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
