@@ -1,6 +1,11 @@
 //! Benchmark: pack + hash a generated ~5 MB asset folder with `shard-cache`,
 //! and the same files with `tar -cf - … | zstd -3 | sha256sum` for comparison.
 //! Run with `cargo bench -p shard-cache --bench pack`; prints MB/s for both.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+#![allow(clippy::print_stdout, reason = "a benchmark: it prints its figures")]
 
 use std::fs;
 use std::path::Path;

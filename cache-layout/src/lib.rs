@@ -15,7 +15,7 @@
 //! `shard-server`, `shard-client` or `shard-reds`: both sides depend on it, and
 //! the REDscript sandbox check is the caller's job before installing.
 
-#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod answers;
 mod bundle;

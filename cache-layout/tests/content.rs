@@ -1,6 +1,14 @@
 //! Game content in bundles: hostile archives, hostile `.xl`/YAML and
 //! tweaks that change vanilla are refused with the cache left byte for byte
 //! as it was; valid archives, `.xl` and add-only tweaks install.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test data: sizes and indices are small and known"
+)]
 
 mod common;
 

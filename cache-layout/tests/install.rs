@@ -1,5 +1,9 @@
 //! Atomic install: contents, read-only files, install records, replacement,
 //! crash recovery at every step, verification, listing and clearing.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 mod common;
 
@@ -233,7 +237,10 @@ fn verify_reports_changed_missing_extra_files_and_missing_bundle() {
     let parent = dir.join("assets/data");
     let writable = |p: &Path| {
         let mut perm = fs::metadata(p).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
+        #[allow(
+            clippy::permissions_set_readonly_false,
+            reason = "the test makes a file writable again to tamper with it"
+        )]
         perm.set_readonly(false);
         fs::set_permissions(p, perm).unwrap();
     };

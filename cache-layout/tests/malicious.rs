@@ -1,5 +1,13 @@
 //! Hand-crafted hostile bundles: each is refused with the right error, naming
 //! the entry, and leaves the cache exactly as it was.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test data: sizes and indices are small and known"
+)]
 
 mod common;
 

@@ -1,4 +1,8 @@
 //! Packing: determinism, round trip, empty bundles and what packing refuses.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test data: sizes and indices are small and known"
+)]
 
 mod common;
 

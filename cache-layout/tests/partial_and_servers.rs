@@ -1,4 +1,8 @@
 //! Resumable downloads in `partial/` and server key pins in `known_servers`.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test data: sizes and indices are small and known"
+)]
 
 mod common;
 

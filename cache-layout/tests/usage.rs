@@ -1,6 +1,10 @@
 //! Usage accounting and LRU eviction: per-server use, the current session's
 //! bundles are never evicted, crash recovery at every eviction step, gc,
 //! and remembered content answers.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 mod common;
 

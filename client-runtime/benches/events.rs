@@ -2,6 +2,7 @@
 //! and weighing each event as the JSON the game receives, then queueing and
 //! taking it. Run with `cargo bench -p shard-client --bench events`; prints
 //! events/s and MB/s per event kind.
+#![allow(clippy::print_stdout, reason = "a benchmark: it prints its figures")]
 
 use std::time::Instant;
 

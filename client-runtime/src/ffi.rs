@@ -812,7 +812,12 @@ pub unsafe extern "C" fn shard_client_json_set_number(
         };
         // A whole number is written without a fraction, as scripts expect for counts and indices.
         let v = if value.fract() == 0.0 && value.abs() < 9.0e15 {
-            serde_json::Value::from(value as i64)
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "a whole number below 2^53 in magnitude converts exactly"
+            )]
+            let whole = value as i64;
+            serde_json::Value::from(whole)
         } else {
             serde_json::Value::Number(n)
         };

@@ -429,6 +429,10 @@ impl HeadlessGame {
         Self::default()
     }
 
+    #[allow(
+        clippy::print_stdout,
+        reason = "the headless client's printing mode writes one JSON line per call to stdout, its output by design"
+    )]
     fn record(&mut self, call: GameCall) {
         if self.print {
             println!(

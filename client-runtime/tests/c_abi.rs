@@ -1,6 +1,10 @@
 //! The C ABI's error paths, called exactly as the game would: null and
 //! invalid pointers, bad config, short buffers, invalid UTF-8 and use after
 //! destroy must return error codes (with a message), never crash.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use std::ffi::{CStr, CString, c_char};
 use std::time::{Duration, Instant};
@@ -298,30 +302,23 @@ fn json_natives_read_by_pointer_and_build_objects() {
     };
     assert_eq!(rc, SHARD_OK);
     // SAFETY: NUL-terminated by the call.
-    assert_eq!(
-        unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap(),
-        "Lizzie's"
-    );
+    let got = unsafe { CStr::from_ptr(buf.as_ptr()) };
+    assert_eq!(got.to_str().unwrap(), "Lizzie's");
     assert_eq!(need, "Lizzie's".len() + 1);
     let mut n = 0.0f64;
     // SAFETY: valid pointers.
-    assert_eq!(
-        unsafe { shard_client_json_get_number(json.as_ptr(), cs("/counts/0").as_ptr(), &mut n) },
-        SHARD_OK
-    );
+    let got =
+        unsafe { shard_client_json_get_number(json.as_ptr(), cs("/counts/0").as_ptr(), &mut n) };
+    assert_eq!(got, SHARD_OK);
     assert_eq!(n, 2.0);
     let mut b = 0i32;
     // SAFETY: valid pointers.
-    assert_eq!(
-        unsafe { shard_client_json_get_bool(json.as_ptr(), cs("/open").as_ptr(), &mut b) },
-        SHARD_OK
-    );
+    let got = unsafe { shard_client_json_get_bool(json.as_ptr(), cs("/open").as_ptr(), &mut b) };
+    assert_eq!(got, SHARD_OK);
     assert_eq!(b, 1);
     // SAFETY: valid pointers.
-    assert_eq!(
-        unsafe { shard_client_json_get_size(json.as_ptr(), cs("/options").as_ptr()) },
-        2
-    );
+    let got = unsafe { shard_client_json_get_size(json.as_ptr(), cs("/options").as_ptr()) };
+    assert_eq!(got, 2);
     // A missing key and a wrong kind are errors with a message, not crashes.
     // SAFETY: valid pointers.
     let rc =
@@ -368,10 +365,8 @@ fn json_natives_read_by_pointer_and_build_objects() {
     };
     assert_eq!(rc, SHARD_OK);
     // SAFETY: NUL-terminated by the call.
-    assert_eq!(
-        unsafe { CStr::from_ptr(out.as_ptr()) }.to_str().unwrap(),
-        r#"{"option":1,"why":"x"}"#
-    );
+    let got = unsafe { CStr::from_ptr(out.as_ptr()) };
+    assert_eq!(got.to_str().unwrap(), r#"{"option":1,"why":"x"}"#);
     // Too small a buffer says how much is needed.
     let mut tiny = [0 as c_char; 4];
     // SAFETY: valid pointers.

@@ -1,4 +1,12 @@
 //! `shard-client cache ls|verify|clear` on a real cache folder.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test data: sizes and indices are small and known"
+)]
 
 use std::process::Command;
 
@@ -55,7 +63,10 @@ fn cache_ls_verify_and_clear_serve_modders() {
     // Tamper with an installed file: verify must say so and fail.
     let f = cache_dir.join("plugins/hud/assets/ui/hud.json");
     let mut perms = std::fs::metadata(&f).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
+    #[allow(
+        clippy::permissions_set_readonly_false,
+        reason = "the test makes a file writable again to tamper with it"
+    )]
     perms.set_readonly(false);
     std::fs::set_permissions(&f, perms).unwrap();
     std::fs::write(&f, b"tampered").unwrap();

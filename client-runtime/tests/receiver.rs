@@ -3,6 +3,14 @@
 //! installed, the user and the server are told. It offers before fetching,
 //! refuses an offer over the quota without asking for a byte, takes no
 //! chunk it did not ask for, and refuses a bundle larger than announced.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test data: sizes and indices are small and known"
+)]
 
 use std::sync::{Arc, Mutex};
 

@@ -31,11 +31,23 @@ pub fn encode_body<M: Serialize + Validate>(msg: &M) -> Result<Vec<u8>, Protocol
     Ok(body)
 }
 
+/// The length prefix of a frame body of `len` bytes, refused past the
+/// frame limit so no length is ever cut to fit the prefix.
+fn prefix(len: usize) -> Result<[u8; PREFIX_LEN], ProtocolError> {
+    match u32::try_from(len) {
+        Ok(n) if len <= MAX_FRAME => Ok(n.to_be_bytes()),
+        _ => Err(ProtocolError::FrameTooLarge {
+            len,
+            max: MAX_FRAME,
+        }),
+    }
+}
+
 /// Encodes a message as one complete frame (prefix + body).
 pub fn encode_frame<M: Serialize + Validate>(msg: &M) -> Result<Vec<u8>, ProtocolError> {
     let body = encode_body(msg)?;
     let mut out = Vec::with_capacity(PREFIX_LEN + body.len());
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&prefix(body.len())?);
     out.extend_from_slice(&body);
     Ok(out)
 }
@@ -81,7 +93,7 @@ pub fn asset_chunk_header(
     body.pop();
     let mut n = data_len;
     loop {
-        let byte = (n & 0x7f) as u8;
+        let byte = u8::try_from(n & 0x7f).unwrap_or_default();
         n >>= 7;
         if n == 0 {
             body.push(byte);
@@ -97,7 +109,7 @@ pub fn asset_chunk_header(
         });
     }
     let mut out = Vec::with_capacity(PREFIX_LEN + body.len());
-    out.extend_from_slice(&(total as u32).to_be_bytes());
+    out.extend_from_slice(&prefix(total)?);
     out.extend_from_slice(&body);
     Ok(out)
 }
@@ -225,7 +237,7 @@ mod tests {
             (200, 0, 128),
             (0, 0, 0),
         ] {
-            let data: Vec<u8> = (0..data_len).map(|i| i as u8).collect();
+            let data: Vec<u8> = (0..data_len).map(|i| i.to_le_bytes()[0]).collect();
             let msg = crate::ServerMsg::AssetBundle {
                 plugin_id: 300,
                 len,
@@ -272,7 +284,10 @@ impl FrameDecoder {
 
     /// Returns the next complete message, `Ok(None)` if more bytes are needed.
     /// After an error the stream is unusable; the caller closes the connection.
-    #[allow(clippy::should_implement_trait)]
+    #[allow(
+        clippy::should_implement_trait,
+        reason = "fallible and generic over the message type, so not an Iterator"
+    )]
     pub fn next<M: DeserializeOwned + Validate>(&mut self) -> Result<Option<M>, ProtocolError> {
         if self.buf.len() < PREFIX_LEN {
             return Ok(None);

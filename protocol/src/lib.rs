@@ -9,6 +9,8 @@
 //! [`limits::MAX_FRAME`]; every violation is a [`ProtocolError`] that says what
 //! was wrong.
 
+#![forbid(unsafe_code)]
+
 pub mod frame;
 #[cfg(feature = "identity")]
 pub mod identity;

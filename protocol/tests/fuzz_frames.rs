@@ -1,5 +1,13 @@
 //! 100,000 random and mutated frames through the decoder: no panic, and every
 //! failure is a typed error.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test data: sizes and indices are small and known"
+)]
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

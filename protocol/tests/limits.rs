@@ -1,5 +1,14 @@
 //! One test per cap: exactly at the limit is accepted, one over is refused
 //! with the error that names the field.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test data: sizes and indices are small and known"
+)]
 
 use shard_protocol::frame::{PREFIX_LEN, decode_datagram};
 use shard_protocol::limits::*;

@@ -1,4 +1,8 @@
 //! Every message survives encode → frame → decode unchanged (property tests).
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use proptest::prelude::*;
 use shard_protocol::frame::{decode_datagram, encode_datagram};

@@ -13,7 +13,7 @@
 //! the graph. Nothing here panics on any input; real nesting is bounded by
 //! [`parser::MAX_DEPTH`] and flat chains of any length cost no stack.
 
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod ast;
 pub mod error;

@@ -1,5 +1,9 @@
 //! Corpus tests: valid scripts parse, malicious scripts are refused with the
 //! expected rule, the example client script and the proxy are accepted.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use std::collections::HashSet;
 use std::fs;

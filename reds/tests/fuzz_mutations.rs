@@ -1,6 +1,10 @@
 //! Throws 100,000 mutated corpus inputs at the parser and checker: byte
 //! flips, insertions, deletions, splices, deep nesting and long flat chains.
 //! Must never panic.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use std::fs;
 use std::path::Path;

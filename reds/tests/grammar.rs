@@ -2,6 +2,14 @@
 //! compilers (0.5.x and 1.0) accept parses, with the single-version
 //! constructs reported; what neither accepts is refused with a position;
 //! flat chains of any length parse; deep nesting is a clean error.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+#![allow(
+    clippy::print_stdout,
+    reason = "prints measured figures for the test log"
+)]
 
 use shard_reds::{Construct, Dialect, check_script, check_scripts, parse};
 

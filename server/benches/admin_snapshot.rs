@@ -2,6 +2,11 @@
 //! snapshot (done every 0.5 s on the simulation thread) with N players, and,
 //! off that thread, rendering the Players page's live part from it.
 //! Run: `cargo bench -p shard-server --bench admin_snapshot`.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+#![allow(clippy::print_stdout, reason = "a benchmark: it prints its figures")]
 
 use std::collections::HashSet;
 use std::path::PathBuf;

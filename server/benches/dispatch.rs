@@ -10,6 +10,12 @@
 //! - from a hung plugin to the tick running again (≤ budget plus grace).
 //!
 //! Run: `cargo bench -p shard-server --bench dispatch`.
+#![allow(clippy::print_stdout, reason = "a benchmark: it prints its figures")]
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "test data: sizes and indices are small and known"
+)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

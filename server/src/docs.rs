@@ -10,7 +10,7 @@ use shard_protocol::limits;
 
 use crate::plugin::{self, EventKind};
 use crate::tuning::{
-    DEFAULT_CPU_BUDGET, DEFAULT_KILL_AFTER, DEFAULT_MAX_ERRORS, DEFAULT_PLUGIN_MEMORY_MB,
+    DEFAULT_CPU_BUDGET_MS, DEFAULT_KILL_AFTER_MS, DEFAULT_MAX_ERRORS, DEFAULT_PLUGIN_MEMORY_MB,
 };
 
 /// The argument each event's listeners receive, for the reference.
@@ -49,9 +49,9 @@ pub fn facts() -> serde_json::Value {
             "plugin version (bytes)": limits::MAX_PLUGIN_VERSION,
             "packed bundle (bytes)": limits::MAX_BUNDLE_PACKED,
             "unpacked bundle (bytes)": limits::MAX_BUNDLE_UNPACKED,
-            "CPU budget per callback (ms, default)": DEFAULT_CPU_BUDGET.as_millis() as u64,
+            "CPU budget per callback (ms, default)": DEFAULT_CPU_BUDGET_MS,
             "errors before a plugin is disabled": DEFAULT_MAX_ERRORS,
-            "grace before a silent worker is killed (ms, default)": DEFAULT_KILL_AFTER.as_millis() as u64,
+            "grace before a silent worker is killed (ms, default)": DEFAULT_KILL_AFTER_MS,
             "worker address space (MiB, default)": DEFAULT_PLUGIN_MEMORY_MB,
         },
     })

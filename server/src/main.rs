@@ -1,4 +1,8 @@
 //! `shard-server`: runs a shard dedicated server with the plugins in `./plugins`.
+#![allow(
+    clippy::print_stdout,
+    reason = "a command-line tool: stdout is its output"
+)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn tracked_pairs_are_bounded() {
         let l = WarnLimiter::new(Duration::from_secs(60));
-        for k in 0..(MAX_TRACKED as u32 + 100) {
+        for k in 0..(u32::try_from(MAX_TRACKED).unwrap() + 100) {
             l.allow(k, "x");
         }
         assert!(l.entries.lock().unwrap().len() <= MAX_TRACKED + 1);

@@ -144,14 +144,21 @@ impl TickStats {
             return TickSummary::default();
         }
         v.sort();
-        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        let at = |percent: usize| v[quantile_index(v.len(), percent)];
         TickSummary {
             ticks: v.len(),
-            p50: at(0.5),
-            p99: at(0.99),
-            max: at(1.0),
+            p50: at(50),
+            p99: at(99),
+            max: at(100),
         }
     }
+}
+
+/// Index of the `percent` quantile in a sorted sample of `len` (> 0) values,
+/// rounded to the nearest rank, in whole numbers so no float is cast to an index.
+pub fn quantile_index(len: usize, percent: usize) -> usize {
+    let last = len.saturating_sub(1);
+    (last.saturating_mul(percent.min(100)) + 50) / 100
 }
 
 /// What clients were last told about one plugin's bundle.

@@ -5,14 +5,21 @@
 
 use std::time::Duration;
 
+/// Default wall-clock budget of one plugin callback inside its worker, in
+/// milliseconds as `plugin_cpu_budget_ms` takes it.
+pub const DEFAULT_CPU_BUDGET_MS: u64 = 50;
+
 /// Default wall-clock budget of one plugin callback inside its worker; an
 /// overrun raises `PluginTimeout` in the plugin (`plugin_cpu_budget_ms`).
-pub const DEFAULT_CPU_BUDGET: Duration = Duration::from_millis(50);
+pub const DEFAULT_CPU_BUDGET: Duration = Duration::from_millis(DEFAULT_CPU_BUDGET_MS);
+
+/// Default kill grace in milliseconds, as `plugin_kill_after_ms` takes it.
+pub const DEFAULT_KILL_AFTER_MS: u64 = 200;
 
 /// Default grace after the budget before the server kills a worker that has
 /// not answered (`plugin_kill_after_ms`): long enough for a `PluginTimeout`
 /// to unwind, short enough that players do not notice the tick.
-pub const DEFAULT_KILL_AFTER: Duration = Duration::from_millis(200);
+pub const DEFAULT_KILL_AFTER: Duration = Duration::from_millis(DEFAULT_KILL_AFTER_MS);
 
 /// Default errors after which a plugin is disabled (`max_errors`).
 pub const DEFAULT_MAX_ERRORS: u32 = 5;
@@ -80,7 +87,7 @@ pub const BUDGET_SPAWNS_PER_TICK: u32 = 64;
 /// plugin can fill one player's reliable queue.
 pub const BUDGET_MSGS_PER_PEER_PER_TICK: u32 = 8;
 
-/// Share of a peer's reliable queue kept free for the server's own messages:
-/// a plugin's message to a peer whose queue is fuller than this is refused
-/// (`GameError`), never a reason to disconnect the player.
-pub const PEER_QUEUE_PLUGIN_SHARE: f64 = 0.5;
+/// Share of a peer's reliable queue, in percent, kept free for the server's
+/// own messages: a plugin's message to a peer whose queue is fuller than this
+/// is refused (`GameError`), never a reason to disconnect the player.
+pub const PEER_QUEUE_PLUGIN_SHARE_PERCENT: usize = 50;

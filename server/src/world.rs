@@ -22,7 +22,7 @@ use crate::transfers::{Lookup, PeerBundles, Transfer};
 
 use crate::admin::metrics::DatagramDrop;
 use crate::plugin::events::{Despawned, GameEvent, Spawned};
-use crate::tuning::PEER_QUEUE_PLUGIN_SHARE;
+use crate::tuning::PEER_QUEUE_PLUGIN_SHARE_PERCENT;
 
 /// Vehicle names from before vehicles were TweakDB records, each with the
 /// record id it now means; `spawn_vehicle("veh_commandcenter", …)` still
@@ -814,7 +814,7 @@ impl crate::plugin::GameWorld for World {
     }
 
     fn peer_accepts_plugin_message(&self, peer: u32) -> bool {
-        let reserve = (crate::net::OUTBOUND_QUEUE as f64 * PEER_QUEUE_PLUGIN_SHARE) as usize;
+        let reserve = crate::net::OUTBOUND_QUEUE * PEER_QUEUE_PLUGIN_SHARE_PERCENT / 100;
         self.peers
             .get(&peer)
             .is_some_and(|p| p.out.capacity() > reserve)

@@ -1,5 +1,9 @@
 //! The `shard-server` binary as an operator runs it: defaults, bad config,
 //! and a clean stop on SIGTERM.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

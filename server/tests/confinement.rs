@@ -5,6 +5,10 @@
 //! rate, the good plugin keeps answering, no secret is read, no process is
 //! started, and the offender is logged, restarted where it was killed, and
 //! finally disabled.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

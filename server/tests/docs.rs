@@ -1,6 +1,10 @@
 //! The generated plugin docs are complete and current: `DOCS.md` and
 //! `plugins/game.pyi` mention every public `game` function, and CI fails
 //! when the committed files differ from what `shard-server docs` writes.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use std::path::Path;
 use std::process::Command;

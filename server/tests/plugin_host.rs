@@ -1,5 +1,13 @@
 //! Plugin host tests: real worker processes running real CPython, over an
 //! in-memory `GameWorld` double that records what plugins did.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+#![allow(
+    clippy::print_stdout,
+    reason = "prints measured figures for the test log"
+)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,6 +2,14 @@
 //! the protocol crate that says `Hello` (any name, even one the real client
 //! would refuse to send) and then does exactly what its caller tells it —
 //! flood requests, never read, lie, or go silent.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test data: sizes and indices are small and known"
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

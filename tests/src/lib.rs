@@ -1,6 +1,14 @@
 //! `shard-e2e`: the harness for end-to-end tests — a real server and real
 //! clients talking QUIC over loopback, each with its own temporary folders.
 //! Only this crate depends on both `shard-server` and `shard-client`.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test data: sizes and indices are small and known"
+)]
 
 pub mod attack;
 pub mod nginx;

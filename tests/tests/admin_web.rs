@@ -3,6 +3,11 @@
 //! Players page with a real `shard-client join`, kick, broadcast and plugin
 //! reload. Screenshots of a failed browser step land in
 //! `<target>/test-artifacts/admin_web/`.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use std::io::BufRead;
 use std::net::SocketAddr;

@@ -1,6 +1,10 @@
 //! The game's view of the client: a C program built against
 //! `include/shard_client.h` and the cdylib joins a real server, chats, and
 //! shuts down cleanly — the C ABI contract, end to end.
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

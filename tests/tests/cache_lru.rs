@@ -3,6 +3,10 @@
 //! the oldest, other servers' least recently used bundles go, and a
 //! `kill -9` at every step of an eviction leaves a cache that verifies and a
 //! rejoin that completes.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -3,6 +3,10 @@
 //! no byte fetched, declining joins without content or leaves (as the server
 //! says), remembered answers, and a server flooding RPCs past the game's
 //! event byte bound is left with a reason while the queue stays bounded.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use std::time::Duration;
 

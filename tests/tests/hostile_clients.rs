@@ -4,6 +4,15 @@
 //!
 //! Attackers bind other loopback addresses (127.0.0.2, …) where the
 //! per-address cap matters, so the real players on 127.0.0.1 are their own address.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+#![allow(
+    clippy::print_stdout,
+    reason = "prints measured figures for the test log"
+)]
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;

@@ -2,6 +2,10 @@
 //! clients vote through the upstream RPC their pushed scripts declare (one
 //! vote per player, a second vote changes it), and a player who joins later
 //! gets the open poll.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use shard_client::ClientEvent;
 use shard_e2e::{Client, TestPlayer, TestServer, chat_contains, join_as};

@@ -459,7 +459,12 @@ pub fn check_archive(bytes: &[u8]) -> Result<ArchiveInfo, ArchiveError> {
             let head = c.slice(offset, 8.min(zsize)).unwrap_or_default();
             let ok = head.len() == 8
                 && head[..4] == KARK
-                && head[4..8].try_into().ok().map(u32::from_le_bytes) == Some(size as u32);
+                && head[4..8]
+                    .try_into()
+                    .ok()
+                    .map(u32::from_le_bytes)
+                    .map(u64::from)
+                    == Some(size);
             if !ok {
                 return Err(bad(format!(
                     "stored size {zsize} differs from size {size} but the data is not a KARK block of that size"
@@ -515,6 +520,10 @@ impl RdarBuilder {
     }
 
     /// The archive's bytes.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "sample archives are far below 4 GiB, so every offset and count fits the format's u32 fields"
+    )]
     pub fn build(&self) -> Vec<u8> {
         let mut out = vec![0u8; DATA_START as usize];
         let mut segs = Vec::new();

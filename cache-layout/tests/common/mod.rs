@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests: plugin folders on disk, hand-made
 //! tar bundles, and snapshots of a cache folder.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test crate uses only some of these helpers")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -9,7 +13,7 @@ use std::path::Path;
 use shard_cache::sha256;
 
 /// Writes `files` (relative path, contents) under `dir`, creating folders.
-pub fn write_files(dir: &Path, files: &[(&str, &[u8])]) {
+pub(crate) fn write_files(dir: &Path, files: &[(&str, &[u8])]) {
     for (rel, contents) in files {
         let path = dir.join(rel);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -18,7 +22,7 @@ pub fn write_files(dir: &Path, files: &[(&str, &[u8])]) {
 }
 
 /// The sample plugin's archive: two small files packed by the test builder.
-pub fn sample_archive(tag: &str) -> Vec<u8> {
+pub(crate) fn sample_archive(tag: &str) -> Vec<u8> {
     shard_cache::content::rdar::RdarBuilder::new()
         .file("base\\shard\\popup.inkwidget", format!("widget {tag}"))
         .file("base\\shard\\atlas.inkatlas", vec![7u8; 3000])
@@ -27,7 +31,7 @@ pub fn sample_archive(tag: &str) -> Vec<u8> {
 
 /// A small valid plugin folder's files: an archive, its `.xl`, the
 /// localization file that references, and a client script.
-pub fn sample_files(tag: &str) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn sample_files(tag: &str) -> Vec<(String, Vec<u8>)> {
     vec![
         ("assets/popup.archive".into(), sample_archive(tag)),
         (
@@ -46,7 +50,7 @@ pub fn sample_files(tag: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Writes the sample plugin under `root/<name>` and returns its folder.
-pub fn sample_plugin(root: &Path, name: &str, tag: &str) -> std::path::PathBuf {
+pub(crate) fn sample_plugin(root: &Path, name: &str, tag: &str) -> std::path::PathBuf {
     let dir = root.join(name);
     for (rel, contents) in sample_files(tag) {
         let path = dir.join(&rel);
@@ -57,7 +61,7 @@ pub fn sample_plugin(root: &Path, name: &str, tag: &str) -> std::path::PathBuf {
 }
 
 /// One hand-made tar entry.
-pub struct RawEntry {
+pub(crate) struct RawEntry {
     pub name: Vec<u8>,
     pub kind: tar::EntryType,
     pub data: Vec<u8>,
@@ -65,7 +69,7 @@ pub struct RawEntry {
 }
 
 /// A regular-file entry.
-pub fn file(name: &str, data: &[u8]) -> RawEntry {
+pub(crate) fn file(name: &str, data: &[u8]) -> RawEntry {
     RawEntry {
         name: name.as_bytes().to_vec(),
         kind: tar::EntryType::Regular,
@@ -75,7 +79,7 @@ pub fn file(name: &str, data: &[u8]) -> RawEntry {
 }
 
 /// An entry of some other type with no data.
-pub fn special(name: &str, kind: tar::EntryType) -> RawEntry {
+pub(crate) fn special(name: &str, kind: tar::EntryType) -> RawEntry {
     RawEntry {
         name: name.as_bytes().to_vec(),
         kind,
@@ -86,7 +90,7 @@ pub fn special(name: &str, kind: tar::EntryType) -> RawEntry {
 
 /// Builds a tar with the raw header API: names are copied byte for byte
 /// into the header, bypassing every check of the tar crate.
-pub fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
+pub(crate) fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for e in entries {
         let mut h = tar::Header::new_gnu();
@@ -110,14 +114,14 @@ pub fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
 }
 
 /// zstd-compresses (level 3) and returns (bytes, sha256).
-pub fn seal(tar_bytes: &[u8]) -> (Vec<u8>, [u8; 32]) {
+pub(crate) fn seal(tar_bytes: &[u8]) -> (Vec<u8>, [u8; 32]) {
     let bytes = zstd::stream::encode_all(tar_bytes, 3).unwrap();
     let sha = sha256(&bytes);
     (bytes, sha)
 }
 
 /// Every file under `root` with its contents, plus folders (value `None`).
-pub fn snapshot(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+pub(crate) fn snapshot(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
     let mut out = BTreeMap::new();
     fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
         let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();

@@ -1,6 +1,10 @@
 //! `shard-client`: the headless client. `join` plays a scripted player and
 //! prints every event as one JSON line on stdout (human logs go to stderr);
 //! `whoami` prints the player's key fingerprint; `cache` serves modders.
+#![allow(
+    clippy::print_stdout,
+    reason = "a command-line tool: stdout is its output"
+)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -191,12 +191,12 @@ impl Publisher {
         let elapsed = self.step_started.elapsed();
         if elapsed >= CHART_STEP {
             self.step.sort_unstable();
-            let at = |q: f64| {
-                let i = ((self.step.len() - 1) as f64 * q).round() as usize;
+            let at = |percent: usize| {
+                let i = crate::sim::quantile_index(self.step.len(), percent);
                 self.step[i].as_secs_f64() * 1000.0
             };
-            self.last_p50 = at(0.5);
-            self.last_p99 = at(0.99);
+            self.last_p50 = at(50);
+            self.last_p99 = at(99);
             self.last_rate = self.step.len() as f64 / elapsed.as_secs_f64();
             if self.history.len() >= CHART_POINTS {
                 self.history.pop_front();

@@ -401,7 +401,10 @@ fn slice(deadline: Option<Instant>) -> Result<Option<std::time::Duration>, Chann
             SLICE
         } else {
             // Round up to whole milliseconds so the timeout does not change on every call.
-            std::time::Duration::from_millis(r.as_millis() as u64 + 1).min(SLICE)
+            std::time::Duration::from_millis(
+                u64::try_from(r.as_millis()).map_or(u64::MAX, |ms| ms.saturating_add(1)),
+            )
+            .min(SLICE)
         }
     }))
 }

@@ -192,7 +192,7 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProg
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,
-        SeccompAction::Errno(errno as u32),
+        SeccompAction::Errno(errno.unsigned_abs()),
         arch()?,
     )
     .map_err(|e| ConfineError::Seccomp(e.to_string()))?;
@@ -309,13 +309,14 @@ pub fn seccomp() -> Result<(), ConfineError> {
 /// Closes every inherited descriptor above the channel, so nothing the
 /// server had open leaks into the worker.
 pub fn close_inherited_fds(keep_up_to: i32) {
-    let first = (keep_up_to + 1) as libc::c_uint;
+    let first_fd = keep_up_to.saturating_add(1).max(0);
+    let first = libc::c_uint::try_from(first_fd).unwrap_or_default();
     // SAFETY: close_range on descriptors this process does not use.
     let rc = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) };
     if rc != 0 {
-        for fd in first..1024 {
+        for fd in first_fd..1024 {
             // SAFETY: closing descriptors nobody in this process uses; EBADF is fine.
-            unsafe { libc::close(fd as i32) };
+            unsafe { libc::close(fd) };
         }
     }
 }

@@ -845,7 +845,7 @@ impl PluginHost {
         if p.state == PluginState::Restarting {
             p.restart_at = Some(Instant::now() + backoff);
         }
-        tracing::warn!(plugin = name, errors, restart_in_ms = backoff.as_millis() as u64, reason = %why, "plugin worker stopped");
+        tracing::warn!(plugin = name, errors, restart_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX), reason = %why, "plugin worker stopped");
         if errors < self.cfg.max_errors {
             world.notify_admins(&clip(
                 &format!(
@@ -1088,7 +1088,7 @@ impl PluginHost {
         for id in old {
             world.despawn(id);
         }
-        tracing::info!(plugin = name, version = %version, ms = started.elapsed().as_millis() as u64, "plugin loaded");
+        tracing::info!(plugin = name, version = %version, ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), "plugin loaded");
     }
 
     fn drop_generation(&mut self, world: &mut dyn GameWorld, name: &str, generation: u64) {
@@ -1435,6 +1435,10 @@ fn check_pos(what: &str, pos: [f64; 3]) -> Result<Vec3, String> {
             ));
         }
     }
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "checked finite and within f32's range above; rounding to f32 is the intent"
+    )]
     Ok(Vec3 {
         x: pos[0] as f32,
         y: pos[1] as f32,
@@ -1446,6 +1450,10 @@ fn check_rot(rot: f64) -> Result<f32, String> {
     if !rot.is_finite() || rot.abs() > f64::from(f32::MAX) {
         return Err(format!("rot = {rot} is not a finite number"));
     }
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "checked finite and within f32's range above; rounding to f32 is the intent"
+    )]
     Ok(rot as f32)
 }
 

@@ -179,7 +179,7 @@ mod tests {
         assert!(text.contains("were not written"), "suppression reported");
         // Lifecycle entries always pass; enough of them rotate the file twice over.
         let big = "y".repeat(MAX_LOG_LINE - 100);
-        for _ in 0..(3 * LOG_ROTATE_BYTES as usize / big.len() + 10) {
+        for _ in 0..(3 * usize::try_from(LOG_ROTATE_BYTES).unwrap() / big.len() + 10) {
             log.write("error", &big, true);
         }
         assert!(path.exists());

@@ -238,8 +238,10 @@ impl WorkerProcess {
             .name("plugin-reaper".into())
             .spawn(move || {
                 let mut status = 0;
-                // SAFETY: waitpid on our own child's pid with a valid pointer.
-                unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+                if let Ok(pid) = libc::pid_t::try_from(pid) {
+                    // SAFETY: waitpid on our own child's pid with a valid pointer.
+                    unsafe { libc::waitpid(pid, &mut status, 0) };
+                }
             });
         "killed by the server (SIGKILL)".into()
     }

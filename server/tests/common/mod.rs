@@ -1,7 +1,11 @@
 //! Shared fixtures for the plugin host and confinement tests: a real host
 //! running real worker processes (CPython inside), over an in-memory
 //! `GameWorld` double that records calls.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test crate uses only some of these helpers")]
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,7 +16,7 @@ use shard_server::plugin::{GameWorld, HostConfig, PluginHost, PluginOwner, Plugi
 
 /// In-memory world recording every call plugins make.
 #[derive(Default)]
-pub struct TestWorld {
+pub(crate) struct TestWorld {
     pub peers: BTreeMap<u32, Vec3>,
     pub entities: BTreeMap<u32, (EntityKind, String, Vec3, u32, String)>,
     pub next_entity: u32,
@@ -82,7 +86,7 @@ impl GameWorld for TestWorld {
     }
 }
 
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub _tmp: tempfile::TempDir,
     pub plugins: PathBuf,
     pub logs: PathBuf,
@@ -90,12 +94,12 @@ pub struct Fixture {
     pub world: TestWorld,
 }
 
-pub fn v(x: f32, y: f32, z: f32) -> Vec3 {
+pub(crate) fn v(x: f32, y: f32, z: f32) -> Vec3 {
     Vec3 { x, y, z }
 }
 
 /// A host config that runs workers from this package's `shard-server` binary.
-pub fn host_config(plugins: &std::path::Path, logs: &std::path::Path) -> HostConfig {
+pub(crate) fn host_config(plugins: &std::path::Path, logs: &std::path::Path) -> HostConfig {
     let mut cfg = HostConfig::new(plugins, logs);
     // Generous budgets: these tests check behaviour on a busy machine; the
     // tests about budgets and deadlines set their own.
@@ -105,12 +109,12 @@ pub fn host_config(plugins: &std::path::Path, logs: &std::path::Path) -> HostCon
     cfg
 }
 
-pub fn fixture(files: &[(&str, &str)]) -> Fixture {
+pub(crate) fn fixture(files: &[(&str, &str)]) -> Fixture {
     fixture_with(files, |_| {})
 }
 
 /// A fixture whose host config `tune` may change first.
-pub fn fixture_with(files: &[(&str, &str)], tune: impl FnOnce(&mut HostConfig)) -> Fixture {
+pub(crate) fn fixture_with(files: &[(&str, &str)], tune: impl FnOnce(&mut HostConfig)) -> Fixture {
     let tmp = tempfile::tempdir().expect("tempdir");
     let plugins = tmp.path().join("plugins");
     let logs = tmp.path().join("logs/plugins");
@@ -133,10 +137,10 @@ pub fn fixture_with(files: &[(&str, &str)], tune: impl FnOnce(&mut HostConfig)) 
 }
 
 impl Fixture {
-    pub fn tick(&mut self) {
+    pub(crate) fn tick(&mut self) {
         self.host.tick(&mut self.world, 1.0 / 30.0, &[]);
     }
-    pub fn state(&self, name: &str) -> Option<PluginState> {
+    pub(crate) fn state(&self, name: &str) -> Option<PluginState> {
         self.host
             .plugins()
             .into_iter()
@@ -144,7 +148,7 @@ impl Fixture {
             .map(|p| p.state)
     }
     /// Info about plugin `name`.
-    pub fn info(&self, name: &str) -> shard_server::plugin::PluginInfo {
+    pub(crate) fn info(&self, name: &str) -> shard_server::plugin::PluginInfo {
         self.host
             .plugins()
             .into_iter()
@@ -152,11 +156,11 @@ impl Fixture {
             .expect("plugin known")
     }
     /// The plugin's log text ("" if none yet).
-    pub fn log(&self, name: &str) -> String {
+    pub(crate) fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.logs.join(format!("{name}.log"))).unwrap_or_default()
     }
     /// Polls for file changes and ticks until `done` holds or `limit` passes; returns the latency.
-    pub fn poll_until(
+    pub(crate) fn poll_until(
         &mut self,
         limit: Duration,
         done: impl Fn(&TestWorld) -> bool,

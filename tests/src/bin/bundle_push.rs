@@ -24,6 +24,10 @@
 //! cargo run --release -p shard-e2e --bin bundle_push -- --attack amplification
 //! cargo run --release -p shard-e2e --bin bundle_push -- --attack non-reading --attackers 6
 //! ```
+#![allow(
+    clippy::print_stdout,
+    reason = "a command-line tool: stdout is its output"
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

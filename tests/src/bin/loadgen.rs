@@ -21,6 +21,10 @@
 //! ```text
 //! cargo run --release -p shard-e2e --bin loadgen -- --peers 64 --hz 30 --secs 20
 //! ```
+#![allow(
+    clippy::print_stdout,
+    reason = "a command-line tool: stdout is its output"
+)]
 
 use std::net::SocketAddr;
 use std::path::Path;

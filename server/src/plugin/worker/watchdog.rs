@@ -66,9 +66,15 @@ pub(crate) fn disarm(ticket: u64) {
         // SAFETY: the caller holds the GIL (the wrapper runs with it); a NULL
         // exception clears the pending asynchronous exception of that thread.
         unsafe {
-            pyo3::ffi::PyThreadState_SetAsyncExc(ident as _, std::ptr::null_mut());
+            pyo3::ffi::PyThreadState_SetAsyncExc(thread_id(ident), std::ptr::null_mut());
         }
     }
+}
+
+/// A thread ident as the C API takes it: CPython's `unsigned long`, declared
+/// signed by pyo3, so the same bits reinterpreted rather than converted.
+fn thread_id(ident: u64) -> std::ffi::c_long {
+    std::ffi::c_long::from_ne_bytes(ident.to_ne_bytes())
 }
 
 fn watch(budget: Duration, step: Duration) {
@@ -100,7 +106,7 @@ fn watch(budget: Duration, step: Duration) {
                 let ident = MAIN_IDENT.load(Ordering::SeqCst);
                 // SAFETY: GIL held; `exc` is a valid exception type object.
                 unsafe {
-                    pyo3::ffi::PyThreadState_SetAsyncExc(ident as _, exc.as_ptr());
+                    pyo3::ffi::PyThreadState_SetAsyncExc(thread_id(ident), exc.as_ptr());
                 }
             }
         });
