@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use crate::dispatch::Dispatcher;
 use crate::events::ClientEvent;
+use crate::mirror::{MirrorJob, MirrorOutcome, Mirrors};
 use crate::offer::{
     ContentSettings, Decided, OfferMode, OfferedPlugin, content_hash, hex, remembered_applies,
 };
@@ -33,6 +34,17 @@ pub enum BundleWork {
         server_name: String,
         /// Whether declining its content means leaving.
         content_required: bool,
+        /// Its asset mirrors (tried before the QUIC stream).
+        asset_mirrors: Vec<String>,
+    },
+    /// A mirror download ended (see [`crate::mirror`]).
+    Mirror {
+        /// Plugin.
+        plugin_id: u16,
+        /// The hash that was fetched.
+        sha256: [u8; 32],
+        /// Fetched into `partial/`, or why every mirror failed.
+        outcome: MirrorOutcome,
     },
     /// A burst of announcements is complete: offer what the cache lacks.
     AnnouncementsDone,
@@ -92,6 +104,10 @@ struct Wanted {
     requested: bool,
     retried: bool,
     done: bool,
+    /// The mirror URL the bytes came from, once fetched from one.
+    mirror: Option<String>,
+    /// Bytes arrived on the QUIC stream.
+    from_server: bool,
 }
 
 /// An offer waiting for the player's answer.
@@ -107,8 +123,10 @@ struct PendingOffer {
 /// Bundle bytes received in this session (a warm rejoin receives none).
 #[derive(Debug, Default)]
 pub struct TransferStats {
-    /// Bundle payload bytes received.
+    /// Bundle payload bytes received on the server's QUIC stream.
     pub bytes: AtomicU64,
+    /// Bundle bytes received from asset mirrors.
+    pub mirror_bytes: AtomicU64,
 }
 
 /// Where the receiver's bundles come from: the server's address (recorded
@@ -143,6 +161,10 @@ pub struct BundleReceiver {
     unsettled: bool,
     /// Checked entry points of each plugin installed in this session (the glue's input).
     entry_points: BTreeMap<String, Vec<String>>,
+    /// Where mirror downloads report back (set by [`Self::enable_mirrors`]).
+    mirror_link: Option<(tokio::runtime::Handle, mpsc::Sender<BundleWork>)>,
+    /// This session's mirrors, once `Welcome` listed any.
+    mirrors: Option<Mirrors>,
 }
 
 impl BundleReceiver {
@@ -174,7 +196,18 @@ impl BundleReceiver {
             stats,
             unsettled: false,
             entry_points: BTreeMap::new(),
+            mirror_link: None,
+            mirrors: None,
         }
+    }
+
+    /// Lets this receiver fetch from the asset mirrors a `Welcome` lists:
+    /// downloads run on the current tokio runtime and report on `work`
+    /// (the receiver's own queue). Without it every bundle comes over QUIC.
+    pub fn enable_mirrors(&mut self, work: mpsc::Sender<BundleWork>) {
+        self.mirror_link = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|h| (h, work));
     }
 
     /// Runs until every sender of `work` is gone. Whenever the queue runs
@@ -200,10 +233,17 @@ impl BundleReceiver {
                 BundleWork::Welcome {
                     server_name,
                     content_required,
+                    asset_mirrors,
                 } => {
                     self.server_name = server_name;
                     self.content_required = content_required;
+                    self.set_mirrors(&asset_mirrors);
                 }
+                BundleWork::Mirror {
+                    plugin_id,
+                    sha256,
+                    outcome,
+                } => self.mirrored(plugin_id, sha256, outcome),
                 BundleWork::AnnouncementsDone => {
                     self.burst_done = true;
                     self.maybe_offer();
@@ -228,6 +268,8 @@ impl BundleReceiver {
                         requested: false,
                         retried: false,
                         done: false,
+                        mirror: None,
+                        from_server: false,
                     };
                     self.announce(plugin_id, w)
                 }
@@ -503,6 +545,15 @@ impl BundleReceiver {
         for (id, _) in &current {
             if let Some(w) = self.wanted.get_mut(id) {
                 w.requested = true;
+                if let Some(m) = &self.mirrors {
+                    m.spawn(MirrorJob {
+                        plugin_id: *id,
+                        sha256: w.sha256,
+                        len: w.len,
+                        partial: self.cache.partial_path(&w.sha256),
+                    });
+                    continue;
+                }
                 requests.push(BundleRequest {
                     plugin_id: *id,
                     sha256: w.sha256,
@@ -533,6 +584,55 @@ impl BundleReceiver {
                 "{reason}; the server requires its content, so you left"
             ));
         }
+    }
+
+    /// Sets up this session's mirrors from `Welcome` (none without
+    /// [`Self::enable_mirrors`], when mirrors are off, or when none parses).
+    fn set_mirrors(&mut self, list: &[String]) {
+        let Some((runtime, work)) = self.mirror_link.clone() else {
+            return;
+        };
+        match Mirrors::new(
+            list,
+            &self.settings.mirrors,
+            runtime,
+            work,
+            self.stats.clone(),
+        ) {
+            Ok(m) => self.mirrors = m,
+            Err(e) => warn!(error = %e, "asset mirrors not used"),
+        }
+    }
+
+    /// A mirror download ended: install what it fetched (the store check
+    /// hashes it again), or fall back to the server's QUIC stream.
+    fn mirrored(&mut self, plugin_id: u16, sha256: [u8; 32], outcome: MirrorOutcome) {
+        let Some(w) = self.wanted.get(&plugin_id).cloned() else {
+            return;
+        };
+        if w.done || w.sha256 != sha256 {
+            return;
+        }
+        let reason = match outcome {
+            MirrorOutcome::Fetched { url } => match self.cache.finish_partial(&sha256) {
+                Ok(_) => {
+                    info!(plugin = %w.name, %url, "bundle fetched from an asset mirror");
+                    if let Some(m) = self.wanted.get_mut(&plugin_id) {
+                        m.mirror = Some(url);
+                    }
+                    return self.install(plugin_id);
+                }
+                Err(e) => format!("{url}: {e}"),
+            },
+            MirrorOutcome::Failed { reason } => reason,
+        };
+        warn!(plugin = %w.name, %reason, "asset mirrors failed; fetching the bundle from the server");
+        self.emit(ClientEvent::MirrorFallback {
+            plugin_id,
+            name: w.name.clone(),
+            reason,
+        });
+        self.request(plugin_id, &w);
     }
 
     /// Asks again for a bundle that failed verification once.
@@ -570,6 +670,9 @@ impl BundleReceiver {
             Ok(n) => n,
             Err(e) => return self.fail(plugin_id, &format!("cannot store chunk {chunk_id}: {e}")),
         };
+        if let Some(m) = self.wanted.get_mut(&plugin_id) {
+            m.from_server = true;
+        }
         let last = have >= w.len;
         if last || chunk_id.is_multiple_of(16) {
             self.emit(ClientEvent::BundleProgress {
@@ -677,6 +780,12 @@ impl BundleReceiver {
             path,
             changed: previous != Some(w.sha256),
             rpcs: rpc_names,
+            source: match (&w.mirror, w.from_server) {
+                (Some(_), _) => "mirror",
+                (None, true) => "server",
+                (None, false) => "cache",
+            },
+            mirror: w.mirror.clone(),
         });
         self.send(ClientMsg::BundleInstalled {
             plugin_id,

@@ -146,6 +146,22 @@ pub enum ClientEvent {
         changed: bool,
         /// RPC names its scripts register.
         rpcs: Vec<String>,
+        /// Where the bytes came from: `"mirror"`, `"server"` (the QUIC
+        /// stream) or `"cache"` (already held, nothing downloaded).
+        source: &'static str,
+        /// The bundle URL when `source` is `"mirror"`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mirror: Option<String>,
+    },
+    /// Every asset mirror failed for a bundle, so it is fetched from the
+    /// game server's QUIC stream instead; `reason` lists each mirror's failure.
+    MirrorFallback {
+        /// Plugin id.
+        plugin_id: u16,
+        /// Plugin name.
+        name: String,
+        /// Why each mirror failed, in the order tried.
+        reason: String,
     },
     /// A bundle was refused or could not be installed; the cache is unchanged.
     BundleFailed {
@@ -262,11 +278,17 @@ impl ClientEvent {
             | ClientEvent::ContentRefused { reason, .. } => clip_utf8(reason, MAX_REASON),
             ClientEvent::Error { message } => clip_utf8(message, MAX_REASON),
             ClientEvent::BundleFailed { error, .. } => clip_utf8(error, MAX_REASON),
+            ClientEvent::MirrorFallback { reason, .. } => clip_utf8(reason, MAX_REASON),
             ClientEvent::Rpc { json, .. } => clip_utf8(json, MAX_GAME_STRING),
             ClientEvent::Chat { text, .. } | ClientEvent::Popup { text, .. } => {
                 clip_utf8(text, MAX_GAME_STRING)
             }
-            ClientEvent::BundleInstalled { path, .. } => clip_utf8(path, MAX_GAME_STRING),
+            ClientEvent::BundleInstalled { path, mirror, .. } => {
+                clip_utf8(path, MAX_GAME_STRING);
+                if let Some(m) = mirror {
+                    clip_utf8(m, MAX_GAME_STRING);
+                }
+            }
             _ => {}
         }
         self

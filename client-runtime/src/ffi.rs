@@ -120,6 +120,10 @@ struct Config {
     server_quota_mb: Option<u64>,
     cache_cap_mb: Option<u64>,
     reload_interval_ms: Option<u64>,
+    /// Fetch bundles from the server's asset mirrors (default true).
+    mirrors: Option<bool>,
+    /// An extra CA certificate (PEM file) to trust for HTTPS mirrors.
+    mirror_ca: Option<PathBuf>,
 }
 
 /// Bytes in one MB as the options count them (MiB).
@@ -322,6 +326,16 @@ fn parse_config(json: &str) -> FfiResult<(ConnectOptions, Duration)> {
             defaults.server_quota,
         )?,
         cache_cap: mb(cfg.cache_cap_mb, "cache_cap_mb", defaults.cache_cap)?,
+        mirrors: crate::MirrorSettings {
+            enabled: cfg.mirrors.unwrap_or(true),
+            extra_ca_pem: match &cfg.mirror_ca {
+                Some(p) => Some(std::fs::read(p).map_err(|e| {
+                    bad(format!("config \"mirror_ca\" {}: {e}", p.display()))
+                })?),
+                None => None,
+            },
+            ..defaults.mirrors
+        },
     };
     let reload_interval = Duration::from_millis(
         cfg.reload_interval_ms
@@ -341,7 +355,8 @@ fn parse_config(json: &str) -> FfiResult<(ConnectOptions, Duration)> {
 /// Creates a client from a JSON config
 /// `{"addr":"IP:PORT","name":..,"identity":PATH?,"cache_dir":PATH?,"server_key":HEX?,
 /// "content":"ask"|"accept"|"decline"?,"server_quota_mb":N?,"cache_cap_mb":N?,
-/// "reload_interval_ms":N?}` (defaults: ask, 256, 2048, 5000);
+/// "reload_interval_ms":N?,"mirrors":BOOL?,"mirror_ca":PEM_PATH?}` (defaults:
+/// ask, 256, 2048, 5000, mirrors on);
 /// returns null on error (see `shard_client_last_error`). Does not connect yet.
 ///
 /// # Safety

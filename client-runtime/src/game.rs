@@ -639,6 +639,8 @@ mod tests {
             path: "rc/plugins/hexbar".into(),
             changed,
             rpcs: vec![],
+            source: "server",
+            mirror: None,
         };
         let a = "aa".repeat(32);
         let b = "bb".repeat(32);
@@ -748,6 +750,8 @@ mod tests {
             path: dir.display().to_string(),
             changed: true,
             rpcs: vec![],
+            source: "server",
+            mirror: None,
         };
         route_with_reloads(installed, root.path(), &mut t, &mut q);
         route_with_reloads(ClientEvent::BundlesSettled, root.path(), &mut t, &mut q);

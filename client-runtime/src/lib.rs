@@ -11,12 +11,14 @@ pub mod ffi;
 pub mod game;
 pub mod glue;
 pub mod json;
+pub mod mirror;
 pub mod offer;
 pub mod queue;
 pub mod session;
 
 pub use dispatch::Dispatcher;
 pub use events::ClientEvent;
+pub use mirror::MirrorSettings;
 pub use offer::{ContentSettings, OfferMode};
 pub use session::{ClientError, ConnectOptions, OfferError, Session};
 

@@ -38,8 +38,8 @@ impl std::str::FromStr for OfferMode {
 }
 
 /// The player's protections for one session: how offers are answered, the
-/// per-server quota and the total cache cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// per-server quota, the total cache cap, and the asset mirror settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContentSettings {
     /// How offers are answered without a remembered answer.
     pub mode: OfferMode,
@@ -47,6 +47,8 @@ pub struct ContentSettings {
     pub server_quota: u64,
     /// Most bytes the whole runtime cache may hold.
     pub cache_cap: u64,
+    /// Whether and how bundles are fetched from the server's asset mirrors.
+    pub mirrors: crate::mirror::MirrorSettings,
 }
 
 impl Default for ContentSettings {
@@ -55,6 +57,7 @@ impl Default for ContentSettings {
             mode: OfferMode::default(),
             server_quota: DEFAULT_SERVER_QUOTA,
             cache_cap: DEFAULT_CACHE_CAP,
+            mirrors: crate::mirror::MirrorSettings::default(),
         }
     }
 }

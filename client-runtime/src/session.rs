@@ -209,7 +209,7 @@ impl Session {
             address: addr_key,
             server_key: server_key.to_hex(),
         };
-        let receiver = BundleReceiver::new(
+        let mut receiver = BundleReceiver::new(
             cache,
             origin,
             opts.content,
@@ -218,6 +218,7 @@ impl Session {
             dispatcher.clone(),
             stats.clone(),
         );
+        receiver.enable_mirrors(work_tx.clone());
         std::thread::Builder::new()
             .name("shard-bundles".into())
             .spawn(move || receiver.run(work_rx))
@@ -280,9 +281,17 @@ impl Session {
         self.link.max_queued_bytes()
     }
 
-    /// Bundle bytes received in this session (a warm rejoin receives none).
+    /// Bundle bytes received from the server's QUIC stream in this session
+    /// (a warm rejoin, or a join served by asset mirrors, receives none).
     pub fn bundle_bytes_received(&self) -> u64 {
         self.stats.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bundle bytes received from asset mirrors in this session.
+    pub fn mirror_bytes_received(&self) -> u64 {
+        self.stats
+            .mirror_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The server's key fingerprint as seen in the handshake.
@@ -463,10 +472,12 @@ fn bundle_work(msg: &ServerMsg) -> Option<BundleWork> {
         ServerMsg::Welcome {
             server_name,
             content_required,
+            asset_mirrors,
             ..
         } => BundleWork::Welcome {
             server_name: server_name.clone(),
             content_required: *content_required,
+            asset_mirrors: asset_mirrors.clone(),
         },
         ServerMsg::PluginAnnounce {
             plugin_id,

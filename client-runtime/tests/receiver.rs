@@ -414,6 +414,7 @@ fn an_offer_over_the_quota_is_refused_before_any_request() {
         BundleWork::Welcome {
             server_name: "greedy".into(),
             content_required: true,
+            asset_mirrors: Vec::new(),
         },
         announce(&b, 1, "big", 1500),
         BundleWork::AnnouncementsDone,

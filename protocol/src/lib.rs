@@ -28,7 +28,8 @@ pub use messages::*;
 /// and `BundleRefused` (hostile-client bounds), and content offers
 /// (`content_required`, sizes in `PluginAnnounce`, `AnnouncementsDone`).
 /// Version 4 adds `ClientRpc` (pushed UI calling its plugin).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// Version 5 adds `asset_mirrors` to `Welcome` (bundles from HTTP mirrors).
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// ALPN identifier negotiated by QUIC, so a shard client never talks to
 /// something else by accident.

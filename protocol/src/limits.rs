@@ -179,6 +179,36 @@ pub const BUNDLE_SEND_WINDOW: u64 = 2 * 1024 * 1024;
 /// Default server-wide cap on bundle bytes in flight (a multiple of [`BUNDLE_SEND_WINDOW`]).
 pub const DEFAULT_BUNDLE_BYTES_IN_FLIGHT: u64 = 32 * 1024 * 1024;
 
+/// Most asset mirrors a server may list in `Welcome` (each is tried in
+/// order, so a long list only delays the fallback to QUIC).
+pub const MAX_ASSET_MIRRORS: usize = 8;
+
+/// Longest asset mirror base URL, in bytes.
+pub const MAX_MIRROR_URL: usize = 512;
+
+/// Redirects a client follows for one mirror request (each only to a host
+/// on the server's mirror list).
+pub const MAX_MIRROR_REDIRECTS: usize = 4;
+
+/// Default seconds a client waits for a mirror's TCP/TLS connection.
+pub const DEFAULT_MIRROR_CONNECT_TIMEOUT_SECS: u64 = 5;
+
+/// Default seconds a mirror response may send nothing before the client
+/// gives up on that mirror.
+pub const DEFAULT_MIRROR_READ_TIMEOUT_SECS: u64 = 10;
+
+/// Default slowest average a mirror download may keep (bytes per second,
+/// measured after [`MIRROR_PROGRESS_GRACE_SECS`]); a slower mirror fails
+/// over to the next one or to QUIC.
+pub const DEFAULT_MIRROR_MIN_BYTES_PER_SEC: u64 = 32 * 1024;
+
+/// Seconds of a mirror download before the minimum-progress rule applies
+/// (connection set-up and slow start).
+pub const MIRROR_PROGRESS_GRACE_SECS: u64 = 3;
+
+/// Default number of bundles a client downloads from mirrors at once.
+pub const DEFAULT_MIRROR_CONCURRENCY: usize = 4;
+
 /// Default seconds a bundle transfer may make no progress before the client
 /// is disconnected as one that does not read.
 pub const DEFAULT_BUNDLE_STALL_SECS: u64 = 15;

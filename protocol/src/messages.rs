@@ -88,6 +88,11 @@ pub enum ServerMsg {
         /// Whether a player who declines the server's content must leave
         /// (`content_required` in `server.toml`); otherwise they play without it.
         content_required: bool,
+        /// HTTP(S) base URLs (each ending in `/`) that serve this server's
+        /// bundles as `<mirror><sha256 hex>.bundle`, tried in order before the
+        /// QUIC stream; untrusted, since every byte is checked against the
+        /// announced SHA-256 (`asset_mirrors` in `server.toml`).
+        asset_mirrors: Vec<String>,
     },
     /// A plugin exists (or changed) and this is its bundle.
     PluginAnnounce {
@@ -390,10 +395,26 @@ impl Validate for ServerMsg {
             ServerMsg::Welcome {
                 server_name,
                 player_id,
+                asset_mirrors,
                 ..
             } => {
                 bytes("Welcome.server_name", server_name, MAX_SERVER_NAME)?;
-                bytes("Welcome.player_id", player_id, MAX_FINGERPRINT)
+                bytes("Welcome.player_id", player_id, MAX_FINGERPRINT)?;
+                entries(
+                    "Welcome.asset_mirrors",
+                    asset_mirrors.len(),
+                    MAX_ASSET_MIRRORS,
+                )?;
+                for m in asset_mirrors {
+                    bytes("Welcome.asset_mirrors", m, MAX_MIRROR_URL)?;
+                    if m.chars().any(char::is_control) {
+                        return Err(ProtocolError::InvalidField {
+                            field: "Welcome.asset_mirrors",
+                            reason: "contains control characters",
+                        });
+                    }
+                }
+                Ok(())
             }
             ServerMsg::PluginAnnounce {
                 name,

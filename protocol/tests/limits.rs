@@ -354,6 +354,7 @@ fn welcome_server_name_and_player_id_caps() {
         admin: false,
         tick_hz: 30,
         content_required: true,
+        asset_mirrors: Vec::new(),
     };
     let ok = mk("s".repeat(MAX_SERVER_NAME), "f".repeat(MAX_FINGERPRINT));
     assert_eq!(decode_server(&raw_frame(&ok)).unwrap(), ok);
@@ -365,6 +366,39 @@ fn welcome_server_name_and_player_id_caps() {
         decode_server(&raw_frame(&mk("s".into(), "f".repeat(MAX_FINGERPRINT + 1)))).unwrap_err(),
         "Welcome.player_id",
     );
+}
+
+#[test]
+fn welcome_asset_mirror_caps() {
+    let mk = |asset_mirrors: Vec<String>| ServerMsg::Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        server_name: "s".into(),
+        peer_id: 1,
+        player_id: "f".into(),
+        admin: false,
+        tick_hz: 30,
+        content_required: true,
+        asset_mirrors,
+    };
+    let long = format!("https://{}/", "m".repeat(MAX_MIRROR_URL - 9));
+    let ok = mk(vec![long.clone(); MAX_ASSET_MIRRORS]);
+    assert_eq!(decode_server(&raw_frame(&ok)).unwrap(), ok);
+    assert_too_long(
+        decode_server(&raw_frame(&mk(vec![long.clone(); MAX_ASSET_MIRRORS + 1]))).unwrap_err(),
+        "Welcome.asset_mirrors",
+    );
+    assert_too_long(
+        decode_server(&raw_frame(&mk(vec![format!("{long}x")]))).unwrap_err(),
+        "Welcome.asset_mirrors",
+    );
+    let control = mk(vec!["https://a/\n".into()]);
+    assert!(matches!(
+        decode_server(&raw_frame(&control)),
+        Err(ProtocolError::InvalidField {
+            field: "Welcome.asset_mirrors",
+            ..
+        })
+    ));
 }
 
 #[test]

@@ -72,6 +72,11 @@ pub struct ServerConfig {
     pub admin_tls_key: Option<PathBuf>,
     /// Allows plain HTTP on a non-loopback address (the token then crosses the network in clear).
     pub admin_insecure_remote: bool,
+    /// Base URLs of HTTP(S) mirrors or CDNs that serve the bundles as
+    /// `<mirror><sha256 hex>.bundle` (see `publish-bundles`); sent to clients
+    /// in `Welcome`, tried in order before the QUIC stream. Each is an
+    /// absolute `https://` or `http://` URL, normalised to end in one `/`.
+    pub asset_mirrors: Vec<String>,
     /// The file this configuration came from, where admin changes are written back.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -127,6 +132,7 @@ impl Default for ServerConfig {
             admin_tls_cert: None,
             admin_tls_key: None,
             admin_insecure_remote: false,
+            asset_mirrors: Vec::new(),
             source: None,
         }
     }
@@ -163,6 +169,56 @@ pub enum ConfigError {
     },
 }
 
+/// Checks every `asset_mirrors` entry and normalises it (one trailing `/`),
+/// so the URL of a bundle is always `<mirror><sha256 hex>.bundle`; the error
+/// names the entry and what is wrong with it.
+pub fn normalise_mirrors(mirrors: &[String]) -> Result<Vec<String>, String> {
+    if mirrors.len() > limits::MAX_ASSET_MIRRORS {
+        return Err(format!(
+            "{} mirrors listed; at most {} are sent to clients",
+            mirrors.len(),
+            limits::MAX_ASSET_MIRRORS
+        ));
+    }
+    mirrors
+        .iter()
+        .enumerate()
+        .map(|(i, m)| normalise_mirror(m).map_err(|why| format!("entry {} `{m}`: {why}", i + 1)))
+        .collect()
+}
+
+/// One mirror URL, normalised; see [`normalise_mirrors`].
+pub fn normalise_mirror(mirror: &str) -> Result<String, String> {
+    let mut url = url::Url::parse(mirror.trim())
+        .map_err(|e| format!("not an absolute URL ({e}); write e.g. https://cdn.example.net/shard/"))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(format!(
+            "scheme `{}` is not https:// or http://",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("no host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials in a mirror URL would be sent to every player".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("a mirror URL has no query (`?`) or fragment (`#`)".into());
+    }
+    let path = format!("{}/", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    let out = url.to_string();
+    if out.len() > limits::MAX_MIRROR_URL {
+        return Err(format!(
+            "{} bytes long; the limit is {}",
+            out.len(),
+            limits::MAX_MIRROR_URL
+        ));
+    }
+    Ok(out)
+}
+
 impl ServerConfig {
     /// Reads and checks a `server.toml`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -177,9 +233,16 @@ impl ServerConfig {
 
     /// Parses and checks TOML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let cfg: ServerConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut cfg: ServerConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_string(),
             message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.asset_mirrors = normalise_mirrors(&cfg.asset_mirrors).map_err(|reason| {
+            ConfigError::Invalid {
+                path: origin.to_string(),
+                key: "asset_mirrors",
+                reason,
+            }
         })?;
         cfg.check(origin)?;
         Ok(cfg)
@@ -353,6 +416,35 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn asset_mirrors_are_normalised_and_bad_ones_named() {
+        let cfg = ServerConfig::parse(
+            r#"asset_mirrors = ["https://cdn.example.net/shard", "http://10.0.0.2:8080/a//", "https://x.example/"]"#,
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.asset_mirrors,
+            [
+                "https://cdn.example.net/shard/",
+                "http://10.0.0.2:8080/a/",
+                "https://x.example/"
+            ]
+        );
+        for (bad, why) in [
+            ("ftp://cdn.example.net/", "scheme `ftp`"),
+            ("cdn.example.net/shard", "not an absolute URL"),
+            ("https://u:p@cdn.example.net/", "credentials"),
+            ("https://cdn.example.net/?a=1", "query"),
+        ] {
+            let text = format!(r#"asset_mirrors = ["https://ok.example/", "{bad}"]"#);
+            let e = ServerConfig::parse(&text, "t.toml").unwrap_err().to_string();
+            assert!(e.contains("asset_mirrors"), "{e}");
+            assert!(e.contains(&format!("entry 2 `{bad}`")), "{e}");
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn empty_file_gives_the_defaults() {

@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod docs;
 pub mod net;
+pub mod publish;
 pub mod plugin;
 pub mod ratelog;
 pub mod sim;

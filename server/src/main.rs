@@ -59,6 +59,16 @@ enum Cmd {
         /// The plugin's `.py` file, or its bundle folder.
         path: PathBuf,
     },
+    /// Write every current plugin bundle as `DIR/<sha256>.bundle`, ready to
+    /// upload to the static host or CDN listed in `asset_mirrors` (rsync,
+    /// `aws s3 sync`). Atomic, idempotent, deterministic; never deletes.
+    PublishBundles {
+        /// The folder to fill (created if missing).
+        dir: PathBuf,
+        /// Folder of Python plugins [default: `--plugins`, server.toml, ./plugins].
+        #[arg(long = "plugins", id = "publish_plugins")]
+        plugins: Option<PathBuf>,
+    },
     /// Write the plugin API reference and the `game` type stubs by running
     /// tools/gen_plugin_docs.py inside the embedded interpreter.
     Docs {
@@ -159,7 +169,7 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {} and {}", out.display(), stubs.display());
             return Ok(());
         }
-        Some(Cmd::AdminToken { .. }) | None => {}
+        Some(Cmd::AdminToken { .. } | Cmd::PublishBundles { .. }) | None => {}
     }
     let mut cfg = shard_server::load_config(cli.config.as_deref())?;
     if let Some(b) = cli.bind {
@@ -176,6 +186,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(Cmd::AdminToken { rotate }) = cli.cmd {
         return admin_token(&cfg, rotate);
+    }
+    if let Some(Cmd::PublishBundles { dir, plugins }) = &cli.cmd {
+        return publish_bundles(plugins.as_deref().unwrap_or(&cfg.plugin_dir), dir);
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
@@ -198,6 +211,37 @@ fn main() -> anyhow::Result<()> {
         server.shutdown().await;
         anyhow::Ok(())
     })
+}
+
+/// `publish-bundles DIR [--plugins DIR]`: prints one line per bundle written
+/// or skipped, and fails if any plugin's bundle could not be published.
+fn publish_bundles(plugins: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<()> {
+    use shard_server::publish::Published;
+    let report = shard_server::publish::publish_bundles(plugins, dir)?;
+    for p in &report.published {
+        match p {
+            Published::Wrote {
+                plugin,
+                path,
+                bytes,
+            } => println!("wrote   {} ({plugin}, {bytes} bytes)", path.display()),
+            Published::Skipped { plugin, path } => {
+                println!("skipped {} ({plugin}, already there)", path.display())
+            }
+        }
+    }
+    for e in &report.failed {
+        eprintln!("error: {e}");
+    }
+    if !report.failed.is_empty() {
+        bail!("{} plugin bundle(s) not published", report.failed.len());
+    }
+    println!(
+        "{} bundle(s) in {}; upload the folder to every asset mirror",
+        report.published.len(),
+        dir.display()
+    );
+    Ok(())
 }
 
 /// `admin-token [--rotate]`: prints the login URL, replacing the token first with `--rotate`.

@@ -358,6 +358,7 @@ impl Sim {
                 let server_name = self.cfg.name.clone();
                 let tick_hz = self.cfg.tick_hz;
                 let content_required = self.cfg.content_required;
+                let asset_mirrors = self.cfg.asset_mirrors.clone();
                 let player_id = fingerprint.to_hex();
                 let id =
                     self.world
@@ -370,6 +371,7 @@ impl Sim {
                                 admin,
                                 tick_hz,
                                 content_required,
+                                asset_mirrors,
                             }
                         });
                 info!(peer = id, %name, %fingerprint, admin, "joined");

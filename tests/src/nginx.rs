@@ -38,7 +38,7 @@ pub struct Nginx {
     pub addr: SocketAddr,
     /// The folder it serves at `/`; files written here are live at once.
     pub root: PathBuf,
-    /// The access log, one line per request: `METHOD URI STATUS BYTES "RANGE"`.
+    /// The access log, one line per request: `METHOD URI STATUS BYTES "RANGE" PROTOCOL`.
     pub access_log: PathBuf,
     /// The certificate (PEM) when serving HTTPS, for the client to trust.
     pub cert_pem: Option<String>,
@@ -109,7 +109,7 @@ pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-  log_format shard '$request_method $uri $status $body_bytes_sent "$http_range"';
+  log_format shard '$request_method $uri $status $body_bytes_sent "$http_range" $server_protocol';
   access_log {d}/access.log shard;
   client_body_temp_path {d}/body;
   proxy_temp_path {d}/proxy;

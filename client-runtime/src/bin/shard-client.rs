@@ -85,6 +85,13 @@ enum Cmd {
         /// Least seconds between two script reload requests [default: 5].
         #[arg(long, value_name = "SECONDS")]
         reload_interval: Option<f64>,
+        /// Also trust this CA certificate (PEM) for HTTPS asset mirrors, for
+        /// a private mirror or a test certificate.
+        #[arg(long, value_name = "PEM")]
+        mirror_ca: Option<PathBuf>,
+        /// Never fetch bundles from the server's asset mirrors (QUIC only).
+        #[arg(long)]
+        no_mirrors: bool,
     },
     /// Inspect the runtime cache: what is installed, re-verify it, or clear it.
     Cache {
@@ -225,6 +232,8 @@ fn main() -> anyhow::Result<ExitCode> {
             server_quota_mb,
             cache_cap_mb,
             reload_interval,
+            mirror_ca,
+            no_mirrors,
         } => {
             if content == OfferMode::Ask && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
                 bail!(
@@ -247,6 +256,15 @@ fn main() -> anyhow::Result<ExitCode> {
                 mode: content,
                 server_quota: mb(server_quota_mb, DEFAULT_SERVER_QUOTA)?,
                 cache_cap: mb(cache_cap_mb, DEFAULT_CACHE_CAP)?,
+                mirrors: shard_client::MirrorSettings {
+                    enabled: !no_mirrors,
+                    extra_ca_pem: mirror_ca
+                        .map(|p| {
+                            std::fs::read(&p).with_context(|| format!("--mirror-ca {}", p.display()))
+                        })
+                        .transpose()?,
+                    ..shard_client::MirrorSettings::default()
+                },
             };
             let actions = actions
                 .iter()

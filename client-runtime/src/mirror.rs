@@ -1,0 +1,624 @@
+//! Bundles from HTTP(S) mirrors and CDNs: the servers list base URLs in
+//! `Welcome`, and a bundle's URL is `<mirror><sha256 hex>.bundle`, nothing
+//! else, so a mirror cannot choose what a client runs.
+//!
+//! A mirror is untrusted. Each download resumes into the cache's
+//! `partial/<sha256>.part` with a `Range` request, is capped at the length
+//! the game server announced, must keep a minimum pace, may be redirected
+//! only to hosts on the mirror list, and its SHA-256 must match the
+//! announced one before the bundle receiver moves it into the store and runs
+//! the same policy check and install as for a QUIC transfer. Any failure
+//! (down, slow, redirected off-list, wrong length, wrong hash) tries the
+//! next mirror and finally falls back to the server's QUIC stream.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::{StatusCode, Url};
+use sha2::{Digest, Sha256};
+use shard_protocol::limits::{
+    DEFAULT_MIRROR_CONCURRENCY, DEFAULT_MIRROR_CONNECT_TIMEOUT_SECS,
+    DEFAULT_MIRROR_MIN_BYTES_PER_SEC, DEFAULT_MIRROR_READ_TIMEOUT_SECS, MAX_ASSET_MIRRORS,
+    MAX_MIRROR_REDIRECTS, MIRROR_PROGRESS_GRACE_SECS,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Semaphore, mpsc};
+use tracing::{debug, info, warn};
+
+use crate::bundles::{BundleWork, TransferStats};
+
+/// How the client uses the mirrors a server lists (part of
+/// [`crate::ContentSettings`], so embedders and benches set it per session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorSettings {
+    /// Use the server's mirrors at all; `false` always downloads over QUIC.
+    pub enabled: bool,
+    /// An extra CA certificate (PEM) to trust for HTTPS mirrors besides the
+    /// public web roots, for private mirrors, tests and modders.
+    pub extra_ca_pem: Option<Vec<u8>>,
+    /// Longest wait for a mirror's TCP and TLS connection.
+    pub connect_timeout: Duration,
+    /// Longest a mirror response may send nothing.
+    pub read_timeout: Duration,
+    /// Slowest average pace (bytes per second) a download may keep once it
+    /// has run for `limits::MIRROR_PROGRESS_GRACE_SECS`; a slower mirror fails over.
+    pub min_bytes_per_sec: u64,
+    /// Bundles downloaded from mirrors at once.
+    pub concurrency: usize,
+}
+
+impl Default for MirrorSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            extra_ca_pem: None,
+            connect_timeout: Duration::from_secs(DEFAULT_MIRROR_CONNECT_TIMEOUT_SECS),
+            read_timeout: Duration::from_secs(DEFAULT_MIRROR_READ_TIMEOUT_SECS),
+            min_bytes_per_sec: DEFAULT_MIRROR_MIN_BYTES_PER_SEC,
+            concurrency: DEFAULT_MIRROR_CONCURRENCY,
+        }
+    }
+}
+
+/// Why a mirror could not be used or one download from it failed; each is
+/// reported (with the mirror's URL) when the client falls back.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    /// The server listed something that is not an absolute http(s) base URL.
+    #[error("mirror `{url}` is not an absolute http:// or https:// URL ending in `/`")]
+    BadMirror {
+        /// What the server sent.
+        url: String,
+    },
+    /// The extra CA certificate could not be read.
+    #[error("the extra CA certificate for mirrors is not valid PEM: {0}")]
+    Ca(#[source] reqwest::Error),
+    /// The HTTP client could not be built.
+    #[error("cannot set up the HTTP client for mirrors: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The request failed (connect, TLS, timeout, refused redirect, ...).
+    #[error("{url}: {}", chain(.source))]
+    Request {
+        /// The bundle URL.
+        url: String,
+        /// The cause.
+        source: reqwest::Error,
+    },
+    /// The mirror answered with a status other than 200 or 206.
+    #[error("{url}: HTTP status {status}")]
+    Status {
+        /// The bundle URL.
+        url: String,
+        /// What it answered.
+        status: StatusCode,
+    },
+    /// A resumed request came back with another range than asked for.
+    #[error("{url}: asked for bytes from {offset} on, the mirror sent range `{range}`")]
+    BadRange {
+        /// The bundle URL.
+        url: String,
+        /// Where the download resumed.
+        offset: u64,
+        /// The `Content-Range` it sent.
+        range: String,
+    },
+    /// The mirror's file has another length than the server announced.
+    #[error("{url}: serves {got} bytes, but the server announced {expected}")]
+    WrongLength {
+        /// The bundle URL.
+        url: String,
+        /// Length the mirror declared.
+        got: u64,
+        /// Announced length.
+        expected: u64,
+    },
+    /// The mirror sent more than the announced length (the partial file is discarded).
+    #[error("{url}: sent more than the announced {expected} bytes")]
+    TooLong {
+        /// The bundle URL.
+        url: String,
+        /// Announced length.
+        expected: u64,
+    },
+    /// The body ended early (what arrived is kept in `partial/` to resume).
+    #[error("{url}: the file ended after {got} of {expected} bytes")]
+    Truncated {
+        /// The bundle URL.
+        url: String,
+        /// Bytes held.
+        got: u64,
+        /// Announced length.
+        expected: u64,
+    },
+    /// The bytes do not hash to the announced SHA-256 (discarded).
+    #[error("{url}: the file's SHA-256 is {actual}, not the announced {expected}")]
+    HashMismatch {
+        /// The bundle URL.
+        url: String,
+        /// Announced hash (hex).
+        expected: String,
+        /// Hash of what arrived (hex).
+        actual: String,
+    },
+    /// The download went slower than the minimum pace.
+    #[error("{url}: too slow, {got} bytes in {millis} ms (the minimum is {min} bytes/s)")]
+    TooSlow {
+        /// The bundle URL.
+        url: String,
+        /// Bytes received in this attempt.
+        got: u64,
+        /// Time spent.
+        millis: u128,
+        /// The minimum pace.
+        min: u64,
+    },
+    /// No data arrived for the read timeout.
+    #[error("{url}: no data for {secs} s")]
+    Stalled {
+        /// The bundle URL.
+        url: String,
+        /// The read timeout.
+        secs: u64,
+    },
+    /// A redirect pointed at a host that is not on the mirror list.
+    #[error("redirect to {to} refused: that host is not on the server's mirror list")]
+    RedirectRefused {
+        /// Where it pointed.
+        to: String,
+    },
+    /// Too many redirects in a row.
+    #[error("more than {max} redirects")]
+    TooManyRedirects {
+        /// The limit.
+        max: usize,
+    },
+    /// The partial file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The partial file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// An error with its causes, `a: b: c`, since reqwest's own message hides
+/// the reason (a refused redirect, a certificate problem) in its sources.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+/// One bundle to fetch.
+#[derive(Debug, Clone)]
+pub struct MirrorJob {
+    /// The announced plugin.
+    pub plugin_id: u16,
+    /// Its announced hash.
+    pub sha256: [u8; 32],
+    /// Its announced packed length.
+    pub len: u64,
+    /// Where the download grows: the cache's `partial/<sha256>.part`.
+    pub partial: PathBuf,
+}
+
+/// How a mirror download ended, sent back to the bundle receiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MirrorOutcome {
+    /// The partial file is complete and hashes to the announced SHA-256.
+    Fetched {
+        /// The bundle URL it came from.
+        url: String,
+    },
+    /// Every mirror failed; the receiver falls back to QUIC.
+    Failed {
+        /// Each mirror's failure, in the order tried.
+        reason: String,
+    },
+}
+
+/// The mirrors of one session and the HTTP client that fetches from them.
+pub struct Mirrors {
+    client: reqwest::Client,
+    bases: Vec<Url>,
+    gate: Arc<Semaphore>,
+    settings: MirrorSettings,
+    runtime: tokio::runtime::Handle,
+    work: mpsc::Sender<BundleWork>,
+    stats: Arc<TransferStats>,
+}
+
+/// Scheme, host and port of a URL: what a redirect must stay within.
+fn origin(u: &Url) -> (String, String, Option<u16>) {
+    (
+        u.scheme().to_string(),
+        u.host_str().unwrap_or_default().to_ascii_lowercase(),
+        u.port_or_known_default(),
+    )
+}
+
+/// Parses one mirror base URL sent by the server.
+pub fn parse_mirror(url: &str) -> Result<Url, MirrorError> {
+    let bad = || MirrorError::BadMirror {
+        url: url.to_string(),
+    };
+    let u = Url::parse(url).map_err(|_| bad())?;
+    let ok = matches!(u.scheme(), "http" | "https")
+        && u.host_str().is_some_and(|h| !h.is_empty())
+        && u.path().ends_with('/')
+        && u.query().is_none()
+        && u.fragment().is_none()
+        && u.username().is_empty()
+        && u.password().is_none();
+    if ok { Ok(u) } else { Err(bad()) }
+}
+
+impl Mirrors {
+    /// The mirrors of `list` that parse (a bad entry is logged and skipped;
+    /// `None` when none is usable or mirrors are off). Warns once per plain
+    /// `http://` mirror: integrity holds, privacy does not.
+    pub fn new(
+        list: &[String],
+        settings: &MirrorSettings,
+        runtime: tokio::runtime::Handle,
+        work: mpsc::Sender<BundleWork>,
+        stats: Arc<TransferStats>,
+    ) -> Result<Option<Self>, MirrorError> {
+        if !settings.enabled || list.is_empty() {
+            return Ok(None);
+        }
+        let mut bases = Vec::new();
+        for m in list.iter().take(MAX_ASSET_MIRRORS) {
+            match parse_mirror(m) {
+                Ok(u) => {
+                    if u.scheme() == "http" {
+                        warn!(mirror = %u, "plain http:// asset mirror: bundles are still checked against their SHA-256, but the network can see which ones this player fetches");
+                    }
+                    bases.push(u);
+                }
+                Err(e) => warn!(error = %e, "asset mirror skipped"),
+            }
+        }
+        if bases.is_empty() {
+            return Ok(None);
+        }
+        let allowed: Vec<_> = bases.iter().map(origin).collect();
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > MAX_MIRROR_REDIRECTS {
+                return attempt.error(MirrorError::TooManyRedirects {
+                    max: MAX_MIRROR_REDIRECTS,
+                });
+            }
+            if allowed.contains(&origin(attempt.url())) {
+                attempt.follow()
+            } else {
+                let to = attempt.url().to_string();
+                attempt.error(MirrorError::RedirectRefused { to })
+            }
+        });
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .user_agent(concat!("shard-client/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.read_timeout)
+            .redirect(policy)
+            .http2_adaptive_window(true);
+        if let Some(pem) = &settings.extra_ca_pem {
+            let cert = reqwest::Certificate::from_pem(pem).map_err(MirrorError::Ca)?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let client = builder.build().map_err(MirrorError::Client)?;
+        info!(mirrors = bases.len(), "asset mirrors in use");
+        Ok(Some(Self {
+            client,
+            bases,
+            gate: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            settings: settings.clone(),
+            runtime,
+            work,
+            stats,
+        }))
+    }
+
+    /// Starts fetching `job` (at most `concurrency` run at once); the
+    /// outcome arrives on the bundle queue as [`BundleWork::Mirror`].
+    pub fn spawn(&self, job: MirrorJob) {
+        let fetch = Fetch {
+            client: self.client.clone(),
+            bases: self.bases.clone(),
+            settings: self.settings.clone(),
+            stats: self.stats.clone(),
+        };
+        let gate = self.gate.clone();
+        let work = self.work.clone();
+        self.runtime.spawn(async move {
+            let outcome = match gate.acquire_owned().await {
+                Ok(_permit) => fetch.run(&job).await,
+                Err(_) => MirrorOutcome::Failed {
+                    reason: "mirror downloads are shut down".into(),
+                },
+            };
+            let _ = work
+                .send(BundleWork::Mirror {
+                    plugin_id: job.plugin_id,
+                    sha256: job.sha256,
+                    outcome,
+                })
+                .await;
+        });
+    }
+}
+
+/// What one download task needs.
+struct Fetch {
+    client: reqwest::Client,
+    bases: Vec<Url>,
+    settings: MirrorSettings,
+    stats: Arc<TransferStats>,
+}
+
+impl Fetch {
+    /// Tries each mirror in order until one delivers the verified bundle.
+    async fn run(&self, job: &MirrorJob) -> MirrorOutcome {
+        let file = format!("{}.bundle", hex::encode(job.sha256));
+        let mut reasons = Vec::new();
+        for base in &self.bases {
+            let url = match base.join(&file) {
+                Ok(u) => u,
+                Err(_) => {
+                    reasons.push(format!("cannot form the bundle URL under {base}"));
+                    continue;
+                }
+            };
+            match self.one(&url, job).await {
+                Ok(()) => {
+                    return MirrorOutcome::Fetched {
+                        url: url.to_string(),
+                    };
+                }
+                Err(e) => {
+                    warn!(mirror = %base, plugin_id = job.plugin_id, error = %e, "asset mirror failed");
+                    reasons.push(e.to_string());
+                }
+            }
+        }
+        MirrorOutcome::Failed {
+            reason: reasons.join("; "),
+        }
+    }
+
+    /// One download from one mirror, resuming what `partial/` holds.
+    async fn one(&self, url: &Url, job: &MirrorJob) -> Result<(), MirrorError> {
+        let u = url.to_string();
+        let io = |source| MirrorError::Io {
+            path: job.partial.display().to_string(),
+            source,
+        };
+        let mut hasher = Sha256::new();
+        let mut have = self.resume_point(job, &mut hasher).await.map_err(io)?;
+        if have == job.len {
+            // A complete file from an earlier try that was never moved into the store.
+            return self.check_hash(&u, job, hasher).await;
+        }
+        let mut req = self.client.get(url.clone());
+        if have > 0 {
+            req = req.header(RANGE, format!("bytes={have}-"));
+        }
+        let mut resp = req.send().await.map_err(|source| MirrorError::Request {
+            url: u.clone(),
+            source,
+        })?;
+        let status = resp.status();
+        let restart = match status {
+            StatusCode::PARTIAL_CONTENT if have > 0 => {
+                let range = resp
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                if !range_starts_at(&range, have, job.len) {
+                    return Err(MirrorError::BadRange {
+                        url: u,
+                        offset: have,
+                        range,
+                    });
+                }
+                debug!(url = %u, offset = have, "resuming a mirror download");
+                false
+            }
+            StatusCode::OK => true,
+            _ => return Err(MirrorError::Status { url: u, status }),
+        };
+        if restart && have > 0 {
+            debug!(url = %u, "the mirror ignored the range; starting over");
+            have = 0;
+            hasher = Sha256::new();
+        }
+        if let Some(n) = resp.content_length()
+            && have.saturating_add(n) != job.len
+        {
+            return Err(MirrorError::WrongLength {
+                url: u,
+                got: have.saturating_add(n),
+                expected: job.len,
+            });
+        }
+        let out = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&job.partial)
+            .await
+            .map_err(io)?;
+        out.set_len(have).await.map_err(io)?;
+        let mut out = tokio::io::BufWriter::new(out);
+        tokio::io::AsyncSeekExt::seek(&mut out, std::io::SeekFrom::Start(have))
+            .await
+            .map_err(io)?;
+        let started = Instant::now();
+        let grace = Duration::from_secs(MIRROR_PROGRESS_GRACE_SECS);
+        let mut got: u64 = 0;
+        loop {
+            let next = tokio::time::timeout(self.settings.read_timeout, resp.chunk()).await;
+            let chunk = match next {
+                Err(_) => {
+                    out.flush().await.map_err(io)?;
+                    return Err(MirrorError::Stalled {
+                        url: u,
+                        secs: self.settings.read_timeout.as_secs(),
+                    });
+                }
+                Ok(Err(source)) => {
+                    out.flush().await.map_err(io)?;
+                    return Err(MirrorError::Request { url: u, source });
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(c))) => c,
+            };
+            let n = chunk.len() as u64;
+            if have.saturating_add(n) > job.len {
+                drop(out);
+                let _ = tokio::fs::remove_file(&job.partial).await;
+                return Err(MirrorError::TooLong {
+                    url: u,
+                    expected: job.len,
+                });
+            }
+            out.write_all(&chunk).await.map_err(io)?;
+            hasher.update(&chunk);
+            have += n;
+            got += n;
+            self.stats.mirror_bytes.fetch_add(n, Ordering::Relaxed);
+            let elapsed = started.elapsed();
+            if elapsed > grace
+                && u128::from(got) * 1000
+                    < u128::from(self.settings.min_bytes_per_sec) * elapsed.as_millis()
+            {
+                out.flush().await.map_err(io)?;
+                return Err(MirrorError::TooSlow {
+                    url: u,
+                    got,
+                    millis: elapsed.as_millis(),
+                    min: self.settings.min_bytes_per_sec,
+                });
+            }
+        }
+        out.flush().await.map_err(io)?;
+        out.get_ref().sync_all().await.map_err(io)?;
+        drop(out);
+        if have < job.len {
+            return Err(MirrorError::Truncated {
+                url: u,
+                got: have,
+                expected: job.len,
+            });
+        }
+        self.check_hash(&u, job, hasher).await
+    }
+
+    /// How much of `partial/` to keep: its length, with its bytes fed to
+    /// `hasher`; a file longer than announced is discarded (0).
+    async fn resume_point(&self, job: &MirrorJob, hasher: &mut Sha256) -> std::io::Result<u64> {
+        let mut f = match tokio::fs::File::open(&job.partial).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let len = f.metadata().await?.len();
+        if len > job.len {
+            drop(f);
+            warn!(path = %job.partial.display(), len, announced = job.len, "partial download longer than announced; discarded");
+            tokio::fs::remove_file(&job.partial).await?;
+            return Ok(0);
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut read = 0u64;
+        while read < len {
+            let n = f.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            read += n as u64;
+        }
+        Ok(read)
+    }
+
+    /// Compares the finished download's hash with the announced one; a
+    /// mismatch discards the partial file.
+    async fn check_hash(&self, u: &str, job: &MirrorJob, hasher: Sha256) -> Result<(), MirrorError> {
+        let actual: [u8; 32] = hasher.finalize().into();
+        if actual == job.sha256 {
+            return Ok(());
+        }
+        let _ = tokio::fs::remove_file(&job.partial).await;
+        Err(MirrorError::HashMismatch {
+            url: u.to_string(),
+            expected: hex::encode(job.sha256),
+            actual: hex::encode(actual),
+        })
+    }
+}
+
+/// Whether a `Content-Range: bytes START-END/TOTAL` starts where we resumed
+/// and ends within the announced length.
+fn range_starts_at(range: &str, offset: u64, len: u64) -> bool {
+    let Some(spec) = range.trim().strip_prefix("bytes ") else {
+        return false;
+    };
+    let Some((span, total)) = spec.split_once('/') else {
+        return false;
+    };
+    let Some((start, end)) = span.split_once('-') else {
+        return false;
+    };
+    let (Ok(start), Ok(end)) = (start.parse::<u64>(), end.parse::<u64>()) else {
+        return false;
+    };
+    let total_ok = total == "*" || total.parse::<u64>().is_ok_and(|t| t == len);
+    start == offset && end < len && total_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_urls_must_be_http_bases() {
+        assert!(parse_mirror("https://cdn.example/shard/").is_ok());
+        assert!(parse_mirror("http://127.0.0.1:8080/").is_ok());
+        for bad in [
+            "ftp://cdn.example/",
+            "https://cdn.example/shard",
+            "file:///etc/",
+            "https://u:p@cdn.example/",
+            "https://cdn.example/?x=/",
+            "/relative/",
+        ] {
+            assert!(parse_mirror(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn content_range_must_start_at_the_resume_point() {
+        assert!(range_starts_at("bytes 100-199/200", 100, 200));
+        assert!(range_starts_at("bytes 100-199/*", 100, 200));
+        assert!(!range_starts_at("bytes 0-199/200", 100, 200));
+        assert!(!range_starts_at("bytes 100-299/300", 100, 200));
+        assert!(!range_starts_at("", 100, 200));
+        assert!(!range_starts_at("bytes 100-abc/200", 100, 200));
+    }
+}

@@ -1,0 +1,229 @@
+//! `shard-server publish-bundles DIR`: writes every current plugin bundle as
+//! `DIR/<sha256 hex>.bundle`, ready to upload to any static host, S3 bucket
+//! or CDN listed in `asset_mirrors`.
+//!
+//! The bundles are built by [`crate::bundles::build_bundle`], the code the
+//! server runs when it loads a plugin, so the files hash to exactly what the
+//! server announces. Each file is written under a temporary name and renamed
+//! (a mirror never serves half a file), a file already present with the
+//! right hash is left alone (idempotent), and nothing is ever deleted: a
+//! player still on an older version keeps finding it.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::bundles::build_bundle;
+use crate::plugin::loader::discover;
+
+/// What happened to one plugin's bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// The file was written (it was missing or held other bytes).
+    Wrote {
+        /// Plugin name.
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        bytes: u64,
+    },
+    /// The file was already there with this exact content.
+    Skipped {
+        /// Plugin name.
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Why publishing stopped or a plugin could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The plugins folder could not be listed.
+    #[error("cannot list plugins in {dir}: {source}")]
+    ListPlugins {
+        /// The folder.
+        dir: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file operation in the output folder failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or folder.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A plugin's bundle fails the checks a load runs (so the server would not announce it).
+    #[error("plugin {plugin}: its bundle would not load: {reason}")]
+    Bundle {
+        /// Plugin name.
+        plugin: String,
+        /// What the bundle check said.
+        reason: String,
+    },
+}
+
+/// Outcome of one run: what was written or skipped, and the plugins that failed.
+#[derive(Debug, Default)]
+pub struct PublishReport {
+    /// One entry per plugin whose bundle is now in the folder.
+    pub published: Vec<Published>,
+    /// Plugins whose bundle could not be built or written.
+    pub failed: Vec<PublishError>,
+}
+
+/// The file name of a bundle on a mirror: `<sha256 hex>.bundle`.
+pub fn bundle_file_name(sha256: &[u8; 32]) -> String {
+    format!("{}.bundle", hex::encode(sha256))
+}
+
+/// Builds every plugin bundle of `plugins` and writes it into `out`
+/// (created if missing); see the module docs for the guarantees.
+pub fn publish_bundles(plugins: &Path, out: &Path) -> Result<PublishReport, PublishError> {
+    let found = discover(plugins).map_err(|source| PublishError::ListPlugins {
+        dir: plugins.display().to_string(),
+        source,
+    })?;
+    fs::create_dir_all(out).map_err(io("creating", out))?;
+    let mut report = PublishReport::default();
+    for name in found.keys() {
+        // The version is not part of the packed bytes, only of the announcement.
+        let bundle = match build_bundle(name, "publish", &plugins.join(name)) {
+            Ok(b) => b,
+            Err(reason) => {
+                tracing::warn!(plugin = %name, %reason, "bundle not published");
+                report.failed.push(PublishError::Bundle {
+                    plugin: name.clone(),
+                    reason,
+                });
+                continue;
+            }
+        };
+        match write_atomically(out, &bundle.sha256, &bundle.bytes) {
+            Ok(true) => report.published.push(Published::Wrote {
+                plugin: name.clone(),
+                path: out.join(bundle_file_name(&bundle.sha256)),
+                bytes: bundle.bytes.len() as u64,
+            }),
+            Ok(false) => report.published.push(Published::Skipped {
+                plugin: name.clone(),
+                path: out.join(bundle_file_name(&bundle.sha256)),
+            }),
+            Err(e) => report.failed.push(e),
+        }
+    }
+    Ok(report)
+}
+
+/// Writes `bytes` as `out/<sha>.bundle` through a temporary file and a
+/// rename; returns false when the file already holds exactly these bytes.
+fn write_atomically(out: &Path, sha256: &[u8; 32], bytes: &[u8]) -> Result<bool, PublishError> {
+    let dest = out.join(bundle_file_name(sha256));
+    if let Ok(existing) = fs::read(&dest)
+        && existing == bytes
+    {
+        return Ok(false);
+    }
+    let tmp = out.join(format!(
+        ".{}.{}.tmp",
+        bundle_file_name(sha256),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp).map_err(io("creating", &tmp))?;
+        f.write_all(bytes).map_err(io("writing", &tmp))?;
+        f.sync_all().map_err(io("syncing", &tmp))?;
+        fs::rename(&tmp, &dest).map_err(io("renaming into", &dest))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map(|()| true)
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PublishError {
+    let path = path.display().to_string();
+    move |source| PublishError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plugin(dir: &Path, name: &str, asset: &[u8]) {
+        fs::write(
+            dir.join(format!("{name}.py")),
+            "__plugin__ = {'name': 'x', 'version': '1'}\n",
+        )
+        .unwrap();
+        fs::create_dir_all(dir.join(name).join("assets")).unwrap();
+        fs::write(dir.join(name).join("assets").join("a.txt"), asset).unwrap();
+    }
+
+    #[test]
+    fn writes_each_bundle_under_its_hash_then_skips_and_never_deletes() {
+        let plugins = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        plugin(plugins.path(), "alpha", b"one");
+        plugin(plugins.path(), "beta", b"two");
+        let first = publish_bundles(plugins.path(), out.path()).unwrap();
+        assert!(first.failed.is_empty(), "{:?}", first.failed);
+        assert_eq!(first.published.len(), 2);
+        for p in &first.published {
+            let Published::Wrote { path, .. } = p else {
+                panic!("expected a write: {p:?}")
+            };
+            let bytes = fs::read(path).unwrap();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            assert_eq!(name, bundle_file_name(&shard_cache::sha256(&bytes)));
+        }
+        let again = publish_bundles(plugins.path(), out.path()).unwrap();
+        assert!(
+            again
+                .published
+                .iter()
+                .all(|p| matches!(p, Published::Skipped { .. }))
+        );
+        // A new version adds a file; the old one stays for players still on it.
+        plugin(plugins.path(), "alpha", b"one, changed");
+        let third = publish_bundles(plugins.path(), out.path()).unwrap();
+        assert_eq!(
+            third
+                .published
+                .iter()
+                .filter(|p| matches!(p, Published::Wrote { .. }))
+                .count(),
+            1
+        );
+        let files: Vec<_> = fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(files.len(), 3, "{files:?}");
+    }
+
+    #[test]
+    fn a_corrupted_file_is_replaced() {
+        let plugins = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        plugin(plugins.path(), "alpha", b"one");
+        let first = publish_bundles(plugins.path(), out.path()).unwrap();
+        let Published::Wrote { path, .. } = &first.published[0] else {
+            panic!("expected a write")
+        };
+        let good = fs::read(path).unwrap();
+        fs::write(path, b"garbage").unwrap();
+        let again = publish_bundles(plugins.path(), out.path()).unwrap();
+        assert!(matches!(again.published[0], Published::Wrote { .. }));
+        assert_eq!(fs::read(path).unwrap(), good);
+    }
+}

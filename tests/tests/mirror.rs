@@ -1,0 +1,459 @@
+//! Bundles from HTTP(S) mirrors: a real server announcing `asset_mirrors`,
+//! real clients (in process and the headless binary), and a real nginx on
+//! loopback serving what `publish-bundles` wrote. Every failure of a mirror
+//! (down, corrupted, truncated, another bundle's bytes, redirected off the
+//! list, an untrusted certificate) still installs the bundle over QUIC and
+//! says why.
+
+use std::path::{Path, PathBuf};
+
+use shard_client::{ClientEvent, ContentSettings, MirrorSettings};
+use shard_e2e::nginx::{Nginx, NginxOptions};
+use shard_e2e::{TestPlayer, TestServer, blob_archive, noise, workspace_bin};
+
+const BIG_PY: &str = "__plugin__ = {\"name\": \"big\", \"version\": \"1\"}\n";
+const OTHER_PY: &str = "__plugin__ = {\"name\": \"other\", \"version\": \"1\"}\n";
+
+/// Size of the incompressible asset in each test bundle: several QUIC
+/// chunks, so a half-done download is a real resume.
+const ASSET: usize = 256 * 1024;
+
+/// Writes plugin `name` whose bundle is one archive of noise from `seed`.
+fn write_plugin(dir: &Path, name: &str, py: &str, seed: u64) {
+    std::fs::create_dir_all(dir.join(name).join("assets")).unwrap();
+    std::fs::write(dir.join(format!("{name}.py")), py).unwrap();
+    std::fs::write(
+        dir.join(name).join("assets").join("blob.archive"),
+        blob_archive(&noise(ASSET, seed)),
+    )
+    .unwrap();
+}
+
+/// The packed bundle of plugin `name`, as the server builds it.
+fn packed(plugins: &Path, name: &str) -> shard_cache::PackedBundle {
+    shard_cache::pack_plugin_dir(&plugins.join(name)).unwrap()
+}
+
+fn file_name(sha: &[u8; 32]) -> String {
+    format!("{}.bundle", hex(sha))
+}
+
+fn hex(sha: &[u8; 32]) -> String {
+    sha.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A server with plugins `big` and `other`, its bundles published into
+/// `www` with the library behind `publish-bundles`, and `mirrors` listed.
+fn server(www: &Path, mirrors: Vec<String>) -> TestServer {
+    TestServer::start_with(|cfg| {
+        write_plugin(&cfg.plugin_dir, "big", BIG_PY, 0x5eed_0001);
+        write_plugin(&cfg.plugin_dir, "other", OTHER_PY, 0x5eed_0002);
+        let report = shard_server::publish::publish_bundles(&cfg.plugin_dir, www).unwrap();
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        cfg.asset_mirrors = mirrors;
+    })
+}
+
+fn is_installed(e: &ClientEvent, name: &str) -> bool {
+    matches!(e, ClientEvent::BundleInstalled { name: n, .. } if n == name)
+}
+
+fn nginx(www: &Path) -> Nginx {
+    Nginx::start(www, &NginxOptions::default())
+        .expect("nginx starts (apt-get install nginx; .ci/run does)")
+}
+
+/// Joins and waits until plugin `big` is installed; returns that event and the client.
+async fn install_big(
+    srv: &TestServer,
+    player: &TestPlayer,
+    content: ContentSettings,
+) -> (ClientEvent, shard_e2e::Client) {
+    let mut c = player.join_with(srv.addr, content).await;
+    let ev = c.expect("big installed", |e| is_installed(e, "big")).await;
+    (ev, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_join_downloads_from_the_mirror_and_the_server_sends_no_bundle_bytes() {
+    let www = tempfile::tempdir().unwrap();
+    let n = nginx(www.path());
+    let srv = server(www.path(), vec![n.url()]);
+    let big = packed(&srv.plugin_dir(), "big");
+    let player = TestPlayer::new("vee");
+    let (ev, mut c) = install_big(&srv, &player, ContentSettings::default()).await;
+    let ClientEvent::BundleInstalled {
+        source,
+        mirror,
+        sha256,
+        ..
+    } = ev
+    else {
+        unreachable!()
+    };
+    assert_eq!(source, "mirror");
+    assert_eq!(sha256, hex(&big.sha256));
+    assert_eq!(
+        mirror.as_deref(),
+        Some(format!("{}{}", n.url(), file_name(&big.sha256)).as_str())
+    );
+    c.expect("other installed", |e| is_installed(e, "other"))
+        .await;
+    assert_eq!(c.session.bundle_bytes_received(), 0);
+    let other = packed(&srv.plugin_dir(), "other");
+    assert_eq!(
+        c.session.mirror_bytes_received(),
+        (big.bytes.len() + other.bytes.len()) as u64
+    );
+    assert_eq!(srv.server.bundle_flight().bytes_sent, 0);
+    let log = n.requests();
+    let line = format!("GET /{} 200 {}", file_name(&big.sha256), big.bytes.len());
+    assert!(log.iter().any(|l| l.starts_with(&line)), "{log:?}");
+    assert!(
+        !c.seen
+            .iter()
+            .any(|e| matches!(e, ClientEvent::MirrorFallback { .. })),
+        "{:?}",
+        c.seen
+    );
+}
+
+/// Runs one fallback case: `spoil` changes what the mirror serves for
+/// `big`; the bundle must still install over QUIC, and the fallback event
+/// must name the mirror and contain `why`.
+async fn falls_back(spoil: impl FnOnce(&Path, &Path), mirror: Option<String>, why: &str) {
+    let www = tempfile::tempdir().unwrap();
+    let n = nginx(www.path());
+    let url = mirror.unwrap_or_else(|| n.url());
+    let srv = server(www.path(), vec![url.clone()]);
+    spoil(&srv.plugin_dir(), www.path());
+    let big = packed(&srv.plugin_dir(), "big");
+    let player = TestPlayer::new("vee");
+    let (ev, c) = install_big(&srv, &player, ContentSettings::default()).await;
+    let fallback = c
+        .seen
+        .iter()
+        .find_map(|e| match e {
+            ClientEvent::MirrorFallback { name, reason, .. } if name == "big" => Some(reason),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no mirror_fallback for big: {:?}", c.seen));
+    assert!(fallback.contains(&url), "{fallback}");
+    assert!(fallback.contains(why), "expected `{why}` in: {fallback}");
+    assert!(
+        matches!(&ev, ClientEvent::BundleInstalled { source: "server", mirror: None, sha256, .. } if *sha256 == hex(&big.sha256)),
+        "{ev:?}"
+    );
+    assert!(c.session.bundle_bytes_received() >= big.bytes.len() as u64);
+    // The partial file of a failed mirror download never poisons the cache.
+    let cache = shard_cache::RuntimeCache::open(player.options(srv.addr).cache_dir).unwrap();
+    assert_eq!(cache.read_bundle(&big.sha256).unwrap(), big.bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_that_is_down_falls_back_to_quic() {
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = format!("http://127.0.0.1:{port}/");
+    falls_back(|_, _| {}, Some(down), "Connection refused").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_file_on_the_mirror_falls_back_to_quic() {
+    falls_back(
+        |plugins, www| {
+            let big = packed(plugins, "big");
+            let mut bytes = big.bytes.clone();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+            std::fs::write(www.join(file_name(&big.sha256)), bytes).unwrap();
+        },
+        None,
+        "SHA-256",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_file_on_the_mirror_falls_back_to_quic() {
+    falls_back(
+        |plugins, www| {
+            let big = packed(plugins, "big");
+            let half = &big.bytes[..big.bytes.len() / 2];
+            std::fs::write(www.join(file_name(&big.sha256)), half).unwrap();
+        },
+        None,
+        "but the server announced",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_bundle_under_this_hash_falls_back_to_quic() {
+    falls_back(
+        |plugins, www| {
+            let (big, other) = (packed(plugins, "big"), packed(plugins, "other"));
+            // Same layout and sizes, other bytes: only the hash tells them apart.
+            assert_eq!(big.bytes.len(), other.bytes.len());
+            std::fs::write(www.join(file_name(&big.sha256)), &other.bytes).unwrap();
+        },
+        None,
+        "SHA-256",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_off_the_mirror_list_is_refused_and_one_on_it_is_followed() {
+    // The first mirror sends `big` to a host not on the list, `other` to the second mirror.
+    let www = tempfile::tempdir().unwrap();
+    let second = nginx(www.path());
+    let (big_sha, other_sha) = {
+        let tmp = tempfile::tempdir().unwrap();
+        write_plugin(tmp.path(), "big", BIG_PY, 0x5eed_0001);
+        write_plugin(tmp.path(), "other", OTHER_PY, 0x5eed_0002);
+        (
+            packed(tmp.path(), "big").sha256,
+            packed(tmp.path(), "other").sha256,
+        )
+    };
+    let port = second.addr.port();
+    let opts = NginxOptions {
+        extra: format!(
+            "location = /{big} {{ return 302 http://localhost:{port}/{big}; }}\n    \
+             location = /{other} {{ return 302 http://127.0.0.1:{port}/{other}; }}",
+            big = file_name(&big_sha),
+            other = file_name(&other_sha),
+        ),
+        ..NginxOptions::default()
+    };
+    let empty = tempfile::tempdir().unwrap();
+    let first = Nginx::start(empty.path(), &opts).unwrap();
+    let srv = server(www.path(), vec![first.url(), second.url()]);
+    let player = TestPlayer::new("vee");
+    let (ev, mut c) = install_big(&srv, &player, ContentSettings::default()).await;
+    let other = c
+        .expect("other installed", |e| is_installed(e, "other"))
+        .await;
+    assert!(
+        matches!(&other, ClientEvent::BundleInstalled { source: "mirror", .. }),
+        "{other:?}"
+    );
+    // `big`: the first mirror's redirect is refused, the second mirror serves it.
+    let reason_logged = first.requests();
+    assert!(
+        reason_logged
+            .iter()
+            .any(|l| l.starts_with(&format!("GET /{} 302", file_name(&big_sha)))),
+        "{reason_logged:?}"
+    );
+    assert!(
+        matches!(&ev, ClientEvent::BundleInstalled { source: "mirror", mirror: Some(m), .. } if m.starts_with(&second.url())),
+        "{ev:?}"
+    );
+    let second_log = second.requests();
+    let big_gets = second_log
+        .iter()
+        .filter(|l| l.starts_with(&format!("GET /{} 200", file_name(&big_sha))))
+        .count();
+    assert_eq!(
+        big_gets, 1,
+        "only the second mirror's own URL: {second_log:?}"
+    );
+
+    // With only the redirecting mirror listed, the refusal falls back to QUIC and says why.
+    let srv2 = server(www.path(), vec![first.url()]);
+    let player2 = TestPlayer::new("jackie");
+    let (ev, c) = install_big(&srv2, &player2, ContentSettings::default()).await;
+    let reason = c
+        .seen
+        .iter()
+        .find_map(|e| match e {
+            ClientEvent::MirrorFallback { name, reason, .. } if name == "big" => Some(reason),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no fallback: {:?}", c.seen));
+    assert!(
+        reason.contains(&format!("redirect to http://localhost:{port}/"))
+            && reason.contains("not on the server's mirror list"),
+        "{reason}"
+    );
+    assert!(
+        matches!(&ev, ClientEvent::BundleInstalled { source: "server", .. }),
+        "{ev:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_done_download_resumes_from_partial_with_a_range_request() {
+    let www = tempfile::tempdir().unwrap();
+    let n = nginx(www.path());
+    let srv = server(www.path(), vec![n.url()]);
+    let big = packed(&srv.plugin_dir(), "big");
+    let half = big.bytes.len() / 2;
+
+    // The first half is already in `partial/`, as a cut download leaves it.
+    let player = TestPlayer::new("vee");
+    let partial: PathBuf = player.options(srv.addr).cache_dir.join("partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    let part = partial.join(format!("{}.part", hex(&big.sha256)));
+    std::fs::write(&part, &big.bytes[..half]).unwrap();
+    let (ev, c) = install_big(&srv, &player, ContentSettings::default()).await;
+    assert!(
+        matches!(&ev, ClientEvent::BundleInstalled { source: "mirror", .. }),
+        "{ev:?}"
+    );
+    let rest = big.bytes.len() - half;
+    let line = format!(
+        "GET /{} 206 {rest} \"bytes={half}-\"",
+        file_name(&big.sha256)
+    );
+    let log = n.requests();
+    assert!(log.iter().any(|l| l.starts_with(&line)), "{line} in {log:?}");
+    assert_eq!(c.session.bundle_bytes_received(), 0);
+    assert!(!part.exists());
+
+    // A partial file longer than announced is discarded and fetched whole.
+    let player2 = TestPlayer::new("jackie");
+    let partial2 = player2.options(srv.addr).cache_dir.join("partial");
+    std::fs::create_dir_all(&partial2).unwrap();
+    let mut long = big.bytes.clone();
+    long.extend_from_slice(b"extra bytes past the announced length");
+    std::fs::write(partial2.join(format!("{}.part", hex(&big.sha256))), long).unwrap();
+    let (ev, _c2) = install_big(&srv, &player2, ContentSettings::default()).await;
+    assert!(
+        matches!(&ev, ClientEvent::BundleInstalled { source: "mirror", .. }),
+        "{ev:?}"
+    );
+    let whole = format!("GET /{} 200 {} \"-\"", file_name(&big.sha256), big.bytes.len());
+    assert!(
+        n.requests().iter().any(|l| l.starts_with(&whole)),
+        "{:?}",
+        n.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_over_http2_with_the_test_ca_trusted_and_refused_without_it() {
+    let www = tempfile::tempdir().unwrap();
+    let n = Nginx::start(
+        www.path(),
+        &NginxOptions {
+            tls: true,
+            ..NginxOptions::default()
+        },
+    )
+    .unwrap();
+    let srv = server(www.path(), vec![n.url()]);
+    let pem = n.cert_pem.clone().unwrap().into_bytes();
+
+    // Without the test CA the certificate is unknown: QUIC it is.
+    let stranger = TestPlayer::new("stranger");
+    let (ev, c) = install_big(&srv, &stranger, ContentSettings::default()).await;
+    assert!(
+        matches!(&ev, ClientEvent::BundleInstalled { source: "server", .. }),
+        "{ev:?}"
+    );
+    assert!(
+        c.seen.iter().any(|e| matches!(e, ClientEvent::MirrorFallback { reason, .. } if reason.contains("certificate"))),
+        "{:?}",
+        c.seen
+    );
+
+    let content = ContentSettings {
+        mirrors: MirrorSettings {
+            extra_ca_pem: Some(pem),
+            ..MirrorSettings::default()
+        },
+        ..ContentSettings::default()
+    };
+    let player = TestPlayer::new("vee");
+    let (ev, c) = install_big(&srv, &player, content).await;
+    assert!(
+        matches!(&ev, ClientEvent::BundleInstalled { source: "mirror", mirror: Some(m), .. } if m.starts_with("https://127.0.0.1:")),
+        "{ev:?}"
+    );
+    assert_eq!(c.session.bundle_bytes_received(), 0);
+    let big = packed(&srv.plugin_dir(), "big");
+    let log = n.requests();
+    let line = format!("GET /{} 200 {}", file_name(&big.sha256), big.bytes.len());
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with(&line) && l.ends_with("HTTP/2.0")),
+        "{log:?}"
+    );
+}
+
+/// Runs `shard-server publish-bundles OUT --plugins PLUGINS` and returns its stdout.
+fn publish_cli(plugins: &Path, out: &Path) -> String {
+    let o = std::process::Command::new(workspace_bin("shard-server", "shard-server"))
+        .arg("publish-bundles")
+        .arg(out)
+        .arg("--plugins")
+        .arg(plugins)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn folder(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_bundles_is_deterministic_and_its_output_serves_the_headless_client() {
+    let src = tempfile::tempdir().unwrap();
+    write_plugin(src.path(), "big", BIG_PY, 0x5eed_0001);
+    write_plugin(src.path(), "other", OTHER_PY, 0x5eed_0002);
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = publish_cli(src.path(), one.path());
+    assert_eq!(first.matches("wrote ").count(), 2, "{first}");
+    publish_cli(src.path(), two.path());
+    let a = folder(one.path());
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, folder(two.path()), "two runs wrote other bytes");
+    let again = publish_cli(src.path(), one.path());
+    assert_eq!(again.matches("skipped ").count(), 2, "{again}");
+    assert_eq!(a, folder(one.path()));
+
+    let n = nginx(one.path());
+    let srv = TestServer::start_with(|cfg| {
+        write_plugin(&cfg.plugin_dir, "big", BIG_PY, 0x5eed_0001);
+        write_plugin(&cfg.plugin_dir, "other", OTHER_PY, 0x5eed_0002);
+        cfg.asset_mirrors = vec![n.url()];
+    });
+    let home = tempfile::tempdir().unwrap();
+    let out = shard_e2e::headless_join(srv.addr, home.path(), &["--do", "wait:1"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let installed: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "bundle_installed")
+        .collect();
+    assert_eq!(installed.len(), 2, "{stdout}");
+    for v in &installed {
+        assert_eq!(v["source"], "mirror", "{v}");
+        let m = v["mirror"].as_str().unwrap();
+        assert!(m.starts_with(&n.url()) && m.ends_with(".bundle"), "{v}");
+    }
+    assert!(stderr.contains("plain http:// asset mirror"), "{stderr}");
+    assert_eq!(srv.server.bundle_flight().bytes_sent, 0);
+}
