@@ -82,7 +82,8 @@ extern "C" {
 // Creates a client from a JSON config
 // `{"addr":"IP:PORT","name":..,"identity":PATH?,"cache_dir":PATH?,"server_key":HEX?,
 // "content":"ask"|"accept"|"decline"?,"server_quota_mb":N?,"cache_cap_mb":N?,
-// "reload_interval_ms":N?}` (defaults: ask, 256, 2048, 5000);
+// "reload_interval_ms":N?,"mirrors":BOOL?,"mirror_ca":PEM_PATH?}` (defaults:
+// ask, 256, 2048, 5000, mirrors on);
 // returns null on error (see `shard_client_last_error`). Does not connect yet.
 //
 // # Safety

@@ -162,7 +162,7 @@ pub struct BundleReceiver {
     /// Checked entry points of each plugin installed in this session (the glue's input).
     entry_points: BTreeMap<String, Vec<String>>,
     /// Where mirror downloads report back (set by [`Self::enable_mirrors`]).
-    mirror_link: Option<(tokio::runtime::Handle, mpsc::Sender<BundleWork>)>,
+    mirror_link: Option<(tokio::runtime::Handle, mpsc::WeakSender<BundleWork>)>,
     /// This session's mirrors, once `Welcome` listed any.
     mirrors: Option<Mirrors>,
 }
@@ -203,11 +203,12 @@ impl BundleReceiver {
 
     /// Lets this receiver fetch from the asset mirrors a `Welcome` lists:
     /// downloads run on the current tokio runtime and report on `work`
-    /// (the receiver's own queue). Without it every bundle comes over QUIC.
-    pub fn enable_mirrors(&mut self, work: mpsc::Sender<BundleWork>) {
+    /// (the receiver's own queue, held weakly so it still closes when the
+    /// session ends). Without it every bundle comes over QUIC.
+    pub fn enable_mirrors(&mut self, work: &mpsc::Sender<BundleWork>) {
         self.mirror_link = tokio::runtime::Handle::try_current()
             .ok()
-            .map(|h| (h, work));
+            .map(|h| (h, work.downgrade()));
     }
 
     /// Runs until every sender of `work` is gone. Whenever the queue runs

@@ -329,9 +329,10 @@ fn parse_config(json: &str) -> FfiResult<(ConnectOptions, Duration)> {
         mirrors: crate::MirrorSettings {
             enabled: cfg.mirrors.unwrap_or(true),
             extra_ca_pem: match &cfg.mirror_ca {
-                Some(p) => Some(std::fs::read(p).map_err(|e| {
-                    bad(format!("config \"mirror_ca\" {}: {e}", p.display()))
-                })?),
+                Some(p) => Some(
+                    std::fs::read(p)
+                        .map_err(|e| bad(format!("config \"mirror_ca\" {}: {e}", p.display())))?,
+                ),
                 None => None,
             },
             ..defaults.mirrors

@@ -236,7 +236,9 @@ pub struct Mirrors {
     gate: Arc<Semaphore>,
     settings: MirrorSettings,
     runtime: tokio::runtime::Handle,
-    work: mpsc::Sender<BundleWork>,
+    /// Weak, so the receiver that owns this does not keep its own queue
+    /// open: the bundle thread ends when the session's senders are gone.
+    work: mpsc::WeakSender<BundleWork>,
     stats: Arc<TransferStats>,
 }
 
@@ -268,12 +270,13 @@ pub fn parse_mirror(url: &str) -> Result<Url, MirrorError> {
 impl Mirrors {
     /// The mirrors of `list` that parse (a bad entry is logged and skipped;
     /// `None` when none is usable or mirrors are off). Warns once per plain
-    /// `http://` mirror: integrity holds, privacy does not.
+    /// `http://` mirror: integrity holds, privacy does not. Outcomes go to
+    /// `work` while it is open.
     pub fn new(
         list: &[String],
         settings: &MirrorSettings,
         runtime: tokio::runtime::Handle,
-        work: mpsc::Sender<BundleWork>,
+        work: mpsc::WeakSender<BundleWork>,
         stats: Arc<TransferStats>,
     ) -> Result<Option<Self>, MirrorError> {
         if !settings.enabled || list.is_empty() {
@@ -342,7 +345,9 @@ impl Mirrors {
             stats: self.stats.clone(),
         };
         let gate = self.gate.clone();
-        let work = self.work.clone();
+        let Some(work) = self.work.upgrade() else {
+            return;
+        };
         self.runtime.spawn(async move {
             let outcome = match gate.acquire_owned().await {
                 Ok(_permit) => fetch.run(&job).await,
@@ -559,7 +564,12 @@ impl Fetch {
 
     /// Compares the finished download's hash with the announced one; a
     /// mismatch discards the partial file.
-    async fn check_hash(&self, u: &str, job: &MirrorJob, hasher: Sha256) -> Result<(), MirrorError> {
+    async fn check_hash(
+        &self,
+        u: &str,
+        job: &MirrorJob,
+        hasher: Sha256,
+    ) -> Result<(), MirrorError> {
         let actual: [u8; 32] = hasher.finalize().into();
         if actual == job.sha256 {
             return Ok(());

@@ -218,7 +218,7 @@ impl Session {
             dispatcher.clone(),
             stats.clone(),
         );
-        receiver.enable_mirrors(work_tx.clone());
+        receiver.enable_mirrors(&work_tx);
         std::thread::Builder::new()
             .name("shard-bundles".into())
             .spawn(move || receiver.run(work_rx))

@@ -51,7 +51,7 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
                         admin,
                         tick_hz,
                         content_required,
-                        asset_mirrors: vec![format!("https://cdn.example/{server_name}/")],
+                        asset_mirrors: vec![format!("https://cdn.example/{peer_id}/")],
                     }
                 }
             ),

@@ -189,8 +189,9 @@ pub fn normalise_mirrors(mirrors: &[String]) -> Result<Vec<String>, String> {
 
 /// One mirror URL, normalised; see [`normalise_mirrors`].
 pub fn normalise_mirror(mirror: &str) -> Result<String, String> {
-    let mut url = url::Url::parse(mirror.trim())
-        .map_err(|e| format!("not an absolute URL ({e}); write e.g. https://cdn.example.net/shard/"))?;
+    let mut url = url::Url::parse(mirror.trim()).map_err(|e| {
+        format!("not an absolute URL ({e}); write e.g. https://cdn.example.net/shard/")
+    })?;
     if !matches!(url.scheme(), "https" | "http") {
         return Err(format!(
             "scheme `{}` is not https:// or http://",
@@ -237,13 +238,12 @@ impl ServerConfig {
             path: origin.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        cfg.asset_mirrors = normalise_mirrors(&cfg.asset_mirrors).map_err(|reason| {
-            ConfigError::Invalid {
+        cfg.asset_mirrors =
+            normalise_mirrors(&cfg.asset_mirrors).map_err(|reason| ConfigError::Invalid {
                 path: origin.to_string(),
                 key: "asset_mirrors",
                 reason,
-            }
-        })?;
+            })?;
         cfg.check(origin)?;
         Ok(cfg)
     }
@@ -439,7 +439,9 @@ mod tests {
             ("https://cdn.example.net/?a=1", "query"),
         ] {
             let text = format!(r#"asset_mirrors = ["https://ok.example/", "{bad}"]"#);
-            let e = ServerConfig::parse(&text, "t.toml").unwrap_err().to_string();
+            let e = ServerConfig::parse(&text, "t.toml")
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("asset_mirrors"), "{e}");
             assert!(e.contains(&format!("entry 2 `{bad}`")), "{e}");
             assert!(e.contains(why), "{bad}: {e}");

@@ -118,12 +118,18 @@ async fn a_cold_join_downloads_from_the_mirror_and_the_server_sends_no_bundle_by
     );
 }
 
-/// Runs one fallback case: `spoil` changes what the mirror serves for
-/// `big`; the bundle must still install over QUIC, and the fallback event
-/// must name the mirror and contain `why`.
-async fn falls_back(spoil: impl FnOnce(&Path, &Path), mirror: Option<String>, why: &str) {
+/// Runs one fallback case: `spoil` changes what the mirror (nginx with
+/// `opts`, or `mirror` instead) serves for `big`; the bundle must still
+/// install over QUIC, and the fallback event must name the mirror and
+/// contain `why`. Returns the client and the size of `big`.
+async fn falls_back(
+    opts: NginxOptions,
+    spoil: impl FnOnce(&Path, &Path),
+    mirror: Option<String>,
+    why: &str,
+) -> (shard_e2e::Client, usize) {
     let www = tempfile::tempdir().unwrap();
-    let n = nginx(www.path());
+    let n = Nginx::start(www.path(), &opts).unwrap();
     let url = mirror.unwrap_or_else(|| n.url());
     let srv = server(www.path(), vec![url.clone()]);
     spoil(&srv.plugin_dir(), www.path());
@@ -148,6 +154,7 @@ async fn falls_back(spoil: impl FnOnce(&Path, &Path), mirror: Option<String>, wh
     // The partial file of a failed mirror download never poisons the cache.
     let cache = shard_cache::RuntimeCache::open(player.options(srv.addr).cache_dir).unwrap();
     assert_eq!(cache.read_bundle(&big.sha256).unwrap(), big.bytes);
+    (c, big.bytes.len())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,12 +166,19 @@ async fn a_mirror_that_is_down_falls_back_to_quic() {
         .unwrap()
         .port();
     let down = format!("http://127.0.0.1:{port}/");
-    falls_back(|_, _| {}, Some(down), "Connection refused").await;
+    falls_back(
+        NginxOptions::default(),
+        |_, _| {},
+        Some(down),
+        "Connection refused",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_file_on_the_mirror_falls_back_to_quic() {
     falls_back(
+        NginxOptions::default(),
         |plugins, www| {
             let big = packed(plugins, "big");
             let mut bytes = big.bytes.clone();
@@ -181,6 +195,7 @@ async fn a_corrupted_file_on_the_mirror_falls_back_to_quic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_file_on_the_mirror_falls_back_to_quic() {
     falls_back(
+        NginxOptions::default(),
         |plugins, www| {
             let big = packed(plugins, "big");
             let half = &big.bytes[..big.bytes.len() / 2];
@@ -195,6 +210,7 @@ async fn a_truncated_file_on_the_mirror_falls_back_to_quic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_bundle_under_this_hash_falls_back_to_quic() {
     falls_back(
+        NginxOptions::default(),
         |plugins, www| {
             let (big, other) = (packed(plugins, "big"), packed(plugins, "other"));
             // Same layout and sizes, other bytes: only the hash tells them apart.
@@ -205,6 +221,25 @@ async fn another_bundle_under_this_hash_falls_back_to_quic() {
         "SHA-256",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_mirror_fails_over_and_quic_resumes_what_it_delivered() {
+    // 16 KiB/s is below the default minimum pace of 32 KiB/s.
+    let slow = NginxOptions {
+        extra: "limit_rate 16k;".into(),
+        ..NginxOptions::default()
+    };
+    let (c, len) = falls_back(slow, |_, _| {}, None, "too slow").await;
+    let quic = c.session.bundle_bytes_received();
+    assert!(c.session.mirror_bytes_received() > 0);
+    // Both bundles (the same size) fell back; QUIC resumed from the last
+    // whole chunk the mirror had delivered instead of starting over.
+    let both = 2 * len as u64;
+    assert!(
+        quic + shard_protocol::limits::CHUNK_SIZE as u64 <= both,
+        "{quic} of {both} bytes came over QUIC"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,7 +275,13 @@ async fn a_redirect_off_the_mirror_list_is_refused_and_one_on_it_is_followed() {
         .expect("other installed", |e| is_installed(e, "other"))
         .await;
     assert!(
-        matches!(&other, ClientEvent::BundleInstalled { source: "mirror", .. }),
+        matches!(
+            &other,
+            ClientEvent::BundleInstalled {
+                source: "mirror",
+                ..
+            }
+        ),
         "{other:?}"
     );
     // `big`: the first mirror's redirect is refused, the second mirror serves it.
@@ -283,7 +324,13 @@ async fn a_redirect_off_the_mirror_list_is_refused_and_one_on_it_is_followed() {
         "{reason}"
     );
     assert!(
-        matches!(&ev, ClientEvent::BundleInstalled { source: "server", .. }),
+        matches!(
+            &ev,
+            ClientEvent::BundleInstalled {
+                source: "server",
+                ..
+            }
+        ),
         "{ev:?}"
     );
 }
@@ -304,7 +351,13 @@ async fn a_half_done_download_resumes_from_partial_with_a_range_request() {
     std::fs::write(&part, &big.bytes[..half]).unwrap();
     let (ev, c) = install_big(&srv, &player, ContentSettings::default()).await;
     assert!(
-        matches!(&ev, ClientEvent::BundleInstalled { source: "mirror", .. }),
+        matches!(
+            &ev,
+            ClientEvent::BundleInstalled {
+                source: "mirror",
+                ..
+            }
+        ),
         "{ev:?}"
     );
     let rest = big.bytes.len() - half;
@@ -313,7 +366,10 @@ async fn a_half_done_download_resumes_from_partial_with_a_range_request() {
         file_name(&big.sha256)
     );
     let log = n.requests();
-    assert!(log.iter().any(|l| l.starts_with(&line)), "{line} in {log:?}");
+    assert!(
+        log.iter().any(|l| l.starts_with(&line)),
+        "{line} in {log:?}"
+    );
     assert_eq!(c.session.bundle_bytes_received(), 0);
     assert!(!part.exists());
 
@@ -326,10 +382,20 @@ async fn a_half_done_download_resumes_from_partial_with_a_range_request() {
     std::fs::write(partial2.join(format!("{}.part", hex(&big.sha256))), long).unwrap();
     let (ev, _c2) = install_big(&srv, &player2, ContentSettings::default()).await;
     assert!(
-        matches!(&ev, ClientEvent::BundleInstalled { source: "mirror", .. }),
+        matches!(
+            &ev,
+            ClientEvent::BundleInstalled {
+                source: "mirror",
+                ..
+            }
+        ),
         "{ev:?}"
     );
-    let whole = format!("GET /{} 200 {} \"-\"", file_name(&big.sha256), big.bytes.len());
+    let whole = format!(
+        "GET /{} 200 {} \"-\"",
+        file_name(&big.sha256),
+        big.bytes.len()
+    );
     assert!(
         n.requests().iter().any(|l| l.starts_with(&whole)),
         "{:?}",
@@ -355,7 +421,13 @@ async fn https_over_http2_with_the_test_ca_trusted_and_refused_without_it() {
     let stranger = TestPlayer::new("stranger");
     let (ev, c) = install_big(&srv, &stranger, ContentSettings::default()).await;
     assert!(
-        matches!(&ev, ClientEvent::BundleInstalled { source: "server", .. }),
+        matches!(
+            &ev,
+            ClientEvent::BundleInstalled {
+                source: "server",
+                ..
+            }
+        ),
         "{ev:?}"
     );
     assert!(

@@ -260,7 +260,8 @@ fn main() -> anyhow::Result<ExitCode> {
                     enabled: !no_mirrors,
                     extra_ca_pem: mirror_ca
                         .map(|p| {
-                            std::fs::read(&p).with_context(|| format!("--mirror-ca {}", p.display()))
+                            std::fs::read(&p)
+                                .with_context(|| format!("--mirror-ca {}", p.display()))
                         })
                         .transpose()?,
                     ..shard_client::MirrorSettings::default()
