@@ -166,7 +166,10 @@ mod tests {
         )
         .unwrap();
         fs::create_dir_all(dir.join(name).join("assets")).unwrap();
-        fs::write(dir.join(name).join("assets").join("a.txt"), asset).unwrap();
+        let archive = shard_cache::content::rdar::RdarBuilder::new()
+            .file("base\\shard\\blob.bin", asset.to_vec())
+            .build();
+        fs::write(dir.join(name).join("assets").join("a.archive"), archive).unwrap();
     }
 
     #[test]
