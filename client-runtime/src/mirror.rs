@@ -493,7 +493,7 @@ impl Fetch {
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(c))) => c,
             };
-            let n = chunk.len() as u64;
+            let n = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
             if have.saturating_add(n) > job.len {
                 drop(out);
                 let _ = tokio::fs::remove_file(&job.partial).await;
@@ -557,7 +557,7 @@ impl Fetch {
                 break;
             }
             hasher.update(&buf[..n]);
-            read += n as u64;
+            read = read.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
         }
         Ok(read)
     }

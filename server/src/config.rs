@@ -169,53 +169,103 @@ pub enum ConfigError {
     },
 }
 
+/// What is wrong with an `asset_mirrors` entry.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorUrlError {
+    /// More mirrors than a `Welcome` may carry.
+    #[error("{count} mirrors listed; at most {max} are sent to clients")]
+    TooMany {
+        /// Entries listed.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// One entry is unusable; `index` counts from 1.
+    #[error("entry {index} `{url}`: {why}")]
+    Entry {
+        /// Position in the list, from 1.
+        index: usize,
+        /// The entry as written.
+        url: String,
+        /// What is wrong with it.
+        why: MirrorUrlProblem,
+    },
+}
+
+/// Why one mirror URL is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorUrlProblem {
+    /// It does not parse as an absolute URL.
+    #[error("not an absolute URL ({0}); write e.g. https://cdn.example.net/shard/")]
+    NotAbsolute(url::ParseError),
+    /// Another scheme than http or https.
+    #[error("scheme `{0}` is not https:// or http://")]
+    Scheme(String),
+    /// No host name.
+    #[error("no host")]
+    NoHost,
+    /// A user name or password, which every player would receive.
+    #[error("credentials in a mirror URL would be sent to every player")]
+    Credentials,
+    /// A query or fragment, which would break `<mirror><sha256>.bundle`.
+    #[error("a mirror URL has no query (`?`) or fragment (`#`)")]
+    QueryOrFragment,
+    /// Longer than the protocol carries.
+    #[error("{len} bytes long; the limit is {max}")]
+    TooLong {
+        /// Its length once normalised.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
 /// Checks every `asset_mirrors` entry and normalises it (one trailing `/`),
 /// so the URL of a bundle is always `<mirror><sha256 hex>.bundle`; the error
 /// names the entry and what is wrong with it.
-pub fn normalise_mirrors(mirrors: &[String]) -> Result<Vec<String>, String> {
+pub fn normalise_mirrors(mirrors: &[String]) -> Result<Vec<String>, MirrorUrlError> {
     if mirrors.len() > limits::MAX_ASSET_MIRRORS {
-        return Err(format!(
-            "{} mirrors listed; at most {} are sent to clients",
-            mirrors.len(),
-            limits::MAX_ASSET_MIRRORS
-        ));
+        return Err(MirrorUrlError::TooMany {
+            count: mirrors.len(),
+            max: limits::MAX_ASSET_MIRRORS,
+        });
     }
     mirrors
         .iter()
         .enumerate()
-        .map(|(i, m)| normalise_mirror(m).map_err(|why| format!("entry {} `{m}`: {why}", i + 1)))
+        .map(|(i, m)| {
+            normalise_mirror(m).map_err(|why| MirrorUrlError::Entry {
+                index: i + 1,
+                url: m.clone(),
+                why,
+            })
+        })
         .collect()
 }
 
 /// One mirror URL, normalised; see [`normalise_mirrors`].
-pub fn normalise_mirror(mirror: &str) -> Result<String, String> {
-    let mut url = url::Url::parse(mirror.trim()).map_err(|e| {
-        format!("not an absolute URL ({e}); write e.g. https://cdn.example.net/shard/")
-    })?;
+pub fn normalise_mirror(mirror: &str) -> Result<String, MirrorUrlProblem> {
+    let mut url = url::Url::parse(mirror.trim()).map_err(MirrorUrlProblem::NotAbsolute)?;
     if !matches!(url.scheme(), "https" | "http") {
-        return Err(format!(
-            "scheme `{}` is not https:// or http://",
-            url.scheme()
-        ));
+        return Err(MirrorUrlProblem::Scheme(url.scheme().to_string()));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err("no host".into());
+        return Err(MirrorUrlProblem::NoHost);
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("credentials in a mirror URL would be sent to every player".into());
+        return Err(MirrorUrlProblem::Credentials);
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err("a mirror URL has no query (`?`) or fragment (`#`)".into());
+        return Err(MirrorUrlProblem::QueryOrFragment);
     }
     let path = format!("{}/", url.path().trim_end_matches('/'));
     url.set_path(&path);
     let out = url.to_string();
     if out.len() > limits::MAX_MIRROR_URL {
-        return Err(format!(
-            "{} bytes long; the limit is {}",
-            out.len(),
-            limits::MAX_MIRROR_URL
-        ));
+        return Err(MirrorUrlProblem::TooLong {
+            len: out.len(),
+            max: limits::MAX_MIRROR_URL,
+        });
     }
     Ok(out)
 }
@@ -242,7 +292,7 @@ impl ServerConfig {
             normalise_mirrors(&cfg.asset_mirrors).map_err(|reason| ConfigError::Invalid {
                 path: origin.to_string(),
                 key: "asset_mirrors",
-                reason,
+                reason: reason.to_string(),
             })?;
         cfg.check(origin)?;
         Ok(cfg)

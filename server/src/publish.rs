@@ -108,7 +108,7 @@ pub fn publish_bundles(plugins: &Path, out: &Path) -> Result<PublishReport, Publ
             Ok(true) => report.published.push(Published::Wrote {
                 plugin: name.clone(),
                 path: out.join(bundle_file_name(&bundle.sha256)),
-                bytes: bundle.bytes.len() as u64,
+                bytes: u64::try_from(bundle.bytes.len()).unwrap_or(u64::MAX),
             }),
             Ok(false) => report.published.push(Published::Skipped {
                 plugin: name.clone(),
