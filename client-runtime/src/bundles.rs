@@ -549,6 +549,7 @@ impl BundleReceiver {
                 if let Some(m) = &self.mirrors {
                     m.spawn(MirrorJob {
                         plugin_id: *id,
+                        name: w.name.clone(),
                         sha256: w.sha256,
                         len: w.len,
                         partial: self.cache.partial_path(&w.sha256),
@@ -599,6 +600,7 @@ impl BundleReceiver {
             runtime,
             work,
             self.stats.clone(),
+            self.events.clone(),
         ) {
             Ok(m) => self.mirrors = m,
             Err(e) => warn!(error = %e, "asset mirrors not used"),

@@ -29,6 +29,12 @@ use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
 use crate::bundles::{BundleWork, TransferStats};
+use crate::events::ClientEvent;
+use crate::queue::EventTx;
+
+/// Bytes between two `bundle_progress` events of a mirror download (as
+/// often as for a QUIC transfer: every 16 chunks).
+const PROGRESS_EVERY: u64 = 16 * shard_protocol::limits::CHUNK_SIZE as u64;
 
 /// How the client uses the mirrors a server lists (part of
 /// [`crate::ContentSettings`], so embedders and benches set it per session).
@@ -206,6 +212,8 @@ fn chain(e: &dyn std::error::Error) -> String {
 pub struct MirrorJob {
     /// The announced plugin.
     pub plugin_id: u16,
+    /// Its name (for progress events).
+    pub name: String,
     /// Its announced hash.
     pub sha256: [u8; 32],
     /// Its announced packed length.
@@ -240,6 +248,7 @@ pub struct Mirrors {
     /// open: the bundle thread ends when the session's senders are gone.
     work: mpsc::WeakSender<BundleWork>,
     stats: Arc<TransferStats>,
+    events: EventTx,
 }
 
 /// Scheme, host and port of a URL: what a redirect must stay within.
@@ -278,6 +287,7 @@ impl Mirrors {
         runtime: tokio::runtime::Handle,
         work: mpsc::WeakSender<BundleWork>,
         stats: Arc<TransferStats>,
+        events: EventTx,
     ) -> Result<Option<Self>, MirrorError> {
         if !settings.enabled || list.is_empty() {
             return Ok(None);
@@ -332,6 +342,7 @@ impl Mirrors {
             runtime,
             work,
             stats,
+            events,
         }))
     }
 
@@ -343,6 +354,7 @@ impl Mirrors {
             bases: self.bases.clone(),
             settings: self.settings.clone(),
             stats: self.stats.clone(),
+            events: self.events.clone(),
         };
         let gate = self.gate.clone();
         let Some(work) = self.work.upgrade() else {
@@ -372,6 +384,7 @@ struct Fetch {
     bases: Vec<Url>,
     settings: MirrorSettings,
     stats: Arc<TransferStats>,
+    events: EventTx,
 }
 
 impl Fetch {
@@ -507,6 +520,16 @@ impl Fetch {
             have += n;
             got += n;
             self.stats.mirror_bytes.fetch_add(n, Ordering::Relaxed);
+            if have / PROGRESS_EVERY != (have - n) / PROGRESS_EVERY || have == job.len {
+                self.events
+                    .send(ClientEvent::BundleProgress {
+                        plugin_id: job.plugin_id,
+                        name: job.name.clone(),
+                        received: have,
+                        total: job.len,
+                    })
+                    .await;
+            }
             let elapsed = started.elapsed();
             if elapsed > grace
                 && u128::from(got) * 1000

@@ -106,6 +106,15 @@ async fn a_cold_join_downloads_from_the_mirror_and_the_server_sends_no_bundle_by
         (big.bytes.len() + other.bytes.len()) as u64
     );
     assert_eq!(srv.server.bundle_flight().bytes_sent, 0);
+    let total = big.bytes.len() as u64;
+    assert!(
+        c.seen.iter().any(
+            |e| matches!(e, ClientEvent::BundleProgress { name, received, total: t, .. }
+            if name == "big" && *received == total && *t == total)
+        ),
+        "no final progress event: {:?}",
+        c.seen
+    );
     let log = n.requests();
     let line = format!("GET /{} 200 {}", file_name(&big.sha256), big.bytes.len());
     assert!(log.iter().any(|l| l.starts_with(&line)), "{log:?}");
