@@ -413,6 +413,72 @@ async fn a_half_done_download_resumes_from_partial_with_a_range_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_headless_client_killed_mid_download_resumes_with_a_range_request() {
+    // 48 KiB/s: above the minimum pace, slow enough to cut a 256 KiB bundle.
+    let www = tempfile::tempdir().unwrap();
+    let opts = NginxOptions {
+        extra: "limit_rate 48k;".into(),
+        ..NginxOptions::default()
+    };
+    let n = Nginx::start(www.path(), &opts).unwrap();
+    let srv = TestServer::start_with(|cfg| {
+        write_plugin(&cfg.plugin_dir, "big", BIG_PY, 0x5eed_0001);
+        let report = shard_server::publish::publish_bundles(&cfg.plugin_dir, www.path()).unwrap();
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        cfg.asset_mirrors = vec![n.url()];
+    });
+    let big = packed(&srv.plugin_dir(), "big");
+    let home = tempfile::tempdir().unwrap();
+    let part = home
+        .path()
+        .join("cache")
+        .join("partial")
+        .join(format!("{}.part", hex(&big.sha256)));
+    let mut child = std::process::Command::new(workspace_bin("shard-client", "shard-client"))
+        .args(["join", &srv.addr.to_string(), "--name", "vee", "--identity"])
+        .arg(home.path().join("id.pem"))
+        .arg("--cache")
+        .arg(home.path().join("cache"))
+        .args(["--do", "wait:30"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let cut = loop {
+        let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        if have >= 64 * 1024 {
+            break have;
+        }
+        assert!(std::time::Instant::now() < deadline, "no partial download");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(cut < big.bytes.len() as u64, "cut after the whole bundle");
+    let held = std::fs::metadata(&part).unwrap().len();
+
+    let out = shard_e2e::headless_join(srv.addr, home.path(), &["--do", "wait:8"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(r#""source":"mirror""#),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = format!(
+        "GET /{} 206 {} \"bytes={held}-\"",
+        file_name(&big.sha256),
+        big.bytes.len() as u64 - held
+    );
+    let log = n.requests();
+    assert!(
+        log.iter().any(|l| l.starts_with(&line)),
+        "{line} in {log:?}"
+    );
+    assert_eq!(srv.server.bundle_flight().bytes_sent, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_over_http2_with_the_test_ca_trusted_and_refused_without_it() {
     let www = tempfile::tempdir().unwrap();
     let n = Nginx::start(
