@@ -4,6 +4,11 @@
 //! (down, corrupted, truncated, another bundle's bytes, redirected off the
 //! list, an untrusted certificate) still installs the bundle over QUIC and
 //! says why.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
 
 use std::path::{Path, PathBuf};
 
