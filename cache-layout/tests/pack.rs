@@ -201,3 +201,42 @@ fn system_tar_reads_the_bundle_with_fixed_metadata() {
     assert!(lines[0].ends_with(" assets/"), "{listing}");
     assert!(lines[6].ends_with(" client/popup.reds"), "{listing}");
 }
+
+/// A fixed plugin folder whose packed bytes are pinned below: every root, a
+/// nested and an empty folder, text and binary files.
+fn pinned_plugin(root: &std::path::Path) -> std::path::PathBuf {
+    let dir = root.join("pinned");
+    let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    write_files(
+        &dir,
+        &[
+            ("assets/pinned.archive", binary.as_slice()),
+            (
+                "assets/pinned.archive.xl",
+                b"localization:\n  onscreens:\n    en-us: data\\a.json\n",
+            ),
+            ("assets/data/a.json", b"{\"a\":1}"),
+            ("assets/data/deeper/b.csv", b"k,v\n1,2\n"),
+            ("client/a.reds", b"// a\nfunc A() -> Void {}\n"),
+            ("client/b.reds", b"// b\n"),
+            ("tweaks/t.yaml", b"Items.X:\n  $type: Clothing\n"),
+        ],
+    );
+    fs::create_dir_all(dir.join("assets/empty")).unwrap();
+    dir
+}
+
+/// Bundle bytes are the identity that mirrors and caches key on: the same
+/// folder must pack to exactly these bytes across refactors of the packer.
+#[test]
+fn bundle_bytes_are_pinned() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = pinned_plugin(t.path());
+    let packed = pack_plugin_dir(&dir).unwrap();
+    assert_eq!(packed.entries, 13);
+    assert_eq!(
+        packed.sha256_hex(),
+        "740c2b249c33c915ca8e8316af0e9678f961b26aac172c3e9ea86c587f8b90f4",
+        "the packer's output changed: every published bundle's hash would change"
+    );
+}
