@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use shard_protocol::limits::{
@@ -261,28 +261,105 @@ pub fn is_windows_device_name(name: &str) -> bool {
     numbered || ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"].contains(&upper.as_str())
 }
 
-/// Packs `plugin_dir/assets/**` and `plugin_dir/client/*.reds` into a
-/// deterministic bundle; the folder name is the plugin name used in errors.
-pub fn pack_plugin_dir(plugin_dir: &Path) -> Result<PackedBundle, BundleError> {
-    let plugin = plugin_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "?".into());
+/// One plugin's bundle folder read into memory once: the folders and files a
+/// bundle will hold, checked against every path rule and limit while reading.
+/// Hashing, packing and the policy checks all work from this one copy, so a
+/// load never goes back to the disk (and never sees two different versions).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BundleSource {
+    /// The plugin folder it was read from (for messages).
+    dir: PathBuf,
+    /// Folders, as bundle paths (`assets/ui`), sorted.
+    dirs: BTreeSet<String>,
+    /// Files by bundle path (`client/a.reds`), sorted, with their bytes.
+    files: BTreeMap<String, Vec<u8>>,
+    /// Sum of the file sizes, in bytes.
+    unpacked_len: u64,
+}
+
+impl BundleSource {
+    /// The plugin folder this was read from, so messages can name files on disk.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Folders (bundle paths, `/`-separated), sorted, for hashing what a bundle holds.
+    pub fn dirs(&self) -> impl Iterator<Item = &str> {
+        self.dirs.iter().map(String::as_str)
+    }
+
+    /// Files (bundle path, bytes) sorted by path, for hashing and checking without the disk.
+    pub fn files(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.files.iter().map(|(p, b)| (p.as_str(), b.as_slice()))
+    }
+
+    /// Total size of the files, in bytes (what the bundle unpacks to).
+    pub fn unpacked_len(&self) -> u64 {
+        self.unpacked_len
+    }
+
+    /// Packs these files into the deterministic bundle (same files, same bytes).
+    pub fn pack(&self) -> Result<PackedBundle, BundleError> {
+        pack_entries(self)
+    }
+}
+
+/// Reads `plugin_dir/assets/**`, `plugin_dir/tweaks/*` and
+/// `plugin_dir/client/*.reds` into memory, refusing anything a client would
+/// refuse (links, special files, bad paths) and stopping at the entry and
+/// unpacked-size limits; a missing folder reads as an empty bundle.
+pub fn read_plugin_dir(plugin_dir: &Path) -> Result<BundleSource, BundleError> {
     let mut dirs = BTreeSet::new();
-    let mut files = BTreeMap::new();
+    let mut paths = BTreeMap::new();
     for root in BUNDLE_ROOTS {
         let dir = plugin_dir.join(root);
         match fs::symlink_metadata(&dir) {
             Ok(meta) if meta.is_dir() => {
                 dirs.insert(root.to_owned());
-                walk(&dir, root, &mut dirs, &mut files)?;
+                walk(&dir, root, &mut dirs, &mut paths)?;
             }
             Ok(meta) => return Err(refuse_kind(&dir, &meta)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(source) => return Err(BundleError::Io { path: dir, source }),
         }
     }
-    pack_entries(&plugin, &dirs, &files, plugin_dir)
+    // Read in bundle order, so the size limit always trips on the same file.
+    let mut files = BTreeMap::new();
+    let mut unpacked_len = 0u64;
+    for (rel, disk) in paths {
+        let remaining = MAX_BUNDLE_UNPACKED - unpacked_len;
+        let io_err = |source| BundleError::Io {
+            path: disk.clone(),
+            source,
+        };
+        let file = fs::File::open(&disk).map_err(io_err)?;
+        let mut data = Vec::new();
+        file.take(remaining.saturating_add(1))
+            .read_to_end(&mut data)
+            .map_err(io_err)?;
+        let len = data.len() as u64;
+        if len > remaining {
+            return Err(BundleError::UnpackedTooLarge {
+                entry: disk.display().to_string(),
+                limit: MAX_BUNDLE_UNPACKED,
+            });
+        }
+        unpacked_len += len;
+        files.insert(rel, data);
+    }
+    Ok(BundleSource {
+        dir: plugin_dir.to_path_buf(),
+        dirs,
+        files,
+        unpacked_len,
+    })
+}
+
+/// Packs `plugin_dir/assets/**`, `plugin_dir/tweaks/*` and
+/// `plugin_dir/client/*.reds` into a deterministic bundle; the folder name is
+/// the plugin name used in errors. Reads the folder once, like [`read_plugin_dir`].
+pub fn pack_plugin_dir(plugin_dir: &Path) -> Result<PackedBundle, BundleError> {
+    read_plugin_dir(plugin_dir)?.pack()
 }
 
 /// Error for a path that is neither a regular file nor a folder.
@@ -303,46 +380,53 @@ fn refuse_kind(path: &Path, meta: &fs::Metadata) -> BundleError {
     }
 }
 
-/// Collects folders and files below `dir` (whose bundle path is `rel`), refusing links and special files.
+/// Collects folders and files below `dir` (whose bundle path is `rel`),
+/// refusing links and special files; a folder's path is checked before its
+/// contents are listed, so a too-deep tree stops at the depth limit.
 fn walk(
     dir: &Path,
     rel: &str,
     dirs: &mut BTreeSet<String>,
-    files: &mut BTreeMap<String, std::path::PathBuf>,
+    files: &mut BTreeMap<String, PathBuf>,
 ) -> Result<(), BundleError> {
-    let io_err = |source| BundleError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for entry in fs::read_dir(dir).map_err(io_err)? {
-        let entry = entry.map_err(io_err)?;
-        let path = entry.path();
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            return Err(BundleError::BadPath {
-                path: path.display().to_string(),
-                reason: "file name is not UTF-8".into(),
-            });
-        };
-        let child = format!("{rel}/{name}");
-        let meta = fs::symlink_metadata(&path).map_err(|source| BundleError::Io {
-            path: path.clone(),
-            source,
+    let walker = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .follow_links(false)
+        .follow_root_links(false);
+    for entry in walker {
+        let entry = entry.map_err(|e| BundleError::Io {
+            path: e.path().unwrap_or(dir).to_path_buf(),
+            source: e.into(),
         })?;
-        let ft = meta.file_type();
+        let path = entry.path();
+        let mut child = rel.to_owned();
+        for part in path.strip_prefix(dir).unwrap_or(path).components() {
+            let Some(name) = part.as_os_str().to_str() else {
+                return Err(BundleError::BadPath {
+                    path: path.display().to_string(),
+                    reason: "file name is not UTF-8".into(),
+                });
+            };
+            child.push('/');
+            child.push_str(name);
+        }
+        let ft = entry.file_type();
         if ft.is_symlink() {
             return Err(BundleError::Symlink {
                 path: path.display().to_string(),
             });
         } else if ft.is_dir() {
-            check_entry_path(child.as_bytes(), true).map_err(|e| with_disk_path(e, &path))?;
-            dirs.insert(child.clone());
-            walk(&path, &child, dirs, files)?;
+            check_entry_path(child.as_bytes(), true).map_err(|e| with_disk_path(e, path))?;
+            dirs.insert(child);
         } else if ft.is_file() {
-            check_entry_path(child.as_bytes(), false).map_err(|e| with_disk_path(e, &path))?;
-            files.insert(child, path.clone());
+            check_entry_path(child.as_bytes(), false).map_err(|e| with_disk_path(e, path))?;
+            files.insert(child, path.to_path_buf());
         } else {
-            return Err(refuse_kind(&path, &meta));
+            let meta = entry.metadata().map_err(|e| BundleError::Io {
+                path: path.to_path_buf(),
+                source: e.into(),
+            })?;
+            return Err(refuse_kind(path, &meta));
         }
         if dirs.len() + files.len() > MAX_BUNDLE_ENTRIES {
             return Err(BundleError::TooManyEntries {
@@ -369,33 +453,33 @@ fn with_disk_path(err: BundleError, disk: &Path) -> BundleError {
     }
 }
 
-/// Builds the deterministic tar from sorted folders and files and compresses it.
-fn pack_entries(
-    plugin: &str,
-    dirs: &BTreeSet<String>,
-    files: &BTreeMap<String, std::path::PathBuf>,
-    plugin_dir: &Path,
-) -> Result<PackedBundle, BundleError> {
+/// Builds the deterministic tar from the sorted folders and files and compresses it.
+fn pack_entries(source: &BundleSource) -> Result<PackedBundle, BundleError> {
     // Folders sort as `name/` so a parent always precedes its children.
-    let mut order: Vec<(String, Option<&std::path::PathBuf>)> = dirs
+    let mut order: Vec<(String, Option<&[u8]>)> = source
+        .dirs
         .iter()
         .map(|d| (format!("{d}/"), None))
-        .chain(files.iter().map(|(p, disk)| (p.clone(), Some(disk))))
+        .chain(
+            source
+                .files
+                .iter()
+                .map(|(p, data)| (p.clone(), Some(data.as_slice()))),
+        )
         .collect();
     order.sort_by(|a, b| a.0.cmp(&b.0));
 
     let mut builder = tar::Builder::new(Vec::new());
-    let mut unpacked_len = 0u64;
-    let tar_err = |source| BundleError::Io {
-        path: plugin_dir.to_path_buf(),
-        source,
+    let tar_err = |e| BundleError::Io {
+        path: source.dir.clone(),
+        source: e,
     };
-    for (name, disk) in &order {
+    for (name, data) in &order {
         let mut header = Header::new_ustar();
         header.set_mtime(0);
         header.set_uid(0);
         header.set_gid(0);
-        match disk {
+        match data {
             None => {
                 header.set_entry_type(EntryType::Directory);
                 header.set_mode(0o755);
@@ -404,31 +488,13 @@ fn pack_entries(
                 header.set_cksum();
                 builder.append(&header, io::empty()).map_err(tar_err)?;
             }
-            Some(disk) => {
-                let remaining = MAX_BUNDLE_UNPACKED - unpacked_len;
-                let io_err = |source| BundleError::Io {
-                    path: disk.to_path_buf(),
-                    source,
-                };
-                let file = fs::File::open(disk).map_err(io_err)?;
-                let mut data = Vec::new();
-                file.take(remaining.saturating_add(1))
-                    .read_to_end(&mut data)
-                    .map_err(io_err)?;
-                let len = data.len() as u64;
-                if len > remaining {
-                    return Err(BundleError::UnpackedTooLarge {
-                        entry: disk.display().to_string(),
-                        limit: MAX_BUNDLE_UNPACKED,
-                    });
-                }
-                unpacked_len += len;
+            Some(data) => {
                 header.set_entry_type(EntryType::Regular);
                 header.set_mode(0o644);
-                header.set_size(len);
+                header.set_size(data.len() as u64);
                 set_name(&mut header, name)?;
                 header.set_cksum();
-                builder.append(&header, data.as_slice()).map_err(tar_err)?;
+                builder.append(&header, *data).map_err(tar_err)?;
             }
         }
     }
@@ -436,8 +502,13 @@ fn pack_entries(
     let bytes = zstd::stream::encode_all(tar_bytes.as_slice(), ZSTD_LEVEL).map_err(tar_err)?;
     let size = bytes.len() as u64;
     if size > MAX_BUNDLE_PACKED {
+        let plugin = source
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "?".into());
         return Err(BundleError::PackedTooLarge {
-            plugin: plugin.to_owned(),
+            plugin,
             size,
             limit: MAX_BUNDLE_PACKED,
         });
@@ -445,7 +516,7 @@ fn pack_entries(
     Ok(PackedBundle {
         sha256: sha256(&bytes),
         bytes,
-        unpacked_len,
+        unpacked_len: source.unpacked_len,
         entries: order.len(),
     })
 }

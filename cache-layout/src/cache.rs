@@ -458,23 +458,26 @@ pub(crate) fn list_names(dir: &Path) -> Result<Vec<String>, CacheError> {
 }
 
 /// Collects relative `/`-separated paths of every non-folder under `dir`
-/// (prefixed with `rel`); unreadable folders are skipped.
+/// (prefixed with `rel`); unreadable folders are skipped, links not followed.
 pub(crate) fn collect_files(dir: &Path, rel: &str, out: &mut Vec<String>) {
-    let Ok(iter) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in iter.filter_map(|e| e.ok()) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let child = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
-        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        if is_dir {
-            collect_files(&entry.path(), &child, out);
-        } else {
-            out.push(child);
+    let walker = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .follow_links(false)
+        .follow_root_links(false);
+    for entry in walker.into_iter().filter_map(Result::ok) {
+        if entry.file_type().is_dir() {
+            continue;
         }
+        let sub = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+        let parts = sub
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        out.push(if rel.is_empty() {
+            parts
+        } else {
+            format!("{rel}/{parts}")
+        });
     }
 }

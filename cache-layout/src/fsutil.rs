@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -95,29 +95,26 @@ pub(crate) fn unseal(root: &Path) -> Result<(), CacheError> {
     set_tree_readonly(root, false)
 }
 
-/// Sets or clears the read-only flag recursively; folders are made writable
-/// before descending and read-only after, so the walk always works.
+/// Sets or clears the read-only flag recursively, without following links;
+/// folders are made writable before their contents are listed and read-only
+/// after them, so the walk always works.
 fn set_tree_readonly(path: &Path, readonly: bool) -> Result<(), CacheError> {
-    let meta = fs::symlink_metadata(path).map_err(io_err("inspecting", path))?;
-    if meta.file_type().is_symlink() {
-        return Ok(());
-    }
-    if meta.is_dir() {
-        if !readonly {
-            set_readonly(path, &meta, false)?;
+    let walker = walkdir::WalkDir::new(path)
+        .follow_links(false)
+        .follow_root_links(false)
+        .contents_first(readonly);
+    for entry in walker {
+        let entry = entry.map_err(|e| {
+            let at = e.path().unwrap_or(path).to_path_buf();
+            io_err("listing", &at)(e.into())
+        })?;
+        if entry.file_type().is_symlink() {
+            continue;
         }
-        let entries: Vec<PathBuf> = fs::read_dir(path)
-            .map_err(io_err("listing", path))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        for child in entries {
-            set_tree_readonly(&child, readonly)?;
-        }
-        if readonly {
-            set_readonly(path, &meta, true)?;
-        }
-    } else {
-        set_readonly(path, &meta, readonly)?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| io_err("inspecting", entry.path())(e.into()))?;
+        set_readonly(entry.path(), &meta, readonly)?;
     }
     Ok(())
 }

@@ -3,7 +3,8 @@
 //!
 //! A bundle is one plugin's `assets/**`, `tweaks/*` and `client/*.reds`, packed as a
 //! deterministic tar compressed with zstd (level 3) and identified by the
-//! SHA-256 of those bytes. The server packs with [`pack_plugin_dir`]; the client
+//! SHA-256 of those bytes. The server reads a plugin folder once with
+//! [`read_plugin_dir`] and packs that [`BundleSource`]; the client
 //! runtime checks untrusted bytes with [`unpack_bundle`] and keeps them in a
 //! [`RuntimeCache`]: a content-addressed `store/`, read-only `plugins/<name>/`
 //! installs swapped in atomically, resumable downloads in `partial/`, and
@@ -30,10 +31,10 @@ mod usage;
 
 pub use answers::{ANSWERS_FILE, ContentAnswer};
 pub use bundle::{
-    ASSET_EXTENSIONS, ASSET_FLAT_EXTENSIONS, ASSETS_DIR, BUNDLE_ROOTS, BundleFile, CLIENT_DIR,
-    CLIENT_EXTENSIONS, PackedBundle, TWEAK_EXTENSIONS, TWEAK_FORMAT_REFUSED, TWEAKS_DIR,
-    UnpackedBundle, check_entry_path, extension_allowed, is_windows_device_name, pack_plugin_dir,
-    sha256, unpack_bundle,
+    ASSET_EXTENSIONS, ASSET_FLAT_EXTENSIONS, ASSETS_DIR, BUNDLE_ROOTS, BundleFile, BundleSource,
+    CLIENT_DIR, CLIENT_EXTENSIONS, PackedBundle, TWEAK_EXTENSIONS, TWEAK_FORMAT_REFUSED,
+    TWEAKS_DIR, UnpackedBundle, check_entry_path, extension_allowed, is_windows_device_name,
+    pack_plugin_dir, read_plugin_dir, sha256, unpack_bundle,
 };
 pub use cache::{
     InstallRecord, InstalledPlugin, KNOWN_SERVERS_FILE, MANIFEST_FILE, PARTIAL_DIR, PLUGINS_DIR,

@@ -9,7 +9,7 @@ mod common;
 use std::fs;
 
 use common::{sample_files, sample_plugin, write_files};
-use shard_cache::{BundleError, pack_plugin_dir, unpack_bundle};
+use shard_cache::{BundleError, pack_plugin_dir, read_plugin_dir, unpack_bundle};
 use shard_protocol::limits::MAX_BUNDLE_PACKED;
 
 #[test]
@@ -238,5 +238,28 @@ fn bundle_bytes_are_pinned() {
         packed.sha256_hex(),
         "740c2b249c33c915ca8e8316af0e9678f961b26aac172c3e9ea86c587f8b90f4",
         "the packer's output changed: every published bundle's hash would change"
+    );
+    // The in-memory snapshot packs to the same bytes and lists what it read.
+    let source = read_plugin_dir(&dir).unwrap();
+    assert_eq!(source.pack().unwrap(), packed);
+    assert_eq!(source.unpacked_len(), packed.unpacked_len);
+    assert_eq!(
+        source.dirs().collect::<Vec<_>>(),
+        [
+            "assets",
+            "assets/data",
+            "assets/data/deeper",
+            "assets/empty",
+            "client",
+            "tweaks"
+        ]
+    );
+    assert_eq!(source.files().count(), 7);
+    assert_eq!(
+        source
+            .files()
+            .find(|(p, _)| *p == "client/b.reds")
+            .map(|(_, b)| b),
+        Some(&b"// b\n"[..])
     );
 }
