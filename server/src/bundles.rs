@@ -8,9 +8,10 @@ use std::path::Path;
 use std::rc::Rc;
 
 use bytes::Bytes;
+use shard_cache::BundleSource;
 use shard_protocol::ServerMsg;
 
-use crate::plugin::PluginLoadHook;
+use crate::plugin::{PluginLoadHook, PluginSnapshot};
 
 /// A packed, checked bundle ready to stream.
 #[derive(Debug, Clone)]
@@ -95,14 +96,18 @@ impl CatalogState {
 /// The catalog shared by the plugin host's load hook and the simulation.
 pub type Catalog = Rc<RefCell<CatalogState>>;
 
-/// Packs a plugin's bundle folder, checks its game content (archives, `.xl`,
-/// tweaks) with the same shard-cache check clients run before installing,
-/// and its client scripts against the sandbox policy; the error is what the
-/// plugin author needs to read.
-pub fn build_bundle(name: &str, version: &str, bundle_dir: &Path) -> Result<ServedBundle, String> {
-    let packed = shard_cache::pack_plugin_dir(bundle_dir).map_err(|e| e.to_string())?;
-    let content = check_content(name, bundle_dir, &packed)?;
-    let (report, scripts) = check_client_scripts_counted(bundle_dir)?;
+/// Packs a plugin's bundle (read once into `source`), checks its game
+/// content (archives, `.xl`, tweaks) with the same shard-cache check clients
+/// run before installing, and its client scripts against the sandbox policy;
+/// the error is what the plugin author needs to read.
+pub fn build_bundle(
+    name: &str,
+    version: &str,
+    source: &BundleSource,
+) -> Result<ServedBundle, String> {
+    let packed = source.pack().map_err(|e| e.to_string())?;
+    let content = check_content(name, source.dir(), &packed)?;
+    let (report, scripts) = check_client_scripts(source)?;
     Ok(ServedBundle {
         name: name.to_string(),
         version: version.to_string(),
@@ -118,7 +123,8 @@ pub fn build_bundle(name: &str, version: &str, bundle_dir: &Path) -> Result<Serv
     })
 }
 
-/// Runs the content check on the packed bundle exactly as a client will;
+/// Runs the content check on the packed bundle exactly as a client will
+/// (unpacking it in memory, with every client-side refusal);
 /// diagnostics are prefixed with the bundle folder so authors find the file.
 fn check_content(
     name: &str,
@@ -140,31 +146,24 @@ fn check_content(
     })
 }
 
-/// Runs the REDscript sandbox check on `bundle_dir/client/*.reds`; returns the
-/// report (the RPC names they register and send), or every diagnostic
+/// Runs the REDscript sandbox check on the bundle's `client/*.reds` (named by
+/// their path on disk in diagnostics); returns the report (the RPC names they
+/// register and send) with the number of scripts, or every diagnostic
 /// (file:line:col [rule] message).
-pub fn check_client_scripts(bundle_dir: &Path) -> Result<shard_reds::CheckReport, String> {
-    check_client_scripts_counted(bundle_dir).map(|(report, _)| report)
-}
-
-/// Like [`check_client_scripts`], also counting the scripts (announced to clients).
-fn check_client_scripts_counted(
-    bundle_dir: &Path,
-) -> Result<(shard_reds::CheckReport, usize), String> {
-    let client = bundle_dir.join("client");
+fn check_client_scripts(source: &BundleSource) -> Result<(shard_reds::CheckReport, usize), String> {
     let mut files = Vec::new();
-    if client.is_dir() {
-        let entries =
-            std::fs::read_dir(&client).map_err(|e| format!("{}: {e}", client.display()))?;
-        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for p in paths {
-            if p.extension().is_some_and(|x| x == "reds") {
-                let text =
-                    std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-                files.push((p.display().to_string(), text));
-            }
+    for (rel, data) in source.files() {
+        let is_script = rel
+            .strip_prefix(shard_cache::CLIENT_DIR)
+            .and_then(|r| r.strip_prefix('/'))
+            .is_some_and(|f| f.ends_with(".reds"));
+        if !is_script {
+            continue;
         }
+        let shown = source.dir().join(rel).display().to_string();
+        let text = std::str::from_utf8(data)
+            .map_err(|e| format!("{shown}: a client script must be UTF-8 text ({e})"))?;
+        files.push((shown, text.to_owned()));
     }
     let report = shard_reds::check_scripts(&files);
     if report.diagnostics.is_empty() {
@@ -186,14 +185,9 @@ pub struct BundleHook {
 }
 
 impl PluginLoadHook for BundleHook {
-    fn check(
-        &mut self,
-        name: &str,
-        version: &str,
-        _hash: &str,
-        bundle_dir: &Path,
-    ) -> Result<(), String> {
-        let bundle = build_bundle(name, version, bundle_dir)?;
+    fn check(&mut self, name: &str, version: &str, snap: &PluginSnapshot) -> Result<(), String> {
+        let source = snap.bundle.as_ref().map_err(ToString::to_string)?;
+        let bundle = build_bundle(name, version, source)?;
         let c = &bundle.content;
         tracing::info!(
             plugin = name,
@@ -210,5 +204,72 @@ impl PluginLoadHook for BundleHook {
 
     fn unloaded(&mut self, name: &str) {
         self.catalog.borrow_mut().remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// The served bundle comes from the files as the snapshot read them: a
+    /// save landing after the read (mid-load) changes neither the bundle nor
+    /// its checks, and the next snapshot sees it with a new hash.
+    #[test]
+    fn a_load_uses_the_one_snapshot_it_read() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("hud.py");
+        let dir = t.path().join("hud");
+        write(
+            t.path(),
+            "hud.py",
+            "__plugin__ = {'name': 'hud', 'version': '1'}\n",
+        );
+        write(&dir, "client/hud.reds", "func A() -> Void {}\n");
+        let snap = PluginSnapshot::read(&src, &dir).unwrap();
+        let expected = shard_cache::pack_plugin_dir(&dir).unwrap();
+
+        // A save after the read: a script that breaks the policy, one more script.
+        write(
+            &dir,
+            "client/hud.reds",
+            "func A() -> Void { NotAllowed(); }\n",
+        );
+        write(&dir, "client/b.reds", "func B() -> Void {}\n");
+        let source = snap.bundle.as_ref().unwrap();
+        let built = build_bundle("hud", "1", source).unwrap();
+        assert_eq!(built.sha256, expected.sha256);
+        assert_eq!(built.client_scripts, 1);
+
+        let later = PluginSnapshot::read(&src, &dir).unwrap();
+        assert_ne!(later.hash, snap.hash);
+        let err = build_bundle("hud", "1", later.bundle.as_ref().unwrap()).unwrap_err();
+        assert!(err.contains("sandbox policy"), "{err}");
+        assert!(err.contains("hud/client/hud.reds"), "{err}");
+    }
+
+    /// What the hash covers: an empty folder (it is in the bundle) and a
+    /// bundle error both change it; reading twice does not.
+    #[test]
+    fn the_hash_follows_the_bundle() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("p.py");
+        let dir = t.path().join("p");
+        write(t.path(), "p.py", "x = 1\n");
+        let a = PluginSnapshot::read(&src, &dir).unwrap();
+        assert_eq!(a.hash, PluginSnapshot::read(&src, &dir).unwrap().hash);
+        std::fs::create_dir_all(dir.join("assets/empty")).unwrap();
+        let b = PluginSnapshot::read(&src, &dir).unwrap();
+        assert_ne!(a.hash, b.hash);
+        write(&dir, "assets/bad.exe", "MZ");
+        let c = PluginSnapshot::read(&src, &dir).unwrap();
+        assert!(c.bundle.is_err());
+        assert_ne!(b.hash, c.hash);
+        assert_eq!(c.source_text(), Ok("x = 1\n"));
     }
 }

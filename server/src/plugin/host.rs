@@ -20,7 +20,7 @@ use super::channel::{
     BUILD_ID, ChannelError, FromWorker, ToWorker, WorkerInit, WorldCall, WorldValue,
 };
 use super::events::{EventKind, GameEvent};
-use super::loader::{Watcher, discover, plugin_hash};
+use super::loader::{PluginSnapshot, Watcher, discover};
 use super::logs::PluginLog;
 use super::process::{StartingWorker, WorkerProcess, worker_exe};
 use super::world::{GameWorld, PluginOwner};
@@ -31,7 +31,7 @@ use crate::commands::BUILTINS;
 use crate::tuning::{
     BUDGET_CHAT_PER_TICK, BUDGET_MSGS_PER_PEER_PER_TICK, BUDGET_POPUPS_PER_TICK,
     BUDGET_RPC_BYTES_PER_TICK, BUDGET_RPCS_PER_TICK, BUDGET_SPAWNS_PER_TICK, MAX_ERROR_TEXT,
-    MAX_PLUGIN_SOURCE, RESTART_BACKOFF_MAX, WORKER_START_TIMEOUT,
+    RESTART_BACKOFF_MAX, WORKER_START_TIMEOUT,
 };
 
 /// A chat command a plugin registered.
@@ -109,8 +109,8 @@ struct Plugin {
     generation: u64,
     last_error: Option<String>,
     worker: Option<WorkerProcess>,
-    /// A worker finishing its handshake, and the file to load once it has.
-    starting: Option<(StartingWorker, PathBuf)>,
+    /// A worker finishing its handshake, and the version to load once it has.
+    starting: Option<(StartingWorker, PluginSnapshot)>,
     restart_at: Option<Instant>,
     backoff: Duration,
     log: PluginLog,
@@ -249,13 +249,15 @@ impl PluginHost {
                 continue;
             };
             let Some(done) = starting.poll() else { break };
-            let path = p.starting.take().map(|(_, path)| path).unwrap_or_default();
+            let Some((_, snap)) = p.starting.take() else {
+                continue;
+            };
             match done {
                 Ok(w) => {
                     tracing::info!(plugin = %name, pid = w.pid(), confinement = %w.confinement, "plugin worker started");
                     p.worker = Some(w);
                     p.generation = 0;
-                    self.load(world, &name, &path);
+                    self.load(world, &name, snap);
                 }
                 Err(e) => {
                     let m = format!("worker did not start: {e}");
@@ -291,7 +293,7 @@ impl PluginHost {
             }
             let path = self.cfg.plugins_dir.join(format!("{name}.py"));
             tracing::info!(plugin = %name, "restarting plugin worker");
-            self.load(world, &name, &path);
+            self.read_and_load(world, &name, &path);
         }
     }
 
@@ -538,7 +540,7 @@ impl PluginHost {
         if !super::loader::valid_name(name) || !path.is_file() {
             return false;
         }
-        self.load(world, name, &path);
+        self.read_and_load(world, name, &path);
         true
     }
 
@@ -912,15 +914,19 @@ impl PluginHost {
             self.plugins.remove(&name);
         }
         for (name, path) in found {
-            let hash = match plugin_hash(&path, &self.bundle_dir(&name)) {
-                Ok(h) => h,
+            let snap = match PluginSnapshot::read(&path, &self.bundle_dir(&name)) {
+                Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(plugin = %name, error = %e, "cannot hash plugin");
+                    tracing::warn!(plugin = %name, error = %e, "cannot read plugin");
                     continue;
                 }
             };
-            if self.plugins.get(&name).is_none_or(|p| p.seen_hash != hash) {
-                self.load(world, &name, &path);
+            if self
+                .plugins
+                .get(&name)
+                .is_none_or(|p| p.seen_hash != snap.hash)
+            {
+                self.load(world, &name, snap);
             }
         }
     }
@@ -938,11 +944,30 @@ impl PluginHost {
         Some(id)
     }
 
-    /// Loads (or reloads) one plugin in its worker (starting one if needed);
-    /// on failure a running previous version keeps running.
-    fn load(&mut self, world: &mut dyn GameWorld, name: &str, path: &Path) {
+    /// Reads plugin `name` from disk once and loads that version; a file that
+    /// cannot be read fails the load (a running previous version keeps running).
+    fn read_and_load(&mut self, world: &mut dyn GameWorld, name: &str, path: &Path) {
+        match PluginSnapshot::read(path, &self.bundle_dir(name)) {
+            Ok(snap) => self.load(world, name, snap),
+            Err(e) => {
+                let m = format!("{}: cannot read: {e}", path.display());
+                let was_live = self
+                    .plugins
+                    .get(name)
+                    .is_some_and(|p| p.state == PluginState::Loaded && p.worker.is_some());
+                self.load_failed(world, name, &m, &m, was_live);
+            }
+        }
+    }
+
+    /// Loads (or reloads) one plugin version, read once into `snap`, in its
+    /// worker (starting one if needed); on failure a running previous version
+    /// keeps running.
+    fn load(&mut self, world: &mut dyn GameWorld, name: &str, snap: PluginSnapshot) {
         let started = Instant::now();
-        let hash = plugin_hash(path, &self.bundle_dir(name)).unwrap_or_default();
+        let hash = snap.hash.clone();
+        let path = snap.path.clone();
+        let path = path.as_path();
         let Some(id) = self.plugin_id(name) else {
             tracing::error!(plugin = name, "too many plugins (limit {MAX_PLUGINS})");
             return;
@@ -977,8 +1002,8 @@ impl PluginHost {
         entry.restart_at = None;
         let was_live = entry.state == PluginState::Loaded && entry.worker.is_some();
         let file = path.display().to_string();
-        let source = match read_source(path) {
-            Ok(s) => s,
+        let source = match snap.source_text() {
+            Ok(s) => s.to_owned(),
             Err(m) => return self.load_failed(world, name, &m, &m, was_live),
         };
         if self.plugins.get(name).is_some_and(|p| p.worker.is_none()) {
@@ -987,7 +1012,7 @@ impl PluginHost {
                 if let Some(p) = self.plugins.get_mut(name)
                     && let Some((_, pending)) = p.starting.as_mut()
                 {
-                    *pending = path.to_path_buf();
+                    *pending = snap;
                 }
                 return;
             }
@@ -996,7 +1021,7 @@ impl PluginHost {
             match WorkerProcess::launch(&self.exe, &init, Instant::now() + WORKER_START_TIMEOUT) {
                 Ok(starting) => {
                     if let Some(p) = self.plugins.get_mut(name) {
-                        p.starting = Some((starting, path.to_path_buf()));
+                        p.starting = Some((starting, snap));
                         if p.state != PluginState::Restarting {
                             p.state = PluginState::Starting;
                         }
@@ -1044,9 +1069,8 @@ impl PluginHost {
                 return;
             }
         };
-        let bundle_dir = self.bundle_dir(name);
         if let Some(hook) = self.hook.as_mut()
-            && let Err(m) = hook.check(name, &version, &hash, &bundle_dir)
+            && let Err(m) = hook.check(name, &version, &snap)
         {
             let _ = self.exchange(
                 world,
@@ -1384,18 +1408,6 @@ impl PluginHost {
         });
         Ok(WorldValue::Unit)
     }
-}
-
-fn read_source(path: &Path) -> Result<String, String> {
-    let file = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
-    if meta.len() > MAX_PLUGIN_SOURCE as u64 {
-        return Err(format!(
-            "{file}: the source is {} bytes; the limit is {MAX_PLUGIN_SOURCE}",
-            meta.len()
-        ));
-    }
-    std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))
 }
 
 fn channel_fault(e: ChannelError, waited: Duration) -> Fault {

@@ -1,14 +1,19 @@
-//! Finding plugins on disk: `plugins/*.py` with valid names, the hash that
-//! decides when a plugin changed (source plus bundle folder), and the file
+//! Finding plugins on disk: `plugins/*.py` with valid names, the snapshot
+//! each load reads once (source plus bundle folder, and the hash that decides
+//! when a plugin changed), and the file
 //! watcher (notify, debounced, with a periodic rescan as the fallback).
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use shard_cache::{BundleError, BundleSource};
 use shard_protocol::limits::MAX_PLUGIN_NAME;
+
+use crate::tuning::MAX_PLUGIN_SOURCE;
 
 /// Quiet time after the last file event before changes are applied, so an
 /// editor's burst of writes causes one reload.
@@ -47,41 +52,75 @@ pub fn valid_name(stem: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// SHA-256 (hex) over the plugin source and every file under `<bundle>/assets`,
-/// `<bundle>/client` and `<bundle>/tweaks` (relative path and contents, in sorted order).
-pub fn plugin_hash(source: &Path, bundle_dir: &Path) -> std::io::Result<String> {
-    let mut h = Sha256::new();
-    let src = std::fs::read(source)?;
-    h.update(b"source\0");
-    h.update((src.len() as u64).to_le_bytes());
-    h.update(&src);
-    for sub in ["assets", "client", "tweaks"] {
-        let root = bundle_dir.join(sub);
-        if !root.is_dir() {
-            continue;
+/// One version of a plugin read from disk once: its source and its bundle
+/// folder in memory, with the hash that decides whether it changed. The
+/// load, the bundle pack and the policy checks all use this copy, so a load
+/// reads each file once and never mixes two saves.
+#[derive(Debug)]
+pub struct PluginSnapshot {
+    /// The plugin file (`plugins/<name>.py`).
+    pub path: PathBuf,
+    /// The source bytes, read up to one byte past [`MAX_PLUGIN_SOURCE`].
+    source: Vec<u8>,
+    /// The bundle folder (`plugins/<name>/`) read into memory, or why it
+    /// could not be (reported when the plugin loads, like a Python error).
+    pub bundle: Result<BundleSource, BundleError>,
+    /// SHA-256 (hex) over the source and the bundle folder as read.
+    pub hash: String,
+}
+
+impl PluginSnapshot {
+    /// Reads `source` and the bundle folder `bundle_dir` once; only an
+    /// unreadable source is an error here, a bad bundle is kept for the load to report.
+    pub fn read(source: &Path, bundle_dir: &Path) -> std::io::Result<Self> {
+        let mut src = Vec::new();
+        std::fs::File::open(source)?
+            .take(MAX_PLUGIN_SOURCE as u64 + 1)
+            .read_to_end(&mut src)?;
+        let bundle = shard_cache::read_plugin_dir(bundle_dir);
+        let mut h = Sha256::new();
+        h.update(b"source\0");
+        h.update((src.len() as u64).to_le_bytes());
+        h.update(&src);
+        match &bundle {
+            Ok(b) => {
+                for dir in b.dirs() {
+                    h.update(b"dir\0");
+                    h.update(dir.as_bytes());
+                    h.update(b"\0");
+                }
+                for (rel, data) in b.files() {
+                    h.update(rel.as_bytes());
+                    h.update(b"\0");
+                    h.update((data.len() as u64).to_le_bytes());
+                    h.update(data);
+                }
+            }
+            // A folder that cannot be packed changes hash when its error does.
+            Err(e) => {
+                h.update(b"error\0");
+                h.update(e.to_string().as_bytes());
+            }
         }
-        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&root)
-            .follow_links(false)
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file())
-            .map(walkdir::DirEntry::into_path)
-            .collect();
-        files.sort();
-        for f in files {
-            let rel = f
-                .strip_prefix(bundle_dir)
-                .unwrap_or(&f)
-                .to_string_lossy()
-                .replace('\\', "/");
-            let data = std::fs::read(&f)?;
-            h.update(rel.as_bytes());
-            h.update(b"\0");
-            h.update((data.len() as u64).to_le_bytes());
-            h.update(&data);
-        }
+        Ok(Self {
+            path: source.to_path_buf(),
+            source: src,
+            bundle,
+            hash: hex::encode(h.finalize()),
+        })
     }
-    Ok(hex::encode(h.finalize()))
+
+    /// The source as text, or what the author must fix (too large, not UTF-8).
+    pub fn source_text(&self) -> Result<&str, String> {
+        let file = self.path.display();
+        if self.source.len() > MAX_PLUGIN_SOURCE {
+            return Err(format!(
+                "{file}: the source is larger than the limit of {MAX_PLUGIN_SOURCE} bytes"
+            ));
+        }
+        std::str::from_utf8(&self.source)
+            .map_err(|e| format!("{file}: cannot read: the source is not UTF-8 ({e})"))
+    }
 }
 
 /// Watches the plugins folder and says when a rescan is due.

@@ -16,7 +16,8 @@
 //! - [`worker`]: the worker side — interpreter, the one wrapper, `game`;
 //! - [`comfort`]: the curated builtins and import allowlist (clear errors
 //!   for authors, not the security boundary);
-//! - [`loader`]: finding plugin files and hashing them, the file watcher;
+//! - [`loader`]: finding plugin files, reading each version once (source,
+//!   bundle folder, hash), the file watcher;
 //! - [`logs`]: the per-plugin log files;
 //! - [`world`]: the [`GameWorld`] seam the simulation implements.
 
@@ -36,7 +37,7 @@ use std::time::Duration;
 
 pub use self::events::{EventKind, GameEvent};
 pub use self::host::PluginHost;
-pub use self::loader::plugin_hash;
+pub use self::loader::PluginSnapshot;
 pub use self::world::{GameWorld, PluginOwner};
 use crate::tuning;
 
@@ -171,14 +172,9 @@ pub struct PluginInfo {
 /// Extra checks the server runs when a plugin loads (bundle packing, REDscript
 /// policy); an `Err` rejects that version like a Python load error would.
 pub trait PluginLoadHook {
-    /// Called after the new version ran and its metadata is valid, before it goes live.
-    fn check(
-        &mut self,
-        name: &str,
-        version: &str,
-        hash: &str,
-        bundle_dir: &std::path::Path,
-    ) -> Result<(), String>;
+    /// Called after the new version ran and its metadata is valid, before it
+    /// goes live, with the files that version was read from (no second read).
+    fn check(&mut self, name: &str, version: &str, snap: &PluginSnapshot) -> Result<(), String>;
     /// Called when a plugin is unloaded or disabled, so its announcement can go.
     fn unloaded(&mut self, _name: &str) {}
 }
