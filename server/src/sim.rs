@@ -17,7 +17,7 @@ use crate::admin::snapshot::{ChatKind, Publisher, Snapshot};
 use crate::admin::{AdminCmd, AdminRefused, AdminReply};
 use crate::bundles::{BundleHook, Catalog};
 use crate::client_rpc::{ClientRpcCounters, ClientRpcGate, DropCause};
-use crate::commands::{self, CommandInfo};
+use crate::commands::{self, CommandContext, CommandInfo};
 use crate::config::ServerConfig;
 use crate::plugin::events::{self, GameEvent};
 use crate::plugin::{CommandOutcome, PluginHost, RpcOutcome};
@@ -184,6 +184,43 @@ pub struct Sim {
     publisher: Publisher,
     /// Rate and whitelist checks of client RPCs.
     rpc_gate: ClientRpcGate,
+}
+
+/// The builtin chat commands work on the simulation's world and plugin host.
+impl CommandContext for Sim {
+    fn world(&mut self) -> &mut World {
+        &mut self.world
+    }
+
+    fn plugin_commands(&self, is_admin: bool) -> Vec<CommandInfo> {
+        self.host
+            .command_list(is_admin)
+            .into_iter()
+            .map(|(name, help, admin)| CommandInfo { name, help, admin })
+            .collect()
+    }
+
+    fn plugin_list(&self) -> String {
+        let list: Vec<String> = self
+            .host
+            .plugins()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {} [{:?}, {} errors, {} restarts]",
+                    p.name, p.version, p.state, p.errors, p.restarts
+                )
+            })
+            .collect();
+        if list.is_empty() {
+            return "no plugins".into();
+        }
+        format!("plugins: {}", list.join("; "))
+    }
+
+    fn plugin_action(&mut self, action: crate::admin::PluginAction, target: &str) -> String {
+        Sim::plugin_action(self, action, target).unwrap_or_else(|e| e.0)
+    }
 }
 
 impl Sim {
@@ -593,20 +630,7 @@ impl Sim {
             self.publisher
                 .chat(ChatKind::Command, &from, line.trim_end());
         }
-        if name == "plugins" || name == "plugin" {
-            if !is_admin {
-                return self.world.server_chat(peer, &commands::admin_refusal(name));
-            }
-            let reply = self.plugin_admin(name, args);
-            return self.world.server_chat(peer, &reply);
-        }
-        let extra: Vec<CommandInfo> = self
-            .host
-            .command_list(is_admin)
-            .into_iter()
-            .map(|(name, help, admin)| CommandInfo { name, help, admin })
-            .collect();
-        if commands::run_builtin(&mut self.world, peer, name, args, &extra).is_some() {
+        if commands::run_builtin(self, peer, name, args).is_some() {
             return;
         }
         match self
@@ -624,36 +648,6 @@ impl Sim {
                     .server_chat(peer, &format!("/{name} failed: {e}"));
             }
         }
-    }
-
-    /// `/plugins` and `/plugin reload|enable|disable NAME` (admins only).
-    fn plugin_admin(&mut self, name: &str, args: &str) -> String {
-        if name == "plugins" {
-            let list: Vec<String> = self
-                .host
-                .plugins()
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{} {} [{:?}, {} errors, {} restarts]",
-                        p.name, p.version, p.state, p.errors, p.restarts
-                    )
-                })
-                .collect();
-            if list.is_empty() {
-                return "no plugins".into();
-            }
-            return format!("plugins: {}", list.join("; "));
-        }
-        let (verb, target) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
-        let action = match verb {
-            "reload" => crate::admin::PluginAction::Reload,
-            "enable" => crate::admin::PluginAction::Enable,
-            "disable" => crate::admin::PluginAction::Disable,
-            _ => return "usage: /plugin reload|enable|disable NAME".into(),
-        };
-        self.plugin_action(action, target.trim())
-            .unwrap_or_else(|e| e.0)
     }
 
     /// Reloads, enables or disables a plugin (chat command or admin console).

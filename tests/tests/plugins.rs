@@ -147,6 +147,54 @@ async fn a_non_admin_cannot_run_an_admin_plugin_command() {
     srv.server.shutdown().await;
 }
 
+/// `/help` lists what the asking peer may run, from the same registry that
+/// dispatches: admins see every builtin (`/plugins` and `/plugin` too) and the
+/// admin plugin commands; players see none of those, and are refused them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_lists_every_builtin_to_admins_and_only_player_commands_to_players() {
+    let admin = TestPlayer::new("admin");
+    let srv = TestServer::start_with_files(
+        &[admin.fingerprint],
+        &[("greeter.py", GREETER_V1.as_bytes())],
+    );
+    let mut boss = admin.join(srv.addr).await;
+    boss.session.say("/help").await;
+    let help = boss.expect("help", |e| chat_contains(e, "commands:")).await;
+    for b in shard_server::commands::BUILTINS {
+        assert!(
+            chat_contains(&help, b.usage),
+            "admin /help lacks /{}: {help:?}",
+            b.name
+        );
+    }
+    assert!(
+        chat_contains(&help, "/greet") && chat_contains(&help, "/secret"),
+        "{help:?}"
+    );
+    // What /help shows an admin, the server runs.
+    boss.session.say("/plugins").await;
+    boss.expect("/plugins answers", |e| {
+        chat_contains(e, "greeter 1 [Loaded")
+    })
+    .await;
+
+    let mut pleb = join_as("pleb", srv.addr).await;
+    pleb.session.say("/help").await;
+    let help = pleb.expect("help", |e| chat_contains(e, "commands:")).await;
+    for b in shard_server::commands::BUILTINS {
+        assert_eq!(
+            chat_contains(&help, &format!("{} - ", b.usage)),
+            !b.admin,
+            "player /help and /{}: {help:?}",
+            b.name
+        );
+    }
+    pleb.session.say("/plugins").await;
+    pleb.expect("refused", |e| chat_contains(e, "for admins only"))
+        .await;
+    srv.server.shutdown().await;
+}
+
 const FAULTY: &str = r#"
 __plugin__ = {"name": "faulty", "version": "1"}
 

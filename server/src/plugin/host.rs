@@ -27,7 +27,7 @@ use super::world::{GameWorld, PluginOwner};
 use super::{
     CommandOutcome, HostConfig, HostError, PluginInfo, PluginLoadHook, PluginState, RpcOutcome,
 };
-use crate::commands::BUILTINS;
+use crate::commands::builtin;
 use crate::tuning::{
     BUDGET_CHAT_PER_TICK, BUDGET_MSGS_PER_PEER_PER_TICK, BUDGET_POPUPS_PER_TICK,
     BUDGET_RPC_BYTES_PER_TICK, BUDGET_RPCS_PER_TICK, BUDGET_SPAWNS_PER_TICK, MAX_ERROR_TEXT,
@@ -1374,7 +1374,7 @@ impl PluginHost {
             ));
         }
         check_text("help", &help, MAX_CHAT_CHARS)?;
-        if BUILTINS.iter().any(|(b, _, _)| *b == name) || name == "plugins" || name == "plugin" {
+        if builtin(&name).is_some() {
             return Err(format!(
                 "command '{name}' is a built-in command of the server"
             ));
