@@ -30,6 +30,10 @@ pub const ENTRY_SUFFIX: &str = "Init";
 /// Base class defined by the proxy that every pushed RPC handler extends.
 pub const HANDLER_BASE: &str = "ShardRpcHandler";
 
+/// Longest `extends` chain followed when looking up inherited methods and
+/// fields; a cycle (which the compiler refuses anyway) stops here.
+const MAX_CLASS_HOPS: usize = 64;
+
 /// Primitive and generic type constructors every script may name.
 pub const PRIMITIVE_TYPES: &[&str] = &[
     "Void",
@@ -840,25 +844,32 @@ impl<'a> Checker<'a> {
     /// Whether `name` is a method of the enclosing class chain (own,
     /// script-defined ancestors, or allowed engine bases).
     fn own_method(&self, name: &str) -> bool {
-        let mut cur = self.class.clone();
-        let mut hops = 0;
-        while let Some(c) = cur {
-            hops += 1;
-            if hops > 64 {
-                break;
-            }
-            if let Some(info) = self.defs.classes.get(&c) {
-                if info.methods.contains(name) {
-                    return true;
+        for (c, info) in self.class_chain() {
+            match info {
+                Some(info) if info.methods.contains(name) => return true,
+                Some(_) => {}
+                None => {
+                    return INHERITED_METHODS
+                        .iter()
+                        .any(|(base, ms)| *base == c && ms.contains(&name));
                 }
-                cur = info.extends.clone();
-            } else {
-                return INHERITED_METHODS
-                    .iter()
-                    .any(|(base, ms)| *base == c && ms.contains(&name));
             }
         }
         false
+    }
+
+    /// The enclosing class and its ancestors, nearest first, each with its
+    /// script definition (`None` for an engine class, which ends the chain);
+    /// at most [`MAX_CLASS_HOPS`] long, so a cycle of `extends` cannot loop.
+    fn class_chain(&self) -> impl Iterator<Item = (&str, Option<&ClassInfo>)> {
+        let mut cur = self.class.as_deref();
+        std::iter::from_fn(move || {
+            let c = cur?;
+            let info = self.defs.classes.get(c);
+            cur = info.and_then(|i| i.extends.as_deref());
+            Some((c, info))
+        })
+        .take(MAX_CLASS_HOPS)
     }
 
     fn own_field(&self, name: &str) -> bool {
@@ -867,22 +878,9 @@ impl<'a> Checker<'a> {
 
     /// Declared class of a field of the enclosing class chain.
     fn field_type(&self, name: &str) -> Option<&str> {
-        let mut cur = self.class.clone();
-        let mut hops = 0;
-        while let Some(c) = cur {
-            hops += 1;
-            if hops > 64 {
-                break;
-            }
-            match self.defs.classes.get(&c) {
-                Some(info) => match info.fields.get(name) {
-                    Some(t) => return Some(t.as_str()),
-                    None => cur = info.extends.clone(),
-                },
-                None => break,
-            }
-        }
-        None
+        self.class_chain()
+            .find_map(|(_, info)| info?.fields.get(name))
+            .map(String::as_str)
     }
 
     fn is_value(&self, name: &str) -> bool {
@@ -901,15 +899,7 @@ impl<'a> Checker<'a> {
             ExprKind::Ident(n) if n.starts_with(|c: char| c.is_ascii_uppercase()) => {
                 Some(n.as_str())
             }
-            ExprKind::Ident(n) => match self.locals.get(n) {
-                Some(t) => t,
-                None => self.field_type(n),
-            },
-            ExprKind::Member { object, name, .. } if matches!(object.kind, ExprKind::This) => {
-                self.field_type(name)
-            }
-            ExprKind::New { ty, .. } | ExprKind::Cast { ty, .. } => Some(inner_type(ty)),
-            _ => None,
+            _ => self.static_class(e),
         };
         known.is_some_and(|t| self.defs.types.contains(t))
     }
@@ -1113,20 +1103,8 @@ impl<'a> Checker<'a> {
 
     /// Whether `name` is a `cb func` of the enclosing class chain.
     fn own_cb_method(&self, name: &str) -> bool {
-        let mut cur = self.class.clone();
-        let mut hops = 0;
-        while let Some(c) = cur {
-            hops += 1;
-            if hops > 64 {
-                break;
-            }
-            match self.defs.classes.get(&c) {
-                Some(info) if info.cb_methods.contains(name) => return true,
-                Some(info) => cur = info.extends.clone(),
-                None => break,
-            }
-        }
-        false
+        self.class_chain()
+            .any(|(_, info)| info.is_some_and(|i| i.cb_methods.contains(name)))
     }
 
     /// `widget.RegisterToCallback(n"OnRelease", this, n"OnClick")`: the
