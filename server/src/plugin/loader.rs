@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
+use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer_opt};
 use sha2::{Digest, Sha256};
 use shard_cache::{BundleError, BundleSource};
 use shard_protocol::limits::MAX_PLUGIN_NAME;
@@ -123,11 +124,43 @@ impl PluginSnapshot {
     }
 }
 
-/// Watches the plugins folder and says when a rescan is due.
+/// The platform file watcher without access events (opening or reading a
+/// file): the server's own rescans cause those, and they change nothing, so
+/// passing them on would make every rescan schedule the next one.
+struct ChangeWatcher(notify::RecommendedWatcher);
+
+impl notify::Watcher for ChangeWatcher {
+    fn new<F: notify::EventHandler>(
+        mut handler: F,
+        config: notify::Config,
+    ) -> notify::Result<Self> {
+        let filtered = move |ev: notify::Result<notify::Event>| {
+            if !matches!(&ev, Ok(e) if e.kind.is_access()) {
+                handler.handle_event(ev);
+            }
+        };
+        notify::RecommendedWatcher::new(filtered, config).map(Self)
+    }
+
+    fn watch(&mut self, path: &Path, recursive_mode: notify::RecursiveMode) -> notify::Result<()> {
+        self.0.watch(path, recursive_mode)
+    }
+
+    fn unwatch(&mut self, path: &Path) -> notify::Result<()> {
+        self.0.unwatch(path)
+    }
+
+    fn kind() -> notify::WatcherKind {
+        notify::RecommendedWatcher::kind()
+    }
+}
+
+/// Watches the plugins folder and says when a rescan is due: after file
+/// changes have been quiet for [`RELOAD_DEBOUNCE`] (notify-debouncer-mini),
+/// or every [`RESCAN_INTERVAL`] in case events were lost.
 pub struct Watcher {
-    _watcher: Option<notify::RecommendedWatcher>,
-    events: Receiver<notify::Result<notify::Event>>,
-    last_event: Option<Instant>,
+    _debouncer: Option<Debouncer<ChangeWatcher>>,
+    events: Receiver<DebounceEventResult>,
     last_rescan: Instant,
 }
 
@@ -135,55 +168,85 @@ impl Watcher {
     /// Starts watching `dir` (recursively); without a watcher only the rescan runs.
     pub fn new(dir: &Path) -> Self {
         let (tx, events) = std::sync::mpsc::channel();
-        let watcher = match notify::recommended_watcher(move |ev| {
-            let _ = tx.send(ev);
-        }) {
-            Ok(mut w) => {
-                use notify::Watcher as _;
-                match w.watch(dir, notify::RecursiveMode::Recursive) {
-                    Ok(()) => Some(w),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot watch the plugins folder; relying on the 60 s rescan");
-                        None
-                    }
+        let config = notify_debouncer_mini::Config::default().with_timeout(RELOAD_DEBOUNCE);
+        let debouncer = match new_debouncer_opt::<_, ChangeWatcher>(config, tx) {
+            Ok(mut d) => match d.watcher().watch(dir, notify::RecursiveMode::Recursive) {
+                Ok(()) => Some(d),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch the plugins folder; relying on the 60 s rescan");
+                    None
                 }
-            }
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "no file watcher; relying on the 60 s rescan");
                 None
             }
         };
         Self {
-            _watcher: watcher,
+            _debouncer: debouncer,
             events,
-            last_event: None,
             last_rescan: Instant::now(),
         }
     }
 
-    /// True when files changed and have been quiet for [`RELOAD_DEBOUNCE`],
-    /// or the periodic rescan is due; resets both.
+    /// True when files changed and have since been quiet for
+    /// [`RELOAD_DEBOUNCE`], or the periodic rescan is due; resets both.
     pub fn due(&mut self) -> bool {
+        let mut changed = false;
         loop {
             match self.events.try_recv() {
-                Ok(Ok(ev)) => {
-                    if !matches!(ev.kind, notify::EventKind::Access(_)) {
-                        self.last_event = Some(Instant::now());
-                    }
-                }
+                Ok(Ok(batch)) => changed |= !batch.is_empty(),
                 Ok(Err(e)) => tracing::warn!(error = %e, "plugin file watcher error"),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        let due_event = self
-            .last_event
-            .is_some_and(|t| t.elapsed() >= RELOAD_DEBOUNCE);
-        let due_rescan = self.last_rescan.elapsed() >= RESCAN_INTERVAL;
-        if due_event || due_rescan {
-            self.last_event = None;
+        if changed || self.last_rescan.elapsed() >= RESCAN_INTERVAL {
             self.last_rescan = Instant::now();
             return true;
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Polls `due` for up to `within`; whether it said yes.
+    fn due_within(w: &mut Watcher, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if w.due() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    /// A save makes a rescan due once its events are quiet; reading the
+    /// files (what every rescan does) does not, or rescans would feed themselves.
+    #[test]
+    fn a_save_makes_a_rescan_due_and_reading_does_not() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("p.py");
+        std::fs::write(&file, "x = 1\n").unwrap();
+        let mut w = Watcher::new(t.path());
+        assert!(!due_within(&mut w, Duration::from_millis(300)));
+
+        let saved = Instant::now();
+        std::fs::write(&file, "x = 2\n").unwrap();
+        assert!(
+            due_within(&mut w, Duration::from_secs(2)),
+            "no rescan after a save"
+        );
+        assert!(saved.elapsed() >= RELOAD_DEBOUNCE);
+
+        let _ = PluginSnapshot::read(&file, &t.path().join("p")).unwrap();
+        let _ = std::fs::read(&file).unwrap();
+        assert!(
+            !due_within(&mut w, RELOAD_DEBOUNCE * 4),
+            "reading the plugin made a rescan due"
+        );
     }
 }
