@@ -240,7 +240,9 @@ mod tests {
             due_within(&mut w, Duration::from_secs(2)),
             "no rescan after a save"
         );
-        assert!(saved.elapsed() >= RELOAD_DEBOUNCE);
+        let after = saved.elapsed();
+        println!("save → rescan due: {after:?} (debounce {RELOAD_DEBOUNCE:?})");
+        assert!(after >= RELOAD_DEBOUNCE);
 
         let _ = PluginSnapshot::read(&file, &t.path().join("p")).unwrap();
         let _ = std::fs::read(&file).unwrap();
