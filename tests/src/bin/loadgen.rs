@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use clap::Parser;
 use shard_client::{ClientEvent, ConnectOptions, Dispatcher, Session};
 use shard_protocol::Vec3;
 use shard_protocol::identity::Fingerprint;
@@ -40,21 +41,6 @@ use shard_server::Server;
 use shard_server::config::{RateLimits, ServerConfig};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-
-/// Usage text printed by `--help` and after a bad argument.
-const USAGE: &str = "\
-usage: loadgen [--peers N] [--hz N] [--secs N] [--warmup N] [--send-hz N]
-               [--connect-parallel N] [--server ADDR [--server-key FP]]
-
-  --peers N             headless clients to connect (default 64)
-  --hz N                server tick rate, in-process only (default 30)
-  --secs N              measured window in seconds (default 20)
-  --warmup N            seconds of load before measuring (default 3)
-  --send-hz N           position datagrams per second per client (default 20)
-  --connect-parallel N  handshakes in flight at once (default 16)
-  --server ADDR         drive an external server instead of starting one
-  --server-key FP       the external server's key fingerprint (64 hex digits);
-                        without it each client pins on first contact";
 
 /// How long one client may take to connect and receive `Welcome`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -70,98 +56,61 @@ const CIRCLE_RADIUS: f32 = 5.0;
 const CIRCLE_TURNS_PER_SEC: f32 = 0.25;
 
 /// Command-line settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "loadgen",
+    about = "Drives a shard server with headless clients and prints tick times, CPU and datagram rates."
+)]
 struct Args {
-    /// Number of clients.
+    /// Headless clients to connect (1 to 4096).
+    #[arg(long, default_value_t = 64, value_parser = peers_in_range)]
     peers: usize,
-    /// Server tick rate (in-process only).
+    /// Server tick rate, in-process only.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=240))]
     hz: u16,
-    /// Measured window.
+    /// Measured window in seconds.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     secs: u64,
-    /// Load before measuring.
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 3)]
     warmup: u64,
     /// Position datagrams per second per client.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     send_hz: u32,
     /// Handshakes in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = at_least_one)]
     connect_parallel: usize,
-    /// External server, if any.
+    /// Drive an external server at this address instead of starting one.
+    #[arg(long)]
     server: Option<SocketAddr>,
-    /// The external server's key, if given.
+    /// The external server's key fingerprint (64 hex digits); without it
+    /// each client pins on first contact.
+    #[arg(long, requires = "server", value_parser = parse_key)]
     server_key: Option<Fingerprint>,
 }
 
-impl Default for Args {
-    fn default() -> Self {
-        Self {
-            peers: 64,
-            hz: 30,
-            secs: 20,
-            warmup: 3,
-            send_hz: 20,
-            connect_parallel: 16,
-            server: None,
-            server_key: None,
-        }
+/// `--peers`: how many clients one process can drive.
+fn peers_in_range(v: &str) -> Result<usize, String> {
+    let n: usize = v.parse().map_err(|e| format!("{e}"))?;
+    if (1..=4096).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is outside 1..=4096"))
     }
 }
 
-/// What `parse_args` found: settings to run with, or a request for help.
-enum Parsed {
-    /// Run with these settings.
-    Run(Args),
-    /// Print the usage and stop.
-    Help,
+/// A count that must be at least one.
+fn at_least_one(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
-/// Parses `argv` (without the program name).
-fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Parsed> {
-    /// Parses one flag's value, naming the flag on error.
-    fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T>
-    where
-        T::Err: std::fmt::Display,
-    {
-        let v = v.ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}"))?;
-        v.parse().map_err(|e| anyhow!("{flag} {v}: {e}\n{USAGE}"))
-    }
-    let mut a = Args::default();
-    let mut it = argv.into_iter();
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--peers" => a.peers = num(&flag, it.next())?,
-            "--hz" => a.hz = num(&flag, it.next())?,
-            "--secs" => a.secs = num(&flag, it.next())?,
-            "--warmup" => a.warmup = num(&flag, it.next())?,
-            "--send-hz" => a.send_hz = num(&flag, it.next())?,
-            "--connect-parallel" => a.connect_parallel = num(&flag, it.next())?,
-            "--server" => a.server = Some(num(&flag, it.next())?),
-            "--server-key" => {
-                let v: String = num(&flag, it.next())?;
-                a.server_key =
-                    Some(Fingerprint::parse(&v).map_err(|e| anyhow!("--server-key {v}: {e}"))?);
-            }
-            "-h" | "--help" => return Ok(Parsed::Help),
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
-        }
-    }
-    if a.peers == 0 || a.peers > 4096 {
-        bail!("--peers {} is outside 1..=4096", a.peers);
-    }
-    if !(1..=240).contains(&a.hz) {
-        bail!("--hz {} is outside 1..=240", a.hz);
-    }
-    if a.secs == 0 {
-        bail!("--secs must be at least 1");
-    }
-    if a.send_hz == 0 || a.send_hz > 1000 {
-        bail!("--send-hz {} is outside 1..=1000", a.send_hz);
-    }
-    if a.connect_parallel == 0 {
-        bail!("--connect-parallel must be at least 1");
-    }
-    if a.server_key.is_some() && a.server.is_none() {
-        bail!("--server-key only makes sense with --server");
-    }
-    Ok(Parsed::Run(a))
+/// `--server-key`: a server key fingerprint.
+fn parse_key(v: &str) -> Result<Fingerprint, String> {
+    Fingerprint::parse(v).map_err(|e| e.to_string())
 }
 
 /// Counters shared by every client task.
@@ -265,9 +214,11 @@ fn show(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.1}"))
 }
 
-/// Formats an optional number for JSON (`null` when absent).
-fn json_num(v: Option<f64>) -> String {
-    v.map_or_else(|| "null".to_string(), |v| format!("{v:.1}"))
+/// Rounds `v` to `digits` decimals, so the JSON line shows what the
+/// measurement can resolve and no float noise.
+fn round(v: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (v * scale).round() / scale
 }
 
 /// The in-process server and the folder it lives in.
@@ -529,37 +480,31 @@ impl Report {
             "  send errors {}, other events {}, sessions ended early {}",
             self.send_errors, self.other_events, self.ended_early
         );
-        let t = self.ticks.unwrap_or_default();
-        println!(
-            "{{\"mode\":\"{}\",\"peers\":{},\"tick_hz\":{},\"send_hz\":{},\"connect_secs\":{:.2},\"window_secs\":{:.2},\
-\"ticks\":{},\"tick_p50_us\":{},\"tick_p99_us\":{},\"tick_max_us\":{},\"process_cpu_pct\":{},\"sim_cpu_pct\":{},\
-\"datagrams_sent_per_sec\":{:.1},\"datagrams_received_per_sec\":{:.1},\"udp_packets_received_per_sec\":{:.1},\
-\"moves_received_per_sec\":{:.1},\"moves_expected_per_sec\":{:.1},\
-\"send_errors\":{},\"other_events\":{},\"ended_early\":{},\"cores\":{}}}",
-            self.mode,
-            self.peers,
-            self.tick_hz
-                .map_or_else(|| "null".into(), |h| h.to_string()),
-            self.send_hz,
-            self.connect_secs,
-            self.window.as_secs_f64(),
-            self.ticks
-                .map_or_else(|| "null".into(), |t| t.ticks.to_string()),
-            json_num(self.ticks.map(|_| us(t.p50))),
-            json_num(self.ticks.map(|_| us(t.p99))),
-            json_num(self.ticks.map(|_| us(t.max))),
-            json_num(self.process_cpu),
-            json_num(self.sim_cpu),
-            self.sent_per_sec,
-            self.quic_datagrams_rx_per_sec,
-            self.udp_rx_per_sec,
-            self.received_per_sec,
-            self.expected_per_sec,
-            self.send_errors,
-            self.other_events,
-            self.ended_early,
-            self.cores,
-        );
+        let ticks = self.ticks;
+        let line = serde_json::json!({
+            "mode": self.mode,
+            "peers": self.peers,
+            "tick_hz": self.tick_hz,
+            "send_hz": self.send_hz,
+            "connect_secs": round(self.connect_secs, 2),
+            "window_secs": round(self.window.as_secs_f64(), 2),
+            "ticks": ticks.map(|t| t.ticks),
+            "tick_p50_us": ticks.map(|t| round(us(t.p50), 1)),
+            "tick_p99_us": ticks.map(|t| round(us(t.p99), 1)),
+            "tick_max_us": ticks.map(|t| round(us(t.max), 1)),
+            "process_cpu_pct": self.process_cpu.map(|v| round(v, 1)),
+            "sim_cpu_pct": self.sim_cpu.map(|v| round(v, 1)),
+            "datagrams_sent_per_sec": round(self.sent_per_sec, 1),
+            "datagrams_received_per_sec": round(self.quic_datagrams_rx_per_sec, 1),
+            "udp_packets_received_per_sec": round(self.udp_rx_per_sec, 1),
+            "moves_received_per_sec": round(self.received_per_sec, 1),
+            "moves_expected_per_sec": round(self.expected_per_sec, 1),
+            "send_errors": self.send_errors,
+            "other_events": self.other_events,
+            "ended_early": self.ended_early,
+            "cores": self.cores,
+        });
+        println!("{line}");
     }
 }
 
@@ -679,13 +624,7 @@ async fn run(args: Args) -> Result<()> {
 /// Parses the arguments, runs on a multi-thread runtime, and bounds the whole
 /// run so it always terminates.
 fn main() -> Result<()> {
-    let args = match parse_args(std::env::args().skip(1))? {
-        Parsed::Run(a) => a,
-        Parsed::Help => {
-            println!("{USAGE}");
-            return Ok(());
-        }
-    };
+    let args = Args::parse();
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -711,5 +650,29 @@ fn main() -> Result<()> {
             "loadgen did not finish within {} s; stopped",
             limit.as_secs()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn arguments_parse_and_out_of_range_values_are_refused() {
+        Args::command().debug_assert();
+        let a = Args::try_parse_from(["loadgen", "--peers", "8", "--hz", "60"]).unwrap();
+        assert_eq!((a.peers, a.hz, a.secs, a.send_hz), (8, 60, 20, 20));
+        for bad in [
+            &["loadgen", "--peers", "0"][..],
+            &["loadgen", "--hz", "241"],
+            &["loadgen", "--secs", "0"],
+            &["loadgen", "--connect-parallel", "0"],
+            &["loadgen", "--server-key", &"a".repeat(64)],
+            &["loadgen", "--bogus"],
+        ] {
+            assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 }
