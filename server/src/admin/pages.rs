@@ -98,13 +98,7 @@ pub fn page(page: Page, ctx: &Ctx<'_>, flash: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · shard admin" }
-                link rel="stylesheet" href="/assets/style.css";
-                script src="/assets/app.js" defer {}
-            }
+            (head(title, true))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header {
@@ -396,17 +390,28 @@ fn server(ctx: &Ctx<'_>) -> Markup {
     }
 }
 
+/// The `<head>` of every console page: `title` and the stylesheet, and the
+/// live-update script where the page has live parts.
+fn head(title: &str, live_script: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · shard admin" }
+            link rel="stylesheet" href="/assets/style.css";
+            @if live_script {
+                script src="/assets/app.js" defer {}
+            }
+        }
+    }
+}
+
 /// The login page: a token form, with the reason the last try failed.
 pub fn login(error: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Log in · shard admin" }
-                link rel="stylesheet" href="/assets/style.css";
-            }
+            (head("Log in", false))
             body {
                 main #main {
                     h1 { "shard admin" }

@@ -402,32 +402,49 @@ impl PluginHost {
         if admin && !is_admin {
             return CommandOutcome::Refused;
         }
-        let allowance = self.allowance(1);
-        let deadline = Instant::now() + allowance;
         let req = ToWorker::Command {
             name: name.to_string(),
             peer,
             args: args.to_string(),
         };
+        match self.run_handler(world, &plugin, generation, &req, "a command") {
+            Ok(()) => CommandOutcome::Ran,
+            Err(e) => CommandOutcome::Failed(e),
+        }
+    }
+
+    /// Runs one handler call (`req`: a command or an RPC) in `plugin`'s
+    /// worker within one tick allowance; a worker that misbehaves or misses
+    /// the deadline is faulted. `Err` is what to tell the peer.
+    fn run_handler(
+        &mut self,
+        world: &mut dyn GameWorld,
+        plugin: &str,
+        generation: u64,
+        req: &ToWorker,
+        what: &str,
+    ) -> Result<(), String> {
+        let allowance = self.allowance(1);
+        let deadline = Instant::now() + allowance;
         let caller = Caller::Plugin {
-            name: plugin.clone(),
+            name: plugin.to_string(),
             generation,
         };
-        let outcome = match self.exchange(world, &caller, &req, deadline) {
-            Ok(FromWorker::Done { failed: None }) => CommandOutcome::Ran,
-            Ok(FromWorker::Done { failed: Some(e) }) => CommandOutcome::Failed(e),
+        let outcome = match self.exchange(world, &caller, req, deadline) {
+            Ok(FromWorker::Done { failed: None }) => Ok(()),
+            Ok(FromWorker::Done { failed: Some(e) }) => Err(e),
             Ok(_) => {
                 self.fault(
                     world,
-                    &plugin,
-                    Fault::Protocol("unexpected answer to a command".into()),
+                    plugin,
+                    Fault::Protocol(format!("unexpected answer to {what}")),
                 );
-                CommandOutcome::Failed("the plugin's worker misbehaved and was stopped".into())
+                Err("the plugin's worker misbehaved and was stopped".into())
             }
             Err(f) => {
                 let why = fault_text(&f, allowance);
-                self.fault(world, &plugin, f);
-                CommandOutcome::Failed(why)
+                self.fault(world, plugin, f);
+                Err(why)
             }
         };
         self.disable_over_limit(world);
@@ -461,36 +478,15 @@ impl PluginHost {
         else {
             return RpcOutcome::NoHandler;
         };
-        let allowance = self.allowance(1);
-        let deadline = Instant::now() + allowance;
         let req = ToWorker::Rpc {
             name,
             peer,
             json: json.to_string(),
         };
-        let caller = Caller::Plugin {
-            name: plugin.to_string(),
-            generation,
-        };
-        let outcome = match self.exchange(world, &caller, &req, deadline) {
-            Ok(FromWorker::Done { failed: None }) => RpcOutcome::Ran,
-            Ok(FromWorker::Done { failed: Some(e) }) => RpcOutcome::Failed(e),
-            Ok(_) => {
-                self.fault(
-                    world,
-                    plugin,
-                    Fault::Protocol("unexpected answer to an RPC".into()),
-                );
-                RpcOutcome::Failed("the plugin's worker misbehaved and was stopped".into())
-            }
-            Err(f) => {
-                let why = fault_text(&f, allowance);
-                self.fault(world, plugin, f);
-                RpcOutcome::Failed(why)
-            }
-        };
-        self.disable_over_limit(world);
-        outcome
+        match self.run_handler(world, plugin, generation, &req, "an RPC") {
+            Ok(()) => RpcOutcome::Ran,
+            Err(e) => RpcOutcome::Failed(e),
+        }
     }
 
     /// Commands a peer may see in `/help`: (name, help, admin-only), sorted by name.
