@@ -203,7 +203,7 @@ fn system_tar_reads_the_bundle_with_fixed_metadata() {
 }
 
 /// A fixed plugin folder whose packed bytes are pinned below: every root, a
-/// nested and an empty folder, text and binary files.
+/// nested folder, text and binary files (the test adds an empty folder).
 fn pinned_plugin(root: &std::path::Path) -> std::path::PathBuf {
     let dir = root.join("pinned");
     let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
@@ -222,7 +222,6 @@ fn pinned_plugin(root: &std::path::Path) -> std::path::PathBuf {
             ("tweaks/t.yaml", b"Items.X:\n  $type: Clothing\n"),
         ],
     );
-    fs::create_dir_all(dir.join("assets/empty")).unwrap();
     dir
 }
 
@@ -232,6 +231,7 @@ fn pinned_plugin(root: &std::path::Path) -> std::path::PathBuf {
 fn bundle_bytes_are_pinned() {
     let t = tempfile::tempdir().unwrap();
     let dir = pinned_plugin(t.path());
+    fs::create_dir_all(dir.join("assets/empty")).unwrap();
     let packed = pack_plugin_dir(&dir).unwrap();
     assert_eq!(packed.entries, 13);
     assert_eq!(
