@@ -262,19 +262,14 @@ pub fn example_plugin(rel: &str) -> Vec<u8> {
 pub fn example_plugin_files(stem: &str) -> Vec<(String, Vec<u8>)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
     let mut files = vec![(format!("{stem}.py"), example_plugin(&format!("{stem}.py")))];
-    let mut stack = vec![root.join(stem)];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+    let walker = walkdir::WalkDir::new(root.join(stem)).sort_by_file_name();
+    for entry in walker.into_iter().filter_map(Result::ok) {
+        if entry.file_type().is_dir() {
             continue;
-        };
-        for entry in entries {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(rel) = path.strip_prefix(&root) {
-                let data = std::fs::read(&path).expect("example plugin file");
-                files.push((rel.to_string_lossy().into_owned(), data));
-            }
+        }
+        if let Ok(rel) = entry.path().strip_prefix(&root) {
+            let data = std::fs::read(entry.path()).expect("example plugin file");
+            files.push((rel.to_string_lossy().into_owned(), data));
         }
     }
     files
