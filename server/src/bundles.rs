@@ -123,6 +123,18 @@ pub fn build_bundle(
     })
 }
 
+/// Reads the bundle folder `dir` once and builds its bundle as
+/// [`build_bundle`] does: for tools (`check-plugin`, `publish-bundles`) that
+/// have no load snapshot at hand.
+pub fn build_bundle_from_dir(
+    name: &str,
+    version: &str,
+    dir: &Path,
+) -> Result<ServedBundle, String> {
+    let source = shard_cache::read_plugin_dir(dir).map_err(|e| e.to_string())?;
+    build_bundle(name, version, &source)
+}
+
 /// Runs the content check on the packed bundle exactly as a client will
 /// (unpacking it in memory, with every client-side refusal);
 /// diagnostics are prefixed with the bundle folder so authors find the file.

@@ -104,10 +104,7 @@ fn check_plugin(path: &std::path::Path) -> anyhow::Result<()> {
             path.display()
         );
     };
-    let built = shard_cache::read_plugin_dir(&bundle_dir)
-        .map_err(|e| e.to_string())
-        .and_then(|source| shard_server::bundles::build_bundle(&name, "check", &source));
-    match built {
+    match shard_server::bundles::build_bundle_from_dir(&name, "check", &bundle_dir) {
         Ok(b) => {
             let sha: String = b.sha256.iter().map(|x| format!("{x:02x}")).collect();
             println!(

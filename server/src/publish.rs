@@ -13,7 +13,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::bundles::build_bundle;
+use crate::bundles::build_bundle_from_dir;
 use crate::plugin::loader::discover;
 
 /// What happened to one plugin's bundle.
@@ -93,7 +93,7 @@ pub fn publish_bundles(plugins: &Path, out: &Path) -> Result<PublishReport, Publ
     let mut report = PublishReport::default();
     for name in found.keys() {
         // The version is not part of the packed bytes, only of the announcement.
-        let bundle = match build_bundle(name, "publish", &plugins.join(name)) {
+        let bundle = match build_bundle_from_dir(name, "publish", &plugins.join(name)) {
             Ok(b) => b,
             Err(reason) => {
                 tracing::warn!(plugin = %name, %reason, "bundle not published");
