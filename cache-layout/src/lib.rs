@@ -43,7 +43,7 @@ pub use cache::{
 };
 pub use content::{
     ArchiveFiles, ContentError, ContentReport, Diagnostic, GameResources, check_bundle_content,
-    game_resources,
+    client_scripts_digest, game_resources,
 };
 pub use error::{BundleError, CacheError, mb};
 pub use install::{CrashPoint, InstallRequest};

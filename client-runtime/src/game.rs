@@ -5,12 +5,12 @@
 //! Two implementations live here: [`HeadlessGame`] records (and optionally
 //! prints) each call, and [`QueuedGame`] turns each call into one JSON event
 //! the game polls through `shard_client_poll_event`. [`ReloadTracker`] holds
-//! the reload policy: reload a plugin folder's scripts only when its
-//! installed hash changed, and ask the game to (re)load or unload archives,
-//! `.xl` and tweaks once per batch of installs, only when they changed.
-//! Script reloads are paced (at most one burst per interval, latest state
-//! wins) so a server re-announcing in a loop cannot make the game recompile
-//! its scripts in a loop.
+//! the reload policy: once per batch of installs (a join, a server-side
+//! reload), at most one request to (re)load or unload archives, `.xl` and
+//! tweaks and at most one request to recompile scripts, each only when those
+//! files changed. Script reloads are paced (at most one per interval, latest
+//! state wins) so a server re-announcing in a loop cannot make the game
+//! recompile its scripts in a loop.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -24,9 +24,9 @@ use crate::events::ClientEvent;
 /// What the runtime can ask of the game; one method per game-side effect so
 /// the headless client, tests and the DLL share the routing in [`route`].
 pub trait Game {
-    /// Reloads pushed scripts from `dir` (`runtime_cache/plugins/<plugin>/`),
-    /// because a new bundle for `plugin` was just installed there.
-    fn reload_scripts(&mut self, plugin: &str, dir: &Path);
+    /// Recompiles the game's scripts with the installed plugins' `client/`
+    /// folders, once per batch of installs in which some scripts changed.
+    fn reload_scripts(&mut self, request: &ReloadScripts);
     /// (Re)loads and unloads game content (archives with their `.xl`,
     /// TweakXL tweaks), once per batch of installs in which some changed.
     fn load_resources(&mut self, request: &LoadResources);
@@ -136,69 +136,119 @@ pub fn route(event: ClientEvent, game: &mut dyn Game) {
 }
 
 /// Like [`route`], and bundle events also go through `tracker`: a
-/// `BundleInstalled` reloads that plugin's scripts only when the installed
-/// hash changed, `PluginRemoved` marks its content for unloading, and
-/// `BundlesSettled` ends the batch with at most one `load_resources` request,
-/// made just before the event itself is passed on. Script reloads are paced by
-/// the tracker: call [`ReloadTracker::flush`] regularly too, so a reload held
-/// back goes out once it is due.
+/// `BundleInstalled` with a new hash marks that plugin to look at,
+/// `PluginRemoved` marks its scripts and content for unloading, and
+/// `BundlesSettled` ends the batch with at most one `load_resources` request
+/// and at most one `reload_scripts` request (in that order), made just before
+/// the event itself is passed on. Script reloads are paced by the tracker:
+/// call [`ReloadTracker::flush`] regularly too, so a reload held back goes
+/// out once it is due.
 pub fn route_with_reloads(
     event: ClientEvent,
     cache_root: &Path,
     tracker: &mut ReloadTracker,
     game: &mut dyn Game,
 ) {
-    let installed = match &event {
+    match &event {
         ClientEvent::BundleInstalled { name, sha256, .. } => {
-            shard_cache::parse_sha256_hex(sha256).map(|h| (name.clone(), h))
+            if let Some(hash) = shard_cache::parse_sha256_hex(sha256) {
+                tracker.installed(name, hash);
+            }
         }
-        _ => None,
-    };
-    let removed = match &event {
-        ClientEvent::PluginRemoved { name, .. } => Some(name.clone()),
-        _ => None,
-    };
-    // The load request goes before `bundles_settled`, so the game can apply
-    // the batch's content first and its script reloads after it.
-    if matches!(event, ClientEvent::BundlesSettled) {
-        tracker.settled(cache_root, game);
+        ClientEvent::PluginRemoved { name, .. } => tracker.removed(name),
+        // The requests go before `bundles_settled`, so the game can apply
+        // the batch's content first and reload its scripts after it.
+        ClientEvent::BundlesSettled => {
+            tracker.settled(cache_root, game);
+        }
+        _ => {}
     }
     route(event, game);
-    if let Some((name, hash)) = installed {
-        tracker.installed(cache_root, &name, hash, game);
-    }
-    if let Some(name) = removed {
-        tracker.removed(&name);
+}
+
+/// One plugin folder whose client scripts changed, in a [`ReloadScripts`] request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScriptFolder {
+    /// Plugin name.
+    pub plugin: String,
+    /// Its installed folder (`runtime_cache/plugins/<plugin>/`; scripts in `client/`).
+    pub dir: PathBuf,
+}
+
+/// The one script reload a batch of installs asks of the game (a reload is
+/// a recompile of every script in the game, so a batch makes at most one):
+/// which plugins' scripts changed or appeared, and which went away. The
+/// game recompiles with every installed plugin's `client/` and the
+/// runtime's glue, then runs `ShardRunEntryPoints()`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReloadScripts {
+    /// Plugins whose scripts are new or changed.
+    pub plugins: Vec<ScriptFolder>,
+    /// Plugins whose scripts are gone (plugin removed, or its new bundle has none).
+    pub removed: Vec<String>,
+}
+
+impl ReloadScripts {
+    /// The request as the one JSON event the game polls.
+    pub fn to_json(&self) -> String {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = v.as_object_mut() {
+            for entry in map
+                .get_mut("plugins")
+                .and_then(|p| p.as_array_mut())
+                .into_iter()
+                .flatten()
+            {
+                if let Some(dir) = entry.get_mut("dir")
+                    && let Some(text) = dir.as_str()
+                {
+                    let mut text = text.to_owned();
+                    shard_protocol::clip_utf8(&mut text, MAX_GAME_STRING);
+                    *dir = text.into();
+                }
+            }
+            map.insert("event".into(), "reload_scripts".into());
+        }
+        v.to_string()
     }
 }
 
-/// Decides when the game must reload a plugin's scripts: only when the hash
-/// installed for that plugin differs from the last one reloaded, so a
-/// reinstall of the same bundle, a rejoin, or a burst of announcements never
-/// reloads twice.
+/// Decides when the game must reload scripts and load game content, once
+/// per batch of installs (a join, a server-side reload), when the batch
+/// ends (`BundlesSettled`).
 ///
-/// It also keeps what game content each plugin has loaded: installs mark a
-/// plugin to look at, and at the end of the batch (`BundlesSettled`) one
-/// `load_resources` request lists every plugin whose archives, `.xl` or
-/// tweaks differ from what the game has, and those of removed plugins.
+/// Scripts: an install whose bundle hash is the one already seen for that
+/// plugin is ignored (a reinstall, a rejoin, an announcement burst). For the
+/// others, at the end of the batch the digest of the installed
+/// `client/*.reds` is compared with the one the game last reloaded; one
+/// `reload_scripts` request lists every plugin whose scripts differ, and
+/// those whose scripts went away. A bundle without scripts, or whose scripts
+/// did not change (a new asset, a Python-only change), asks for nothing.
+///
+/// Content: likewise one `load_resources` request lists every plugin whose
+/// archives, `.xl` or tweaks differ from what the game has, and those of
+/// removed plugins.
 ///
 /// Script reloads are paced: after one request the next waits at least
-/// `interval`; what changed meanwhile is coalesced and the latest installed
-/// hash wins ([`ReloadTracker::flush`] sends what is due).
+/// `interval`; what changed meanwhile is coalesced and the latest state
+/// wins ([`ReloadTracker::flush`] sends what is due).
 #[derive(Debug, Clone)]
 pub struct ReloadTracker {
-    last: HashMap<String, [u8; 32]>,
-    pending: BTreeMap<String, [u8; 32]>,
-    interval: Duration,
-    last_request: Option<Instant>,
-    /// Bundle hash whose content was last looked at, per plugin.
+    /// Bundle hash last looked at, per plugin.
     seen: HashMap<String, [u8; 32]>,
-    /// What the game was asked to load, with the digest of those files.
-    loaded: HashMap<String, ([u8; 32], PluginResources)>,
-    /// Plugins to look at when the batch ends.
+    /// Plugins installed with a new hash in this batch.
     changed: BTreeSet<String>,
     /// Plugins removed in this batch.
     gone: BTreeSet<String>,
+    /// Scripts digest the game last reloaded, per plugin that has scripts.
+    reloaded: HashMap<String, [u8; 32]>,
+    /// Script changes held back by the pacing: the digest to reload, or
+    /// `None` for scripts to drop.
+    pending: BTreeMap<String, Option<[u8; 32]>>,
+    interval: Duration,
+    last_request: Option<Instant>,
+    /// What the game was asked to load, with the digest of those files.
+    loaded: HashMap<String, ([u8; 32], PluginResources)>,
 }
 
 impl Default for ReloadTracker {
@@ -216,56 +266,130 @@ impl ReloadTracker {
     /// A tracker whose script reloads are at least `interval` apart (zero: no pacing).
     pub fn with_interval(interval: Duration) -> Self {
         Self {
-            last: HashMap::new(),
+            seen: HashMap::new(),
+            changed: BTreeSet::new(),
+            gone: BTreeSet::new(),
+            reloaded: HashMap::new(),
             pending: BTreeMap::new(),
             interval,
             last_request: None,
-            seen: HashMap::new(),
             loaded: HashMap::new(),
-            changed: BTreeSet::new(),
-            gone: BTreeSet::new(),
         }
     }
 
-    /// Records that `hash` is now installed for `plugin` under `cache_root`
-    /// (its game content is looked at when the batch ends); if it is not the
-    /// hash last reloaded, a script reload is due, asked of `game` now unless
-    /// the pacing holds it back. Returns whether the game was asked now.
-    pub fn installed(
-        &mut self,
-        cache_root: &Path,
-        plugin: &str,
-        hash: [u8; 32],
-        game: &mut dyn Game,
-    ) -> bool {
-        self.installed_at(Instant::now(), cache_root, plugin, hash, game)
-    }
-
-    /// [`ReloadTracker::installed`] at a given time (tests drive the clock).
-    pub fn installed_at(
-        &mut self,
-        now: Instant,
-        cache_root: &Path,
-        plugin: &str,
-        hash: [u8; 32],
-        game: &mut dyn Game,
-    ) -> bool {
+    /// Records that `hash` is now installed for `plugin`; if it is not the
+    /// hash last seen, the plugin's scripts and content are looked at when
+    /// the batch ends ([`ReloadTracker::settled`]).
+    pub fn installed(&mut self, plugin: &str, hash: [u8; 32]) {
         if self.seen.get(plugin) != Some(&hash) {
             self.seen.insert(plugin.to_string(), hash);
             self.changed.insert(plugin.to_string());
             self.gone.remove(plugin);
         }
-        if self.last.get(plugin) == Some(&hash) {
-            // Back to what the game already has: nothing to reload.
-            self.pending.remove(plugin);
-            return false;
-        }
-        self.pending.insert(plugin.to_string(), hash);
-        self.flush_at(now, cache_root, game)
     }
 
-    /// Asks `game` for the script reloads held back by the pacing, if they
-    /// are due; returns whether it did.
+    /// Forgets a removed plugin, so installing it again later is looked at,
+    /// and marks its scripts and content for unloading at the end of the batch.
+    pub fn removed(&mut self, plugin: &str) {
+        self.seen.remove(plugin);
+        self.changed.remove(plugin);
+        self.gone.insert(plugin.to_string());
+    }
+
+    /// Ends a batch: asks `game` once to load what content changed and
+    /// unload what went, then once to reload scripts if any changed (unless
+    /// the pacing holds it back); returns whether it asked anything now.
+    pub fn settled(&mut self, cache_root: &Path, game: &mut dyn Game) -> bool {
+        self.settled_at(Instant::now(), cache_root, game)
+    }
+
+    /// [`ReloadTracker::settled`] at a given time (tests drive the clock).
+    pub fn settled_at(&mut self, now: Instant, cache_root: &Path, game: &mut dyn Game) -> bool {
+        let changed = std::mem::take(&mut self.changed);
+        let gone = std::mem::take(&mut self.gone);
+        for plugin in &changed {
+            let dir = plugin_dir(cache_root, plugin);
+            match shard_cache::client_scripts_digest(&dir) {
+                Ok(digest) => self.scripts_now(plugin, digest),
+                Err(e) => {
+                    tracing::warn!(plugin = %plugin, error = %e, "cannot read the plugin's client scripts");
+                }
+            }
+        }
+        for plugin in &gone {
+            self.scripts_now(plugin, None);
+        }
+        let loaded = self.load_resources(cache_root, &changed, &gone, game);
+        let reloaded = self.flush_at(now, cache_root, game);
+        loaded || reloaded
+    }
+
+    /// Notes the scripts `plugin` has now (`None`: none): a reload is due
+    /// unless that is what the game has.
+    fn scripts_now(&mut self, plugin: &str, digest: Option<[u8; 32]>) {
+        if self.reloaded.get(plugin).copied() == digest {
+            // Back to (or still) what the game has: nothing to reload.
+            self.pending.remove(plugin);
+        } else {
+            self.pending.insert(plugin.to_string(), digest);
+        }
+    }
+
+    /// One `load_resources` request for the batch, if any content changed.
+    fn load_resources(
+        &mut self,
+        cache_root: &Path,
+        changed: &BTreeSet<String>,
+        gone: &BTreeSet<String>,
+        game: &mut dyn Game,
+    ) -> bool {
+        let mut request = LoadResources::default();
+        for plugin in changed {
+            let dir = plugin_dir(cache_root, plugin);
+            let found = match shard_cache::game_resources(&dir) {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(plugin = %plugin, error = %e, "cannot list the plugin's game content");
+                    continue;
+                }
+            };
+            if found.is_empty() {
+                if let Some((_, was)) = self.loaded.remove(plugin) {
+                    request.unload.push(was);
+                }
+                continue;
+            }
+            if self
+                .loaded
+                .get(plugin)
+                .is_some_and(|(d, _)| *d == found.digest)
+            {
+                continue;
+            }
+            let res = PluginResources {
+                plugin: plugin.clone(),
+                dir,
+                archives: found.archives,
+                tweaks: found.tweaks,
+            };
+            self.loaded
+                .insert(plugin.clone(), (found.digest, res.clone()));
+            request.load.push(res);
+        }
+        for plugin in gone {
+            if let Some((_, was)) = self.loaded.remove(plugin) {
+                request.unload.push(was);
+            }
+        }
+        if request.load.is_empty() && request.unload.is_empty() {
+            return false;
+        }
+        game.load_resources(&request);
+        true
+    }
+
+    /// Asks `game` for the script reload held back by the pacing, if it is
+    /// due; returns whether it did.
     pub fn flush(&mut self, cache_root: &Path, game: &mut dyn Game) -> bool {
         self.flush_at(Instant::now(), cache_root, game)
     }
@@ -280,74 +404,30 @@ impl ReloadTracker {
         {
             return false;
         }
-        for (plugin, hash) in std::mem::take(&mut self.pending) {
-            game.reload_scripts(&plugin, &plugin_dir(cache_root, &plugin));
-            self.last.insert(plugin, hash);
+        let mut request = ReloadScripts::default();
+        for (plugin, digest) in std::mem::take(&mut self.pending) {
+            match digest {
+                Some(d) => {
+                    request.plugins.push(ScriptFolder {
+                        dir: plugin_dir(cache_root, &plugin),
+                        plugin: plugin.clone(),
+                    });
+                    self.reloaded.insert(plugin, d);
+                }
+                None => {
+                    self.reloaded.remove(&plugin);
+                    request.removed.push(plugin);
+                }
+            }
         }
+        game.reload_scripts(&request);
         self.last_request = Some(now);
         true
     }
 
-    /// Whether script reloads are held back, waiting for the pacing.
+    /// Whether a script reload is held back, waiting for the pacing.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
-    }
-
-    /// Forgets a removed plugin, so installing it again later reloads it,
-    /// and marks its game content for unloading at the end of the batch.
-    pub fn removed(&mut self, plugin: &str) {
-        self.last.remove(plugin);
-        self.pending.remove(plugin);
-        self.seen.remove(plugin);
-        self.changed.remove(plugin);
-        self.gone.insert(plugin.to_string());
-    }
-
-    /// Ends a batch: asks `game` once to load what changed and unload what
-    /// went, if anything did; returns whether it asked.
-    pub fn settled(&mut self, cache_root: &Path, game: &mut dyn Game) -> bool {
-        let mut request = LoadResources::default();
-        for plugin in std::mem::take(&mut self.changed) {
-            let dir = plugin_dir(cache_root, &plugin);
-            let found = match shard_cache::game_resources(&dir) {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::warn!(plugin = %plugin, error = %e, "cannot list the plugin's game content");
-                    continue;
-                }
-            };
-            if found.is_empty() {
-                if let Some((_, was)) = self.loaded.remove(&plugin) {
-                    request.unload.push(was);
-                }
-                continue;
-            }
-            if self
-                .loaded
-                .get(&plugin)
-                .is_some_and(|(d, _)| *d == found.digest)
-            {
-                continue;
-            }
-            let res = PluginResources {
-                plugin: plugin.clone(),
-                dir,
-                archives: found.archives,
-                tweaks: found.tweaks,
-            };
-            self.loaded.insert(plugin, (found.digest, res.clone()));
-            request.load.push(res);
-        }
-        for plugin in std::mem::take(&mut self.gone) {
-            if let Some((_, was)) = self.loaded.remove(&plugin) {
-                request.unload.push(was);
-            }
-        }
-        if request.load.is_empty() && request.unload.is_empty() {
-            return false;
-        }
-        game.load_resources(&request);
-        true
     }
 }
 
@@ -362,12 +442,7 @@ pub fn plugin_dir(cache_root: &Path, plugin: &str) -> PathBuf {
 #[serde(tag = "call", rename_all = "snake_case")]
 pub enum GameCall {
     /// `reload_scripts`.
-    ReloadScripts {
-        /// Plugin name.
-        plugin: String,
-        /// Folder reloaded.
-        dir: PathBuf,
-    },
+    ReloadScripts(ReloadScripts),
     /// `load_resources`.
     LoadResources(LoadResources),
     /// `rpc`.
@@ -445,11 +520,8 @@ impl HeadlessGame {
 }
 
 impl Game for HeadlessGame {
-    fn reload_scripts(&mut self, plugin: &str, dir: &Path) {
-        self.record(GameCall::ReloadScripts {
-            plugin: plugin.to_string(),
-            dir: dir.to_path_buf(),
-        });
+    fn reload_scripts(&mut self, request: &ReloadScripts) {
+        self.record(GameCall::ReloadScripts(request.clone()));
     }
     fn load_resources(&mut self, request: &LoadResources) {
         self.record(GameCall::LoadResources(request.clone()));
@@ -526,15 +598,8 @@ impl QueuedGame {
 }
 
 impl Game for QueuedGame {
-    fn reload_scripts(&mut self, plugin: &str, dir: &Path) {
-        let mut dir = dir.to_string_lossy().into_owned();
-        shard_protocol::clip_utf8(&mut dir, MAX_GAME_STRING);
-        let json = serde_json::json!({
-            "event": "reload_scripts",
-            "plugin": plugin,
-            "dir": dir,
-        });
-        self.queue.push_back(json.to_string());
+    fn reload_scripts(&mut self, request: &ReloadScripts) {
+        self.queue.push_back(request.to_json());
     }
     fn load_resources(&mut self, request: &LoadResources) {
         self.queue.push_back(request.to_json());
@@ -581,54 +646,137 @@ impl Game for QueuedGame {
 mod tests {
     use super::*;
 
-    fn reloads(g: &HeadlessGame) -> usize {
+    fn reloads(g: &HeadlessGame) -> Vec<ReloadScripts> {
         g.calls
             .iter()
-            .filter(|c| matches!(c, GameCall::ReloadScripts { .. }))
-            .count()
+            .filter_map(|c| match c {
+                GameCall::ReloadScripts(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A cache root with plugin folders written by the tests.
+    struct Root(tempfile::TempDir);
+
+    impl Root {
+        fn new() -> Self {
+            Self(tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")))
+        }
+        fn path(&self) -> &Path {
+            self.0.path()
+        }
+        /// Writes `rel` of plugin `plugin` (creating folders).
+        fn write(&self, plugin: &str, rel: &str, text: &str) {
+            let path = plugin_dir(self.path(), plugin).join(rel);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+            }
+            std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    fn folder(root: &Root, plugin: &str) -> ScriptFolder {
+        ScriptFolder {
+            plugin: plugin.into(),
+            dir: plugin_dir(root.path(), plugin),
+        }
     }
 
     #[test]
-    fn reload_only_when_the_hash_changes() {
-        let root = Path::new("runtime_cache");
+    fn a_batch_of_installs_makes_one_reload_after_it_settles() {
+        let root = Root::new();
+        root.write("a", "client/a.reds", "func AInit() -> Void {}");
+        root.write("b", "client/b.reds", "func BInit() -> Void {}");
+        root.write("c", "assets/readme.json", "{}");
         let mut t = ReloadTracker::with_interval(Duration::ZERO);
         let mut g = HeadlessGame::new();
-        assert!(t.installed(root, "hexbar", [1; 32], &mut g));
+        for (p, h) in [("a", 1), ("b", 2), ("c", 3)] {
+            t.installed(p, [h; 32]);
+            // Nothing before the batch ends.
+            assert!(reloads(&g).is_empty());
+        }
+        assert!(t.settled(root.path(), &mut g));
         assert_eq!(
-            g.calls[0],
-            GameCall::ReloadScripts {
-                plugin: "hexbar".into(),
-                dir: root.join("plugins").join("hexbar"),
+            reloads(&g),
+            vec![ReloadScripts {
+                plugins: vec![folder(&root, "a"), folder(&root, "b")],
+                removed: vec![],
+            }]
+        );
+        // The same hashes again (a rejoin, an announcement burst): nothing.
+        for (p, h) in [("a", 1), ("b", 2), ("c", 3)] {
+            t.installed(p, [h; 32]);
+        }
+        assert!(!t.settled(root.path(), &mut g));
+        assert_eq!(reloads(&g).len(), 1);
+    }
+
+    #[test]
+    fn no_reload_for_a_bundle_without_scripts_or_with_the_same_scripts() {
+        let root = Root::new();
+        root.write("c", "assets/data.json", "{}");
+        let mut t = ReloadTracker::with_interval(Duration::ZERO);
+        let mut g = HeadlessGame::new();
+        t.installed("c", [3; 32]);
+        t.settled(root.path(), &mut g);
+        assert!(reloads(&g).is_empty(), "{:?}", g.calls);
+
+        root.write("a", "client/a.reds", "func AInit() -> Void {}");
+        t.installed("a", [1; 32]);
+        t.settled(root.path(), &mut g);
+        assert_eq!(reloads(&g).len(), 1);
+        // A new bundle hash (an asset changed) with the same scripts: nothing.
+        root.write("a", "assets/data.json", "{\"v\": 2}");
+        t.installed("a", [2; 32]);
+        t.settled(root.path(), &mut g);
+        assert_eq!(reloads(&g).len(), 1, "{:?}", g.calls);
+        // The scripts change: one reload.
+        root.write("a", "client/a.reds", "func AInit() -> Void { }");
+        t.installed("a", [4; 32]);
+        t.settled(root.path(), &mut g);
+        assert_eq!(reloads(&g).len(), 2);
+        // A new version drops its scripts: one reload saying so.
+        std::fs::remove_dir_all(plugin_dir(root.path(), "a").join("client"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        t.installed("a", [5; 32]);
+        t.settled(root.path(), &mut g);
+        assert_eq!(
+            reloads(&g)[2],
+            ReloadScripts {
+                plugins: vec![],
+                removed: vec!["a".into()],
             }
         );
-        // Same hash again: reinstall, rejoin, or an announcement burst.
-        for _ in 0..10 {
-            assert!(!t.installed(root, "hexbar", [1; 32], &mut g));
-        }
-        assert_eq!(reloads(&g), 1);
-        // Another plugin is tracked separately.
-        assert!(t.installed(root, "mobile_cc", [1; 32], &mut g));
-        // A new hash reloads once; going back to the old one reloads again.
-        assert!(t.installed(root, "hexbar", [2; 32], &mut g));
-        assert!(!t.installed(root, "hexbar", [2; 32], &mut g));
-        assert!(t.installed(root, "hexbar", [1; 32], &mut g));
-        assert_eq!(reloads(&g), 4);
     }
 
     #[test]
-    fn removal_forgets_the_hash() {
-        let root = Path::new("rc");
+    fn removal_drops_the_scripts_and_a_later_install_reloads_again() {
+        let root = Root::new();
+        root.write("p", "client/p.reds", "func PInit() -> Void {}");
         let mut t = ReloadTracker::with_interval(Duration::ZERO);
         let mut g = HeadlessGame::new();
-        assert!(t.installed(root, "p", [7; 32], &mut g));
+        t.installed("p", [7; 32]);
+        t.settled(root.path(), &mut g);
         t.removed("p");
-        assert!(t.installed(root, "p", [7; 32], &mut g));
-        assert_eq!(reloads(&g), 2);
+        t.settled(root.path(), &mut g);
+        t.installed("p", [7; 32]);
+        t.settled(root.path(), &mut g);
+        let r = reloads(&g);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[1].removed, ["p"]);
+        assert_eq!(r[2].plugins, [folder(&root, "p")]);
+        // Removed and installed again within one batch: the game has it already.
+        t.removed("p");
+        t.installed("p", [7; 32]);
+        t.settled(root.path(), &mut g);
+        assert_eq!(reloads(&g).len(), 3);
     }
 
     #[test]
-    fn bundle_installed_events_reload_once_per_hash() {
-        let root = Path::new("rc");
+    fn bundle_installed_events_reload_once_per_batch() {
+        let root = Root::new();
+        root.write("hexbar", "client/h.reds", "func HInit() -> Void {}");
         let mut t = ReloadTracker::with_interval(Duration::ZERO);
         let mut g = HeadlessGame::new();
         let installed = |sha: &str, changed: bool| ClientEvent::BundleInstalled {
@@ -644,45 +792,59 @@ mod tests {
         };
         let a = "aa".repeat(32);
         let b = "bb".repeat(32);
-        route_with_reloads(installed(&a, true), root, &mut t, &mut g);
-        // A rejoin reports the same bundle as already installed: no reload.
-        route_with_reloads(installed(&a, false), root, &mut t, &mut g);
-        route_with_reloads(installed(&a, false), root, &mut t, &mut g);
-        assert_eq!(reloads(&g), 1);
-        route_with_reloads(installed(&b, true), root, &mut t, &mut g);
-        assert_eq!(reloads(&g), 2);
-        // Every event still reaches the game.
-        assert_eq!(g.calls.len(), 6);
+        route_with_reloads(installed(&a, true), root.path(), &mut t, &mut g);
+        // A rejoin reports the same bundle as already installed.
+        route_with_reloads(installed(&a, false), root.path(), &mut t, &mut g);
+        assert!(reloads(&g).is_empty());
+        route_with_reloads(ClientEvent::BundlesSettled, root.path(), &mut t, &mut g);
+        assert_eq!(reloads(&g).len(), 1);
+        route_with_reloads(installed(&a, false), root.path(), &mut t, &mut g);
+        route_with_reloads(ClientEvent::BundlesSettled, root.path(), &mut t, &mut g);
+        assert_eq!(reloads(&g).len(), 1);
+        root.write("hexbar", "client/h.reds", "func HInit() -> Void { }");
+        route_with_reloads(installed(&b, true), root.path(), &mut t, &mut g);
+        route_with_reloads(ClientEvent::BundlesSettled, root.path(), &mut t, &mut g);
+        assert_eq!(reloads(&g).len(), 2);
+        // Every event still reaches the game: 7 events and 2 reloads.
+        assert_eq!(g.calls.len(), 9);
     }
 
     #[test]
-    fn reloads_are_paced_and_the_latest_hash_wins() {
-        let root = Path::new("rc");
+    fn reloads_are_paced_and_the_latest_state_wins() {
+        let root = Root::new();
         let mut t = ReloadTracker::with_interval(Duration::from_secs(5));
         let mut g = HeadlessGame::new();
         let t0 = Instant::now();
-        assert!(t.installed_at(t0, root, "p", [1; 32], &mut g));
-        // A storm of new hashes inside the interval: held back.
+        let batch = |t: &mut ReloadTracker, g: &mut HeadlessGame, at: Instant, i: u8| {
+            root.write(
+                "p",
+                "client/p.reds",
+                &format!("// {i}\nfunc PInit() -> Void {{}}"),
+            );
+            t.installed("p", [i; 32]);
+            t.settled_at(at, root.path(), g)
+        };
+        assert!(batch(&mut t, &mut g, t0, 1));
+        // A storm of new versions inside the interval: held back.
         for i in 2..20u8 {
             let at = t0 + Duration::from_millis(250 * u64::from(i));
-            assert!(!t.installed_at(at, root, "p", [i; 32], &mut g));
+            assert!(!batch(&mut t, &mut g, at, i));
         }
-        assert_eq!(reloads(&g), 1);
+        assert_eq!(reloads(&g).len(), 1);
         assert!(t.has_pending());
-        assert!(!t.flush_at(t0 + Duration::from_millis(4999), root, &mut g));
-        assert!(t.flush_at(t0 + Duration::from_secs(5), root, &mut g));
-        assert_eq!(reloads(&g), 2);
-        // The latest hash was the one reloaded: installing it again is a no-op.
-        let later = t0 + Duration::from_secs(11);
-        assert!(!t.installed_at(later, root, "p", [19; 32], &mut g));
+        assert!(!t.flush_at(t0 + Duration::from_millis(4999), root.path(), &mut g));
+        assert!(t.flush_at(t0 + Duration::from_secs(5), root.path(), &mut g));
+        assert_eq!(reloads(&g).len(), 2);
         assert!(!t.has_pending());
         // Going back to what the game has cancels a held-back reload.
         let t1 = t0 + Duration::from_secs(12);
-        assert!(t.installed_at(t1, root, "p", [40; 32], &mut g));
-        assert!(!t.installed_at(t1, root, "p", [41; 32], &mut g));
-        assert!(!t.installed_at(t1, root, "p", [40; 32], &mut g));
-        assert!(!t.flush_at(t1 + Duration::from_secs(60), root, &mut g));
-        assert_eq!(reloads(&g), 3);
+        assert!(batch(&mut t, &mut g, t1, 40));
+        assert!(!batch(&mut t, &mut g, t1, 41));
+        assert!(t.has_pending());
+        assert!(!batch(&mut t, &mut g, t1, 40));
+        assert!(!t.has_pending());
+        assert!(!t.flush_at(t1 + Duration::from_secs(60), root.path(), &mut g));
+        assert_eq!(reloads(&g).len(), 3);
     }
 
     #[test]
@@ -723,23 +885,31 @@ mod tests {
     fn queued_game_keeps_event_json_and_adds_reloads() {
         let mut q = QueuedGame::new();
         route(ClientEvent::Weather { id: 4 }, &mut q);
-        q.reload_scripts("hexbar", Path::new("rc/plugins/hexbar"));
+        q.reload_scripts(&ReloadScripts {
+            plugins: vec![ScriptFolder {
+                plugin: "hexbar".into(),
+                dir: "rc/plugins/hexbar".into(),
+            }],
+            removed: vec!["old".into()],
+        });
         assert_eq!(q.len(), 2);
         assert_eq!(q.peek(), Some(r#"{"event":"weather","id":4}"#));
         assert_eq!(q.pop().as_deref(), Some(r#"{"event":"weather","id":4}"#));
         let v: serde_json::Value =
             serde_json::from_str(&q.pop().unwrap_or_default()).unwrap_or(serde_json::Value::Null);
         assert_eq!(v["event"], "reload_scripts");
-        assert_eq!(v["plugin"], "hexbar");
+        assert_eq!(v["plugins"][0]["plugin"], "hexbar");
+        assert_eq!(v["plugins"][0]["dir"], "rc/plugins/hexbar");
+        assert_eq!(v["removed"][0], "old");
         assert!(q.is_empty());
     }
 
     #[test]
-    fn the_load_request_comes_before_bundles_settled_in_the_queue() {
-        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    fn the_requests_come_before_bundles_settled_in_the_queue() {
+        let root = Root::new();
+        root.write("cc", "assets/cc.archive", "x");
+        root.write("cc", "client/cc.reds", "func CcInit() -> Void {}");
         let dir = plugin_dir(root.path(), "cc");
-        std::fs::create_dir_all(dir.join("assets")).unwrap_or_default();
-        std::fs::write(dir.join("assets/cc.archive"), b"x").unwrap_or_default();
         let mut t = ReloadTracker::new();
         let mut q = QueuedGame::new();
         let installed = ClientEvent::BundleInstalled {
@@ -765,8 +935,8 @@ mod tests {
             kinds,
             vec![
                 "bundle_installed",
-                "reload_scripts",
                 "load_resources",
+                "reload_scripts",
                 "bundles_settled"
             ]
         );

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::bundle::{ASSETS_DIR, TWEAKS_DIR, UnpackedBundle};
+use crate::bundle::{ASSETS_DIR, CLIENT_DIR, CLIENT_EXTENSIONS, TWEAKS_DIR, UnpackedBundle};
 
 pub use tweak::{TweakAdds, tweak_namespace};
 
@@ -147,11 +147,7 @@ pub fn game_resources(plugin_dir: &Path) -> std::io::Result<GameResources> {
     let mut tweaks = Vec::new();
     for rel in &files {
         let path = plugin_dir.join(rel);
-        let contents = std::fs::read(&path)?;
-        hasher.update((rel.len() as u64).to_le_bytes());
-        hasher.update(rel.as_bytes());
-        hasher.update((contents.len() as u64).to_le_bytes());
-        hasher.update(&contents);
+        hash_file(&mut hasher, rel, &std::fs::read(&path)?);
         if rel.starts_with("tweaks/") {
             tweaks.push(path);
         } else if rel.ends_with(".archive") && rel.matches('/').count() == 1 {
@@ -167,6 +163,38 @@ pub fn game_resources(plugin_dir: &Path) -> std::io::Result<GameResources> {
         tweaks,
         digest: hasher.finalize().into(),
     })
+}
+
+/// Feeds one file (relative path and contents, each length-prefixed so no
+/// two different sets of files hash alike) into a folder digest.
+fn hash_file(hasher: &mut Sha256, rel: &str, contents: &[u8]) {
+    hasher.update((rel.len() as u64).to_le_bytes());
+    hasher.update(rel.as_bytes());
+    hasher.update((contents.len() as u64).to_le_bytes());
+    hasher.update(contents);
+}
+
+/// A digest of the client scripts (`client/*.reds`, paths and contents) of
+/// an installed plugin folder, or `None` when it has none: the client asks
+/// the game to recompile scripts only when this changes, not whenever the
+/// bundle hash does (a new asset or a Python-only change needs no recompile).
+pub fn client_scripts_digest(plugin_dir: &Path) -> std::io::Result<Option<[u8; 32]>> {
+    let mut files = Vec::new();
+    crate::cache::collect_files(&plugin_dir.join(CLIENT_DIR), CLIENT_DIR, &mut files);
+    files.retain(|rel| {
+        CLIENT_EXTENSIONS
+            .iter()
+            .any(|ext| rel.rsplit_once('.').is_some_and(|(_, e)| e == *ext))
+    });
+    if files.is_empty() {
+        return Ok(None);
+    }
+    files.sort();
+    let mut hasher = Sha256::new();
+    for rel in &files {
+        hash_file(&mut hasher, rel, &std::fs::read(plugin_dir.join(rel))?);
+    }
+    Ok(Some(hasher.finalize().into()))
 }
 
 /// The diagnostic for a YAML file that could not be read within the limits.

@@ -464,8 +464,8 @@ async fn join(
     let dispatcher = Arc::new(Mutex::new(Dispatcher::new()));
     let mut session = Session::connect_shared(opts, dispatcher.clone()).await?;
     let mut progress = Progress::default();
-    // The same event stream the game's DLL sees, including `reload_scripts`
-    // once per newly installed hash, paced like the DLL's.
+    // The same event stream the game's DLL sees, including one `reload_scripts`
+    // per batch of installs in which scripts changed, paced like the DLL's.
     let mut game = QueuedGame::new();
     let mut reloads = ReloadTracker::with_interval(reload_interval);
     let mut pacing = tokio::time::interval(Duration::from_millis(100));
