@@ -1,5 +1,9 @@
 //! What the runtime reports to its user (the game, or the headless client's
-//! stdout): one enum, serialised as one JSON object per event.
+//! stdout): one enum, serialised as one JSON object per event, from the
+//! server's messages and from the runtime's own requests to the game
+//! (`load_resources`, `reload_scripts`).
+
+use std::path::PathBuf;
 
 use serde::Serialize;
 use shard_protocol::limits::{MAX_GAME_STRING, MAX_REASON};
@@ -180,9 +184,15 @@ pub enum ClientEvent {
         name: String,
     },
     /// Every announced bundle is installed or refused and no work is queued:
-    /// the end of a batch, where one `load_resources` request is made if
-    /// anything changed.
+    /// the end of a batch, where one `load_resources` and one
+    /// `reload_scripts` request are made before it if anything changed.
     BundlesSettled,
+    /// Load and unload game content (archives with their `.xl`, tweaks),
+    /// once per batch of installs in which some changed.
+    LoadResources(LoadResources),
+    /// Recompile the game's scripts, once per batch of installs in which
+    /// some plugin's client scripts changed.
+    ReloadScripts(ReloadScripts),
     /// What the server wants to install that the cache lacks, before any
     /// download. When `needs_answer` is true the game must answer with
     /// `shard_client_answer_offer`; otherwise `decided` says what answered.
@@ -251,6 +261,53 @@ pub enum ClientEvent {
         /// What.
         message: String,
     },
+}
+
+/// One plugin's game content in a [`LoadResources`] request; paths are
+/// absolute (inside `runtime_cache/plugins/<plugin>/`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginResources {
+    /// Plugin name.
+    pub plugin: String,
+    /// Its installed folder.
+    pub dir: PathBuf,
+    /// Archives (from `assets/`) with their `.xl`.
+    pub archives: Vec<shard_cache::ArchiveFiles>,
+    /// TweakXL files (from `tweaks/`).
+    pub tweaks: Vec<PathBuf>,
+}
+
+/// What the game must change after a batch of installs: plugins whose
+/// content to load (replacing whatever it loaded for them before) and
+/// plugins whose content to unload. See `client-runtime/README.md`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LoadResources {
+    /// Content to (re)load, by plugin name.
+    pub load: Vec<PluginResources>,
+    /// Content to unload (as it was loaded), by plugin name.
+    pub unload: Vec<PluginResources>,
+}
+
+/// One plugin folder whose client scripts changed, in a [`ReloadScripts`] request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScriptFolder {
+    /// Plugin name.
+    pub plugin: String,
+    /// Its installed folder (`runtime_cache/plugins/<plugin>/`; scripts in `client/`).
+    pub dir: PathBuf,
+}
+
+/// The one script reload a batch of installs asks of the game (a reload is
+/// a recompile of every script in the game, so a batch makes at most one):
+/// which plugins' scripts changed or appeared, and which went away. The
+/// game recompiles with every installed plugin's `client/` and the
+/// runtime's glue, then runs `ShardRunEntryPoints()`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReloadScripts {
+    /// Plugins whose scripts are new or changed.
+    pub plugins: Vec<ScriptFolder>,
+    /// Plugins whose scripts are gone (plugin removed, or its new bundle has none).
+    pub removed: Vec<String>,
 }
 
 /// Converts the wire vector to the JSON-friendly array.

@@ -24,7 +24,7 @@ use shard_protocol::identity::Fingerprint;
 use shard_protocol::{ClientMsg, Vec3};
 use tokio::sync::oneshot;
 
-use crate::game::{QueuedGame, ReloadTracker, route, route_with_reloads};
+use crate::game::{Game, QueuedGame, ReloadTracker, route_with_reloads};
 use crate::offer::{ContentSettings, OfferMode};
 use crate::{ClientError, ClientEvent, ConnectOptions, Dispatcher, OfferError, Session};
 
@@ -158,22 +158,16 @@ impl Client {
                     let message = e.to_string();
                     set_last_error(message.clone());
                     self.state = State::Ended;
-                    route(ClientEvent::Error { message }, &mut self.game);
-                    route(
-                        ClientEvent::Disconnected {
-                            reason: "connect failed".into(),
-                        },
-                        &mut self.game,
-                    );
+                    self.game.handle(ClientEvent::Error { message });
+                    self.game.handle(ClientEvent::Disconnected {
+                        reason: "connect failed".into(),
+                    });
                 }
                 Err(oneshot::error::TryRecvError::Closed) => {
                     self.state = State::Ended;
-                    route(
-                        ClientEvent::Error {
-                            message: "the connect task stopped unexpectedly".into(),
-                        },
-                        &mut self.game,
-                    );
+                    self.game.handle(ClientEvent::Error {
+                        message: "the connect task stopped unexpectedly".into(),
+                    });
                 }
             }
         }

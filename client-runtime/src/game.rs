@@ -1,141 +1,41 @@
-//! The game boundary: everything the runtime asks the game to do, as one
-//! trait, so the session logic is the same whether the "game" is the real one
-//! (through the C ABI's event queue) or the headless client / a test.
+//! The game boundary: the runtime hands the game one stream of
+//! [`ClientEvent`]s, whether the "game" is the real one (through the C ABI's
+//! event queue), the headless client or a test.
 //!
-//! Two implementations live here: [`HeadlessGame`] records (and optionally
-//! prints) each call, and [`QueuedGame`] turns each call into one JSON event
-//! the game polls through `shard_client_poll_event`. [`ReloadTracker`] holds
-//! the reload policy: once per batch of installs (a join, a server-side
-//! reload), at most one request to (re)load or unload archives, `.xl` and
-//! tweaks and at most one request to recompile scripts, each only when those
-//! files changed. Script reloads are paced (at most one per interval, latest
-//! state wins) so a server re-announcing in a loop cannot make the game
-//! recompile its scripts in a loop.
+//! [`Game`] takes each event; [`QueuedGame`] (the DLL's and the headless
+//! client's) turns it into the JSON object the game polls through
+//! `shard_client_poll_event`, and a `Vec<ClientEvent>` records them for
+//! tests. [`ReloadTracker`] holds the reload policy: once per batch of
+//! installs (a join, a server-side reload), at most one `load_resources`
+//! request for archives, `.xl` and tweaks and at most one `reload_scripts`
+//! request, each only when those files changed. Script reloads are paced (at
+//! most one per interval, latest state wins) so a server re-announcing in a
+//! loop cannot make the game recompile its scripts in a loop.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use shard_protocol::limits::{DEFAULT_RELOAD_INTERVAL_MS, MAX_GAME_STRING};
+use shard_protocol::limits::DEFAULT_RELOAD_INTERVAL_MS;
 
-use crate::events::ClientEvent;
+use crate::events::{ClientEvent, LoadResources, PluginResources, ReloadScripts, ScriptFolder};
 
-/// What the runtime can ask of the game; one method per game-side effect so
-/// the headless client, tests and the DLL share the routing in [`route`].
+/// Where the runtime's events go: the game (or what stands in for it) takes
+/// each one in order, session events and the runtime's own requests
+/// (`load_resources`, `reload_scripts`) alike.
 pub trait Game {
-    /// Recompiles the game's scripts with the installed plugins' `client/`
-    /// folders, once per batch of installs in which some scripts changed.
-    fn reload_scripts(&mut self, request: &ReloadScripts);
-    /// (Re)loads and unloads game content (archives with their `.xl`,
-    /// TweakXL tweaks), once per batch of installs in which some changed.
-    fn load_resources(&mut self, request: &LoadResources);
-    /// Invokes the handler a script registered for RPC `name` of `plugin`,
-    /// because the server sent it and the dispatcher let it through.
-    fn rpc(&mut self, plugin_id: u16, plugin: &str, name: &str, json: &str);
-    /// Shows a popup (the builtin plugin's only RPC).
-    fn popup(&mut self, text: &str, duration: f64);
-    /// Moves the local player, because the server said so.
-    fn teleport(&mut self, pos: [f32; 3], rot: f32, phase: u32);
-    /// Switches the weather preset.
-    fn weather(&mut self, id: u32);
-    /// Spawns a server-owned entity.
-    fn spawn_entity(&mut self, spawn: &EntitySpawn);
-    /// Removes a server-owned entity.
-    fn despawn_entity(&mut self, entity_id: u32);
-    /// Any other session event (welcome, chat, peers, errors), which the game
-    /// shows but which needs no world change.
-    fn notify(&mut self, event: &ClientEvent);
+    /// Takes the next event.
+    fn handle(&mut self, event: ClientEvent);
 }
 
-/// One plugin's game content in a [`LoadResources`] request; paths are
-/// absolute (inside `runtime_cache/plugins/<plugin>/`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PluginResources {
-    /// Plugin name.
-    pub plugin: String,
-    /// Its installed folder.
-    pub dir: PathBuf,
-    /// Archives (from `assets/`) with their `.xl`.
-    pub archives: Vec<shard_cache::ArchiveFiles>,
-    /// TweakXL files (from `tweaks/`).
-    pub tweaks: Vec<PathBuf>,
-}
-
-/// What the game must change after a batch of installs: plugins whose
-/// content to load (replacing whatever it loaded for them before) and
-/// plugins whose content to unload. See `client-runtime/README.md`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct LoadResources {
-    /// Content to (re)load, by plugin name.
-    pub load: Vec<PluginResources>,
-    /// Content to unload (as it was loaded), by plugin name.
-    pub unload: Vec<PluginResources>,
-}
-
-impl LoadResources {
-    /// The request as the one JSON event the game polls.
-    pub fn to_json(&self) -> String {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(map) = v.as_object_mut() {
-            map.insert("event".into(), "load_resources".into());
-        }
-        v.to_string()
+/// Tests record the events as they are.
+impl Game for Vec<ClientEvent> {
+    fn handle(&mut self, event: ClientEvent) {
+        self.push(event);
     }
 }
 
-/// An entity the server asks the game to spawn (bundled so the trait method
-/// stays readable).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EntitySpawn {
-    /// Server entity id (used again by despawn).
-    pub entity_id: u32,
-    /// "npc" or "vehicle".
-    pub kind: &'static str,
-    /// Game template record.
-    pub template: String,
-    /// Position.
-    pub pos: [f32; 3],
-    /// Yaw.
-    pub rot: f32,
-    /// Phase the entity lives in.
-    pub phase: u32,
-}
-
-/// Sends one session event to the matching [`Game`] method, so every
-/// implementation sees events the same way.
-pub fn route(event: ClientEvent, game: &mut dyn Game) {
-    match event {
-        ClientEvent::Rpc {
-            plugin_id,
-            plugin,
-            name,
-            json,
-        } => game.rpc(plugin_id, &plugin, &name, &json),
-        ClientEvent::Popup { text, duration } => game.popup(&text, duration),
-        ClientEvent::Teleport { pos, rot, phase } => game.teleport(pos, rot, phase),
-        ClientEvent::Weather { id } => game.weather(id),
-        ClientEvent::EntitySpawned {
-            entity_id,
-            kind,
-            template,
-            pos,
-            rot,
-            phase,
-        } => game.spawn_entity(&EntitySpawn {
-            entity_id,
-            kind,
-            template,
-            pos,
-            rot,
-            phase,
-        }),
-        ClientEvent::EntityDespawned { entity_id } => game.despawn_entity(entity_id),
-        other => game.notify(&other),
-    }
-}
-
-/// Like [`route`], and bundle events also go through `tracker`: a
+/// Passes `event` to `game`, and bundle events also go through `tracker`: a
 /// `BundleInstalled` with a new hash marks that plugin to look at,
 /// `PluginRemoved` marks its scripts and content for unloading, and
 /// `BundlesSettled` ends the batch with at most one `load_resources` request
@@ -163,54 +63,7 @@ pub fn route_with_reloads(
         }
         _ => {}
     }
-    route(event, game);
-}
-
-/// One plugin folder whose client scripts changed, in a [`ReloadScripts`] request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ScriptFolder {
-    /// Plugin name.
-    pub plugin: String,
-    /// Its installed folder (`runtime_cache/plugins/<plugin>/`; scripts in `client/`).
-    pub dir: PathBuf,
-}
-
-/// The one script reload a batch of installs asks of the game (a reload is
-/// a recompile of every script in the game, so a batch makes at most one):
-/// which plugins' scripts changed or appeared, and which went away. The
-/// game recompiles with every installed plugin's `client/` and the
-/// runtime's glue, then runs `ShardRunEntryPoints()`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ReloadScripts {
-    /// Plugins whose scripts are new or changed.
-    pub plugins: Vec<ScriptFolder>,
-    /// Plugins whose scripts are gone (plugin removed, or its new bundle has none).
-    pub removed: Vec<String>,
-}
-
-impl ReloadScripts {
-    /// The request as the one JSON event the game polls.
-    pub fn to_json(&self) -> String {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(map) = v.as_object_mut() {
-            for entry in map
-                .get_mut("plugins")
-                .and_then(|p| p.as_array_mut())
-                .into_iter()
-                .flatten()
-            {
-                if let Some(dir) = entry.get_mut("dir")
-                    && let Some(text) = dir.as_str()
-                {
-                    let mut text = text.to_owned();
-                    shard_protocol::clip_utf8(&mut text, MAX_GAME_STRING);
-                    *dir = text.into();
-                }
-            }
-            map.insert("event".into(), "reload_scripts".into());
-        }
-        v.to_string()
-    }
+    game.handle(event);
 }
 
 /// Decides when the game must reload scripts and load game content, once
@@ -384,7 +237,7 @@ impl ReloadTracker {
         if request.load.is_empty() && request.unload.is_empty() {
             return false;
         }
-        game.load_resources(&request);
+        game.handle(ClientEvent::LoadResources(request));
         true
     }
 
@@ -420,7 +273,7 @@ impl ReloadTracker {
                 }
             }
         }
-        game.reload_scripts(&request);
+        game.handle(ClientEvent::ReloadScripts(request));
         self.last_request = Some(now);
         true
     }
@@ -436,130 +289,9 @@ pub fn plugin_dir(cache_root: &Path, plugin: &str) -> PathBuf {
     cache_root.join(shard_cache::PLUGINS_DIR).join(plugin)
 }
 
-/// One call the game received, as recorded by [`HeadlessGame`] (tests assert
-/// on these; the headless client prints them).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "call", rename_all = "snake_case")]
-pub enum GameCall {
-    /// `reload_scripts`.
-    ReloadScripts(ReloadScripts),
-    /// `load_resources`.
-    LoadResources(LoadResources),
-    /// `rpc`.
-    Rpc {
-        /// Plugin id.
-        plugin_id: u16,
-        /// Plugin name.
-        plugin: String,
-        /// RPC name.
-        name: String,
-        /// Payload.
-        json: String,
-    },
-    /// `popup`.
-    Popup {
-        /// Text.
-        text: String,
-        /// Seconds.
-        duration: f64,
-    },
-    /// `teleport`.
-    Teleport {
-        /// Position.
-        pos: [f32; 3],
-        /// Yaw.
-        rot: f32,
-        /// Phase.
-        phase: u32,
-    },
-    /// `weather`.
-    Weather {
-        /// Preset id.
-        id: u32,
-    },
-    /// `spawn_entity`.
-    Spawn(EntitySpawn),
-    /// `despawn_entity`.
-    Despawn {
-        /// Entity id.
-        entity_id: u32,
-    },
-    /// `notify`.
-    Notify(ClientEvent),
-}
-
-/// The headless game: records every call (and prints it as a JSON line when
-/// asked), standing in for the real game in `shard-client join` and tests.
-#[derive(Debug, Default)]
-pub struct HeadlessGame {
-    /// Calls received, oldest first.
-    pub calls: Vec<GameCall>,
-    /// Print each call to stdout as it arrives.
-    pub print: bool,
-}
-
-impl HeadlessGame {
-    /// A recorder that does not print (tests).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    #[allow(
-        clippy::print_stdout,
-        reason = "the headless client's printing mode writes one JSON line per call to stdout, its output by design"
-    )]
-    fn record(&mut self, call: GameCall) {
-        if self.print {
-            println!(
-                "{}",
-                serde_json::to_string(&call).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-            );
-        }
-        self.calls.push(call);
-    }
-}
-
-impl Game for HeadlessGame {
-    fn reload_scripts(&mut self, request: &ReloadScripts) {
-        self.record(GameCall::ReloadScripts(request.clone()));
-    }
-    fn load_resources(&mut self, request: &LoadResources) {
-        self.record(GameCall::LoadResources(request.clone()));
-    }
-    fn rpc(&mut self, plugin_id: u16, plugin: &str, name: &str, json: &str) {
-        self.record(GameCall::Rpc {
-            plugin_id,
-            plugin: plugin.to_string(),
-            name: name.to_string(),
-            json: json.to_string(),
-        });
-    }
-    fn popup(&mut self, text: &str, duration: f64) {
-        self.record(GameCall::Popup {
-            text: text.to_string(),
-            duration,
-        });
-    }
-    fn teleport(&mut self, pos: [f32; 3], rot: f32, phase: u32) {
-        self.record(GameCall::Teleport { pos, rot, phase });
-    }
-    fn weather(&mut self, id: u32) {
-        self.record(GameCall::Weather { id });
-    }
-    fn spawn_entity(&mut self, spawn: &EntitySpawn) {
-        self.record(GameCall::Spawn(spawn.clone()));
-    }
-    fn despawn_entity(&mut self, entity_id: u32) {
-        self.record(GameCall::Despawn { entity_id });
-    }
-    fn notify(&mut self, event: &ClientEvent) {
-        self.record(GameCall::Notify(event.clone()));
-    }
-}
-
-/// The DLL's game: each call becomes one JSON object (`{"event": ...}`) in a
-/// queue the game drains with `shard_client_poll_event` on its main thread,
-/// because the C side cannot be called back from the network threads.
+/// The DLL's game: each event becomes one JSON object (`{"event": ...}`) in
+/// a queue the game drains with `shard_client_poll_event` on its main
+/// thread, because the C side cannot be called back from the network threads.
 #[derive(Debug, Default)]
 pub struct QueuedGame {
     queue: VecDeque<String>,
@@ -591,54 +323,11 @@ impl QueuedGame {
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
-
-    fn push(&mut self, event: ClientEvent) {
-        self.queue.push_back(event.to_json());
-    }
 }
 
 impl Game for QueuedGame {
-    fn reload_scripts(&mut self, request: &ReloadScripts) {
-        self.queue.push_back(request.to_json());
-    }
-    fn load_resources(&mut self, request: &LoadResources) {
-        self.queue.push_back(request.to_json());
-    }
-    fn rpc(&mut self, plugin_id: u16, plugin: &str, name: &str, json: &str) {
-        self.push(ClientEvent::Rpc {
-            plugin_id,
-            plugin: plugin.to_string(),
-            name: name.to_string(),
-            json: json.to_string(),
-        });
-    }
-    fn popup(&mut self, text: &str, duration: f64) {
-        self.push(ClientEvent::Popup {
-            text: text.to_string(),
-            duration,
-        });
-    }
-    fn teleport(&mut self, pos: [f32; 3], rot: f32, phase: u32) {
-        self.push(ClientEvent::Teleport { pos, rot, phase });
-    }
-    fn weather(&mut self, id: u32) {
-        self.push(ClientEvent::Weather { id });
-    }
-    fn spawn_entity(&mut self, s: &EntitySpawn) {
-        self.push(ClientEvent::EntitySpawned {
-            entity_id: s.entity_id,
-            kind: s.kind,
-            template: s.template.clone(),
-            pos: s.pos,
-            rot: s.rot,
-            phase: s.phase,
-        });
-    }
-    fn despawn_entity(&mut self, entity_id: u32) {
-        self.push(ClientEvent::EntityDespawned { entity_id });
-    }
-    fn notify(&mut self, event: &ClientEvent) {
-        self.push(event.clone());
+    fn handle(&mut self, event: ClientEvent) {
+        self.queue.push_back(event.to_json());
     }
 }
 
@@ -646,11 +335,12 @@ impl Game for QueuedGame {
 mod tests {
     use super::*;
 
-    fn reloads(g: &HeadlessGame) -> Vec<ReloadScripts> {
-        g.calls
-            .iter()
+    type Recorded = Vec<ClientEvent>;
+
+    fn reloads(g: &Recorded) -> Vec<ReloadScripts> {
+        g.iter()
             .filter_map(|c| match c {
-                GameCall::ReloadScripts(r) => Some(r.clone()),
+                ClientEvent::ReloadScripts(r) => Some(r.clone()),
                 _ => None,
             })
             .collect()
@@ -690,7 +380,7 @@ mod tests {
         root.write("b", "client/b.reds", "func BInit() -> Void {}");
         root.write("c", "assets/readme.json", "{}");
         let mut t = ReloadTracker::with_interval(Duration::ZERO);
-        let mut g = HeadlessGame::new();
+        let mut g = Recorded::new();
         for (p, h) in [("a", 1), ("b", 2), ("c", 3)] {
             t.installed(p, [h; 32]);
             // Nothing before the batch ends.
@@ -717,10 +407,10 @@ mod tests {
         let root = Root::new();
         root.write("c", "assets/data.json", "{}");
         let mut t = ReloadTracker::with_interval(Duration::ZERO);
-        let mut g = HeadlessGame::new();
+        let mut g = Recorded::new();
         t.installed("c", [3; 32]);
         t.settled(root.path(), &mut g);
-        assert!(reloads(&g).is_empty(), "{:?}", g.calls);
+        assert!(reloads(&g).is_empty(), "{g:?}");
 
         root.write("a", "client/a.reds", "func AInit() -> Void {}");
         t.installed("a", [1; 32]);
@@ -730,7 +420,7 @@ mod tests {
         root.write("a", "assets/data.json", "{\"v\": 2}");
         t.installed("a", [2; 32]);
         t.settled(root.path(), &mut g);
-        assert_eq!(reloads(&g).len(), 1, "{:?}", g.calls);
+        assert_eq!(reloads(&g).len(), 1, "{g:?}");
         // The scripts change: one reload.
         root.write("a", "client/a.reds", "func AInit() -> Void { }");
         t.installed("a", [4; 32]);
@@ -755,7 +445,7 @@ mod tests {
         let root = Root::new();
         root.write("p", "client/p.reds", "func PInit() -> Void {}");
         let mut t = ReloadTracker::with_interval(Duration::ZERO);
-        let mut g = HeadlessGame::new();
+        let mut g = Recorded::new();
         t.installed("p", [7; 32]);
         t.settled(root.path(), &mut g);
         t.removed("p");
@@ -778,7 +468,7 @@ mod tests {
         let root = Root::new();
         root.write("hexbar", "client/h.reds", "func HInit() -> Void {}");
         let mut t = ReloadTracker::with_interval(Duration::ZERO);
-        let mut g = HeadlessGame::new();
+        let mut g = Recorded::new();
         let installed = |sha: &str, changed: bool| ClientEvent::BundleInstalled {
             plugin_id: 3,
             name: "hexbar".into(),
@@ -806,16 +496,16 @@ mod tests {
         route_with_reloads(ClientEvent::BundlesSettled, root.path(), &mut t, &mut g);
         assert_eq!(reloads(&g).len(), 2);
         // Every event still reaches the game: 7 events and 2 reloads.
-        assert_eq!(g.calls.len(), 9);
+        assert_eq!(g.len(), 9);
     }
 
     #[test]
     fn reloads_are_paced_and_the_latest_state_wins() {
         let root = Root::new();
         let mut t = ReloadTracker::with_interval(Duration::from_secs(5));
-        let mut g = HeadlessGame::new();
+        let mut g = Recorded::new();
         let t0 = Instant::now();
-        let batch = |t: &mut ReloadTracker, g: &mut HeadlessGame, at: Instant, i: u8| {
+        let batch = |t: &mut ReloadTracker, g: &mut Recorded, at: Instant, i: u8| {
             root.write(
                 "p",
                 "client/p.reds",
@@ -848,59 +538,30 @@ mod tests {
     }
 
     #[test]
-    fn route_maps_events_to_game_calls() {
-        let mut g = HeadlessGame::new();
-        route(ClientEvent::Weather { id: 4 }, &mut g);
-        route(ClientEvent::EntityDespawned { entity_id: 9 }, &mut g);
-        route(
-            ClientEvent::Popup {
-                text: "hi".into(),
-                duration: 1.0,
-            },
-            &mut g,
-        );
-        route(
-            ClientEvent::Kick {
-                reason: "bye".into(),
-            },
-            &mut g,
-        );
-        assert_eq!(
-            g.calls,
-            vec![
-                GameCall::Weather { id: 4 },
-                GameCall::Despawn { entity_id: 9 },
-                GameCall::Popup {
-                    text: "hi".into(),
-                    duration: 1.0
-                },
-                GameCall::Notify(ClientEvent::Kick {
-                    reason: "bye".into()
-                }),
-            ]
-        );
-    }
-
-    #[test]
     fn queued_game_keeps_event_json_and_adds_reloads() {
         let mut q = QueuedGame::new();
-        route(ClientEvent::Weather { id: 4 }, &mut q);
-        q.reload_scripts(&ReloadScripts {
+        q.handle(ClientEvent::Weather { id: 4 });
+        q.handle(ClientEvent::ReloadScripts(ReloadScripts {
             plugins: vec![ScriptFolder {
                 plugin: "hexbar".into(),
                 dir: "rc/plugins/hexbar".into(),
             }],
             removed: vec!["old".into()],
-        });
-        assert_eq!(q.len(), 2);
+        }));
+        q.handle(ClientEvent::LoadResources(LoadResources::default()));
+        assert_eq!(q.len(), 3);
         assert_eq!(q.peek(), Some(r#"{"event":"weather","id":4}"#));
         assert_eq!(q.pop().as_deref(), Some(r#"{"event":"weather","id":4}"#));
-        let v: serde_json::Value =
-            serde_json::from_str(&q.pop().unwrap_or_default()).unwrap_or(serde_json::Value::Null);
-        assert_eq!(v["event"], "reload_scripts");
-        assert_eq!(v["plugins"][0]["plugin"], "hexbar");
-        assert_eq!(v["plugins"][0]["dir"], "rc/plugins/hexbar");
-        assert_eq!(v["removed"][0], "old");
+        assert_eq!(
+            q.pop().as_deref(),
+            Some(
+                r#"{"event":"reload_scripts","plugins":[{"plugin":"hexbar","dir":"rc/plugins/hexbar"}],"removed":["old"]}"#
+            )
+        );
+        assert_eq!(
+            q.pop().as_deref(),
+            Some(r#"{"event":"load_resources","load":[],"unload":[]}"#)
+        );
         assert!(q.is_empty());
     }
 

@@ -311,7 +311,7 @@ fn a_tweak_that_changes_vanilla_is_refused_after_download_and_the_cache_is_uncha
 
 #[test]
 fn one_load_request_per_batch_only_when_content_changed_and_unload_on_removal() {
-    use shard_client::game::{GameCall, HeadlessGame, ReloadTracker, route_with_reloads};
+    use shard_client::game::{ReloadTracker, route_with_reloads};
     let tmp = tempfile::tempdir().unwrap();
     let cache_dir = tmp.path().join("cache");
     let a = content_bundle(
@@ -323,18 +323,17 @@ fn one_load_request_per_batch_only_when_content_changed_and_unload_on_removal() 
         "Items.shard_beta_blade:\n  $base: Items.Preset_Katana_Default\n",
     );
     let mut tracker = ReloadTracker::new();
-    let mut game = HeadlessGame::new();
-    let mut play = |work: Vec<BundleWork>, game: &mut HeadlessGame| {
+    let mut game: Vec<ClientEvent> = Vec::new();
+    let mut play = |work: Vec<BundleWork>, game: &mut Vec<ClientEvent>| {
         let (events, _) = run_receiver(&cache_dir, work);
         for ev in events {
             route_with_reloads(ev, &cache_dir, &mut tracker, game);
         }
     };
-    let loads = |g: &HeadlessGame| -> Vec<shard_client::game::LoadResources> {
-        g.calls
-            .iter()
+    let loads = |g: &[ClientEvent]| -> Vec<shard_client::events::LoadResources> {
+        g.iter()
             .filter_map(|c| match c {
-                GameCall::LoadResources(r) => Some(r.clone()),
+                ClientEvent::LoadResources(r) => Some(r.clone()),
                 _ => None,
             })
             .collect()
@@ -354,7 +353,7 @@ fn one_load_request_per_batch_only_when_content_changed_and_unload_on_removal() 
     .collect();
     play(cold, &mut game);
     let got = loads(&game);
-    assert_eq!(got.len(), 1, "{:?}", game.calls);
+    assert_eq!(got.len(), 1, "{:?}", game);
     let names: Vec<&str> = got[0].load.iter().map(|p| p.plugin.as_str()).collect();
     assert_eq!(names, vec!["alpha", "beta"]);
     let alpha = &got[0].load[0];
@@ -372,7 +371,7 @@ fn one_load_request_per_batch_only_when_content_changed_and_unload_on_removal() 
     assert!(alpha.tweaks[0].ends_with("plugins/alpha/tweaks/add.yaml"));
     assert!(got[0].unload.is_empty());
     // Warm rejoin with the same game: nothing changed, no request.
-    game.calls.clear();
+    game.clear();
     play(
         vec![
             announce_content(1, "alpha", &a),
@@ -381,7 +380,7 @@ fn one_load_request_per_batch_only_when_content_changed_and_unload_on_removal() 
         ],
         &mut game,
     );
-    assert!(loads(&game).is_empty(), "{:?}", game.calls);
+    assert!(loads(&game).is_empty(), "{:?}", game);
     // beta is removed: one request that unloads it.
     play(
         vec![
@@ -392,11 +391,12 @@ fn one_load_request_per_batch_only_when_content_changed_and_unload_on_removal() 
         &mut game,
     );
     let got = loads(&game);
-    assert_eq!(got.len(), 1, "{:?}", game.calls);
+    assert_eq!(got.len(), 1, "{:?}", game);
     assert!(got[0].load.is_empty());
     assert_eq!(got[0].unload[0].plugin, "beta");
     // The event JSON the DLL queues carries the same lists.
-    let json: serde_json::Value = serde_json::from_str(&got[0].to_json()).unwrap();
+    let queued = ClientEvent::LoadResources(got[0].clone()).to_json();
+    let json: serde_json::Value = serde_json::from_str(&queued).unwrap();
     assert_eq!(json["event"], "load_resources");
     assert_eq!(json["unload"][0]["plugin"], "beta");
     assert!(json["unload"][0]["archives"][0]["xl"].is_string());

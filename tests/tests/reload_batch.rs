@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shard_client::ClientEvent;
-use shard_client::game::{
-    GameCall, HeadlessGame, ReloadScripts, ReloadTracker, ScriptFolder, route_with_reloads,
-};
+use shard_client::events::{ReloadScripts, ScriptFolder};
+use shard_client::game::{ReloadTracker, route_with_reloads};
 use shard_client::glue::{GLUE_DIR, GLUE_FILE};
 use shard_e2e::{
     Client, EVENT_TIMEOUT, TestPlayer, TestServer, blob_archive, headless_join, save_file,
@@ -66,11 +65,11 @@ fn start_server() -> TestServer {
 
 /// The game side of one client, as the DLL runs it: every event goes
 /// through the reload tracker (no pacing, so a second request in a batch
-/// would show at once) into a recording game.
+/// would show at once) and is recorded.
 struct Game {
     cache: PathBuf,
     tracker: ReloadTracker,
-    game: HeadlessGame,
+    game: Vec<ClientEvent>,
 }
 
 impl Game {
@@ -78,7 +77,7 @@ impl Game {
         Self {
             cache,
             tracker: ReloadTracker::with_interval(Duration::ZERO),
-            game: HeadlessGame::new(),
+            game: Vec::new(),
         }
     }
 
@@ -89,8 +88,8 @@ impl Game {
         &mut self,
         c: &mut Client,
         done: impl Fn(&[ClientEvent]) -> bool,
-    ) -> Vec<GameCall> {
-        let from = self.game.calls.len();
+    ) -> Vec<ClientEvent> {
+        let from = self.game.len();
         let mut events: Vec<ClientEvent> = std::mem::take(&mut c.seen);
         for ev in events.clone() {
             route_with_reloads(ev, &self.cache, &mut self.tracker, &mut self.game);
@@ -115,15 +114,15 @@ impl Game {
                 Err(_) => panic!("no settled batch; events {events:?}"),
             }
         }
-        self.game.calls[from..].to_vec()
+        self.game[from..].to_vec()
     }
 }
 
-fn reloads(calls: &[GameCall]) -> Vec<ReloadScripts> {
+fn reloads(calls: &[ClientEvent]) -> Vec<ReloadScripts> {
     calls
         .iter()
         .filter_map(|c| match c {
-            GameCall::ReloadScripts(r) => Some(r.clone()),
+            ClientEvent::ReloadScripts(r) => Some(r.clone()),
             _ => None,
         })
         .collect()
@@ -182,11 +181,11 @@ async fn one_reload_per_batch_only_for_script_changes_and_the_glue_follows_the_p
     );
     let reload_at = calls
         .iter()
-        .position(|c| matches!(c, GameCall::ReloadScripts(_)))
+        .position(|c| matches!(c, ClientEvent::ReloadScripts(_)))
         .unwrap_or(0);
     let last_install = calls
         .iter()
-        .rposition(|c| matches!(c, GameCall::Notify(ClientEvent::BundleInstalled { .. })))
+        .rposition(|c| matches!(c, ClientEvent::BundleInstalled { .. }))
         .unwrap_or(usize::MAX);
     assert!(last_install < reload_at, "{calls:?}");
     assert_eq!(glue_calls(&cache), ["AlphaInit", "BetaInit"]);
@@ -208,7 +207,7 @@ async fn one_reload_per_batch_only_for_script_changes_and_the_glue_follows_the_p
     assert!(
         calls.iter().any(|c| matches!(
             c,
-            GameCall::Notify(ClientEvent::BundleInstalled { name, changed: true, .. }) if name == "beta"
+            ClientEvent::BundleInstalled { name, changed: true, .. } if name == "beta"
         )),
         "the new archive was not installed: {calls:?}"
     );

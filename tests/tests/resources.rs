@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use shard_client::ClientEvent;
-use shard_client::game::{
-    GameCall, HeadlessGame, LoadResources, ReloadTracker, route_with_reloads,
-};
+use shard_client::events::LoadResources;
+use shard_client::game::{ReloadTracker, route_with_reloads};
 use shard_e2e::{Client, EVENT_TIMEOUT, TestPlayer, TestServer, headless_join};
 
 /// Routes every event `c` receives through `tracker` into `game` (as the DLL
@@ -18,7 +17,7 @@ async fn play_until_settled(
     c: &mut Client,
     cache: &std::path::Path,
     tracker: &mut ReloadTracker,
-    game: &mut HeadlessGame,
+    game: &mut Vec<ClientEvent>,
 ) {
     let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
     let mut installed = false;
@@ -34,18 +33,17 @@ async fn play_until_settled(
                 }
                 route_with_reloads(ev, cache, tracker, game);
             }
-            Ok(None) => panic!("session ended; game saw {:?}", game.calls),
+            Ok(None) => panic!("session ended; game saw {:?}", game),
             Err(_) if quiet_until.is_some() => return,
-            Err(_) => panic!("no settled batch with mobile_cc; game saw {:?}", game.calls),
+            Err(_) => panic!("no settled batch with mobile_cc; game saw {:?}", game),
         }
     }
 }
 
-fn load_requests(game: &HeadlessGame) -> Vec<LoadResources> {
-    game.calls
-        .iter()
+fn load_requests(game: &[ClientEvent]) -> Vec<LoadResources> {
+    game.iter()
         .filter_map(|c| match c {
-            GameCall::LoadResources(r) => Some(r.clone()),
+            ClientEvent::LoadResources(r) => Some(r.clone()),
             _ => None,
         })
         .collect()
@@ -57,7 +55,7 @@ async fn cold_join_loads_mobile_cc_content_once_and_a_warm_rejoin_loads_nothing(
     let player = TestPlayer::new("vee");
     let cache = player.options(srv.addr).cache_dir;
     let mut tracker = ReloadTracker::new();
-    let mut game = HeadlessGame::new();
+    let mut game = Vec::new();
 
     let mut c = player.join(srv.addr).await;
     let early = std::mem::take(&mut c.seen);
@@ -66,7 +64,7 @@ async fn cold_join_loads_mobile_cc_content_once_and_a_warm_rejoin_loads_nothing(
     }
     play_until_settled(&mut c, &cache, &mut tracker, &mut game).await;
     let requests = load_requests(&game);
-    assert_eq!(requests.len(), 1, "{:?}", game.calls);
+    assert_eq!(requests.len(), 1, "{:?}", game);
     let req = &requests[0];
     assert!(req.unload.is_empty());
     assert_eq!(req.load.len(), 1);
@@ -97,21 +95,19 @@ async fn cold_join_loads_mobile_cc_content_once_and_a_warm_rejoin_loads_nothing(
     c.session.close().await;
 
     // The same game rejoins: the cache has it all and nothing changed.
-    game.calls.clear();
+    game.clear();
     let mut again = player.join(srv.addr).await;
     for ev in std::mem::take(&mut again.seen) {
         route_with_reloads(ev, &cache, &mut tracker, &mut game);
     }
     play_until_settled(&mut again, &cache, &mut tracker, &mut game).await;
     assert_eq!(again.session.bundle_bytes_received(), 0);
-    assert!(load_requests(&game).is_empty(), "{:?}", game.calls);
+    assert!(load_requests(&game).is_empty(), "{:?}", game);
     assert!(
-        game.calls.iter().any(|c| matches!(
-            c,
-            GameCall::Notify(ClientEvent::BundleInstalled { changed: false, .. })
-        )),
+        game.iter()
+            .any(|c| matches!(c, ClientEvent::BundleInstalled { changed: false, .. })),
         "{:?}",
-        game.calls
+        game
     );
     srv.server.shutdown().await;
 }
