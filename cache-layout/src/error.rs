@@ -205,6 +205,18 @@ pub enum CacheError {
         /// SHA-256 hex of the bundle.
         sha256: String,
     },
+    /// The bundle unpacks to more than the server announced.
+    #[error(
+        "the bundle {sha256} unpacks to {unpacked} bytes, but the server announced {announced}"
+    )]
+    LargerThanAnnounced {
+        /// SHA-256 hex of the bundle.
+        sha256: String,
+        /// Its unpacked size.
+        unpacked: u64,
+        /// The size the server announced.
+        announced: u64,
+    },
     /// The plugin is not installed.
     #[error("plugin {name} is not installed")]
     NotInstalled {

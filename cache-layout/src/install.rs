@@ -1,8 +1,15 @@
 //! Atomic install of a verified bundle into `plugins/<name>/`: stage, seal
 //! read-only, swap by two renames, remove the old copy. `RuntimeCache::open`
 //! finishes or rolls back whatever a crash interrupted.
+//!
+//! A caller with checks of its own (the client runs the REDscript sandbox
+//! policy) stages first ([`RuntimeCache::stage_from_store`]: the bundle is
+//! unpacked once, content-checked and written to a staging folder), checks
+//! the [`StagedInstall`]'s files, then installs it
+//! ([`RuntimeCache::install_staged`]) or drops it (the staging folder goes).
 
 use std::fs;
+use std::path::{Path, PathBuf};
 
 use shard_protocol::limits::MAX_SERVER_NAME;
 
@@ -55,7 +62,62 @@ pub struct InstallRequest<'a> {
     pub sha256: [u8; 32],
 }
 
+/// A bundle unpacked once into a staging folder under `plugins/`, with its
+/// game content checked, waiting to be installed by
+/// [`RuntimeCache::install_staged`]. Dropping it removes the staging folder;
+/// a crash leaves one that the next [`RuntimeCache::open`] removes, so the
+/// cache never shows a half-checked install.
+#[derive(Debug)]
+pub struct StagedInstall {
+    dir: PathBuf,
+    record: InstallRecord,
+    hash: [u8; 32],
+    bundle: UnpackedBundle,
+    /// Moved into place (or handed on): nothing left to remove on drop.
+    done: bool,
+}
+
+impl StagedInstall {
+    /// The bundle's folders and files, as unpacked and written to staging
+    /// (for the caller's own checks).
+    pub fn bundle(&self) -> &UnpackedBundle {
+        &self.bundle
+    }
+
+    /// The staging folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for StagedInstall {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = remove_any(&self.dir);
+        }
+    }
+}
+
 impl RuntimeCache {
+    /// Unpacks the stored bundle `req.sha256` once (verifying its hash),
+    /// checks its game content and writes it with its install record into a
+    /// staging folder, refusing it if it unpacks to more than
+    /// `max_unpacked` bytes (the size the server announced). Nothing is
+    /// installed until [`RuntimeCache::install_staged`].
+    pub fn stage_from_store(
+        &self,
+        req: &InstallRequest<'_>,
+        max_unpacked: u64,
+    ) -> Result<StagedInstall, CacheError> {
+        self.stage(req, None, Some(max_unpacked), None)
+    }
+
+    /// Installs a staged bundle atomically as `plugins/<plugin>/`
+    /// (read-only), replacing any previous install.
+    pub fn install_staged(&self, staged: StagedInstall) -> Result<InstalledPlugin, CacheError> {
+        self.commit(staged, None)
+    }
+
     /// Verifies `bundle` against `req.sha256`, stores it and installs it
     /// atomically as `plugins/<plugin>/` (read-only), replacing any previous install.
     pub fn install(
@@ -109,13 +171,19 @@ impl RuntimeCache {
         bundle: Option<&[u8]>,
         crash: Option<CrashPoint>,
     ) -> Result<InstalledPlugin, CacheError> {
-        let stop = |point: CrashPoint| -> Result<(), CacheError> {
-            if crash == Some(point) {
-                Err(CacheError::SimulatedCrash(point))
-            } else {
-                Ok(())
-            }
-        };
+        let staged = self.stage(req, bundle, None, crash)?;
+        self.commit(staged, crash)
+    }
+
+    /// Validates the request, unpacks the bundle (given, or from the store)
+    /// once, checks it and writes the staging folder.
+    fn stage(
+        &self,
+        req: &InstallRequest<'_>,
+        bundle: Option<&[u8]>,
+        max_unpacked: Option<u64>,
+        crash: Option<CrashPoint>,
+    ) -> Result<StagedInstall, CacheError> {
         validate_plugin_name(req.plugin)?;
         validate_version(req.version)?;
         if req.server.is_empty() || req.server.chars().any(char::is_control) {
@@ -126,82 +194,120 @@ impl RuntimeCache {
             });
         }
         // Everything is verified before the disk is touched.
-        let unpacked = match bundle {
-            Some(bytes) => {
-                let unpacked = unpack_bundle(bytes, &req.sha256)?;
-                check_bundle_content(req.plugin, &unpacked)?;
-                let path = self.bundle_path(&req.sha256);
-                if !path.is_file() {
-                    crate::fsutil::write_atomic(&path, bytes)?;
-                }
-                unpacked
-            }
+        let stored;
+        let bytes = match bundle {
+            Some(bytes) => bytes,
             None => {
-                let unpacked = unpack_bundle(&self.read_bundle(&req.sha256)?, &req.sha256)?;
-                check_bundle_content(req.plugin, &unpacked)?;
-                unpacked
+                stored = self.read_bundle(&req.sha256)?;
+                &stored
             }
         };
-        stop(CrashPoint::AfterStored)?;
+        let unpacked = unpack_bundle(bytes, &req.sha256)?;
+        if let Some(announced) = max_unpacked
+            && unpacked.unpacked_len > announced
+        {
+            return Err(CacheError::LargerThanAnnounced {
+                sha256: hex::encode(req.sha256),
+                unpacked: unpacked.unpacked_len,
+                announced,
+            });
+        }
+        check_bundle_content(req.plugin, &unpacked)?;
+        if bundle.is_some() {
+            let path = self.bundle_path(&req.sha256);
+            if !path.is_file() {
+                crate::fsutil::write_atomic(&path, bytes)?;
+            }
+        }
+        stop(crash, CrashPoint::AfterStored)?;
 
         let plugins = self.plugins_dir();
-        let staging = plugins.join(format!("{STAGING_PREFIX}{}-{}", req.plugin, nonce()));
-        let record = InstallRecord {
-            plugin: req.plugin.to_owned(),
-            version: req.version.to_owned(),
-            sha256: hex::encode(req.sha256),
-            server: req.server.to_owned(),
-            installed_at: unix_now(),
-            unpacked_len: unpacked.unpacked_len,
+        let staged = StagedInstall {
+            dir: plugins.join(format!("{STAGING_PREFIX}{}-{}", req.plugin, nonce())),
+            record: InstallRecord {
+                plugin: req.plugin.to_owned(),
+                version: req.version.to_owned(),
+                sha256: hex::encode(req.sha256),
+                server: req.server.to_owned(),
+                installed_at: unix_now(),
+                unpacked_len: unpacked.unpacked_len,
+            },
+            hash: req.sha256,
+            bundle: unpacked,
+            done: false,
         };
-        if let Err(e) = write_staging(&staging, &unpacked, &record) {
-            let _ = remove_any(&staging);
-            return Err(e);
+        // On an error the staging folder goes with `staged`.
+        write_staging(&staged.dir, &staged.bundle, &staged.record)?;
+        if crash == Some(CrashPoint::AfterStagingWritten) {
+            let mut staged = staged;
+            // A crash leaves the folder behind, as it is now.
+            staged.done = true;
+            return Err(CacheError::SimulatedCrash(CrashPoint::AfterStagingWritten));
         }
-        stop(CrashPoint::AfterStagingWritten)?;
-        if let Err(e) = seal_read_only(&staging) {
-            let _ = remove_any(&staging);
-            return Err(e);
-        }
-        stop(CrashPoint::AfterStagingSealed)?;
+        Ok(staged)
+    }
 
-        let target = plugins.join(req.plugin);
-        let old = plugins.join(format!("{OLD_PREFIX}{}-{}", req.plugin, nonce()));
+    /// Seals the staging folder read-only and swaps it in by two renames.
+    fn commit(
+        &self,
+        mut staged: StagedInstall,
+        crash: Option<CrashPoint>,
+    ) -> Result<InstalledPlugin, CacheError> {
+        let plugin = staged.record.plugin.clone();
+        seal_read_only(&staged.dir)?;
+        if crash == Some(CrashPoint::AfterStagingSealed) {
+            staged.done = true;
+        }
+        stop(crash, CrashPoint::AfterStagingSealed)?;
+
+        let plugins = self.plugins_dir();
+        let target = plugins.join(&plugin);
+        let old = plugins.join(format!("{OLD_PREFIX}{plugin}-{}", nonce()));
         let had_old = fs::symlink_metadata(&target).is_ok();
         if had_old {
-            if let Err(e) = fs::rename(&target, &old) {
-                let _ = remove_any(&staging);
-                return Err(io_err("moving aside", &target)(e));
-            }
+            fs::rename(&target, &old).map_err(io_err("moving aside", &target))?;
             sync_dir(&plugins)?;
         }
-        stop(CrashPoint::AfterOldMovedAside)?;
-        if let Err(e) = fs::rename(&staging, &target) {
+        if crash == Some(CrashPoint::AfterOldMovedAside) {
+            staged.done = true;
+        }
+        stop(crash, CrashPoint::AfterOldMovedAside)?;
+        if let Err(e) = fs::rename(&staged.dir, &target) {
             if had_old {
                 let _ = fs::rename(&old, &target);
             }
-            let _ = remove_any(&staging);
             return Err(io_err("moving into place", &target)(e));
         }
+        staged.done = true;
         sync_dir(&plugins)?;
-        stop(CrashPoint::AfterNewMovedIn)?;
+        stop(crash, CrashPoint::AfterNewMovedIn)?;
         if had_old {
             remove_any(&old)?;
         }
+        let record = &staged.record;
         Ok(InstalledPlugin {
-            plugin: record.plugin,
-            version: record.version,
-            hash: req.sha256,
+            plugin: record.plugin.clone(),
+            version: record.version.clone(),
+            hash: staged.hash,
             size: record.unpacked_len,
-            server: record.server,
+            server: record.server.clone(),
             installed_at: record.installed_at,
         })
     }
 }
 
+/// Stops the sequence after `point` when a test asked for a crash there.
+fn stop(crash: Option<CrashPoint>, point: CrashPoint) -> Result<(), CacheError> {
+    if crash == Some(point) {
+        Err(CacheError::SimulatedCrash(point))
+    } else {
+        Ok(())
+    }
+}
+
 /// Writes every folder and file of the bundle plus the install record into `staging`.
 fn write_staging(
-    staging: &std::path::Path,
+    staging: &Path,
     unpacked: &UnpackedBundle,
     record: &InstallRecord,
 ) -> Result<(), CacheError> {

@@ -46,6 +46,6 @@ pub use content::{
     client_scripts_digest, game_resources,
 };
 pub use error::{BundleError, CacheError, mb};
-pub use install::{CrashPoint, InstallRequest};
+pub use install::{CrashPoint, InstallRequest, StagedInstall};
 pub use known_servers::PinOutcome;
 pub use usage::{BundleUse, EvictStep, EvictedBundle, ServerUsage, TEST_PAUSE_ENV, USAGE_FILE};

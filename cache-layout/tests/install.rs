@@ -139,6 +139,72 @@ fn reinstall_replaces_old_files_completely() {
 }
 
 #[test]
+fn a_staged_install_is_checked_in_staging_then_installed_or_dropped() {
+    let t = tempfile::tempdir().unwrap();
+    let b1 = packed(t.path(), "v1");
+    let b2 = packed(t.path(), "v2");
+    let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
+    cache.install(&req("1", &b1), &b1.bytes).unwrap();
+    cache.store_bundle(&b2.bytes, &b2.sha256).unwrap();
+
+    // Staged: unpacked once into a staging folder, nothing installed yet.
+    let staged = cache.stage_from_store(&req("2", &b2), u64::MAX).unwrap();
+    assert!(staged.path().is_dir());
+    assert!(
+        staged
+            .bundle()
+            .files
+            .iter()
+            .any(|f| f.path.starts_with("client/"))
+    );
+    assert_eq!(cache.installed_hash("popup_zone"), Some(b1.sha256));
+    assert_eq!(leftovers(&cache).len(), 1);
+    // The caller refuses it: dropping it removes the staging folder.
+    drop(staged);
+    assert!(leftovers(&cache).is_empty());
+    assert_eq!(plugin_files(&cache), expected_files(&b1));
+
+    // A crash between staging and install: the next open removes it.
+    std::mem::forget(cache.stage_from_store(&req("2", &b2), u64::MAX).unwrap());
+    assert_eq!(leftovers(&cache).len(), 1);
+    let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
+    assert!(leftovers(&cache).is_empty());
+    assert_eq!(plugin_files(&cache), expected_files(&b1));
+
+    // Accepted: installed as `install` would.
+    let staged = cache.stage_from_store(&req("2", &b2), u64::MAX).unwrap();
+    let got = cache.install_staged(staged).unwrap();
+    assert_eq!(got.hash, b2.sha256);
+    assert_eq!(plugin_files(&cache), expected_files(&b2));
+    assert_eq!(cache.installed_hash("popup_zone"), Some(b2.sha256));
+    assert!(leftovers(&cache).is_empty());
+}
+
+#[test]
+fn staging_refuses_a_bundle_larger_than_announced_before_writing() {
+    let t = tempfile::tempdir().unwrap();
+    let b = packed(t.path(), "v1");
+    let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
+    cache.store_bundle(&b.bytes, &b.sha256).unwrap();
+    let err = cache
+        .stage_from_store(&req("1", &b), b.unpacked_len - 1)
+        .unwrap_err();
+    assert!(
+        matches!(err, CacheError::LargerThanAnnounced { unpacked, announced, .. }
+            if unpacked == b.unpacked_len && announced == b.unpacked_len - 1),
+        "{err}"
+    );
+    assert!(leftovers(&cache).is_empty());
+    assert!(cache.installed_hash("popup_zone").is_none());
+    // Exactly the announced size is fine.
+    let staged = cache
+        .stage_from_store(&req("1", &b), b.unpacked_len)
+        .unwrap();
+    cache.install_staged(staged).unwrap();
+    assert_eq!(cache.installed_hash("popup_zone"), Some(b.sha256));
+}
+
+#[test]
 fn crash_at_each_step_of_an_upgrade_leaves_old_or_new() {
     let t = tempfile::tempdir().unwrap();
     let b1 = packed(t.path(), "old");

@@ -710,39 +710,19 @@ impl BundleReceiver {
         let Some(w) = self.wanted.get(&plugin_id).cloned() else {
             return;
         };
-        let (report, unpacked) = match self.check_scripts(&w) {
-            Ok(checked) => checked,
+        let previous = self.cache.installed_hash(&w.name);
+        let (report, unpacked) = match self.check_and_install(&w, previous) {
+            Ok(done) => done,
             Err(e) => {
-                // A refused download leaves the cache as it was (an installed bundle is kept).
-                let _ = self.cache.discard_bundle(&w.sha256);
-                return self.fail(plugin_id, &e);
+                if e.refused() {
+                    // Refused content leaves the cache as it was before the
+                    // download (an installed bundle is kept).
+                    let _ = self.cache.discard_bundle(&w.sha256);
+                }
+                return self.fail(plugin_id, &e.to_string());
             }
         };
-        if unpacked > w.unpacked {
-            let e = format!(
-                "refused: the bundle unpacks to {unpacked} bytes, but the server announced {}",
-                w.unpacked
-            );
-            return self.fail(plugin_id, &e);
-        }
         let rpc_names = report.rpc_names;
-        let previous = self.cache.installed_hash(&w.name);
-        if previous != Some(w.sha256) {
-            let req = InstallRequest {
-                plugin: &w.name,
-                version: &w.version,
-                server: &self.origin.address,
-                sha256: w.sha256,
-            };
-            if let Err(e) = self.cache.install_from_store(&req) {
-                if matches!(e, shard_cache::CacheError::Content(_)) {
-                    // Refused content leaves the cache as it was before the download.
-                    let _ = self.cache.discard_bundle(&w.sha256);
-                    return self.fail(plugin_id, &format!("refused: {e}"));
-                }
-                return self.fail(plugin_id, &format!("install failed: {e}"));
-            }
-        }
         if let Ok(mut d) = self.dispatcher.lock() {
             for name in &rpc_names {
                 d.register(&w.name, name);
@@ -805,36 +785,46 @@ impl BundleReceiver {
         }
     }
 
-    /// Runs the sandbox policy over the bundle's client scripts; returns its
-    /// report (RPC names registered and sent, entry points) and the bundle's
-    /// unpacked size.
-    fn check_scripts(&self, w: &Wanted) -> Result<(shard_reds::CheckReport, u64), String> {
-        let bytes = self
-            .cache
-            .read_bundle(&w.sha256)
-            .map_err(|e| e.to_string())?;
-        let unpacked = shard_cache::unpack_bundle(&bytes, &w.sha256).map_err(|e| e.to_string())?;
-        let scripts: Vec<(String, String)> = unpacked
-            .files
-            .iter()
-            .filter(|f| f.path.starts_with("client/") && f.path.ends_with(".reds"))
-            .map(|f| {
-                (
-                    format!("{}/{}", w.name, f.path),
-                    String::from_utf8_lossy(&f.contents).into_owned(),
-                )
-            })
-            .collect();
-        let report = shard_reds::check_scripts(&scripts);
-        if report.diagnostics.is_empty() {
-            Ok((report, unpacked.unpacked_len))
-        } else {
-            let lines: Vec<String> = report.diagnostics.iter().map(|d| d.to_string()).collect();
-            Err(format!(
-                "refused: client scripts break the sandbox policy: {}",
-                lines.join("; ")
-            ))
+    /// A new bundle is unpacked once, into staging, where its content and
+    /// scripts are checked before it is moved into place (dropping the
+    /// staged install on a refusal removes it); one already installed is
+    /// only checked again, from its stored copy, to register its RPC names.
+    /// Returns the policy's report and the bundle's unpacked size.
+    fn check_and_install(
+        &self,
+        w: &Wanted,
+        previous: Option<[u8; 32]>,
+    ) -> Result<(shard_reds::CheckReport, u64), InstallError> {
+        if previous == Some(w.sha256) {
+            let bytes = self
+                .cache
+                .read_bundle(&w.sha256)
+                .map_err(InstallError::Cache)?;
+            let unpacked = shard_cache::unpack_bundle(&bytes, &w.sha256)
+                .map_err(|e| InstallError::Refused(e.into()))?;
+            return Ok((check_scripts(&w.name, &unpacked)?, unpacked.unpacked_len));
         }
+        let req = InstallRequest {
+            plugin: &w.name,
+            version: &w.version,
+            server: &self.origin.address,
+            sha256: w.sha256,
+        };
+        let staged = self
+            .cache
+            .stage_from_store(&req, w.unpacked)
+            .map_err(|e| match e {
+                CacheError::Bundle(_)
+                | CacheError::Content(_)
+                | CacheError::LargerThanAnnounced { .. } => InstallError::Refused(e),
+                e => InstallError::Cache(e),
+            })?;
+        let report = check_scripts(&w.name, staged.bundle())?;
+        let unpacked = staged.bundle().unpacked_len;
+        self.cache
+            .install_staged(staged)
+            .map_err(InstallError::Cache)?;
+        Ok((report, unpacked))
     }
 
     fn fail(&mut self, plugin_id: u16, error: &str) {
@@ -858,5 +848,59 @@ impl BundleReceiver {
             ok: false,
             error: Some(error),
         });
+    }
+}
+
+/// Why a bundle was not installed; the text goes to the player and the server.
+#[derive(Debug, thiserror::Error)]
+enum InstallError {
+    /// The bundle or its game content is refused (hash, format, content
+    /// policy, larger than announced).
+    #[error("refused: {0}")]
+    Refused(CacheError),
+    /// Its client scripts break the sandbox policy.
+    #[error("refused: client scripts break the sandbox policy: {}", join_diagnostics(.0))]
+    Policy(Vec<shard_reds::Diagnostic>),
+    /// The cache could not read or write it.
+    #[error("install failed: {0}")]
+    Cache(CacheError),
+}
+
+impl InstallError {
+    /// Whether the bundle itself was refused (so the stored copy goes).
+    fn refused(&self) -> bool {
+        matches!(self, InstallError::Refused(_) | InstallError::Policy(_))
+    }
+}
+
+fn join_diagnostics(diagnostics: &[shard_reds::Diagnostic]) -> String {
+    let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+    lines.join("; ")
+}
+
+/// Runs the sandbox policy over the bundle's client scripts; returns its
+/// report (RPC names registered and sent, entry points) or the refusals.
+fn check_scripts(
+    plugin: &str,
+    bundle: &shard_cache::UnpackedBundle,
+) -> Result<shard_reds::CheckReport, InstallError> {
+    let scripts: Vec<(String, String)> = bundle
+        .files
+        .iter()
+        .filter(|f| f.path.starts_with("client/") && f.path.ends_with(".reds"))
+        .map(|f| {
+            (
+                format!("{plugin}/{}", f.path),
+                String::from_utf8_lossy(&f.contents).into_owned(),
+            )
+        })
+        .collect();
+    let mut report = shard_reds::check_scripts(&scripts);
+    if report.diagnostics.is_empty() {
+        Ok(report)
+    } else {
+        Err(InstallError::Policy(std::mem::take(
+            &mut report.diagnostics,
+        )))
     }
 }
