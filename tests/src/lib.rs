@@ -333,7 +333,7 @@ pub async fn headless_join(addr: SocketAddr, home: &std::path::Path, args: &[&st
     let home = home.to_path_buf();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new(workspace_bin("shard-client", "shard-client"))
+        std::process::Command::new(workspace_bin("shard-client-cli", "shard-client"))
             .args(["join", &addr, "--name", "vee", "--identity"])
             .arg(home.join("id.pem"))
             .arg("--cache")

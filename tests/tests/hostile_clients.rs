@@ -415,7 +415,7 @@ fn client_cmd(
     name: &str,
     extra: &[&str],
 ) -> std::process::Command {
-    let exe = workspace_bin("shard-client", "shard-client");
+    let exe = workspace_bin("shard-client-cli", "shard-client");
     let mut cmd = std::process::Command::new(exe);
     cmd.args(["join", &addr.to_string(), "--name", name, "--identity"])
         .arg(home.join("identity.pem"))
