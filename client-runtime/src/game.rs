@@ -84,7 +84,9 @@ pub fn route_with_reloads(
 ///
 /// Script reloads are paced: after one request the next waits at least
 /// `interval`; what changed meanwhile is coalesced and the latest state
-/// wins ([`ReloadTracker::flush`] sends what is due).
+/// wins ([`ReloadTracker::flush`] sends what is due, but never while a batch
+/// is open: mid-batch the installed folders and the runtime's glue may be
+/// half updated).
 #[derive(Debug, Clone)]
 pub struct ReloadTracker {
     /// Bundle hash last looked at, per plugin.
@@ -100,6 +102,8 @@ pub struct ReloadTracker {
     pending: BTreeMap<String, Option<[u8; 32]>>,
     interval: Duration,
     last_request: Option<Instant>,
+    /// An install or removal came since the last `BundlesSettled`.
+    open: bool,
     /// What the game was asked to load, with the digest of those files.
     loaded: HashMap<String, ([u8; 32], PluginResources)>,
 }
@@ -126,6 +130,7 @@ impl ReloadTracker {
             pending: BTreeMap::new(),
             interval,
             last_request: None,
+            open: false,
             loaded: HashMap::new(),
         }
     }
@@ -134,6 +139,7 @@ impl ReloadTracker {
     /// hash last seen, the plugin's scripts and content are looked at when
     /// the batch ends ([`ReloadTracker::settled`]).
     pub fn installed(&mut self, plugin: &str, hash: [u8; 32]) {
+        self.open = true;
         if self.seen.get(plugin) != Some(&hash) {
             self.seen.insert(plugin.to_string(), hash);
             self.changed.insert(plugin.to_string());
@@ -144,6 +150,7 @@ impl ReloadTracker {
     /// Forgets a removed plugin, so installing it again later is looked at,
     /// and marks its scripts and content for unloading at the end of the batch.
     pub fn removed(&mut self, plugin: &str) {
+        self.open = true;
         self.seen.remove(plugin);
         self.changed.remove(plugin);
         self.gone.insert(plugin.to_string());
@@ -158,6 +165,7 @@ impl ReloadTracker {
 
     /// [`ReloadTracker::settled`] at a given time (tests drive the clock).
     pub fn settled_at(&mut self, now: Instant, cache_root: &Path, game: &mut dyn Game) -> bool {
+        self.open = false;
         let changed = std::mem::take(&mut self.changed);
         let gone = std::mem::take(&mut self.gone);
         for plugin in &changed {
@@ -242,14 +250,14 @@ impl ReloadTracker {
     }
 
     /// Asks `game` for the script reload held back by the pacing, if it is
-    /// due; returns whether it did.
+    /// due and no batch is open; returns whether it did.
     pub fn flush(&mut self, cache_root: &Path, game: &mut dyn Game) -> bool {
         self.flush_at(Instant::now(), cache_root, game)
     }
 
     /// [`ReloadTracker::flush`] at a given time.
     pub fn flush_at(&mut self, now: Instant, cache_root: &Path, game: &mut dyn Game) -> bool {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() || self.open {
             return false;
         }
         if let Some(t) = self.last_request
@@ -535,6 +543,31 @@ mod tests {
         assert!(!t.has_pending());
         assert!(!t.flush_at(t1 + Duration::from_secs(60), root.path(), &mut g));
         assert_eq!(reloads(&g).len(), 3);
+    }
+
+    #[test]
+    fn a_held_back_reload_waits_for_the_open_batch_to_settle() {
+        let root = Root::new();
+        root.write("p", "client/p.reds", "func PInit() -> Void {}");
+        root.write("q", "client/q.reds", "func QInit() -> Void {}");
+        let mut t = ReloadTracker::with_interval(Duration::from_secs(5));
+        let mut g = Recorded::new();
+        let t0 = Instant::now();
+        t.installed("p", [1; 32]);
+        assert!(t.settled_at(t0, root.path(), &mut g));
+        root.write("p", "client/p.reds", "func PInit() -> Void { }");
+        t.installed("p", [2; 32]);
+        assert!(!t.settled_at(t0 + Duration::from_secs(1), root.path(), &mut g));
+        assert!(t.has_pending());
+        // Due, but a new batch (a rejoin rewriting the glue) is open: held.
+        t.installed("p", [2; 32]);
+        assert!(!t.flush_at(t0 + Duration::from_secs(6), root.path(), &mut g));
+        t.installed("q", [3; 32]);
+        // The batch settles: one reload with everything.
+        assert!(t.settled_at(t0 + Duration::from_secs(7), root.path(), &mut g));
+        let r = reloads(&g);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[1].plugins, [folder(&root, "p"), folder(&root, "q")]);
     }
 
     #[test]
