@@ -439,7 +439,7 @@ async fn a_headless_client_killed_mid_download_resumes_with_a_range_request() {
         .join("cache")
         .join("partial")
         .join(format!("{}.part", hex(&big.sha256)));
-    let mut child = std::process::Command::new(workspace_bin("shard-client", "shard-client"))
+    let mut child = std::process::Command::new(workspace_bin("shard-client-cli", "shard-client"))
         .args(["join", &srv.addr.to_string(), "--name", "vee", "--identity"])
         .arg(home.path().join("id.pem"))
         .arg("--cache")
