@@ -677,7 +677,7 @@ impl BundleReceiver {
             m.from_server = true;
         }
         let last = have >= w.len;
-        if last || chunk_id.is_multiple_of(16) {
+        if last || chunk_id.is_multiple_of(crate::tuning::PROGRESS_EVERY_CHUNKS) {
             self.emit(ClientEvent::BundleProgress {
                 plugin_id,
                 name: w.name.clone(),

@@ -919,7 +919,7 @@ pub unsafe extern "C" fn shard_client_destroy(c: *mut ShardClient) -> i32 {
             if let State::Connected(session) = state {
                 runtime.block_on(session.close());
             }
-            runtime.shutdown_timeout(Duration::from_secs(1));
+            runtime.shutdown_timeout(crate::tuning::RUNTIME_SHUTDOWN_TIMEOUT);
         }
         Ok(SHARD_OK)
     })

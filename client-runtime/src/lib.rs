@@ -15,6 +15,7 @@ pub mod mirror;
 pub mod offer;
 pub mod queue;
 pub mod session;
+pub mod tuning;
 
 pub use dispatch::Dispatcher;
 pub use events::ClientEvent;

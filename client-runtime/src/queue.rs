@@ -17,8 +17,7 @@ use tracing::warn;
 
 use crate::events::ClientEvent;
 
-/// Count bound of the event queue (the byte bound is `limits::MAX_EVENT_QUEUE_BYTES`).
-pub const EVENT_QUEUE: usize = 16 * 1024;
+use crate::tuning::EVENT_QUEUE;
 
 /// What the session's tasks share: the connection, the reason the session
 /// left (if it did), the offer awaiting an answer, and the queue's fill level.

@@ -21,13 +21,7 @@ use crate::events::{ClientEvent, arr, kind_name};
 use crate::offer::ContentSettings;
 use crate::queue::{EventRx, EventTx, SessionLink, event_queue};
 
-pub use crate::queue::EVENT_QUEUE;
-
-/// Capacity of the queue towards the bundle thread (chunks are 32 KiB each).
-pub const BUNDLE_WORK_QUEUE: usize = 256;
-
-/// Capacity of the queue of messages the player sends.
-pub const SEND_QUEUE: usize = 1024;
+use crate::tuning::{BUNDLE_WORK_QUEUE, CLOSE_TIMEOUT, SEND_QUEUE};
 
 /// Everything needed to join a server.
 #[derive(Debug, Clone)]
@@ -155,9 +149,12 @@ impl Session {
             .keep_alive_interval(Some(std::time::Duration::from_secs(
                 shard_protocol::limits::KEEPALIVE_SECS,
             )))
-            .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
-                30_000,
-            ))));
+            .max_idle_timeout(
+                quinn::IdleTimeout::try_from(std::time::Duration::from_secs(
+                    shard_protocol::limits::DEFAULT_IDLE_TIMEOUT_SECS,
+                ))
+                .ok(),
+            );
         client_config.transport_config(Arc::new(transport));
         endpoint.set_default_client_config(client_config);
         let connecting = endpoint
@@ -357,8 +354,7 @@ impl Session {
     /// Closes the session and waits (bounded) for the close to reach the server.
     pub async fn close(self) {
         self.conn.close(quinn::VarInt::from_u32(0), b"bye");
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.endpoint.wait_idle())
-            .await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.endpoint.wait_idle()).await;
     }
 }
 

@@ -2,6 +2,8 @@
 //!
 //! Both sides (server and client runtime) and the bundle code import these
 //! constants; nothing else in the workspace may spell a limit as a literal.
+//! Numbers only one side applies to its own parts live beside these: the
+//! server's in `shard_server::tuning`, the client's in `shard_client::tuning`.
 
 /// Largest encoded frame on the control or bundle stream, so a peer can never
 /// make the other side buffer more than this for one message.
@@ -94,6 +96,11 @@ pub const DEFAULT_CHAT_PER_SEC: u32 = 5;
 
 /// Position datagrams a client may send per second before extra ones are dropped.
 pub const DEFAULT_DATAGRAMS_PER_SEC: u32 = 60;
+
+/// Deepest real nesting (blocks, expressions, interpolations) of a client
+/// script (REDscript) in a bundle, so hostile input is a parse error, never a
+/// stack overflow in the server's check or the player's client.
+pub const MAX_SCRIPT_DEPTH: usize = 128;
 
 /// Most files one `.archive` (RDAR) may list, so a crafted file table cannot
 /// make a checker or the game allocate for millions of entries.

@@ -6,7 +6,7 @@
 
 use crate::ast::Span;
 use crate::error::ParseError;
-use crate::parser::MAX_DEPTH;
+use shard_protocol::limits::MAX_SCRIPT_DEPTH;
 
 /// Kind of string literal, chosen by its prefix, because names, resources and
 /// interpolated strings mean different things to the game.
@@ -225,10 +225,10 @@ impl<'a> Lexer<'a> {
 
     /// Tokens of one `\(…)` up to its matching `)`, ending with [`Tok::Eof`].
     fn interpolation(&mut self, start: Span) -> Result<Vec<Token>, ParseError> {
-        if self.depth >= MAX_DEPTH {
+        if self.depth >= MAX_SCRIPT_DEPTH {
             return Err(self.err(
                 start,
-                format!("interpolations nested at most {MAX_DEPTH} deep"),
+                format!("interpolations nested at most {MAX_SCRIPT_DEPTH} deep"),
             ));
         }
         self.depth += 1;

@@ -11,7 +11,8 @@
 //! This crate must never depend on `shard-server` or `shard-client`: both
 //! sides depend on it, so it sits next to `shard-protocol` at the bottom of
 //! the graph. Nothing here panics on any input; real nesting is bounded by
-//! [`parser::MAX_DEPTH`] and flat chains of any length cost no stack.
+//! [`limits::MAX_SCRIPT_DEPTH`](shard_protocol::limits::MAX_SCRIPT_DEPTH)
+//! and flat chains of any length cost no stack.
 
 #![forbid(unsafe_code)]
 
@@ -158,8 +159,8 @@ fn parse_diagnostic(e: ParseError) -> Diagnostic {
 }
 
 /// Stack size of the worker thread that parses and checks: recursion is
-/// bounded by [`parser::MAX_DEPTH`], and this leaves a wide margin even for
-/// unoptimised builds, whatever stack the caller runs on.
+/// bounded by [`limits::MAX_SCRIPT_DEPTH`](shard_protocol::limits::MAX_SCRIPT_DEPTH),
+/// and this leaves a wide margin even for unoptimised builds, whatever stack the caller runs on.
 const WORKER_STACK: usize = 16 * 1024 * 1024;
 
 /// Runs `f` on a scoped thread with [`WORKER_STACK`] bytes of stack; `None`
@@ -188,7 +189,8 @@ fn worker_failure(file: &str) -> Diagnostic {
 
 /// Parses one REDscript file into an AST, so the policy (and tools) work on
 /// a real syntax tree; runs on a large private stack so nesting up to
-/// [`parser::MAX_DEPTH`] is safe from any caller thread.
+/// [`limits::MAX_SCRIPT_DEPTH`](shard_protocol::limits::MAX_SCRIPT_DEPTH)
+/// is safe from any caller thread.
 pub fn parse(file: &str, source: &str) -> Result<ast::Module, ParseError> {
     on_big_stack(|| parser::parse_here(file, source)).unwrap_or_else(|| {
         Err(ParseError::new(

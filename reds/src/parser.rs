@@ -8,19 +8,17 @@
 //!
 //! Real nesting (blocks, parentheses, arguments, unary operators, ternaries,
 //! right-associative assignments, generic arguments, interpolations) is
-//! bounded by [`MAX_DEPTH`], so hostile input yields an error, never a stack
-//! overflow. Flat chains (`a + b + …`, `else if` arms, `a.b().c[0]…`, `as`
+//! bounded by [`MAX_SCRIPT_DEPTH`], so hostile input yields an error, never a
+//! stack overflow. Flat chains (`a + b + …`, `else if` arms, `a.b().c[0]…`, `as`
 //! casts) are parsed by loops and add no depth, so they may be any length.
 
 use crate::ast::*;
 use crate::error::ParseError;
 use crate::lexer::{Tok, Token, tokenize};
-
-/// Maximum nesting depth accepted, so deep input is an error, not a crash.
-pub const MAX_DEPTH: usize = 128;
+use shard_protocol::limits::MAX_SCRIPT_DEPTH;
 
 /// Parses on the current thread's stack; callers use [`crate::parse`], which
-/// runs this on a thread with a stack large enough for [`MAX_DEPTH`].
+/// runs this on a thread with a stack large enough for [`MAX_SCRIPT_DEPTH`].
 pub(crate) fn parse_here(file: &str, source: &str) -> Result<Module, ParseError> {
     let toks = tokenize(file, source)?;
     let mut p = Parser::new(file, toks, 0);
@@ -274,8 +272,8 @@ impl<'a> Parser<'a> {
 
     fn enter(&mut self) -> PResult<()> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return self.err(&format!("nesting no deeper than {MAX_DEPTH} levels"));
+        if self.depth > MAX_SCRIPT_DEPTH {
+            return self.err(&format!("nesting no deeper than {MAX_SCRIPT_DEPTH} levels"));
         }
         Ok(())
     }

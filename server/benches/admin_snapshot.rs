@@ -77,7 +77,7 @@ fn main() {
         let admins: HashSet<Fingerprint> = [fingerprint(0)].into_iter().collect();
         let (tx, rx) = snapshot::channel();
         let mut publisher = Publisher::new(tx);
-        for i in 0..snapshot::CHAT_LINES {
+        for i in 0..shard_server::tuning::ADMIN_CHAT_LINES {
             publisher.chat(ChatKind::Chat, "player1", &format!("line {i} of chat"));
         }
         let publish = per_call(200, || {

@@ -109,7 +109,7 @@ impl Default for ServerConfig {
         Self {
             name: "shard server".into(),
             bind: SocketAddr::from(([0, 0, 0, 0], 7777)),
-            tick_hz: 30,
+            tick_hz: tuning::DEFAULT_TICK_HZ,
             max_players: 64,
             admins: Vec::new(),
             plugin_dir: PathBuf::from("plugins"),
@@ -304,16 +304,20 @@ impl ServerConfig {
             key,
             reason,
         };
-        if !(1..=240).contains(&self.tick_hz) {
+        if !(1..=tuning::MAX_TICK_HZ).contains(&self.tick_hz) {
             return Err(bad(
                 "tick_hz",
-                format!("{} is outside 1..=240", self.tick_hz),
+                format!("{} is outside 1..={}", self.tick_hz, tuning::MAX_TICK_HZ),
             ));
         }
-        if self.max_players == 0 || self.max_players > 4096 {
+        if !(1..=tuning::MAX_MAX_PLAYERS).contains(&self.max_players) {
             return Err(bad(
                 "max_players",
-                format!("{} is outside 1..=4096", self.max_players),
+                format!(
+                    "{} is outside 1..={}",
+                    self.max_players,
+                    tuning::MAX_MAX_PLAYERS
+                ),
             ));
         }
         if self.name.is_empty() || self.name.len() > limits::MAX_SERVER_NAME {
@@ -334,11 +338,13 @@ impl ServerConfig {
                 "limits must be at least 1 per second".into(),
             ));
         }
-        if self.plugin_cpu_budget_ms == 0 || self.plugin_cpu_budget_ms > 60_000 {
-            return Err(bad("plugin_cpu_budget_ms", "must be 1 to 60000".into()));
+        let timing = 1..=tuning::MAX_PLUGIN_TIMING_MS;
+        let timing_reason = || format!("must be 1 to {}", tuning::MAX_PLUGIN_TIMING_MS);
+        if !timing.contains(&self.plugin_cpu_budget_ms) {
+            return Err(bad("plugin_cpu_budget_ms", timing_reason()));
         }
-        if self.plugin_kill_after_ms == 0 || self.plugin_kill_after_ms > 60_000 {
-            return Err(bad("plugin_kill_after_ms", "must be 1 to 60000".into()));
+        if !timing.contains(&self.plugin_kill_after_ms) {
+            return Err(bad("plugin_kill_after_ms", timing_reason()));
         }
         if self.plugin_memory_mb < tuning::MIN_PLUGIN_MEMORY_MB {
             return Err(bad(

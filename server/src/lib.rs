@@ -93,8 +93,8 @@ impl Server {
             // The most a connection may have sent and not yet had acknowledged:
             // the unit of the server-wide bundle budget.
             .send_window(shard_protocol::limits::BUNDLE_SEND_WINDOW)
-            .datagram_receive_buffer_size(Some(64 * 1024))
-            .datagram_send_buffer_size(64 * 1024)
+            .datagram_receive_buffer_size(Some(tuning::DATAGRAM_BUFFER))
+            .datagram_send_buffer_size(tuning::DATAGRAM_BUFFER)
             .max_concurrent_uni_streams(quinn::VarInt::from_u32(0))
             .max_concurrent_bidi_streams(quinn::VarInt::from_u32(1));
         server_config.transport_config(Arc::new(transport));
@@ -104,7 +104,7 @@ impl Server {
                 source,
             }
         })?;
-        let (tx, rx) = mpsc::channel(sim::INBOUND_QUEUE);
+        let (tx, rx) = mpsc::channel(tuning::INBOUND_QUEUE);
         let stats = Arc::new(TickStats::default());
         let cfg = Arc::new(cfg);
         // Record from the first tick on, whether or not the console is on.
@@ -203,7 +203,8 @@ impl Server {
         if let Some(sim) = self.sim.take() {
             let _ = tokio::task::spawn_blocking(move || sim.join()).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(3), self.endpoint.wait_idle()).await;
+        let _ =
+            tokio::time::timeout(tuning::ENDPOINT_DRAIN_TIMEOUT, self.endpoint.wait_idle()).await;
         self.endpoint.close(
             quinn::VarInt::from_u32(net::close_code::KICKED),
             b"the server is stopping",

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use shard_protocol::frame::{asset_chunk_header, decode_datagram, read_frame, write_frame};
 use shard_protocol::identity::peer_fingerprint;
-use shard_protocol::limits::{CHUNK_SIZE, MAX_CONCURRENT_TRANSFERS};
+use shard_protocol::limits::CHUNK_SIZE;
 use shard_protocol::text::normalize_name;
 use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
@@ -25,13 +25,11 @@ use crate::config::RateLimits;
 use crate::ratelog::WarnLimiter;
 use crate::sim::{Inbound, warn_if_backlogged};
 use crate::transfers::{Flight, Transfer};
+use crate::tuning::{
+    DATAGRAM_FLOOD_FACTOR, FRAMES_PER_CHAT_LINE, HANDSHAKE_TIMEOUT, IDLE_CHECK_MIN, KICK_GRACE,
+    MIN_FRAMES_PER_SEC, OUTBOUND_QUEUE, TRANSFER_QUEUE, WARN_FLUSH_EVERY, WRITER_DRAIN_TIMEOUT,
+};
 use crate::world::Outbound;
-
-/// Capacity of each client's reliable outbound queue; overflowing it disconnects the client.
-pub const OUTBOUND_QUEUE: usize = 4096;
-
-/// How long a client has to open its control stream and say `Hello`.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every connection task shares.
 #[derive(Clone)]
@@ -117,7 +115,7 @@ pub async fn accept_loop(endpoint: quinn::Endpoint, ctx: NetCtx) {
         let warns = ctx.warns.clone();
         async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(WARN_FLUSH_EVERY).await;
                 warns.flush();
             }
         }
@@ -202,7 +200,10 @@ async fn serve(conn: quinn::Connection, ctx: NetCtx, _slot: Slot) {
             debug!("connection ended before its control stream: {e}");
             return;
         }
-        Err(_) => return close(&conn, close_code::PROTOCOL, "no control stream within 10 s"),
+        Err(_) => {
+            let reason = format!("no control stream within {} s", HANDSHAKE_TIMEOUT.as_secs());
+            return close(&conn, close_code::PROTOCOL, &reason);
+        }
     };
     let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame::<ClientMsg, _>(&mut recv))
         .await
@@ -216,7 +217,10 @@ async fn serve(conn: quinn::Connection, ctx: NetCtx, _slot: Slot) {
                 &format!("protocol violation: {e}"),
             );
         }
-        Err(_) => return close(&conn, close_code::PROTOCOL, "no Hello within 10 s"),
+        Err(_) => {
+            let reason = format!("no Hello within {} s", HANDSHAKE_TIMEOUT.as_secs());
+            return close(&conn, close_code::PROTOCOL, &reason);
+        }
     };
     let name = match hello {
         ClientMsg::Hello {
@@ -282,14 +286,19 @@ async fn serve(conn: quinn::Connection, ctx: NetCtx, _slot: Slot) {
     idle.abort();
     let _ = ctx.inbound.send(Inbound::Left { peer }).await;
     // The writer ends when the simulation drops this peer's queue.
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    let _ = tokio::time::timeout(WRITER_DRAIN_TIMEOUT, writer).await;
 }
 
 /// Reads control frames until the stream ends; returns a violation to close with.
 async fn read_loop(recv: &mut quinn::RecvStream, peer: u32, ctx: &NetCtx) -> Option<(u32, String)> {
     let mut chat = Bucket::new(ctx.limits.chat_per_sec);
     // Any frame at all: generous, only to stop a flood of non-chat messages.
-    let mut frames = Bucket::new(ctx.limits.chat_per_sec.saturating_mul(20).max(100));
+    let mut frames = Bucket::new(
+        ctx.limits
+            .chat_per_sec
+            .saturating_mul(FRAMES_PER_CHAT_LINE)
+            .max(MIN_FRAMES_PER_SEC),
+    );
     loop {
         let msg = match read_frame::<ClientMsg, _>(recv).await {
             Ok(Some(m)) => m,
@@ -358,7 +367,12 @@ async fn datagram_loop(conn: quinn::Connection, peer: u32, ctx: NetCtx) {
                 dropped = 0;
             }
             dropped += 1;
-            if dropped > ctx.limits.datagrams_per_sec.saturating_mul(10) {
+            if dropped
+                > ctx
+                    .limits
+                    .datagrams_per_sec
+                    .saturating_mul(DATAGRAM_FLOOD_FACTOR)
+            {
                 return close(
                     &conn,
                     close_code::FLOOD,
@@ -389,7 +403,7 @@ async fn idle_watch(conn: quinn::Connection, idle: Duration) {
     };
     let mut last = activity(&conn);
     let mut since = Instant::now();
-    let step = (idle / 4).max(Duration::from_millis(100));
+    let step = (idle / 4).max(IDLE_CHECK_MIN);
     loop {
         tokio::time::sleep(step).await;
         let now = activity(&conn);
@@ -412,7 +426,7 @@ async fn write_loop(
     peer: u32,
     ctx: NetCtx,
 ) {
-    let (transfers, transfers_rx) = mpsc::channel(MAX_CONCURRENT_TRANSFERS * 2);
+    let (transfers, transfers_rx) = mpsc::channel(TRANSFER_QUEUE);
     let runner = tokio::spawn(run_transfers(conn.clone(), transfers_rx, peer, ctx));
     while let Some(out) = rx.recv().await {
         match out {
@@ -438,7 +452,7 @@ async fn write_loop(
                 .await;
                 let _ = send.finish();
                 // Give the client a moment to read the Kick and close first.
-                let _ = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
+                let _ = tokio::time::timeout(KICK_GRACE, conn.closed()).await;
                 close(&conn, code, &reason);
                 break;
             }

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-/// Most (key, cause) pairs tracked at once; beyond it new pairs are folded
-/// into one shared entry, so the limiter's own memory is bounded too.
-const MAX_TRACKED: usize = 4096;
+use crate::tuning::MAX_WARN_KEYS;
 
 #[derive(Debug)]
 struct Window {
@@ -53,7 +51,7 @@ impl<K: Hash + Eq + Clone + std::fmt::Debug> WarnLimiter<K> {
             return Some(0);
         };
         let mut k = (Some(key), cause);
-        if !map.contains_key(&k) && map.len() >= MAX_TRACKED {
+        if !map.contains_key(&k) && map.len() >= MAX_WARN_KEYS {
             k = (None, cause);
         }
         match map.get_mut(&k) {
@@ -124,9 +122,9 @@ mod tests {
     #[test]
     fn tracked_pairs_are_bounded() {
         let l = WarnLimiter::new(Duration::from_secs(60));
-        for k in 0..(u32::try_from(MAX_TRACKED).unwrap() + 100) {
+        for k in 0..(u32::try_from(MAX_WARN_KEYS).unwrap() + 100) {
             l.allow(k, "x");
         }
-        assert!(l.entries.lock().unwrap().len() <= MAX_TRACKED + 1);
+        assert!(l.entries.lock().unwrap().len() <= MAX_WARN_KEYS + 1);
     }
 }

@@ -27,9 +27,6 @@ use crate::world::{Outbound, World};
 use shard_protocol::limits::MAX_CHAT_CHARS;
 use shard_protocol::text::clean_text;
 
-/// Capacity of the queue from network tasks to the simulation.
-pub const INBOUND_QUEUE: usize = 8192;
-
 /// What network tasks (and the operator's console) send to the simulation.
 #[derive(Debug)]
 pub enum Inbound {
@@ -115,11 +112,9 @@ pub struct TickSummary {
 }
 
 impl TickStats {
-    const KEEP: usize = 100_000;
-
     fn record(&self, d: Duration) {
         if let Ok(mut s) = self.samples.lock() {
-            if s.len() >= Self::KEEP {
+            if s.len() >= crate::tuning::TICK_SAMPLES_KEPT {
                 s.clear();
             }
             s.push(d);
@@ -774,7 +769,7 @@ pub fn warn_if_backlogged<K: std::hash::Hash + Eq + Clone + std::fmt::Debug>(
     warns: &WarnLimiter<K>,
     key: K,
 ) {
-    if tx.capacity() < INBOUND_QUEUE / 10
+    if tx.capacity() < crate::tuning::INBOUND_QUEUE * crate::tuning::BACKLOG_WARN_PERCENT / 100
         && let Some(folded) = warns.allow(key, "backlog")
     {
         warn!(

@@ -814,7 +814,7 @@ impl crate::plugin::GameWorld for World {
     }
 
     fn peer_accepts_plugin_message(&self, peer: u32) -> bool {
-        let reserve = crate::net::OUTBOUND_QUEUE * PEER_QUEUE_PLUGIN_SHARE_PERCENT / 100;
+        let reserve = crate::tuning::OUTBOUND_QUEUE * PEER_QUEUE_PLUGIN_SHARE_PERCENT / 100;
         self.peers
             .get(&peer)
             .is_some_and(|p| p.out.capacity() > reserve)

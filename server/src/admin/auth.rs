@@ -6,8 +6,12 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use crate::tuning::{
+    ADMIN_LOGIN_WINDOW, ADMIN_MAX_FAILED_LOGINS, ADMIN_MAX_SESSIONS, ADMIN_MAX_TOKEN_FILE,
+    ADMIN_MAX_TRACKED_ADDRS, ADMIN_SESSION_IDLE,
+};
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
@@ -17,18 +21,6 @@ pub const TOKEN_FILE: &str = "admin-token";
 pub const METRICS_TOKEN_FILE: &str = "admin-metrics-token";
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "shard_admin";
-/// A session unused this long is forgotten.
-pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
-/// Sessions kept at once; the least recently used goes first.
-pub const MAX_SESSIONS: usize = 64;
-/// Failed logins allowed per address within [`LOGIN_WINDOW`].
-pub const MAX_FAILED_LOGINS: u32 = 5;
-/// Window of the failed-login limit.
-pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
-/// Addresses the failed-login limiter remembers at once.
-const MAX_TRACKED_ADDRS: usize = 4096;
-/// Longest token file accepted (a token is 64 hex digits).
-const MAX_TOKEN_FILE: u64 = 1024;
 
 /// Why a token file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +88,7 @@ pub fn read_token(path: &Path) -> Result<String, TokenError> {
         source,
     };
     let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > MAX_TOKEN_FILE {
+    if len > ADMIN_MAX_TOKEN_FILE {
         return Err(TokenError::Bad {
             path: path.to_path_buf(),
         });
@@ -185,8 +177,8 @@ impl Sessions {
         let Ok(mut map) = self.map.lock() else {
             return id;
         };
-        map.retain(|_, s| s.last_seen.elapsed() < SESSION_IDLE);
-        while map.len() >= MAX_SESSIONS {
+        map.retain(|_, s| s.last_seen.elapsed() < ADMIN_SESSION_IDLE);
+        while map.len() >= ADMIN_MAX_SESSIONS {
             let oldest = map
                 .iter()
                 .min_by_key(|(_, s)| s.last_seen)
@@ -212,7 +204,7 @@ impl Sessions {
     pub fn get(&self, id: &str) -> Option<SessionView> {
         let mut map = self.map.lock().ok()?;
         let s = map.get_mut(id)?;
-        if s.last_seen.elapsed() >= SESSION_IDLE {
+        if s.last_seen.elapsed() >= ADMIN_SESSION_IDLE {
             map.remove(id);
             return None;
         }
@@ -228,7 +220,7 @@ impl Sessions {
     pub fn is_open(&self, id: &str) -> bool {
         self.map.lock().is_ok_and(|m| {
             m.get(id)
-                .is_some_and(|s| s.last_seen.elapsed() < SESSION_IDLE)
+                .is_some_and(|s| s.last_seen.elapsed() < ADMIN_SESSION_IDLE)
         })
     }
 
@@ -254,8 +246,8 @@ impl Sessions {
     }
 }
 
-/// Failed logins per client address: more than [`MAX_FAILED_LOGINS`] in
-/// [`LOGIN_WINDOW`] and that address is refused until the window passes.
+/// Failed logins per client address: more than [`ADMIN_MAX_FAILED_LOGINS`] in
+/// [`ADMIN_LOGIN_WINDOW`] and that address is refused until the window passes.
 #[derive(Debug, Default)]
 pub struct LoginLimiter {
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
@@ -268,7 +260,9 @@ impl LoginLimiter {
             return false;
         };
         match map.get(&ip) {
-            Some((n, since)) => *n < MAX_FAILED_LOGINS || since.elapsed() >= LOGIN_WINDOW,
+            Some((n, since)) => {
+                *n < ADMIN_MAX_FAILED_LOGINS || since.elapsed() >= ADMIN_LOGIN_WINDOW
+            }
             None => true,
         }
     }
@@ -278,15 +272,15 @@ impl LoginLimiter {
         let Ok(mut map) = self.failures.lock() else {
             return;
         };
-        if map.len() >= MAX_TRACKED_ADDRS {
-            map.retain(|_, (_, since)| since.elapsed() < LOGIN_WINDOW);
+        if map.len() >= ADMIN_MAX_TRACKED_ADDRS {
+            map.retain(|_, (_, since)| since.elapsed() < ADMIN_LOGIN_WINDOW);
         }
-        if map.len() >= MAX_TRACKED_ADDRS {
+        if map.len() >= ADMIN_MAX_TRACKED_ADDRS {
             // Still full of fresh failures: a distributed guess; keep the newest.
             map.clear();
         }
         let e = map.entry(ip).or_insert((0, Instant::now()));
-        if e.1.elapsed() >= LOGIN_WINDOW {
+        if e.1.elapsed() >= ADMIN_LOGIN_WINDOW {
             *e = (0, Instant::now());
         }
         e.0 += 1;
@@ -329,7 +323,7 @@ mod tests {
     fn failed_logins_are_limited_per_address() {
         let l = LoginLimiter::default();
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        for _ in 0..MAX_FAILED_LOGINS {
+        for _ in 0..ADMIN_MAX_FAILED_LOGINS {
             assert!(l.allowed(ip));
             l.failed(ip);
         }

@@ -8,7 +8,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Form, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -31,11 +30,7 @@ use super::pages::{self, Ctx, Page};
 use super::snapshot::Snapshot;
 use super::{AdminCmd, PluginAction};
 use crate::sim::Inbound;
-
-/// Largest request body the console accepts (forms are small).
-pub const MAX_BODY: usize = 16 * 1024;
-/// How long an action waits for the simulation's answer.
-pub const ACTION_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::tuning::{ADMIN_ACTION_TIMEOUT, ADMIN_MAX_BODY};
 
 /// What every handler shares.
 pub struct AppState {
@@ -93,7 +88,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))
         .merge(protected)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::extract::DefaultBodyLimit::max(ADMIN_MAX_BODY))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -189,12 +184,14 @@ async fn check_csrf(view: &SessionView, req: Request) -> Result<Request, Respons
         };
     }
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        html(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            pages::error_page("Too large", "The request body is too large."),
-        )
-    })?;
+    let bytes = axum::body::to_bytes(body, ADMIN_MAX_BODY)
+        .await
+        .map_err(|_| {
+            html(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                pages::error_page("Too large", "The request body is too large."),
+            )
+        })?;
     let ok = form_urlencoded::parse(&bytes)
         .any(|(k, v)| k == "csrf" && auth::secrets_equal(&v, &view.csrf));
     if !ok {
@@ -412,7 +409,7 @@ async fn run(st: &AppState, cmd: AdminCmd) -> Result<String, (StatusCode, String
         )
     };
     tokio::time::timeout(
-        ACTION_TIMEOUT,
+        ADMIN_ACTION_TIMEOUT,
         st.inbound.send(Inbound::Admin { cmd, reply }),
     )
     .await
@@ -423,7 +420,7 @@ async fn run(st: &AppState, cmd: AdminCmd) -> Result<String, (StatusCode, String
         )
     })?
     .map_err(|_| stopped())?;
-    match tokio::time::timeout(ACTION_TIMEOUT, rx).await {
+    match tokio::time::timeout(ADMIN_ACTION_TIMEOUT, rx).await {
         Ok(Ok(Ok(msg))) => Ok(msg),
         Ok(Ok(Err(e))) => Err((StatusCode::CONFLICT, e.to_string())),
         Ok(Err(_)) => Err(stopped()),

@@ -1,6 +1,6 @@
 //! What the simulation publishes for the admin console: a plain, immutable
 //! [`Snapshot`] of players, plugins, tick times and the chat log, sent through
-//! a `watch` channel every [`PUBLISH_EVERY`]. The web side only ever reads
+//! a `watch` channel every [`ADMIN_PUBLISH_EVERY`]. The web side only ever reads
 //! these; it never touches the world.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -13,16 +13,8 @@ use tokio::sync::watch;
 
 use crate::bundles::CatalogState;
 use crate::plugin::{PluginInfo, PluginState};
+use crate::tuning::{ADMIN_CHART_POINTS, ADMIN_CHART_STEP, ADMIN_CHAT_LINES, ADMIN_PUBLISH_EVERY};
 use crate::world::World;
-
-/// How often the simulation publishes a snapshot.
-pub const PUBLISH_EVERY: Duration = Duration::from_millis(500);
-/// How often a point is added to the tick-time chart.
-pub const CHART_STEP: Duration = Duration::from_secs(5);
-/// Points kept on the tick-time chart (10 minutes at [`CHART_STEP`]).
-pub const CHART_POINTS: usize = 120;
-/// Chat and command lines kept for the Chat page.
-pub const CHAT_LINES: usize = 200;
 
 /// One player as the Players page shows them.
 #[derive(Debug, Clone, Serialize)]
@@ -176,8 +168,8 @@ impl Publisher {
             last_rate: 0.0,
             last_p50: 0.0,
             last_p99: 0.0,
-            history: VecDeque::with_capacity(CHART_POINTS),
-            chat: VecDeque::with_capacity(CHAT_LINES),
+            history: VecDeque::with_capacity(ADMIN_CHART_POINTS),
+            chat: VecDeque::with_capacity(ADMIN_CHAT_LINES),
             last_publish: None,
             seen: BTreeMap::new(),
         }
@@ -189,7 +181,7 @@ impl Publisher {
         self.ticks += 1;
         self.step.push(d);
         let elapsed = self.step_started.elapsed();
-        if elapsed >= CHART_STEP {
+        if elapsed >= ADMIN_CHART_STEP {
             self.step.sort_unstable();
             let at = |percent: usize| {
                 let i = crate::sim::quantile_index(self.step.len(), percent);
@@ -198,7 +190,7 @@ impl Publisher {
             self.last_p50 = at(50);
             self.last_p99 = at(99);
             self.last_rate = self.step.len() as f64 / elapsed.as_secs_f64();
-            if self.history.len() >= CHART_POINTS {
+            if self.history.len() >= ADMIN_CHART_POINTS {
                 self.history.pop_front();
             }
             self.history.push_back(TickPoint {
@@ -213,7 +205,7 @@ impl Publisher {
 
     /// Adds a line to the chat and command log.
     pub fn chat(&mut self, kind: ChatKind, from: &str, text: &str) {
-        if self.chat.len() >= CHAT_LINES {
+        if self.chat.len() >= ADMIN_CHAT_LINES {
             self.chat.pop_front();
         }
         self.chat.push_back(ChatLine {
@@ -227,7 +219,7 @@ impl Publisher {
     /// Whether a snapshot is due (and anyone could be watching).
     pub fn due(&self) -> bool {
         self.last_publish
-            .is_none_or(|t| t.elapsed() >= PUBLISH_EVERY)
+            .is_none_or(|t| t.elapsed() >= ADMIN_PUBLISH_EVERY)
     }
 
     /// Builds and publishes a snapshot now; also turns plugin changes into metrics.

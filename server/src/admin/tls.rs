@@ -4,16 +4,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
+use crate::tuning::ADMIN_TLS_HANDSHAKE_TIMEOUT;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-
-/// A client gets this long to finish its TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the console's certificate or key could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -71,11 +68,12 @@ impl axum::serve::Listener for TlsListener {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::debug!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(crate::tuning::ADMIN_ACCEPT_RETRY).await;
                     continue;
                 }
             };
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp)).await {
+            match tokio::time::timeout(ADMIN_TLS_HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp)).await
+            {
                 Ok(Ok(tls)) => return (tls, addr),
                 Ok(Err(e)) => tracing::debug!(%addr, error = %e, "admin TLS handshake failed"),
                 Err(_) => tracing::debug!(%addr, "admin TLS handshake timed out"),

@@ -30,8 +30,8 @@ use super::{
 use crate::commands::builtin;
 use crate::tuning::{
     BUDGET_CHAT_PER_TICK, BUDGET_MSGS_PER_PEER_PER_TICK, BUDGET_POPUPS_PER_TICK,
-    BUDGET_RPC_BYTES_PER_TICK, BUDGET_RPCS_PER_TICK, BUDGET_SPAWNS_PER_TICK, MAX_ERROR_TEXT,
-    RESTART_BACKOFF_MAX, WORKER_START_TIMEOUT,
+    BUDGET_RPC_BYTES_PER_TICK, BUDGET_RPCS_PER_TICK, BUDGET_SPAWNS_PER_TICK, DIED_WORKER_GRACE,
+    MAX_COMMAND_NAME, MAX_ERROR_TEXT, MAX_QUOTED_VALUE, RESTART_BACKOFF_MAX, WORKER_START_TIMEOUT,
 };
 
 /// A chat command a plugin registered.
@@ -814,7 +814,7 @@ impl PluginHost {
         // A worker that died gets a moment to finish exiting (its status
         // says why); a hung one is killed at once.
         let grace = match fault {
-            Fault::Died => Duration::from_millis(20),
+            Fault::Died => DIED_WORKER_GRACE,
             Fault::Hung(_) | Fault::Protocol(_) => Duration::ZERO,
         };
         let ended = p
@@ -1359,14 +1359,14 @@ impl PluginHost {
         admin: bool,
     ) -> Result<WorldValue, String> {
         if name.is_empty()
-            || name.len() > 32
+            || name.len() > MAX_COMMAND_NAME
             || !name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
             return Err(format!(
-                "invalid command name '{}': use 1-32 ASCII letters, digits, '_' or '-'",
-                clip(&name, 40)
+                "invalid command name '{}': use 1-{MAX_COMMAND_NAME} ASCII letters, digits, '_' or '-'",
+                clip(&name, MAX_QUOTED_VALUE)
             ));
         }
         check_text("help", &help, MAX_CHAT_CHARS)?;
@@ -1492,7 +1492,7 @@ fn check_rpc_name(name: &str) -> Result<(), String> {
     {
         return Err(format!(
             "invalid RPC name '{}': use 1-{MAX_ACTION} ASCII letters, digits or '_'",
-            clip(name, 80)
+            clip(name, MAX_QUOTED_VALUE)
         ));
     }
     Ok(())

@@ -1,0 +1,28 @@
+//! Client-side tuning: queue sizes and waits the client runtime applies to
+//! its own tasks, in one place. Limits that protect the player from a server
+//! (event queue bytes, quotas, cache cap) cross the wire and live in
+//! `shard_protocol::limits`; nothing else may write these numbers as literals.
+
+use std::time::Duration;
+
+/// Count bound of the event queue towards the game (the byte bound is
+/// `limits::MAX_EVENT_QUEUE_BYTES`), so many tiny events cannot grow it either.
+pub const EVENT_QUEUE: usize = 16 * 1024;
+
+/// Capacity of the queue towards the bundle thread (chunks are 32 KiB each),
+/// so a fast server waits for the disk instead of filling memory.
+pub const BUNDLE_WORK_QUEUE: usize = 256;
+
+/// Capacity of the queue of messages the player sends; a game that sends
+/// faster than the connection drains gets an error instead of a growing queue.
+pub const SEND_QUEUE: usize = 1024;
+
+/// A `BundleProgress` event is emitted every this many chunks (and on the
+/// last), so progress bars move without flooding the event queue.
+pub const PROGRESS_EVERY_CHUNKS: u32 = 16;
+
+/// How long closing a session waits for the close to reach the server.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the DLL waits for its runtime's tasks when the game destroys a client.
+pub const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
