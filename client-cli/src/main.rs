@@ -271,11 +271,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|a| parse_action(a))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let server_key = server_key
-                .as_deref()
-                .map(Fingerprint::parse)
-                .transpose()
-                .map_err(anyhow::Error::msg)?;
+            let server_key = server_key.as_deref().map(Fingerprint::parse).transpose()?;
             let opts = ConnectOptions {
                 addr,
                 name,

@@ -310,9 +310,9 @@ fn parse_config(json: &str) -> FfiResult<(ConnectOptions, Duration)> {
     let content = ContentSettings {
         mode: match cfg.content.as_deref() {
             None => OfferMode::Ask,
-            Some(m) => m
-                .parse()
-                .map_err(|e: String| bad(format!("config \"content\": {e}")))?,
+            Some(m) => m.parse().map_err(|e: crate::offer::UnknownOfferMode| {
+                bad(format!("config \"content\": {e}"))
+            })?,
         },
         server_quota: mb(
             cfg.server_quota_mb,
@@ -544,7 +544,7 @@ pub unsafe extern "C" fn shard_client_send_position(
         with_client(c, |cl| {
             cl.session()?
                 .send_position(pos, yaw)
-                .map_err(|e| FfiError::new(SHARD_ERR_SEND_FAILED, e))?;
+                .map_err(|e| FfiError::new(SHARD_ERR_SEND_FAILED, e.to_string()))?;
             Ok(SHARD_OK)
         })
     })

@@ -21,7 +21,7 @@ pub use dispatch::Dispatcher;
 pub use events::ClientEvent;
 pub use mirror::MirrorSettings;
 pub use offer::{ContentSettings, OfferMode};
-pub use session::{ClientError, ConnectOptions, OfferError, Session};
+pub use session::{ClientError, ConnectOptions, OfferError, SendPositionError, Session};
 
 use std::path::PathBuf;
 

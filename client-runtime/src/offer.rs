@@ -23,16 +23,19 @@ pub enum OfferMode {
     Decline,
 }
 
+/// A content mode that is none of `accept`, `decline` or `ask`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("content mode {0:?}: expected accept, decline or ask")]
+pub struct UnknownOfferMode(pub String);
+
 impl std::str::FromStr for OfferMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownOfferMode;
+    fn from_str(s: &str) -> Result<Self, UnknownOfferMode> {
         match s {
             "ask" => Ok(OfferMode::Ask),
             "accept" => Ok(OfferMode::Accept),
             "decline" => Ok(OfferMode::Decline),
-            other => Err(format!(
-                "content mode {other:?}: expected accept, decline or ask"
-            )),
+            other => Err(UnknownOfferMode(other.to_owned())),
         }
     }
 }

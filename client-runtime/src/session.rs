@@ -88,6 +88,17 @@ pub enum ClientError {
     },
 }
 
+/// Why a position update could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendPositionError {
+    /// The update breaks a protocol limit (it cannot be encoded as a datagram).
+    #[error("position update refused: {0}")]
+    Encode(#[from] shard_protocol::ProtocolError),
+    /// The connection cannot carry the datagram (closed, or datagrams off).
+    #[error("position datagram not sent: {0}")]
+    Datagram(#[from] quinn::SendDatagramError),
+}
+
 /// A live session.
 pub struct Session {
     conn: quinn::Connection,
@@ -338,12 +349,10 @@ impl Session {
     }
 
     /// Sends our position as a datagram (lossy by design).
-    pub fn send_position(&self, pos: Vec3, rot: f32) -> Result<(), String> {
-        let bytes =
-            encode_datagram(&ClientMsg::PeerState { pos, rot }).map_err(|e| e.to_string())?;
-        self.conn
-            .send_datagram(bytes.into())
-            .map_err(|e| e.to_string())
+    pub fn send_position(&self, pos: Vec3, rot: f32) -> Result<(), SendPositionError> {
+        let bytes = encode_datagram(&ClientMsg::PeerState { pos, rot })?;
+        self.conn.send_datagram(bytes.into())?;
+        Ok(())
     }
 
     /// The underlying QUIC connection (tests use it to misbehave on purpose).

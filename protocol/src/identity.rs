@@ -49,6 +49,17 @@ pub enum IdentityError {
     Tls(String),
 }
 
+/// Why a key fingerprint could not be had: from a certificate or from text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FingerprintError {
+    /// The certificate (DER) does not parse as X.509.
+    #[error("certificate does not parse: {0}")]
+    Certificate(String),
+    /// The text is not 64 hex digits.
+    #[error("`{0}` is not a key fingerprint (expected 64 hex digits)")]
+    NotHex(String),
+}
+
 /// A SHA-256 key fingerprint, printed as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint(pub [u8; 32]);
@@ -56,20 +67,19 @@ pub struct Fingerprint(pub [u8; 32]);
 impl Fingerprint {
     /// Fingerprint of a DER certificate: SHA-256 of its SubjectPublicKeyInfo,
     /// so a re-issued certificate for the same key keeps the same identity.
-    pub fn of_cert(cert_der: &[u8]) -> Result<Self, String> {
+    pub fn of_cert(cert_der: &[u8]) -> Result<Self, FingerprintError> {
         let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
-            .map_err(|e| format!("certificate does not parse: {e}"))?;
+            .map_err(|e| FingerprintError::Certificate(e.to_string()))?;
         Ok(Self(
             Sha256::digest(cert.tbs_certificate.subject_pki.raw).into(),
         ))
     }
 
     /// Parses 64 hex digits (as printed by `whoami` or the server at start).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, FingerprintError> {
         let s = s.trim();
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out)
-            .map_err(|_| format!("`{s}` is not a key fingerprint (expected 64 hex digits)"))?;
+        hex::decode_to_slice(s, &mut out).map_err(|_| FingerprintError::NotHex(s.to_owned()))?;
         Ok(Self(out))
     }
 
@@ -109,7 +119,8 @@ impl Identity {
         let ck = rcgen::generate_simple_self_signed(vec![subject.to_string()])
             .map_err(|e| IdentityError::Tls(e.to_string()))?;
         let cert = ck.cert.der().clone();
-        let fingerprint = Fingerprint::of_cert(&cert).map_err(IdentityError::Tls)?;
+        let fingerprint =
+            Fingerprint::of_cert(&cert).map_err(|e| IdentityError::Tls(e.to_string()))?;
         let pem = format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem());
         Ok(Self {
             cert,
@@ -154,7 +165,7 @@ impl Identity {
             .map_err(|e| invalid(e.to_string()))?;
         let key = PrivateKeyDer::from_pem_slice(bytes)
             .map_err(|e| invalid(format!("private key: {e}")))?;
-        let fingerprint = Fingerprint::of_cert(&cert).map_err(invalid)?;
+        let fingerprint = Fingerprint::of_cert(&cert).map_err(|e| invalid(e.to_string()))?;
         let pem = String::from_utf8_lossy(bytes).into_owned();
         Ok(Self {
             cert,
@@ -300,7 +311,8 @@ impl ServerCertVerifier for PinnedServerKey {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let fp = Fingerprint::of_cert(end_entity).map_err(rustls::Error::General)?;
+        let fp =
+            Fingerprint::of_cert(end_entity).map_err(|e| rustls::Error::General(e.to_string()))?;
         if let Ok(mut g) = self.seen.0.lock() {
             *g = Some(fp);
         }
@@ -333,7 +345,7 @@ impl ClientCertVerifier for AnyClientKey {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        Fingerprint::of_cert(end_entity).map_err(rustls::Error::General)?;
+        Fingerprint::of_cert(end_entity).map_err(|e| rustls::Error::General(e.to_string()))?;
         Ok(ClientCertVerified::assertion())
     }
 

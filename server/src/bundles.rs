@@ -96,6 +96,42 @@ impl CatalogState {
 /// The catalog shared by the plugin host's load hook and the simulation.
 pub type Catalog = Rc<RefCell<CatalogState>>;
 
+/// Why a plugin's bundle was refused at load; the text is what the plugin
+/// author needs to read, with every diagnostic on its own line.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleBuildError {
+    /// The bundle folder could not be read (size, paths, file kinds); the
+    /// reading happened once, earlier, so this carries its message.
+    #[error("{0}")]
+    Read(String),
+    /// The bundle could not be packed.
+    #[error("{0}")]
+    Pack(shard_cache::BundleError),
+    /// The packed bundle does not unpack as a client would unpack it.
+    #[error("{0}")]
+    Unpack(shard_cache::BundleError),
+    /// The game content (archives, `.xl`, tweaks) breaks the content policy.
+    #[error("bundle content breaks the content policy:\n{}", diagnostics.join("\n"))]
+    Content {
+        /// One line per problem, each starting with the file it is in.
+        diagnostics: Vec<String>,
+    },
+    /// A client script is not UTF-8 text.
+    #[error("{path}: a client script must be UTF-8 text ({source})")]
+    ScriptNotText {
+        /// The script, as shown to the author.
+        path: String,
+        /// Where the text stops being UTF-8.
+        source: std::str::Utf8Error,
+    },
+    /// The client scripts break the REDscript sandbox policy.
+    #[error("client scripts break the sandbox policy:\n{}", diagnostics.join("\n"))]
+    Scripts {
+        /// One line per problem: `file:line:col [rule] message`.
+        diagnostics: Vec<String>,
+    },
+}
+
 /// Packs a plugin's bundle (read once into `source`), checks its game
 /// content (archives, `.xl`, tweaks) with the same shard-cache check clients
 /// run before installing, and its client scripts against the sandbox policy;
@@ -104,8 +140,8 @@ pub fn build_bundle(
     name: &str,
     version: &str,
     source: &BundleSource,
-) -> Result<ServedBundle, String> {
-    let packed = source.pack().map_err(|e| e.to_string())?;
+) -> Result<ServedBundle, BundleBuildError> {
+    let packed = source.pack().map_err(BundleBuildError::Pack)?;
     let content = check_content(name, source.dir(), &packed)?;
     let (report, scripts) = check_client_scripts(source)?;
     Ok(ServedBundle {
@@ -130,8 +166,9 @@ pub fn build_bundle_from_dir(
     name: &str,
     version: &str,
     dir: &Path,
-) -> Result<ServedBundle, String> {
-    let source = shard_cache::read_plugin_dir(dir).map_err(|e| e.to_string())?;
+) -> Result<ServedBundle, BundleBuildError> {
+    let source =
+        shard_cache::read_plugin_dir(dir).map_err(|e| BundleBuildError::Read(e.to_string()))?;
     build_bundle(name, version, &source)
 }
 
@@ -142,19 +179,15 @@ fn check_content(
     name: &str,
     bundle_dir: &Path,
     packed: &shard_cache::PackedBundle,
-) -> Result<shard_cache::ContentReport, String> {
-    let unpacked =
-        shard_cache::unpack_bundle(&packed.bytes, &packed.sha256).map_err(|e| e.to_string())?;
-    shard_cache::check_bundle_content(name, &unpacked).map_err(|e| {
-        let lines: Vec<String> = e
+) -> Result<shard_cache::ContentReport, BundleBuildError> {
+    let unpacked = shard_cache::unpack_bundle(&packed.bytes, &packed.sha256)
+        .map_err(BundleBuildError::Unpack)?;
+    shard_cache::check_bundle_content(name, &unpacked).map_err(|e| BundleBuildError::Content {
+        diagnostics: e
             .diagnostics
             .iter()
             .map(|d| format!("{}/{d}", bundle_dir.display()))
-            .collect();
-        format!(
-            "bundle content breaks the content policy:\n{}",
-            lines.join("\n")
-        )
+            .collect(),
     })
 }
 
@@ -162,7 +195,9 @@ fn check_content(
 /// their path on disk in diagnostics); returns the report (the RPC names they
 /// register and send) with the number of scripts, or every diagnostic
 /// (file:line:col [rule] message).
-fn check_client_scripts(source: &BundleSource) -> Result<(shard_reds::CheckReport, usize), String> {
+fn check_client_scripts(
+    source: &BundleSource,
+) -> Result<(shard_reds::CheckReport, usize), BundleBuildError> {
     let mut files = Vec::new();
     for (rel, data) in source.files() {
         let is_script = rel
@@ -173,19 +208,24 @@ fn check_client_scripts(source: &BundleSource) -> Result<(shard_reds::CheckRepor
             continue;
         }
         let shown = source.dir().join(rel).display().to_string();
-        let text = std::str::from_utf8(data)
-            .map_err(|e| format!("{shown}: a client script must be UTF-8 text ({e})"))?;
-        files.push((shown, text.to_owned()));
+        let text = match std::str::from_utf8(data) {
+            Ok(t) => t.to_owned(),
+            Err(source) => {
+                return Err(BundleBuildError::ScriptNotText {
+                    path: shown,
+                    source,
+                });
+            }
+        };
+        files.push((shown, text));
     }
     let report = shard_reds::check_scripts(&files);
     if report.diagnostics.is_empty() {
         Ok((report, files.len()))
     } else {
-        let lines: Vec<String> = report.diagnostics.iter().map(|d| d.to_string()).collect();
-        Err(format!(
-            "client scripts break the sandbox policy:\n{}",
-            lines.join("\n")
-        ))
+        Err(BundleBuildError::Scripts {
+            diagnostics: report.diagnostics.iter().map(|d| d.to_string()).collect(),
+        })
     }
 }
 
@@ -197,8 +237,16 @@ pub struct BundleHook {
 }
 
 impl PluginLoadHook for BundleHook {
-    fn check(&mut self, name: &str, version: &str, snap: &PluginSnapshot) -> Result<(), String> {
-        let source = snap.bundle.as_ref().map_err(ToString::to_string)?;
+    fn check(
+        &mut self,
+        name: &str,
+        version: &str,
+        snap: &PluginSnapshot,
+    ) -> Result<(), BundleBuildError> {
+        let source = snap
+            .bundle
+            .as_ref()
+            .map_err(|e| BundleBuildError::Read(e.to_string()))?;
         let bundle = build_bundle(name, version, source)?;
         let c = &bundle.content;
         tracing::info!(
@@ -260,7 +308,9 @@ mod tests {
 
         let later = PluginSnapshot::read(&src, &dir).unwrap();
         assert_ne!(later.hash, snap.hash);
-        let err = build_bundle("hud", "1", later.bundle.as_ref().unwrap()).unwrap_err();
+        let err = build_bundle("hud", "1", later.bundle.as_ref().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sandbox policy"), "{err}");
         assert!(err.contains("hud/client/hud.reds"), "{err}");
     }

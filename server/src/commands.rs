@@ -191,7 +191,7 @@ fn kick(ctx: &mut dyn CommandContext, peer: u32, args: &str) {
             world.kick(target, "kicked by an admin");
             world.server_broadcast(&format!("{name} was kicked (#{target})"));
         }
-        Err(why) => world.server_chat(peer, &why),
+        Err(why) => world.server_chat(peer, &why.to_string()),
     }
 }
 

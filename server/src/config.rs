@@ -270,6 +270,31 @@ pub fn normalise_mirror(mirror: &str) -> Result<String, MirrorUrlProblem> {
     Ok(out)
 }
 
+/// Why `admin_http` and its TLS settings cannot serve the admin console.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminHttpError {
+    /// `admin_http` is not a socket address.
+    #[error("`{text}` is not an address like 127.0.0.1:7780: {source}")]
+    NotAnAddress {
+        /// The text given.
+        text: String,
+        /// The parser's reason.
+        source: std::net::AddrParseError,
+    },
+    /// Only one of the certificate and the key is set.
+    #[error("admin_tls_cert and admin_tls_key must be set together")]
+    HalfTls,
+    /// A network address without TLS and without the explicit opt-out.
+    #[error(
+        "{addr} is not a loopback address: set admin_tls_cert and admin_tls_key, \
+         or admin_insecure_remote = true to serve plain HTTP to the network"
+    )]
+    RemoteWithoutTls {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+}
+
 impl ServerConfig {
     /// Reads and checks a `server.toml`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -327,7 +352,7 @@ impl ServerConfig {
             ));
         }
         for a in &self.admins {
-            Fingerprint::parse(a).map_err(|e| bad("admins", e))?;
+            Fingerprint::parse(a).map_err(|e| bad("admins", e.to_string()))?;
         }
         if self.rate_limits.chat_per_sec == 0
             || self.rate_limits.datagrams_per_sec == 0
@@ -360,7 +385,7 @@ impl ServerConfig {
             return Err(bad("plugin_max_errors", "must be at least 1".into()));
         }
         for a in &self.allowlist {
-            Fingerprint::parse(a).map_err(|e| bad("allowlist", e))?;
+            Fingerprint::parse(a).map_err(|e| bad("allowlist", e.to_string()))?;
         }
         if self.admin_slots >= self.max_players {
             return Err(bad(
@@ -398,38 +423,38 @@ impl ServerConfig {
             return Err(bad("bundle_stall_secs", "must be at least 1".into()));
         }
         self.check_admin_http()
-            .map_err(|reason| bad("admin_http", reason))?;
+            .map_err(|e| bad("admin_http", e.to_string()))?;
         Ok(())
     }
 
     /// Checks the admin console's address against its TLS settings: a
     /// non-loopback address needs a certificate and key, or an explicit opt-out.
-    pub fn check_admin_http(&self) -> Result<(), String> {
+    pub fn check_admin_http(&self) -> Result<(), AdminHttpError> {
         let Some(addr) = self.admin_addr()? else {
             return Ok(());
         };
         if self.admin_tls_cert.is_some() != self.admin_tls_key.is_some() {
-            return Err("admin_tls_cert and admin_tls_key must be set together".into());
+            return Err(AdminHttpError::HalfTls);
         }
         if !addr.ip().is_loopback() && self.admin_tls_cert.is_none() && !self.admin_insecure_remote
         {
-            return Err(format!(
-                "{addr} is not a loopback address: set admin_tls_cert and admin_tls_key, \
-                 or admin_insecure_remote = true to serve plain HTTP to the network"
-            ));
+            return Err(AdminHttpError::RemoteWithoutTls { addr });
         }
         Ok(())
     }
 
     /// The admin console's address, or `None` when `admin_http` is empty (off).
-    pub fn admin_addr(&self) -> Result<Option<SocketAddr>, String> {
+    pub fn admin_addr(&self) -> Result<Option<SocketAddr>, AdminHttpError> {
         let text = self.admin_http.trim();
         if text.is_empty() {
             return Ok(None);
         }
         text.parse()
             .map(Some)
-            .map_err(|e| format!("`{text}` is not an address like 127.0.0.1:7780: {e}"))
+            .map_err(|source| AdminHttpError::NotAnAddress {
+                text: text.to_owned(),
+                source,
+            })
     }
 
     /// The admin fingerprints, parsed (checked at load).

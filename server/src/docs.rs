@@ -59,7 +59,12 @@ pub fn facts() -> serde_json::Value {
 
 /// Runs the generator: `out` gets the reference, `stubs` the `.pyi`, and the
 /// plugins in `plugins` (parsed, never run) become the examples.
-pub fn generate(tool: &Path, out: &Path, stubs: &Path, plugins: &Path) -> Result<(), String> {
+pub fn generate(
+    tool: &Path,
+    out: &Path,
+    stubs: &Path,
+    plugins: &Path,
+) -> Result<(), plugin::ToolError> {
     let argv = vec![
         "--out".to_string(),
         out.display().to_string(),

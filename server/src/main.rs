@@ -165,7 +165,7 @@ fn main() -> anyhow::Result<()> {
             plugins,
             tool,
         }) => {
-            shard_server::docs::generate(tool, out, stubs, plugins).map_err(anyhow::Error::msg)?;
+            shard_server::docs::generate(tool, out, stubs, plugins)?;
             println!("wrote {} and {}", out.display(), stubs.display());
             return Ok(());
         }
@@ -254,7 +254,7 @@ fn admin_token(cfg: &shard_server::config::ServerConfig, rotate: bool) -> anyhow
         auth::load_or_create_token(&path)?.0
     };
     let tls = cfg.admin_tls_cert.is_some();
-    match cfg.admin_addr().map_err(anyhow::Error::msg)? {
+    match cfg.admin_addr()? {
         Some(addr) => println!("{}", auth::login_url(addr, tls, &token)),
         None => println!("the admin console is off (admin_http = \"\"); token: {token}"),
     }

@@ -263,7 +263,8 @@ async fn serve(conn: quinn::Connection, ctx: NetCtx, _slot: Slot) {
     }
     let peer = match reply_rx.await {
         Ok(Ok(id)) => id,
-        Ok(Err(reason)) => {
+        Ok(Err(refusal)) => {
+            let reason = refusal.to_string();
             if let Some(folded) = ctx.warns.allow(Some(ip), "join refused") {
                 info!(%ip, reason, folded, "join refused");
             }

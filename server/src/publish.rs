@@ -64,7 +64,7 @@ pub enum PublishError {
         /// Plugin name.
         plugin: String,
         /// What the bundle check said.
-        reason: String,
+        reason: crate::bundles::BundleBuildError,
     },
 }
 

@@ -27,6 +27,41 @@ use crate::world::{Outbound, World};
 use shard_protocol::limits::MAX_CHAT_CHARS;
 use shard_protocol::text::clean_text;
 
+/// Why the simulation refused a join; the text is the reason the player sees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRefusal {
+    /// The server admits listed keys only, and this key is not listed.
+    #[error(
+        "this server admits listed keys only; give the operator your key {fingerprint} (shard-client whoami)"
+    )]
+    NotListed {
+        /// The player's key.
+        fingerprint: Fingerprint,
+    },
+    /// Another player holds the name (compared ignoring case and look-alikes).
+    #[error(
+        "the name `{name}` is taken (names are compared ignoring case and look-alike forms); choose another"
+    )]
+    NameTaken {
+        /// The name asked for.
+        name: String,
+    },
+    /// Every slot open to this player is taken; the rest are kept for admins.
+    #[error("the server is full ({limit} players; {reserve} more slots are kept for admins)")]
+    FullButAdminSlots {
+        /// Slots open to players who are not admins.
+        limit: usize,
+        /// Slots kept for admins.
+        reserve: usize,
+    },
+    /// Every slot is taken.
+    #[error("the server is full ({max} players)")]
+    Full {
+        /// `max_players`.
+        max: usize,
+    },
+}
+
 /// What network tasks (and the operator's console) send to the simulation.
 #[derive(Debug)]
 pub enum Inbound {
@@ -41,7 +76,7 @@ pub enum Inbound {
         /// The connection, for datagrams.
         conn: Option<quinn::Connection>,
         /// The peer id, or why it was refused.
-        reply: oneshot::Sender<Result<u32, String>>,
+        reply: oneshot::Sender<Result<u32, JoinRefusal>>,
     },
     /// A control-stream message from a peer.
     Msg {
@@ -570,12 +605,17 @@ impl Sim {
     /// Whether a player with this (normalised) name and key may join now:
     /// allowlist, name free, and a slot (keeping `admin_slots` for admins).
     /// A session of the same key is replaced: the old one is closed with a reason.
-    fn admit(&mut self, name: &str, fingerprint: &Fingerprint, admin: bool) -> Result<(), String> {
+    fn admit(
+        &mut self,
+        name: &str,
+        fingerprint: &Fingerprint,
+        admin: bool,
+    ) -> Result<(), JoinRefusal> {
         let allow = self.cfg.allowlist_keys();
         if !admin && !allow.is_empty() && !allow.contains(fingerprint) {
-            return Err(format!(
-                "this server admits listed keys only; give the operator your key {fingerprint} (shard-client whoami)"
-            ));
+            return Err(JoinRefusal::NotListed {
+                fingerprint: *fingerprint,
+            });
         }
         let stale = self
             .world
@@ -583,9 +623,9 @@ impl Sim {
             .find(|p| p.fingerprint == *fingerprint)
             .map(|p| p.id);
         if self.world.name_taken(name, stale) {
-            return Err(format!(
-                "the name `{name}` is taken (names are compared ignoring case and look-alike forms); choose another"
-            ));
+            return Err(JoinRefusal::NameTaken {
+                name: name.to_owned(),
+            });
         }
         let max = self.cfg.max_players;
         let reserve = if self.admins.is_empty() {
@@ -597,11 +637,9 @@ impl Sim {
         // The stale session of this key gives its slot to the new one.
         if self.world.peer_count() - usize::from(stale.is_some()) >= limit {
             return Err(if reserve > 0 && !admin {
-                format!(
-                    "the server is full ({limit} players; {reserve} more slots are kept for admins)"
-                )
+                JoinRefusal::FullButAdminSlots { limit, reserve }
             } else {
-                format!("the server is full ({max} players)")
+                JoinRefusal::Full { max }
             });
         }
         if let Some(old) = stale

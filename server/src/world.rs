@@ -131,6 +131,32 @@ impl Entity {
     }
 }
 
+/// Why a command's player argument named no single player; the text is
+/// what the admin reads in chat.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FindPeerError {
+    /// The argument was empty.
+    #[error("name a player: NAME, #PEER_ID or a key prefix; /who lists them")]
+    NoTarget,
+    /// Nobody matches.
+    #[error("no player matches `{target}`; /who lists them")]
+    NoMatch {
+        /// What was asked for.
+        target: String,
+    },
+    /// Several players match.
+    #[error(
+        "`{target}` is ambiguous: it matches {}; name the player by #PEER_ID",
+        matches.join(", ")
+    )]
+    Ambiguous {
+        /// What was asked for.
+        target: String,
+        /// Each match as `#ID name (key prefix)`.
+        matches: Vec<String>,
+    },
+}
+
 /// All game state.
 #[derive(Debug, Default)]
 pub struct World {
@@ -187,10 +213,10 @@ impl World {
     /// a name (case-insensitive) or a key fingerprint prefix of at least
     /// [`MIN_FINGERPRINT_PREFIX`] hex digits. An unknown or ambiguous target
     /// is an error that says which players matched.
-    pub fn find_peer(&self, target: &str) -> Result<u32, String> {
+    pub fn find_peer(&self, target: &str) -> Result<u32, FindPeerError> {
         let target = target.trim();
         if target.is_empty() {
-            return Err("name a player: NAME, #PEER_ID or a key prefix; /who lists them".into());
+            return Err(FindPeerError::NoTarget);
         }
         let id = target
             .strip_prefix('#')
@@ -213,17 +239,16 @@ impl World {
             .collect();
         match hits[..] {
             [one] => Ok(one.id),
-            [] => Err(format!("no player matches `{target}`; /who lists them")),
-            _ => {
-                let list: Vec<String> = hits
+            [] => Err(FindPeerError::NoMatch {
+                target: target.to_owned(),
+            }),
+            _ => Err(FindPeerError::Ambiguous {
+                target: target.to_owned(),
+                matches: hits
                     .iter()
                     .map(|p| format!("#{} {} ({})", p.id, p.name, short_key(&p.fingerprint)))
-                    .collect();
-                Err(format!(
-                    "`{target}` is ambiguous: it matches {}; name the player by #PEER_ID",
-                    list.join(", ")
-                ))
-            }
+                    .collect(),
+            }),
         }
     }
 
@@ -882,10 +907,15 @@ mod tests {
         // Shorter than the minimum prefix: not a key prefix.
         assert!(w.find_peer("cdcd").is_err());
         assert!(w.find_peer("").is_err());
-        assert!(w.find_peer("carol").unwrap_err().contains("no player"));
+        assert!(
+            w.find_peer("carol")
+                .unwrap_err()
+                .to_string()
+                .contains("no player")
+        );
         // A name that is another player's key prefix matches both.
         let (shadow, _s) = join(&mut w, "ababab", [0x11; 32]);
-        let e = w.find_peer("ababab").unwrap_err();
+        let e = w.find_peer("ababab").unwrap_err().to_string();
         assert!(
             e.contains("ambiguous")
                 && e.contains(&format!("#{alice}"))

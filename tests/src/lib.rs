@@ -471,7 +471,7 @@ impl ServerProcess {
             anyhow::bail!("unexpected first line from the server: {first}");
         };
         let addr = addr.parse().context("server address")?;
-        let key = Fingerprint::parse(key).map_err(anyhow::Error::msg)?;
+        let key = Fingerprint::parse(key)?;
         std::thread::spawn(move || for _ in lines {});
         Ok(Self {
             child,

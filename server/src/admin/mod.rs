@@ -97,7 +97,7 @@ pub type AdminReply = Result<String, AdminRefused>;
 pub enum AdminError {
     /// `admin_http` or its TLS settings are not usable.
     #[error("admin_http: {0}")]
-    Config(String),
+    Config(#[from] crate::config::AdminHttpError),
     /// The token file could not be read or created.
     #[error(transparent)]
     Token(#[from] auth::TokenError),
@@ -161,8 +161,8 @@ pub fn start(
     snapshots: watch::Receiver<Arc<Snapshot>>,
     inbound: mpsc::Sender<Inbound>,
 ) -> Result<Option<AdminWeb>, AdminError> {
-    cfg.check_admin_http().map_err(AdminError::Config)?;
-    let Some(want) = cfg.admin_addr().map_err(AdminError::Config)? else {
+    cfg.check_admin_http()?;
+    let Some(want) = cfg.admin_addr()? else {
         return Ok(None);
     };
     let token_path = cfg.data_dir.join(auth::TOKEN_FILE);

@@ -567,7 +567,7 @@ async fn admin_remove(
 
 /// Writes the admin list to `server.toml`, then tells the simulation.
 async fn edit_admins(st: &AppState, fp: &str, add: bool) -> Result<String, (StatusCode, String)> {
-    let who = Fingerprint::parse(fp).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+    let who = Fingerprint::parse(fp).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
     let _one = st.admins_lock.lock().await;
     let path = st.config_path.clone();
     let list =

@@ -174,9 +174,26 @@ pub struct PluginInfo {
 pub trait PluginLoadHook {
     /// Called after the new version ran and its metadata is valid, before it
     /// goes live, with the files that version was read from (no second read).
-    fn check(&mut self, name: &str, version: &str, snap: &PluginSnapshot) -> Result<(), String>;
+    fn check(
+        &mut self,
+        name: &str,
+        version: &str,
+        snap: &PluginSnapshot,
+    ) -> Result<(), crate::bundles::BundleBuildError>;
     /// Called when a plugin is unloaded or disabled, so its announcement can go.
     fn unloaded(&mut self, _name: &str) {}
+}
+
+/// A Python tool script raised: its path, the formatted traceback and the exception.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {traceback}{exception}", script.display())]
+pub struct ToolError {
+    /// The script that failed.
+    pub script: std::path::PathBuf,
+    /// The Python traceback, formatted ("" if none).
+    pub traceback: String,
+    /// The exception, as Python prints it.
+    pub exception: String,
 }
 
 /// Runs a Python tool script (the docs generator) in an interpreter in this
@@ -187,7 +204,7 @@ pub fn run_tool(
     script: &std::path::Path,
     argv: &[String],
     facts: &serde_json::Value,
-) -> Result<(), String> {
+) -> Result<(), ToolError> {
     use pyo3::prelude::*;
     use pyo3::types::PyDict;
     Python::with_gil(|py| {
@@ -202,12 +219,13 @@ pub fn run_tool(
                 .call_method1("run_path", (script.display().to_string(), init, "__main__"))?;
             Ok(())
         };
-        run().map_err(|e| {
-            let tb = e
+        run().map_err(|e| ToolError {
+            script: script.to_path_buf(),
+            traceback: e
                 .traceback(py)
                 .and_then(|t| t.format().ok())
-                .unwrap_or_default();
-            format!("{}: {tb}{e}", script.display())
+                .unwrap_or_default(),
+            exception: e.to_string(),
         })
     })
 }
