@@ -477,7 +477,7 @@ impl BundleReceiver {
                 ..offer.answer
             };
             if let Err(e) = self.cache.remember_answer(&self.origin.server_key, answer) {
-                warn!("cannot remember the content answer: {e}");
+                warn!(error = %e, "cannot remember the content answer");
             }
         }
         self.apply(&offer.plugins, accept);
@@ -540,7 +540,7 @@ impl BundleReceiver {
                 let over = kept.saturating_add(needed).saturating_sub(cap);
                 return self.refuse(&current, reason, over, cap);
             }
-            Err(e) => warn!("cannot make room in the cache: {e}"),
+            Err(e) => warn!(error = %e, "cannot make room in the cache"),
         }
         let mut requests = Vec::new();
         for (id, _) in &current {
@@ -693,7 +693,7 @@ impl BundleReceiver {
             Err(e) => {
                 let _ = self.cache.discard_partial(&w.sha256);
                 if !w.retried {
-                    warn!(plugin = %w.name, "bundle failed verification ({e}); downloading it again");
+                    warn!(plugin = %w.name, error = %e, "bundle failed verification; downloading it again");
                     if let Some(m) = self.wanted.get_mut(&plugin_id) {
                         m.retried = true;
                     }
@@ -748,7 +748,7 @@ impl BundleReceiver {
             .cache
             .record_use(&origin.server_key, &origin.address, &[used])
         {
-            warn!("cannot record cache use: {e}");
+            warn!(error = %e, "cannot record cache use");
         }
         let path = self
             .cache
@@ -781,7 +781,7 @@ impl BundleReceiver {
     /// Rewrites the runtime's entry-point glue from the installed set.
     fn write_glue(&self) {
         if let Err(e) = crate::glue::write(self.cache.root(), &self.entry_points) {
-            warn!("cannot write the entry-point glue: {e}");
+            warn!(error = %e, "cannot write the entry-point glue");
         }
     }
 
@@ -834,7 +834,7 @@ impl BundleReceiver {
         w.done = true;
         self.unsettled = true;
         let (name, sha256) = (w.name.clone(), w.sha256);
-        warn!(plugin = %name, "bundle not installed: {error}");
+        warn!(plugin = %name, %error, "bundle not installed");
         self.emit(ClientEvent::BundleFailed {
             plugin_id,
             name,

@@ -13,7 +13,7 @@ use shard_protocol::identity::{Fingerprint, Identity, SERVER_NAME};
 use shard_protocol::limits::MAX_EVENT_QUEUE_BYTES;
 use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, Vec3};
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{Instrument, debug, info, instrument};
 
 use crate::bundles::{BundleReceiver, BundleWork, Origin, TransferStats};
 use crate::dispatch::Dispatcher;
@@ -227,11 +227,16 @@ impl Session {
             stats.clone(),
         );
         receiver.enable_mirrors(&work_tx);
+        // Every task of this session logs inside one span, so a session's
+        // lines can be told apart (and filtered) by server and key; at error
+        // level so its fields reach every line whatever the filter.
+        let span = tracing::error_span!("session", server = %opts.addr, key = %server_key);
+        let bundle_span = span.clone();
         std::thread::Builder::new()
             .name("shard-bundles".into())
-            .spawn(move || receiver.run(work_rx))
+            .spawn(move || bundle_span.in_scope(|| receiver.run(work_rx)))
             .map_err(|e| connect_err(format!("cannot start the bundle thread: {e}")))?;
-        tokio::spawn(write_loop(send, out_rx));
+        tokio::spawn(write_loop(send, out_rx).instrument(span.clone()));
         let me = Arc::new(AtomicU32::new(0));
         let reader = Reader {
             events: ev_tx.clone(),
@@ -239,9 +244,9 @@ impl Session {
             work: work_tx.clone(),
             me: me.clone(),
         };
-        tokio::spawn(read_loop(conn.clone(), recv, reader));
-        tokio::spawn(bundle_streams(conn.clone(), work_tx.clone()));
-        tokio::spawn(datagram_loop(conn.clone(), ev_tx, me));
+        tokio::spawn(read_loop(conn.clone(), recv, reader).instrument(span.clone()));
+        tokio::spawn(bundle_streams(conn.clone(), work_tx.clone()).instrument(span.clone()));
+        tokio::spawn(datagram_loop(conn.clone(), ev_tx, me).instrument(span));
         Ok(Self {
             conn,
             endpoint,
@@ -371,6 +376,7 @@ impl Session {
 /// send it sends `KeepAlive`, so the server knows the session is alive.
 ///
 /// [`KEEPALIVE_SECS`]: shard_protocol::limits::KEEPALIVE_SECS
+#[instrument(level = "debug", skip_all)]
 async fn write_loop(mut send: quinn::SendStream, mut rx: mpsc::Receiver<ClientMsg>) {
     let every = std::time::Duration::from_secs(shard_protocol::limits::KEEPALIVE_SECS);
     loop {
@@ -380,7 +386,7 @@ async fn write_loop(mut send: quinn::SendStream, mut rx: mpsc::Receiver<ClientMs
             Err(_) => ClientMsg::KeepAlive,
         };
         if let Err(e) = write_frame(&mut send, &m).await {
-            debug!("send failed: {e}");
+            debug!(error = %e, "send failed");
             return;
         }
     }
@@ -395,6 +401,7 @@ struct Reader {
     me: Arc<AtomicU32>,
 }
 
+#[instrument(level = "debug", skip_all)]
 async fn read_loop(conn: quinn::Connection, mut recv: quinn::RecvStream, reader: Reader) {
     let Reader {
         events,
@@ -511,11 +518,12 @@ fn bundle_work(msg: &ServerMsg) -> Option<BundleWork> {
 }
 
 /// Accepts the server's bundle streams and feeds their chunks to the bundle thread.
+#[instrument(level = "debug", skip_all)]
 async fn bundle_streams(conn: quinn::Connection, work: mpsc::Sender<BundleWork>) {
     while let Ok(mut stream) = conn.accept_uni().await {
         let work = work.clone();
         let conn = conn.clone();
-        tokio::spawn(async move {
+        let stream_task = async move {
             loop {
                 match read_frame::<ServerMsg, _>(&mut stream).await {
                     Ok(Some(ServerMsg::AssetBundle {
@@ -536,23 +544,28 @@ async fn bundle_streams(conn: quinn::Connection, work: mpsc::Sender<BundleWork>)
                     }
                     Ok(Some(_)) => {
                         let reason = "the server sent a non-bundle message on a bundle stream";
-                        conn.close(quinn::VarInt::from_u32(2), reason.as_bytes());
+                        conn.close(
+                            quinn::VarInt::from_u32(shard_protocol::close_code::PROTOCOL),
+                            reason.as_bytes(),
+                        );
                         return;
                     }
                     Ok(None) => return,
                     Err(e) => {
                         // A cut transfer resumes from `partial/` on the next announcement.
-                        debug!("bundle stream ended: {e}");
+                        debug!(error = %e, "bundle stream ended");
                         return;
                     }
                 }
             }
-        });
+        };
+        tokio::spawn(stream_task.in_current_span());
     }
 }
 
 /// Reads position datagrams; each carries a batch of moves for our phase,
 /// including our own, which is skipped (`me` is set once `Welcome` arrives).
+#[instrument(level = "debug", skip_all)]
 async fn datagram_loop(conn: quinn::Connection, events: EventTx, me: Arc<AtomicU32>) {
     while let Ok(data) = conn.read_datagram().await {
         match decode_datagram::<ServerMsg>(&data) {
@@ -570,7 +583,7 @@ async fn datagram_loop(conn: quinn::Connection, events: EventTx, me: Arc<AtomicU
                 }
             }
             Ok(_) => debug!("ignoring a non-position datagram"),
-            Err(e) => debug!("ignoring a bad datagram: {e}"),
+            Err(e) => debug!(error = %e, "ignoring a bad datagram"),
         }
     }
 }

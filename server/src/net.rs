@@ -16,7 +16,7 @@ use shard_protocol::text::normalize_name;
 use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, instrument, warn};
 
 pub use shard_protocol::close_code;
 
@@ -127,7 +127,7 @@ pub async fn accept_loop(endpoint: quinn::Endpoint, ctx: NetCtx) {
         tokio::spawn(async move {
             let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
                 Ok(Ok(conn)) => conn,
-                Ok(Err(e)) => return debug!(%remote, "handshake failed: {e}"),
+                Ok(Err(e)) => return debug!(%remote, error = %e, "handshake failed"),
                 Err(_) => return debug!(%remote, "handshake timed out"),
             };
             match slot {
@@ -149,7 +149,7 @@ pub async fn accept_loop(endpoint: quinn::Endpoint, ctx: NetCtx) {
 }
 
 fn close(conn: &quinn::Connection, code: u32, reason: &str) {
-    debug!(remote = %conn.remote_address(), code, "closing connection: {reason}");
+    debug!(remote = %conn.remote_address(), code, reason, "closing connection");
     conn.close(quinn::VarInt::from_u32(code), reason.as_bytes());
 }
 
@@ -184,6 +184,16 @@ impl Bucket {
     }
 }
 
+/// One connection from handshake to goodbye. Its span carries the address,
+/// and the peer id and key once known, so every line of a session (its tasks
+/// included) can be filtered by peer. The span is at error level so that its
+/// fields reach every line whatever filter the operator chose.
+#[instrument(
+    name = "conn",
+    level = "error",
+    skip_all,
+    fields(remote = %conn.remote_address(), peer = tracing::field::Empty, key = tracing::field::Empty)
+)]
 async fn serve(conn: quinn::Connection, ctx: NetCtx, _slot: Slot) {
     let ip = conn.remote_address().ip();
     let Some(fingerprint) = peer_fingerprint(&conn) else {
@@ -197,7 +207,7 @@ async fn serve(conn: quinn::Connection, ctx: NetCtx, _slot: Slot) {
     let (send, mut recv) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.accept_bi()).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            debug!("connection ended before its control stream: {e}");
+            debug!(error = %e, "connection ended before its control stream");
             return;
         }
         Err(_) => {
@@ -249,6 +259,7 @@ async fn serve(conn: quinn::Connection, ctx: NetCtx, _slot: Slot) {
         }
     };
 
+    tracing::Span::current().record("key", tracing::field::display(&fingerprint));
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
     let (reply_tx, reply_rx) = oneshot::channel();
     let join = Inbound::Join {
@@ -273,9 +284,11 @@ async fn serve(conn: quinn::Connection, ctx: NetCtx, _slot: Slot) {
         Err(_) => return close(&conn, close_code::KICKED, "the server is stopping"),
     };
 
-    let writer = tokio::spawn(write_loop(conn.clone(), send, out_rx, peer, ctx.clone()));
-    let datagrams = tokio::spawn(datagram_loop(conn.clone(), peer, ctx.clone()));
-    let idle = tokio::spawn(idle_watch(conn.clone(), ctx.idle));
+    tracing::Span::current().record("peer", peer);
+    let writer =
+        tokio::spawn(write_loop(conn.clone(), send, out_rx, peer, ctx.clone()).in_current_span());
+    let datagrams = tokio::spawn(datagram_loop(conn.clone(), peer, ctx.clone()).in_current_span());
+    let idle = tokio::spawn(idle_watch(conn.clone(), ctx.idle).in_current_span());
     let violation = read_loop(&mut recv, peer, &ctx).await;
     if let Some((code, reason)) = violation {
         if let Some(folded) = ctx.warns.allow(Some(ip), "violation") {
@@ -291,6 +304,7 @@ async fn serve(conn: quinn::Connection, ctx: NetCtx, _slot: Slot) {
 }
 
 /// Reads control frames until the stream ends; returns a violation to close with.
+#[instrument(level = "debug", skip(recv, ctx))]
 async fn read_loop(recv: &mut quinn::RecvStream, peer: u32, ctx: &NetCtx) -> Option<(u32, String)> {
     let mut chat = Bucket::new(ctx.limits.chat_per_sec);
     // Any frame at all: generous, only to stop a flood of non-chat messages.
@@ -305,7 +319,7 @@ async fn read_loop(recv: &mut quinn::RecvStream, peer: u32, ctx: &NetCtx) -> Opt
             Ok(Some(m)) => m,
             Ok(None) => return None,
             Err(shard_protocol::ProtocolError::Io(e)) => {
-                debug!(peer, "control stream ended: {e}");
+                debug!(peer, error = %e, "control stream ended");
                 return None;
             }
             Err(e) => return Some((close_code::PROTOCOL, format!("protocol violation: {e}"))),
@@ -428,13 +442,14 @@ async fn write_loop(
     ctx: NetCtx,
 ) {
     let (transfers, transfers_rx) = mpsc::channel(TRANSFER_QUEUE);
-    let runner = tokio::spawn(run_transfers(conn.clone(), transfers_rx, peer, ctx));
+    let runner =
+        tokio::spawn(run_transfers(conn.clone(), transfers_rx, peer, ctx).in_current_span());
     while let Some(out) = rx.recv().await {
         match out {
             Outbound::Msg(m) => {
                 metrics::message_out(&m);
                 if let Err(e) = write_frame(&mut send, &m).await {
-                    debug!("control stream write failed: {e}");
+                    debug!(peer, error = %e, "control stream write failed");
                     break;
                 }
             }
@@ -497,10 +512,13 @@ async fn run_transfers(
                     };
                 }
                 let (conn, flight, stall) = (conn.clone(), ctx.flight.clone(), ctx.stall);
-                running.spawn(async move {
-                    let sha = t.sha256;
-                    (sha, stream_bundle(&conn, t, stall, &flight).await)
-                });
+                running.spawn(
+                    async move {
+                        let sha = t.sha256;
+                        (sha, stream_bundle(&conn, t, stall, &flight).await)
+                    }
+                    .in_current_span(),
+                );
             }
             Some(done) = running.join_next(), if !running.is_empty() => {
                 let Ok((sha256, result)) = done else { continue };
@@ -517,7 +535,7 @@ async fn run_transfers(
                         close(&conn, close_code::FLOOD, &reason);
                         break;
                     }
-                    Err(e) => debug!(peer, "bundle transfer ended early: {e}"),
+                    Err(e) => debug!(peer, error = %e, "bundle transfer ended early"),
                 }
                 if ctx.inbound.send(Inbound::BundleSent { peer, sha256 }).await.is_err() {
                     break;

@@ -834,7 +834,7 @@ impl crate::plugin::GameWorld for World {
     }
 
     fn notify_admins(&mut self, text: &str) {
-        warn!("{text}");
+        warn!(text, "admin notice");
         World::notify_admins(self, text);
     }
 

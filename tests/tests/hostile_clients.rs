@@ -774,3 +774,54 @@ async fn the_server_binary_logs_plain_text_and_folds_what_a_client_floods() {
         "sixty reports, one line:\n{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connections_log_lines_carry_its_address_peer_and_key() {
+    let logs = logs();
+    let srv = TestServer::start(&[]);
+    let id = shard_protocol::identity::Identity::generate("flooder").unwrap();
+    let mut r = Raw::connect_as(
+        &id,
+        srv.addr,
+        srv.server.fingerprint(),
+        "127.0.0.1:0",
+        "flooder",
+    )
+    .await
+    .unwrap();
+    r.welcomed().await.unwrap();
+    let local = r.conn.local_ip();
+    // Far past the chat rate: the server disconnects with a warning, logged
+    // by the connection task inside its span.
+    for i in 0..50 {
+        if !r
+            .send(&ClientMsg::Chat {
+                text: format!("spam {i}"),
+            })
+            .await
+        {
+            break;
+        }
+    }
+    let (code, _) = r.closed(WAIT).await;
+    assert_eq!(code, close_code::FLOOD);
+    let text = log_text();
+    let _ = logs;
+    let line = text
+        .lines()
+        .find(|l| l.contains("disconnecting") && l.contains("flooding"))
+        .unwrap_or_else(|| panic!("no disconnect warning:\n{text}"));
+    assert!(
+        line.contains("conn{remote="),
+        "span with the address: {line}"
+    );
+    assert!(
+        line.contains(&format!("key={}", id.fingerprint)),
+        "span with the key: {line}"
+    );
+    assert!(line.contains(" peer="), "span with the peer id: {line}");
+    if let Some(ip) = local {
+        assert!(line.contains(&ip.to_string()), "the address: {line}");
+    }
+    srv.server.shutdown().await;
+}

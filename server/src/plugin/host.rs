@@ -965,7 +965,7 @@ impl PluginHost {
         let path = snap.path.clone();
         let path = path.as_path();
         let Some(id) = self.plugin_id(name) else {
-            tracing::error!(plugin = name, "too many plugins (limit {MAX_PLUGINS})");
+            tracing::error!(plugin = name, limit = MAX_PLUGINS, "too many plugins");
             return;
         };
         let log = PluginLog::new(self.log_path(name));
@@ -1145,7 +1145,7 @@ impl PluginHost {
             ),
             MAX_CHAT_CHARS,
         );
-        tracing::warn!(plugin = name, "{msg}");
+        tracing::warn!(plugin = name, reason = %msg, "plugin failed to load");
         // A rejected reload is not counted against the running version: five
         // bad saves in a row must not disable a healthy plugin.
         if !keeps {

@@ -35,7 +35,7 @@ pub fn discover(dir: &Path) -> std::io::Result<BTreeMap<String, PathBuf>> {
             continue;
         };
         if !valid_name(stem) {
-            tracing::warn!(file = %path.display(), "ignoring plugin file: name must be 1-{MAX_PLUGIN_NAME} ASCII letters, digits, '_' or '-'");
+            tracing::warn!(file = %path.display(), max = MAX_PLUGIN_NAME, "ignoring plugin file: its name must be 1 to max ASCII letters, digits, '_' or '-'");
             continue;
         }
         out.insert(stem.to_owned(), path);
