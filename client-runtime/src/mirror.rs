@@ -33,8 +33,9 @@ use crate::events::ClientEvent;
 use crate::queue::EventTx;
 
 /// Bytes between two `bundle_progress` events of a mirror download (as
-/// often as for a QUIC transfer: every 16 chunks).
-const PROGRESS_EVERY: u64 = 16 * shard_protocol::limits::CHUNK_SIZE as u64;
+/// often as for a QUIC transfer).
+const PROGRESS_EVERY: u64 =
+    crate::tuning::PROGRESS_EVERY_CHUNKS as u64 * shard_protocol::limits::CHUNK_SIZE as u64;
 
 /// How the client uses the mirrors a server lists (part of
 /// [`crate::ContentSettings`], so embedders and benches set it per session).
@@ -572,7 +573,7 @@ impl Fetch {
             tokio::fs::remove_file(&job.partial).await?;
             return Ok(0);
         }
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; crate::tuning::PARTIAL_READ_BUFFER];
         let mut read = 0u64;
         while read < len {
             let n = f.read(&mut buf).await?;

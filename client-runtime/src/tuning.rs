@@ -21,6 +21,9 @@ pub const SEND_QUEUE: usize = 1024;
 /// last), so progress bars move without flooding the event queue.
 pub const PROGRESS_EVERY_CHUNKS: u32 = 16;
 
+/// Bytes read at a time when hashing a partial mirror download before it resumes.
+pub const PARTIAL_READ_BUFFER: usize = 64 * 1024;
+
 /// How long closing a session waits for the close to reach the server.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
