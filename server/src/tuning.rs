@@ -68,6 +68,9 @@ pub const LOG_ENTRIES_PER_SEC: u32 = 50;
 /// Longest error text (exception message) kept for `/plugins` and admins.
 pub const MAX_ERROR_TEXT: usize = 300;
 
+/// Longest popup a plugin may show, in seconds, so no popup outstays a session.
+pub const MAX_POPUP_SECS: f64 = 3600.0;
+
 /// Longest chat command name a plugin may register (`/name`), in bytes.
 pub const MAX_COMMAND_NAME: usize = 32;
 

@@ -31,7 +31,8 @@ use crate::commands::builtin;
 use crate::tuning::{
     BUDGET_CHAT_PER_TICK, BUDGET_MSGS_PER_PEER_PER_TICK, BUDGET_POPUPS_PER_TICK,
     BUDGET_RPC_BYTES_PER_TICK, BUDGET_RPCS_PER_TICK, BUDGET_SPAWNS_PER_TICK, DIED_WORKER_GRACE,
-    MAX_COMMAND_NAME, MAX_ERROR_TEXT, MAX_QUOTED_VALUE, RESTART_BACKOFF_MAX, WORKER_START_TIMEOUT,
+    MAX_COMMAND_NAME, MAX_ERROR_TEXT, MAX_POPUP_SECS, MAX_QUOTED_VALUE, RESTART_BACKOFF_MAX,
+    WORKER_START_TIMEOUT,
 };
 
 /// A chat command a plugin registered.
@@ -1253,9 +1254,9 @@ impl PluginHost {
             }
             WorldCall::Popup { peer, text, dur } => {
                 check_text("popup text", &text, MAX_POPUP_CHARS)?;
-                if !dur.is_finite() || dur <= 0.0 || dur > 3600.0 {
+                if !dur.is_finite() || dur <= 0.0 || dur > MAX_POPUP_SECS {
                     return Err(format!(
-                        "dur = {dur} must be a number of seconds in (0, 3600]"
+                        "dur = {dur} must be a number of seconds in (0, {MAX_POPUP_SECS}]"
                     ));
                 }
                 check_peer(world, peer)?;
