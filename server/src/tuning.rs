@@ -46,6 +46,13 @@ pub const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// traceback or a peer list of the largest server fit easily).
 pub const MAX_CHANNEL_FRAME: usize = 1 << 20;
 
+/// Quiet time after the last file event in `plugins/` before changes are
+/// applied, so an editor's burst of writes causes one reload.
+pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Full rescan interval of `plugins/`, the fallback when file events are lost.
+pub const RESCAN_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Largest plugin source file the server sends to a worker.
 pub const MAX_PLUGIN_SOURCE: usize = 512 * 1024;
 

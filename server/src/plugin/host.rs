@@ -1001,7 +1001,10 @@ impl PluginHost {
         let file = path.display().to_string();
         let source = match snap.source_text() {
             Ok(s) => s.to_owned(),
-            Err(m) => return self.load_failed(world, name, &m, &m, was_live),
+            Err(e) => {
+                let m = e.to_string();
+                return self.load_failed(world, name, &m, &m, was_live);
+            }
         };
         if self.plugins.get(name).is_some_and(|p| p.worker.is_none()) {
             // A new worker starts off the tick; the load follows in `poll_starts`.

@@ -7,21 +7,34 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer_opt};
 use sha2::{Digest, Sha256};
 use shard_cache::{BundleError, BundleSource};
 use shard_protocol::limits::MAX_PLUGIN_NAME;
 
-use crate::tuning::MAX_PLUGIN_SOURCE;
+use crate::tuning::{MAX_PLUGIN_SOURCE, RELOAD_DEBOUNCE, RESCAN_INTERVAL};
 
-/// Quiet time after the last file event before changes are applied, so an
-/// editor's burst of writes causes one reload.
-pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(100);
-
-/// Full rescan interval, the fallback when file events are lost.
-pub const RESCAN_INTERVAL: Duration = Duration::from_secs(60);
+/// Why a plugin's source cannot be loaded; the text names the file and what
+/// the author must fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// The source is larger than [`MAX_PLUGIN_SOURCE`].
+    #[error("{file}: the source is larger than the limit of {MAX_PLUGIN_SOURCE} bytes")]
+    TooLarge {
+        /// The plugin file.
+        file: String,
+    },
+    /// The source is not UTF-8 text.
+    #[error("{file}: cannot read: the source is not UTF-8 ({source})")]
+    NotText {
+        /// The plugin file.
+        file: String,
+        /// Where the text stops being UTF-8.
+        source: std::str::Utf8Error,
+    },
+}
 
 /// Lists `dir/*.py` whose stem is a valid plugin name.
 pub fn discover(dir: &Path) -> std::io::Result<BTreeMap<String, PathBuf>> {
@@ -112,15 +125,15 @@ impl PluginSnapshot {
     }
 
     /// The source as text, or what the author must fix (too large, not UTF-8).
-    pub fn source_text(&self) -> Result<&str, String> {
-        let file = self.path.display();
+    pub fn source_text(&self) -> Result<&str, SourceError> {
+        let file = || self.path.display().to_string();
         if self.source.len() > MAX_PLUGIN_SOURCE {
-            return Err(format!(
-                "{file}: the source is larger than the limit of {MAX_PLUGIN_SOURCE} bytes"
-            ));
+            return Err(SourceError::TooLarge { file: file() });
         }
-        std::str::from_utf8(&self.source)
-            .map_err(|e| format!("{file}: cannot read: the source is not UTF-8 ({e})"))
+        std::str::from_utf8(&self.source).map_err(|source| SourceError::NotText {
+            file: file(),
+            source,
+        })
     }
 }
 
@@ -211,6 +224,7 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// Polls `due` for up to `within`; whether it said yes.
     fn due_within(w: &mut Watcher, within: Duration) -> bool {
