@@ -55,12 +55,133 @@ struct TickBudget {
     per_peer: HashMap<u32, u32>,
 }
 
+/// Why the server refused a plugin's game call; sent to the worker as the
+/// text of the `GameError` the plugin sees, so it names what to fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum GameCallError {
+    /// The call needs a plugin and came from the operator's console.
+    #[error("this game function needs a calling plugin (not available in the console)")]
+    NeedsPlugin,
+    /// The calling plugin is not (or no longer) known.
+    #[error("unknown plugin")]
+    UnknownPlugin,
+    /// A per-tick budget of this plugin is spent.
+    #[error("budget spent: at most {limit} {what} per tick per plugin; try again next tick")]
+    Budget {
+        /// What was counted (`spawns`, `chat lines` …).
+        what: &'static str,
+        /// The budget.
+        limit: u32,
+    },
+    /// The per-tick budget of RPC JSON bytes is spent.
+    #[error(
+        "budget spent: at most {BUDGET_RPC_BYTES_PER_TICK} bytes of RPC JSON per tick per plugin"
+    )]
+    RpcBytesBudget,
+    /// Too many messages to one player this tick.
+    #[error(
+        "budget spent: at most {BUDGET_MSGS_PER_PEER_PER_TICK} messages per tick to one player (peer {peer})"
+    )]
+    PeerBudget {
+        /// The player.
+        peer: u32,
+    },
+    /// The player's queue is too full for plugin messages.
+    #[error("peer {peer} is not keeping up with its messages; this one was dropped")]
+    PeerBehind {
+        /// The player.
+        peer: u32,
+    },
+    /// No such player.
+    #[error("unknown peer {peer}")]
+    UnknownPeer {
+        /// The player id given.
+        peer: u32,
+    },
+    /// No such entity.
+    #[error("no entity with id {id}")]
+    UnknownEntity {
+        /// The entity id given.
+        id: u32,
+    },
+    /// A coordinate that is not a finite `f32`.
+    #[error("{what}: coordinate {axis} = {value} is not a finite number")]
+    BadCoordinate {
+        /// The argument.
+        what: &'static str,
+        /// `x`, `y` or `z`.
+        axis: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// A rotation that is not a finite `f32`.
+    #[error("rot = {0} is not a finite number")]
+    BadRotation(f64),
+    /// A popup duration outside (0, [`MAX_POPUP_SECS`]].
+    #[error("dur = {0} must be a number of seconds in (0, {MAX_POPUP_SECS}]")]
+    BadDuration(f64),
+    /// A text longer than its limit.
+    #[error("{what} is {len} characters long; the limit is {max}")]
+    TextTooLong {
+        /// Which text.
+        what: &'static str,
+        /// Its length in characters.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A popup whose JSON payload is over the RPC limit.
+    #[error("popup payload is {0} bytes; the limit is {MAX_RPC_JSON}")]
+    PopupTooLarge(usize),
+    /// An RPC name with no characters.
+    #[error("RPC name is empty")]
+    EmptyRpcName,
+    /// An RPC name that is not 1 to [`MAX_ACTION`] ASCII letters, digits or `_`.
+    #[error("invalid RPC name '{0}': use 1-{MAX_ACTION} ASCII letters, digits or '_'")]
+    BadRpcName(String),
+    /// An RPC payload over [`MAX_RPC_JSON`].
+    #[error("payload is {0} bytes of JSON; the limit is {MAX_RPC_JSON}")]
+    RpcTooLarge(usize),
+    /// An RPC payload that is not a JSON object.
+    #[error("payload is not a JSON object")]
+    NotJsonObject,
+    /// A second handler for the same RPC in one plugin.
+    #[error("RPC '{0}' has a handler already in this plugin")]
+    DuplicateRpcHandler(String),
+    /// More RPC handlers than a plugin may whitelist.
+    #[error("at most {MAX_RPC_WHITELIST} RPC handlers per plugin")]
+    TooManyRpcHandlers,
+    /// An entity template with no name.
+    #[error("template name is empty")]
+    EmptyTemplate,
+    /// An entity template name over [`MAX_TEMPLATE`] bytes.
+    #[error("template name is {0} bytes long; the limit is {MAX_TEMPLATE}")]
+    TemplateTooLong(usize),
+    /// A command name that is not 1 to [`MAX_COMMAND_NAME`] letters, digits, `_` or `-`.
+    #[error(
+        "invalid command name '{0}': use 1-{MAX_COMMAND_NAME} ASCII letters, digits, '_' or '-'"
+    )]
+    BadCommandName(String),
+    /// A command name the server's built-ins use.
+    #[error("command '{0}' is a built-in command of the server")]
+    BuiltinCommand(String),
+    /// A command name another loaded plugin registered.
+    #[error("command '{name}' is already registered by plugin '{other}'")]
+    CommandTaken {
+        /// The command.
+        name: String,
+        /// The plugin that has it.
+        other: String,
+    },
+    /// A command this plugin registered already.
+    #[error("command '{0}' is registered twice by this plugin")]
+    CommandTwice(String),
+}
+
 impl TickBudget {
-    fn take(used: &mut u32, limit: u32, what: &str) -> Result<(), String> {
+    fn take(used: &mut u32, limit: u32, what: &'static str) -> Result<(), GameCallError> {
         if *used >= limit {
-            return Err(format!(
-                "budget spent: at most {limit} {what} per tick per plugin; try again next tick"
-            ));
+            return Err(GameCallError::Budget { what, limit });
         }
         *used += 1;
         Ok(())
@@ -68,17 +189,13 @@ impl TickBudget {
 
     /// One message to `peer`, if this plugin has not sent it too many this
     /// tick and the peer's queue has room for plugin messages.
-    fn take_peer(&mut self, world: &dyn GameWorld, peer: u32) -> Result<(), String> {
+    fn take_peer(&mut self, world: &dyn GameWorld, peer: u32) -> Result<(), GameCallError> {
         let n = self.per_peer.entry(peer).or_default();
         if *n >= BUDGET_MSGS_PER_PEER_PER_TICK {
-            return Err(format!(
-                "budget spent: at most {BUDGET_MSGS_PER_PEER_PER_TICK} messages per tick to one player (peer {peer})"
-            ));
+            return Err(GameCallError::PeerBudget { peer });
         }
         if !world.peer_accepts_plugin_message(peer) {
-            return Err(format!(
-                "peer {peer} is not keeping up with its messages; this one was dropped"
-            ));
+            return Err(GameCallError::PeerBehind { peer });
         }
         *n += 1;
         Ok(())
@@ -731,7 +848,7 @@ impl PluginHost {
             let msg = got.map_err(|e| channel_fault(e, started.elapsed()))?;
             match msg {
                 FromWorker::Call(call) => {
-                    let answer = self.serve(world, caller, call);
+                    let answer = self.serve(world, caller, call).map_err(|e| e.to_string());
                     let reply = ToWorker::Reply(answer);
                     let sent = match caller {
                         Caller::Plugin { name, .. } => self
@@ -1167,21 +1284,19 @@ impl PluginHost {
         world: &mut dyn GameWorld,
         caller: &Caller,
         call: WorldCall,
-    ) -> Result<WorldValue, String> {
+    ) -> Result<WorldValue, GameCallError> {
         let (name, generation) = match caller {
             Caller::Plugin { name, generation } => (Some(name.as_str()), *generation),
             Caller::Console => (None, 0),
         };
-        let need_plugin = || {
-            name.ok_or_else(|| {
-                "this game function needs a calling plugin (not available in the console)"
-                    .to_string()
-            })
-        };
+        let need_plugin = || name.ok_or(GameCallError::NeedsPlugin);
         match call {
             WorldCall::Listen { kind } => {
                 let name = need_plugin()?;
-                let p = self.plugins.get_mut(name).ok_or("unknown plugin")?;
+                let p = self
+                    .plugins
+                    .get_mut(name)
+                    .ok_or(GameCallError::UnknownPlugin)?;
                 *p.listeners.entry((generation, kind)).or_default() += 1;
                 Ok(WorldValue::Unit)
             }
@@ -1196,14 +1311,15 @@ impl PluginHost {
             WorldCall::OnRpc { name: rpc } => {
                 let name = need_plugin()?;
                 check_rpc_name(&rpc)?;
-                let p = self.plugins.get_mut(name).ok_or("unknown plugin")?;
+                let p = self
+                    .plugins
+                    .get_mut(name)
+                    .ok_or(GameCallError::UnknownPlugin)?;
                 if p.rpcs.iter().any(|(g, n)| *g == generation && *n == rpc) {
-                    return Err(format!("RPC '{rpc}' has a handler already in this plugin"));
+                    return Err(GameCallError::DuplicateRpcHandler(rpc));
                 }
                 if p.rpcs.iter().filter(|(g, _)| *g == generation).count() >= MAX_RPC_WHITELIST {
-                    return Err(format!(
-                        "at most {MAX_RPC_WHITELIST} RPC handlers per plugin"
-                    ));
+                    return Err(GameCallError::TooManyRpcHandlers);
                 }
                 p.rpcs.push((generation, rpc));
                 Ok(WorldValue::Unit)
@@ -1219,7 +1335,10 @@ impl PluginHost {
                 check_template(&template)?;
                 let pos = check_pos("pos", pos)?;
                 let rot = check_rot(rot)?;
-                let p = self.plugins.get_mut(name).ok_or("unknown plugin")?;
+                let p = self
+                    .plugins
+                    .get_mut(name)
+                    .ok_or(GameCallError::UnknownPlugin)?;
                 TickBudget::take(&mut p.budget.spawns, BUDGET_SPAWNS_PER_TICK, "spawns")?;
                 let owner = PluginOwner {
                     plugin_id: p.id,
@@ -1231,7 +1350,7 @@ impl PluginHost {
             }
             WorldCall::Despawn { id } => {
                 if !world.despawn(id) {
-                    return Err(format!("no entity with id {id}"));
+                    return Err(GameCallError::UnknownEntity { id });
                 }
                 for p in self.plugins.values_mut() {
                     p.entities.retain(|(_, e)| *e != id);
@@ -1258,17 +1377,12 @@ impl PluginHost {
             WorldCall::Popup { peer, text, dur } => {
                 check_text("popup text", &text, MAX_POPUP_CHARS)?;
                 if !dur.is_finite() || dur <= 0.0 || dur > MAX_POPUP_SECS {
-                    return Err(format!(
-                        "dur = {dur} must be a number of seconds in (0, {MAX_POPUP_SECS}]"
-                    ));
+                    return Err(GameCallError::BadDuration(dur));
                 }
                 check_peer(world, peer)?;
                 let json = serde_json::json!({ "text": text, "duration": dur }).to_string();
                 if json.len() > MAX_RPC_JSON {
-                    return Err(format!(
-                        "popup payload is {} bytes; the limit is {MAX_RPC_JSON}",
-                        json.len()
-                    ));
+                    return Err(GameCallError::PopupTooLarge(json.len()));
                 }
                 if let Some(p) = name.and_then(|n| self.plugins.get_mut(n)) {
                     TickBudget::take(&mut p.budget.popups, BUDGET_POPUPS_PER_TICK, "popups")?;
@@ -1312,26 +1426,24 @@ impl PluginHost {
             } => {
                 let plugin = need_plugin()?;
                 if rpc.is_empty() {
-                    return Err("RPC name is empty".into());
+                    return Err(GameCallError::EmptyRpcName);
                 }
                 if json.len() > MAX_RPC_JSON {
-                    return Err(format!(
-                        "payload is {} bytes of JSON; the limit is {MAX_RPC_JSON}",
-                        json.len()
-                    ));
+                    return Err(GameCallError::RpcTooLarge(json.len()));
                 }
                 if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&json)
                     .is_err()
                 {
-                    return Err("payload is not a JSON object".into());
+                    return Err(GameCallError::NotJsonObject);
                 }
                 check_peer(world, peer)?;
-                let p = self.plugins.get_mut(plugin).ok_or("unknown plugin")?;
+                let p = self
+                    .plugins
+                    .get_mut(plugin)
+                    .ok_or(GameCallError::UnknownPlugin)?;
                 TickBudget::take(&mut p.budget.rpcs, BUDGET_RPCS_PER_TICK, "RPCs")?;
                 if p.budget.rpc_bytes + json.len() > BUDGET_RPC_BYTES_PER_TICK {
-                    return Err(format!(
-                        "budget spent: at most {BUDGET_RPC_BYTES_PER_TICK} bytes of RPC JSON per tick per plugin"
-                    ));
+                    return Err(GameCallError::RpcBytesBudget);
                 }
                 p.budget.rpc_bytes += json.len();
                 let id = p.id;
@@ -1347,7 +1459,7 @@ impl PluginHost {
         world: &dyn GameWorld,
         name: Option<&str>,
         peer: u32,
-    ) -> Result<(), String> {
+    ) -> Result<(), GameCallError> {
         match name.and_then(|n| self.plugins.get_mut(n)) {
             Some(p) => p.budget.take_peer(world, peer),
             None => Ok(()),
@@ -1361,23 +1473,18 @@ impl PluginHost {
         name: String,
         help: String,
         admin: bool,
-    ) -> Result<WorldValue, String> {
+    ) -> Result<WorldValue, GameCallError> {
         if name.is_empty()
             || name.len() > MAX_COMMAND_NAME
             || !name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
-            return Err(format!(
-                "invalid command name '{}': use 1-{MAX_COMMAND_NAME} ASCII letters, digits, '_' or '-'",
-                clip(&name, MAX_QUOTED_VALUE)
-            ));
+            return Err(GameCallError::BadCommandName(clip(&name, MAX_QUOTED_VALUE)));
         }
         check_text("help", &help, MAX_CHAT_CHARS)?;
         if builtin(&name).is_some() {
-            return Err(format!(
-                "command '{name}' is a built-in command of the server"
-            ));
+            return Err(GameCallError::BuiltinCommand(name));
         }
         for (other, p) in &self.plugins {
             if other != plugin
@@ -1386,19 +1493,21 @@ impl PluginHost {
                     .iter()
                     .any(|c| c.name == name && c.generation == p.generation)
             {
-                return Err(format!(
-                    "command '{name}' is already registered by plugin '{other}'"
-                ));
+                return Err(GameCallError::CommandTaken {
+                    name,
+                    other: other.clone(),
+                });
             }
         }
-        let p = self.plugins.get_mut(plugin).ok_or("unknown plugin")?;
+        let p = self
+            .plugins
+            .get_mut(plugin)
+            .ok_or(GameCallError::UnknownPlugin)?;
         if p.commands
             .iter()
             .any(|c| c.name == name && c.generation == generation)
         {
-            return Err(format!(
-                "command '{name}' is registered twice by this plugin"
-            ));
+            return Err(GameCallError::CommandTwice(name));
         }
         p.commands.push(CommandSpec {
             generation,
@@ -1439,12 +1548,10 @@ fn clip(s: &str, max: usize) -> String {
     out
 }
 
-fn check_pos(what: &str, pos: [f64; 3]) -> Result<Vec3, String> {
-    for (axis, v) in ["x", "y", "z"].iter().zip(pos) {
-        if !v.is_finite() || v.abs() > f64::from(f32::MAX) {
-            return Err(format!(
-                "{what}: coordinate {axis} = {v} is not a finite number"
-            ));
+fn check_pos(what: &'static str, pos: [f64; 3]) -> Result<Vec3, GameCallError> {
+    for (axis, value) in ["x", "y", "z"].into_iter().zip(pos) {
+        if !value.is_finite() || value.abs() > f64::from(f32::MAX) {
+            return Err(GameCallError::BadCoordinate { what, axis, value });
         }
     }
     #[allow(
@@ -1458,9 +1565,9 @@ fn check_pos(what: &str, pos: [f64; 3]) -> Result<Vec3, String> {
     })
 }
 
-fn check_rot(rot: f64) -> Result<f32, String> {
+fn check_rot(rot: f64) -> Result<f32, GameCallError> {
     if !rot.is_finite() || rot.abs() > f64::from(f32::MAX) {
-        return Err(format!("rot = {rot} is not a finite number"));
+        return Err(GameCallError::BadRotation(rot));
     }
     #[allow(
         clippy::cast_possible_truncation,
@@ -1469,48 +1576,40 @@ fn check_rot(rot: f64) -> Result<f32, String> {
     Ok(rot as f32)
 }
 
-fn check_peer(world: &dyn GameWorld, peer: u32) -> Result<(), String> {
+fn check_peer(world: &dyn GameWorld, peer: u32) -> Result<(), GameCallError> {
     if world.peer_exists(peer) {
         Ok(())
     } else {
-        Err(format!("unknown peer {peer}"))
+        Err(GameCallError::UnknownPeer { peer })
     }
 }
 
-fn check_text(what: &str, text: &str, max_chars: usize) -> Result<(), String> {
-    let n = text.chars().count();
-    if n > max_chars {
-        return Err(format!(
-            "{what} is {n} characters long; the limit is {max_chars}"
-        ));
+fn check_text(what: &'static str, text: &str, max: usize) -> Result<(), GameCallError> {
+    let len = text.chars().count();
+    if len > max {
+        return Err(GameCallError::TextTooLong { what, len, max });
     }
     Ok(())
 }
 
 /// An RPC name as scripts write it in `n"Name"`: 1-64 ASCII letters,
 /// digits or `_`, so it can never be confused with anything else in logs.
-fn check_rpc_name(name: &str) -> Result<(), String> {
+fn check_rpc_name(name: &str) -> Result<(), GameCallError> {
     if name.is_empty()
         || name.len() > MAX_ACTION
         || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     {
-        return Err(format!(
-            "invalid RPC name '{}': use 1-{MAX_ACTION} ASCII letters, digits or '_'",
-            clip(name, MAX_QUOTED_VALUE)
-        ));
+        return Err(GameCallError::BadRpcName(clip(name, MAX_QUOTED_VALUE)));
     }
     Ok(())
 }
 
-fn check_template(tpl: &str) -> Result<(), String> {
+fn check_template(tpl: &str) -> Result<(), GameCallError> {
     if tpl.is_empty() {
-        return Err("template name is empty".into());
+        return Err(GameCallError::EmptyTemplate);
     }
     if tpl.len() > MAX_TEMPLATE {
-        return Err(format!(
-            "template name is {} bytes long; the limit is {MAX_TEMPLATE}",
-            tpl.len()
-        ));
+        return Err(GameCallError::TemplateTooLong(tpl.len()));
     }
     Ok(())
 }
