@@ -464,7 +464,7 @@ async fn join(
     // per batch of installs in which scripts changed, paced like the DLL's.
     let mut game = QueuedGame::new();
     let mut reloads = ReloadTracker::with_interval(reload_interval);
-    let mut pacing = tokio::time::interval(Duration::from_millis(100));
+    let mut pacing = tokio::time::interval(shard_client::tuning::FRAME_POLL);
     let (answer_tx, mut answer_rx) = tokio::sync::mpsc::channel::<(bool, bool)>(1);
     let mut pending = actions.into_iter();
     let mut wait_until = tokio::time::Instant::now();
