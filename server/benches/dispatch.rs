@@ -11,11 +11,6 @@
 //!
 //! Run: `cargo bench -p shard-server --bench dispatch`.
 #![allow(clippy::print_stdout, reason = "a benchmark: it prints its figures")]
-#![allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "test data: sizes and indices are small and known"
-)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -106,9 +101,9 @@ fn bench(
     })
 }
 
-fn percentile(v: &mut [Duration], q: f64) -> Duration {
+fn percentile(v: &mut [Duration], percent: usize) -> Duration {
     v.sort();
-    v.get(((v.len().saturating_sub(1)) as f64 * q).round() as usize)
+    v.get(shard_server::sim::quantile_index(v.len(), percent))
         .copied()
         .unwrap_or_default()
 }
@@ -165,8 +160,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         b.host.tick(&mut b.world, 1.0 / 30.0, &[]);
         samples.push(t.elapsed());
     }
-    let p50 = percentile(&mut samples, 0.5);
-    let p99 = percentile(&mut samples, 0.99);
+    let p50 = percentile(&mut samples, 50);
+    let p99 = percentile(&mut samples, 99);
     println!(
         "one plugin, one OnTick listener: {:.1} us/tick p50, {:.1} us p99 (channel round trip + guarded call) [<= 20 us]",
         us(p50),
@@ -236,8 +231,8 @@ game.state['ns'] = game.state.get('ns', 0) + time.perf_counter_ns() - t0\n    ga
     }
     println!(
         "popup_zone, 256 peers: {:.1} us/tick p50, {:.1} us p99 server-side ({} popups sent)",
-        us(percentile(&mut samples, 0.5)),
-        us(percentile(&mut samples, 0.99)),
+        us(percentile(&mut samples, 50)),
+        us(percentile(&mut samples, 99)),
         b.world.rpcs
     );
     drop(b);
@@ -267,8 +262,8 @@ game.state['ns'] = game.state.get('ns', 0) + time.perf_counter_ns() - t0\n    ga
     }
     println!(
         "save to live: p50 {:.0} ms, max {:.0} ms over {} saves (30 Hz ticks, 100 ms debounce) [p50 <= 250 ms]",
-        percentile(&mut samples, 0.5).as_secs_f64() * 1e3,
-        percentile(&mut samples, 1.0).as_secs_f64() * 1e3,
+        percentile(&mut samples, 50).as_secs_f64() * 1e3,
+        percentile(&mut samples, 100).as_secs_f64() * 1e3,
         samples.len()
     );
     drop(b);
