@@ -354,7 +354,8 @@ impl ClientEvent {
     /// The event as one JSON line (no newline).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| {
-            format!(r#"{{"event":"error","message":"unprintable event: {e}"}}"#)
+            serde_json::json!({"event": "error", "message": format!("unprintable event: {e}")})
+                .to_string()
         })
     }
 }
