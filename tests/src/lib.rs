@@ -12,6 +12,7 @@
 
 pub mod attack;
 pub mod nginx;
+pub mod relay;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

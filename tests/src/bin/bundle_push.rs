@@ -1,12 +1,20 @@
-//! `bundle_push`: measures zero-install push at scale, and what hostile
-//! clients can make the server do with it.
+//! `bundle_push`: measures zero-install push at scale, on lossy links, and
+//! what hostile clients can make the server do with it.
 //!
-//! Push: one ~5 MB plugin bundle sent to N clients that all join at once on
-//! loopback; prints the time until every client has verified and installed
-//! it, and MB/s.
+//! Push (the default): one ~5 MB plugin bundle sent to `--clients` clients
+//! that all join at once on loopback. The real `shard-server` binary runs as
+//! its own process; the clients run in this process. Prints the time until
+//! every client has verified and installed it, and the aggregate MB/s. In the
+//! same run, nginx (HTTPS + HTTP/2) serves the same bundle file to as many
+//! concurrent `h2load` downloads, and its figure is printed beside QUIC's.
 //!
-//! Attacks (`--attack amplification|non-reading`) run the real `shard-server`
-//! binary as a child process, so its memory is its own:
+//! Lossy (`--lossy`): one client fetches the bundle through a loss and delay
+//! relay (`shard_e2e::relay`, RTT 80 ms by default) for each congestion
+//! controller and loss rate (`--loss 0,1,3`); prints the time from connect
+//! to installed.
+//!
+//! Attacks (`--attack amplification|non-reading`) run the server as a child
+//! process too, so its memory is its own:
 //! - `amplification`: each attacker asks for the same bundle `--requests`
 //!   times (two or more `NeedBundles` frames) and reads everything; prints
 //!   the bytes the server sent per byte the attackers sent, and per client
@@ -18,9 +26,11 @@
 //! After an attack a real client joins and installs the bundle, to show the
 //! service still works. `--server-bin PATH` runs another build of the server
 //! (with `--legacy-config` for one that predates the hostile-client settings).
+//! The last line of every mode is one JSON object with its figures.
 //!
 //! ```text
 //! cargo run --release -p shard-e2e --bin bundle_push -- --clients 64
+//! cargo run --release -p shard-e2e --bin bundle_push -- --lossy --loss 0,1,3
 //! cargo run --release -p shard-e2e --bin bundle_push -- --attack amplification
 //! cargo run --release -p shard-e2e --bin bundle_push -- --attack non-reading --attackers 6
 //! ```
@@ -29,67 +39,121 @@
     reason = "a command-line tool: stdout is its output"
 )]
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
 use shard_client::{ClientEvent, ConnectOptions, Dispatcher, Session};
 use shard_e2e::attack::Raw;
+use shard_e2e::nginx::{Nginx, NginxOptions};
+use shard_e2e::relay::{Relay, RelayOptions};
 use shard_e2e::{ServerProcess, noise, rss_of};
 use shard_protocol::ClientMsg;
-use shard_protocol::limits::MAX_BUNDLE_REQUESTS;
-use shard_server::Server;
-use shard_server::config::ServerConfig;
+use shard_protocol::limits::{self, MAX_BUNDLE_REQUESTS};
 
-fn arg(name: &str, default: usize) -> anyhow::Result<usize> {
-    match text_arg(name)? {
-        Some(v) => v
-            .parse()
-            .with_context(|| format!("{name} takes a whole number")),
-        None => Ok(default),
-    }
+/// Zero-install bundle push: throughput against nginx, lossy links, hostile clients.
+#[derive(Debug, Parser)]
+#[command(name = "bundle_push")]
+struct Args {
+    /// Clients joining at once (push) or real clients per attack.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Size of the bundle's (incompressible) payload, KiB.
+    #[arg(long, default_value_t = 4900)]
+    size_kib: usize,
+    /// Folder for the clients' homes (keys and caches); e.g. /dev/shm, so 64
+    /// clients on one machine do not measure one shared disk (default: the temp folder).
+    #[arg(long)]
+    client_dir: Option<PathBuf>,
+    /// Skip the nginx + h2load figure (it is skipped anyway when nginx or h2load is missing).
+    #[arg(long)]
+    no_nginx: bool,
+    /// Measure one client through a loss and delay relay instead of the push.
+    #[arg(long)]
+    lossy: bool,
+    /// Loss rates to measure with `--lossy`, percent, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,3")]
+    loss: Vec<f64>,
+    /// Round-trip time the relay adds with `--lossy`, milliseconds.
+    #[arg(long, default_value_t = 80)]
+    rtt_ms: u64,
+    /// Downloads per controller and loss rate with `--lossy` (the median is reported).
+    #[arg(long, default_value_t = 1)]
+    trials: usize,
+    /// Congestion controllers to compare with `--lossy` (the first is "before").
+    #[arg(long, value_delimiter = ',', default_value = "cubic,bbr")]
+    controllers: Vec<String>,
+    /// Congestion controller the push server uses (the server's default when unset).
+    #[arg(long)]
+    congestion: Option<String>,
+    /// Extra `server.toml` lines for the push server (e.g. `bundle_bytes_in_flight = 134217728`).
+    #[arg(long, default_value = "")]
+    server_toml: String,
+    /// Run an attack instead of the push.
+    #[arg(long, value_enum)]
+    attack: Option<AttackMode>,
+    /// Attacking connections (default: 1 for amplification, 6 for non-reading).
+    #[arg(long)]
+    attackers: Option<usize>,
+    /// Requests for the bundle per attacker.
+    #[arg(long, default_value_t = 2 * MAX_BUNDLE_REQUESTS)]
+    requests: usize,
+    /// Another server binary to run (default: this workspace's `shard-server`).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// The server predates the hostile-client settings: write only `max_players`.
+    #[arg(long)]
+    legacy_config: bool,
+    /// Longest an attack runs, seconds.
+    #[arg(long, default_value_t = 30)]
+    wait_secs: u64,
 }
 
-fn text_arg(name: &str) -> anyhow::Result<Option<String>> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        Some(i) => Ok(Some(
-            args.get(i + 1)
-                .context(format!("{name} needs a value"))?
-                .clone(),
-        )),
-        None => Ok(None),
-    }
+/// What a hostile client does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AttackMode {
+    /// Asks for the same bundle many times and reads everything.
+    Amplification,
+    /// Asks for the bundle and never reads.
+    NonReading,
 }
 
 fn main() -> anyhow::Result<()> {
-    let clients = arg("--clients", 64)?;
-    let size_kib = arg("--size-kib", 4900)?;
+    let args = Args::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match text_arg("--attack")?.as_deref() {
-        None => rt.block_on(run(clients, size_kib * 1024)),
-        Some(mode @ ("amplification" | "non-reading")) => {
+    let size = args.size_kib * 1024;
+    match args.attack {
+        None if args.lossy => rt.block_on(lossy(&args, size)),
+        None => rt.block_on(push(&args, size)),
+        Some(mode) => {
+            let reading = mode == AttackMode::Amplification;
             let opts = AttackOpts {
-                reading: mode == "amplification",
-                attackers: arg("--attackers", if mode == "amplification" { 1 } else { 6 })?,
-                requests: arg("--requests", 2 * MAX_BUNDLE_REQUESTS)?,
-                size: size_kib * 1024,
-                server_bin: text_arg("--server-bin")?.map(PathBuf::from),
-                legacy: std::env::args().any(|a| a == "--legacy-config"),
-                wait: Duration::from_secs(arg("--wait-secs", 30)? as u64),
+                reading,
+                attackers: args.attackers.unwrap_or(if reading { 1 } else { 6 }),
+                requests: args.requests,
+                size,
+                server_bin: args.server_bin.clone(),
+                legacy: args.legacy_config,
+                wait: Duration::from_secs(args.wait_secs),
             };
-            rt.block_on(attack(mode, opts))
+            let name = if reading {
+                "amplification"
+            } else {
+                "non-reading"
+            };
+            rt.block_on(attack(name, opts))
         }
-        Some(other) => bail!("unknown attack `{other}`: use amplification or non-reading"),
     }
 }
 
-/// The test plugin: `big.py` and `size` bytes of noise in its bundle; returns the packed length.
-fn write_plugin(plugins: &Path, size: usize) -> anyhow::Result<usize> {
+/// The test plugin: `big.py` and `size` bytes of noise in its bundle; returns the packed bytes.
+fn write_plugin(plugins: &Path, size: usize) -> anyhow::Result<Vec<u8>> {
     std::fs::create_dir_all(plugins.join("big/assets/world"))?;
     std::fs::write(
         plugins.join("big.py"),
@@ -104,74 +168,386 @@ fn write_plugin(plugins: &Path, size: usize) -> anyhow::Result<usize> {
     std::fs::write(plugins.join("big/assets/big.archive"), archive)?;
     let packed =
         shard_cache::pack_plugin_dir(&plugins.join("big")).context("packing the test bundle")?;
-    Ok(packed.bytes.len())
+    Ok(packed.bytes)
 }
 
-async fn run(clients: usize, size: usize) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let plugins = dir.path().join("plugins");
-    let packed = write_plugin(&plugins, size)?;
-    let cfg = ServerConfig {
-        bind: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().join("data"),
-        plugin_dir: plugins,
-        max_players: clients + 1,
-        // Every client comes from 127.0.0.1.
-        max_per_address: clients + 1,
-        admin_http: String::new(),
-        ..ServerConfig::default()
-    };
-    let server = Server::start(cfg)?;
-    let addr = server.local_addr()?;
-    println!(
-        "bundle: {:.2} MB packed ({} clients joining at once on {addr})",
-        packed as f64 / 1e6,
-        clients
-    );
+/// The server binary to run: `--server-bin`, else this workspace's (built fresh).
+fn server_bin(given: Option<&Path>) -> PathBuf {
+    match given {
+        Some(b) => b.to_path_buf(),
+        None => shard_e2e::workspace_bin("shard-server", "shard-server"),
+    }
+}
 
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..clients {
-        let home = dir.path().join(format!("client{i}"));
-        tasks.push(tokio::spawn(async move {
-            let (got, done) = install_once(addr, &home, &format!("c{i}")).await?;
-            Ok::<_, String>((got, done))
-        }));
+/// `server.toml` for a benchmark server: room for `players` from 127.0.0.1,
+/// no admin console (its fixed port would clash with other runs).
+fn bench_config(players: usize, legacy: bool, congestion: Option<&str>) -> String {
+    // `max_players` must leave room beyond the admin slots.
+    let players = players + limits::DEFAULT_ADMIN_SLOTS;
+    let mut cfg = format!("max_players = {players}\n");
+    if !legacy {
+        cfg.push_str(&format!("max_per_address = {players}\nadmin_http = \"\"\n"));
     }
-    let mut total = 0u64;
-    let mut last = started;
-    for t in tasks {
-        let (bytes, done) = t.await?.map_err(anyhow::Error::msg)?;
-        total += bytes;
-        last = last.max(done);
+    if let Some(cc) = congestion {
+        cfg.push_str(&format!("congestion = \"{cc}\"\n"));
     }
-    let secs = (last - started).as_secs_f64();
-    if total != packed as u64 * clients as u64 {
-        bail!(
-            "expected {} bytes in all, received {total}",
-            packed as u64 * clients as u64
-        );
-    }
+    cfg
+}
+
+/// Figures of one push run, for the summary line.
+struct PushFigure {
+    seconds: f64,
+    mb_per_s: f64,
+}
+
+async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
+    let clients = args.clients;
+    let dir = tempfile::tempdir()?;
+    let bundle = write_plugin(&dir.path().join("plugins"), size)?;
+    let packed = bundle.len();
+    let bin = server_bin(args.server_bin.as_deref());
+    let mut cfg = bench_config(2 * clients + 1, args.legacy_config, args.congestion.as_deref());
+    cfg.push_str(&args.server_toml.replace("\\n", "\n"));
+    cfg.push('\n');
+    let srv = ServerProcess::start(&bin, dir.path(), &cfg)?;
     println!(
-        "all {clients} clients installed it in {secs:.2} s: {:.1} MB pushed, {:.1} MB/s aggregate",
-        total as f64 / 1e6,
-        total as f64 / 1e6 / secs
+        "bundle: {:.2} MB packed; {clients} clients joining at once; server {} (pid {}) on {}",
+        packed as f64 / 1e6,
+        bin.display(),
+        srv.child.id(),
+        srv.addr
     );
+    // Let the server load its plugin and pack the bundle before the clock starts.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let homes = match &args.client_dir {
+        Some(d) => tempfile::tempdir_in(d)?,
+        None => tempfile::tempdir()?,
+    };
+    let cpu_before = cpu_secs(srv.child.id());
+    let clients_before = cpu_secs(std::process::id());
+    let (arrived, quic) = quic_push(srv.addr, homes.path(), clients, packed).await?;
+    let server_cpu = cpu_secs(srv.child.id()) - cpu_before;
+    let clients_cpu = cpu_secs(std::process::id()) - clients_before;
     println!(
-        "{{\"clients\":{clients},\"bundle_bytes\":{packed},\"seconds\":{secs:.3},\"mb_per_s\":{:.1}}}",
-        total as f64 / 1e6 / secs
+        "QUIC push: all {clients} clients had the bundle in {:.2} s ({:.1} MB/s) and installed it in {:.2} s: {:.1} MB pushed, {:.1} MB/s aggregate (CPU: server {server_cpu:.2} s, clients {clients_cpu:.2} s; client caches in {})",
+        arrived.seconds,
+        arrived.mb_per_s,
+        quic.seconds,
+        (packed * clients) as f64 / 1e6,
+        quic.mb_per_s,
+        homes.path().display()
     );
-    server.shutdown().await;
+    let (me, server) = (std::process::id(), srv.child.id());
+    let (me0, server0) = (cpu_secs(me), cpu_secs(server));
+    let wire = quic_wire(&srv, clients, packed).await?;
+    println!(
+        "QUIC wire alone (raw clients read the stream and discard it, as h2load does): {:.2} s, {:.1} MB/s aggregate (CPU: server {:.2} s, clients {:.2} s)",
+        wire.seconds,
+        wire.mb_per_s,
+        cpu_secs(server) - server0,
+        cpu_secs(me) - me0
+    );
+    drop(srv);
+
+    let nginx = if args.no_nginx {
+        None
+    } else {
+        nginx_push(&bundle, clients)?
+    };
+    match &nginx {
+        Some(n) => println!(
+            "nginx alone (HTTPS + HTTP/2, h2load -c {clients}): {:.3} s, {:.1} MB/s aggregate; QUIC is {:.2}x nginx",
+            n.seconds,
+            n.mb_per_s,
+            quic.mb_per_s / n.mb_per_s
+        ),
+        None => println!("nginx alone: skipped"),
+    }
+    let (nginx_s, nginx_mbs) = match &nginx {
+        Some(n) => (format!("{:.3}", n.seconds), format!("{:.1}", n.mb_per_s)),
+        None => ("null".into(), "null".into()),
+    };
+    // The mirror path (`--mirror`, issue #16's other half) adds its figure
+    // here: `mirror_seconds` and `mirror_mb_per_s` stay null until then.
+    let mirror_s = "null";
+    let mirror_mbs = "null";
+    println!(
+        "{{\"clients\":{clients},\"bundle_bytes\":{packed},\"quic_seconds\":{:.3},\"quic_mb_per_s\":{:.1},\"quic_arrived_seconds\":{:.3},\"quic_arrived_mb_per_s\":{:.1},\"quic_wire_seconds\":{:.3},\"quic_wire_mb_per_s\":{:.1},\"server_cpu_seconds\":{server_cpu:.2},\"mirror_seconds\":{mirror_s},\"mirror_mb_per_s\":{mirror_mbs},\"nginx_seconds\":{nginx_s},\"nginx_mb_per_s\":{nginx_mbs}}}",
+        quic.seconds,
+        quic.mb_per_s,
+        arrived.seconds,
+        arrived.mb_per_s,
+        wire.seconds,
+        wire.mb_per_s
+    );
     Ok(())
 }
 
+/// User + system CPU time a process has used so far, seconds (0 when unknown).
+fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at ")".
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `clients` real clients (homes under `dir`) join `addr` at once; returns
+/// when all had received and installed it.
+async fn quic_push(
+    addr: SocketAddr,
+    dir: &Path,
+    clients: usize,
+    packed: usize,
+) -> anyhow::Result<(PushFigure, PushFigure)> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let home = dir.join(format!("client{i}"));
+        tasks.push(tokio::spawn(async move {
+            install_once(addr, &home, &format!("c{i}")).await
+        }));
+    }
+    let mut total = 0u64;
+    let (mut received, mut installed) = (started, started);
+    for t in tasks {
+        let a = t.await?.map_err(anyhow::Error::msg)?;
+        total += a.bytes;
+        received = received.max(a.received);
+        installed = installed.max(a.installed);
+    }
+    let expected = packed as u64 * clients as u64;
+    if total != expected {
+        bail!("expected {expected} bytes in all, received {total}");
+    }
+    let figure = |at: Instant| {
+        let seconds = (at - started).as_secs_f64();
+        PushFigure {
+            seconds,
+            mb_per_s: total as f64 / 1e6 / seconds,
+        }
+    };
+    Ok((figure(received), figure(installed)))
+}
+
+/// The wire alone, as `h2load` measures nginx: `clients` raw QUIC clients
+/// join `srv` at once, ask for the bundle and read its stream to the end
+/// without storing it; returns when every stream was read.
+async fn quic_wire(srv: &ServerProcess, clients: usize, packed: usize) -> anyhow::Result<PushFigure> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let (addr, key) = (srv.addr, srv.key);
+        tasks.push(tokio::spawn(async move {
+            let mut r = Raw::connect(addr, key, "127.0.0.1:0", &format!("w{i}"))
+                .await
+                .map_err(anyhow::Error::msg)?;
+            r.welcomed()
+                .await
+                .map_err(|(c, why)| anyhow::anyhow!("refused ({c}): {why}"))?;
+            let (req, _) = r.announcement().await.context("no bundle announced")?;
+            let done = r.drain_bundles();
+            r.send(&ClientMsg::NeedBundles {
+                requests: vec![req],
+            })
+            .await;
+            while done.load(Ordering::Relaxed) == 0 {
+                if r.conn.close_reason().is_some() {
+                    bail!("the server closed the connection");
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Ok::<_, anyhow::Error>((Instant::now(), r))
+        }));
+    }
+    let mut last = started;
+    let mut keep = Vec::new();
+    for t in tasks {
+        let (at, r) = t.await??;
+        last = last.max(at);
+        keep.push(r);
+    }
+    let seconds = (last - started).as_secs_f64();
+    Ok(PushFigure {
+        seconds,
+        mb_per_s: (packed * clients) as f64 / 1e6 / seconds,
+    })
+}
+
+/// nginx (HTTPS + HTTP/2) serves `bundle`; `h2load` fetches it `clients`
+/// times over as many connections at once. `None` when either is missing.
+fn nginx_push(bundle: &[u8], clients: usize) -> anyhow::Result<Option<PushFigure>> {
+    if !Nginx::installed() {
+        println!("nginx is not installed (`.ci/run` installs it)");
+        return Ok(None);
+    }
+    let root = tempfile::tempdir()?;
+    std::fs::write(root.path().join("big.bundle"), bundle)?;
+    let opts = NginxOptions {
+        tls: true,
+        ..NginxOptions::default()
+    };
+    let nginx = Nginx::start(root.path(), &opts)?;
+    let n = clients.to_string();
+    let out = match std::process::Command::new("h2load")
+        .args(["-n", &n, "-c", &n, "-m", "1"])
+        .arg(format!("{}big.bundle", nginx.url()))
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            println!("h2load could not run ({e}; `.ci/run` installs nghttp2-client)");
+            return Ok(None);
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fig = parse_h2load(&text, bundle.len() as u64 * clients as u64)
+        .with_context(|| format!("unexpected h2load output:\n{text}"))?;
+    Ok(Some(fig))
+}
+
+/// Reads `finished in 301.23ms` and `N succeeded` from h2load's summary;
+/// all `clients` downloads must have succeeded.
+fn parse_h2load(text: &str, expected_bytes: u64) -> anyhow::Result<PushFigure> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("finished in "))
+        .context("no `finished in` line")?;
+    let took = line
+        .trim_start_matches("finished in ")
+        .split(',')
+        .next()
+        .context("no duration")?
+        .trim();
+    let seconds = if let Some(ms) = took.strip_suffix("ms") {
+        ms.parse::<f64>()? / 1e3
+    } else if let Some(us) = took.strip_suffix("us") {
+        us.parse::<f64>()? / 1e6
+    } else if let Some(s) = took.strip_suffix('s') {
+        s.parse::<f64>()?
+    } else {
+        bail!("unknown duration `{took}`");
+    };
+    let requests = text
+        .lines()
+        .find(|l| l.starts_with("requests:"))
+        .context("no `requests:` line")?;
+    let failed = requests
+        .split(',')
+        .find_map(|p| p.trim().strip_suffix(" failed"))
+        .context("no failed count")?;
+    if failed.trim() != "0" {
+        bail!("h2load: {requests}");
+    }
+    Ok(PushFigure {
+        seconds,
+        mb_per_s: expected_bytes as f64 / 1e6 / seconds,
+    })
+}
+
+/// For each controller and loss rate, one real client fetches the bundle
+/// through a relay that adds the round trip and the loss; prints the time
+/// from connect to installed.
+async fn lossy(args: &Args, size: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let bundle = write_plugin(&dir.path().join("plugins"), size)?;
+    let bin = server_bin(args.server_bin.as_deref());
+    let delay = Duration::from_millis(args.rtt_ms / 2);
+    println!(
+        "lossy link: one client, {:.2} MB bundle, RTT {} ms through a relay; loss {:?} %",
+        bundle.len() as f64 / 1e6,
+        args.rtt_ms,
+        args.loss
+    );
+    let mut rows = Vec::new();
+    for cc in &args.controllers {
+        let sdir = dir.path().join(format!("server-{cc}"));
+        std::fs::create_dir_all(&sdir)?;
+        copy_dir(&dir.path().join("plugins"), &sdir.join("plugins"))?;
+        let cfg = bench_config(4, args.legacy_config, Some(cc));
+        let srv = ServerProcess::start(&bin, &sdir, &cfg)?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for &loss in &args.loss {
+            let mut times = Vec::new();
+            for trial in 0..args.trials.max(1) {
+                let opts = RelayOptions {
+                    one_way_delay: delay,
+                    loss_percent: loss,
+                    seed: 0x5eed + trial as u64,
+                    ..RelayOptions::default()
+                };
+                let relay = Relay::start(srv.addr, opts).await?;
+                let home = sdir.join(format!("client-{loss}-{trial}"));
+                let t = Instant::now();
+                let a = install_once(relay.addr, &home, "lossy")
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                if a.bytes != bundle.len() as u64 {
+                    bail!("received {} bundle bytes, expected {}", a.bytes, bundle.len());
+                }
+                let secs = (a.installed - t).as_secs_f64();
+                let s = relay.stats();
+                println!(
+                    "  {cc:>7} loss {loss:>4.1}%: installed in {secs:.2} s ({} datagrams relayed, {} dropped as loss, {} overflowed)",
+                    s.forwarded(),
+                    s.lost(),
+                    s.overflowed()
+                );
+                times.push(secs);
+            }
+            times.sort_by(f64::total_cmp);
+            let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
+            rows.push(format!(
+                "{{\"controller\":\"{cc}\",\"loss_percent\":{loss},\"seconds\":{median:.3}}}"
+            ));
+        }
+        drop(srv);
+    }
+    println!(
+        "{{\"rtt_ms\":{},\"bundle_bytes\":{},\"results\":[{}]}}",
+        args.rtt_ms,
+        bundle.len(),
+        rows.join(",")
+    );
+    Ok(())
+}
+
+/// Copies a folder tree (the plugin folder for a second server).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &dest)?;
+        } else {
+            std::fs::copy(entry.path(), dest)?;
+        }
+    }
+    Ok(())
+}
+
+/// When one client's bundle had fully arrived and when it was installed.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    /// Bundle bytes it received.
+    bytes: u64,
+    /// The last byte arrived (before the client verified and installed it).
+    received: Instant,
+    /// The bundle was verified and installed.
+    installed: Instant,
+}
+
 /// A real client joins from `home`, waits until the bundle is installed;
-/// returns the bundle bytes it received and when it was done.
-async fn install_once(
-    addr: std::net::SocketAddr,
-    home: &Path,
-    name: &str,
-) -> Result<(u64, Instant), String> {
+/// returns the bundle bytes it received, and when they had arrived and
+/// when it was installed.
+async fn install_once(addr: SocketAddr, home: &Path, name: &str) -> Result<Arrival, String> {
     let opts = ConnectOptions {
         addr,
         name: name.to_string(),
@@ -183,8 +559,16 @@ async fn install_once(
     let mut s = Session::connect(opts, Dispatcher::new())
         .await
         .map_err(|e| e.to_string())?;
+    let mut received = None;
     loop {
         match tokio::time::timeout(Duration::from_secs(120), s.next_event()).await {
+            Ok(Some(ClientEvent::BundleProgress {
+                received: got,
+                total,
+                ..
+            })) if got >= total => {
+                received.get_or_insert_with(Instant::now);
+            }
             Ok(Some(ClientEvent::BundleInstalled { .. })) => break,
             Ok(Some(ClientEvent::BundleFailed { error, .. })) => return Err(error),
             Ok(Some(ClientEvent::Disconnected { reason })) => return Err(reason),
@@ -193,10 +577,14 @@ async fn install_once(
             Err(_) => return Err("timed out".to_string()),
         }
     }
-    let got = s.bundle_bytes_received();
-    let done = Instant::now();
+    let installed = Instant::now();
+    let bytes = s.bundle_bytes_received();
     s.close().await;
-    Ok((got, done))
+    Ok(Arrival {
+        bytes,
+        received: received.unwrap_or(installed),
+        installed,
+    })
 }
 
 struct AttackOpts {
@@ -246,27 +634,12 @@ impl Drop for RssProbe {
     }
 }
 
-fn start_server_process(
-    bin: &Path,
-    dir: &Path,
-    players: usize,
-    legacy: bool,
-) -> anyhow::Result<ServerProcess> {
-    let mut cfg = format!("max_players = {players}\n");
-    if !legacy {
-        cfg.push_str(&format!("max_per_address = {players}\n"));
-    }
-    ServerProcess::start(bin, dir, &cfg)
-}
-
 async fn attack(mode: &str, o: AttackOpts) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let packed = write_plugin(&dir.path().join("plugins"), o.size)? as u64;
-    let bin = match &o.server_bin {
-        Some(b) => b.clone(),
-        None => shard_e2e::workspace_bin("shard-server", "shard-server"),
-    };
-    let srv = start_server_process(&bin, dir.path(), o.attackers + 8, o.legacy)?;
+    let packed = write_plugin(&dir.path().join("plugins"), o.size)?.len() as u64;
+    let bin = server_bin(o.server_bin.as_deref());
+    let cfg = bench_config(o.attackers + 8, o.legacy, None);
+    let srv = ServerProcess::start(&bin, dir.path(), &cfg)?;
     let pid = srv.child.id();
     let probe = RssProbe::start(pid);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -366,8 +739,9 @@ async fn attack(mode: &str, o: AttackOpts) -> anyhow::Result<()> {
     let t = Instant::now();
     let home = dir.path().join("real");
     match install_once(srv.addr, &home, "real").await {
-        Ok((got, _)) => println!(
-            "a real client then joined and installed the bundle ({got} B) in {:.2} s",
+        Ok(a) => println!(
+            "a real client then joined and installed the bundle ({} B) in {:.2} s",
+            a.bytes,
             t.elapsed().as_secs_f64()
         ),
         Err(e) => println!("a real client could not install the bundle afterwards: {e}"),
