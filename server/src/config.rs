@@ -64,6 +64,9 @@ pub struct ServerConfig {
     /// Seconds a bundle transfer may make no progress before the client is
     /// disconnected as one that does not read.
     pub bundle_stall_secs: u64,
+    /// Congestion controller of every connection: BBR (default) keeps bundles
+    /// moving on lossy links; `cubic` and `newreno` are there to compare.
+    pub congestion: crate::transport::Congestion,
     /// Address of the admin web console and `/metrics` (`host:port`); empty turns it off.
     pub admin_http: String,
     /// PEM certificate chain for the admin console (HTTPS); needed with `admin_tls_key`.
@@ -128,6 +131,7 @@ impl Default for ServerConfig {
             idle_timeout_secs: limits::DEFAULT_IDLE_TIMEOUT_SECS,
             bundle_bytes_in_flight: limits::DEFAULT_BUNDLE_BYTES_IN_FLIGHT,
             bundle_stall_secs: limits::DEFAULT_BUNDLE_STALL_SECS,
+            congestion: crate::transport::Congestion::default(),
             admin_http: DEFAULT_ADMIN_HTTP.into(),
             admin_tls_cert: None,
             admin_tls_key: None,

@@ -17,6 +17,7 @@ pub mod publish;
 pub mod ratelog;
 pub mod sim;
 pub mod transfers;
+pub mod transport;
 pub mod tuning;
 pub mod world;
 
@@ -84,19 +85,7 @@ impl Server {
     /// Starts with a given identity (tests reuse one key across restarts).
     pub fn start_with_identity(cfg: ServerConfig, identity: &Identity) -> Result<Self, StartError> {
         let mut server_config = identity.quic_server_config()?;
-        let mut transport = quinn::TransportConfig::default();
-        let idle_ms = u32::try_from(cfg.idle_timeout_secs.saturating_mul(1000)).unwrap_or(u32::MAX);
-        transport
-            .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
-                idle_ms,
-            ))))
-            // The most a connection may have sent and not yet had acknowledged:
-            // the unit of the server-wide bundle budget.
-            .send_window(shard_protocol::limits::BUNDLE_SEND_WINDOW)
-            .datagram_receive_buffer_size(Some(tuning::DATAGRAM_BUFFER))
-            .datagram_send_buffer_size(tuning::DATAGRAM_BUFFER)
-            .max_concurrent_uni_streams(quinn::VarInt::from_u32(0))
-            .max_concurrent_bidi_streams(quinn::VarInt::from_u32(1));
+        let transport = transport::server_transport(&cfg);
         server_config.transport_config(Arc::new(transport));
         let endpoint = quinn::Endpoint::server(server_config, cfg.bind).map_err(|source| {
             StartError::Bind {

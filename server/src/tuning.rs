@@ -242,3 +242,9 @@ pub const ADMIN_LOG_TAIL_LINES: usize = 40;
 /// Pause after a failed accept on the admin console's socket (out of file
 /// descriptors, say), so the loop does not spin.
 pub const ADMIN_ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// BBR's congestion window before it has measured anything, in bytes: 32
+/// packets of the QUIC minimum size (RFC 9002 suggests 10; quinn's BBR starts
+/// at 200). Enough that a bundle over a long round trip is not held back by
+/// start-up, small enough not to burst into a slow link.
+pub const BBR_INITIAL_WINDOW: u64 = 32 * 1200;
