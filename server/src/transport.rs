@@ -53,12 +53,10 @@ pub fn server_transport(cfg: &ServerConfig) -> quinn::TransportConfig {
             transport.congestion_controller_factory(Arc::new(bbr))
         }
         // The loss-based ones keep quinn's defaults: they are there to compare with.
-        Congestion::Cubic => transport.congestion_controller_factory(Arc::new(
-            quinn::congestion::CubicConfig::default(),
-        )),
-        Congestion::NewReno => transport.congestion_controller_factory(Arc::new(
-            quinn::congestion::NewRenoConfig::default(),
-        )),
+        Congestion::Cubic => transport
+            .congestion_controller_factory(Arc::new(quinn::congestion::CubicConfig::default())),
+        Congestion::NewReno => transport
+            .congestion_controller_factory(Arc::new(quinn::congestion::NewRenoConfig::default())),
     };
     transport
 }

@@ -203,9 +203,22 @@ async fn front_loop(
         let up = Arc::new(up);
         let flow = flows.len() as u64;
         let seed = |dir: u64| opts.seed ^ (flow << 1 | dir).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut upstream = Line::start(up.clone(), server, seed(0), &opts, stats.clone(), &mut tasks);
-        let mut downstream =
-            Line::start(front.clone(), from, seed(1), &opts, stats.clone(), &mut tasks);
+        let mut upstream = Line::start(
+            up.clone(),
+            server,
+            seed(0),
+            &opts,
+            stats.clone(),
+            &mut tasks,
+        );
+        let mut downstream = Line::start(
+            front.clone(),
+            from,
+            seed(1),
+            &opts,
+            stats.clone(),
+            &mut tasks,
+        );
         tasks.spawn(async move {
             let mut buf = vec![0u8; MAX_DATAGRAM];
             loop {

@@ -21,7 +21,10 @@ async fn a_bundle_installs_intact_through_three_percent_loss() {
     let srv = TestServer::start_with_files(
         &[],
         &[
-            ("big.py", b"__plugin__ = {\"name\": \"big\", \"version\": \"1\"}\n"),
+            (
+                "big.py",
+                b"__plugin__ = {\"name\": \"big\", \"version\": \"1\"}\n",
+            ),
             ("big/assets/big.archive", &archive),
         ],
     );
@@ -43,7 +46,10 @@ async fn a_bundle_installs_intact_through_three_percent_loss() {
     let ev = tokio::time::timeout(
         INSTALL_TIMEOUT,
         c.expect("installed", |e| {
-            matches!(e, ClientEvent::BundleInstalled { .. } | ClientEvent::BundleFailed { .. })
+            matches!(
+                e,
+                ClientEvent::BundleInstalled { .. } | ClientEvent::BundleFailed { .. }
+            )
         }),
     )
     .await
@@ -60,7 +66,11 @@ async fn a_bundle_installs_intact_through_three_percent_loss() {
         "each byte once: losses are repaired by QUIC, not by asking again"
     );
     let s = relay.stats();
-    assert!(s.lost() > 0, "the relay dropped nothing: {} forwarded", s.forwarded());
+    assert!(
+        s.lost() > 0,
+        "the relay dropped nothing: {} forwarded",
+        s.forwarded()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,6 +125,9 @@ async fn the_relay_delays_each_way_and_drops_about_its_loss_rate() {
     let s = relay.stats();
     let offered = s.lost() + s.forwarded();
     let rate = s.lost() as f64 / offered as f64;
-    assert!((0.12..0.28).contains(&rate), "loss rate {rate} of {offered}");
+    assert!(
+        (0.12..0.28).contains(&rate),
+        "loss rate {rate} of {offered}"
+    );
     assert_eq!(s.overflowed(), 0);
 }

@@ -207,7 +207,11 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
     let bundle = write_plugin(&dir.path().join("plugins"), size)?;
     let packed = bundle.len();
     let bin = server_bin(args.server_bin.as_deref());
-    let mut cfg = bench_config(2 * clients + 1, args.legacy_config, args.congestion.as_deref());
+    let mut cfg = bench_config(
+        2 * clients + 1,
+        args.legacy_config,
+        args.congestion.as_deref(),
+    );
     for line in &args.server_toml {
         cfg.push_str(line);
         cfg.push('\n');
@@ -277,12 +281,7 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
     let mirror_mbs = "null";
     println!(
         "{{\"clients\":{clients},\"bundle_bytes\":{packed},\"quic_seconds\":{:.3},\"quic_mb_per_s\":{:.1},\"quic_arrived_seconds\":{:.3},\"quic_arrived_mb_per_s\":{:.1},\"quic_wire_seconds\":{:.3},\"quic_wire_mb_per_s\":{:.1},\"server_cpu_seconds\":{server_cpu:.2},\"mirror_seconds\":{mirror_s},\"mirror_mb_per_s\":{mirror_mbs},\"nginx_seconds\":{nginx_s},\"nginx_mb_per_s\":{nginx_mbs}}}",
-        quic.seconds,
-        quic.mb_per_s,
-        arrived.seconds,
-        arrived.mb_per_s,
-        wire.seconds,
-        wire.mb_per_s
+        quic.seconds, quic.mb_per_s, arrived.seconds, arrived.mb_per_s, wire.seconds, wire.mb_per_s
     );
     Ok(())
 }
@@ -343,7 +342,11 @@ async fn quic_push(
 /// The wire alone, as `h2load` measures nginx: `clients` raw QUIC clients
 /// join `srv` at once, ask for the bundle and read its stream to the end
 /// without storing it; returns when every stream was read.
-async fn quic_wire(srv: &ServerProcess, clients: usize, packed: usize) -> anyhow::Result<PushFigure> {
+async fn quic_wire(
+    srv: &ServerProcess,
+    clients: usize,
+    packed: usize,
+) -> anyhow::Result<PushFigure> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..clients {
@@ -493,7 +496,11 @@ async fn lossy(args: &Args, size: usize) -> anyhow::Result<()> {
                     .await
                     .map_err(anyhow::Error::msg)?;
                 if a.bytes != bundle.len() as u64 {
-                    bail!("received {} bundle bytes, expected {}", a.bytes, bundle.len());
+                    bail!(
+                        "received {} bundle bytes, expected {}",
+                        a.bytes,
+                        bundle.len()
+                    );
                 }
                 let secs = (a.installed - t).as_secs_f64();
                 let s = relay.stats();
