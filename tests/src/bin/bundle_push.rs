@@ -271,18 +271,29 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
         ),
         None => println!("nginx alone: skipped"),
     }
-    let (nginx_s, nginx_mbs) = match &nginx {
-        Some(n) => (format!("{:.3}", n.seconds), format!("{:.1}", n.mb_per_s)),
-        None => ("null".into(), "null".into()),
-    };
-    // The mirror path (`--mirror`, issue #16's other half) adds its figure
-    // here: `mirror_seconds` and `mirror_mb_per_s` stay null until then.
-    let mirror_s = "null";
-    let mirror_mbs = "null";
-    println!(
-        "{{\"clients\":{clients},\"bundle_bytes\":{packed},\"quic_seconds\":{:.3},\"quic_mb_per_s\":{:.1},\"quic_arrived_seconds\":{:.3},\"quic_arrived_mb_per_s\":{:.1},\"quic_wire_seconds\":{:.3},\"quic_wire_mb_per_s\":{:.1},\"server_cpu_seconds\":{server_cpu:.2},\"mirror_seconds\":{mirror_s},\"mirror_mb_per_s\":{mirror_mbs},\"nginx_seconds\":{nginx_s},\"nginx_mb_per_s\":{nginx_mbs}}}",
-        quic.seconds, quic.mb_per_s, arrived.seconds, arrived.mb_per_s, wire.seconds, wire.mb_per_s
-    );
+    // Rounded figures: the line is for people and scripts, not for digits of noise.
+    let r = |v: f64, places: i32| (v * 10f64.powi(places)).round() / 10f64.powi(places);
+    let mut line = serde_json::json!({
+        "clients": clients,
+        "bundle_bytes": packed,
+        "quic_seconds": r(quic.seconds, 3),
+        "quic_mb_per_s": r(quic.mb_per_s, 1),
+        "quic_arrived_seconds": r(arrived.seconds, 3),
+        "quic_arrived_mb_per_s": r(arrived.mb_per_s, 1),
+        "quic_wire_seconds": r(wire.seconds, 3),
+        "quic_wire_mb_per_s": r(wire.mb_per_s, 1),
+        "server_cpu_seconds": r(server_cpu, 2),
+        // The mirror path (`--mirror`, issue #16's other half) fills these two.
+        "mirror_seconds": null,
+        "mirror_mb_per_s": null,
+        "nginx_seconds": null,
+        "nginx_mb_per_s": null,
+    });
+    if let Some(n) = &nginx {
+        line["nginx_seconds"] = r(n.seconds, 3).into();
+        line["nginx_mb_per_s"] = r(n.mb_per_s, 1).into();
+    }
+    println!("{line}");
     Ok(())
 }
 
@@ -514,18 +525,20 @@ async fn lossy(args: &Args, size: usize) -> anyhow::Result<()> {
             }
             times.sort_by(f64::total_cmp);
             let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
-            rows.push(format!(
-                "{{\"controller\":\"{cc}\",\"loss_percent\":{loss},\"seconds\":{median:.3}}}"
-            ));
+            rows.push(serde_json::json!({
+                "controller": cc,
+                "loss_percent": loss,
+                "seconds": (median * 1e3).round() / 1e3,
+            }));
         }
         drop(srv);
     }
-    println!(
-        "{{\"rtt_ms\":{},\"bundle_bytes\":{},\"results\":[{}]}}",
-        args.rtt_ms,
-        bundle.len(),
-        rows.join(",")
-    );
+    let line = serde_json::json!({
+        "rtt_ms": args.rtt_ms,
+        "bundle_bytes": bundle.len(),
+        "results": rows,
+    });
+    println!("{line}");
     Ok(())
 }
 
