@@ -183,12 +183,8 @@ pub const MAX_BUNDLE_REFUSALS: u32 = 16;
 /// the server-wide bundle budget.
 pub const BUNDLE_SEND_WINDOW: u64 = 2 * 1024 * 1024;
 
-/// Default server-wide cap on bundle bytes in flight (a multiple of
-/// [`BUNDLE_SEND_WINDOW`]): 64 connections receive bundles at once, the rest
-/// wait for a lease. In-flight bytes are slices of the one shared copy of each
-/// bundle, so this bounds the server's outstanding work, not copies in memory;
-/// 16 leases (32 MiB) left a 64-player rejoin queueing on loopback.
-pub const DEFAULT_BUNDLE_BYTES_IN_FLIGHT: u64 = 128 * 1024 * 1024;
+/// Default server-wide cap on bundle bytes in flight (a multiple of [`BUNDLE_SEND_WINDOW`]).
+pub const DEFAULT_BUNDLE_BYTES_IN_FLIGHT: u64 = 32 * 1024 * 1024;
 
 /// Most asset mirrors a server may list in `Welcome` (each is tried in
 /// order, so a long list only delays the fallback to QUIC).
