@@ -8,6 +8,12 @@
 //! same run, nginx (HTTPS + HTTP/2) serves the same bundle file to as many
 //! concurrent `h2load` downloads, and its figure is printed beside QUIC's.
 //!
+//! Mirror (`--mirror`, with the push): nginx serves the `publish-bundles`
+//! output over HTTPS + HTTP/2, a server lists it in `asset_mirrors`, and as
+//! many real clients join at once and install from the mirror (the server
+//! sends them no bundle bytes). The nginx-alone figure then uses that same
+//! nginx and file.
+//!
 //! Lossy (`--lossy`): one client fetches the bundle through a loss and delay
 //! relay (`shard_e2e::relay`, RTT 80 ms by default) for each congestion
 //! controller and loss rate (`--loss 0,1,3`); prints the time from connect
@@ -30,6 +36,7 @@
 //!
 //! ```text
 //! cargo run --release -p shard-e2e --bin bundle_push -- --clients 64
+//! cargo run --release -p shard-e2e --bin bundle_push -- --clients 64 --mirror
 //! cargo run --release -p shard-e2e --bin bundle_push -- --lossy --loss 0,1,3
 //! cargo run --release -p shard-e2e --bin bundle_push -- --attack amplification
 //! cargo run --release -p shard-e2e --bin bundle_push -- --attack non-reading --attackers 6
@@ -72,6 +79,11 @@ struct Args {
     /// Skip the nginx + h2load figure (it is skipped anyway when nginx or h2load is missing).
     #[arg(long)]
     no_nginx: bool,
+    /// Also measure the mirror path: nginx (HTTPS + HTTP/2) serves the
+    /// `publish-bundles` output, the server lists it in `asset_mirrors`, and
+    /// the same number of real clients join and install from it.
+    #[arg(long)]
+    mirror: bool,
     /// Measure one client through a loss and delay relay instead of the push.
     #[arg(long)]
     lossy: bool,
@@ -199,6 +211,8 @@ fn bench_config(players: usize, legacy: bool, congestion: Option<&str>) -> Strin
 struct PushFigure {
     seconds: f64,
     mb_per_s: f64,
+    /// Of the bytes, how many came from asset mirrors (the rest over QUIC).
+    from_mirror: u64,
 }
 
 async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
@@ -232,7 +246,8 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
     };
     let cpu_before = cpu_secs(srv.child.id());
     let clients_before = cpu_secs(std::process::id());
-    let (arrived, quic) = quic_push(srv.addr, homes.path(), clients, packed).await?;
+    let quic_only = shard_client::ContentSettings::default();
+    let (arrived, quic) = quic_push(srv.addr, homes.path(), clients, packed, &quic_only).await?;
     let server_cpu = cpu_secs(srv.child.id()) - cpu_before;
     let clients_cpu = cpu_secs(std::process::id()) - clients_before;
     println!(
@@ -256,10 +271,44 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
     );
     drop(srv);
 
-    let nginx = if args.no_nginx {
-        None
+    // The mirror path, then nginx alone on the same nginx and file.
+    let mut mirror = None;
+    let served = if args.mirror || !args.no_nginx {
+        serve_bundle(dir.path(), args.mirror)?
     } else {
-        nginx_push(&bundle, clients)?
+        None
+    };
+    if let (true, Some((nginx, file))) = (args.mirror, &served) {
+        let mut cfg = cfg.clone();
+        cfg.push_str(&format!("asset_mirrors = [\"{}\"]\n", nginx.url()));
+        let srv = ServerProcess::start(&bin, dir.path(), &cfg)?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let homes = match &args.client_dir {
+            Some(d) => tempfile::tempdir_in(d)?,
+            None => tempfile::tempdir()?,
+        };
+        let content = shard_client::ContentSettings {
+            mirrors: shard_client::mirror::MirrorSettings {
+                extra_ca_pem: nginx.cert_pem.clone().map(String::into_bytes),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (me0, server0) = (cpu_secs(std::process::id()), cpu_secs(srv.child.id()));
+        let (_, fig) = quic_push(srv.addr, homes.path(), clients, packed, &content).await?;
+        println!(
+            "mirror path (nginx HTTPS + HTTP/2 serving {file}, listed in asset_mirrors): all {clients} clients installed it in {:.2} s, {:.1} MB/s aggregate, {:.1} MB of it from the mirror (CPU: server {:.2} s, clients {:.2} s)",
+            fig.seconds,
+            fig.mb_per_s,
+            fig.from_mirror as f64 / 1e6,
+            cpu_secs(srv.child.id()) - server0,
+            cpu_secs(std::process::id()) - me0
+        );
+        mirror = Some(fig);
+    }
+    let nginx = match (&served, args.no_nginx) {
+        (Some((nginx, file)), false) => nginx_push(nginx, file, packed, clients)?,
+        _ => None,
     };
     match &nginx {
         Some(n) => println!(
@@ -283,12 +332,15 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
         "quic_wire_seconds": r(wire.seconds, 3),
         "quic_wire_mb_per_s": r(wire.mb_per_s, 1),
         "server_cpu_seconds": r(server_cpu, 2),
-        // The mirror path (`--mirror`, issue #16's other half) fills these two.
         "mirror_seconds": null,
         "mirror_mb_per_s": null,
         "nginx_seconds": null,
         "nginx_mb_per_s": null,
     });
+    if let Some(m) = &mirror {
+        line["mirror_seconds"] = r(m.seconds, 3).into();
+        line["mirror_mb_per_s"] = r(m.mb_per_s, 1).into();
+    }
     if let Some(n) = &nginx {
         line["nginx_seconds"] = r(n.seconds, 3).into();
         line["nginx_mb_per_s"] = r(n.mb_per_s, 1).into();
@@ -319,20 +371,23 @@ async fn quic_push(
     dir: &Path,
     clients: usize,
     packed: usize,
+    content: &shard_client::ContentSettings,
 ) -> anyhow::Result<(PushFigure, PushFigure)> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..clients {
         let home = dir.join(format!("client{i}"));
+        let content = content.clone();
         tasks.push(tokio::spawn(async move {
-            install_once(addr, &home, &format!("c{i}")).await
+            install_once(addr, &home, &format!("c{i}"), content).await
         }));
     }
-    let mut total = 0u64;
+    let (mut total, mut from_mirror) = (0u64, 0u64);
     let (mut received, mut installed) = (started, started);
     for t in tasks {
         let a = t.await?.map_err(anyhow::Error::msg)?;
-        total += a.bytes;
+        total += a.bytes + a.mirror_bytes;
+        from_mirror += a.mirror_bytes;
         received = received.max(a.received);
         installed = installed.max(a.installed);
     }
@@ -345,6 +400,7 @@ async fn quic_push(
         PushFigure {
             seconds,
             mb_per_s: total as f64 / 1e6 / seconds,
+            from_mirror,
         }
     };
     Ok((figure(received), figure(installed)))
@@ -395,27 +451,53 @@ async fn quic_wire(
     Ok(PushFigure {
         seconds,
         mb_per_s: (packed * clients) as f64 / 1e6 / seconds,
+        from_mirror: 0,
     })
 }
 
-/// nginx (HTTPS + HTTP/2) serves `bundle`; `h2load` fetches it `clients`
-/// times over as many connections at once. `None` when either is missing.
-fn nginx_push(bundle: &[u8], clients: usize) -> anyhow::Result<Option<PushFigure>> {
+/// nginx (HTTPS + HTTP/2) serving the `publish-bundles` output of the
+/// plugins in `dir/plugins`, and the bundle's file name. `None` when nginx is
+/// missing. With `required` (the mirror figure was asked for) that is an error.
+fn serve_bundle(dir: &Path, required: bool) -> anyhow::Result<Option<(Nginx, String)>> {
     if !Nginx::installed() {
+        if required {
+            bail!("--mirror needs nginx (`apt-get install nginx`; `.ci/run` installs it)");
+        }
         println!("nginx is not installed (`.ci/run` installs it)");
         return Ok(None);
     }
-    let root = tempfile::tempdir()?;
-    std::fs::write(root.path().join("big.bundle"), bundle)?;
+    let root = dir.join("mirror");
+    let report = shard_server::publish::publish_bundles(&dir.join("plugins"), &root)
+        .context("publish-bundles")?;
+    let Some(published) = report.published.first() else {
+        bail!("publish-bundles wrote nothing: {:?}", report.failed);
+    };
+    let (shard_server::publish::Published::Wrote { path, .. }
+    | shard_server::publish::Published::Skipped { path, .. }) = published;
+    let file = path
+        .file_name()
+        .context("a published bundle has a file name")?
+        .to_string_lossy()
+        .into_owned();
     let opts = NginxOptions {
         tls: true,
         ..NginxOptions::default()
     };
-    let nginx = Nginx::start(root.path(), &opts)?;
+    Ok(Some((Nginx::start(&root, &opts)?, file)))
+}
+
+/// `h2load` fetches `file` from `nginx` `clients` times over as many
+/// connections at once. `None` when h2load is missing.
+fn nginx_push(
+    nginx: &Nginx,
+    file: &str,
+    packed: usize,
+    clients: usize,
+) -> anyhow::Result<Option<PushFigure>> {
     let n = clients.to_string();
     let out = match std::process::Command::new("h2load")
         .args(["-n", &n, "-c", &n, "-m", "1"])
-        .arg(format!("{}big.bundle", nginx.url()))
+        .arg(format!("{}{file}", nginx.url()))
         .output()
     {
         Ok(o) => o,
@@ -425,7 +507,7 @@ fn nginx_push(bundle: &[u8], clients: usize) -> anyhow::Result<Option<PushFigure
         }
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    let fig = parse_h2load(&text, bundle.len() as u64 * clients as u64)
+    let fig = parse_h2load(&text, packed as u64 * clients as u64)
         .with_context(|| format!("unexpected h2load output:\n{text}"))?;
     Ok(Some(fig))
 }
@@ -466,6 +548,7 @@ fn parse_h2load(text: &str, expected_bytes: u64) -> anyhow::Result<PushFigure> {
     Ok(PushFigure {
         seconds,
         mb_per_s: expected_bytes as f64 / 1e6 / seconds,
+        from_mirror: 0,
     })
 }
 
@@ -503,7 +586,7 @@ async fn lossy(args: &Args, size: usize) -> anyhow::Result<()> {
                 let relay = Relay::start(srv.addr, opts).await?;
                 let home = sdir.join(format!("client-{loss}-{trial}"));
                 let t = Instant::now();
-                let a = install_once(relay.addr, &home, "lossy")
+                let a = install_once(relay.addr, &home, "lossy", Default::default())
                     .await
                     .map_err(anyhow::Error::msg)?;
                 if a.bytes != bundle.len() as u64 {
@@ -560,8 +643,10 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 /// When one client's bundle had fully arrived and when it was installed.
 #[derive(Debug, Clone, Copy)]
 struct Arrival {
-    /// Bundle bytes it received.
+    /// Bundle bytes it received from the game server (QUIC).
     bytes: u64,
+    /// Bundle bytes it received from asset mirrors.
+    mirror_bytes: u64,
     /// The last byte arrived (before the client verified and installed it).
     received: Instant,
     /// The bundle was verified and installed.
@@ -571,14 +656,19 @@ struct Arrival {
 /// A real client joins from `home`, waits until the bundle is installed;
 /// returns the bundle bytes it received, and when they had arrived and
 /// when it was installed.
-async fn install_once(addr: SocketAddr, home: &Path, name: &str) -> Result<Arrival, String> {
+async fn install_once(
+    addr: SocketAddr,
+    home: &Path,
+    name: &str,
+    content: shard_client::ContentSettings,
+) -> Result<Arrival, String> {
     let opts = ConnectOptions {
         addr,
         name: name.to_string(),
         identity: home.join("id.pem"),
         cache_dir: home.join("cache"),
         server_key: None,
-        content: shard_client::ContentSettings::default(),
+        content,
     };
     let mut s = Session::connect(opts, Dispatcher::new())
         .await
@@ -603,9 +693,11 @@ async fn install_once(addr: SocketAddr, home: &Path, name: &str) -> Result<Arriv
     }
     let installed = Instant::now();
     let bytes = s.bundle_bytes_received();
+    let mirror_bytes = s.mirror_bytes_received();
     s.close().await;
     Ok(Arrival {
         bytes,
+        mirror_bytes,
         received: received.unwrap_or(installed),
         installed,
     })
@@ -762,7 +854,7 @@ async fn attack(mode: &str, o: AttackOpts) -> anyhow::Result<()> {
     // The service still works for a real player.
     let t = Instant::now();
     let home = dir.path().join("real");
-    match install_once(srv.addr, &home, "real").await {
+    match install_once(srv.addr, &home, "real", Default::default()).await {
         Ok(a) => println!(
             "a real client then joined and installed the bundle ({} B) in {:.2} s",
             a.bytes,
