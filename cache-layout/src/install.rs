@@ -19,8 +19,9 @@ use crate::cache::{
     validate_plugin_name, validate_version,
 };
 use crate::content::check_bundle_content;
-use crate::error::CacheError;
+use crate::error::{BundleError, CacheError};
 use crate::fsutil::{io_err, nonce, remove_any, seal_read_only, sync_dir, unix_now, write_synced};
+use crate::partial::VerifiedBundle;
 
 /// The steps of an install after which a crash can be simulated; each names
 /// the last step that completed.
@@ -112,6 +113,33 @@ impl RuntimeCache {
         self.stage(req, None, Some(max_unpacked), None)
     }
 
+    /// [`Self::stage_from_store`] for a bundle just verified and stored by
+    /// [`RuntimeCache::finish_partial_verified`]: its unpacked contents are
+    /// used as they are, so the stored copy is not read, hashed or unpacked
+    /// again. `req.sha256` must be the hash it was verified against.
+    pub fn stage_verified(
+        &self,
+        req: &InstallRequest<'_>,
+        verified: VerifiedBundle,
+        max_unpacked: u64,
+    ) -> Result<StagedInstall, CacheError> {
+        if verified.sha256() != &req.sha256 {
+            return Err(BundleError::HashMismatch {
+                expected: hex::encode(req.sha256),
+                actual: hex::encode(verified.sha256()),
+            }
+            .into());
+        }
+        validate_request(req)?;
+        self.stage_unpacked(
+            req,
+            verified.into_unpacked(),
+            None,
+            Some(max_unpacked),
+            None,
+        )
+    }
+
     /// Installs a staged bundle atomically as `plugins/<plugin>/`
     /// (read-only), replacing any previous install.
     pub fn install_staged(&self, staged: StagedInstall) -> Result<InstalledPlugin, CacheError> {
@@ -184,15 +212,7 @@ impl RuntimeCache {
         max_unpacked: Option<u64>,
         crash: Option<CrashPoint>,
     ) -> Result<StagedInstall, CacheError> {
-        validate_plugin_name(req.plugin)?;
-        validate_version(req.version)?;
-        if req.server.is_empty() || req.server.chars().any(char::is_control) {
-            return Err(CacheError::InvalidField {
-                field: "server",
-                value: req.server.chars().take(MAX_SERVER_NAME).collect(),
-                reason: "empty or contains control characters".into(),
-            });
-        }
+        validate_request(req)?;
         // Everything is verified before the disk is touched.
         let stored;
         let bytes = match bundle {
@@ -203,6 +223,19 @@ impl RuntimeCache {
             }
         };
         let unpacked = unpack_bundle(bytes, &req.sha256)?;
+        self.stage_unpacked(req, unpacked, bundle, max_unpacked, crash)
+    }
+
+    /// Checks an unpacked bundle's size and content, stores its packed
+    /// `bytes` if given, and writes the staging folder.
+    fn stage_unpacked(
+        &self,
+        req: &InstallRequest<'_>,
+        unpacked: UnpackedBundle,
+        bundle: Option<&[u8]>,
+        max_unpacked: Option<u64>,
+        crash: Option<CrashPoint>,
+    ) -> Result<StagedInstall, CacheError> {
         if let Some(announced) = max_unpacked
             && unpacked.unpacked_len > announced
         {
@@ -213,7 +246,7 @@ impl RuntimeCache {
             });
         }
         check_bundle_content(req.plugin, &unpacked)?;
-        if bundle.is_some() {
+        if let Some(bytes) = bundle {
             let path = self.bundle_path(&req.sha256);
             if !path.is_file() {
                 crate::fsutil::write_atomic(&path, bytes)?;
@@ -294,6 +327,20 @@ impl RuntimeCache {
             installed_at: record.installed_at,
         })
     }
+}
+
+/// Refuses a request whose name, version or server cannot be recorded.
+fn validate_request(req: &InstallRequest<'_>) -> Result<(), CacheError> {
+    validate_plugin_name(req.plugin)?;
+    validate_version(req.version)?;
+    if req.server.is_empty() || req.server.chars().any(char::is_control) {
+        return Err(CacheError::InvalidField {
+            field: "server",
+            value: req.server.chars().take(MAX_SERVER_NAME).collect(),
+            reason: "empty or contains control characters".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Stops the sequence after `point` when a test asked for a crash there.

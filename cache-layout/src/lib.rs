@@ -48,4 +48,5 @@ pub use content::{
 pub use error::{BundleError, CacheError, mb};
 pub use install::{CrashPoint, InstallRequest, StagedInstall};
 pub use known_servers::PinOutcome;
+pub use partial::{PartialFile, VerifiedBundle};
 pub use usage::{BundleUse, EvictStep, EvictedBundle, ServerUsage, TEST_PAUSE_ENV, USAGE_FILE};

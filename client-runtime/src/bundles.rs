@@ -11,7 +11,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use shard_cache::{BundleUse, CacheError, ContentAnswer, InstallRequest, RuntimeCache, mb};
+use shard_cache::{
+    BundleUse, CacheError, ContentAnswer, InstallRequest, PartialFile, RuntimeCache,
+    VerifiedBundle, mb,
+};
 use shard_protocol::limits::{CHUNK_SIZE, MAX_BUNDLE_REQUESTS, MAX_OFFER_PLUGINS_LISTED};
 use shard_protocol::{BundleRequest, ClientMsg};
 use tokio::sync::mpsc;
@@ -165,6 +168,8 @@ pub struct BundleReceiver {
     mirror_link: Option<(tokio::runtime::Handle, mpsc::WeakSender<BundleWork>)>,
     /// This session's mirrors, once `Welcome` listed any.
     mirrors: Option<Mirrors>,
+    /// Downloads from the QUIC stream in progress, kept open across chunks.
+    partials: HashMap<[u8; 32], PartialFile>,
 }
 
 impl BundleReceiver {
@@ -198,6 +203,7 @@ impl BundleReceiver {
             entry_points: BTreeMap::new(),
             mirror_link: None,
             mirrors: None,
+            partials: HashMap::new(),
         }
     }
 
@@ -298,6 +304,7 @@ impl BundleReceiver {
     fn removed(&mut self, plugin_id: u16) {
         self.lacking.retain(|id| *id != plugin_id);
         if let Some(w) = self.wanted.remove(&plugin_id) {
+            self.partials.remove(&w.sha256);
             self.unsettled = true;
             if self.entry_points.remove(&w.name).is_some() {
                 self.write_glue();
@@ -337,7 +344,7 @@ impl BundleReceiver {
         self.lacking.retain(|id| *id != plugin_id);
         if installed || self.cache.has_bundle(&sha256) {
             // Already here: register its callbacks again and report, no transfer.
-            self.install(plugin_id);
+            self.install(plugin_id, None);
         } else {
             self.lacking.push(plugin_id);
         }
@@ -617,13 +624,13 @@ impl BundleReceiver {
             return;
         }
         let reason = match outcome {
-            MirrorOutcome::Fetched { url } => match self.cache.finish_partial(&sha256) {
-                Ok(_) => {
+            MirrorOutcome::Fetched { url } => match self.cache.finish_partial_verified(&sha256) {
+                Ok(verified) => {
                     info!(plugin = %w.name, %url, "bundle fetched from an asset mirror");
                     if let Some(m) = self.wanted.get_mut(&plugin_id) {
                         m.mirror = Some(url);
                     }
-                    return self.install(plugin_id);
+                    return self.install(plugin_id, Some(verified));
                 }
                 Err(e) => format!("{url}: {e}"),
             },
@@ -655,7 +662,7 @@ impl BundleReceiver {
     }
 
     fn chunk(&mut self, plugin_id: u16, len: u64, chunk_id: u32, data: &[u8]) {
-        let Some(w) = self.wanted.get(&plugin_id).cloned() else {
+        let Some(w) = self.wanted.get_mut(&plugin_id) else {
             warn!(
                 plugin_id,
                 "chunk for a plugin that was not announced; ignored"
@@ -665,38 +672,57 @@ impl BundleReceiver {
         if w.done || !w.requested || len != w.len {
             return;
         }
+        w.from_server = true;
+        let (sha256, total) = (w.sha256, w.len);
         self.stats
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         let offset = u64::from(chunk_id) * CHUNK_SIZE as u64;
-        let have = match self.cache.append_partial(&w.sha256, offset, data) {
-            Ok(n) => n,
-            Err(e) => return self.fail(plugin_id, &format!("cannot store chunk {chunk_id}: {e}")),
+        let written = match self.partials.entry(sha256) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                e.get_mut().write_at(offset, data)
+            }
+            std::collections::hash_map::Entry::Vacant(e) => self
+                .cache
+                .open_partial(&sha256)
+                .and_then(|f| e.insert(f).write_at(offset, data)),
         };
-        if let Some(m) = self.wanted.get_mut(&plugin_id) {
-            m.from_server = true;
-        }
-        let last = have >= w.len;
+        let have = match written {
+            Ok(n) => n,
+            Err(e) => {
+                self.partials.remove(&sha256);
+                return self.fail(plugin_id, &format!("cannot store chunk {chunk_id}: {e}"));
+            }
+        };
+        let last = have >= total;
         if last || chunk_id.is_multiple_of(crate::tuning::PROGRESS_EVERY_CHUNKS) {
+            let name = self
+                .wanted
+                .get(&plugin_id)
+                .map(|w| w.name.clone())
+                .unwrap_or_default();
             self.emit(ClientEvent::BundleProgress {
                 plugin_id,
-                name: w.name.clone(),
+                name,
                 received: have,
-                total: w.len,
+                total,
             });
         }
         if !last {
             return;
         }
-        match self.cache.finish_partial(&w.sha256) {
-            Ok(_) => self.install(plugin_id),
+        self.partials.remove(&sha256);
+        match self.cache.finish_partial_verified(&sha256) {
+            Ok(verified) => self.install(plugin_id, Some(verified)),
             Err(e) => {
-                let _ = self.cache.discard_partial(&w.sha256);
+                let _ = self.cache.discard_partial(&sha256);
+                let Some(w) = self.wanted.get_mut(&plugin_id) else {
+                    return;
+                };
                 if !w.retried {
                     warn!(plugin = %w.name, error = %e, "bundle failed verification; downloading it again");
-                    if let Some(m) = self.wanted.get_mut(&plugin_id) {
-                        m.retried = true;
-                    }
+                    w.retried = true;
+                    let w = w.clone();
                     self.request(plugin_id, &w);
                 } else {
                     self.fail(plugin_id, &format!("bundle failed verification twice: {e}"));
@@ -705,13 +731,15 @@ impl BundleReceiver {
         }
     }
 
-    /// Checks the stored bundle's scripts, installs it and reports the result.
-    fn install(&mut self, plugin_id: u16) {
+    /// Checks the bundle's scripts, installs it and reports the result;
+    /// `fresh` is a bundle just verified into the store (used as unpacked
+    /// then), `None` one found already in the cache.
+    fn install(&mut self, plugin_id: u16, fresh: Option<VerifiedBundle>) {
         let Some(w) = self.wanted.get(&plugin_id).cloned() else {
             return;
         };
         let previous = self.cache.installed_hash(&w.name);
-        let (report, unpacked) = match self.check_and_install(&w, previous) {
+        let (report, unpacked) = match self.check_and_install(&w, previous, fresh) {
             Ok(done) => done,
             Err(e) => {
                 if e.refused() {
@@ -785,7 +813,8 @@ impl BundleReceiver {
         }
     }
 
-    /// A new bundle is unpacked once, into staging, where its content and
+    /// A new bundle is unpacked once (by the download's verification when
+    /// `fresh`, else from the store), into staging, where its content and
     /// scripts are checked before it is moved into place (dropping the
     /// staged install on a refusal removes it); one already installed is
     /// only checked again, from its stored copy, to register its RPC names.
@@ -794,8 +823,13 @@ impl BundleReceiver {
         &self,
         w: &Wanted,
         previous: Option<[u8; 32]>,
+        fresh: Option<VerifiedBundle>,
     ) -> Result<(shard_reds::CheckReport, u64), InstallError> {
         if previous == Some(w.sha256) {
+            if let Some(v) = &fresh {
+                let unpacked = v.unpacked();
+                return Ok((check_scripts(&w.name, unpacked)?, unpacked.unpacked_len));
+            }
             let bytes = self
                 .cache
                 .read_bundle(&w.sha256)
@@ -810,15 +844,16 @@ impl BundleReceiver {
             server: &self.origin.address,
             sha256: w.sha256,
         };
-        let staged = self
-            .cache
-            .stage_from_store(&req, w.unpacked)
-            .map_err(|e| match e {
-                CacheError::Bundle(_)
-                | CacheError::Content(_)
-                | CacheError::LargerThanAnnounced { .. } => InstallError::Refused(e),
-                e => InstallError::Cache(e),
-            })?;
+        let staged = match fresh {
+            Some(v) => self.cache.stage_verified(&req, v, w.unpacked),
+            None => self.cache.stage_from_store(&req, w.unpacked),
+        }
+        .map_err(|e| match e {
+            CacheError::Bundle(_)
+            | CacheError::Content(_)
+            | CacheError::LargerThanAnnounced { .. } => InstallError::Refused(e),
+            e => InstallError::Cache(e),
+        })?;
         let report = check_scripts(&w.name, staged.bundle())?;
         let unpacked = staged.bundle().unpacked_len;
         self.cache
@@ -834,6 +869,7 @@ impl BundleReceiver {
         w.done = true;
         self.unsettled = true;
         let (name, sha256) = (w.name.clone(), w.sha256);
+        self.partials.remove(&sha256);
         warn!(plugin = %name, %error, "bundle not installed");
         self.emit(ClientEvent::BundleFailed {
             plugin_id,
