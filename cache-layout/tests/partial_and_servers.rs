@@ -179,3 +179,114 @@ fn known_servers_refuses_bad_input_and_bad_lines() {
         "{err}"
     );
 }
+
+#[test]
+fn open_partial_file_resumes_rewinds_and_refuses_gaps() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = RuntimeCache::open(t.path()).unwrap();
+    let (bytes, sha) = bundle();
+    cache.append_partial(&sha, 0, &bytes[..100]).unwrap();
+    // A file kept open continues where the earlier writes ended.
+    let mut f = cache.open_partial(&sha).unwrap();
+    assert_eq!(f.len(), 100);
+    let err = f.write_at(200, &bytes[200..300]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CacheError::PartialGap {
+                have: 100,
+                offset: 200,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(f.write_at(100, &bytes[100..1000]).unwrap(), 1000);
+    // Going back truncates and rewrites from there.
+    assert_eq!(f.write_at(500, &bytes[500..2000]).unwrap(), 2000);
+    assert_eq!(
+        f.write_at(2000, &bytes[2000..]).unwrap(),
+        bytes.len() as u64
+    );
+    drop(f);
+    assert_eq!(cache.partial_offset(&sha).unwrap(), bytes.len() as u64);
+    cache.finish_partial(&sha).unwrap();
+    assert_eq!(cache.read_bundle(&sha).unwrap(), bytes);
+}
+
+#[test]
+fn open_partial_file_is_capped() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = RuntimeCache::open(t.path()).unwrap();
+    let (_, sha) = bundle();
+    let mut f = cache.open_partial(&sha).unwrap();
+    let err = f.write_at(0, &vec![0u8; MAX_BUNDLE_PACKED as usize + 1]);
+    assert!(
+        matches!(err, Err(CacheError::PartialTooLarge { .. })),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn verified_partial_stages_only_under_its_own_hash() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = RuntimeCache::open(t.path()).unwrap();
+    let (bytes, sha) = bundle();
+    cache.append_partial(&sha, 0, &bytes).unwrap();
+    let verified = cache.finish_partial_verified(&sha).unwrap();
+    assert_eq!(verified.sha256(), &sha);
+    assert!(cache.has_bundle(&sha));
+    assert_eq!(cache.partial_offset(&sha).unwrap(), 0);
+    let unpacked_len = verified.unpacked().unpacked_len;
+    let mut other = sha;
+    other[0] ^= 1;
+    let req = |sha256| shard_cache::InstallRequest {
+        plugin: "noise",
+        version: "1",
+        server: "127.0.0.1:1",
+        sha256,
+    };
+    // Staging under another hash than the one verified is refused.
+    let err = cache
+        .stage_verified(&req(other), verified, unpacked_len)
+        .unwrap_err();
+    assert!(
+        matches!(err, CacheError::Bundle(BundleError::HashMismatch { .. })),
+        "{err}"
+    );
+    // The size the server announced still caps it.
+    let mut again = || {
+        cache.append_partial(&sha, 0, &bytes).unwrap();
+        cache.finish_partial_verified(&sha).unwrap()
+    };
+    let err = cache
+        .stage_verified(&req(sha), again(), unpacked_len - 1)
+        .unwrap_err();
+    assert!(
+        matches!(err, CacheError::LargerThanAnnounced { .. }),
+        "{err}"
+    );
+    let staged = cache
+        .stage_verified(&req(sha), again(), unpacked_len)
+        .unwrap();
+    let installed = cache.install_staged(staged).unwrap();
+    assert_eq!(installed.hash, sha);
+    assert_eq!(cache.installed_hash("noise"), Some(sha));
+}
+
+#[test]
+fn verified_partial_with_wrong_hash_is_discarded() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = RuntimeCache::open(t.path()).unwrap();
+    let (mut bytes, sha) = bundle();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    cache.append_partial(&sha, 0, &bytes).unwrap();
+    let err = cache.finish_partial_verified(&sha).unwrap_err();
+    assert!(
+        matches!(err, CacheError::Bundle(BundleError::HashMismatch { .. })),
+        "{err}"
+    );
+    assert_eq!(cache.partial_offset(&sha).unwrap(), 0);
+    assert!(!cache.has_bundle(&sha));
+}
