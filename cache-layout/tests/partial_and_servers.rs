@@ -255,7 +255,7 @@ fn verified_partial_stages_only_under_its_own_hash() {
         "{err}"
     );
     // The size the server announced still caps it.
-    let mut again = || {
+    let again = || {
         cache.append_partial(&sha, 0, &bytes).unwrap();
         cache.finish_partial_verified(&sha).unwrap()
     };
