@@ -7,6 +7,9 @@
 //! unpacked once, content-checked and written to a staging folder), checks
 //! the [`StagedInstall`]'s files, then installs it
 //! ([`RuntimeCache::install_staged`]) or drops it (the staging folder goes).
+//! A bundle just downloaded is staged with [`RuntimeCache::stage_verified`]
+//! from what its verification unpacked, so it is read, hashed and unpacked
+//! once in all.
 
 use std::fs;
 use std::path::{Path, PathBuf};
