@@ -483,7 +483,7 @@ impl Fetch {
             .await
             .map_err(io)?;
         out.set_len(have).await.map_err(io)?;
-        let mut out = tokio::io::BufWriter::new(out);
+        let mut out = tokio::io::BufWriter::with_capacity(crate::tuning::MIRROR_WRITE_BUFFER, out);
         tokio::io::AsyncSeekExt::seek(&mut out, std::io::SeekFrom::Start(have))
             .await
             .map_err(io)?;

@@ -24,6 +24,10 @@ pub const PROGRESS_EVERY_CHUNKS: u32 = 16;
 /// Bytes read at a time when hashing a partial mirror download before it resumes.
 pub const PARTIAL_READ_BUFFER: usize = 64 * 1024;
 
+/// Bytes a mirror download gathers before one write to its partial file:
+/// each write is a hop to tokio's blocking pool, so few large ones.
+pub const MIRROR_WRITE_BUFFER: usize = 512 * 1024;
+
 /// How often a host without a game frame (the headless client) polls the
 /// event queue and the reload pacer, standing in for the game's frame.
 pub const FRAME_POLL: Duration = Duration::from_millis(100);
