@@ -25,8 +25,10 @@ pub const PROGRESS_EVERY_CHUNKS: u32 = 16;
 pub const PARTIAL_READ_BUFFER: usize = 64 * 1024;
 
 /// Bytes a mirror download gathers before one write to its partial file:
-/// each write is a hop to tokio's blocking pool, so few large ones.
-pub const MIRROR_WRITE_BUFFER: usize = 512 * 1024;
+/// each write is a hop to tokio's blocking pool, so few large ones; but what
+/// is buffered is lost if the client dies, and resume starts after the last
+/// write, so not more than a slow mirror sends in a few seconds.
+pub const MIRROR_WRITE_BUFFER: usize = 128 * 1024;
 
 /// How often a host without a game frame (the headless client) polls the
 /// event queue and the reload pacer, standing in for the game's frame.
