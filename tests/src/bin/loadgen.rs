@@ -39,6 +39,7 @@ use shard_protocol::Vec3;
 use shard_protocol::identity::Fingerprint;
 use shard_server::Server;
 use shard_server::config::{RateLimits, ServerConfig};
+use shard_server::tuning::{DEFAULT_TICK_HZ, MAX_MAX_PLAYERS, MAX_TICK_HZ};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -62,11 +63,11 @@ const CIRCLE_TURNS_PER_SEC: f32 = 0.25;
     about = "Drives a shard server with headless clients and prints tick times, CPU and datagram rates."
 )]
 struct Args {
-    /// Headless clients to connect (1 to 4096).
+    /// Headless clients to connect (1 to the server's `MAX_MAX_PLAYERS`).
     #[arg(long, default_value_t = 64, value_parser = peers_in_range)]
     peers: usize,
-    /// Server tick rate, in-process only.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=240))]
+    /// Server tick rate, in-process only (1 to the server's `MAX_TICK_HZ`).
+    #[arg(long, default_value_t = DEFAULT_TICK_HZ, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_TICK_HZ)))]
     hz: u16,
     /// Measured window in seconds.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
@@ -92,10 +93,10 @@ struct Args {
 /// `--peers`: how many clients one process can drive.
 fn peers_in_range(v: &str) -> Result<usize, String> {
     let n: usize = v.parse().map_err(|e| format!("{e}"))?;
-    if (1..=4096).contains(&n) {
+    if (1..=MAX_MAX_PLAYERS).contains(&n) {
         Ok(n)
     } else {
-        Err(format!("{n} is outside 1..=4096"))
+        Err(format!("{n} is outside 1..={MAX_MAX_PLAYERS}"))
     }
 }
 
