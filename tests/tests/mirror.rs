@@ -39,12 +39,23 @@ fn packed(plugins: &Path, name: &str) -> shard_cache::PackedBundle {
     shard_cache::pack_plugin_dir(&plugins.join(name)).unwrap()
 }
 
-fn file_name(sha: &[u8; 32]) -> String {
-    format!("{}.bundle", hex(sha))
-}
+use shard_server::publish::bundle_file_name as file_name;
 
 fn hex(sha: &[u8; 32]) -> String {
-    sha.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(sha)
+}
+
+/// Why the client fell back from the mirrors for plugin `big`.
+fn fallback_reason(c: &shard_e2e::Client) -> &str {
+    c.seen
+        .iter()
+        .find_map(|e| match e {
+            ClientEvent::MirrorFallback { name, reason, .. } if name == "big" => {
+                Some(reason.as_str())
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no mirror_fallback for big: {:?}", c.seen))
 }
 
 /// A server with plugins `big` and `other`, its bundles published into
@@ -150,14 +161,7 @@ async fn falls_back(
     let big = packed(&srv.plugin_dir(), "big");
     let player = TestPlayer::new("vee");
     let (ev, c) = install_big(&srv, &player, ContentSettings::default()).await;
-    let fallback = c
-        .seen
-        .iter()
-        .find_map(|e| match e {
-            ClientEvent::MirrorFallback { name, reason, .. } if name == "big" => Some(reason),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no mirror_fallback for big: {:?}", c.seen));
+    let fallback = fallback_reason(&c);
     assert!(fallback.contains(&url), "{fallback}");
     assert!(fallback.contains(why), "expected `{why}` in: {fallback}");
     assert!(
@@ -324,14 +328,7 @@ async fn a_redirect_off_the_mirror_list_is_refused_and_one_on_it_is_followed() {
     let srv2 = server(www.path(), vec![first.url()]);
     let player2 = TestPlayer::new("jackie");
     let (ev, c) = install_big(&srv2, &player2, ContentSettings::default()).await;
-    let reason = c
-        .seen
-        .iter()
-        .find_map(|e| match e {
-            ClientEvent::MirrorFallback { name, reason, .. } if name == "big" => Some(reason),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no fallback: {:?}", c.seen));
+    let reason = fallback_reason(&c);
     assert!(
         reason.contains(&format!("redirect to http://localhost:{port}/"))
             && reason.contains("not on the server's mirror list"),
