@@ -699,8 +699,11 @@ pub fn unpack_bundle(
                     limit: MAX_BUNDLE_UNPACKED,
                 });
             }
-            // Never size a buffer from the header: grow only with data actually read.
-            let mut contents = Vec::new();
+            // Sized once from the header (at most `remaining`, the cap a real
+            // bundle may also reach) rather than doubling through the file;
+            // a header that overstates its data fails below on the length.
+            let mut contents =
+                Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(usize::MAX));
             (&mut entry)
                 .take(remaining + 1)
                 .read_to_end(&mut contents)

@@ -5,8 +5,8 @@
 //! unpacks it again.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use shard_protocol::limits::MAX_BUNDLE_PACKED;
 
@@ -45,25 +45,41 @@ impl RuntimeCache {
     }
 
     /// Opens (or creates) the partial download of a bundle for writing, so a
-    /// receiver can keep it open across chunks instead of reopening it for each.
+    /// receiver can keep it open across chunks instead of reopening it for
+    /// each. It also keeps the bytes in memory (at most
+    /// [`MAX_BUNDLE_PACKED`]), so [`PartialFile::finish`] need not read the
+    /// file back; what an earlier run left is read once here.
     pub fn open_partial(&self, sha: &[u8; 32]) -> Result<PartialFile, CacheError> {
         let path = self.partial_path(sha);
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .write(true)
             .truncate(false)
             .open(&path)
             .map_err(io_err("opening", &path))?;
         let len = file.metadata().map_err(io_err("inspecting", &path))?.len();
+        if len > MAX_BUNDLE_PACKED {
+            return Err(CacheError::PartialTooLarge {
+                sha256: hex::encode(sha),
+                size: len,
+                limit: MAX_BUNDLE_PACKED,
+            });
+        }
+        let mut bytes = Vec::new();
+        (&mut file)
+            .take(MAX_BUNDLE_PACKED)
+            .read_to_end(&mut bytes)
+            .map_err(io_err("reading", &path))?;
         // Writes continue where the file ends.
-        let mut file = file;
+        let len = bytes.len() as u64;
         file.seek(SeekFrom::Start(len))
             .map_err(io_err("seeking", &path))?;
         Ok(PartialFile {
             sha256: *sha,
             path,
             file,
-            len,
+            bytes,
         })
     }
 
@@ -80,18 +96,30 @@ impl RuntimeCache {
     pub fn finish_partial_verified(&self, sha: &[u8; 32]) -> Result<VerifiedBundle, CacheError> {
         let path = self.partial_path(sha);
         let bytes = fs::read(&path).map_err(io_err("reading", &path))?;
-        let unpacked = match unpack_bundle(&bytes, sha) {
+        self.verify_partial(sha, &path, &bytes)
+    }
+
+    /// Checks a completed download (`bytes` are the contents of `path`),
+    /// then makes it durable and moves it into the store; on a mismatch the
+    /// file is deleted so the next try starts over.
+    fn verify_partial(
+        &self,
+        sha: &[u8; 32],
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<VerifiedBundle, CacheError> {
+        let unpacked = match unpack_bundle(bytes, sha) {
             Ok(u) => u,
             Err(e) => {
-                let _ = fs::remove_file(&path);
+                let _ = fs::remove_file(path);
                 return Err(e.into());
             }
         };
-        fs::File::open(&path)
+        fs::File::open(path)
             .and_then(|f| f.sync_all())
-            .map_err(io_err("syncing", &path))?;
+            .map_err(io_err("syncing", path))?;
         let dest = self.bundle_path(sha);
-        fs::rename(&path, &dest).map_err(io_err("moving into the store", &dest))?;
+        fs::rename(path, &dest).map_err(io_err("moving into the store", &dest))?;
         sync_dir(&self.store_dir())?;
         Ok(VerifiedBundle {
             sha256: *sha,
@@ -116,18 +144,19 @@ pub struct PartialFile {
     sha256: [u8; 32],
     path: PathBuf,
     file: File,
-    len: u64,
+    /// What the file holds, so finishing does not read it back.
+    bytes: Vec<u8>,
 }
 
 impl PartialFile {
     /// Bytes written so far (the offset to resume from).
     pub fn len(&self) -> u64 {
-        self.len
+        self.bytes.len() as u64
     }
 
     /// Whether nothing is written yet.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.bytes.is_empty()
     }
 
     /// Writes `chunk` at `offset` and returns the new length; an offset below
@@ -135,7 +164,7 @@ impl PartialFile {
     /// is refused since bytes would be missing, and the total is capped at
     /// the largest bundle allowed. After an error, drop it and open it again.
     pub fn write_at(&mut self, offset: u64, chunk: &[u8]) -> Result<u64, CacheError> {
-        let have = self.len;
+        let have = self.len();
         if offset > have {
             return Err(CacheError::PartialGap {
                 sha256: hex::encode(self.sha256),
@@ -152,6 +181,9 @@ impl PartialFile {
             });
         }
         if offset < have {
+            // `offset < have <= MAX_BUNDLE_PACKED`, so it fits in memory.
+            self.bytes
+                .truncate(usize::try_from(offset).unwrap_or(usize::MAX));
             self.file
                 .set_len(offset)
                 .map_err(io_err("truncating", &self.path))?;
@@ -162,8 +194,22 @@ impl PartialFile {
         self.file
             .write_all(chunk)
             .map_err(io_err("writing", &self.path))?;
-        self.len = end;
+        self.bytes.extend_from_slice(chunk);
         Ok(end)
+    }
+
+    /// Checks the completed download's hash and contents from memory, then
+    /// moves it into the store as [`RuntimeCache::finish_partial_verified`]
+    /// does, without reading the file back.
+    pub fn finish(self, cache: &RuntimeCache) -> Result<VerifiedBundle, CacheError> {
+        let PartialFile {
+            sha256,
+            path,
+            file,
+            bytes,
+        } = self;
+        drop(file);
+        cache.verify_partial(&sha256, &path, &bytes)
     }
 }
 

@@ -215,6 +215,70 @@ fn open_partial_file_resumes_rewinds_and_refuses_gaps() {
 }
 
 #[test]
+fn an_open_partial_file_finishes_from_memory_with_what_an_earlier_run_left() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = RuntimeCache::open(t.path()).unwrap();
+    let (bytes, sha) = bundle();
+    // An earlier run (killed) left the first 1000 bytes on disk.
+    cache.append_partial(&sha, 0, &bytes[..1000]).unwrap();
+    let mut f = cache.open_partial(&sha).unwrap();
+    assert_eq!(f.len(), 1000);
+    // A rewind, then the rest.
+    assert_eq!(f.write_at(600, &bytes[600..1500]).unwrap(), 1500);
+    assert_eq!(
+        f.write_at(1500, &bytes[1500..]).unwrap(),
+        bytes.len() as u64
+    );
+    let verified = f.finish(&cache).unwrap();
+    assert_eq!(verified.sha256(), &sha);
+    assert_eq!(
+        cache.read_bundle(&sha).unwrap(),
+        bytes,
+        "the store holds the file"
+    );
+    assert_eq!(
+        cache.partial_offset(&sha).unwrap(),
+        0,
+        "the partial file moved"
+    );
+}
+
+#[test]
+fn an_open_partial_file_with_the_wrong_bytes_is_discarded_on_finish() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = RuntimeCache::open(t.path()).unwrap();
+    let (mut bytes, sha) = bundle();
+    bytes[10] ^= 0xff;
+    let mut f = cache.open_partial(&sha).unwrap();
+    f.write_at(0, &bytes).unwrap();
+    let err = f.finish(&cache).unwrap_err();
+    assert!(
+        matches!(err, CacheError::Bundle(BundleError::HashMismatch { .. })),
+        "{err}"
+    );
+    assert_eq!(
+        cache.partial_offset(&sha).unwrap(),
+        0,
+        "the next try starts over"
+    );
+    assert!(!cache.has_bundle(&sha));
+}
+
+#[test]
+fn an_over_long_partial_file_is_refused_on_open() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = RuntimeCache::open(t.path()).unwrap();
+    let (_, sha) = bundle();
+    std::fs::write(
+        cache.partial_path(&sha),
+        vec![0u8; MAX_BUNDLE_PACKED as usize + 1],
+    )
+    .unwrap();
+    let err = cache.open_partial(&sha).unwrap_err();
+    assert!(matches!(err, CacheError::PartialTooLarge { .. }), "{err}");
+}
+
+#[test]
 fn open_partial_file_is_capped() {
     let t = tempfile::tempdir().unwrap();
     let cache = RuntimeCache::open(t.path()).unwrap();

@@ -711,8 +711,10 @@ impl BundleReceiver {
         if !last {
             return;
         }
-        self.partials.remove(&sha256);
-        match self.cache.finish_partial_verified(&sha256) {
+        let Some(partial) = self.partials.remove(&sha256) else {
+            return;
+        };
+        match partial.finish(&self.cache) {
             Ok(verified) => self.install(plugin_id, Some(verified)),
             Err(e) => {
                 let _ = self.cache.discard_partial(&sha256);
