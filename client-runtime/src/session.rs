@@ -153,7 +153,7 @@ impl Session {
             addr: opts.addr,
             reason,
         };
-        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| connect_err(e.to_string()))?;
+        let mut endpoint = client_endpoint(bind).map_err(|e| connect_err(e.to_string()))?;
         let mut client_config = client_config;
         let mut transport = quinn::TransportConfig::default();
         transport
@@ -650,4 +650,24 @@ fn translate(msg: ServerMsg, dispatcher: &mut Dispatcher) -> Vec<ClientEvent> {
         }
     };
     vec![ev]
+}
+
+/// A client QUIC endpoint bound to `bind` that accepts datagrams up to
+/// [`UDP_PAYLOAD_CEILING`](shard_protocol::limits::UDP_PAYLOAD_CEILING), so
+/// the server's path-MTU search can use the path's real MTU (quinn's default
+/// stops at Ethernet's 1472). Must be called inside a tokio runtime.
+pub fn client_endpoint(bind: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let mut config = quinn::EndpointConfig::default();
+    config
+        .max_udp_payload_size(shard_protocol::limits::UDP_PAYLOAD_CEILING)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let socket = std::net::UdpSocket::bind(bind)?;
+    if let Err(e) =
+        socket2::SockRef::from(&socket).set_recv_buffer_size(crate::tuning::UDP_RECV_BUFFER)
+    {
+        debug!(error = %e, "cannot enlarge the UDP receive buffer; keeping the system's");
+    }
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("no tokio runtime to run the QUIC endpoint on"))?;
+    quinn::Endpoint::new(config, None, socket, runtime)
 }

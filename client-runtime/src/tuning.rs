@@ -13,6 +13,12 @@ pub const EVENT_QUEUE: usize = 16 * 1024;
 /// so a fast server waits for the disk instead of filling memory.
 pub const BUNDLE_WORK_QUEUE: usize = 256;
 
+/// Receive buffer asked of the kernel for the client's UDP socket. A bundle
+/// arrives as a burst of datagrams; Linux's default (208 KiB) overflows and
+/// every dropped datagram must be sent again. The kernel caps the request at
+/// `net.core.rmem_max`.
+pub const UDP_RECV_BUFFER: usize = 4 * 1024 * 1024;
+
 /// Capacity of the queue of messages the player sends; a game that sends
 /// faster than the connection drains gets an error instead of a growing queue.
 pub const SEND_QUEUE: usize = 1024;

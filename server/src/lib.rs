@@ -84,15 +84,14 @@ impl Server {
 
     /// Starts with a given identity (tests reuse one key across restarts).
     pub fn start_with_identity(cfg: ServerConfig, identity: &Identity) -> Result<Self, StartError> {
-        let mut server_config = identity.quic_server_config()?;
-        let transport = transport::server_transport(&cfg);
-        server_config.transport_config(Arc::new(transport));
-        let endpoint = quinn::Endpoint::server(server_config, cfg.bind).map_err(|source| {
-            StartError::Bind {
-                addr: cfg.bind,
-                source,
-            }
-        })?;
+        let configs = transport::PeerConfigs::new(identity.quic_server_config()?, &cfg);
+        let endpoint =
+            quinn::Endpoint::server((*configs.standard()).clone(), cfg.bind).map_err(|source| {
+                StartError::Bind {
+                    addr: cfg.bind,
+                    source,
+                }
+            })?;
         let (tx, rx) = mpsc::channel(tuning::INBOUND_QUEUE);
         let stats = Arc::new(TickStats::default());
         let cfg = Arc::new(cfg);
@@ -118,6 +117,7 @@ impl Server {
             idle: Duration::from_secs(cfg.idle_timeout_secs),
             stall: Duration::from_secs(cfg.bundle_stall_secs),
             warns: Arc::new(ratelog::WarnLimiter::default()),
+            configs,
         };
         tokio::spawn(net::accept_loop(endpoint.clone(), ctx));
         tracing::info!(addr = %endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(),

@@ -48,6 +48,8 @@ pub struct NetCtx {
     pub stall: Duration,
     /// Folds the warnings an address can cause (key `None`: server-wide causes).
     pub warns: Arc<WarnLimiter<Option<IpAddr>>>,
+    /// The QUIC configuration for each peer (its packet-size ceiling).
+    pub configs: crate::transport::PeerConfigs,
 }
 
 /// Connections held per source address, capped so one address cannot fill the server.
@@ -125,7 +127,11 @@ pub async fn accept_loop(endpoint: quinn::Endpoint, ctx: NetCtx) {
         let remote = incoming.remote_address();
         let slot = ctx.slots.take(remote.ip());
         tokio::spawn(async move {
-            let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+            let connecting = match incoming.accept_with(ctx.configs.for_peer(remote)) {
+                Ok(c) => c,
+                Err(e) => return debug!(%remote, error = %e, "handshake failed"),
+            };
+            let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => return debug!(%remote, error = %e, "handshake failed"),
                 Err(_) => return debug!(%remote, "handshake timed out"),

@@ -74,7 +74,7 @@ impl Raw {
             .quic_client_config(Some(server_key))
             .map_err(|e| e.to_string())?;
         let bind: SocketAddr = bind.parse().map_err(|e| format!("{bind}: {e}"))?;
-        let mut ep = quinn::Endpoint::client(bind).map_err(|e| e.to_string())?;
+        let mut ep = shard_client::session::client_endpoint(bind).map_err(|e| e.to_string())?;
         ep.set_default_client_config(cfg);
         let conn = ep
             .connect(addr, SERVER_NAME)

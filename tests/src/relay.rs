@@ -7,6 +7,9 @@
 //! configured probability (a seeded generator per flow and direction, so a
 //! run is repeatable packet by packet) or else sent on after the one-way
 //! delay: a round trip through the relay takes twice [`RelayOptions::one_way_delay`].
+//! Datagrams larger than the path MTU ([`RelayOptions::path_mtu`], Ethernet's
+//! by default) are dropped, as a real link drops them, so QUIC's path-MTU
+//! search meets the limit a player's link has and not loopback's 64 KB.
 //! Queues are bounded ([`RelayOptions::max_queued`], tail drop, like a
 //! router's buffer), and so is the number of flows. Stopped on drop.
 
@@ -23,8 +26,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// Largest datagram the relay carries (the largest UDP payload).
+/// Largest datagram the relay reads (the largest UDP payload).
 const MAX_DATAGRAM: usize = 65_535;
+
+/// Largest UDP payload over a 1500-byte Ethernet or Wi-Fi MTU (IPv4).
+pub const ETHERNET_UDP_PAYLOAD: usize = 1500 - 28;
 
 /// Most client addresses (flows) one relay serves; datagrams from further
 /// addresses are dropped and counted.
@@ -41,6 +47,9 @@ pub struct RelayOptions {
     pub seed: u64,
     /// Datagrams waiting in one flow's direction before new ones are dropped.
     pub max_queued: usize,
+    /// Largest UDP payload the link carries; larger datagrams are dropped
+    /// and counted as [`RelayStats::too_big`].
+    pub path_mtu: usize,
 }
 
 impl Default for RelayOptions {
@@ -50,6 +59,7 @@ impl Default for RelayOptions {
             loss_percent: 0.0,
             seed: 1,
             max_queued: 16 * 1024,
+            path_mtu: ETHERNET_UDP_PAYLOAD,
         }
     }
 }
@@ -60,6 +70,7 @@ pub struct RelayStats {
     forwarded: AtomicU64,
     lost: AtomicU64,
     overflowed: AtomicU64,
+    too_big: AtomicU64,
 }
 
 impl RelayStats {
@@ -76,6 +87,11 @@ impl RelayStats {
     /// Datagrams dropped because a queue or the flow table was full.
     pub fn overflowed(&self) -> u64 {
         self.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams dropped for being larger than the path MTU (QUIC's MTU probes).
+    pub fn too_big(&self) -> u64 {
+        self.too_big.load(Ordering::Relaxed)
     }
 }
 
@@ -122,6 +138,7 @@ struct Line {
     rng: StdRng,
     loss: f64,
     delay: Duration,
+    path_mtu: usize,
     queue: mpsc::Sender<(Instant, Vec<u8>)>,
     stats: Arc<RelayStats>,
 }
@@ -150,13 +167,19 @@ impl Line {
             rng: StdRng::seed_from_u64(seed),
             loss: opts.loss_percent / 100.0,
             delay: opts.one_way_delay,
+            path_mtu: opts.path_mtu,
             queue,
             stats,
         }
     }
 
-    /// Drops `pkt` with the loss chance, else queues it for later.
+    /// Drops `pkt` if it exceeds the path MTU or with the loss chance, else
+    /// queues it for later.
     fn offer(&mut self, pkt: &[u8]) {
+        if pkt.len() > self.path_mtu {
+            self.stats.too_big.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if self.loss > 0.0 && self.rng.r#gen::<f64>() < self.loss {
             self.stats.lost.fetch_add(1, Ordering::Relaxed);
             return;

@@ -586,7 +586,10 @@ async fn lossy(args: &Args, size: usize) -> anyhow::Result<()> {
                 let relay = Relay::start(srv.addr, opts).await?;
                 let home = sdir.join(format!("client-{loss}-{trial}"));
                 let t = Instant::now();
-                let a = install_once(relay.addr, &home, "lossy", Default::default())
+                // One name per download: the server may still hold the last
+                // one's connection while it times out.
+                let name = format!("lossy{}t{trial}", (loss * 10.0).round());
+                let a = install_once(relay.addr, &home, &name, Default::default())
                     .await
                     .map_err(anyhow::Error::msg)?;
                 if a.bytes != bundle.len() as u64 {
@@ -599,10 +602,11 @@ async fn lossy(args: &Args, size: usize) -> anyhow::Result<()> {
                 let secs = (a.installed - t).as_secs_f64();
                 let s = relay.stats();
                 println!(
-                    "  {cc:>7} loss {loss:>4.1}%: installed in {secs:.2} s ({} datagrams relayed, {} dropped as loss, {} overflowed)",
+                    "  {cc:>7} loss {loss:>4.1}%: installed in {secs:.2} s ({} datagrams relayed, {} dropped as loss, {} overflowed, {} MTU probes over 1500 dropped)",
                     s.forwarded(),
                     s.lost(),
-                    s.overflowed()
+                    s.overflowed(),
+                    s.too_big()
                 );
                 times.push(secs);
             }
