@@ -18,10 +18,29 @@ use tokio::net::UdpSocket;
 /// second; this only stops a broken transfer from hanging the run.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(60);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bundle_installs_intact_through_three_percent_loss() {
+/// What one push through the relay left behind.
+struct Pushed {
+    /// The bundle's packed length.
+    packed_len: u64,
+    /// Bundle bytes the client took off its streams.
+    received: u64,
+    /// The archive the plugin ships, and the one the client installed.
+    archive: Vec<u8>,
+    installed_archive: Vec<u8>,
+    /// The relay's counts, both directions together.
+    forwarded: u64,
+    lost: u64,
+    too_big: u64,
+}
+
+/// One client installs a plugin carrying an archive of `archive_len` noise
+/// bytes from a real server through a relay with `opts`. The relay is on
+/// loopback, whose MTU is 64 KiB, so the server's path-MTU search may try
+/// packets up to `UDP_PAYLOAD_CEILING`; the relay carries what its own path
+/// MTU allows.
+async fn push_through(opts: RelayOptions, archive_len: usize) -> Pushed {
     let archive = shard_cache::content::rdar::RdarBuilder::new()
-        .file("base\\big\\data.xbm", noise(1024 * 1024, 0x10_55e5))
+        .file("base\\big\\data.xbm", noise(archive_len, 0x10_55e5))
         .build();
     let srv = TestServer::start_with_files(
         &[],
@@ -34,18 +53,7 @@ async fn a_bundle_installs_intact_through_three_percent_loss() {
         ],
     );
     let expected = shard_cache::pack_plugin_dir(&srv.plugin_dir().join("big")).unwrap();
-    let relay = Relay::start(
-        srv.addr,
-        RelayOptions {
-            one_way_delay: Duration::from_millis(20),
-            loss_percent: 3.0,
-            seed: 7,
-            ..RelayOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-
+    let relay = Relay::start(srv.addr, opts).await.unwrap();
     let player = TestPlayer::new("roamer");
     let mut c = player.join(relay.addr).await;
     let ev = tokio::time::timeout(
@@ -58,97 +66,88 @@ async fn a_bundle_installs_intact_through_three_percent_loss() {
         }),
     )
     .await
-    .expect("the bundle arrives through the lossy relay");
+    .expect("the bundle arrives through the relay");
     let ClientEvent::BundleInstalled { sha256, path, .. } = ev else {
         panic!("the bundle failed: {ev:?}");
     };
     assert_eq!(sha256, expected.sha256_hex());
-    let installed = std::fs::read(std::path::Path::new(&path).join("assets/big.archive")).unwrap();
-    assert!(installed == archive, "the installed archive differs");
-    assert_eq!(
-        c.session.bundle_bytes_received(),
-        expected.bytes.len() as u64,
-        "each byte once: losses are repaired by QUIC, not by asking again"
-    );
+    let installed_archive =
+        std::fs::read(std::path::Path::new(&path).join("assets/big.archive")).unwrap();
     let s = relay.stats();
-    assert!(
-        s.lost() > 0,
-        "the relay dropped nothing: {} forwarded",
-        s.forwarded()
-    );
+    Pushed {
+        packed_len: expected.bytes.len() as u64,
+        received: c.session.bundle_bytes_received(),
+        archive,
+        installed_archive,
+        forwarded: s.forwarded(),
+        lost: s.lost(),
+        too_big: s.too_big(),
+    }
 }
 
-/// The relay sits on loopback, whose MTU is 64 KiB, so the server's path-MTU
-/// search may try packets up to `UDP_PAYLOAD_CEILING`; the relay carries
-/// what its path MTU allows.
-async fn push_through(path_mtu: usize) -> (u64, u64, u64) {
-    let archive = shard_cache::content::rdar::RdarBuilder::new()
-        .file("base\\big\\data.xbm", noise(2 * 1024 * 1024, 0x3713))
-        .build();
-    let srv = TestServer::start_with_files(
-        &[],
-        &[
-            (
-                "big.py",
-                b"__plugin__ = {\"name\": \"big\", \"version\": \"1\"}\n",
-            ),
-            ("big/assets/big.archive", &archive),
-        ],
-    );
-    let expected = shard_cache::pack_plugin_dir(&srv.plugin_dir().join("big")).unwrap();
-    let relay = Relay::start(
-        srv.addr,
-        RelayOptions {
-            one_way_delay: Duration::from_millis(2),
-            path_mtu,
-            ..RelayOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let player = TestPlayer::new("jumbo");
-    let mut c = player.join(relay.addr).await;
-    let ev = tokio::time::timeout(
-        INSTALL_TIMEOUT,
-        c.expect("installed", |e| {
-            matches!(
-                e,
-                ClientEvent::BundleInstalled { .. } | ClientEvent::BundleFailed { .. }
-            )
-        }),
-    )
-    .await
-    .expect("the bundle arrives through the relay");
-    let ClientEvent::BundleInstalled { sha256, .. } = ev else {
-        panic!("the bundle failed: {ev:?}");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_installs_intact_through_three_percent_loss() {
+    let opts = RelayOptions {
+        one_way_delay: Duration::from_millis(20),
+        loss_percent: 3.0,
+        seed: 7,
+        ..RelayOptions::default()
     };
-    assert_eq!(sha256, expected.sha256_hex());
-    let s = relay.stats();
-    (expected.bytes.len() as u64, s.forwarded(), s.too_big())
+    let p = push_through(opts, 1024 * 1024).await;
+    assert!(
+        p.installed_archive == p.archive,
+        "the installed archive differs"
+    );
+    assert_eq!(
+        p.received, p.packed_len,
+        "each byte once: losses are repaired by QUIC, not by asking again"
+    );
+    assert!(
+        p.lost > 0,
+        "the relay dropped nothing: {} forwarded",
+        p.forwarded
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_a_wide_route_the_push_uses_packets_larger_than_ethernets() {
-    let (bytes, forwarded, too_big) = push_through(64 * 1024).await;
-    let ethernet_packets = bytes / ETHERNET_UDP_PAYLOAD as u64;
-    assert_eq!(too_big, 0);
+    let opts = RelayOptions {
+        one_way_delay: Duration::from_millis(2),
+        path_mtu: 64 * 1024,
+        ..RelayOptions::default()
+    };
+    let p = push_through(opts, 2 * 1024 * 1024).await;
+    let ethernet_packets = p.packed_len / ETHERNET_UDP_PAYLOAD as u64;
+    assert_eq!(p.too_big, 0);
     // Both directions together (data and acknowledgements) took fewer
     // datagrams than the data alone needs in Ethernet-sized packets.
     assert!(
-        forwarded < ethernet_packets,
-        "{forwarded} datagrams for {bytes} bytes; Ethernet-sized packets need {ethernet_packets}"
+        p.forwarded < ethernet_packets,
+        "{} datagrams for {} bytes; Ethernet-sized packets need {ethernet_packets}",
+        p.forwarded,
+        p.packed_len
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_probe_past_the_links_mtu_is_lost_and_the_bundle_still_arrives() {
-    let (bytes, forwarded, too_big) = push_through(ETHERNET_UDP_PAYLOAD).await;
+    let opts = RelayOptions {
+        one_way_delay: Duration::from_millis(2),
+        ..RelayOptions::default()
+    };
+    let p = push_through(opts, 2 * 1024 * 1024).await;
     // The server's search tried larger packets, the link dropped them, and
     // the transfer went on in packets the link carries.
-    assert!(too_big > 0, "no probe past {ETHERNET_UDP_PAYLOAD} bytes");
+    assert!(p.too_big > 0, "no probe past {ETHERNET_UDP_PAYLOAD} bytes");
     assert!(
-        forwarded > bytes / ETHERNET_UDP_PAYLOAD as u64,
-        "{forwarded} datagrams for {bytes} bytes"
+        p.installed_archive == p.archive,
+        "the installed archive differs"
+    );
+    assert!(
+        p.forwarded > p.packed_len / ETHERNET_UDP_PAYLOAD as u64,
+        "{} datagrams for {} bytes",
+        p.forwarded,
+        p.packed_len
     );
 }
 
