@@ -566,7 +566,7 @@ impl BundleReceiver {
                 requests.push(BundleRequest {
                     plugin_id: *id,
                     sha256: w.sha256,
-                    offset: self.cache.partial_offset(&w.sha256).unwrap_or(0),
+                    offset: resume_offset(&self.cache, &w.name, &w.sha256, w.len),
                 });
             }
         }
@@ -647,10 +647,7 @@ impl BundleReceiver {
 
     /// Asks again for a bundle that failed verification once.
     fn request(&self, plugin_id: u16, w: &Wanted) {
-        let offset = self.cache.partial_offset(&w.sha256).unwrap_or(0);
-        if offset > 0 {
-            info!(plugin = %w.name, offset, "resuming bundle download");
-        }
+        let offset = resume_offset(&self.cache, &w.name, &w.sha256, w.len);
         let req = BundleRequest {
             plugin_id,
             sha256: w.sha256,
@@ -909,6 +906,27 @@ impl InstallError {
     fn refused(&self) -> bool {
         matches!(self, InstallError::Refused(_) | InstallError::Policy(_))
     }
+}
+
+/// Where a download of the bundle `sha256` (announced as `len` bytes)
+/// resumes: the length of its partial file, or 0 after discarding one that is
+/// longer than announced (it cannot be a prefix of this bundle).
+fn resume_offset(cache: &RuntimeCache, plugin: &str, sha256: &[u8; 32], len: u64) -> u64 {
+    let offset = cache.partial_offset(sha256).unwrap_or(0);
+    if offset > len {
+        warn!(
+            plugin,
+            have = offset,
+            announced = len,
+            "partial download longer than announced; discarded"
+        );
+        let _ = cache.discard_partial(sha256);
+        return 0;
+    }
+    if offset > 0 {
+        info!(plugin, offset, "resuming bundle download");
+    }
+    offset
 }
 
 fn join_diagnostics(diagnostics: &[shard_reds::Diagnostic]) -> String {

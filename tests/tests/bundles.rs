@@ -163,6 +163,40 @@ async fn a_cut_transfer_resumes_from_its_offset() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_file_longer_than_the_bundle_is_discarded_and_it_downloads_whole() {
+    let (srv, _) = hud_server(&[]);
+    let packed = shard_cache::pack_plugin_dir(&srv.plugin_dir().join("hud")).unwrap();
+    let player = TestPlayer::new("vee");
+    // Something left more bytes under this hash than the bundle has: it
+    // cannot be a prefix of it, so nothing of it may be kept.
+    let cache = RuntimeCache::open(player.dir.path().join("runtime_cache")).unwrap();
+    let mut junk = packed.bytes.clone();
+    junk.extend_from_slice(&[0x5a; 1000]);
+    cache.append_partial(&packed.sha256, 0, &junk).unwrap();
+    drop(cache);
+
+    let mut c = player.join(srv.addr).await;
+    let ev = c
+        .expect("installed or failed", |e| {
+            matches!(
+                e,
+                ClientEvent::BundleInstalled { .. } | ClientEvent::BundleFailed { .. }
+            )
+        })
+        .await;
+    assert!(
+        matches!(&ev, ClientEvent::BundleInstalled { sha256, .. } if *sha256 == packed.sha256_hex()),
+        "{ev:?}"
+    );
+    assert_eq!(
+        c.session.bundle_bytes_received(),
+        packed.bytes.len() as u64,
+        "downloaded from the start"
+    );
+    srv.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_whose_client_script_breaks_the_policy_does_not_load() {
     let admin = TestPlayer::new("admin");
     let evil = "@wrapMethod(PlayerPuppet)\nprotected cb func OnGameAttached() -> Bool {\n  return wrappedMethod();\n}\n";
