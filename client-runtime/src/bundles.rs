@@ -15,6 +15,7 @@ use shard_cache::{
     BundleUse, CacheError, ContentAnswer, InstallRequest, PartialFile, RuntimeCache,
     VerifiedBundle, mb,
 };
+use shard_protocol::frame::AssetChunk;
 use shard_protocol::limits::{CHUNK_SIZE, MAX_BUNDLE_REQUESTS, MAX_OFFER_PLUGINS_LISTED};
 use shard_protocol::{BundleRequest, ClientMsg};
 use tokio::sync::mpsc;
@@ -81,17 +82,8 @@ pub enum BundleWork {
         /// Client scripts it carries.
         client_scripts: u16,
     },
-    /// One chunk from a bundle stream.
-    Chunk {
-        /// Plugin.
-        plugin_id: u16,
-        /// Total length the chunk claims.
-        len: u64,
-        /// Chunk index.
-        chunk_id: u32,
-        /// Bytes.
-        data: Vec<u8>,
-    },
+    /// One chunk from a bundle stream (checked, its data not copied yet).
+    Chunk(AssetChunk),
 }
 
 /// What the receiver knows of one announced plugin.
@@ -280,12 +272,7 @@ impl BundleReceiver {
                     };
                     self.announce(plugin_id, w)
                 }
-                BundleWork::Chunk {
-                    plugin_id,
-                    len,
-                    chunk_id,
-                    data,
-                } => self.chunk(plugin_id, len, chunk_id, &data),
+                BundleWork::Chunk(c) => self.chunk(c.plugin_id, c.len, c.chunk_id, c.data()),
                 BundleWork::Removed { plugin_id } => self.removed(plugin_id),
             }
         }

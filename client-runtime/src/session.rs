@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use shard_cache::RuntimeCache;
-use shard_protocol::frame::{decode_datagram, encode_datagram, read_frame, write_frame};
+use shard_protocol::frame::{
+    decode_asset_chunk, decode_datagram, encode_datagram, read_frame, read_frame_body, write_frame,
+};
 use shard_protocol::identity::{Fingerprint, Identity, SERVER_NAME};
 use shard_protocol::limits::MAX_EVENT_QUEUE_BYTES;
 use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, Vec3};
@@ -525,24 +527,18 @@ async fn bundle_streams(conn: quinn::Connection, work: mpsc::Sender<BundleWork>)
         let conn = conn.clone();
         let stream_task = async move {
             loop {
-                match read_frame::<ServerMsg, _>(&mut stream).await {
-                    Ok(Some(ServerMsg::AssetBundle {
-                        plugin_id,
-                        len,
-                        chunk_id,
-                        data,
-                    })) => {
-                        let w = BundleWork::Chunk {
-                            plugin_id,
-                            len,
-                            chunk_id,
-                            data,
-                        };
-                        if work.send(w).await.is_err() {
+                let chunk = match read_frame_body(&mut stream).await {
+                    Ok(Some(body)) => decode_asset_chunk(body),
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                };
+                match chunk {
+                    Ok(Some(c)) => {
+                        if work.send(BundleWork::Chunk(c)).await.is_err() {
                             return;
                         }
                     }
-                    Ok(Some(_)) => {
+                    Ok(None) => {
                         let reason = "the server sent a non-bundle message on a bundle stream";
                         conn.close(
                             quinn::VarInt::from_u32(shard_protocol::close_code::PROTOCOL),
@@ -550,7 +546,6 @@ async fn bundle_streams(conn: quinn::Connection, work: mpsc::Sender<BundleWork>)
                         );
                         return;
                     }
-                    Ok(None) => return,
                     Err(e) => {
                         // A cut transfer resumes from `partial/` on the next announcement.
                         debug!(error = %e, "bundle stream ended");

@@ -146,12 +146,7 @@ fn a_bundle_that_arrives_corrupt_twice_is_reported_and_not_installed() {
     let mut bad = good.bytes.clone();
     let last = bad.len() - 1;
     bad[last] ^= 0xff;
-    let chunk = |data: &Vec<u8>| BundleWork::Chunk {
-        plugin_id: 1,
-        len,
-        chunk_id: 0,
-        data: data.clone(),
-    };
+    let chunk = |data: &Vec<u8>| chunk_work(1, len, 0, data);
     let work = vec![
         announce(&good, 1, "ui", good.unpacked_len),
         BundleWork::AnnouncementsDone,
@@ -231,13 +226,25 @@ fn chunks(plugin_id: u16, b: &shard_cache::PackedBundle) -> Vec<BundleWork> {
     b.bytes
         .chunks(shard_protocol::limits::CHUNK_SIZE)
         .enumerate()
-        .map(|(i, data)| BundleWork::Chunk {
-            plugin_id,
-            len: b.bytes.len() as u64,
-            chunk_id: i as u32,
-            data: data.to_vec(),
-        })
+        .map(|(i, data)| chunk_work(plugin_id, b.bytes.len() as u64, i as u32, data))
         .collect()
+}
+
+/// A chunk as the session hands it to the receiver: framed as the server
+/// sends it, then read in place.
+fn chunk_work(plugin_id: u16, len: u64, chunk_id: u32, data: &[u8]) -> BundleWork {
+    let body = shard_protocol::frame::encode_body(&shard_protocol::ServerMsg::AssetBundle {
+        plugin_id,
+        len,
+        chunk_id,
+        data: data.to_vec(),
+    })
+    .unwrap();
+    BundleWork::Chunk(
+        shard_protocol::frame::decode_asset_chunk(body)
+            .unwrap()
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -419,12 +426,12 @@ fn an_offer_over_the_quota_is_refused_before_any_request() {
         announce(&b, 1, "big", 1500),
         BundleWork::AnnouncementsDone,
         // Unrequested chunks are not taken.
-        BundleWork::Chunk {
-            plugin_id: 1,
-            len: b.bytes.len() as u64,
-            chunk_id: 0,
-            data: b.bytes.clone(),
-        },
+        chunk_work(
+            1,
+            b.bytes.len() as u64,
+            0,
+            &b.bytes[..shard_protocol::limits::CHUNK_SIZE.min(b.bytes.len())],
+        ),
     ];
     let ((events, sent), left) = run_with(&tmp.path().join("c"), settings, work);
     assert!(
@@ -463,12 +470,12 @@ fn a_bundle_larger_than_announced_is_refused() {
     let work = vec![
         announce(&b, 1, "liar", b.unpacked_len - 1),
         BundleWork::AnnouncementsDone,
-        BundleWork::Chunk {
-            plugin_id: 1,
-            len: b.bytes.len() as u64,
-            chunk_id: 0,
-            data: b.bytes.clone(),
-        },
+        chunk_work(
+            1,
+            b.bytes.len() as u64,
+            0,
+            &b.bytes[..shard_protocol::limits::CHUNK_SIZE.min(b.bytes.len())],
+        ),
     ];
     let (events, _) = run_receiver(&tmp.path().join("c"), work);
     assert!(

@@ -455,15 +455,7 @@ impl Validate for ServerMsg {
                 data,
                 ..
             } => {
-                bytes_slice("AssetBundle.data", data, CHUNK_SIZE)?;
-                size("AssetBundle.len", *len, MAX_BUNDLE_PACKED)?;
-                let end = u64::from(*chunk_id) * CHUNK_SIZE as u64 + data.len() as u64;
-                if end > *len {
-                    return Err(ProtocolError::InvalidField {
-                        field: "AssetBundle.chunk_id",
-                        reason: "chunk lies beyond the announced bundle length",
-                    });
-                }
+                check_asset_chunk(*len, *chunk_id, data.len())?;
                 Ok(())
             }
             ServerMsg::Chat { name, text, .. } => {
@@ -499,13 +491,28 @@ impl Validate for ServerMsg {
     }
 }
 
-fn bytes_slice(field: &'static str, s: &[u8], max: usize) -> Result<(), ProtocolError> {
-    if s.len() > max {
+/// The checks every `AssetBundle` chunk passes, whether decoded whole, read
+/// in place off a bundle stream or framed by a sender: its data fits in a
+/// chunk, the bundle within the packed limit, and the chunk within the bundle.
+pub(crate) fn check_asset_chunk(
+    len: u64,
+    chunk_id: u32,
+    data_len: usize,
+) -> Result<(), ProtocolError> {
+    if data_len > CHUNK_SIZE {
         return Err(ProtocolError::FieldTooLong {
-            field,
-            len: s.len(),
-            max,
+            field: "AssetBundle.data",
+            len: data_len,
+            max: CHUNK_SIZE,
             unit: "bytes",
+        });
+    }
+    size("AssetBundle.len", len, MAX_BUNDLE_PACKED)?;
+    let end = u64::from(chunk_id) * CHUNK_SIZE as u64 + data_len as u64;
+    if end > len {
+        return Err(ProtocolError::InvalidField {
+            field: "AssetBundle.chunk_id",
+            reason: "chunk lies beyond the announced bundle length",
         });
     }
     Ok(())
