@@ -56,6 +56,7 @@ pub fn route_with_reloads(
             }
         }
         ClientEvent::PluginRemoved { name, .. } => tracker.removed(name),
+        ClientEvent::Welcome { .. } => tracker.session_started(),
         // The requests go before `bundles_settled`, so the game can apply
         // the batch's content first and reload its scripts after it.
         ClientEvent::BundlesSettled => {
@@ -104,6 +105,9 @@ pub struct ReloadTracker {
     last_request: Option<Instant>,
     /// An install or removal came since the last `BundlesSettled`.
     open: bool,
+    /// Plugins the game had from an earlier session, until the first batch
+    /// of this one ends: those this session did not install went away.
+    carried: Option<BTreeSet<String>>,
     /// What the game was asked to load, with the digest of those files.
     loaded: HashMap<String, ([u8; 32], PluginResources)>,
 }
@@ -128,6 +132,7 @@ impl ReloadTracker {
             gone: BTreeSet::new(),
             reloaded: HashMap::new(),
             pending: BTreeMap::new(),
+            carried: None,
             interval,
             last_request: None,
             open: false,
@@ -156,6 +161,19 @@ impl ReloadTracker {
         self.gone.insert(plugin.to_string());
     }
 
+    /// A new session began (`Welcome`): what the game has from the last
+    /// one stays until this session's first batch ends, and then whatever
+    /// this session did not install is unloaded as if removed (a plugin the
+    /// server dropped while the player was away, or one refused this time).
+    pub fn session_started(&mut self) {
+        let mut carried: BTreeSet<String> = self.reloaded.keys().cloned().collect();
+        carried.extend(self.loaded.keys().cloned());
+        carried.extend(self.pending.keys().cloned());
+        // Installs from the cache are looked at again; unchanged ones ask for nothing.
+        self.seen.clear();
+        self.carried = Some(carried);
+    }
+
     /// Ends a batch: asks `game` once to load what content changed and
     /// unload what went, then once to reload scripts if any changed (unless
     /// the pacing holds it back); returns whether it asked anything now.
@@ -166,6 +184,14 @@ impl ReloadTracker {
     /// [`ReloadTracker::settled`] at a given time (tests drive the clock).
     pub fn settled_at(&mut self, now: Instant, cache_root: &Path, game: &mut dyn Game) -> bool {
         self.open = false;
+        if let Some(carried) = self.carried.take() {
+            for plugin in carried {
+                if !self.seen.contains_key(&plugin) {
+                    self.changed.remove(&plugin);
+                    self.gone.insert(plugin);
+                }
+            }
+        }
         let changed = std::mem::take(&mut self.changed);
         let gone = std::mem::take(&mut self.gone);
         for plugin in &changed {
@@ -408,6 +434,37 @@ mod tests {
         }
         assert!(!t.settled(root.path(), &mut g));
         assert_eq!(reloads(&g).len(), 1);
+    }
+
+    #[test]
+    fn a_rejoin_unloads_what_the_server_dropped_while_the_player_was_away() {
+        let root = Root::new();
+        root.write("a", "client/a.reds", "func AInit() -> Void {}");
+        root.write("b", "client/b.reds", "func BInit() -> Void {}");
+        let mut t = ReloadTracker::with_interval(Duration::ZERO);
+        let mut g = Recorded::new();
+        t.session_started();
+        t.installed("a", [1; 32]);
+        t.installed("b", [2; 32]);
+        t.settled(root.path(), &mut g);
+        assert_eq!(reloads(&g).len(), 1);
+        // Next session: the server no longer has `b`, so it is never
+        // announced or removed; `a` comes again from the cache, unchanged.
+        t.session_started();
+        t.installed("a", [1; 32]);
+        assert!(t.settled(root.path(), &mut g));
+        assert_eq!(
+            reloads(&g)[1],
+            ReloadScripts {
+                plugins: vec![],
+                removed: vec!["b".into()],
+            }
+        );
+        // A third session with the same `a`: nothing to do.
+        t.session_started();
+        t.installed("a", [1; 32]);
+        assert!(!t.settled(root.path(), &mut g));
+        assert_eq!(reloads(&g).len(), 2, "{g:?}");
     }
 
     #[test]
