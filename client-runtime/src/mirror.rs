@@ -11,6 +11,7 @@
 //! (down, slow, redirected off-list, wrong length, wrong hash) tries the
 //! next mirror and finally falls back to the server's QUIC stream.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -31,6 +32,7 @@ use tracing::{debug, info, warn};
 use crate::bundles::{BundleWork, TransferStats};
 use crate::events::ClientEvent;
 use crate::queue::EventTx;
+use crate::tuning;
 
 /// Bytes between two `bundle_progress` events of a mirror download (as
 /// often as for a QUIC transfer).
@@ -238,10 +240,27 @@ pub enum MirrorOutcome {
     },
 }
 
+impl MirrorError {
+    /// Whether this failure says the mirror as a whole is unusable now
+    /// (unreachable, failing, or too slow), not just this one file.
+    pub fn is_mirror_wide(&self) -> bool {
+        match self {
+            Self::Request { .. } | Self::TooSlow { .. } | Self::Stalled { .. } => true,
+            Self::Status { status, .. } => status.is_server_error(),
+            _ => false,
+        }
+    }
+}
+
+/// Mirrors that failed as a whole this session, with when and why, so
+/// later downloads skip them for [`tuning::MIRROR_DOWN_FOR`].
+type DownList = Arc<std::sync::Mutex<HashMap<Url, (Instant, String)>>>;
+
 /// The mirrors of one session and the HTTP client that fetches from them.
 pub struct Mirrors {
     client: reqwest::Client,
     bases: Vec<Url>,
+    down: DownList,
     gate: Arc<Semaphore>,
     settings: MirrorSettings,
     runtime: tokio::runtime::Handle,
@@ -338,6 +357,7 @@ impl Mirrors {
         Ok(Some(Self {
             client,
             bases,
+            down: DownList::default(),
             gate: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             settings: settings.clone(),
             runtime,
@@ -353,6 +373,7 @@ impl Mirrors {
         let fetch = Fetch {
             client: self.client.clone(),
             bases: self.bases.clone(),
+            down: self.down.clone(),
             settings: self.settings.clone(),
             stats: self.stats.clone(),
             events: self.events.clone(),
@@ -383,6 +404,7 @@ impl Mirrors {
 struct Fetch {
     client: reqwest::Client,
     bases: Vec<Url>,
+    down: DownList,
     settings: MirrorSettings,
     stats: Arc<TransferStats>,
     events: EventTx,
@@ -394,6 +416,12 @@ impl Fetch {
         let file = format!("{}.bundle", hex::encode(job.sha256));
         let mut reasons = Vec::new();
         for base in &self.bases {
+            if let Some(why) = self.down_since(base) {
+                reasons.push(format!(
+                    "{base}: skipped, it failed earlier this session ({why})"
+                ));
+                continue;
+            }
             let url = match base.join(&file) {
                 Ok(u) => u,
                 Err(_) => {
@@ -409,12 +437,31 @@ impl Fetch {
                 }
                 Err(e) => {
                     warn!(mirror = %base, plugin_id = job.plugin_id, error = %e, "asset mirror failed");
+                    if e.is_mirror_wide()
+                        && let Ok(mut down) = self.down.lock()
+                    {
+                        down.insert(base.clone(), (Instant::now(), e.to_string()));
+                    }
                     reasons.push(e.to_string());
                 }
             }
         }
         MirrorOutcome::Failed {
             reason: reasons.join("; "),
+        }
+    }
+
+    /// Why `base` is skipped, if it failed as a whole within
+    /// [`tuning::MIRROR_DOWN_FOR`]; an older failure is forgotten.
+    fn down_since(&self, base: &Url) -> Option<String> {
+        let mut down = self.down.lock().ok()?;
+        match down.get(base) {
+            Some((at, why)) if at.elapsed() < tuning::MIRROR_DOWN_FOR => Some(why.clone()),
+            Some(_) => {
+                down.remove(base);
+                None
+            }
+            None => None,
         }
     }
 
@@ -629,6 +676,41 @@ fn range_starts_at(range: &str, offset: u64, len: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_failures_of_the_whole_mirror_make_later_downloads_skip_it() {
+        let url = || "http://m/x.bundle".to_string();
+        let status = |code: u16| MirrorError::Status {
+            url: url(),
+            status: StatusCode::from_u16(code).unwrap(),
+        };
+        assert!(status(503).is_mirror_wide());
+        assert!(!status(404).is_mirror_wide(), "one missing file");
+        let slow = MirrorError::TooSlow {
+            url: url(),
+            got: 1,
+            millis: 1,
+            min: 2,
+        };
+        assert!(slow.is_mirror_wide());
+        let stalled = MirrorError::Stalled {
+            url: url(),
+            secs: 1,
+        };
+        assert!(stalled.is_mirror_wide());
+        let wrong = MirrorError::HashMismatch {
+            url: url(),
+            expected: "a".into(),
+            actual: "b".into(),
+        };
+        assert!(!wrong.is_mirror_wide(), "one stale file");
+        let short = MirrorError::WrongLength {
+            url: url(),
+            got: 1,
+            expected: 2,
+        };
+        assert!(!short.is_mirror_wide());
+    }
 
     #[test]
     fn mirror_urls_must_be_http_bases() {

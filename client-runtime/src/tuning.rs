@@ -30,6 +30,12 @@ pub const PROGRESS_EVERY_CHUNKS: u32 = 16;
 /// Bytes read at a time when hashing a partial mirror download before it resumes.
 pub const PARTIAL_READ_BUFFER: usize = 64 * 1024;
 
+/// How long a mirror that failed as a whole (refused or timed out the
+/// connection, answered 5xx, went too slow) is skipped by later downloads of
+/// the session, so a dead mirror costs its timeout once, not once per bundle.
+/// A failure of one file (404, wrong length or hash) does not count.
+pub const MIRROR_DOWN_FOR: Duration = Duration::from_secs(60);
+
 /// Bytes a mirror download gathers before one write to its partial file:
 /// each write is a hop to tokio's blocking pool, so few large ones; but what
 /// is buffered is lost if the client dies, and resume starts after the last

@@ -11,6 +11,7 @@
 )]
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use shard_client::{ClientEvent, ContentSettings, MirrorSettings};
 use shard_e2e::nginx::{Nginx, NginxOptions};
@@ -249,6 +250,48 @@ async fn another_bundle_under_this_hash_falls_back_to_quic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_that_failed_as_a_whole_is_skipped_by_the_next_download() {
+    // Listed first, too slow (16 KiB/s is below the 32 KiB/s minimum); the
+    // second mirror serves the same files at full speed.
+    let www = tempfile::tempdir().unwrap();
+    let slow = Nginx::start(
+        www.path(),
+        &NginxOptions {
+            extra: "limit_rate 16k;".into(),
+            ..NginxOptions::default()
+        },
+    )
+    .unwrap();
+    let good = nginx(www.path());
+    let srv = server(www.path(), vec![slow.url(), good.url()]);
+    // One download at a time, so the second starts after the first failed.
+    let content = ContentSettings {
+        mirrors: MirrorSettings {
+            concurrency: 1,
+            ..MirrorSettings::default()
+        },
+        ..ContentSettings::default()
+    };
+    let player = TestPlayer::new("vee");
+    let mut c = player.join_with(srv.addr, content).await;
+    for name in ["big", "other"] {
+        let ev = c.expect("installed", |e| is_installed(e, name)).await;
+        assert!(
+            matches!(&ev, ClientEvent::BundleInstalled { source: "mirror", mirror: Some(m), .. } if m.starts_with(&good.url())),
+            "{ev:?}"
+        );
+    }
+    // The slow mirror was asked once: the second bundle skipped it. (nginx
+    // logs a request when its connection closes, so wait for that line.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while slow.requests().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(slow.requests().len(), 1, "{:?}", slow.requests());
+    assert_eq!(good.requests().len(), 2, "{:?}", good.requests());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_mirror_fails_over_and_quic_resumes_what_it_delivered() {
     // 16 KiB/s is below the default minimum pace of 32 KiB/s.
     let slow = NginxOptions {
@@ -453,14 +496,14 @@ async fn a_headless_client_killed_mid_download_resumes_with_a_range_request() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(20);
     let cut = loop {
         let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
         if have >= 64 * 1024 {
             break have;
         }
-        assert!(std::time::Instant::now() < deadline, "no partial download");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(Instant::now() < deadline, "no partial download");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     child.kill().unwrap();
     child.wait().unwrap();
