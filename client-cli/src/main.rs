@@ -18,7 +18,10 @@ use shard_client::game::{QueuedGame, ReloadTracker, route_with_reloads};
 use shard_client::{ClientEvent, ConnectOptions, ContentSettings, Dispatcher, OfferMode, Session};
 use shard_protocol::Vec3;
 use shard_protocol::identity::{Fingerprint, Identity};
-use shard_protocol::limits::{DEFAULT_CACHE_CAP, DEFAULT_RELOAD_INTERVAL_MS, DEFAULT_SERVER_QUOTA};
+use shard_protocol::limits::{
+    DEFAULT_CACHE_CAP, DEFAULT_RELOAD_INTERVAL_MS, DEFAULT_SERVER_QUOTA, MAX_MIRROR_CONCURRENCY,
+    MAX_MIRROR_TIMEOUT_SECS,
+};
 
 /// Bytes in one MB as the flags count them (MiB).
 const MB: u64 = 1024 * 1024;
@@ -85,13 +88,8 @@ enum Cmd {
         /// Least seconds between two script reload requests [default: 5].
         #[arg(long, value_name = "SECONDS")]
         reload_interval: Option<f64>,
-        /// Also trust this CA certificate (PEM) for HTTPS asset mirrors, for
-        /// a private mirror or a test certificate.
-        #[arg(long, value_name = "PEM")]
-        mirror_ca: Option<PathBuf>,
-        /// Never fetch bundles from the server's asset mirrors (QUIC only).
-        #[arg(long)]
-        no_mirrors: bool,
+        #[command(flatten)]
+        mirrors: Box<MirrorFlags>,
     },
     /// Inspect the runtime cache: what is installed, re-verify it, or clear it.
     Cache {
@@ -232,8 +230,7 @@ fn main() -> anyhow::Result<ExitCode> {
             server_quota_mb,
             cache_cap_mb,
             reload_interval,
-            mirror_ca,
-            no_mirrors,
+            mirrors,
         } => {
             if content == OfferMode::Ask && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
                 bail!(
@@ -256,16 +253,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 mode: content,
                 server_quota: mb(server_quota_mb, DEFAULT_SERVER_QUOTA)?,
                 cache_cap: mb(cache_cap_mb, DEFAULT_CACHE_CAP)?,
-                mirrors: shard_client::MirrorSettings {
-                    enabled: !no_mirrors,
-                    extra_ca_pem: mirror_ca
-                        .map(|p| {
-                            std::fs::read(&p)
-                                .with_context(|| format!("--mirror-ca {}", p.display()))
-                        })
-                        .transpose()?,
-                    ..shard_client::MirrorSettings::default()
-                },
+                mirrors: mirrors.settings()?,
             };
             let actions = actions
                 .iter()
@@ -577,6 +565,63 @@ fn print_drops(dispatcher: &Mutex<Dispatcher>) {
     let counters = dispatcher.lock().map(|d| d.counters()).unwrap_or_default();
     let line = serde_json::json!({"event": "rpc_drops", "counters": counters});
     println!("{line}");
+}
+
+/// `join`'s mirror flags: whether to use mirrors, an extra CA, and the
+/// timeouts, pace and concurrency (absent: the defaults).
+#[derive(clap::Args, Debug)]
+struct MirrorFlags {
+    /// Also trust this CA certificate (PEM) for HTTPS asset mirrors, for
+    /// a private mirror or a test certificate.
+    #[arg(long, value_name = "PEM")]
+    mirror_ca: Option<PathBuf>,
+    /// Never fetch bundles from the server's asset mirrors (QUIC only).
+    #[arg(long)]
+    no_mirrors: bool,
+    /// Seconds to wait for a mirror's connection before trying the next
+    /// one [default: 5].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=MAX_MIRROR_TIMEOUT_SECS))]
+    mirror_connect_timeout: Option<u64>,
+    /// Seconds a mirror may send nothing before the next one is tried
+    /// [default: 10].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=MAX_MIRROR_TIMEOUT_SECS))]
+    mirror_read_timeout: Option<u64>,
+    /// Slowest average a mirror download may keep, KiB/s, before the
+    /// next mirror (or the server) is tried [default: 32].
+    #[arg(long, value_name = "KIB_PER_SEC", value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    mirror_min_rate: Option<u64>,
+    /// Bundles downloaded from mirrors at once [default: 4].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_MIRROR_CONCURRENCY as u64))]
+    mirror_concurrency: Option<u64>,
+}
+impl MirrorFlags {
+    /// The settings these flags ask for (clap has checked their ranges),
+    /// the defaults where a flag is absent; fails if the CA file cannot be read.
+    fn settings(&self) -> anyhow::Result<shard_client::MirrorSettings> {
+        let defaults = shard_client::MirrorSettings::default();
+        let extra_ca_pem = self
+            .mirror_ca
+            .as_ref()
+            .map(|p| std::fs::read(p).with_context(|| format!("--mirror-ca {}", p.display())))
+            .transpose()?;
+        Ok(shard_client::MirrorSettings {
+            enabled: !self.no_mirrors,
+            extra_ca_pem,
+            connect_timeout: self
+                .mirror_connect_timeout
+                .map_or(defaults.connect_timeout, Duration::from_secs),
+            read_timeout: self
+                .mirror_read_timeout
+                .map_or(defaults.read_timeout, Duration::from_secs),
+            min_bytes_per_sec: self
+                .mirror_min_rate
+                .map_or(defaults.min_bytes_per_sec, |k| k * 1024),
+            concurrency: self
+                .mirror_concurrency
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(defaults.concurrency),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -226,6 +226,12 @@ pub const MIRROR_PROGRESS_GRACE_SECS: u64 = 3;
 /// Default number of bundles a client downloads from mirrors at once.
 pub const DEFAULT_MIRROR_CONCURRENCY: usize = 4;
 
+/// Most bundles a client may be told to download from mirrors at once.
+pub const MAX_MIRROR_CONCURRENCY: usize = 32;
+
+/// Longest mirror connect or read timeout a client may be given, seconds.
+pub const MAX_MIRROR_TIMEOUT_SECS: u64 = 300;
+
 /// Default seconds a bundle transfer may make no progress before the client
 /// is disconnected as one that does not read.
 pub const DEFAULT_BUNDLE_STALL_SECS: u64 = 15;
