@@ -20,7 +20,7 @@ use shard_protocol::Vec3;
 use shard_protocol::identity::{Fingerprint, Identity};
 use shard_protocol::limits::{
     DEFAULT_CACHE_CAP, DEFAULT_RELOAD_INTERVAL_MS, DEFAULT_SERVER_QUOTA, MAX_MIRROR_CONCURRENCY,
-    MAX_MIRROR_TIMEOUT_SECS,
+    MAX_MIRROR_MIN_KIB_PER_SEC, MAX_MIRROR_TIMEOUT_SECS,
 };
 
 /// Bytes in one MB as the flags count them (MiB).
@@ -588,7 +588,7 @@ struct MirrorFlags {
     mirror_read_timeout: Option<u64>,
     /// Slowest average a mirror download may keep, KiB/s, before the
     /// next mirror (or the server) is tried [default: 32].
-    #[arg(long, value_name = "KIB_PER_SEC", value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    #[arg(long, value_name = "KIB_PER_SEC", value_parser = clap::value_parser!(u64).range(1..=MAX_MIRROR_MIN_KIB_PER_SEC))]
     mirror_min_rate: Option<u64>,
     /// Bundles downloaded from mirrors at once [default: 4].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_MIRROR_CONCURRENCY as u64))]
@@ -604,23 +604,17 @@ impl MirrorFlags {
             .as_ref()
             .map(|p| std::fs::read(p).with_context(|| format!("--mirror-ca {}", p.display())))
             .transpose()?;
-        Ok(shard_client::MirrorSettings {
+        let tuning = shard_client::MirrorTuning {
+            connect_timeout_secs: self.mirror_connect_timeout,
+            read_timeout_secs: self.mirror_read_timeout,
+            min_kib_per_sec: self.mirror_min_rate,
+            concurrency: self.mirror_concurrency,
+        };
+        Ok(tuning.apply(shard_client::MirrorSettings {
             enabled: !self.no_mirrors,
             extra_ca_pem,
-            connect_timeout: self
-                .mirror_connect_timeout
-                .map_or(defaults.connect_timeout, Duration::from_secs),
-            read_timeout: self
-                .mirror_read_timeout
-                .map_or(defaults.read_timeout, Duration::from_secs),
-            min_bytes_per_sec: self
-                .mirror_min_rate
-                .map_or(defaults.min_bytes_per_sec, |k| k * 1024),
-            concurrency: self
-                .mirror_concurrency
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(defaults.concurrency),
-        })
+            ..defaults
+        })?)
     }
 }
 

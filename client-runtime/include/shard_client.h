@@ -82,8 +82,10 @@ extern "C" {
 // Creates a client from a JSON config
 // `{"addr":"IP:PORT","name":..,"identity":PATH?,"cache_dir":PATH?,"server_key":HEX?,
 // "content":"ask"|"accept"|"decline"?,"server_quota_mb":N?,"cache_cap_mb":N?,
-// "reload_interval_ms":N?,"mirrors":BOOL?,"mirror_ca":PEM_PATH?}` (defaults:
-// ask, 256, 2048, 5000, mirrors on);
+// "reload_interval_ms":N?,"mirrors":BOOL?,"mirror_ca":PEM_PATH?,
+// "mirror_connect_timeout_secs":N?,"mirror_read_timeout_secs":N?,
+// "mirror_min_kib_per_sec":N?,"mirror_concurrency":N?}` (defaults: ask, 256,
+// 2048, 5000, mirrors on, 5, 10, 32, 4);
 // returns null on error (see `shard_client_last_error`). Does not connect yet.
 //
 // # Safety

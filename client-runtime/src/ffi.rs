@@ -124,6 +124,14 @@ struct Config {
     mirrors: Option<bool>,
     /// An extra CA certificate (PEM file) to trust for HTTPS mirrors.
     mirror_ca: Option<PathBuf>,
+    /// Seconds to wait for a mirror's connection.
+    mirror_connect_timeout_secs: Option<u64>,
+    /// Seconds a mirror may send nothing.
+    mirror_read_timeout_secs: Option<u64>,
+    /// Slowest average pace of a mirror download, KiB/s.
+    mirror_min_kib_per_sec: Option<u64>,
+    /// Bundles fetched from mirrors at once.
+    mirror_concurrency: Option<u64>,
 }
 
 /// Bytes in one MB as the options count them (MiB).
@@ -320,7 +328,13 @@ fn parse_config(json: &str) -> FfiResult<(ConnectOptions, Duration)> {
             defaults.server_quota,
         )?,
         cache_cap: mb(cfg.cache_cap_mb, "cache_cap_mb", defaults.cache_cap)?,
-        mirrors: crate::MirrorSettings {
+        mirrors: crate::MirrorTuning {
+            connect_timeout_secs: cfg.mirror_connect_timeout_secs,
+            read_timeout_secs: cfg.mirror_read_timeout_secs,
+            min_kib_per_sec: cfg.mirror_min_kib_per_sec,
+            concurrency: cfg.mirror_concurrency,
+        }
+        .apply(crate::MirrorSettings {
             enabled: cfg.mirrors.unwrap_or(true),
             extra_ca_pem: match &cfg.mirror_ca {
                 Some(p) => Some(
@@ -330,7 +344,8 @@ fn parse_config(json: &str) -> FfiResult<(ConnectOptions, Duration)> {
                 None => None,
             },
             ..defaults.mirrors
-        },
+        })
+        .map_err(|e| bad(format!("config: {e}")))?,
     };
     let reload_interval = Duration::from_millis(
         cfg.reload_interval_ms
@@ -350,8 +365,10 @@ fn parse_config(json: &str) -> FfiResult<(ConnectOptions, Duration)> {
 /// Creates a client from a JSON config
 /// `{"addr":"IP:PORT","name":..,"identity":PATH?,"cache_dir":PATH?,"server_key":HEX?,
 /// "content":"ask"|"accept"|"decline"?,"server_quota_mb":N?,"cache_cap_mb":N?,
-/// "reload_interval_ms":N?,"mirrors":BOOL?,"mirror_ca":PEM_PATH?}` (defaults:
-/// ask, 256, 2048, 5000, mirrors on);
+/// "reload_interval_ms":N?,"mirrors":BOOL?,"mirror_ca":PEM_PATH?,
+/// "mirror_connect_timeout_secs":N?,"mirror_read_timeout_secs":N?,
+/// "mirror_min_kib_per_sec":N?,"mirror_concurrency":N?}` (defaults: ask, 256,
+/// 2048, 5000, mirrors on, 5, 10, 32, 4);
 /// returns null on error (see `shard_client_last_error`). Does not connect yet.
 ///
 /// # Safety

@@ -19,7 +19,7 @@ pub mod tuning;
 
 pub use dispatch::Dispatcher;
 pub use events::ClientEvent;
-pub use mirror::MirrorSettings;
+pub use mirror::{MirrorSettings, MirrorTuning};
 pub use offer::{ContentSettings, OfferMode};
 pub use session::{ClientError, ConnectOptions, OfferError, SendPositionError, Session};
 

@@ -72,6 +72,75 @@ impl Default for MirrorSettings {
     }
 }
 
+/// Mirror timeouts, pace and concurrency as a player (`shard-client join`
+/// flags) or the game (the C ABI config) sets them; each is optional, and an
+/// absent one keeps the default. [`MirrorTuning::apply`] is the one place
+/// they are checked and turned into [`MirrorSettings`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MirrorTuning {
+    /// Seconds to wait for a mirror's connection (1 to `MAX_MIRROR_TIMEOUT_SECS`).
+    pub connect_timeout_secs: Option<u64>,
+    /// Seconds a mirror may send nothing (1 to `MAX_MIRROR_TIMEOUT_SECS`).
+    pub read_timeout_secs: Option<u64>,
+    /// Slowest average pace, KiB/s (1 to `MAX_MIRROR_MIN_KIB_PER_SEC`).
+    pub min_kib_per_sec: Option<u64>,
+    /// Bundles fetched from mirrors at once (1 to `MAX_MIRROR_CONCURRENCY`).
+    pub concurrency: Option<u64>,
+}
+
+/// A mirror setting outside its range.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {value} is outside {min}..={max}")]
+pub struct MirrorTuningError {
+    /// Which setting (e.g. "mirror concurrency").
+    pub what: &'static str,
+    /// What was asked.
+    pub value: u64,
+    /// Its smallest allowed value.
+    pub min: u64,
+    /// Its largest allowed value.
+    pub max: u64,
+}
+
+impl MirrorTuning {
+    /// `base` with these settings applied, each checked against its range.
+    pub fn apply(&self, base: MirrorSettings) -> Result<MirrorSettings, MirrorTuningError> {
+        let checked = |what: &'static str, v: Option<u64>, max: u64| match v {
+            Some(value) if !(1..=max).contains(&value) => Err(MirrorTuningError {
+                what,
+                value,
+                min: 1,
+                max,
+            }),
+            other => Ok(other),
+        };
+        let secs = shard_protocol::limits::MAX_MIRROR_TIMEOUT_SECS;
+        let most =
+            u64::try_from(shard_protocol::limits::MAX_MIRROR_CONCURRENCY).unwrap_or(u64::MAX);
+        let connect = checked(
+            "mirror connect timeout (s)",
+            self.connect_timeout_secs,
+            secs,
+        )?;
+        let read = checked("mirror read timeout (s)", self.read_timeout_secs, secs)?;
+        let pace = checked(
+            "mirror minimum rate (KiB/s)",
+            self.min_kib_per_sec,
+            shard_protocol::limits::MAX_MIRROR_MIN_KIB_PER_SEC,
+        )?;
+        let concurrency = checked("mirror concurrency", self.concurrency, most)?;
+        Ok(MirrorSettings {
+            connect_timeout: connect.map_or(base.connect_timeout, Duration::from_secs),
+            read_timeout: read.map_or(base.read_timeout, Duration::from_secs),
+            min_bytes_per_sec: pace.map_or(base.min_bytes_per_sec, |k| k * 1024),
+            concurrency: concurrency
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(base.concurrency),
+            ..base
+        })
+    }
+}
+
 /// Why a mirror could not be used or one download from it failed; each is
 /// reported (with the mirror's URL) when the client falls back.
 #[derive(Debug, thiserror::Error)]
@@ -676,6 +745,40 @@ fn range_starts_at(range: &str, offset: u64, len: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirror_tuning_applies_what_is_set_and_refuses_what_is_out_of_range() {
+        let base = MirrorSettings::default();
+        assert_eq!(MirrorTuning::default().apply(base.clone()).unwrap(), base);
+        let t = MirrorTuning {
+            connect_timeout_secs: Some(2),
+            read_timeout_secs: Some(30),
+            min_kib_per_sec: Some(8),
+            concurrency: Some(1),
+        };
+        let s = t.apply(base.clone()).unwrap();
+        assert_eq!(s.connect_timeout, Duration::from_secs(2));
+        assert_eq!(s.read_timeout, Duration::from_secs(30));
+        assert_eq!(s.min_bytes_per_sec, 8 * 1024);
+        assert_eq!(s.concurrency, 1);
+        for bad in [
+            MirrorTuning {
+                concurrency: Some(0),
+                ..MirrorTuning::default()
+            },
+            MirrorTuning {
+                read_timeout_secs: Some(shard_protocol::limits::MAX_MIRROR_TIMEOUT_SECS + 1),
+                ..MirrorTuning::default()
+            },
+            MirrorTuning {
+                min_kib_per_sec: Some(0),
+                ..MirrorTuning::default()
+            },
+        ] {
+            let err = bad.apply(base.clone()).unwrap_err().to_string();
+            assert!(err.contains("is outside 1..="), "{err}");
+        }
+    }
 
     #[test]
     fn only_failures_of_the_whole_mirror_make_later_downloads_skip_it() {

@@ -73,10 +73,28 @@ fn bad_json_and_bad_fields_are_rejected() {
             r#"{"addr":"127.0.0.1:1","name":"a","cache_cap_mb":18446744073709551615}"#,
             "cache_cap_mb",
         ),
+        (
+            r#"{"addr":"127.0.0.1:1","name":"a","mirror_concurrency":0}"#,
+            "mirror concurrency 0 is outside 1..=32",
+        ),
+        (
+            r#"{"addr":"127.0.0.1:1","name":"a","mirror_read_timeout_secs":301}"#,
+            "mirror read timeout (s) 301 is outside 1..=300",
+        ),
     ] {
         assert!(create(json).is_null(), "{json} must be rejected");
         assert!(last_error().contains(needle), "{json}: {}", last_error());
     }
+}
+
+#[test]
+fn mirror_tuning_in_range_is_accepted() {
+    let c = create(
+        r#"{"addr":"127.0.0.1:1","name":"a","mirror_connect_timeout_secs":2,"mirror_read_timeout_secs":30,"mirror_min_kib_per_sec":8,"mirror_concurrency":1}"#,
+    );
+    assert!(!c.is_null(), "{}", last_error());
+    // SAFETY: a handle from shard_client_create, destroyed once.
+    unsafe { shard_client_destroy(c) };
 }
 
 #[test]

@@ -232,6 +232,9 @@ pub const MAX_MIRROR_CONCURRENCY: usize = 32;
 /// Longest mirror connect or read timeout a client may be given, seconds.
 pub const MAX_MIRROR_TIMEOUT_SECS: u64 = 300;
 
+/// Highest minimum pace a client may ask of mirror downloads, KiB/s (1 GiB/s).
+pub const MAX_MIRROR_MIN_KIB_PER_SEC: u64 = 1024 * 1024;
+
 /// Default seconds a bundle transfer may make no progress before the client
 /// is disconnected as one that does not read.
 pub const DEFAULT_BUNDLE_STALL_SECS: u64 = 15;
