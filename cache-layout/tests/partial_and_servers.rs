@@ -3,6 +3,10 @@
     clippy::cast_possible_truncation,
     reason = "test data: sizes and indices are small and known"
 )]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test, with its message"
+)]
 
 mod common;
 
@@ -18,6 +22,45 @@ fn bundle() -> (Vec<u8>, [u8; 32]) {
         .file("base\\noise.mesh", noise)
         .build();
     seal(&raw_tar(&[file("assets/noise.archive", &archive)]))
+}
+
+/// The finished download is in the store with these bytes, and `partial/`
+/// no longer holds it.
+fn assert_stored(cache: &RuntimeCache, sha: &[u8; 32], bytes: &[u8]) {
+    assert!(cache.has_bundle(sha));
+    assert_eq!(
+        cache.read_bundle(sha).unwrap(),
+        bytes,
+        "the store holds the file"
+    );
+    assert_eq!(
+        cache.partial_offset(sha).unwrap(),
+        0,
+        "the partial file moved"
+    );
+}
+
+/// A write at `offset` past the `have` bytes held was refused as a gap.
+fn assert_gap(err: &CacheError, have: u64, offset: u64) {
+    assert!(
+        matches!(err, CacheError::PartialGap { have: h, offset: o, .. } if *h == have && *o == offset),
+        "{err}"
+    );
+}
+
+/// A finished download failed its hash and left nothing behind: the next
+/// try starts over and nothing reached the store.
+fn assert_refused_and_discarded(err: &CacheError, cache: &RuntimeCache, sha: &[u8; 32]) {
+    assert!(
+        matches!(err, CacheError::Bundle(BundleError::HashMismatch { .. })),
+        "{err}"
+    );
+    assert_eq!(
+        cache.partial_offset(sha).unwrap(),
+        0,
+        "the next try starts over"
+    );
+    assert!(!cache.has_bundle(sha));
 }
 
 #[test]
@@ -46,13 +89,7 @@ fn partial_download_resumes_after_restart() {
     }
     let path = cache.finish_partial(&sha).unwrap();
     assert_eq!(path, cache.bundle_path(&sha));
-    assert!(cache.has_bundle(&sha));
-    assert_eq!(cache.read_bundle(&sha).unwrap(), bytes);
-    assert_eq!(
-        cache.partial_offset(&sha).unwrap(),
-        0,
-        "partial file moved away"
-    );
+    assert_stored(&cache, &sha, &bytes);
 }
 
 #[test]
@@ -64,17 +101,7 @@ fn partial_gap_is_refused_and_rewind_truncates() {
     let err = cache
         .append_partial(&sha, 200, &bytes[200..300])
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CacheError::PartialGap {
-                have: 100,
-                offset: 200,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_gap(&err, 100, 200);
     // Going back rewrites from that offset.
     assert_eq!(
         cache.append_partial(&sha, 50, &bytes[50..]).unwrap(),
@@ -96,12 +123,7 @@ fn partial_with_wrong_hash_is_discarded() {
         .append_partial(&sha, (bytes.len() - 1) as u64, b"!")
         .unwrap();
     let err = cache.finish_partial(&sha).unwrap_err();
-    assert!(
-        matches!(err, CacheError::Bundle(BundleError::HashMismatch { .. })),
-        "{err}"
-    );
-    assert_eq!(cache.partial_offset(&sha).unwrap(), 0);
-    assert!(!cache.has_bundle(&sha));
+    assert_refused_and_discarded(&err, &cache, &sha);
 }
 
 #[test]
@@ -190,17 +212,7 @@ fn open_partial_file_resumes_rewinds_and_refuses_gaps() {
     let mut f = cache.open_partial(&sha).unwrap();
     assert_eq!(f.len(), 100);
     let err = f.write_at(200, &bytes[200..300]).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CacheError::PartialGap {
-                have: 100,
-                offset: 200,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_gap(&err, 100, 200);
     assert_eq!(f.write_at(100, &bytes[100..1000]).unwrap(), 1000);
     // Going back truncates and rewrites from there.
     assert_eq!(f.write_at(500, &bytes[500..2000]).unwrap(), 2000);
@@ -231,16 +243,7 @@ fn an_open_partial_file_finishes_from_memory_with_what_an_earlier_run_left() {
     );
     let verified = f.finish(&cache).unwrap();
     assert_eq!(verified.sha256(), &sha);
-    assert_eq!(
-        cache.read_bundle(&sha).unwrap(),
-        bytes,
-        "the store holds the file"
-    );
-    assert_eq!(
-        cache.partial_offset(&sha).unwrap(),
-        0,
-        "the partial file moved"
-    );
+    assert_stored(&cache, &sha, &bytes);
 }
 
 #[test]
@@ -252,16 +255,7 @@ fn an_open_partial_file_with_the_wrong_bytes_is_discarded_on_finish() {
     let mut f = cache.open_partial(&sha).unwrap();
     f.write_at(0, &bytes).unwrap();
     let err = f.finish(&cache).unwrap_err();
-    assert!(
-        matches!(err, CacheError::Bundle(BundleError::HashMismatch { .. })),
-        "{err}"
-    );
-    assert_eq!(
-        cache.partial_offset(&sha).unwrap(),
-        0,
-        "the next try starts over"
-    );
-    assert!(!cache.has_bundle(&sha));
+    assert_refused_and_discarded(&err, &cache, &sha);
 }
 
 #[test]
@@ -347,10 +341,5 @@ fn verified_partial_with_wrong_hash_is_discarded() {
     bytes[last] ^= 0xff;
     cache.append_partial(&sha, 0, &bytes).unwrap();
     let err = cache.finish_partial_verified(&sha).unwrap_err();
-    assert!(
-        matches!(err, CacheError::Bundle(BundleError::HashMismatch { .. })),
-        "{err}"
-    );
-    assert_eq!(cache.partial_offset(&sha).unwrap(), 0);
-    assert!(!cache.has_bundle(&sha));
+    assert_refused_and_discarded(&err, &cache, &sha);
 }

@@ -59,6 +59,40 @@ fn fallback_reason(c: &shard_e2e::Client) -> &str {
         .unwrap_or_else(|| panic!("no mirror_fallback for big: {:?}", c.seen))
 }
 
+/// Leaves `bytes` in `player`'s `partial/` for `sha`, as a cut download
+/// does, and returns the partial file's path (the cache names it).
+fn seed_partial(cache_dir: &Path, sha: &[u8; 32], bytes: &[u8]) -> PathBuf {
+    let cache = shard_cache::RuntimeCache::open(cache_dir).unwrap();
+    cache.append_partial(sha, 0, bytes).unwrap();
+    cache.partial_path(sha)
+}
+
+/// Where `ev` says a bundle was installed from ("mirror", "server",
+/// "cache"), if it is an install.
+fn source_of(ev: &ClientEvent) -> Option<&str> {
+    match ev {
+        ClientEvent::BundleInstalled { source, .. } => Some(source),
+        _ => None,
+    }
+}
+
+/// The mirror `ev` says a bundle was installed from, if it was.
+fn mirror_of(ev: &ClientEvent) -> Option<&str> {
+    match ev {
+        ClientEvent::BundleInstalled {
+            source: "mirror",
+            mirror,
+            ..
+        } => Some(mirror.as_deref().unwrap_or_default()),
+        _ => None,
+    }
+}
+
+/// Whether `ev` says a bundle was installed from a mirror.
+fn from_mirror(ev: &ClientEvent) -> bool {
+    source_of(ev) == Some("mirror")
+}
+
 /// A server with plugins `big` and `other`, its bundles published into
 /// `www` with the library behind `publish-bundles`, and `mirrors` listed.
 fn server(www: &Path, mirrors: Vec<String>) -> TestServer {
@@ -144,13 +178,15 @@ async fn a_cold_join_downloads_from_the_mirror_and_the_server_sends_no_bundle_by
     );
 }
 
-/// Runs one fallback case: `spoil` changes what the mirror (nginx with
-/// `opts`, or `mirror` instead) serves for `big`; the bundle must still
-/// install over QUIC, and the fallback event must name the mirror and
-/// contain `why`. Returns the client and the size of `big`.
+/// Runs one fallback case: `spoil` gets the plugins folder and `big`'s
+/// bundle and returns other bytes for the mirror (nginx with `opts`, or
+/// `mirror` instead) to serve under `big`'s name, or `None` to leave the
+/// published file; the bundle must still install over QUIC, and the
+/// fallback event must name the mirror and contain `why`. Returns the client
+/// and the size of `big`.
 async fn falls_back(
     opts: NginxOptions,
-    spoil: impl FnOnce(&Path, &Path),
+    spoil: impl FnOnce(&Path, &shard_cache::PackedBundle) -> Option<Vec<u8>>,
     mirror: Option<String>,
     why: &str,
 ) -> (shard_e2e::Client, usize) {
@@ -158,8 +194,10 @@ async fn falls_back(
     let n = Nginx::start(www.path(), &opts).unwrap();
     let url = mirror.unwrap_or_else(|| n.url());
     let srv = server(www.path(), vec![url.clone()]);
-    spoil(&srv.plugin_dir(), www.path());
     let big = packed(&srv.plugin_dir(), "big");
+    if let Some(served) = spoil(&srv.plugin_dir(), &big) {
+        std::fs::write(www.path().join(file_name(&big.sha256)), served).unwrap();
+    }
     let player = TestPlayer::new("vee");
     let (ev, c) = install_big(&srv, &player, ContentSettings::default()).await;
     let fallback = fallback_reason(&c);
@@ -194,7 +232,7 @@ async fn a_mirror_that_is_down_falls_back_to_quic() {
     let down = format!("http://127.0.0.1:{port}/");
     falls_back(
         NginxOptions::default(),
-        |_, _| {},
+        |_, _| None,
         Some(down),
         "Connection refused",
     )
@@ -205,12 +243,11 @@ async fn a_mirror_that_is_down_falls_back_to_quic() {
 async fn a_corrupted_file_on_the_mirror_falls_back_to_quic() {
     falls_back(
         NginxOptions::default(),
-        |plugins, www| {
-            let big = packed(plugins, "big");
+        |_, big| {
             let mut bytes = big.bytes.clone();
             let mid = bytes.len() / 2;
             bytes[mid] ^= 0xff;
-            std::fs::write(www.join(file_name(&big.sha256)), bytes).unwrap();
+            Some(bytes)
         },
         None,
         "SHA-256",
@@ -222,11 +259,7 @@ async fn a_corrupted_file_on_the_mirror_falls_back_to_quic() {
 async fn a_truncated_file_on_the_mirror_falls_back_to_quic() {
     falls_back(
         NginxOptions::default(),
-        |plugins, www| {
-            let big = packed(plugins, "big");
-            let half = &big.bytes[..big.bytes.len() / 2];
-            std::fs::write(www.join(file_name(&big.sha256)), half).unwrap();
-        },
+        |_, big| Some(big.bytes[..big.bytes.len() / 2].to_vec()),
         None,
         "but the server announced",
     )
@@ -237,11 +270,11 @@ async fn a_truncated_file_on_the_mirror_falls_back_to_quic() {
 async fn another_bundle_under_this_hash_falls_back_to_quic() {
     falls_back(
         NginxOptions::default(),
-        |plugins, www| {
-            let (big, other) = (packed(plugins, "big"), packed(plugins, "other"));
+        |plugins, big| {
+            let other = packed(plugins, "other");
             // Same layout and sizes, other bytes: only the hash tells them apart.
             assert_eq!(big.bytes.len(), other.bytes.len());
-            std::fs::write(www.join(file_name(&big.sha256)), &other.bytes).unwrap();
+            Some(other.bytes)
         },
         None,
         "SHA-256",
@@ -277,7 +310,7 @@ async fn a_mirror_that_failed_as_a_whole_is_skipped_by_the_next_download() {
     for name in ["big", "other"] {
         let ev = c.expect("installed", |e| is_installed(e, name)).await;
         assert!(
-            matches!(&ev, ClientEvent::BundleInstalled { source: "mirror", mirror: Some(m), .. } if m.starts_with(&good.url())),
+            mirror_of(&ev).is_some_and(|m| m.starts_with(&good.url())),
             "{ev:?}"
         );
     }
@@ -298,7 +331,7 @@ async fn a_slow_mirror_fails_over_and_quic_resumes_what_it_delivered() {
         extra: "limit_rate 16k;".into(),
         ..NginxOptions::default()
     };
-    let (c, len) = falls_back(slow, |_, _| {}, None, "too slow").await;
+    let (c, len) = falls_back(slow, |_, _| None, None, "too slow").await;
     let quic = c.session.bundle_bytes_received();
     assert!(c.session.mirror_bytes_received() > 0);
     // Both bundles (the same size) fell back; QUIC resumed from the last
@@ -342,16 +375,7 @@ async fn a_redirect_off_the_mirror_list_is_refused_and_one_on_it_is_followed() {
     let other = c
         .expect("other installed", |e| is_installed(e, "other"))
         .await;
-    assert!(
-        matches!(
-            &other,
-            ClientEvent::BundleInstalled {
-                source: "mirror",
-                ..
-            }
-        ),
-        "{other:?}"
-    );
+    assert!(from_mirror(&other), "{other:?}");
     // `big`: the first mirror's redirect is refused, the second mirror serves it.
     let reason_logged = first.requests();
     assert!(
@@ -361,7 +385,7 @@ async fn a_redirect_off_the_mirror_list_is_refused_and_one_on_it_is_followed() {
         "{reason_logged:?}"
     );
     assert!(
-        matches!(&ev, ClientEvent::BundleInstalled { source: "mirror", mirror: Some(m), .. } if m.starts_with(&second.url())),
+        mirror_of(&ev).is_some_and(|m| m.starts_with(&second.url())),
         "{ev:?}"
     );
     let second_log = second.requests();
@@ -384,16 +408,7 @@ async fn a_redirect_off_the_mirror_list_is_refused_and_one_on_it_is_followed() {
             && reason.contains("not on the server's mirror list"),
         "{reason}"
     );
-    assert!(
-        matches!(
-            &ev,
-            ClientEvent::BundleInstalled {
-                source: "server",
-                ..
-            }
-        ),
-        "{ev:?}"
-    );
+    assert!(source_of(&ev) == Some("server"), "{ev:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,21 +421,13 @@ async fn a_half_done_download_resumes_from_partial_with_a_range_request() {
 
     // The first half is already in `partial/`, as a cut download leaves it.
     let player = TestPlayer::new("vee");
-    let partial: PathBuf = player.options(srv.addr).cache_dir.join("partial");
-    std::fs::create_dir_all(&partial).unwrap();
-    let part = partial.join(format!("{}.part", hex(&big.sha256)));
-    std::fs::write(&part, &big.bytes[..half]).unwrap();
-    let (ev, c) = install_big(&srv, &player, ContentSettings::default()).await;
-    assert!(
-        matches!(
-            &ev,
-            ClientEvent::BundleInstalled {
-                source: "mirror",
-                ..
-            }
-        ),
-        "{ev:?}"
+    let part = seed_partial(
+        &player.options(srv.addr).cache_dir,
+        &big.sha256,
+        &big.bytes[..half],
     );
+    let (ev, c) = install_big(&srv, &player, ContentSettings::default()).await;
+    assert!(from_mirror(&ev), "{ev:?}");
     let rest = big.bytes.len() - half;
     let line = format!(
         "GET /{} 206 {rest} \"bytes={half}-\"",
@@ -436,22 +443,11 @@ async fn a_half_done_download_resumes_from_partial_with_a_range_request() {
 
     // A partial file longer than announced is discarded and fetched whole.
     let player2 = TestPlayer::new("jackie");
-    let partial2 = player2.options(srv.addr).cache_dir.join("partial");
-    std::fs::create_dir_all(&partial2).unwrap();
     let mut long = big.bytes.clone();
     long.extend_from_slice(b"extra bytes past the announced length");
-    std::fs::write(partial2.join(format!("{}.part", hex(&big.sha256))), long).unwrap();
+    seed_partial(&player2.options(srv.addr).cache_dir, &big.sha256, &long);
     let (ev, _c2) = install_big(&srv, &player2, ContentSettings::default()).await;
-    assert!(
-        matches!(
-            &ev,
-            ClientEvent::BundleInstalled {
-                source: "mirror",
-                ..
-            }
-        ),
-        "{ev:?}"
-    );
+    assert!(from_mirror(&ev), "{ev:?}");
     let whole = format!(
         "GET /{} 200 {} \"-\"",
         file_name(&big.sha256),
@@ -481,11 +477,9 @@ async fn a_headless_client_killed_mid_download_resumes_with_a_range_request() {
     });
     let big = packed(&srv.plugin_dir(), "big");
     let home = tempfile::tempdir().unwrap();
-    let part = home
-        .path()
-        .join("cache")
-        .join("partial")
-        .join(format!("{}.part", hex(&big.sha256)));
+    let part = shard_cache::RuntimeCache::open(home.path().join("cache"))
+        .unwrap()
+        .partial_path(&big.sha256);
     let mut child = std::process::Command::new(workspace_bin("shard-client-cli", "shard-client"))
         .args(["join", &srv.addr.to_string(), "--name", "vee", "--identity"])
         .arg(home.path().join("id.pem"))
@@ -547,16 +541,7 @@ async fn https_over_http2_with_the_test_ca_trusted_and_refused_without_it() {
     // Without the test CA the certificate is unknown: QUIC it is.
     let stranger = TestPlayer::new("stranger");
     let (ev, c) = install_big(&srv, &stranger, ContentSettings::default()).await;
-    assert!(
-        matches!(
-            &ev,
-            ClientEvent::BundleInstalled {
-                source: "server",
-                ..
-            }
-        ),
-        "{ev:?}"
-    );
+    assert!(source_of(&ev) == Some("server"), "{ev:?}");
     assert!(
         c.seen.iter().any(|e| matches!(e, ClientEvent::MirrorFallback { reason, .. } if reason.contains("certificate"))),
         "{:?}",
@@ -573,7 +558,7 @@ async fn https_over_http2_with_the_test_ca_trusted_and_refused_without_it() {
     let player = TestPlayer::new("vee");
     let (ev, c) = install_big(&srv, &player, content).await;
     assert!(
-        matches!(&ev, ClientEvent::BundleInstalled { source: "mirror", mirror: Some(m), .. } if m.starts_with("https://127.0.0.1:")),
+        mirror_of(&ev).is_some_and(|m| m.starts_with("https://127.0.0.1:")),
         "{ev:?}"
     );
     assert_eq!(c.session.bundle_bytes_received(), 0);
