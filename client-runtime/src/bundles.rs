@@ -540,6 +540,8 @@ impl BundleReceiver {
         for (id, _) in &current {
             if let Some(w) = self.wanted.get_mut(id) {
                 w.requested = true;
+                // Either path resumes from `partial/`; an over-long file goes first.
+                let offset = resume_offset(&self.cache, &w.name, &w.sha256, w.len);
                 if let Some(m) = &self.mirrors {
                     m.spawn(MirrorJob {
                         plugin_id: *id,
@@ -553,7 +555,7 @@ impl BundleReceiver {
                 requests.push(BundleRequest {
                     plugin_id: *id,
                     sha256: w.sha256,
-                    offset: resume_offset(&self.cache, &w.name, &w.sha256, w.len),
+                    offset,
                 });
             }
         }

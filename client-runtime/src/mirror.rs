@@ -675,23 +675,19 @@ impl Fetch {
     }
 
     /// How much of `partial/` to keep: its length, with its bytes fed to
-    /// `hasher`; a file longer than announced is discarded (0).
+    /// `hasher`. The receiver discarded a file longer than announced before
+    /// the job started (`resume_offset`), and this never reads past the
+    /// announced length.
     async fn resume_point(&self, job: &MirrorJob, hasher: &mut Sha256) -> std::io::Result<u64> {
-        let mut f = match tokio::fs::File::open(&job.partial).await {
+        let f = match tokio::fs::File::open(&job.partial).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(e),
         };
-        let len = f.metadata().await?.len();
-        if len > job.len {
-            drop(f);
-            warn!(path = %job.partial.display(), len, announced = job.len, "partial download longer than announced; discarded");
-            tokio::fs::remove_file(&job.partial).await?;
-            return Ok(0);
-        }
+        let mut f = f.take(job.len);
         let mut buf = vec![0u8; crate::tuning::PARTIAL_READ_BUFFER];
         let mut read = 0u64;
-        while read < len {
+        loop {
             let n = f.read(&mut buf).await?;
             if n == 0 {
                 break;
