@@ -230,6 +230,45 @@ proptest! {
         prop_assert_eq!(got, Some(msg));
     }
 
+    /// A hostile server's bundle-stream body: the in-place chunk decoder
+    /// never panics, and says "a chunk" exactly when the whole-message
+    /// decoder finds a valid `AssetBundle`, with the same fields and data.
+    #[test]
+    fn a_chunk_read_in_place_agrees_with_the_whole_message_decoder(
+        msg in server_msg(),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        cut in proptest::option::of(any::<usize>()),
+    ) {
+        let mut body = encode_frame(&msg).unwrap()[4..].to_vec();
+        for (at, x) in flips {
+            if !body.is_empty() {
+                let i = at % body.len();
+                body[i] ^= x;
+            }
+        }
+        if let Some(c) = cut {
+            body.truncate(c % (body.len() + 1));
+        }
+        let whole = decode_frame::<ServerMsg>(&body);
+        match frame::decode_asset_chunk(body.clone()) {
+            Ok(Some(c)) => {
+                let Ok(ServerMsg::AssetBundle { plugin_id, len, chunk_id, data }) = whole else {
+                    return Err(TestCaseError::fail(format!("in place: a chunk; whole: {whole:?}")));
+                };
+                prop_assert_eq!((c.plugin_id, c.len, c.chunk_id), (plugin_id, len, chunk_id));
+                prop_assert_eq!(c.data(), &data[..]);
+            }
+            Ok(None) => prop_assert!(
+                matches!(whole, Ok(ref m) if !matches!(m, ServerMsg::AssetBundle { .. })),
+                "in place: not a chunk; whole: {:?}", whole
+            ),
+            Err(_) => prop_assert!(
+                !matches!(whole, Ok(ServerMsg::AssetBundle { .. })),
+                "in place refused a valid chunk: {:?}", whole
+            ),
+        }
+    }
+
     #[test]
     fn position_datagrams_round_trip(pos in vec3(), rot in -360f32..360.0) {
         let msg = ClientMsg::PeerState { pos, rot };
