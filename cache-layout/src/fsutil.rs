@@ -60,8 +60,10 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), CacheError> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename, fsync folder.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
+/// Writes `bytes` to `path` atomically: temp file in the same folder, fsync,
+/// rename, fsync folder, so a reader (or a crash) sees the old file or the
+/// whole new one; the cache and the server's published bundles use it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!("{TMP_PREFIX}{}", nonce()));
     let result = (|| {

@@ -46,6 +46,7 @@ pub use content::{
     client_scripts_digest, game_resources,
 };
 pub use error::{BundleError, CacheError, mb};
+pub use fsutil::write_atomic;
 pub use install::{CrashPoint, InstallRequest, StagedInstall};
 pub use known_servers::PinOutcome;
 pub use partial::{PartialFile, VerifiedBundle};

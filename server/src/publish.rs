@@ -10,7 +10,6 @@
 //! player still on an older version keeps finding it.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::bundles::build_bundle_from_dir;
@@ -58,6 +57,9 @@ pub enum PublishError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A bundle file could not be written into the output folder.
+    #[error(transparent)]
+    Write(#[from] shard_cache::CacheError),
     /// A plugin's bundle fails the checks a load runs (so the server would not announce it).
     #[error("plugin {plugin}: its bundle would not load: {reason}")]
     Bundle {
@@ -120,8 +122,9 @@ pub fn publish_bundles(plugins: &Path, out: &Path) -> Result<PublishReport, Publ
     Ok(report)
 }
 
-/// Writes `bytes` as `out/<sha>.bundle` through a temporary file and a
-/// rename; returns false when the file already holds exactly these bytes.
+/// Writes `bytes` as `out/<sha>.bundle` atomically
+/// (`shard_cache::write_atomic`); returns false when the file already holds
+/// exactly these bytes.
 fn write_atomically(out: &Path, sha256: &[u8; 32], bytes: &[u8]) -> Result<bool, PublishError> {
     let dest = out.join(bundle_file_name(sha256));
     if let Ok(existing) = fs::read(&dest)
@@ -129,21 +132,8 @@ fn write_atomically(out: &Path, sha256: &[u8; 32], bytes: &[u8]) -> Result<bool,
     {
         return Ok(false);
     }
-    let tmp = out.join(format!(
-        ".{}.{}.tmp",
-        bundle_file_name(sha256),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp).map_err(io("creating", &tmp))?;
-        f.write_all(bytes).map_err(io("writing", &tmp))?;
-        f.sync_all().map_err(io("syncing", &tmp))?;
-        fs::rename(&tmp, &dest).map_err(io("renaming into", &dest))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map(|()| true)
+    shard_cache::write_atomic(&dest, bytes)?;
+    Ok(true)
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PublishError {
