@@ -139,15 +139,17 @@ fn content_check() {
         files: vec![
             BundleFile {
                 path: "assets/bench.archive".into(),
-                contents: archive,
+                contents: shard_cache::FileContents::Memory(archive),
             },
             BundleFile {
                 path: "assets/bench.archive.xl".into(),
-                contents: b"streaming:\n  blocks:\n    - base\\bench\\f1.streamingblock\n".to_vec(),
+                contents: shard_cache::FileContents::Memory(
+                    b"streaming:\n  blocks:\n    - base\\bench\\f1.streamingblock\n".to_vec(),
+                ),
             },
             BundleFile {
                 path: "tweaks/bench.yaml".into(),
-                contents: tweak.into_bytes(),
+                contents: shard_cache::FileContents::Memory(tweak.into_bytes()),
             },
         ],
         unpacked_len: 0,

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -18,7 +18,8 @@ use shard_protocol::limits::{
 };
 use tar::{EntryType, Header};
 
-use crate::error::BundleError;
+use crate::error::{BundleError, CacheError};
+use crate::fsutil::{io_err, write_synced};
 
 /// zstd level the packer uses; fixed so the same files always give the same bytes.
 const ZSTD_LEVEL: i32 = 3;
@@ -82,8 +83,49 @@ impl PackedBundle {
 pub struct BundleFile {
     /// Relative path with `/` separators, e.g. `assets/ui/popup.inkwidget`.
     pub path: String,
-    /// The file's bytes.
-    pub contents: Vec<u8>,
+    /// The file's bytes, or where they were staged.
+    pub contents: FileContents,
+}
+
+/// Where an unpacked file's bytes are. An unpack into memory holds every
+/// file; an unpack into a staging folder streams each `.archive` (the large
+/// files: game content the checks read only by offset) to disk and holds
+/// only the small files the checks parse, so installing a bundle never
+/// holds its archives in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileContents {
+    /// The bytes themselves.
+    Memory(Vec<u8>),
+    /// Written (and synced) to this file in the staging folder.
+    Staged {
+        /// The staged file.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: u64,
+    },
+}
+
+impl FileContents {
+    /// The bytes, when held in memory (every file but a staged archive).
+    pub fn in_memory(&self) -> Option<&[u8]> {
+        match self {
+            FileContents::Memory(b) => Some(b),
+            FileContents::Staged { .. } => None,
+        }
+    }
+
+    /// The file's length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            FileContents::Memory(b) => b.len() as u64,
+            FileContents::Staged { len, .. } => *len,
+        }
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The verified contents of a bundle, in archive order.
@@ -589,12 +631,8 @@ fn read_error(err: io::Error, entry: Option<&str>) -> BundleError {
     }
 }
 
-/// Verifies untrusted bundle bytes against the announced SHA-256 and unpacks
-/// them in memory, refusing every unsafe or over-limit entry.
-pub fn unpack_bundle(
-    bytes: &[u8],
-    expected_sha256: &[u8; 32],
-) -> Result<UnpackedBundle, BundleError> {
+/// Checks untrusted packed bytes against the size limit and the announced SHA-256.
+pub(crate) fn check_packed(bytes: &[u8], expected_sha256: &[u8; 32]) -> Result<(), BundleError> {
     let size = bytes.len() as u64;
     if size > MAX_BUNDLE_PACKED {
         return Err(BundleError::ReceivedTooLarge {
@@ -602,14 +640,63 @@ pub fn unpack_bundle(
             limit: MAX_BUNDLE_PACKED,
         });
     }
-    let actual = sha256(bytes);
-    if &actual != expected_sha256 {
+    check_hash(&sha256(bytes), expected_sha256)
+}
+
+/// Compares a computed hash with the announced one.
+pub(crate) fn check_hash(actual: &[u8; 32], expected: &[u8; 32]) -> Result<(), BundleError> {
+    if actual != expected {
         return Err(BundleError::HashMismatch {
-            expected: hex::encode(expected_sha256),
+            expected: hex::encode(expected),
             actual: hex::encode(actual),
         });
     }
-    let mut decoder = zstd::stream::read::Decoder::new(bytes).map_err(|e| read_error(e, None))?;
+    Ok(())
+}
+
+/// Verifies untrusted bundle bytes against the announced SHA-256 and unpacks
+/// them in memory, refusing every unsafe or over-limit entry.
+pub fn unpack_bundle(
+    bytes: &[u8],
+    expected_sha256: &[u8; 32],
+) -> Result<UnpackedBundle, BundleError> {
+    check_packed(bytes, expected_sha256)?;
+    match unpack_stream(bytes, Dest::Memory) {
+        Ok((unpacked, _)) => Ok(unpacked),
+        Err(CacheError::Bundle(e)) => Err(e),
+        // Unpacking into memory writes no file; kept as a corrupt bundle all the same.
+        Err(other) => Err(BundleError::Corrupt {
+            entry: None,
+            detail: other.to_string(),
+        }),
+    }
+}
+
+/// Where [`unpack_stream`] puts the files it unpacks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Dest<'a> {
+    /// Every file's bytes in memory.
+    Memory,
+    /// Every folder and file written (and synced) under this new, empty
+    /// staging folder; archives are streamed there in small pieces and
+    /// never held in memory, other files are also kept in memory for the checks.
+    Staging(&'a Path),
+}
+
+/// Bytes copied at a time when an archive is streamed into staging.
+const STREAM_PIECE: usize = 64 * 1024;
+
+/// Unpacks a packed bundle read from `input` (the caller checks its hash:
+/// before, for bytes in memory, or after, from the returned reader, which
+/// holds whatever the decoder did not need) into `dest`, refusing every
+/// unsafe or over-limit entry. Bundle faults are `CacheError::Bundle`;
+/// failures to write the staging folder are `CacheError::Io`.
+pub(crate) fn unpack_stream<R: io::BufRead>(
+    input: R,
+    dest: Dest<'_>,
+) -> Result<(UnpackedBundle, R), CacheError> {
+    let mut decoder =
+        zstd::stream::read::Decoder::with_buffer(input).map_err(|e| read_error(e, None))?;
     decoder
         .window_log_max(MAX_BUNDLE_WINDOW_LOG)
         .map_err(|e| read_error(e, None))?;
@@ -626,6 +713,7 @@ pub fn unpack_bundle(
     let mut file_keys: HashSet<String> = HashSet::new();
     let mut dir_keys: HashSet<String> = HashSet::new();
     let mut count = 0usize;
+    let mut piece = Vec::new();
     {
         let entries = archive.entries().map_err(|e| read_error(e, None))?;
         for entry in entries {
@@ -637,14 +725,15 @@ pub fn unpack_bundle(
                 return Err(BundleError::TooManyEntries {
                     path: shown,
                     limit: MAX_BUNDLE_ENTRIES,
-                });
+                }
+                .into());
             }
             let kind = entry.header().entry_type();
             let is_dir = match kind {
                 EntryType::Regular | EntryType::Continuous => false,
                 EntryType::Directory => true,
-                EntryType::Symlink => return Err(BundleError::Symlink { path: shown }),
-                EntryType::Link => return Err(BundleError::HardLink { path: shown }),
+                EntryType::Symlink => return Err(BundleError::Symlink { path: shown }.into()),
+                EntryType::Link => return Err(BundleError::HardLink { path: shown }.into()),
                 other => {
                     let kind = match other {
                         EntryType::Char => "character device".to_owned(),
@@ -653,13 +742,13 @@ pub fn unpack_bundle(
                         EntryType::GNUSparse => "sparse file".to_owned(),
                         o => format!("tar type {:?}", o.as_byte() as char),
                     };
-                    return Err(BundleError::SpecialFile { path: shown, kind });
+                    return Err(BundleError::SpecialFile { path: shown, kind }.into());
                 }
             };
             let path = check_entry_path(&raw, is_dir)?;
             let key = path.to_lowercase();
             if !seen.insert(key.clone()) {
-                return Err(BundleError::Duplicate { path });
+                return Err(BundleError::Duplicate { path }.into());
             }
             // A file may not share its name with a folder (explicit or implied by a path).
             let mut prefix = String::new();
@@ -668,7 +757,8 @@ pub fn unpack_bundle(
                     return Err(BundleError::BadPath {
                         path,
                         reason: format!("its folder {prefix} is also a file in the bundle"),
-                    });
+                    }
+                    .into());
                 }
                 if !prefix.is_empty() {
                     prefix.push('/');
@@ -684,11 +774,20 @@ pub fn unpack_bundle(
                 return Err(BundleError::BadPath {
                     path,
                     reason: "a folder of the same name is also in the bundle".into(),
-                });
+                }
+                .into());
             } else {
                 file_keys.insert(key);
             }
+            // Every path below is checked: relative, no `..`, no links.
+            let on_disk = match dest {
+                Dest::Memory => None,
+                Dest::Staging(root) => Some(root.join(&path)),
+            };
             if is_dir {
+                if let Some(dir) = &on_disk {
+                    fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+                }
                 out.dirs.push(path);
                 continue;
             }
@@ -697,31 +796,37 @@ pub fn unpack_bundle(
                 return Err(BundleError::UnpackedTooLarge {
                     entry: path,
                     limit: MAX_BUNDLE_UNPACKED,
-                });
+                }
+                .into());
             }
-            // Sized once from the header (at most `remaining`, the cap a real
-            // bundle may also reach) rather than doubling through the file;
-            // a header that overstates its data fails below on the length.
-            let mut contents =
-                Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(usize::MAX));
-            (&mut entry)
-                .take(remaining + 1)
-                .read_to_end(&mut contents)
-                .map_err(|e| read_error(e, Some(&path)))?;
-            let len = contents.len() as u64;
-            if len > remaining {
-                return Err(BundleError::UnpackedTooLarge {
-                    entry: path,
-                    limit: MAX_BUNDLE_UNPACKED,
-                });
-            }
-            if len != entry.size() {
-                return Err(BundleError::Corrupt {
-                    entry: Some(path),
-                    detail: format!("header says {} bytes but {len} were present", entry.size()),
-                });
-            }
-            out.unpacked_len += len;
+            let contents = match &on_disk {
+                Some(file) if extension_of(&path) == Some("archive") => {
+                    let declared = entry.size();
+                    let len =
+                        stream_entry(&mut entry, declared, remaining, file, &path, &mut piece)?;
+                    FileContents::Staged {
+                        path: file.clone(),
+                        len,
+                    }
+                }
+                _ => {
+                    // Sized once from the header (at most `remaining`, the cap a real
+                    // bundle may also reach) rather than doubling through the file.
+                    let mut bytes =
+                        Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(usize::MAX));
+                    (&mut entry)
+                        .take(remaining + 1)
+                        .read_to_end(&mut bytes)
+                        .map_err(|e| read_error(e, Some(&path)))?;
+                    check_entry_len(bytes.len() as u64, entry.size(), remaining, &path)?;
+                    if let Some(file) = &on_disk {
+                        create_parent(file)?;
+                        write_synced(file, &bytes)?;
+                    }
+                    FileContents::Memory(bytes)
+                }
+            };
+            out.unpacked_len += contents.len();
             out.files.push(BundleFile { path, contents });
         }
     }
@@ -738,10 +843,73 @@ pub fn unpack_bundle(
             return Err(BundleError::Corrupt {
                 entry: None,
                 detail: "data after the end of the archive".into(),
-            });
+            }
+            .into());
         }
     }
-    Ok(out)
+    Ok((out, rest.inner.finish()))
+}
+
+/// Refuses an entry whose data was longer than the unpacked cap allows or
+/// not the length its header declared (`got` bytes were read, at most
+/// `remaining + 1`).
+fn check_entry_len(got: u64, declared: u64, remaining: u64, path: &str) -> Result<(), BundleError> {
+    if got > remaining {
+        return Err(BundleError::UnpackedTooLarge {
+            entry: path.to_owned(),
+            limit: MAX_BUNDLE_UNPACKED,
+        });
+    }
+    if got != declared {
+        return Err(BundleError::Corrupt {
+            entry: Some(path.to_owned()),
+            detail: format!("header says {declared} bytes but {got} were present"),
+        });
+    }
+    Ok(())
+}
+
+/// Creates the folders above a staged file (its path is checked and relative).
+fn create_parent(file: &Path) -> Result<(), CacheError> {
+    match file.parent() {
+        Some(parent) => fs::create_dir_all(parent).map_err(io_err("creating", parent)),
+        None => Ok(()),
+    }
+}
+
+/// Streams one tar entry into a new staging file through `piece` (reused
+/// across entries), checking its length as the in-memory path does, and
+/// syncs it; returns its length.
+fn stream_entry(
+    entry: &mut impl Read,
+    declared: u64,
+    remaining: u64,
+    file: &Path,
+    path: &str,
+    piece: &mut Vec<u8>,
+) -> Result<u64, CacheError> {
+    create_parent(file)?;
+    let mut out = fs::File::create(file).map_err(io_err("creating", file))?;
+    piece.resize(STREAM_PIECE, 0);
+    let mut limited = entry.take(remaining + 1);
+    let mut got = 0u64;
+    loop {
+        let n = match limited.read(piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_error(e, Some(path)).into()),
+        };
+        got += n as u64;
+        if got > remaining {
+            break;
+        }
+        out.write_all(&piece[..n])
+            .map_err(io_err("writing", file))?;
+    }
+    check_entry_len(got, declared, remaining, path)?;
+    out.sync_all().map_err(io_err("syncing", file))?;
+    Ok(got)
 }
 
 #[cfg(test)]

@@ -404,7 +404,7 @@ impl RuntimeCache {
         for file in &bundle.files {
             expected.insert(file.path.clone());
             match fs::read(dir.join(&file.path)) {
-                Ok(c) if c == file.contents => {}
+                Ok(c) if file.contents.in_memory() == Some(&c[..]) => {}
                 Ok(_) => return VerifyStatus::FileDiffers(file.path.clone()),
                 Err(_) => return VerifyStatus::FileMissing(file.path.clone()),
             }

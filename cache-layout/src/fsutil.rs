@@ -60,6 +60,28 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), CacheError> {
     Ok(())
 }
 
+/// Fills `buf` from `file` at `offset` without moving its cursor, so
+/// checks can read a staged file by offset (the archive check reads only
+/// the header and index of a large archive).
+pub(crate) fn read_exact_at(file: &fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset.saturating_add(done as u64);
+            match std::os::windows::fs::FileExt::seek_read(file, &mut buf[done..], at)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => done += n,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Writes `bytes` to `path` atomically: temp file in the same folder, fsync,
 /// rename, fsync folder, so a reader (or a crash) sees the old file or the
 /// whole new one; the cache and the server's published bundles use it.

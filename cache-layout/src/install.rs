@@ -4,19 +4,24 @@
 //!
 //! A caller with checks of its own (the client runs the REDscript sandbox
 //! policy) stages first ([`RuntimeCache::stage_from_store`]: the bundle is
-//! unpacked once, content-checked and written to a staging folder), checks
-//! the [`StagedInstall`]'s files, then installs it
+//! unpacked once, streaming, into a staging folder and its content checked
+//! there), checks the [`StagedInstall`]'s files, then installs it
 //! ([`RuntimeCache::install_staged`]) or drops it (the staging folder goes).
-//! A bundle just downloaded is staged with [`RuntimeCache::stage_verified`]
-//! from what its verification unpacked, so it is read, hashed and unpacked
-//! once in all.
+//! A bundle just downloaded is staged with [`RuntimeCache::stage_verified`]:
+//! its download already hashed it, so it is read and unpacked once in all.
+//! Archives are streamed from the packed file into staging in small pieces,
+//! so an install never holds a bundle's game content in memory.
 
 use std::fs;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use shard_protocol::limits::MAX_BUNDLE_PACKED;
 
 use shard_protocol::limits::MAX_SERVER_NAME;
 
-use crate::bundle::{UnpackedBundle, unpack_bundle};
+use crate::bundle::{Dest, UnpackedBundle, check_hash, check_packed, unpack_stream};
 use crate::cache::{
     InstallRecord, InstalledPlugin, MANIFEST_FILE, OLD_PREFIX, RuntimeCache, STAGING_PREFIX,
     validate_plugin_name, validate_version,
@@ -102,23 +107,55 @@ impl Drop for StagedInstall {
     }
 }
 
+/// Where a bundle to stage comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    /// Packed bytes in memory (hash checked first); stored once its content passes.
+    Bytes(&'a [u8]),
+    /// The store's copy, hashed as it is read and refused on a mismatch.
+    Stored,
+    /// The store's copy, hashed by the download that just wrote it.
+    Verified,
+}
+
+/// Bytes read from a stored bundle at a time while it is unpacked.
+const STORE_READ_BUFFER: usize = 128 * 1024;
+
+/// A stored bundle being read for unpacking: counts its bytes and, when
+/// asked, hashes them, so the store's copy is checked in the same pass.
+struct StoreReader {
+    file: fs::File,
+    hasher: Option<Sha256>,
+    read: u64,
+}
+
+impl Read for StoreReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 impl RuntimeCache {
-    /// Unpacks the stored bundle `req.sha256` once (verifying its hash),
-    /// checks its game content and writes it with its install record into a
-    /// staging folder, refusing it if it unpacks to more than
-    /// `max_unpacked` bytes (the size the server announced). Nothing is
-    /// installed until [`RuntimeCache::install_staged`].
+    /// Unpacks the stored bundle `req.sha256` once, streaming (hashing it
+    /// as it is read), into a staging folder, checks its hash, size and game
+    /// content, refusing it if it unpacks to more than `max_unpacked` bytes
+    /// (the size the server announced). Nothing is installed until
+    /// [`RuntimeCache::install_staged`]; a refusal removes the folder.
     pub fn stage_from_store(
         &self,
         req: &InstallRequest<'_>,
         max_unpacked: u64,
     ) -> Result<StagedInstall, CacheError> {
-        self.stage(req, None, Some(max_unpacked), None)
+        self.stage(req, Source::Stored, Some(max_unpacked), None)
     }
 
     /// [`Self::stage_from_store`] for a bundle just verified and stored by
-    /// [`RuntimeCache::finish_partial_verified`]: its unpacked contents are
-    /// used as they are, so the stored copy is not read, hashed or unpacked
+    /// its download ([`crate::PartialFile::finish`]): its hash is not computed
     /// again. `req.sha256` must be the hash it was verified against.
     pub fn stage_verified(
         &self,
@@ -133,14 +170,7 @@ impl RuntimeCache {
             }
             .into());
         }
-        validate_request(req)?;
-        self.stage_unpacked(
-            req,
-            verified.into_unpacked(),
-            None,
-            Some(max_unpacked),
-            None,
-        )
+        self.stage(req, Source::Verified, Some(max_unpacked), None)
     }
 
     /// Installs a staged bundle atomically as `plugins/<plugin>/`
@@ -156,7 +186,7 @@ impl RuntimeCache {
         req: &InstallRequest<'_>,
         bundle: &[u8],
     ) -> Result<InstalledPlugin, CacheError> {
-        self.install_inner(req, Some(bundle), None)
+        self.install_inner(req, Source::Bytes(bundle), None)
     }
 
     /// Installs a bundle that is already in the store (e.g. after `finish_partial`
@@ -165,7 +195,7 @@ impl RuntimeCache {
         &self,
         req: &InstallRequest<'_>,
     ) -> Result<InstalledPlugin, CacheError> {
-        self.install_inner(req, None, None)
+        self.install_inner(req, Source::Stored, None)
     }
 
     /// Test hook: runs `install` but stops right after `crash`, leaving the disk
@@ -177,7 +207,7 @@ impl RuntimeCache {
         bundle: &[u8],
         crash: CrashPoint,
     ) -> Result<InstalledPlugin, CacheError> {
-        self.install_inner(req, Some(bundle), Some(crash))
+        self.install_inner(req, Source::Bytes(bundle), Some(crash))
     }
 
     /// Removes an installed plugin (its stored bundle stays in the store).
@@ -199,88 +229,123 @@ impl RuntimeCache {
     fn install_inner(
         &self,
         req: &InstallRequest<'_>,
-        bundle: Option<&[u8]>,
+        source: Source<'_>,
         crash: Option<CrashPoint>,
     ) -> Result<InstalledPlugin, CacheError> {
-        let staged = self.stage(req, bundle, None, crash)?;
+        let staged = self.stage(req, source, None, crash)?;
         self.commit(staged, crash)
     }
 
-    /// Validates the request, unpacks the bundle (given, or from the store)
-    /// once, checks it and writes the staging folder.
+    /// Validates the request, unpacks the bundle once, streaming, into a new
+    /// staging folder, checks its hash (bytes in memory before, the store's
+    /// copy as it is read), size and game content, stores bytes given in
+    /// memory and writes the install record. Any refusal drops the
+    /// [`StagedInstall`], which removes the folder; a crash leaves one that
+    /// [`RuntimeCache::open`] removes.
     fn stage(
         &self,
         req: &InstallRequest<'_>,
-        bundle: Option<&[u8]>,
+        source: Source<'_>,
         max_unpacked: Option<u64>,
         crash: Option<CrashPoint>,
     ) -> Result<StagedInstall, CacheError> {
         validate_request(req)?;
-        // Everything is verified before the disk is touched.
-        let stored;
-        let bytes = match bundle {
-            Some(bytes) => bytes,
-            None => {
-                stored = self.read_bundle(&req.sha256)?;
-                &stored
-            }
-        };
-        let unpacked = unpack_bundle(bytes, &req.sha256)?;
-        self.stage_unpacked(req, unpacked, bundle, max_unpacked, crash)
-    }
-
-    /// Checks an unpacked bundle's size and content, stores its packed
-    /// `bytes` if given, and writes the staging folder.
-    fn stage_unpacked(
-        &self,
-        req: &InstallRequest<'_>,
-        unpacked: UnpackedBundle,
-        bundle: Option<&[u8]>,
-        max_unpacked: Option<u64>,
-        crash: Option<CrashPoint>,
-    ) -> Result<StagedInstall, CacheError> {
-        if let Some(announced) = max_unpacked
-            && unpacked.unpacked_len > announced
-        {
-            return Err(CacheError::LargerThanAnnounced {
-                sha256: hex::encode(req.sha256),
-                unpacked: unpacked.unpacked_len,
-                announced,
-            });
+        if let Source::Bytes(bytes) = source {
+            check_packed(bytes, &req.sha256)?;
         }
-        check_bundle_content(req.plugin, &unpacked)?;
-        if let Some(bytes) = bundle {
-            let path = self.bundle_path(&req.sha256);
-            if !path.is_file() {
-                crate::fsutil::write_atomic(&path, bytes)?;
-            }
-        }
-        stop(crash, CrashPoint::AfterStored)?;
-
         let plugins = self.plugins_dir();
-        let staged = StagedInstall {
-            dir: plugins.join(format!("{STAGING_PREFIX}{}-{}", req.plugin, nonce())),
+        let dir = plugins.join(format!("{STAGING_PREFIX}{}-{}", req.plugin, nonce()));
+        fs::create_dir(&dir).map_err(io_err("creating", &dir))?;
+        // From here on, dropping `staged` removes the folder.
+        let mut staged = StagedInstall {
+            dir,
             record: InstallRecord {
                 plugin: req.plugin.to_owned(),
                 version: req.version.to_owned(),
                 sha256: hex::encode(req.sha256),
                 server: req.server.to_owned(),
                 installed_at: unix_now(),
-                unpacked_len: unpacked.unpacked_len,
+                unpacked_len: 0,
             },
             hash: req.sha256,
-            bundle: unpacked,
+            bundle: UnpackedBundle::default(),
             done: false,
         };
-        // On an error the staging folder goes with `staged`.
-        write_staging(&staged.dir, &staged.bundle, &staged.record)?;
+        staged.bundle = match source {
+            Source::Bytes(bytes) => unpack_stream(bytes, Dest::Staging(&staged.dir))?.0,
+            Source::Stored | Source::Verified => self.unpack_stored(req, source, &staged.dir)?,
+        };
+        let unpacked_len = staged.bundle.unpacked_len;
+        staged.record.unpacked_len = unpacked_len;
+        if let Some(announced) = max_unpacked
+            && unpacked_len > announced
+        {
+            return Err(CacheError::LargerThanAnnounced {
+                sha256: hex::encode(req.sha256),
+                unpacked: unpacked_len,
+                announced,
+            });
+        }
+        check_bundle_content(req.plugin, &staged.bundle)?;
+        if let Source::Bytes(bytes) = source {
+            let path = self.bundle_path(&req.sha256);
+            if !path.is_file() {
+                crate::fsutil::write_atomic(&path, bytes)?;
+            }
+        }
+        if crash == Some(CrashPoint::AfterStored) {
+            // A crash leaves the half-written staging folder behind.
+            staged.done = true;
+            return Err(CacheError::SimulatedCrash(CrashPoint::AfterStored));
+        }
+        write_record(&staged.dir, &staged.record)?;
         if crash == Some(CrashPoint::AfterStagingWritten) {
-            let mut staged = staged;
-            // A crash leaves the folder behind, as it is now.
             staged.done = true;
             return Err(CacheError::SimulatedCrash(CrashPoint::AfterStagingWritten));
         }
         Ok(staged)
+    }
+
+    /// Unpacks the store's copy of `req.sha256` into `staging`, streaming;
+    /// for [`Source::Stored`] it is hashed in the same pass and refused on a
+    /// mismatch (disk corruption is reported, not installed).
+    fn unpack_stored(
+        &self,
+        req: &InstallRequest<'_>,
+        source: Source<'_>,
+        staging: &Path,
+    ) -> Result<UnpackedBundle, CacheError> {
+        let path = self.bundle_path(&req.sha256);
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CacheError::MissingBundle {
+                    sha256: hex::encode(req.sha256),
+                });
+            }
+            Err(e) => return Err(io_err("opening", &path)(e)),
+        };
+        let reader = StoreReader {
+            file,
+            hasher: matches!(source, Source::Stored).then(Sha256::new),
+            read: 0,
+        };
+        let input = BufReader::with_capacity(STORE_READ_BUFFER, reader);
+        let (unpacked, rest) = unpack_stream(input, Dest::Staging(staging))?;
+        let mut reader = rest.into_inner();
+        // Whatever the decoder left unread still counts towards the hash and size.
+        std::io::copy(&mut reader, &mut std::io::sink()).map_err(io_err("reading", &path))?;
+        if reader.read > MAX_BUNDLE_PACKED {
+            return Err(BundleError::ReceivedTooLarge {
+                size: reader.read,
+                limit: MAX_BUNDLE_PACKED,
+            }
+            .into());
+        }
+        if let Some(hasher) = reader.hasher {
+            check_hash(&hasher.finalize().into(), &req.sha256)?;
+        }
+        Ok(unpacked)
     }
 
     /// Seals the staging folder read-only and swaps it in by two renames.
@@ -355,24 +420,9 @@ fn stop(crash: Option<CrashPoint>, point: CrashPoint) -> Result<(), CacheError> 
     }
 }
 
-/// Writes every folder and file of the bundle plus the install record into `staging`.
-fn write_staging(
-    staging: &Path,
-    unpacked: &UnpackedBundle,
-    record: &InstallRecord,
-) -> Result<(), CacheError> {
-    fs::create_dir(staging).map_err(io_err("creating", staging))?;
-    for dir in &unpacked.dirs {
-        let path = staging.join(dir);
-        fs::create_dir_all(&path).map_err(io_err("creating", &path))?;
-    }
-    for file in &unpacked.files {
-        let path = staging.join(&file.path);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
-        }
-        write_synced(&path, &file.contents)?;
-    }
+/// Writes the install record into `staging` (its files are already
+/// there, each synced) and syncs the folder.
+fn write_record(staging: &Path, record: &InstallRecord) -> Result<(), CacheError> {
     let json = serde_json::to_vec_pretty(record).map_err(|e| CacheError::BadManifest {
         path: staging.join(MANIFEST_FILE),
         detail: e.to_string(),

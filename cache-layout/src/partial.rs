@@ -1,19 +1,25 @@
 //! Resumable downloads: `partial/<sha256hex>.part` grows chunk by chunk and
 //! moves into the store only once its hash matches. A receiver keeps one
-//! [`PartialFile`] open per download, and [`RuntimeCache::finish_partial_verified`]
-//! hands back the unpacked bundle so installing it neither reads, hashes nor
-//! unpacks it again.
+//! [`PartialFile`] open per download; it hashes each chunk as it is
+//! written (while the chunk is still in the cache), so finishing only
+//! compares the hash and moves the file, and it never holds the download in
+//! memory. The bundle is unpacked once, when it is staged
+//! ([`RuntimeCache::stage_verified`]), straight from the stored file.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::PathBuf;
 
+use sha2::{Digest, Sha256};
 use shard_protocol::limits::MAX_BUNDLE_PACKED;
 
-use crate::bundle::{UnpackedBundle, unpack_bundle};
+use crate::bundle::check_hash;
 use crate::cache::RuntimeCache;
 use crate::error::CacheError;
-use crate::fsutil::{io_err, sync_dir};
+use crate::fsutil::{io_err, read_exact_at, sync_dir};
+
+/// Bytes read at a time when hashing what an earlier run left in a partial file.
+const REHASH_PIECE: usize = 64 * 1024;
 
 impl RuntimeCache {
     /// Path of the partial download of a bundle: `partial/<sha256hex>.part`.
@@ -46,12 +52,11 @@ impl RuntimeCache {
 
     /// Opens (or creates) the partial download of a bundle for writing, so a
     /// receiver can keep it open across chunks instead of reopening it for
-    /// each. It also keeps the bytes in memory (at most
-    /// [`MAX_BUNDLE_PACKED`]), so [`PartialFile::finish`] need not read the
-    /// file back; what an earlier run left is read once here.
+    /// each. What an earlier run left is hashed once here (at most
+    /// [`MAX_BUNDLE_PACKED`] bytes), so the download resumes where it ended.
     pub fn open_partial(&self, sha: &[u8; 32]) -> Result<PartialFile, CacheError> {
         let path = self.partial_path(sha);
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .read(true)
             .write(true)
@@ -66,65 +71,29 @@ impl RuntimeCache {
                 limit: MAX_BUNDLE_PACKED,
             });
         }
-        let mut bytes = Vec::new();
-        (&mut file)
-            .take(MAX_BUNDLE_PACKED)
-            .read_to_end(&mut bytes)
-            .map_err(io_err("reading", &path))?;
-        // Writes continue where the file ends.
-        let len = bytes.len() as u64;
-        file.seek(SeekFrom::Start(len))
-            .map_err(io_err("seeking", &path))?;
-        Ok(PartialFile {
+        let mut partial = PartialFile {
             sha256: *sha,
             path,
             file,
-            bytes,
-        })
+            len: 0,
+            hasher: Sha256::new(),
+        };
+        partial.rehash(len)?;
+        Ok(partial)
     }
 
-    /// Checks the completed download's hash and contents and moves it into the
-    /// store; a mismatch deletes the partial file so the next try starts over.
+    /// Checks the completed download's hash and moves it into the store; a
+    /// mismatch deletes the partial file so the next try starts over.
     pub fn finish_partial(&self, sha: &[u8; 32]) -> Result<PathBuf, CacheError> {
         self.finish_partial_verified(sha)
             .map(|v| self.bundle_path(&v.sha256))
     }
 
-    /// [`Self::finish_partial`], returning the bundle as unpacked by the
-    /// check, for [`RuntimeCache::stage_verified`]: the file is read, hashed
-    /// and unpacked once per install.
+    /// [`Self::finish_partial`] for a download written by another writer (a
+    /// mirror): the file is read and hashed once, then moved into the store,
+    /// ready for [`RuntimeCache::stage_verified`].
     pub fn finish_partial_verified(&self, sha: &[u8; 32]) -> Result<VerifiedBundle, CacheError> {
-        let path = self.partial_path(sha);
-        let bytes = fs::read(&path).map_err(io_err("reading", &path))?;
-        self.verify_partial(sha, &path, &bytes)
-    }
-
-    /// Checks a completed download (`bytes` are the contents of `path`),
-    /// then makes it durable and moves it into the store; on a mismatch the
-    /// file is deleted so the next try starts over.
-    fn verify_partial(
-        &self,
-        sha: &[u8; 32],
-        path: &Path,
-        bytes: &[u8],
-    ) -> Result<VerifiedBundle, CacheError> {
-        let unpacked = match unpack_bundle(bytes, sha) {
-            Ok(u) => u,
-            Err(e) => {
-                let _ = fs::remove_file(path);
-                return Err(e.into());
-            }
-        };
-        fs::File::open(path)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err("syncing", path))?;
-        let dest = self.bundle_path(sha);
-        fs::rename(path, &dest).map_err(io_err("moving into the store", &dest))?;
-        sync_dir(&self.store_dir())?;
-        Ok(VerifiedBundle {
-            sha256: *sha,
-            unpacked,
-        })
+        self.open_partial(sha)?.finish(self)
     }
 
     /// Drops a partial download (e.g. the server announced a new version).
@@ -144,19 +113,21 @@ pub struct PartialFile {
     sha256: [u8; 32],
     path: PathBuf,
     file: File,
-    /// What the file holds, so finishing does not read it back.
-    bytes: Vec<u8>,
+    /// Bytes the file holds (the offset to resume from).
+    len: u64,
+    /// SHA-256 of those bytes so far.
+    hasher: Sha256,
 }
 
 impl PartialFile {
     /// Bytes written so far (the offset to resume from).
     pub fn len(&self) -> u64 {
-        self.bytes.len() as u64
+        self.len
     }
 
     /// Whether nothing is written yet.
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.len == 0
     }
 
     /// Writes `chunk` at `offset` and returns the new length; an offset below
@@ -164,7 +135,7 @@ impl PartialFile {
     /// is refused since bytes would be missing, and the total is capped at
     /// the largest bundle allowed. After an error, drop it and open it again.
     pub fn write_at(&mut self, offset: u64, chunk: &[u8]) -> Result<u64, CacheError> {
-        let have = self.len();
+        let have = self.len;
         if offset > have {
             return Err(CacheError::PartialGap {
                 sha256: hex::encode(self.sha256),
@@ -181,59 +152,78 @@ impl PartialFile {
             });
         }
         if offset < have {
-            // `offset < have <= MAX_BUNDLE_PACKED`, so it fits in memory.
-            self.bytes
-                .truncate(usize::try_from(offset).unwrap_or(usize::MAX));
             self.file
                 .set_len(offset)
                 .map_err(io_err("truncating", &self.path))?;
-            self.file
-                .seek(SeekFrom::Start(offset))
-                .map_err(io_err("seeking", &self.path))?;
+            self.rehash(offset)?;
         }
         self.file
             .write_all(chunk)
             .map_err(io_err("writing", &self.path))?;
-        self.bytes.extend_from_slice(chunk);
+        self.hasher.update(chunk);
+        self.len = end;
         Ok(end)
     }
 
-    /// Checks the completed download's hash and contents from memory, then
-    /// moves it into the store as [`RuntimeCache::finish_partial_verified`]
-    /// does, without reading the file back.
+    /// Hashes the file's first `len` bytes afresh (opening a file an earlier
+    /// run left, or going back) and leaves the cursor at `len` for writing.
+    fn rehash(&mut self, len: u64) -> Result<(), CacheError> {
+        self.hasher = Sha256::new();
+        let mut piece = vec![0u8; REHASH_PIECE];
+        let mut at = 0u64;
+        while at < len {
+            let n = usize::try_from(len - at)
+                .unwrap_or(usize::MAX)
+                .min(REHASH_PIECE);
+            read_exact_at(&self.file, &mut piece[..n], at)
+                .map_err(io_err("reading", &self.path))?;
+            self.hasher.update(&piece[..n]);
+            at += n as u64;
+        }
+        self.len = len;
+        self.file
+            .seek(SeekFrom::Start(len))
+            .map_err(io_err("seeking", &self.path))?;
+        Ok(())
+    }
+
+    /// Compares the completed download's hash with the announced one; on a
+    /// match makes it durable and moves it into the store, on a mismatch
+    /// deletes it so the next try starts over.
     pub fn finish(self, cache: &RuntimeCache) -> Result<VerifiedBundle, CacheError> {
         let PartialFile {
             sha256,
             path,
             file,
-            bytes,
+            len: _,
+            hasher,
         } = self;
+        let actual: [u8; 32] = hasher.finalize().into();
+        if let Err(e) = check_hash(&actual, &sha256) {
+            drop(file);
+            let _ = fs::remove_file(&path);
+            return Err(e.into());
+        }
+        file.sync_all().map_err(io_err("syncing", &path))?;
         drop(file);
-        cache.verify_partial(&sha256, &path, &bytes)
+        let dest = cache.bundle_path(&sha256);
+        fs::rename(&path, &dest).map_err(io_err("moving into the store", &dest))?;
+        sync_dir(&cache.store_dir())?;
+        Ok(VerifiedBundle { sha256 })
     }
 }
 
-/// A bundle whose bytes hashed to `sha256` and unpacked cleanly, now in the
-/// store; only this crate makes one, so staging it skips no check.
+/// A bundle whose bytes hashed to `sha256` as they were written, now in the
+/// store; only this crate makes one, so staging it need not hash it again.
+/// Its entries are checked when it is staged.
 #[derive(Debug)]
 pub struct VerifiedBundle {
     sha256: [u8; 32],
-    unpacked: UnpackedBundle,
 }
 
 impl VerifiedBundle {
     /// The SHA-256 its bytes matched.
     pub fn sha256(&self) -> &[u8; 32] {
         &self.sha256
-    }
-
-    /// Its unpacked folders and files.
-    pub fn unpacked(&self) -> &UnpackedBundle {
-        &self.unpacked
-    }
-
-    /// Gives up the unpacked contents (for staging).
-    pub(crate) fn into_unpacked(self) -> UnpackedBundle {
-        self.unpacked
     }
 }

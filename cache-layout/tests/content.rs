@@ -15,7 +15,7 @@ mod common;
 use common::{file, raw_tar, seal, snapshot};
 use shard_cache::content::rdar::{RdarBuilder, check_archive, depot_hash};
 use shard_cache::{
-    BundleError, BundleFile, CacheError, ContentError, InstallRequest, RuntimeCache,
+    BundleError, BundleFile, CacheError, ContentError, FileContents, InstallRequest, RuntimeCache,
     UnpackedBundle, check_bundle_content, unpack_bundle,
 };
 
@@ -215,7 +215,7 @@ fn content(files: &[(&str, &[u8])]) -> Result<shard_cache::ContentReport, Conten
             .iter()
             .map(|(p, d)| BundleFile {
                 path: (*p).to_owned(),
-                contents: d.to_vec(),
+                contents: FileContents::Memory(d.to_vec()),
             })
             .collect(),
         unpacked_len: 0,

@@ -58,7 +58,12 @@ fn pack_then_unpack_round_trips() {
     let mut got: Vec<(String, Vec<u8>)> = un
         .files
         .iter()
-        .map(|f| (f.path.clone(), f.contents.clone()))
+        .map(|f| {
+            (
+                f.path.clone(),
+                f.contents.in_memory().unwrap_or_default().to_vec(),
+            )
+        })
         .collect();
     got.sort();
     assert_eq!(got, want);

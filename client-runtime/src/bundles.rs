@@ -801,11 +801,12 @@ impl BundleReceiver {
         }
     }
 
-    /// A new bundle is unpacked once (by the download's verification when
-    /// `fresh`, else from the store), into staging, where its content and
-    /// scripts are checked before it is moved into place (dropping the
-    /// staged install on a refusal removes it); one already installed is
-    /// only checked again, from its stored copy, to register its RPC names.
+    /// A new bundle is unpacked once, streaming from its stored copy into
+    /// staging (hashed again only when not `fresh`: a fresh download was
+    /// hashed as it arrived), where its content and scripts are checked
+    /// before it is moved into place (dropping the staged install on a
+    /// refusal removes it); one already installed is only checked again,
+    /// from its stored copy, to register its RPC names.
     /// Returns the policy's report and the bundle's unpacked size.
     fn check_and_install(
         &self,
@@ -814,10 +815,6 @@ impl BundleReceiver {
         fresh: Option<VerifiedBundle>,
     ) -> Result<(shard_reds::CheckReport, u64), InstallError> {
         if previous == Some(w.sha256) {
-            if let Some(v) = &fresh {
-                let unpacked = v.unpacked();
-                return Ok((check_scripts(&w.name, unpacked)?, unpacked.unpacked_len));
-            }
             let bytes = self
                 .cache
                 .read_bundle(&w.sha256)
@@ -936,7 +933,7 @@ fn check_scripts(
         .map(|f| {
             (
                 format!("{plugin}/{}", f.path),
-                String::from_utf8_lossy(&f.contents).into_owned(),
+                String::from_utf8_lossy(f.contents.in_memory().unwrap_or_default()).into_owned(),
             )
         })
         .collect();

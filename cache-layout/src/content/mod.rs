@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::bundle::{ASSETS_DIR, CLIENT_DIR, CLIENT_EXTENSIONS, TWEAKS_DIR, UnpackedBundle};
+use crate::bundle::{
+    ASSETS_DIR, BundleFile, CLIENT_DIR, CLIENT_EXTENSIONS, FileContents, TWEAKS_DIR, UnpackedBundle,
+};
 
 pub use tweak::{TweakAdds, tweak_namespace};
 
@@ -207,6 +209,27 @@ fn yaml_diagnostic(file: &str, err: &yaml::YamlError) -> Diagnostic {
     }
 }
 
+/// The bytes of a file the checks parse (text: YAML, JSON, CSV). Only
+/// archives are ever staged instead of held, so this is never empty for them
+/// by accident.
+fn text_of(f: &BundleFile) -> &[u8] {
+    f.contents.in_memory().unwrap_or_default()
+}
+
+/// Checks an archive wherever its bytes are: in memory, or staged on disk
+/// (read by offset, never whole).
+fn archive_info(contents: &FileContents) -> Result<rdar::ArchiveInfo, rdar::ArchiveError> {
+    match contents {
+        FileContents::Memory(bytes) => rdar::check_archive(bytes),
+        FileContents::Staged { path, len } => {
+            let file = std::fs::File::open(path).map_err(|e| rdar::ArchiveError::Unreadable {
+                detail: format!("{}: {e}", path.display()),
+            })?;
+            rdar::check_archive_file(&file, *len)
+        }
+    }
+}
+
 /// Checks everything the game will load from `bundle` (the plugin's name
 /// sets the tweak namespace); returns what it holds or every problem.
 pub fn check_bundle_content(
@@ -229,7 +252,7 @@ pub fn check_bundle_content(
             continue;
         }
         match e.as_str() {
-            "archive" => match rdar::check_archive(&f.contents) {
+            "archive" => match archive_info(&f.contents) {
                 Ok(info) => {
                     packed.extend(info.file_hashes.iter().copied());
                     archives.insert(f.path.clone());
@@ -283,7 +306,7 @@ pub fn check_bundle_content(
         if let Some(a) = report.archives.iter_mut().find(|a| a.path == archive) {
             a.xl = Some(f.path.clone());
         }
-        match yaml::parse(&f.contents) {
+        match yaml::parse(text_of(f)) {
             Ok(root) => xl::check(
                 &f.path,
                 root.as_ref(),
@@ -309,11 +332,11 @@ pub fn check_bundle_content(
             continue;
         }
         let bad = if e == "json" {
-            serde_json::from_slice::<serde_json::Value>(&f.contents)
+            serde_json::from_slice::<serde_json::Value>(text_of(f))
                 .err()
                 .map(|err| (err.line(), format!("not valid JSON: {err}")))
         } else {
-            std::str::from_utf8(&f.contents)
+            std::str::from_utf8(text_of(f))
                 .err()
                 .map(|_| (0, "a factory .csv must be UTF-8 text".to_owned()))
         };
@@ -331,7 +354,7 @@ pub fn check_bundle_content(
         if !f.path.starts_with(&format!("{TWEAKS_DIR}/")) {
             continue;
         }
-        match yaml::parse(&f.contents) {
+        match yaml::parse(text_of(f)) {
             Ok(root) => {
                 let adds = tweak::check(&f.path, plugin, root.as_ref(), &mut diags);
                 report.tweaks.push(TweakReport {

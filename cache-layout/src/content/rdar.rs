@@ -176,6 +176,12 @@ pub enum ArchiveError {
         /// What is wrong.
         detail: String,
     },
+    /// The archive could not be read from disk (a staged file).
+    #[error("could not read the archive: {detail}")]
+    Unreadable {
+        /// The I/O error.
+        detail: String,
+    },
     /// The declared uncompressed sizes add up to more than the cap.
     #[error("segments declare {total} uncompressed bytes; the limit is {limit}")]
     UnpackedTooLarge {
@@ -202,6 +208,7 @@ impl ArchiveError {
             | ArchiveError::SharedSegments { .. }
             | ArchiveError::DuplicateName { .. } => "rdar-table",
             ArchiveError::BadSegment { .. } => "rdar-segment",
+            ArchiveError::Unreadable { .. } => "rdar-io",
         }
     }
 }
@@ -248,12 +255,59 @@ impl Cursor<'_> {
         let b = self.bytes.get(at..at.checked_add(8)?)?;
         Some(u64::from_le_bytes(b.try_into().ok()?))
     }
+}
 
-    fn slice(&self, at: u64, len: u64) -> Option<&[u8]> {
-        let at = usize::try_from(at).ok()?;
-        let len = usize::try_from(len).ok()?;
-        self.bytes.get(at..at.checked_add(len)?)
+/// Where the check reads an archive from: the checker only ever reads the
+/// header, the index tables and the first bytes of each compressed
+/// segment, so an archive staged on disk is checked without reading its
+/// data into memory.
+trait ArchiveSource {
+    /// The archive's length in bytes.
+    fn len(&self) -> u64;
+    /// Fills `buf` from offset `at`; the caller keeps `at + buf.len()` within [`Self::len`].
+    fn read_at(&self, at: u64, buf: &mut [u8]) -> std::io::Result<()>;
+}
+
+impl ArchiveSource for &[u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
     }
+
+    fn read_at(&self, at: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let part = usize::try_from(at)
+            .ok()
+            .and_then(|at| self.get(at..at.checked_add(buf.len())?))
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(part);
+        Ok(())
+    }
+}
+
+/// An archive file and its length, read by offset.
+struct FileSource<'a> {
+    file: &'a std::fs::File,
+    len: u64,
+}
+
+impl ArchiveSource for FileSource<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, at: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        crate::fsutil::read_exact_at(self.file, buf, at)
+    }
+}
+
+/// Reads `len` bytes at `at` (already bounds-checked against the source);
+/// `len` is at most the largest index the caps allow.
+fn read_region(src: &dyn ArchiveSource, at: u64, len: u64) -> Result<Vec<u8>, ArchiveError> {
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+    src.read_at(at, &mut buf)
+        .map_err(|e| ArchiveError::Unreadable {
+            detail: e.to_string(),
+        })?;
+    Ok(buf)
 }
 
 /// Checks that `offset..offset+len` lies inside the file and after the header.
@@ -282,12 +336,25 @@ struct Entry {
 /// bounds, counts under their caps, segments inside the data area without
 /// overlaps, compressed segments framed as the game expects.
 pub fn check_archive(bytes: &[u8]) -> Result<ArchiveInfo, ArchiveError> {
-    let file_len = bytes.len() as u64;
-    let c = Cursor { bytes };
+    check_archive_in(&bytes)
+}
+
+/// [`check_archive`] on an archive file of `len` bytes (one staged on disk
+/// by the client's install), reading only the header, the index and the
+/// compressed segments' first bytes: the data is never held in memory.
+pub fn check_archive_file(file: &std::fs::File, len: u64) -> Result<ArchiveInfo, ArchiveError> {
+    check_archive_in(&FileSource { file, len })
+}
+
+/// The one archive check, over any [`ArchiveSource`].
+fn check_archive_in(src: &dyn ArchiveSource) -> Result<ArchiveInfo, ArchiveError> {
+    let file_len = src.len();
     if file_len < RDAR_HEADER_LEN {
         return Err(ArchiveError::TooShort { len: file_len });
     }
-    let magic = c.slice(0, 4).unwrap_or_default();
+    let head = read_region(src, 0, RDAR_HEADER_LEN)?;
+    let c = Cursor { bytes: &head };
+    let magic = head.get(..4).unwrap_or_default();
     if magic != RDAR_MAGIC {
         return Err(ArchiveError::BadMagic {
             found: String::from_utf8_lossy(magic).into_owned(),
@@ -325,16 +392,17 @@ pub fn check_archive(bytes: &[u8]) -> Result<ArchiveInfo, ArchiveError> {
             needed: INDEX_PREAMBLE,
         });
     }
-    let at = |off: u64| index_pos + off;
-    let table_offset = c.u32(at(0)).unwrap_or_default();
+    let preamble = read_region(src, index_pos, INDEX_PREAMBLE)?;
+    let p = Cursor { bytes: &preamble };
+    let table_offset = p.u32(0).unwrap_or_default();
     if table_offset != 8 {
         return Err(ArchiveError::BadTableOffset {
             found: table_offset,
         });
     }
-    let files = c.u32(at(16)).unwrap_or_default();
-    let segments = c.u32(at(20)).unwrap_or_default();
-    let deps = c.u32(at(24)).unwrap_or_default();
+    let files = p.u32(16).unwrap_or_default();
+    let segments = p.u32(20).unwrap_or_default();
+    let deps = p.u32(24).unwrap_or_default();
     for (what, count, limit) in [
         ("files", files, MAX_ARCHIVE_FILES),
         ("segments", segments, MAX_ARCHIVE_SEGMENTS),
@@ -361,8 +429,11 @@ pub fn check_archive(bytes: &[u8]) -> Result<ArchiveInfo, ArchiveError> {
     if needed > index_size {
         return Err(ArchiveError::IndexTooSmall { index_size, needed });
     }
+    // The tables, read once (at most what the caps allow), at index-relative offsets.
+    let index = read_region(src, index_pos, needed)?;
+    let c = Cursor { bytes: &index };
 
-    let entries_at = at(INDEX_PREAMBLE);
+    let entries_at = INDEX_PREAMBLE;
     let mut entries = Vec::with_capacity(files as usize);
     for i in 0..u64::from(files) {
         let e = entries_at + i * FILE_ENTRY_LEN;
@@ -456,7 +527,16 @@ pub fn check_archive(bytes: &[u8]) -> Result<ArchiveInfo, ArchiveError> {
         }
         if zsize != size {
             // Compressed: "KARK", the uncompressed size, then the Oodle stream.
-            let head = c.slice(offset, 8.min(zsize)).unwrap_or_default();
+            let mut head = [0u8; 8];
+            let head: &[u8] = if zsize >= 8 {
+                src.read_at(offset, &mut head)
+                    .map_err(|e| ArchiveError::Unreadable {
+                        detail: e.to_string(),
+                    })?;
+                &head
+            } else {
+                &[]
+            };
             let ok = head.len() == 8
                 && head[..4] == KARK
                 && head[4..8]
