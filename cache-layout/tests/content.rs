@@ -13,7 +13,7 @@
 mod common;
 
 use common::{file, raw_tar, seal, snapshot};
-use shard_cache::content::rdar::{RdarBuilder, check_archive, depot_hash};
+use shard_cache::content::rdar::{RdarBuilder, check_archive, check_archive_file, depot_hash};
 use shard_cache::{
     BundleError, BundleFile, CacheError, ContentError, FileContents, InstallRequest, RuntimeCache,
     UnpackedBundle, check_bundle_content, unpack_bundle,
@@ -252,10 +252,13 @@ fn every_hostile_archive_is_refused_and_the_cache_is_unchanged() {
 }
 
 #[test]
-fn random_archive_corruption_never_panics() {
+fn random_archive_corruption_never_panics_and_a_staged_file_is_judged_alike() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(19);
     let base = base_archive();
+    let t = tempfile::tempdir().unwrap();
+    let staged = t.path().join("cc.archive");
+    let mut refused = 0;
     for _ in 0..3000 {
         let mut v = base.clone();
         for _ in 0..rng.gen_range(1..6) {
@@ -265,8 +268,29 @@ fn random_archive_corruption_never_panics() {
         if rng.gen_bool(0.2) {
             v.truncate(rng.gen_range(0..v.len()));
         }
-        let _ = check_archive(&v);
+        let in_memory = check_archive(&v);
+        // The install checks a staged archive by offset: the same verdict.
+        std::fs::write(&staged, &v).unwrap();
+        let file = std::fs::File::open(&staged).unwrap();
+        assert_eq!(check_archive_file(&file, v.len() as u64), in_memory);
+        refused += usize::from(in_memory.is_err());
     }
+    assert!(
+        refused > 1000,
+        "only {refused} of 3000 corrupted archives refused"
+    );
+}
+
+#[test]
+fn a_staged_archive_that_cannot_be_read_is_refused_with_its_reason() {
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("cc.archive");
+    let archive = base_archive();
+    std::fs::write(&path, &archive[..archive.len() / 2]).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    // The length recorded at staging no longer matches the file.
+    let err = check_archive_file(&file, archive.len() as u64).unwrap_err();
+    assert_eq!(err.rule(), "rdar-io", "{err}");
 }
 
 const GOOD_XL: &[u8] = b"# registers the interior sector and the text\n\

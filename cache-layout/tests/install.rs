@@ -13,8 +13,8 @@ use std::path::Path;
 
 use common::{sample_plugin, snapshot};
 use shard_cache::{
-    CacheError, CrashPoint, InstallRequest, MANIFEST_FILE, PackedBundle, RuntimeCache,
-    VerifyStatus, pack_plugin_dir,
+    CacheError, CrashPoint, FileContents, InstallRequest, MANIFEST_FILE, PackedBundle,
+    RuntimeCache, VerifyStatus, pack_plugin_dir,
 };
 
 const SERVER: &str = "127.0.0.1:4433";
@@ -181,7 +181,7 @@ fn a_staged_install_is_checked_in_staging_then_installed_or_dropped() {
 }
 
 #[test]
-fn staging_refuses_a_bundle_larger_than_announced_before_writing() {
+fn staging_refuses_a_bundle_larger_than_announced_and_leaves_no_folder() {
     let t = tempfile::tempdir().unwrap();
     let b = packed(t.path(), "v1");
     let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
@@ -349,6 +349,63 @@ fn corrupted_store_file_is_detected_on_read() {
     assert!(cache.read_bundle(&b.sha256).is_err());
     assert!(cache.install_from_store(&req("1", &b)).is_err());
     assert!(!cache.root().join("plugins/popup_zone").exists());
+    assert!(leftovers(&cache).is_empty(), "{:?}", leftovers(&cache));
+}
+
+#[test]
+fn a_store_file_that_unpacks_but_hashes_wrong_is_refused_after_streaming() {
+    let t = tempfile::tempdir().unwrap();
+    let b = packed(t.path(), "c");
+    let other = packed(t.path(), "d");
+    let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
+    // A well-formed bundle under another bundle's name: it unpacks cleanly,
+    // so only the hash taken while it is read can refuse it.
+    fs::write(cache.bundle_path(&b.sha256), &other.bytes).unwrap();
+    let err = cache.stage_from_store(&req("1", &b), u64::MAX).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CacheError::Bundle(shard_cache::BundleError::HashMismatch { .. })
+        ),
+        "{err}"
+    );
+    assert!(leftovers(&cache).is_empty(), "{:?}", leftovers(&cache));
+    assert!(cache.installed_hash("popup_zone").is_none());
+}
+
+#[test]
+fn staging_streams_archives_to_disk_and_holds_only_the_small_files() {
+    let t = tempfile::tempdir().unwrap();
+    let b = packed(t.path(), "s");
+    let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
+    cache.store_bundle(&b.bytes, &b.sha256).unwrap();
+    let staged = cache.stage_from_store(&req("1", &b), u64::MAX).unwrap();
+    let originals: BTreeMap<String, Vec<u8>> = common::sample_files("s").into_iter().collect();
+    for f in &staged.bundle().files {
+        let on_disk = fs::read(staged.path().join(&f.path)).unwrap();
+        assert_eq!(&on_disk, &originals[&f.path], "{}", f.path);
+        assert_eq!(f.contents.len(), on_disk.len() as u64, "{}", f.path);
+        match &f.contents {
+            FileContents::Staged { path, .. } => {
+                assert!(f.path.ends_with(".archive"), "{} staged", f.path);
+                assert_eq!(path, &staged.path().join(&f.path));
+            }
+            FileContents::Memory(bytes) => {
+                assert!(!f.path.ends_with(".archive"), "{} held in memory", f.path);
+                assert_eq!(bytes, &on_disk);
+            }
+        }
+    }
+    assert!(
+        staged
+            .bundle()
+            .files
+            .iter()
+            .any(|f| matches!(f.contents, FileContents::Staged { .. })),
+        "the sample has an archive"
+    );
+    cache.install_staged(staged).unwrap();
+    assert_eq!(plugin_files(&cache), expected_files(&b));
 }
 
 #[test]
