@@ -548,7 +548,7 @@ impl BundleReceiver {
                         name: w.name.clone(),
                         sha256: w.sha256,
                         len: w.len,
-                        partial: self.cache.partial_path(&w.sha256),
+                        cache: self.cache.clone(),
                     });
                     continue;
                 }
@@ -603,8 +603,8 @@ impl BundleReceiver {
         }
     }
 
-    /// A mirror download ended: install what it fetched (the store check
-    /// hashes it again), or fall back to the server's QUIC stream.
+    /// A mirror download ended: install what it fetched (hashed as it was
+    /// written and already in the store), or fall back to the server's QUIC stream.
     fn mirrored(&mut self, plugin_id: u16, sha256: [u8; 32], outcome: MirrorOutcome) {
         let Some(w) = self.wanted.get(&plugin_id).cloned() else {
             return;
@@ -613,16 +613,13 @@ impl BundleReceiver {
             return;
         }
         let reason = match outcome {
-            MirrorOutcome::Fetched { url } => match self.cache.finish_partial_verified(&sha256) {
-                Ok(verified) => {
-                    info!(plugin = %w.name, %url, "bundle fetched from an asset mirror");
-                    if let Some(m) = self.wanted.get_mut(&plugin_id) {
-                        m.mirror = Some(url);
-                    }
-                    return self.install(plugin_id, Some(verified));
+            MirrorOutcome::Fetched { url, bundle } => {
+                info!(plugin = %w.name, %url, "bundle fetched from an asset mirror");
+                if let Some(m) = self.wanted.get_mut(&plugin_id) {
+                    m.mirror = Some(url);
                 }
-                Err(e) => format!("{url}: {e}"),
-            },
+                return self.install(plugin_id, Some(bundle));
+            }
             MirrorOutcome::Failed { reason } => reason,
         };
         warn!(plugin = %w.name, %reason, "asset mirrors failed; fetching the bundle from the server");

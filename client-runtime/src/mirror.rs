@@ -3,11 +3,13 @@
 //! else, so a mirror cannot choose what a client runs.
 //!
 //! A mirror is untrusted. Each download resumes into the cache's
-//! `partial/<sha256>.part` with a `Range` request, is capped at the length
-//! the game server announced, must keep a minimum pace, may be redirected
-//! only to hosts on the mirror list, and its SHA-256 must match the
-//! announced one before the bundle receiver moves it into the store and runs
-//! the same policy check and install as for a QUIC transfer. Any failure
+//! `partial/<sha256>.part` with a `Range` request, through the same
+//! [`PartialFile`] writer as a QUIC transfer (it hashes as it writes), is
+//! capped at the length the game server announced, must keep a minimum
+//! pace, may be redirected only to hosts on the mirror list, and its
+//! SHA-256 must match the announced one before it moves into the store; the
+//! bundle receiver then runs the same policy check and install as for a
+//! QUIC transfer. Any failure
 //! (down, slow, redirected off-list, wrong length, wrong hash) tries the
 //! next mirror and finally falls back to the server's QUIC stream.
 
@@ -19,13 +21,12 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::{StatusCode, Url};
-use sha2::{Digest, Sha256};
+use shard_cache::{BundleError, CacheError, PartialFile, RuntimeCache, VerifiedBundle};
 use shard_protocol::limits::{
     DEFAULT_MIRROR_CONCURRENCY, DEFAULT_MIRROR_CONNECT_TIMEOUT_SECS,
     DEFAULT_MIRROR_MIN_BYTES_PER_SEC, DEFAULT_MIRROR_READ_TIMEOUT_SECS, MAX_ASSET_MIRRORS,
     MAX_MIRROR_REDIRECTS, MIRROR_PROGRESS_GRACE_SECS,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
@@ -253,14 +254,9 @@ pub enum MirrorError {
         /// The limit.
         max: usize,
     },
-    /// The partial file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The partial file.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
-    },
+    /// The partial file could not be read, written or moved into the store.
+    #[error("the partial download: {0}")]
+    Partial(#[source] CacheError),
 }
 
 /// An error with its causes, `a: b: c`, since reqwest's own message hides
@@ -290,17 +286,21 @@ pub struct MirrorJob {
     pub sha256: [u8; 32],
     /// Its announced packed length.
     pub len: u64,
-    /// Where the download grows: the cache's `partial/<sha256>.part`.
-    pub partial: PathBuf,
+    /// The cache whose `partial/<sha256>.part` the download grows in and
+    /// whose store it moves into once its hash matches.
+    pub cache: RuntimeCache,
 }
 
 /// How a mirror download ended, sent back to the bundle receiver.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum MirrorOutcome {
-    /// The partial file is complete and hashes to the announced SHA-256.
+    /// The download hashed to the announced SHA-256 as it was written and
+    /// is now in the store, ready to stage.
     Fetched {
         /// The bundle URL it came from.
         url: String,
+        /// The stored bundle.
+        bundle: VerifiedBundle,
     },
     /// Every mirror failed; the receiver falls back to QUIC.
     Failed {
@@ -499,9 +499,10 @@ impl Fetch {
                 }
             };
             match self.one(&url, job).await {
-                Ok(()) => {
+                Ok(bundle) => {
                     return MirrorOutcome::Fetched {
                         url: url.to_string(),
+                        bundle,
                     };
                 }
                 Err(e) => {
@@ -534,18 +535,24 @@ impl Fetch {
         }
     }
 
-    /// One download from one mirror, resuming what `partial/` holds.
-    async fn one(&self, url: &Url, job: &MirrorJob) -> Result<(), MirrorError> {
+    /// One download from one mirror, resuming what `partial/` holds. The
+    /// bytes go through the cache's [`PartialFile`], which hashes them as it
+    /// writes (the same writer the QUIC stream uses), so a download is
+    /// hashed once and moved into the store here.
+    async fn one(&self, url: &Url, job: &MirrorJob) -> Result<VerifiedBundle, MirrorError> {
         let u = url.to_string();
-        let io = |source| MirrorError::Io {
-            path: job.partial.display().to_string(),
-            source,
-        };
-        let mut hasher = Sha256::new();
-        let mut have = self.resume_point(job, &mut hasher).await.map_err(io)?;
+        let (cache, sha) = (job.cache.clone(), job.sha256);
+        // Hashes what an earlier try left; the receiver discarded a file
+        // longer than announced before the job started (`resume_offset`).
+        let mut partial = blocking(move || cache.open_partial(&sha)).await?;
+        let mut have = partial.len();
+        if have > job.len {
+            (partial, _) = Piece::new(0).write(partial).await?;
+            have = 0;
+        }
         if have == job.len {
             // A complete file from an earlier try that was never moved into the store.
-            return self.check_hash(&u, job, hasher).await;
+            return self.finish(&u, job, partial).await;
         }
         let mut req = self.client.get(url.clone());
         if have > 0 {
@@ -580,7 +587,6 @@ impl Fetch {
         if restart && have > 0 {
             debug!(url = %u, "the mirror ignored the range; starting over");
             have = 0;
-            hasher = Sha256::new();
         }
         if let Some(n) = resp.content_length()
             && have.saturating_add(n) != job.len
@@ -591,18 +597,10 @@ impl Fetch {
                 expected: job.len,
             });
         }
-        let out = tokio::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(&job.partial)
-            .await
-            .map_err(io)?;
-        out.set_len(have).await.map_err(io)?;
-        let mut out = tokio::io::BufWriter::with_capacity(crate::tuning::MIRROR_WRITE_BUFFER, out);
-        tokio::io::AsyncSeekExt::seek(&mut out, std::io::SeekFrom::Start(have))
-            .await
-            .map_err(io)?;
+        // Bytes gather in `piece` and go to the partial file in few large
+        // writes (each a hop to the blocking pool); what is gathered when an
+        // attempt fails is written first, so a resume keeps it.
+        let mut piece = Piece::new(have);
         let started = Instant::now();
         let grace = Duration::from_secs(MIRROR_PROGRESS_GRACE_SECS);
         let mut got: u64 = 0;
@@ -610,14 +608,14 @@ impl Fetch {
             let next = tokio::time::timeout(self.settings.read_timeout, resp.chunk()).await;
             let chunk = match next {
                 Err(_) => {
-                    out.flush().await.map_err(io)?;
+                    piece.write(partial).await?;
                     return Err(MirrorError::Stalled {
                         url: u,
                         secs: self.settings.read_timeout.as_secs(),
                     });
                 }
                 Ok(Err(source)) => {
-                    out.flush().await.map_err(io)?;
+                    piece.write(partial).await?;
                     return Err(MirrorError::Request { url: u, source });
                 }
                 Ok(Ok(None)) => break,
@@ -625,17 +623,20 @@ impl Fetch {
             };
             let n = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
             if have.saturating_add(n) > job.len {
-                drop(out);
-                let _ = tokio::fs::remove_file(&job.partial).await;
+                drop(partial);
+                let cache = job.cache.clone();
+                let _ = blocking(move || cache.discard_partial(&sha)).await;
                 return Err(MirrorError::TooLong {
                     url: u,
                     expected: job.len,
                 });
             }
-            out.write_all(&chunk).await.map_err(io)?;
-            hasher.update(&chunk);
+            piece.bytes.extend_from_slice(&chunk);
             have += n;
             got += n;
+            if piece.bytes.len() >= tuning::MIRROR_WRITE_BUFFER {
+                (partial, piece) = piece.write(partial).await?;
+            }
             self.stats.mirror_bytes.fetch_add(n, Ordering::Relaxed);
             if have / PROGRESS_EVERY != (have - n) / PROGRESS_EVERY || have == job.len {
                 self.events
@@ -652,7 +653,7 @@ impl Fetch {
                 && u128::from(got) * 1000
                     < u128::from(self.settings.min_bytes_per_sec) * elapsed.as_millis()
             {
-                out.flush().await.map_err(io)?;
+                piece.write(partial).await?;
                 return Err(MirrorError::TooSlow {
                     url: u,
                     got,
@@ -661,9 +662,7 @@ impl Fetch {
                 });
             }
         }
-        out.flush().await.map_err(io)?;
-        out.get_ref().sync_all().await.map_err(io)?;
-        drop(out);
+        (partial, _) = piece.write(partial).await?;
         if have < job.len {
             return Err(MirrorError::Truncated {
                 url: u,
@@ -671,51 +670,71 @@ impl Fetch {
                 expected: job.len,
             });
         }
-        self.check_hash(&u, job, hasher).await
+        self.finish(&u, job, partial).await
     }
 
-    /// How much of `partial/` to keep: its length, with its bytes fed to
-    /// `hasher`. The receiver discarded a file longer than announced before
-    /// the job started (`resume_offset`), and this never reads past the
-    /// announced length.
-    async fn resume_point(&self, job: &MirrorJob, hasher: &mut Sha256) -> std::io::Result<u64> {
-        let f = match tokio::fs::File::open(&job.partial).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(e),
-        };
-        let mut f = f.take(job.len);
-        let mut buf = vec![0u8; crate::tuning::PARTIAL_READ_BUFFER];
-        let mut read = 0u64;
-        loop {
-            let n = f.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            read = read.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
-        }
-        Ok(read)
-    }
-
-    /// Compares the finished download's hash with the announced one; a
-    /// mismatch discards the partial file.
-    async fn check_hash(
+    /// Compares the finished download's hash with the announced one and
+    /// moves it into the store; a mismatch discards the partial file.
+    async fn finish(
         &self,
         u: &str,
         job: &MirrorJob,
-        hasher: Sha256,
-    ) -> Result<(), MirrorError> {
-        let actual: [u8; 32] = hasher.finalize().into();
-        if actual == job.sha256 {
-            return Ok(());
+        partial: PartialFile,
+    ) -> Result<VerifiedBundle, MirrorError> {
+        let cache = job.cache.clone();
+        match blocking(move || partial.finish(&cache)).await {
+            Err(MirrorError::Partial(CacheError::Bundle(BundleError::HashMismatch {
+                expected,
+                actual,
+            }))) => Err(MirrorError::HashMismatch {
+                url: u.to_string(),
+                expected,
+                actual,
+            }),
+            other => other,
         }
-        let _ = tokio::fs::remove_file(&job.partial).await;
-        Err(MirrorError::HashMismatch {
-            url: u.to_string(),
-            expected: hex::encode(job.sha256),
-            actual: hex::encode(actual),
+    }
+}
+
+/// Bytes gathered for one write to the partial file, at `at`.
+struct Piece {
+    at: u64,
+    bytes: Vec<u8>,
+}
+
+impl Piece {
+    fn new(at: u64) -> Self {
+        Self {
+            at,
+            bytes: Vec::with_capacity(tuning::MIRROR_WRITE_BUFFER),
+        }
+    }
+
+    /// Writes the gathered bytes (an offset below the file's length cuts it
+    /// there first) on the blocking pool; returns the file and an empty
+    /// piece that follows them.
+    async fn write(self, mut partial: PartialFile) -> Result<(PartialFile, Piece), MirrorError> {
+        let Piece { at, mut bytes } = self;
+        blocking(move || {
+            let end = partial.write_at(at, &bytes)?;
+            bytes.clear();
+            Ok((partial, Piece { at: end, bytes }))
         })
+        .await
+    }
+}
+
+/// Runs cache file work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, CacheError> + Send + 'static,
+) -> Result<T, MirrorError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(MirrorError::Partial),
+        Err(e) => Err(MirrorError::Partial(CacheError::Io {
+            action: "working on (the blocking task failed)",
+            path: PathBuf::from(shard_cache::PARTIAL_DIR),
+            source: std::io::Error::other(e.to_string()),
+        })),
     }
 }
 

@@ -27,9 +27,6 @@ pub const SEND_QUEUE: usize = 1024;
 /// last), so progress bars move without flooding the event queue.
 pub const PROGRESS_EVERY_CHUNKS: u32 = 16;
 
-/// Bytes read at a time when hashing a partial mirror download before it resumes.
-pub const PARTIAL_READ_BUFFER: usize = 64 * 1024;
-
 /// How long a mirror that failed as a whole (refused or timed out the
 /// connection, answered 5xx, went too slow) is skipped by later downloads of
 /// the session, so a dead mirror costs its timeout once, not once per bundle.
