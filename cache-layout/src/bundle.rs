@@ -681,6 +681,10 @@ pub(crate) enum Dest<'a> {
     /// staging folder; archives are streamed there in small pieces and
     /// never held in memory, other files are also kept in memory for the checks.
     Staging(&'a Path),
+    /// Only the client scripts (`client/`) in memory; every other file is
+    /// read through, checked and counted, and not kept (re-checking the
+    /// scripts of a bundle already installed).
+    Scripts,
 }
 
 /// Bytes copied at a time when an archive is streamed into staging.
@@ -781,7 +785,7 @@ pub(crate) fn unpack_stream<R: io::BufRead>(
             }
             // Every path below is checked: relative, no `..`, no links.
             let on_disk = match dest {
-                Dest::Memory => None,
+                Dest::Memory | Dest::Scripts => None,
                 Dest::Staging(root) => Some(root.join(&path)),
             };
             if is_dir {
@@ -799,15 +803,34 @@ pub(crate) fn unpack_stream<R: io::BufRead>(
                 }
                 .into());
             }
+            let declared = entry.size();
             let contents = match &on_disk {
                 Some(file) if extension_of(&path) == Some("archive") => {
-                    let declared = entry.size();
+                    create_parent(file)?;
+                    let mut out = fs::File::create(file).map_err(io_err("creating", file))?;
                     let len =
-                        stream_entry(&mut entry, declared, remaining, file, &path, &mut piece)?;
+                        stream_entry(&mut entry, declared, remaining, &mut out, &path, &mut piece)
+                            .map_err(|e| e.at(file))?;
+                    out.sync_all().map_err(io_err("syncing", file))?;
                     FileContents::Staged {
                         path: file.clone(),
                         len,
                     }
+                }
+                None if matches!(dest, Dest::Scripts)
+                    && !path.starts_with(&format!("{CLIENT_DIR}/")) =>
+                {
+                    let len = stream_entry(
+                        &mut entry,
+                        declared,
+                        remaining,
+                        &mut io::sink(),
+                        &path,
+                        &mut piece,
+                    )
+                    .map_err(|e| e.at(Path::new(&path)))?;
+                    out.unpacked_len += len;
+                    continue;
                 }
                 _ => {
                     // Sized once from the header (at most `remaining`, the cap a real
@@ -877,19 +900,34 @@ fn create_parent(file: &Path) -> Result<(), CacheError> {
     }
 }
 
-/// Streams one tar entry into a new staging file through `piece` (reused
-/// across entries), checking its length as the in-memory path does, and
-/// syncs it; returns its length.
+/// Why streaming an entry failed: the bundle's fault, or writing its copy.
+enum StreamError {
+    /// The entry is bad (cut, over the cap, not its declared length).
+    Bundle(BundleError),
+    /// The destination could not be written.
+    Write(io::Error),
+}
+
+impl StreamError {
+    /// As a cache error, naming `file` for a write failure.
+    fn at(self, file: &Path) -> CacheError {
+        match self {
+            StreamError::Bundle(e) => e.into(),
+            StreamError::Write(e) => io_err("writing", file)(e),
+        }
+    }
+}
+
+/// Streams one tar entry into `out` through `piece` (reused across
+/// entries), checking its length as the in-memory path does; returns its length.
 fn stream_entry(
     entry: &mut impl Read,
     declared: u64,
     remaining: u64,
-    file: &Path,
+    out: &mut impl Write,
     path: &str,
     piece: &mut Vec<u8>,
-) -> Result<u64, CacheError> {
-    create_parent(file)?;
-    let mut out = fs::File::create(file).map_err(io_err("creating", file))?;
+) -> Result<u64, StreamError> {
     piece.resize(STREAM_PIECE, 0);
     let mut limited = entry.take(remaining + 1);
     let mut got = 0u64;
@@ -898,17 +936,15 @@ fn stream_entry(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(read_error(e, Some(path)).into()),
+            Err(e) => return Err(StreamError::Bundle(read_error(e, Some(path)))),
         };
         got += n as u64;
         if got > remaining {
             break;
         }
-        out.write_all(&piece[..n])
-            .map_err(io_err("writing", file))?;
+        out.write_all(&piece[..n]).map_err(StreamError::Write)?;
     }
-    check_entry_len(got, declared, remaining, path)?;
-    out.sync_all().map_err(io_err("syncing", file))?;
+    check_entry_len(got, declared, remaining, path).map_err(StreamError::Bundle)?;
     Ok(got)
 }
 

@@ -273,7 +273,10 @@ impl RuntimeCache {
         };
         staged.bundle = match source {
             Source::Bytes(bytes) => unpack_stream(bytes, Dest::Staging(&staged.dir))?.0,
-            Source::Stored | Source::Verified => self.unpack_stored(req, source, &staged.dir)?,
+            Source::Stored | Source::Verified => {
+                let hashed = matches!(source, Source::Stored);
+                self.unpack_stored(&req.sha256, hashed, Dest::Staging(&staged.dir))?
+            }
         };
         let unpacked_len = staged.bundle.unpacked_len;
         staged.record.unpacked_len = unpacked_len;
@@ -306,32 +309,40 @@ impl RuntimeCache {
         Ok(staged)
     }
 
-    /// Unpacks the store's copy of `req.sha256` into `staging`, streaming;
-    /// for [`Source::Stored`] it is hashed in the same pass and refused on a
-    /// mismatch (disk corruption is reported, not installed).
+    /// The client scripts of the stored bundle `sha` (the other files are
+    /// read through, checked and counted, not kept), hashed as it is read:
+    /// for re-checking the scripts of a bundle already installed without
+    /// holding its archives in memory. `unpacked_len` is the whole bundle's.
+    pub fn stored_scripts(&self, sha: &[u8; 32]) -> Result<UnpackedBundle, CacheError> {
+        self.unpack_stored(sha, true, Dest::Scripts)
+    }
+
+    /// Unpacks the store's copy of `sha` into `dest`, streaming; when
+    /// `hashed`, it is hashed in the same pass and refused on a mismatch
+    /// (disk corruption is reported, not installed).
     fn unpack_stored(
         &self,
-        req: &InstallRequest<'_>,
-        source: Source<'_>,
-        staging: &Path,
+        sha: &[u8; 32],
+        hashed: bool,
+        dest: Dest<'_>,
     ) -> Result<UnpackedBundle, CacheError> {
-        let path = self.bundle_path(&req.sha256);
+        let path = self.bundle_path(sha);
         let file = match fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(CacheError::MissingBundle {
-                    sha256: hex::encode(req.sha256),
+                    sha256: hex::encode(sha),
                 });
             }
             Err(e) => return Err(io_err("opening", &path)(e)),
         };
         let reader = StoreReader {
             file,
-            hasher: matches!(source, Source::Stored).then(Sha256::new),
+            hasher: hashed.then(Sha256::new),
             read: 0,
         };
         let input = BufReader::with_capacity(STORE_READ_BUFFER, reader);
-        let (unpacked, rest) = unpack_stream(input, Dest::Staging(staging))?;
+        let (unpacked, rest) = unpack_stream(input, dest)?;
         let mut reader = rest.into_inner();
         // Whatever the decoder left unread still counts towards the hash and size.
         std::io::copy(&mut reader, &mut std::io::sink()).map_err(io_err("reading", &path))?;
@@ -343,7 +354,7 @@ impl RuntimeCache {
             .into());
         }
         if let Some(hasher) = reader.hasher {
-            check_hash(&hasher.finalize().into(), &req.sha256)?;
+            check_hash(&hasher.finalize().into(), sha)?;
         }
         Ok(unpacked)
     }

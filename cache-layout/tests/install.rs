@@ -471,3 +471,28 @@ fn uninstall_removes_the_folder_but_keeps_the_bundle() {
         CacheError::NotInstalled { .. }
     ));
 }
+
+#[test]
+fn stored_scripts_keeps_only_the_scripts_and_hashes_the_store_copy() {
+    let t = tempfile::tempdir().unwrap();
+    let b = packed(t.path(), "s");
+    let other = packed(t.path(), "o");
+    let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
+    cache.store_bundle(&b.bytes, &b.sha256).unwrap();
+    let scripts = cache.stored_scripts(&b.sha256).unwrap();
+    let paths: Vec<&str> = scripts.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["client/popup.reds"]);
+    assert!(matches!(scripts.files[0].contents, FileContents::Memory(_)));
+    // The size is the whole bundle's, archives included.
+    assert_eq!(scripts.unpacked_len, b.unpacked_len);
+    // Another bundle under this name is refused by the hash taken while reading.
+    fs::write(cache.bundle_path(&b.sha256), &other.bytes).unwrap();
+    let err = cache.stored_scripts(&b.sha256).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CacheError::Bundle(shard_cache::BundleError::HashMismatch { .. })
+        ),
+        "{err}"
+    );
+}

@@ -812,13 +812,11 @@ impl BundleReceiver {
         fresh: Option<VerifiedBundle>,
     ) -> Result<(shard_reds::CheckReport, u64), InstallError> {
         if previous == Some(w.sha256) {
-            let bytes = self
-                .cache
-                .read_bundle(&w.sha256)
-                .map_err(InstallError::Cache)?;
-            let unpacked = shard_cache::unpack_bundle(&bytes, &w.sha256)
-                .map_err(|e| InstallError::Refused(e.into()))?;
-            return Ok((check_scripts(&w.name, &unpacked)?, unpacked.unpacked_len));
+            let scripts = self.cache.stored_scripts(&w.sha256).map_err(|e| match e {
+                CacheError::Bundle(_) => InstallError::Refused(e),
+                e => InstallError::Cache(e),
+            })?;
+            return Ok((check_scripts(&w.name, &scripts)?, scripts.unpacked_len));
         }
         let req = InstallRequest {
             plugin: &w.name,
