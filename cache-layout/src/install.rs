@@ -17,9 +17,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use shard_protocol::limits::MAX_BUNDLE_PACKED;
-
-use shard_protocol::limits::MAX_SERVER_NAME;
+use shard_protocol::limits::{MAX_BUNDLE_PACKED, MAX_SERVER_NAME};
 
 use crate::bundle::{Dest, UnpackedBundle, check_hash, check_packed, unpack_stream};
 use crate::cache::{

@@ -731,7 +731,7 @@ async fn blocking<T: Send + 'static>(
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result.map_err(MirrorError::Partial),
         Err(e) => Err(MirrorError::Partial(CacheError::Io {
-            action: "working on (the blocking task failed)",
+            action: "writing",
             path: PathBuf::from(shard_cache::PARTIAL_DIR),
             source: std::io::Error::other(e.to_string()),
         })),
