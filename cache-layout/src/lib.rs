@@ -4,11 +4,14 @@
 //! A bundle is one plugin's `assets/**`, `tweaks/*` and `client/*.reds`, packed as a
 //! deterministic tar compressed with zstd (level 3) and identified by the
 //! SHA-256 of those bytes. The server reads a plugin folder once with
-//! [`read_plugin_dir`] and packs that [`BundleSource`]; the client
-//! runtime checks untrusted bytes with [`unpack_bundle`] and keeps them in a
-//! [`RuntimeCache`]: a content-addressed `store/`, read-only `plugins/<name>/`
-//! installs swapped in atomically, resumable downloads in `partial/`, and
-//! pinned server keys in `known_servers` (see `README.md` beside this crate).
+//! [`read_plugin_dir`] and packs that [`BundleSource`] (and checks it with
+//! [`unpack_bundle`], in memory, as a client would); the client runtime
+//! keeps untrusted bundles in a [`RuntimeCache`]: resumable downloads in
+//! `partial/` hashed as they are written ([`PartialFile`]), a
+//! content-addressed `store/`, read-only `plugins/<name>/` installs unpacked
+//! by streaming into a staging folder, checked there and swapped in
+//! atomically, and pinned server keys in `known_servers` (see `README.md`
+//! beside this crate).
 //! [`check_bundle_content`] checks what the game will load from a bundle
 //! (archives, ArchiveXL `.xl`, TweakXL tweaks); `install` runs it too.
 //!
