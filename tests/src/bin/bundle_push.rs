@@ -4,9 +4,13 @@
 //! Push (the default): one ~5 MB plugin bundle sent to `--clients` clients
 //! that all join at once on loopback. The real `shard-server` binary runs as
 //! its own process; the clients run in this process. Prints the time until
-//! every client has verified and installed it, and the aggregate MB/s. In the
-//! same run, nginx (HTTPS + HTTP/2) serves the same bundle file to as many
-//! concurrent `h2load` downloads, and its figure is printed beside QUIC's.
+//! every client has verified and installed it, and the aggregate MB/s; the
+//! wire alone (raw clients that read and discard, as `h2load` does); and the
+//! install work alone (as many downloads written, verified and installed
+//! at once without a network: the ceiling the install puts on any
+//! transport). In the same run, nginx (HTTPS + HTTP/2) serves the same
+//! bundle file to as many concurrent `h2load` downloads, and its figure is
+//! printed beside QUIC's.
 //!
 //! Mirror (`--mirror`, with the push): nginx serves the `publish-bundles`
 //! output over HTTPS + HTTP/2, a server lists it in `asset_mirrors`, and as
@@ -165,8 +169,8 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The test plugin: `big.py` and `size` bytes of noise in its bundle; returns the packed bytes.
-fn write_plugin(plugins: &Path, size: usize) -> anyhow::Result<Vec<u8>> {
+/// The test plugin: `big.py` and `size` bytes of noise in its bundle; returns the packed bundle.
+fn write_plugin(plugins: &Path, size: usize) -> anyhow::Result<shard_cache::PackedBundle> {
     std::fs::create_dir_all(plugins.join("big/assets/world"))?;
     std::fs::write(
         plugins.join("big.py"),
@@ -179,9 +183,7 @@ fn write_plugin(plugins: &Path, size: usize) -> anyhow::Result<Vec<u8>> {
         )
         .build();
     std::fs::write(plugins.join("big/assets/big.archive"), archive)?;
-    let packed =
-        shard_cache::pack_plugin_dir(&plugins.join("big")).context("packing the test bundle")?;
-    Ok(packed.bytes)
+    shard_cache::pack_plugin_dir(&plugins.join("big")).context("packing the test bundle")
 }
 
 /// The server binary to run: `--server-bin`, else this workspace's (built fresh).
@@ -219,7 +221,7 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
     let clients = args.clients;
     let dir = tempfile::tempdir()?;
     let bundle = write_plugin(&dir.path().join("plugins"), size)?;
-    let packed = bundle.len();
+    let packed = bundle.bytes.len();
     let bin = server_bin(args.server_bin.as_deref());
     let mut cfg = bench_config(
         2 * clients + 1,
@@ -270,6 +272,18 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
         cpu_secs(me) - me0
     );
     drop(srv);
+    let homes_alone = match &args.client_dir {
+        Some(d) => tempfile::tempdir_in(d)?,
+        None => tempfile::tempdir()?,
+    };
+    let (alone, alone_cpu) = install_alone(&bundle, homes_alone.path(), clients)?;
+    println!(
+        "install alone (no network: {clients} downloads written chunk by chunk, verified and installed at once on {clients} threads, as the clients' bundle threads do): {:.2} s, {:.1} MB/s aggregate, {:.1} ms CPU per bundle",
+        alone.seconds,
+        alone.mb_per_s,
+        alone_cpu * 1e3 / clients as f64
+    );
+    drop(homes_alone);
 
     // The mirror path, then nginx alone on the same nginx and file.
     let mut mirror = None;
@@ -312,11 +326,12 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
     };
     match &nginx {
         Some(n) => println!(
-            "nginx alone (HTTPS + HTTP/2, h2load -c {clients}): {:.3} s, {:.1} MB/s aggregate; QUIC installed is {:.2}x nginx, QUIC wire alone {:.2}x",
+            "nginx alone (HTTPS + HTTP/2, h2load -c {clients}): {:.3} s, {:.1} MB/s aggregate; QUIC installed is {:.2}x nginx, QUIC wire alone {:.2}x, install alone {:.2}x",
             n.seconds,
             n.mb_per_s,
             quic.mb_per_s / n.mb_per_s,
-            wire.mb_per_s / n.mb_per_s
+            wire.mb_per_s / n.mb_per_s,
+            alone.mb_per_s / n.mb_per_s
         ),
         None => println!("nginx alone: skipped"),
     }
@@ -331,6 +346,8 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
         "quic_arrived_mb_per_s": r(arrived.mb_per_s, 1),
         "quic_wire_seconds": r(wire.seconds, 3),
         "quic_wire_mb_per_s": r(wire.mb_per_s, 1),
+        "install_alone_seconds": r(alone.seconds, 3),
+        "install_alone_mb_per_s": r(alone.mb_per_s, 1),
         "server_cpu_seconds": r(server_cpu, 2),
         "mirror_seconds": null,
         "mirror_mb_per_s": null,
@@ -404,6 +421,56 @@ async fn quic_push(
         }
     };
     Ok((figure(received), figure(installed)))
+}
+
+/// The install work alone, the ceiling it puts on a push whatever the
+/// transport: `n` downloads of `bundle`, each into its own cache under
+/// `dir`, written chunk by chunk ([`shard_cache::PartialFile`]), verified,
+/// staged and installed exactly as a client's bundle thread does, on `n`
+/// threads at once. Returns the figure and the CPU seconds it took.
+fn install_alone(
+    bundle: &shard_cache::PackedBundle,
+    dir: &Path,
+    n: usize,
+) -> anyhow::Result<(PushFigure, f64)> {
+    let cpu0 = cpu_secs(std::process::id());
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let installs: Vec<_> = (0..n)
+            .map(|i| {
+                s.spawn(move || -> anyhow::Result<()> {
+                    let cache = shard_cache::RuntimeCache::open(dir.join(format!("alone{i}")))?;
+                    let mut partial = cache.open_partial(&bundle.sha256)?;
+                    for (c, chunk) in bundle.bytes.chunks(limits::CHUNK_SIZE).enumerate() {
+                        partial.write_at((c * limits::CHUNK_SIZE) as u64, chunk)?;
+                    }
+                    let verified = partial.finish(&cache)?;
+                    let req = shard_cache::InstallRequest {
+                        plugin: "big",
+                        version: "1",
+                        server: "127.0.0.1:7777",
+                        sha256: bundle.sha256,
+                    };
+                    let staged = cache.stage_verified(&req, verified, bundle.unpacked_len)?;
+                    cache.install_staged(staged)?;
+                    Ok(())
+                })
+            })
+            .collect();
+        for install in installs {
+            install
+                .join()
+                .map_err(|_| anyhow::anyhow!("an install thread panicked"))??;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let figure = PushFigure {
+        seconds,
+        mb_per_s: (bundle.bytes.len() * n) as f64 / 1e6 / seconds,
+        from_mirror: 0,
+    };
+    Ok((figure, cpu_secs(std::process::id()) - cpu0))
 }
 
 /// The wire alone, as `h2load` measures nginx: `clients` raw QUIC clients
@@ -557,7 +624,7 @@ fn parse_h2load(text: &str, expected_bytes: u64) -> anyhow::Result<PushFigure> {
 /// from connect to installed.
 async fn lossy(args: &Args, size: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let bundle = write_plugin(&dir.path().join("plugins"), size)?;
+    let bundle = write_plugin(&dir.path().join("plugins"), size)?.bytes;
     let bin = server_bin(args.server_bin.as_deref());
     let delay = Duration::from_millis(args.rtt_ms / 2);
     println!(
@@ -756,7 +823,9 @@ impl Drop for RssProbe {
 
 async fn attack(mode: &str, o: AttackOpts) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let packed = write_plugin(&dir.path().join("plugins"), o.size)?.len() as u64;
+    let packed = write_plugin(&dir.path().join("plugins"), o.size)?
+        .bytes
+        .len() as u64;
     let bin = server_bin(o.server_bin.as_deref());
     let cfg = bench_config(o.attackers + 8, o.legacy, None);
     let srv = ServerProcess::start(&bin, dir.path(), &cfg)?;
