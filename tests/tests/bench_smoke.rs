@@ -1,0 +1,43 @@
+//! The push benchmark keeps working: `bundle_push` with a few clients and a
+//! small bundle runs the QUIC push, the wire alone and the install alone
+//! against a real server process and ends with its JSON line. Figures are
+//! not judged here (speed is measured by running the benchmark, not by
+//! tests); only that each was measured over the whole payload.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+
+use std::process::Command;
+
+#[test]
+fn bundle_push_measures_the_push_the_wire_and_the_install_alone() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bundle_push"))
+        .args(["--clients", "3", "--size-kib", "300", "--no-nginx"])
+        .output()
+        .expect("run bundle_push");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bundle_push failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().expect("bundle_push printed nothing");
+    let line: serde_json::Value = serde_json::from_str(last).expect("the last line is JSON");
+    assert_eq!(line["clients"], 3);
+    assert!(line["bundle_bytes"].as_u64().unwrap() > 300 * 1024);
+    for figure in [
+        "quic_mb_per_s",
+        "quic_wire_mb_per_s",
+        "install_alone_mb_per_s",
+    ] {
+        let v = line[figure].as_f64().unwrap_or(0.0);
+        assert!(v > 0.0, "{figure} is {v} in {last}");
+    }
+    assert!(line["nginx_mb_per_s"].is_null(), "--no-nginx: {last}");
+    assert!(
+        stdout.contains("install alone (no network: 3 downloads"),
+        "{stdout}"
+    );
+}
