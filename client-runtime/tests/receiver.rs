@@ -2,7 +2,9 @@
 //! sandbox policy (a server cannot push around the check): nothing is
 //! installed, the user and the server are told. It offers before fetching,
 //! refuses an offer over the quota without asking for a byte, takes no
-//! chunk it did not ask for, and refuses a bundle larger than announced.
+//! chunk it did not ask for, refuses a bundle larger than announced, follows a
+//! server that sends a chunk again (the download rewinds) and fails one that
+//! skips a chunk.
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap or expect is a failed test, with its message"
@@ -485,4 +487,101 @@ fn a_bundle_larger_than_announced_is_refused() {
     );
     let cache = shard_cache::RuntimeCache::open(tmp.path().join("c")).unwrap();
     assert!(cache.installed_hash("liar").is_none());
+}
+
+/// A plugin bundle of several chunks: one archive of `kib` KiB of noise.
+fn multi_chunk_bundle(name: &str, kib: usize) -> shard_cache::PackedBundle {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join(name);
+    std::fs::create_dir_all(dir.join("assets")).unwrap();
+    // Incompressible, so the packed bundle spans several chunks.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..kib * 1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let archive = shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\shard\\noise.streamingsector", noise)
+        .build();
+    std::fs::write(dir.join(format!("assets/{name}.archive")), archive).unwrap();
+    shard_cache::pack_plugin_dir(&dir).unwrap()
+}
+
+/// The chunk `i` of `b`, as the server frames it.
+fn nth_chunk(plugin_id: u16, b: &shard_cache::PackedBundle, i: usize) -> BundleWork {
+    let size = shard_protocol::limits::CHUNK_SIZE;
+    let data = &b.bytes[i * size..((i + 1) * size).min(b.bytes.len())];
+    chunk_work(plugin_id, b.bytes.len() as u64, i as u32, data)
+}
+
+#[test]
+fn a_chunk_sent_again_rewinds_the_download_and_a_chunk_past_a_gap_fails_it() {
+    let b = multi_chunk_bundle("big", 120);
+    let n = b.bytes.len().div_ceil(shard_protocol::limits::CHUNK_SIZE);
+    assert!(n >= 4, "{n} chunks");
+    let tmp = tempfile::tempdir().unwrap();
+    let cache_dir = tmp.path().join("c");
+
+    // 0, 1, then 0 again (the server went back): the file is cut to one
+    // chunk and hashed afresh, and the rest completes a good bundle.
+    let mut work = vec![
+        announce(&b, 1, "big", b.unpacked_len),
+        BundleWork::AnnouncementsDone,
+    ];
+    work.extend([
+        nth_chunk(1, &b, 0),
+        nth_chunk(1, &b, 1),
+        nth_chunk(1, &b, 0),
+    ]);
+    work.extend((1..n).map(|i| nth_chunk(1, &b, i)));
+    let (events, sent) = run_receiver(&cache_dir, work);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BundleInstalled { name, .. } if name == "big")),
+        "{events:?}"
+    );
+    assert!(
+        matches!(
+            sent.last(),
+            Some(ClientMsg::BundleInstalled { ok: true, .. })
+        ),
+        "{sent:?}"
+    );
+    let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
+    assert_eq!(cache.installed_hash("big"), Some(b.sha256));
+
+    // A fresh cache, and chunk 2 right after chunk 0: bytes would be
+    // missing, so the download fails with the offset to resume from.
+    let cache_dir = tmp.path().join("gap");
+    let work = vec![
+        announce(&b, 1, "big", b.unpacked_len),
+        BundleWork::AnnouncementsDone,
+        nth_chunk(1, &b, 0),
+        nth_chunk(1, &b, 2),
+    ];
+    let (events, sent) = run_receiver(&cache_dir, work);
+    let error = events
+        .iter()
+        .find_map(|e| match e {
+            ClientEvent::BundleFailed { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .expect("a bundle_failed event");
+    assert!(error.contains("cannot store chunk 2"), "{error}");
+    assert!(error.contains("resume from"), "{error}");
+    assert!(
+        matches!(
+            sent.last(),
+            Some(ClientMsg::BundleInstalled { ok: false, .. })
+        ),
+        "{sent:?}"
+    );
+    let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
+    assert!(cache.installed_hash("big").is_none());
+    assert!(!cache.has_bundle(&b.sha256));
 }
