@@ -19,7 +19,7 @@ use shard_protocol::limits::{
 use tar::{EntryType, Header};
 
 use crate::error::{BundleError, CacheError};
-use crate::fsutil::{io_err, write_synced};
+use crate::fsutil::{READ_PIECE, io_err, write_synced};
 
 /// zstd level the packer uses; fixed so the same files always give the same bytes.
 const ZSTD_LEVEL: i32 = 3;
@@ -687,9 +687,6 @@ pub(crate) enum Dest<'a> {
     Scripts,
 }
 
-/// Bytes copied at a time when an archive is streamed into staging.
-const STREAM_PIECE: usize = 64 * 1024;
-
 /// Unpacks a packed bundle read from `input` (the caller checks its hash:
 /// before, for bytes in memory, or after, from the returned reader, which
 /// holds whatever the decoder did not need) into `dest`, refusing every
@@ -928,7 +925,7 @@ fn stream_entry(
     path: &str,
     piece: &mut Vec<u8>,
 ) -> Result<u64, StreamError> {
-    piece.resize(STREAM_PIECE, 0);
+    piece.resize(READ_PIECE, 0);
     let mut limited = entry.take(remaining + 1);
     let mut got = 0u64;
     loop {

@@ -9,6 +9,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::CacheError;
 
+/// Bytes a streaming read, copy or hash of a cache file moves at a time
+/// (unpacking into staging, re-hashing a partial download, digests of
+/// installed files), so no file is ever read into memory whole.
+pub(crate) const READ_PIECE: usize = 64 * 1024;
+
 /// Prefix of temporary files written next to their final name; `open` removes strays.
 pub(crate) const TMP_PREFIX: &str = ".tmp-";
 

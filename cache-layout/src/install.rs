@@ -26,7 +26,9 @@ use crate::cache::{
 };
 use crate::content::check_bundle_content;
 use crate::error::{BundleError, CacheError};
-use crate::fsutil::{io_err, nonce, remove_any, seal_read_only, sync_dir, unix_now, write_synced};
+use crate::fsutil::{
+    READ_PIECE, io_err, nonce, remove_any, seal_read_only, sync_dir, unix_now, write_synced,
+};
 use crate::partial::VerifiedBundle;
 
 /// The steps of an install after which a crash can be simulated; each names
@@ -115,9 +117,6 @@ enum Source<'a> {
     /// The store's copy, hashed by the download that just wrote it.
     Verified,
 }
-
-/// Bytes read from a stored bundle at a time while it is unpacked.
-const STORE_READ_BUFFER: usize = 128 * 1024;
 
 /// A stored bundle being read for unpacking: counts its bytes and, when
 /// asked, hashes them, so the store's copy is checked in the same pass.
@@ -339,7 +338,7 @@ impl RuntimeCache {
             hasher: hashed.then(Sha256::new),
             read: 0,
         };
-        let input = BufReader::with_capacity(STORE_READ_BUFFER, reader);
+        let input = BufReader::with_capacity(READ_PIECE, reader);
         let (unpacked, rest) = unpack_stream(input, dest)?;
         let mut reader = rest.into_inner();
         // Whatever the decoder left unread still counts towards the hash and size.

@@ -16,10 +16,7 @@ use shard_protocol::limits::MAX_BUNDLE_PACKED;
 use crate::bundle::check_hash;
 use crate::cache::RuntimeCache;
 use crate::error::CacheError;
-use crate::fsutil::{io_err, read_exact_at, sync_dir};
-
-/// Bytes read at a time when hashing what an earlier run left in a partial file.
-const REHASH_PIECE: usize = 64 * 1024;
+use crate::fsutil::{READ_PIECE, io_err, read_exact_at, sync_dir};
 
 impl RuntimeCache {
     /// Path of the partial download of a bundle: `partial/<sha256hex>.part`.
@@ -169,12 +166,12 @@ impl PartialFile {
     /// run left, or going back) and leaves the cursor at `len` for writing.
     fn rehash(&mut self, len: u64) -> Result<(), CacheError> {
         self.hasher = Sha256::new();
-        let mut piece = vec![0u8; REHASH_PIECE];
+        let mut piece = vec![0u8; READ_PIECE];
         let mut at = 0u64;
         while at < len {
             let n = usize::try_from(len - at)
                 .unwrap_or(usize::MAX)
-                .min(REHASH_PIECE);
+                .min(READ_PIECE);
             read_exact_at(&self.file, &mut piece[..n], at)
                 .map_err(io_err("reading", &self.path))?;
             self.hasher.update(&piece[..n]);

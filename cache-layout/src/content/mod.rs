@@ -149,7 +149,7 @@ pub fn game_resources(plugin_dir: &Path) -> std::io::Result<GameResources> {
     let mut tweaks = Vec::new();
     for rel in &files {
         let path = plugin_dir.join(rel);
-        hash_file(&mut hasher, rel, &std::fs::read(&path)?);
+        hash_file(&mut hasher, rel, &path)?;
         if rel.starts_with("tweaks/") {
             tweaks.push(path);
         } else if rel.ends_with(".archive") && rel.matches('/').count() == 1 {
@@ -168,12 +168,34 @@ pub fn game_resources(plugin_dir: &Path) -> std::io::Result<GameResources> {
 }
 
 /// Feeds one file (relative path and contents, each length-prefixed so no
-/// two different sets of files hash alike) into a folder digest.
-fn hash_file(hasher: &mut Sha256, rel: &str, contents: &[u8]) {
+/// two different sets of files hash alike) into a folder digest, reading it
+/// in pieces so a large archive is never held in memory.
+fn hash_file(hasher: &mut Sha256, rel: &str, path: &Path) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
     hasher.update((rel.len() as u64).to_le_bytes());
     hasher.update(rel.as_bytes());
-    hasher.update((contents.len() as u64).to_le_bytes());
-    hasher.update(contents);
+    hasher.update(len.to_le_bytes());
+    let mut piece = vec![0u8; crate::fsutil::READ_PIECE];
+    let mut read = 0u64;
+    loop {
+        let n = match file.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&piece[..n]);
+        read += n as u64;
+    }
+    if read != len {
+        return Err(std::io::Error::other(format!(
+            "{} changed while it was read ({len} bytes, then {read})",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A digest of the client scripts (`client/*.reds`, paths and contents) of
@@ -194,7 +216,7 @@ pub fn client_scripts_digest(plugin_dir: &Path) -> std::io::Result<Option<[u8; 3
     files.sort();
     let mut hasher = Sha256::new();
     for rel in &files {
-        hash_file(&mut hasher, rel, &std::fs::read(plugin_dir.join(rel))?);
+        hash_file(&mut hasher, rel, &plugin_dir.join(rel))?;
     }
     Ok(Some(hasher.finalize().into()))
 }
