@@ -804,11 +804,12 @@ pub(crate) fn unpack_stream<R: io::BufRead>(
             let contents = match &on_disk {
                 Some(file) if extension_of(&path) == Some("archive") => {
                     create_parent(file)?;
-                    let mut out = fs::File::create(file).map_err(io_err("creating", file))?;
-                    let len =
-                        stream_entry(&mut entry, declared, remaining, &mut out, &path, &mut piece)
-                            .map_err(|e| e.at(file))?;
-                    out.sync_all().map_err(io_err("syncing", file))?;
+                    let mut copy = fs::File::create(file).map_err(io_err("creating", file))?;
+                    let len = stream_entry(
+                        &mut entry, declared, remaining, &mut copy, &path, &mut piece,
+                    )
+                    .map_err(|e| e.at(file))?;
+                    copy.sync_all().map_err(io_err("syncing", file))?;
                     FileContents::Staged {
                         path: file.clone(),
                         len,
