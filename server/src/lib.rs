@@ -85,13 +85,23 @@ impl Server {
     /// Starts with a given identity (tests reuse one key across restarts).
     pub fn start_with_identity(cfg: ServerConfig, identity: &Identity) -> Result<Self, StartError> {
         let configs = transport::PeerConfigs::new(identity.quic_server_config()?, &cfg);
-        let endpoint =
-            quinn::Endpoint::server((*configs.standard()).clone(), cfg.bind).map_err(|source| {
-                StartError::Bind {
-                    addr: cfg.bind,
-                    source,
-                }
-            })?;
+        let bind_err = |source| StartError::Bind {
+            addr: cfg.bind,
+            source,
+        };
+        let socket = transport::bind_socket(cfg.bind).map_err(bind_err)?;
+        let runtime = quinn::default_runtime().ok_or_else(|| {
+            bind_err(std::io::Error::other(
+                "no tokio runtime to run the QUIC endpoint on",
+            ))
+        })?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some((*configs.standard()).clone()),
+            socket,
+            runtime,
+        )
+        .map_err(bind_err)?;
         let (tx, rx) = mpsc::channel(tuning::INBOUND_QUEUE);
         let stats = Arc::new(TickStats::default());
         let cfg = Arc::new(cfg);

@@ -153,9 +153,68 @@ pub fn server_transport(cfg: &ServerConfig, mtu_ceiling: Option<u16>) -> quinn::
     transport
 }
 
+/// Binds the server's UDP socket and asks the kernel for a receive buffer
+/// of [`tuning::UDP_RECV_BUFFER`]. Every player's packets land in this one
+/// socket: when a popular server restarts and everyone rejoins at once, the
+/// system default (about 208 KiB on Linux) overflows, and each handshake
+/// packet it drops costs that player a second (QUIC's first retransmission
+/// timer). The kernel caps the request at `net.core.rmem_max`; a capped
+/// buffer is logged with what to raise.
+pub fn bind_socket(bind: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(bind)?;
+    let sock = socket2::SockRef::from(&socket);
+    if let Err(e) = sock.set_recv_buffer_size(tuning::UDP_RECV_BUFFER) {
+        tracing::warn!(error = %e, "cannot enlarge the UDP receive buffer; keeping the system's");
+    }
+    let granted = effective_recv_buffer(&socket);
+    if granted < tuning::UDP_RECV_BUFFER {
+        tracing::warn!(
+            asked = tuning::UDP_RECV_BUFFER,
+            granted,
+            "the kernel capped the UDP receive buffer: a burst of joins may lose handshake \
+             packets (a second's wait each); raise net.core.rmem_max to at least {} (sysctl)",
+            tuning::UDP_RECV_BUFFER
+        );
+    } else {
+        tracing::debug!(granted, "UDP receive buffer");
+    }
+    Ok(socket)
+}
+
+/// The receive buffer a socket really has, in bytes (Linux reports twice
+/// what it grants, the rest being its own bookkeeping).
+pub fn effective_recv_buffer(socket: &std::net::UdpSocket) -> usize {
+    let reported = socket2::SockRef::from(socket)
+        .recv_buffer_size()
+        .unwrap_or(0);
+    if cfg!(target_os = "linux") {
+        reported / 2
+    } else {
+        reported
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_socket_gets_the_receive_buffer_it_asks_within_the_kernels_cap() {
+        let socket = bind_socket("127.0.0.1:0".parse().unwrap()).unwrap();
+        let granted = effective_recv_buffer(&socket);
+        // What the kernel allows an unprivileged request (Linux).
+        let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(tuning::UDP_RECV_BUFFER);
+        assert_eq!(granted, tuning::UDP_RECV_BUFFER.min(cap), "rmem_max {cap}");
+        // Far above the system default either way on this kind of machine.
+        let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(
+            granted > effective_recv_buffer(&plain) || cap <= effective_recv_buffer(&plain),
+            "granted {granted}"
+        );
+    }
 
     #[test]
     fn bbr_is_the_default_and_every_controller_parses() {

@@ -248,3 +248,9 @@ pub const ADMIN_ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// at 200). Enough that a bundle over a long round trip is not held back by
 /// start-up, small enough not to burst into a slow link.
 pub const BBR_INITIAL_WINDOW: u64 = 32 * 1200;
+
+/// Receive buffer asked of the kernel for the server's one UDP socket
+/// ([`crate::transport::bind_socket`]): every player's handshakes and
+/// acknowledgements arrive there, and a burst of joins overflows the system
+/// default. Capped by the kernel at `net.core.rmem_max`.
+pub const UDP_RECV_BUFFER: usize = 4 * 1024 * 1024;
