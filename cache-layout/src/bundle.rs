@@ -680,7 +680,12 @@ pub(crate) enum Dest<'a> {
     /// Every folder and file written (and synced) under this new, empty
     /// staging folder; archives are streamed there in small pieces and
     /// never held in memory, other files are also kept in memory for the checks.
-    Staging(&'a Path),
+    /// Files that would take the total past the second field (the unpacked
+    /// size the server announced) are only read through and counted, not
+    /// written or kept: the caller refuses such a bundle by its
+    /// `unpacked_len`, and a server cannot make the client write more than
+    /// it announced.
+    Staging(&'a Path, u64),
     /// Only the client scripts (`client/`) in memory; every other file is
     /// read through, checked and counted, and not kept (re-checking the
     /// scripts of a bundle already installed).
@@ -783,7 +788,7 @@ pub(crate) fn unpack_stream<R: io::BufRead>(
             // Every path below is checked: relative, no `..`, no links.
             let on_disk = match dest {
                 Dest::Memory | Dest::Scripts => None,
-                Dest::Staging(root) => Some(root.join(&path)),
+                Dest::Staging(root, _) => Some(root.join(&path)),
             };
             if is_dir {
                 if let Some(dir) = &on_disk {
@@ -801,6 +806,23 @@ pub(crate) fn unpack_stream<R: io::BufRead>(
                 .into());
             }
             let declared = entry.size();
+            let over_announced = matches!(dest, Dest::Staging(_, announced)
+                if out.unpacked_len.saturating_add(declared) > announced);
+            let count_only = over_announced
+                || (matches!(dest, Dest::Scripts) && !path.starts_with(&format!("{CLIENT_DIR}/")));
+            if count_only {
+                let len = stream_entry(
+                    &mut entry,
+                    declared,
+                    remaining,
+                    &mut io::sink(),
+                    &path,
+                    &mut piece,
+                )
+                .map_err(|e| e.at(Path::new(&path)))?;
+                out.unpacked_len += len;
+                continue;
+            }
             let contents = match &on_disk {
                 Some(file) if extension_of(&path) == Some("archive") => {
                     create_parent(file)?;
@@ -814,21 +836,6 @@ pub(crate) fn unpack_stream<R: io::BufRead>(
                         path: file.clone(),
                         len,
                     }
-                }
-                None if matches!(dest, Dest::Scripts)
-                    && !path.starts_with(&format!("{CLIENT_DIR}/")) =>
-                {
-                    let len = stream_entry(
-                        &mut entry,
-                        declared,
-                        remaining,
-                        &mut io::sink(),
-                        &path,
-                        &mut piece,
-                    )
-                    .map_err(|e| e.at(Path::new(&path)))?;
-                    out.unpacked_len += len;
-                    continue;
                 }
                 _ => {
                     // Sized once from the header (at most `remaining`, the cap a real
@@ -983,6 +990,45 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn staging_writes_nothing_past_the_announced_size_but_counts_it_all() {
+        let t = tempfile::tempdir().unwrap();
+        let plugin = t.path().join("p");
+        fs::create_dir_all(plugin.join("assets")).unwrap();
+        let archive = |fill: u8, len: usize| {
+            crate::content::rdar::RdarBuilder::new()
+                .file("base\\p\\x.mesh", vec![fill; len])
+                .build()
+        };
+        let (a, b) = (archive(1, 1000), archive(2, 50_000));
+        fs::write(plugin.join("assets/a.archive"), &a).unwrap();
+        fs::write(plugin.join("assets/b.archive"), &b).unwrap();
+        let packed = read_plugin_dir(&plugin).unwrap().pack().unwrap();
+        let total = (a.len() + b.len()) as u64;
+
+        // Announced: room for the first archive only.
+        let staging = t.path().join("staging");
+        fs::create_dir(&staging).unwrap();
+        let announced = a.len() as u64;
+        let (unpacked, _) =
+            unpack_stream(packed.bytes.as_slice(), Dest::Staging(&staging, announced)).unwrap();
+        assert_eq!(unpacked.unpacked_len, total, "the whole size is counted");
+        assert_eq!(fs::read(staging.join("assets/a.archive")).unwrap(), a);
+        assert!(
+            !staging.join("assets/b.archive").exists(),
+            "nothing past the announced size is written"
+        );
+        assert_eq!(unpacked.files.len(), 1);
+
+        // Announced truthfully: both are staged.
+        let staging = t.path().join("staging2");
+        fs::create_dir(&staging).unwrap();
+        let (unpacked, _) =
+            unpack_stream(packed.bytes.as_slice(), Dest::Staging(&staging, total)).unwrap();
+        assert_eq!(unpacked.unpacked_len, total);
+        assert_eq!(fs::read(staging.join("assets/b.archive")).unwrap(), b);
     }
 
     #[test]

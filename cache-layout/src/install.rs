@@ -17,7 +17,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use shard_protocol::limits::{MAX_BUNDLE_PACKED, MAX_SERVER_NAME};
+use shard_protocol::limits::{MAX_BUNDLE_PACKED, MAX_BUNDLE_UNPACKED, MAX_SERVER_NAME};
 
 use crate::bundle::{Dest, UnpackedBundle, check_hash, check_packed, unpack_stream};
 use crate::cache::{
@@ -268,11 +268,12 @@ impl RuntimeCache {
             bundle: UnpackedBundle::default(),
             done: false,
         };
+        // Nothing past the announced size is written (`Dest::Staging`).
+        let dest = Dest::Staging(&staged.dir, max_unpacked.unwrap_or(MAX_BUNDLE_UNPACKED));
         staged.bundle = match source {
-            Source::Bytes(bytes) => unpack_stream(bytes, Dest::Staging(&staged.dir))?.0,
+            Source::Bytes(bytes) => unpack_stream(bytes, dest)?.0,
             Source::Stored | Source::Verified => {
-                let hashed = matches!(source, Source::Stored);
-                self.unpack_stored(&req.sha256, hashed, Dest::Staging(&staged.dir))?
+                self.unpack_stored(&req.sha256, matches!(source, Source::Stored), dest)?
             }
         };
         let unpacked_len = staged.bundle.unpacked_len;
