@@ -798,14 +798,14 @@ pub(crate) fn unpack_stream<R: io::BufRead>(
                 continue;
             }
             let remaining = MAX_BUNDLE_UNPACKED - out.unpacked_len;
-            if entry.size() > remaining {
+            let declared = entry.size();
+            if declared > remaining {
                 return Err(BundleError::UnpackedTooLarge {
                     entry: path,
                     limit: MAX_BUNDLE_UNPACKED,
                 }
                 .into());
             }
-            let declared = entry.size();
             let over_announced = matches!(dest, Dest::Staging(_, announced)
                 if out.unpacked_len.saturating_add(declared) > announced);
             let count_only = over_announced
@@ -841,12 +841,12 @@ pub(crate) fn unpack_stream<R: io::BufRead>(
                     // Sized once from the header (at most `remaining`, the cap a real
                     // bundle may also reach) rather than doubling through the file.
                     let mut bytes =
-                        Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(usize::MAX));
+                        Vec::with_capacity(usize::try_from(declared).unwrap_or(usize::MAX));
                     (&mut entry)
                         .take(remaining + 1)
                         .read_to_end(&mut bytes)
                         .map_err(|e| read_error(e, Some(&path)))?;
-                    check_entry_len(bytes.len() as u64, entry.size(), remaining, &path)?;
+                    check_entry_len(bytes.len() as u64, declared, remaining, &path)?;
                     if let Some(file) = &on_disk {
                         create_parent(file)?;
                         write_synced(file, &bytes)?;

@@ -7,7 +7,7 @@
 //! ([`RuntimeCache::stage_verified`]), straight from the stored file.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
@@ -16,7 +16,7 @@ use shard_protocol::limits::MAX_BUNDLE_PACKED;
 use crate::bundle::check_hash;
 use crate::cache::RuntimeCache;
 use crate::error::CacheError;
-use crate::fsutil::{READ_PIECE, io_err, read_exact_at, sync_dir};
+use crate::fsutil::{io_err, sync_dir};
 
 impl RuntimeCache {
     /// Path of the partial download of a bundle: `partial/<sha256hex>.part`.
@@ -166,21 +166,18 @@ impl PartialFile {
     /// run left, or going back) and leaves the cursor at `len` for writing.
     fn rehash(&mut self, len: u64) -> Result<(), CacheError> {
         self.hasher = Sha256::new();
-        let mut piece = vec![0u8; READ_PIECE];
-        let mut at = 0u64;
-        while at < len {
-            let n = usize::try_from(len - at)
-                .unwrap_or(usize::MAX)
-                .min(READ_PIECE);
-            read_exact_at(&self.file, &mut piece[..n], at)
-                .map_err(io_err("reading", &self.path))?;
-            self.hasher.update(&piece[..n]);
-            at += n as u64;
-        }
-        self.len = len;
         self.file
-            .seek(SeekFrom::Start(len))
+            .seek(SeekFrom::Start(0))
             .map_err(io_err("seeking", &self.path))?;
+        let hashed = std::io::copy(&mut (&self.file).take(len), &mut self.hasher)
+            .map_err(io_err("reading", &self.path))?;
+        if hashed != len {
+            return Err(io_err("reading", &self.path)(std::io::Error::from(
+                std::io::ErrorKind::UnexpectedEof,
+            )));
+        }
+        // The cursor is at `len`, where writing continues.
+        self.len = len;
         Ok(())
     }
 

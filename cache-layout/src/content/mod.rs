@@ -168,27 +168,15 @@ pub fn game_resources(plugin_dir: &Path) -> std::io::Result<GameResources> {
 }
 
 /// Feeds one file (relative path and contents, each length-prefixed so no
-/// two different sets of files hash alike) into a folder digest, reading it
-/// in pieces so a large archive is never held in memory.
+/// two different sets of files hash alike) into a folder digest, streaming
+/// it so a large archive is never held in memory.
 fn hash_file(hasher: &mut Sha256, rel: &str, path: &Path) -> std::io::Result<()> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
+    let file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
     hasher.update((rel.len() as u64).to_le_bytes());
     hasher.update(rel.as_bytes());
     hasher.update(len.to_le_bytes());
-    let mut piece = vec![0u8; crate::fsutil::READ_PIECE];
-    let mut read = 0u64;
-    loop {
-        let n = match file.read(&mut piece) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&piece[..n]);
-        read += n as u64;
-    }
+    let read = std::io::copy(&mut std::io::Read::take(file, len), hasher)?;
     if read != len {
         return Err(std::io::Error::other(format!(
             "{} changed while it was read ({len} bytes, then {read})",
