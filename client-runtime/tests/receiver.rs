@@ -75,6 +75,22 @@ fn run_with(
     ((events, sent), link.left_because())
 }
 
+/// The error of the first `bundle_failed` event (the test fails without one).
+fn failure(events: &[ClientEvent]) -> String {
+    events
+        .iter()
+        .find_map(|e| match e {
+            ClientEvent::BundleFailed { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no bundle_failed event in {events:?}"))
+}
+
+/// Whether the last message to the server reported an install with this outcome.
+fn reported_install(sent: &[ClientMsg], ok: bool) -> bool {
+    matches!(sent.last(), Some(ClientMsg::BundleInstalled { ok: got, .. }) if *got == ok)
+}
+
 fn announce(b: &shard_cache::PackedBundle, id: u16, name: &str, unpacked: u64) -> BundleWork {
     BundleWork::Announce {
         plugin_id: id,
@@ -109,11 +125,7 @@ fn a_bundle_with_a_hooking_script_is_refused_and_not_installed() {
 
     let work = vec![announce(&evil, 3, "evil", evil.unpacked_len)];
     let (events, sent) = run_receiver(&cache_dir, work);
-    let failed = events.iter().find_map(|e| match e {
-        ClientEvent::BundleFailed { error, .. } => Some(error.clone()),
-        _ => None,
-    });
-    let error = failed.expect("a bundle_failed event");
+    let error = failure(&events);
     assert!(
         error.contains("hook-annotation") && error.contains("ui.reds:1:1"),
         "{error}"
@@ -162,13 +174,7 @@ fn a_bundle_that_arrives_corrupt_twice_is_reported_and_not_installed() {
         .filter(|m| matches!(m, ClientMsg::NeedBundles { .. }))
         .count();
     assert_eq!(asks, 2, "{sent:?}");
-    assert!(
-        matches!(
-            sent.last(),
-            Some(ClientMsg::BundleInstalled { ok: false, .. })
-        ),
-        "{sent:?}"
-    );
+    assert!(reported_install(&sent, false), "{sent:?}");
     assert!(
         events.iter().any(
             |e| matches!(e, ClientEvent::BundleFailed { error, .. } if error.contains("twice"))
@@ -292,24 +298,12 @@ fn a_tweak_that_changes_vanilla_is_refused_after_download_and_the_cache_is_uncha
         .flatten()
         .collect(),
     );
-    let error = events
-        .iter()
-        .find_map(|e| match e {
-            ClientEvent::BundleFailed { error, .. } => Some(error.clone()),
-            _ => None,
-        })
-        .expect("a bundle_failed event");
+    let error = failure(&events);
     assert!(
         error.contains("tweaks/add.yaml:1: [tweak-record]"),
         "{error}"
     );
-    assert!(
-        matches!(
-            sent.last(),
-            Some(ClientMsg::BundleInstalled { ok: false, .. })
-        ),
-        "{sent:?}"
-    );
+    assert!(reported_install(&sent, false), "{sent:?}");
     assert_eq!(
         snapshot(&cache_dir),
         before,
@@ -545,13 +539,7 @@ fn a_chunk_sent_again_rewinds_the_download_and_a_chunk_past_a_gap_fails_it() {
             .any(|e| matches!(e, ClientEvent::BundleInstalled { name, .. } if name == "big")),
         "{events:?}"
     );
-    assert!(
-        matches!(
-            sent.last(),
-            Some(ClientMsg::BundleInstalled { ok: true, .. })
-        ),
-        "{sent:?}"
-    );
+    assert!(reported_install(&sent, true), "{sent:?}");
     let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
     assert_eq!(cache.installed_hash("big"), Some(b.sha256));
 
@@ -565,22 +553,10 @@ fn a_chunk_sent_again_rewinds_the_download_and_a_chunk_past_a_gap_fails_it() {
         nth_chunk(1, &b, 2),
     ];
     let (events, sent) = run_receiver(&cache_dir, work);
-    let error = events
-        .iter()
-        .find_map(|e| match e {
-            ClientEvent::BundleFailed { error, .. } => Some(error.clone()),
-            _ => None,
-        })
-        .expect("a bundle_failed event");
+    let error = failure(&events);
     assert!(error.contains("cannot store chunk 2"), "{error}");
     assert!(error.contains("resume from"), "{error}");
-    assert!(
-        matches!(
-            sent.last(),
-            Some(ClientMsg::BundleInstalled { ok: false, .. })
-        ),
-        "{sent:?}"
-    );
+    assert!(reported_install(&sent, false), "{sent:?}");
     let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
     assert!(cache.installed_hash("big").is_none());
     assert!(!cache.has_bundle(&b.sha256));
