@@ -57,15 +57,12 @@ pub const MAX_RPC_WHITELIST: usize = 256;
 /// Most bundle requests in one `NeedBundles`.
 pub const MAX_BUNDLE_REQUESTS: usize = 256;
 
-/// Largest UDP payload the client accepts, and the ceiling of the server's
-/// path-MTU search on routes whose MTU is above Ethernet's 1500 (loopback, a
-/// LAN with jumbo frames); over standard routes the search keeps quinn's
-/// 1452. The search settles at what the path carries; a probe larger than
-/// the local interface fails in the sender's kernel and costs no bytes on
-/// the wire. Not higher: from about 24 KB on, quinn 0.11's large packets
-/// stopped arriving on loopback and its black-hole detection fell back to
-/// 1200 bytes, 2–3× slower than the default (`bundle_push`).
-pub const UDP_PAYLOAD_CEILING: u16 = 16 * 1024;
+/// Largest UDP payload the client accepts, and the largest packet the server
+/// sends over a route whose MTU is above Ethernet's 1500 (loopback, a LAN
+/// with jumbo frames); over standard routes packets stay at quinn's 1452.
+/// Two such packets fill one 64 KiB send (65,504 of the 65,507 bytes a UDP
+/// send may carry), so a batch of them costs the fewest system calls.
+pub const UDP_PAYLOAD_CEILING: u16 = 32_752;
 
 /// Size of one `AssetBundle` chunk on a bundle stream.
 pub const CHUNK_SIZE: usize = 32 * 1024;

@@ -89,19 +89,7 @@ impl Server {
             addr: cfg.bind,
             source,
         };
-        let socket = transport::bind_socket(cfg.bind).map_err(bind_err)?;
-        let runtime = quinn::default_runtime().ok_or_else(|| {
-            bind_err(std::io::Error::other(
-                "no tokio runtime to run the QUIC endpoint on",
-            ))
-        })?;
-        let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            Some((*configs.standard()).clone()),
-            socket,
-            runtime,
-        )
-        .map_err(bind_err)?;
+        let endpoint = transport::server_endpoint(cfg.bind, &configs).map_err(bind_err)?;
         let (tx, rx) = mpsc::channel(tuning::INBOUND_QUEUE);
         let stats = Arc::new(TickStats::default());
         let cfg = Arc::new(cfg);

@@ -304,6 +304,14 @@ async fn serve(conn: quinn::Connection, ctx: NetCtx, _slot: Slot) {
     }
     datagrams.abort();
     idle.abort();
+    let path = conn.stats().path;
+    debug!(
+        peer,
+        mtu = path.current_mtu,
+        lost_packets = path.lost_packets,
+        black_holes = path.black_holes_detected,
+        "connection ended"
+    );
     let _ = ctx.inbound.send(Inbound::Left { peer }).await;
     // The writer ends when the simulation drops this peer's queue.
     let _ = tokio::time::timeout(WRITER_DRAIN_TIMEOUT, writer).await;

@@ -5,10 +5,17 @@
 //!
 //! The packet size follows the route to each player, as TCP's segment size
 //! follows the interface: over a standard 1500-byte Ethernet or Wi-Fi route
-//! the search stops at quinn's 1452 bytes, so a player's link never sees a
-//! probe it cannot carry; over a route with a larger MTU (loopback, a LAN
-//! with jumbo frames) it may go up to [`UDP_PAYLOAD_CEILING`]. Fewer, larger
-//! packets halve the CPU a bundle push costs there (`bundle_push`).
+//! the path-MTU search stops at quinn's 1452 bytes, so a player's link never
+//! sees a probe it cannot carry; over a route with a larger MTU (loopback, a
+//! LAN with jumbo frames) packets start at what that route carries, up to
+//! [`UDP_PAYLOAD_CEILING`], with no search to climb: each search probe is a
+//! packet of padding the player must decrypt and parse byte by byte. Fewer,
+//! larger packets cut the CPU a bundle push costs there (`bundle_push`). If
+//! a hop further on carries less, quinn's black-hole detection drops to 1200
+//! bytes and searches up from there.
+//!
+//! Every send goes through [`BoundedSends`], which keeps a batch of large
+//! packets within what the kernel takes in one send.
 //!
 //! Bundles reach players over Wi-Fi and mobile links, where packets are lost
 //! at random with no congestion behind the loss. A loss-based controller
@@ -44,31 +51,36 @@ pub enum Congestion {
 /// the MTU of the route to it (see the module documentation).
 #[derive(Clone)]
 pub struct PeerConfigs {
+    /// Keys and crypto every configuration shares.
+    base: quinn::ServerConfig,
+    /// The server's settings the transport follows.
+    cfg: ServerConfig,
     /// For routes with a standard MTU: quinn's path-MTU ceiling (1452).
     standard: Arc<quinn::ServerConfig>,
-    /// For routes with a larger MTU: a ceiling of [`UDP_PAYLOAD_CEILING`].
-    wide: Arc<quinn::ServerConfig>,
 }
 
 impl PeerConfigs {
-    /// Both configurations from one base (keys, crypto) and the server's settings.
+    /// The configurations from one base (keys, crypto) and the server's settings.
     pub fn new(base: quinn::ServerConfig, cfg: &ServerConfig) -> Self {
         let mut standard = base.clone();
         standard.transport_config(Arc::new(server_transport(cfg, None)));
-        let mut wide = base;
-        wide.transport_config(Arc::new(server_transport(cfg, Some(UDP_PAYLOAD_CEILING))));
         Self {
+            base,
+            cfg: cfg.clone(),
             standard: Arc::new(standard),
-            wide: Arc::new(wide),
         }
     }
 
-    /// The configuration for a connection from `peer`.
+    /// The configuration for a connection from `peer`: over a route with a
+    /// larger MTU than Ethernet's, packets as large as that route carries.
     pub fn for_peer(&self, peer: SocketAddr) -> Arc<quinn::ServerConfig> {
-        if route_mtu(peer).is_some_and(|mtu| mtu > STANDARD_MTU) {
-            self.wide.clone()
-        } else {
-            self.standard.clone()
+        match route_mtu(peer).and_then(|mtu| wide_payload(mtu, peer.is_ipv6())) {
+            Some(payload) => {
+                let mut wide = self.base.clone();
+                wide.transport_config(Arc::new(server_transport(&self.cfg, Some(payload))));
+                Arc::new(wide)
+            }
+            None => self.standard.clone(),
         }
     }
 
@@ -76,6 +88,20 @@ impl PeerConfigs {
     pub fn standard(&self) -> Arc<quinn::ServerConfig> {
         self.standard.clone()
     }
+}
+
+/// The UDP payload a packet may have over a route with `mtu` (IP and UDP
+/// headers off, at most [`UDP_PAYLOAD_CEILING`]), or `None` for a route no
+/// larger than Ethernet's, which keeps quinn's own search.
+fn wide_payload(mtu: u32, ipv6: bool) -> Option<u16> {
+    if mtu <= STANDARD_MTU {
+        return None;
+    }
+    let headers = if ipv6 { 40 + 8 } else { 20 + 8 };
+    let payload = mtu
+        .saturating_sub(headers)
+        .min(u32::from(UDP_PAYLOAD_CEILING));
+    u16::try_from(payload).ok()
 }
 
 /// The MTU of Ethernet and Wi-Fi: routes at or below it keep quinn's ceiling.
@@ -116,9 +142,10 @@ fn route_mtu(peer: SocketAddr) -> Option<u32> {
     u32::try_from(mtu).ok()
 }
 
-/// The transport of a connection on a server with `cfg`; `mtu_ceiling` is
-/// the largest UDP payload its path-MTU search may try (`None`: quinn's 1452).
-pub fn server_transport(cfg: &ServerConfig, mtu_ceiling: Option<u16>) -> quinn::TransportConfig {
+/// The transport of a connection on a server with `cfg`. `udp_payload` is
+/// the packet size a route with a large MTU carries: packets start at it and
+/// never go above it (`None`: quinn's search from 1200 up to 1452).
+pub fn server_transport(cfg: &ServerConfig, udp_payload: Option<u16>) -> quinn::TransportConfig {
     let mut transport = quinn::TransportConfig::default();
     let idle_ms = u32::try_from(cfg.idle_timeout_secs.saturating_mul(1000)).unwrap_or(u32::MAX);
     transport
@@ -131,12 +158,25 @@ pub fn server_transport(cfg: &ServerConfig, mtu_ceiling: Option<u16>) -> quinn::
         .send_window(BUNDLE_SEND_WINDOW)
         .datagram_receive_buffer_size(Some(tuning::DATAGRAM_BUFFER))
         .datagram_send_buffer_size(tuning::DATAGRAM_BUFFER)
+        // A transfer's lease of the bundle budget is freed when its last
+        // packet is acknowledged; a player's ACK of a lone last packet would
+        // otherwise wait out quinn's 25 ms ACK delay (see `tuning::PEER_ACK_DELAY`).
+        .ack_frequency_config(Some({
+            let mut ack = quinn::AckFrequencyConfig::default();
+            ack.max_ack_delay(Some(tuning::PEER_ACK_DELAY))
+                // Acknowledge any packet that arrives out of order at once,
+                // as RFC 9000 receivers do (the extension's default waits for 2).
+                .reordering_threshold(quinn::VarInt::from_u32(1));
+            ack
+        }))
         .max_concurrent_uni_streams(quinn::VarInt::from_u32(0))
         .max_concurrent_bidi_streams(quinn::VarInt::from_u32(1));
-    if let Some(ceiling) = mtu_ceiling {
+    if let Some(payload) = udp_payload {
         let mut mtu = quinn::MtuDiscoveryConfig::default();
-        mtu.upper_bound(ceiling);
-        transport.mtu_discovery_config(Some(mtu));
+        mtu.upper_bound(payload);
+        transport
+            .mtu_discovery_config(Some(mtu))
+            .initial_mtu(payload);
     }
     match cfg.congestion {
         Congestion::Bbr => {
@@ -151,6 +191,24 @@ pub fn server_transport(cfg: &ServerConfig, mtu_ceiling: Option<u16>) -> quinn::
             .congestion_controller_factory(Arc::new(quinn::congestion::NewRenoConfig::default())),
     };
     transport
+}
+
+/// The server's QUIC endpoint on `bind`: its socket from [`bind_socket`],
+/// every send through [`BoundedSends`], and `configs` for who connects.
+pub fn server_endpoint(
+    bind: SocketAddr,
+    configs: &PeerConfigs,
+) -> std::io::Result<quinn::Endpoint> {
+    let socket = bind_socket(bind)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("no tokio runtime to run the QUIC endpoint on"))?;
+    let socket = BoundedSends::wrap(runtime.wrap_udp_socket(socket)?);
+    quinn::Endpoint::new_with_abstract_socket(
+        quinn::EndpointConfig::default(),
+        Some((*configs.standard()).clone()),
+        socket,
+        runtime,
+    )
 }
 
 /// Binds the server's UDP socket and asks the kernel for a receive buffer
@@ -191,6 +249,95 @@ pub fn effective_recv_buffer(socket: &std::net::UdpSocket) -> usize {
         reported / 2
     } else {
         reported
+    }
+}
+
+/// The most UDP payload one send may carry: an IPv4 datagram's 65,535
+/// bytes less its IP (20) and UDP (8) headers. A GSO batch is one send, and
+/// the kernel refuses a larger one whole (`EMSGSIZE`).
+const MAX_UDP_SEND: usize = 65_535 - 20 - 8;
+
+/// The server's UDP socket as quinn sees it, with every send held to
+/// [`MAX_UDP_SEND`]. quinn batches up to 10 packets of a connection into one
+/// segmentation-offload (GSO) send; with the packets of a route with a large
+/// MTU (loopback, a jumbo-frame LAN: up to 32 KiB here) such a batch is up
+/// to 320 KiB, the kernel refuses it whole, and all its packets are lost: losses that cost the
+/// sender its window and can make quinn's black-hole detection fall back to
+/// 1200-byte packets. Here a batch too large for one send goes out as several,
+/// each a whole number of packets; batches of standard-size packets (10 ×
+/// 1452) are passed through untouched.
+#[derive(Debug)]
+pub struct BoundedSends {
+    inner: Arc<dyn quinn::AsyncUdpSocket>,
+}
+
+impl BoundedSends {
+    /// Wraps the socket quinn's runtime made of the server's UDP socket.
+    pub fn wrap(inner: Arc<dyn quinn::AsyncUdpSocket>) -> Arc<Self> {
+        Arc::new(Self { inner })
+    }
+}
+
+/// How many bytes of a transmit one send may carry: the whole transmit when
+/// it fits, else as many whole `segment`-byte packets as fit (at least one).
+fn send_piece_len(total: usize, segment: Option<usize>) -> usize {
+    match segment {
+        Some(seg) if seg > 0 && total > MAX_UDP_SEND => (MAX_UDP_SEND / seg).max(1) * seg,
+        _ => total,
+    }
+}
+
+impl quinn::AsyncUdpSocket for BoundedSends {
+    fn create_io_poller(self: Arc<Self>) -> std::pin::Pin<Box<dyn quinn::UdpPoller>> {
+        self.inner.clone().create_io_poller()
+    }
+
+    fn try_send(&self, transmit: &quinn::udp::Transmit) -> std::io::Result<()> {
+        let piece = send_piece_len(transmit.contents.len(), transmit.segment_size);
+        if piece >= transmit.contents.len() {
+            return self.inner.try_send(transmit);
+        }
+        for (i, contents) in transmit.contents.chunks(piece).enumerate() {
+            let part = quinn::udp::Transmit {
+                contents,
+                segment_size: transmit.segment_size.filter(|&seg| contents.len() > seg),
+                ..*transmit
+            };
+            match self.inner.try_send(&part) {
+                // Nothing sent yet: quinn waits for the socket and retries it all.
+                Err(e) if i == 0 => return Err(e),
+                // Some packets left: the rest count as lost and are resent by
+                // QUIC's loss recovery (retrying all would resend what went).
+                Err(_) => return Ok(()),
+                Ok(()) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut std::task::Context,
+        bufs: &mut [std::io::IoSliceMut<'_>],
+        meta: &mut [quinn::udp::RecvMeta],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.inner.poll_recv(cx, bufs, meta)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    fn max_transmit_segments(&self) -> usize {
+        self.inner.max_transmit_segments()
+    }
+
+    fn max_receive_segments(&self) -> usize {
+        self.inner.max_receive_segments()
+    }
+
+    fn may_fragment(&self) -> bool {
+        self.inner.may_fragment()
     }
 }
 
@@ -240,5 +387,90 @@ mod tests {
         assert!(lo > STANDARD_MTU, "loopback MTU {lo}");
         let lo6 = route_mtu("[::1]:9".parse().unwrap());
         assert!(lo6.is_none_or(|m| m > STANDARD_MTU), "::1 MTU {lo6:?}");
+    }
+
+    #[test]
+    fn a_batch_too_large_for_one_send_is_cut_at_whole_packets() {
+        // Standard packets: ten fit in one send and pass untouched.
+        assert_eq!(send_piece_len(14_520, Some(1452)), 14_520);
+        // Two of the largest packets fill a send; ten go out as five sends.
+        let big = usize::from(UDP_PAYLOAD_CEILING);
+        assert_eq!(send_piece_len(10 * big, Some(big)), 2 * big);
+        assert!(2 * big <= MAX_UDP_SEND);
+        // A lone packet or a batch that fits is never cut.
+        assert_eq!(send_piece_len(big, None), big);
+        assert_eq!(send_piece_len(MAX_UDP_SEND, Some(1000)), MAX_UDP_SEND);
+        // A segment larger than a send (not one quinn makes) still goes one at a time.
+        assert_eq!(send_piece_len(200_000, Some(70_000)), 70_000);
+    }
+
+    #[test]
+    fn a_route_above_ethernet_gets_packets_as_large_as_it_carries() {
+        assert_eq!(wide_payload(1500, false), None);
+        assert_eq!(wide_payload(1280, true), None);
+        assert_eq!(wide_payload(9000, false), Some(8972));
+        assert_eq!(wide_payload(9000, true), Some(8952));
+        assert_eq!(wide_payload(65_536, false), Some(UDP_PAYLOAD_CEILING));
+    }
+
+    /// A bulk transfer over loopback through the server's real endpoint: the
+    /// packets are the ceiling's size from the start (no probe padding) and
+    /// none is lost. Without [`BoundedSends`] the kernel refuses quinn's
+    /// batches of such packets and the sender counts them lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_loopback_transfer_uses_the_largest_packets_and_loses_none() {
+        use shard_protocol::identity::Identity;
+        const BYTES: usize = 8 * 1024 * 1024;
+        let server_id = Identity::generate("server").unwrap();
+        let configs = PeerConfigs::new(
+            server_id.quic_server_config().unwrap(),
+            &ServerConfig::default(),
+        );
+        let server = server_endpoint("127.0.0.1:0".parse().unwrap(), &configs).unwrap();
+        let addr = server.local_addr().unwrap();
+        let serving = tokio::spawn(async move {
+            let incoming = server.accept().await.expect("a connection");
+            let config = configs.for_peer(incoming.remote_address());
+            let conn = incoming.accept_with(config).unwrap().await.unwrap();
+            let mut send = conn.open_uni().await.unwrap();
+            send.write_all(&vec![7u8; BYTES]).await.unwrap();
+            send.finish().unwrap();
+            send.stopped().await.unwrap();
+            let stats = conn.stats();
+            conn.close(0u32.into(), b"done");
+            server.wait_idle().await;
+            stats
+        });
+
+        let client_id = Identity::generate("client").unwrap();
+        let (client_cfg, _) = client_id
+            .quic_client_config(Some(server_id.fingerprint))
+            .unwrap();
+        let mut ep_cfg = quinn::EndpointConfig::default();
+        ep_cfg.max_udp_payload_size(UDP_PAYLOAD_CEILING).unwrap();
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client =
+            quinn::Endpoint::new(ep_cfg, None, socket, quinn::default_runtime().unwrap()).unwrap();
+        let conn = client
+            .connect_with(client_cfg, addr, shard_protocol::identity::SERVER_NAME)
+            .unwrap()
+            .await
+            .unwrap();
+        let mut recv = conn.accept_uni().await.unwrap();
+        let got = recv.read_to_end(BYTES).await.unwrap();
+        assert_eq!(got.len(), BYTES);
+        let received = conn.stats().udp_rx;
+        let sent = serving.await.unwrap();
+
+        assert_eq!(sent.path.current_mtu, UDP_PAYLOAD_CEILING);
+        assert_eq!(sent.path.sent_plpmtud_probes, 0, "no search on loopback");
+        assert_eq!(sent.path.lost_packets, 0, "the kernel took every send");
+        assert_eq!(sent.path.black_holes_detected, 0);
+        // Padding and headers: under 1% over the payload.
+        assert!(
+            received.bytes < (BYTES as u64) * 101 / 100,
+            "{} bytes on the wire for {BYTES}",
+            received.bytes
+        );
     }
 }

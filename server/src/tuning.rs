@@ -249,6 +249,14 @@ pub const ADMIN_ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// start-up, small enough not to burst into a slow link.
 pub const BBR_INITIAL_WINDOW: u64 = 32 * 1200;
 
+/// The longest a player may hold back an acknowledgement, asked of every
+/// connection (QUIC's ACK-frequency extension; quinn's own default is 25 ms).
+/// Acknowledgements still go out every second packet during a transfer;
+/// this bounds only the wait for a lone packet, such as a transfer's last,
+/// whose acknowledgement frees the transfer's lease of the bundle budget for
+/// the next player in the queue.
+pub const PEER_ACK_DELAY: Duration = Duration::from_millis(1);
+
 /// Receive buffer asked of the kernel for the server's one UDP socket
 /// ([`crate::transport::bind_socket`]): every player's handshakes and
 /// acknowledgements arrive there, and a burst of joins overflows the system

@@ -515,6 +515,18 @@ async fn quic_wire(
         keep.push(r);
     }
     let seconds = (last - started).as_secs_f64();
+    let (datagrams, wire_bytes) = keep.iter().fold((0, 0), |(d, b), r| {
+        let rx = r.conn.stats().udp_rx;
+        (d + rx.datagrams, b + rx.bytes)
+    });
+    let payload = (packed * clients) as u64;
+    println!(
+        "QUIC wire packets: {datagrams} datagrams of {:.0} bytes on average; {:.1} MB received for {:.1} MB of bundle ({:.1}% headers and padding)",
+        wire_bytes as f64 / datagrams.max(1) as f64,
+        wire_bytes as f64 / 1e6,
+        payload as f64 / 1e6,
+        (wire_bytes as f64 / payload as f64 - 1.0) * 100.0
+    );
     Ok(PushFigure {
         seconds,
         mb_per_s: (packed * clients) as f64 / 1e6 / seconds,
