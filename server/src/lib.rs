@@ -109,6 +109,7 @@ impl Server {
         let flight = Arc::new(transfers::Flight::new(cfg.bundle_bytes_in_flight));
         let ctx = net::NetCtx {
             inbound: tx.clone(),
+            sim_waker: sim::SimWaker::new(sim.thread().clone()),
             limits: cfg.rate_limits.clone(),
             flight: flight.clone(),
             slots: net::AddressSlots::new(cfg.max_per_address),

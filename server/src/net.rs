@@ -23,7 +23,7 @@ pub use shard_protocol::close_code;
 use crate::admin::metrics::{self, DatagramDrop};
 use crate::config::RateLimits;
 use crate::ratelog::WarnLimiter;
-use crate::sim::{Inbound, warn_if_backlogged};
+use crate::sim::{Inbound, SimWaker, warn_if_backlogged};
 use crate::transfers::{Flight, Transfer};
 use crate::tuning::{
     DATAGRAM_FLOOD_FACTOR, FRAMES_PER_CHAT_LINE, HANDSHAKE_TIMEOUT, IDLE_CHECK_MIN, KICK_GRACE,
@@ -34,8 +34,10 @@ use crate::world::Outbound;
 /// What every connection task shares.
 #[derive(Clone)]
 pub struct NetCtx {
-    /// The simulation's inbound queue.
+    /// The simulation's inbound queue (awaited sends go through [`to_sim`]).
     pub inbound: mpsc::Sender<Inbound>,
+    /// Wakes the simulation for a message a player waits on.
+    pub sim_waker: SimWaker,
     /// Per-client rate limits.
     pub limits: RateLimits,
     /// The server-wide bundle budget.
@@ -50,6 +52,17 @@ pub struct NetCtx {
     pub warns: Arc<WarnLimiter<Option<IpAddr>>>,
     /// The QUIC configuration for each peer (its packet-size ceiling).
     pub configs: crate::transport::PeerConfigs,
+}
+
+/// Queues `m` for the simulation, waking it when a player waits on `m`
+/// ([`Inbound::urgent`]); fails only when the simulation has stopped.
+async fn to_sim(ctx: &NetCtx, m: Inbound) -> Result<(), mpsc::error::SendError<Inbound>> {
+    let urgent = m.urgent();
+    ctx.inbound.send(m).await?;
+    if urgent {
+        ctx.sim_waker.wake();
+    }
+    Ok(())
 }
 
 /// Connections held per source address, capped so one address cannot fill the server.
@@ -275,7 +288,7 @@ async fn serve(conn: quinn::Connection, ctx: NetCtx, _slot: Slot) {
         conn: Some(conn.clone()),
         reply: reply_tx,
     };
-    if ctx.inbound.send(join).await.is_err() {
+    if to_sim(&ctx, join).await.is_err() {
         return close(&conn, close_code::KICKED, "the server is stopping");
     }
     let peer = match reply_rx.await {
@@ -312,7 +325,7 @@ async fn serve(conn: quinn::Connection, ctx: NetCtx, _slot: Slot) {
         black_holes = path.black_holes_detected,
         "connection ended"
     );
-    let _ = ctx.inbound.send(Inbound::Left { peer }).await;
+    let _ = to_sim(&ctx, Inbound::Left { peer }).await;
     // The writer ends when the simulation drops this peer's queue.
     let _ = tokio::time::timeout(WRITER_DRAIN_TIMEOUT, writer).await;
 }
@@ -359,7 +372,7 @@ async fn read_loop(recv: &mut quinn::RecvStream, peer: u32, ctx: &NetCtx) -> Opt
         }
         metrics::message_in(&msg);
         warn_if_backlogged(&ctx.inbound, &ctx.warns, None);
-        if ctx.inbound.send(Inbound::Msg { peer, msg }).await.is_err() {
+        if to_sim(ctx, Inbound::Msg { peer, msg }).await.is_err() {
             return None;
         }
     }
@@ -551,7 +564,7 @@ async fn run_transfers(
                     }
                     Err(e) => debug!(peer, error = %e, "bundle transfer ended early"),
                 }
-                if ctx.inbound.send(Inbound::BundleSent { peer, sha256 }).await.is_err() {
+                if to_sim(&ctx, Inbound::BundleSent { peer, sha256 }).await.is_err() {
                     break;
                 }
                 if running.is_empty() {

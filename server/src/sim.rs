@@ -1,7 +1,10 @@
 //! The simulation thread: the one owner of the world and the supervisor of
 //! the plugin workers. It runs fixed ticks: drain the inbound queue, apply,
 //! run the plugins' part of the tick (each worker waited for at most its
-//! deadline), flush disconnections, sleep until the next tick.
+//! deadline), flush disconnections, wait for the next tick. While it waits,
+//! it applies the messages that run no plugin code as network tasks wake it
+//! for them ([`Inbound::between_ticks`]), so a joining player's Welcome and
+//! bundles do not wait one or two ticks.
 
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
@@ -124,6 +127,60 @@ pub enum Inbound {
     Shutdown,
 }
 
+impl Inbound {
+    /// Whether the simulation may apply this while it waits for the next
+    /// tick: messages that run no plugin code (plugin events they cause are
+    /// still delivered at the tick). Chat, RPCs, interactions and operator
+    /// commands wait for the tick, and so does everything queued behind them.
+    pub fn between_ticks(&self) -> bool {
+        match self {
+            Inbound::Join { .. }
+            | Inbound::Left { .. }
+            | Inbound::Moved { .. }
+            | Inbound::BundleSent { .. } => true,
+            Inbound::Msg { msg, .. } => matches!(
+                msg,
+                ClientMsg::NeedBundles { .. }
+                    | ClientMsg::BundleInstalled { .. }
+                    | ClientMsg::PeerState { .. }
+                    | ClientMsg::KeepAlive
+            ),
+            Inbound::Console { .. } | Inbound::Admin { .. } | Inbound::Shutdown => false,
+        }
+    }
+
+    /// Whether a player is waiting on this (its Welcome, its next bundle), so
+    /// the network task that queued it wakes the simulation ([`SimWaker`]).
+    pub fn urgent(&self) -> bool {
+        matches!(
+            self,
+            Inbound::Join { .. }
+                | Inbound::BundleSent { .. }
+                | Inbound::Msg {
+                    msg: ClientMsg::NeedBundles { .. },
+                    ..
+                }
+        )
+    }
+}
+
+/// Wakes the simulation thread from its wait for the next tick, so it applies
+/// an urgent message ([`Inbound::urgent`]) now instead of up to a tick later.
+#[derive(Clone, Debug)]
+pub struct SimWaker(std::thread::Thread);
+
+impl SimWaker {
+    /// The waker of the simulation running on `thread`.
+    pub fn new(thread: std::thread::Thread) -> Self {
+        Self(thread)
+    }
+
+    /// Wakes the simulation (after an urgent message was queued).
+    pub fn wake(&self) {
+        self.0.unpark();
+    }
+}
+
 /// Tick durations, for the load generator and the operator, and the
 /// simulation's other counters.
 #[derive(Debug, Default)]
@@ -208,6 +265,9 @@ pub struct Sim {
     cfg: Arc<ServerConfig>,
     admins: HashSet<Fingerprint>,
     inbound: mpsc::Receiver<Inbound>,
+    /// The first message that had to wait for the tick, taken off the queue
+    /// while waiting; the tick applies it before anything queued after it.
+    held: Option<Inbound>,
     stats: Arc<TickStats>,
     /// Events for plugins gathered since the last plugin phase.
     pending: Vec<GameEvent>,
@@ -282,6 +342,7 @@ impl Sim {
             cfg,
             admins,
             inbound,
+            held: None,
             rpc_gate,
             stats,
             pending: Vec::new(),
@@ -316,7 +377,7 @@ impl Sim {
             }
             let now = Instant::now();
             if next > now {
-                std::thread::sleep(next - now);
+                self.wait_for_tick(next);
                 next += tick;
             } else {
                 // Behind schedule: do not try to catch up with a burst of ticks.
@@ -398,6 +459,12 @@ impl Sim {
 
     /// Applies everything queued; false when the simulation must stop.
     fn drain(&mut self) -> bool {
+        if let Some(m) = self.held.take() {
+            if matches!(m, Inbound::Shutdown) {
+                return false;
+            }
+            self.apply(m);
+        }
         loop {
             match self.inbound.try_recv() {
                 Ok(Inbound::Shutdown) => return false,
@@ -405,6 +472,27 @@ impl Sim {
                 Err(mpsc::error::TryRecvError::Empty) => return true,
                 Err(mpsc::error::TryRecvError::Disconnected) => return false,
             }
+        }
+    }
+
+    /// Waits until `deadline`, applying what may be applied between ticks
+    /// ([`Inbound::between_ticks`]) whenever a [`SimWaker`] wakes this
+    /// thread. The first message that must wait for the tick is held, and
+    /// nothing behind it is taken, so messages keep their order.
+    fn wait_for_tick(&mut self, deadline: Instant) {
+        loop {
+            while self.held.is_none() {
+                match self.inbound.try_recv() {
+                    Ok(m) if m.between_ticks() => self.apply(m),
+                    Ok(m) => self.held = Some(m),
+                    Err(_) => break,
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            std::thread::park_timeout(deadline - now);
         }
     }
 

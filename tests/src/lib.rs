@@ -15,7 +15,7 @@ pub mod nginx;
 pub mod relay;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,6 +42,18 @@ pub struct TestServer {
     pub dir: TempDir,
 }
 
+/// Writes `files` (relative path, contents) under `plugin_dir`, creating
+/// sub-folders, for a server about to start.
+pub fn write_plugin_files(plugin_dir: &Path, files: &[(&str, &[u8])]) {
+    for (rel, data) in files {
+        let path = plugin_dir.join(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("plugin sub-folder");
+        }
+        std::fs::write(&path, data).expect("plugin file");
+    }
+}
+
 impl TestServer {
     /// Starts a server with `admins` and an empty plugin folder.
     pub fn start(admins: &[Fingerprint]) -> Self {
@@ -53,13 +65,7 @@ impl TestServer {
     pub fn start_with_files(admins: &[Fingerprint], files: &[(&str, &[u8])]) -> Self {
         Self::start_with(|cfg| {
             cfg.admins = admins.iter().map(|a| a.to_hex()).collect();
-            for (rel, data) in files {
-                let path = cfg.plugin_dir.join(rel);
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).expect("plugin sub-folder");
-                }
-                std::fs::write(&path, data).expect("plugin file");
-            }
+            write_plugin_files(&cfg.plugin_dir, files);
         })
     }
 

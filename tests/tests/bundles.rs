@@ -19,6 +19,14 @@ def hud(peer, args):
 const HUD_XL: &str = "localization:\n  onscreens:\n    en-us: ui\\hud.json\n";
 
 fn hud_server(admins: &[shard_protocol::identity::Fingerprint]) -> (TestServer, Vec<u8>) {
+    hud_server_with(admins, |_| {})
+}
+
+/// The HUD plugin's server, after `tweak` adjusts its configuration.
+fn hud_server_with(
+    admins: &[shard_protocol::identity::Fingerprint],
+    tweak: impl FnOnce(&mut shard_server::config::ServerConfig),
+) -> (TestServer, Vec<u8>) {
     // An archive of incompressible bytes, so the bundle spans several chunks.
     let archive = shard_cache::content::rdar::RdarBuilder::new()
         .file(
@@ -26,16 +34,20 @@ fn hud_server(admins: &[shard_protocol::identity::Fingerprint]) -> (TestServer, 
             noise(100 * 1024, 0x9e37_79b9_7f4a_7c15),
         )
         .build();
-    let srv = TestServer::start_with_files(
-        admins,
-        &[
-            ("hud.py", HUD_PY.as_bytes()),
-            ("hud/assets/ui/hud.json", br#"{"layout": "top-right"}"#),
-            ("hud/assets/hud.archive", &archive),
-            ("hud/assets/hud.archive.xl", HUD_XL.as_bytes()),
-            ("hud/client/hud.reds", HUD_REDS.as_bytes()),
-        ],
-    );
+    let srv = TestServer::start_with(|cfg| {
+        cfg.admins = admins.iter().map(|a| a.to_hex()).collect();
+        shard_e2e::write_plugin_files(
+            &cfg.plugin_dir,
+            &[
+                ("hud.py", HUD_PY.as_bytes()),
+                ("hud/assets/ui/hud.json", br#"{"layout": "top-right"}"#),
+                ("hud/assets/hud.archive", &archive),
+                ("hud/assets/hud.archive.xl", HUD_XL.as_bytes()),
+                ("hud/client/hud.reds", HUD_REDS.as_bytes()),
+            ],
+        );
+        tweak(cfg);
+    });
     (srv, archive)
 }
 
@@ -101,6 +113,30 @@ async fn cold_join_installs_the_bundle_and_a_warm_rejoin_transfers_nothing() {
         "{ev:?}"
     );
     assert_eq!(again.session.bundle_bytes_received(), 0);
+    srv.server.shutdown().await;
+}
+
+/// A joining player's Welcome, announcement and bundle do not wait for the
+/// simulation's ticks: on a server ticking once a second, the bundle is
+/// installed well within one tick. (Applied at ticks, the bundle request
+/// alone would wait for the tick after the Welcome: a second or more.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_player_gets_its_bundle_without_waiting_for_ticks() {
+    let (srv, _) = hud_server_with(&[], |cfg| cfg.tick_hz = 1);
+    let player = TestPlayer::new("vee");
+    let started = std::time::Instant::now();
+    let mut c = player.join(srv.addr).await;
+    c.expect("installed", |e| installed(e, "hud")).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(900),
+        "installed after {took:?}"
+    );
+    // Plugin code still runs at ticks: the command is answered at the next one.
+    c.session.say("/hud hello").await;
+    c.expect("rpc", |e| matches!(e, ClientEvent::Rpc { .. }))
+        .await;
+    c.session.close().await;
     srv.server.shutdown().await;
 }
 
