@@ -478,7 +478,9 @@ impl Sim {
     /// Waits until `deadline`, applying what may be applied between ticks
     /// ([`Inbound::between_ticks`]) whenever a [`SimWaker`] wakes this
     /// thread. The first message that must wait for the tick is held, and
-    /// nothing behind it is taken, so messages keep their order.
+    /// nothing behind it is taken, so messages keep their order. After each
+    /// wake it lets [`crate::tuning::SIM_WAKE_GAP`] pass, so a flood of
+    /// urgent messages wakes it at most once per gap.
     fn wait_for_tick(&mut self, deadline: Instant) {
         loop {
             while self.held.is_none() {
@@ -493,6 +495,9 @@ impl Sim {
                 return;
             }
             std::thread::park_timeout(deadline - now);
+            std::thread::sleep(
+                crate::tuning::SIM_WAKE_GAP.min(deadline.saturating_duration_since(Instant::now())),
+            );
         }
     }
 

@@ -249,6 +249,12 @@ pub const ADMIN_ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// start-up, small enough not to burst into a slow link.
 pub const BBR_INITIAL_WINDOW: u64 = 32 * 1200;
 
+/// Least time between two wakes of the simulation between ticks (see
+/// `Sim::wait_for_tick`): what an urgent message may wait at most for the
+/// ones behind it, and what caps the wakes a flood of them costs at 1000 a
+/// second whatever the number of players.
+pub const SIM_WAKE_GAP: Duration = Duration::from_millis(1);
+
 /// The longest a player may hold back an acknowledgement, asked of every
 /// connection (QUIC's ACK-frequency extension; quinn's own default is 25 ms).
 /// Acknowledgements still go out every second packet during a transfer;
