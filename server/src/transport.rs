@@ -286,11 +286,11 @@ const MAX_UDP_SEND: usize = 65_535 - 20 - 8;
 /// [`MAX_UDP_SEND`]. quinn batches up to 10 packets of a connection into one
 /// segmentation-offload (GSO) send; with the packets of a route with a large
 /// MTU (loopback, a jumbo-frame LAN: up to 32 KiB here) such a batch is up
-/// to 320 KiB, the kernel refuses it whole, and all its packets are lost: losses that cost the
-/// sender its window and can make quinn's black-hole detection fall back to
-/// 1200-byte packets. Here a batch too large for one send goes out as several,
-/// each a whole number of packets; batches of standard-size packets (10 ×
-/// 1452) are passed through untouched.
+/// to 320 KiB, the kernel refuses it whole, and all its packets are lost:
+/// losses that cost the sender its window and can make quinn's black-hole
+/// detection fall back to 1200-byte packets. Here a batch too large for one
+/// send goes out as several, each a whole number of packets; batches of
+/// standard-size packets (10 × 1452) are passed through untouched.
 #[derive(Debug)]
 pub struct BoundedSends {
     inner: Arc<dyn quinn::AsyncUdpSocket>,
