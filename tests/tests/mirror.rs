@@ -266,6 +266,57 @@ async fn a_truncated_file_on_the_mirror_falls_back_to_quic() {
     .await;
 }
 
+/// A mirror that answers every request with `body` as it is when the
+/// request comes, sent chunked (no `Content-Length`, as a dynamic server or
+/// a proxy may); returns its base URL.
+async fn chunked_mirror(body: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let body = body.lock().unwrap().clone();
+            tokio::spawn(async move {
+                // The request head is small; its content does not matter here.
+                let mut head = [0u8; 4096];
+                let _ = s.read(&mut head).await;
+                let mut out =
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                        .to_vec();
+                for piece in body.chunks(16 * 1024) {
+                    out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                    out.extend_from_slice(piece);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+                let _ = s.write_all(&out).await;
+            });
+        }
+    });
+    format!("http://{addr}/")
+}
+
+/// A mirror that sends no length and then more bytes than announced: the
+/// download stops at the announced length, its partial file is discarded and
+/// QUIC brings the bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_that_sends_more_than_announced_falls_back_to_quic() {
+    let body = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let url = chunked_mirror(body.clone()).await;
+    falls_back(
+        NginxOptions::default(),
+        |_, big| {
+            let mut longer = big.bytes.clone();
+            longer.extend_from_slice(&[0u8; 64 * 1024]);
+            *body.lock().unwrap() = longer;
+            None
+        },
+        Some(url),
+        "sent more than the announced",
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_bundle_under_this_hash_falls_back_to_quic() {
     falls_back(
