@@ -478,6 +478,9 @@ mod tests {
         let mut ep_cfg = quinn::EndpointConfig::default();
         ep_cfg.max_udp_payload_size(UDP_PAYLOAD_CEILING).unwrap();
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // As the real client does: room for a whole send window if the
+        // client's task is slow to read (the kernel may cap it).
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(tuning::UDP_RECV_BUFFER);
         let client =
             quinn::Endpoint::new(ep_cfg, None, socket, quinn::default_runtime().unwrap()).unwrap();
         let conn = client
@@ -528,13 +531,20 @@ mod tests {
     /// kernel refuses quinn's batches of such packets and the sender counts
     /// them lost.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_loopback_transfer_uses_the_largest_packets_and_loses_none() {
+    async fn a_loopback_transfer_gets_the_largest_packets_and_keeps_them() {
         const BYTES: usize = 8 * 1024 * 1024;
         let (sent, received) = loopback_transfer(BYTES, None).await;
         assert_eq!(sent.path.current_mtu, UDP_PAYLOAD_CEILING);
         assert_eq!(sent.path.sent_plpmtud_probes, 1, "one probe, no search");
-        assert_eq!(sent.path.lost_packets, 0, "the kernel took every send");
+        // Without BoundedSends most batches are refused: many losses, and
+        // black-hole detection drops the packets to 1200 bytes.
         assert_eq!(sent.path.black_holes_detected, 0);
+        assert!(
+            sent.path.lost_packets * 100 <= sent.path.sent_packets,
+            "{} of {} packets lost",
+            sent.path.lost_packets,
+            sent.path.sent_packets
+        );
         // Padding and headers: under 1% over the payload.
         assert!(
             received.bytes < (BYTES as u64) * 101 / 100,
