@@ -80,17 +80,13 @@ impl RuntimeCache {
     }
 
     /// Checks the completed download's hash and moves it into the store; a
-    /// mismatch deletes the partial file so the next try starts over.
+    /// mismatch deletes the partial file so the next try starts over. For a
+    /// file written by other means; a receiver keeping a [`PartialFile`]
+    /// open calls [`PartialFile::finish`], which this opens and calls.
     pub fn finish_partial(&self, sha: &[u8; 32]) -> Result<PathBuf, CacheError> {
-        self.finish_partial_verified(sha)
+        self.open_partial(sha)?
+            .finish(self)
             .map(|v| self.bundle_path(&v.sha256))
-    }
-
-    /// [`Self::finish_partial`] for a download written by another writer (a
-    /// mirror): the file is read and hashed once, then moved into the store,
-    /// ready for [`RuntimeCache::stage_verified`].
-    pub fn finish_partial_verified(&self, sha: &[u8; 32]) -> Result<VerifiedBundle, CacheError> {
-        self.open_partial(sha)?.finish(self)
     }
 
     /// Drops a partial download (e.g. the server announced a new version).

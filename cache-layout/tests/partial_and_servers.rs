@@ -291,7 +291,7 @@ fn verified_partial_stages_only_under_its_own_hash() {
     let cache = RuntimeCache::open(t.path()).unwrap();
     let (bytes, sha) = bundle();
     cache.append_partial(&sha, 0, &bytes).unwrap();
-    let verified = cache.finish_partial_verified(&sha).unwrap();
+    let verified = cache.open_partial(&sha).unwrap().finish(&cache).unwrap();
     assert_eq!(verified.sha256(), &sha);
     assert!(cache.has_bundle(&sha));
     assert_eq!(cache.partial_offset(&sha).unwrap(), 0);
@@ -317,7 +317,7 @@ fn verified_partial_stages_only_under_its_own_hash() {
     // The size the server announced still caps it.
     let again = || {
         cache.append_partial(&sha, 0, &bytes).unwrap();
-        cache.finish_partial_verified(&sha).unwrap()
+        cache.open_partial(&sha).unwrap().finish(&cache).unwrap()
     };
     let err = cache
         .stage_verified(&req(sha), again(), unpacked_len - 1)
@@ -342,6 +342,10 @@ fn verified_partial_with_wrong_hash_is_discarded() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     cache.append_partial(&sha, 0, &bytes).unwrap();
-    let err = cache.finish_partial_verified(&sha).unwrap_err();
+    let err = cache
+        .open_partial(&sha)
+        .unwrap()
+        .finish(&cache)
+        .unwrap_err();
     assert_refused_and_discarded(&err, &cache, &sha);
 }
