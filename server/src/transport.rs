@@ -475,14 +475,8 @@ mod tests {
         let (client_cfg, _) = client_id
             .quic_client_config(Some(server_id.fingerprint))
             .unwrap();
-        let mut ep_cfg = quinn::EndpointConfig::default();
-        ep_cfg.max_udp_payload_size(UDP_PAYLOAD_CEILING).unwrap();
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        // As the real client does: room for a whole send window if the
-        // client's task is slow to read (the kernel may cap it).
-        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(tuning::UDP_RECV_BUFFER);
         let client =
-            quinn::Endpoint::new(ep_cfg, None, socket, quinn::default_runtime().unwrap()).unwrap();
+            shard_client::session::client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
         let conn = client
             .connect_with(client_cfg, addr, shard_protocol::identity::SERVER_NAME)
             .unwrap()
