@@ -12,6 +12,12 @@
 //! bundle file to as many concurrent `h2load` downloads, and its figure is
 //! printed beside QUIC's.
 //!
+//! Every client stays connected until the last has installed, as players
+//! stay in the game. `--rounds N` repeats the push, the wire alone, the
+//! install alone and nginx alone in turn, N times in one run; the last line
+//! then carries the medians, and the QUIC installed / nginx ratio of every
+//! round (one run on a shared machine moves by ±20%).
+//!
 //! Mirror (`--mirror`, with the push): nginx serves the `publish-bundles`
 //! output over HTTPS + HTTP/2, a server lists it in `asset_mirrors`, and as
 //! many real clients join at once and install from the mirror (the server
@@ -41,6 +47,7 @@
 //! ```text
 //! cargo run --release -p shard-e2e --bin bundle_push -- --clients 64
 //! cargo run --release -p shard-e2e --bin bundle_push -- --clients 64 --mirror
+//! cargo run --release -p shard-e2e --bin bundle_push -- --clients 64 --mirror --rounds 5
 //! cargo run --release -p shard-e2e --bin bundle_push -- --lossy --loss 0,1,3
 //! cargo run --release -p shard-e2e --bin bundle_push -- --attack amplification
 //! cargo run --release -p shard-e2e --bin bundle_push -- --attack non-reading --attackers 6
@@ -80,6 +87,11 @@ struct Args {
     /// clients on one machine do not measure one shared disk (default: the temp folder).
     #[arg(long)]
     client_dir: Option<PathBuf>,
+    /// Rounds of the push (QUIC push, wire alone, install alone, nginx
+    /// alone, in turn): each is printed, and the last line carries the
+    /// medians and the QUIC installed / nginx ratio of each round.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Skip the nginx + h2load figure (it is skipped anyway when nginx or h2load is missing).
     #[arg(long)]
     no_nginx: bool,
@@ -217,6 +229,17 @@ struct PushFigure {
     from_mirror: u64,
 }
 
+/// The figures of one round of the push: the same payload and clients over
+/// QUIC (installed and wire alone), the install work alone and nginx alone.
+struct Round {
+    arrived: PushFigure,
+    quic: PushFigure,
+    wire: PushFigure,
+    alone: PushFigure,
+    server_cpu: f64,
+    nginx: Option<PushFigure>,
+}
+
 async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
     let clients = args.clients;
     let dir = tempfile::tempdir()?;
@@ -232,75 +255,33 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
         cfg.push_str(line);
         cfg.push('\n');
     }
-    let srv = ServerProcess::start(&bin, dir.path(), &cfg)?;
-    println!(
-        "bundle: {:.2} MB packed; {clients} clients joining at once; server {} (pid {}) on {}",
-        packed as f64 / 1e6,
-        bin.display(),
-        srv.child.id(),
-        srv.addr
-    );
-    // Let the server load its plugin and pack the bundle before the clock starts.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let homes = match &args.client_dir {
-        Some(d) => tempfile::tempdir_in(d)?,
-        None => tempfile::tempdir()?,
-    };
-    let cpu_before = cpu_secs(srv.child.id());
-    let clients_before = cpu_secs(std::process::id());
-    let quic_only = shard_client::ContentSettings::default();
-    let (arrived, quic) = quic_push(srv.addr, homes.path(), clients, packed, &quic_only).await?;
-    let server_cpu = cpu_secs(srv.child.id()) - cpu_before;
-    let clients_cpu = cpu_secs(std::process::id()) - clients_before;
-    println!(
-        "QUIC push: all {clients} clients had the bundle in {:.2} s ({:.1} MB/s) and installed it in {:.2} s: {:.1} MB pushed, {:.1} MB/s aggregate (CPU: server {server_cpu:.2} s, clients {clients_cpu:.2} s; client caches in {})",
-        arrived.seconds,
-        arrived.mb_per_s,
-        quic.seconds,
-        (packed * clients) as f64 / 1e6,
-        quic.mb_per_s,
-        homes.path().display()
-    );
-    let (me, server) = (std::process::id(), srv.child.id());
-    let (me0, server0) = (cpu_secs(me), cpu_secs(server));
-    let wire = quic_wire(&srv, clients, packed).await?;
-    println!(
-        "QUIC wire alone (raw clients read the stream and discard it, as h2load does): {:.2} s, {:.1} MB/s aggregate (CPU: server {:.2} s, clients {:.2} s)",
-        wire.seconds,
-        wire.mb_per_s,
-        cpu_secs(server) - server0,
-        cpu_secs(me) - me0
-    );
-    drop(srv);
-    let homes_alone = match &args.client_dir {
-        Some(d) => tempfile::tempdir_in(d)?,
-        None => tempfile::tempdir()?,
-    };
-    let (alone, alone_cpu) = install_alone(&bundle, homes_alone.path(), clients)?;
-    println!(
-        "install alone (no network: {clients} downloads written chunk by chunk, verified and installed at once on {clients} threads, as the clients' bundle threads do): {:.2} s, {:.1} MB/s aggregate, {:.1} ms CPU per bundle",
-        alone.seconds,
-        alone.mb_per_s,
-        alone_cpu * 1e3 / clients as f64
-    );
-    drop(homes_alone);
-
-    // The mirror path, then nginx alone on the same nginx and file.
-    let mut mirror = None;
+    // nginx serves the `publish-bundles` output from the start (idle until asked).
     let served = if args.mirror || !args.no_nginx {
         serve_bundle(dir.path(), args.mirror)?
     } else {
         None
     };
+    let rounds = args.rounds.max(1);
+    let mut done = Vec::with_capacity(rounds);
+    for round in 1..=rounds {
+        if rounds > 1 {
+            println!("round {round} of {rounds}:");
+        }
+        let nginx = match (&served, args.no_nginx) {
+            (Some((nginx, file)), false) => Some((nginx, file.as_str())),
+            _ => None,
+        };
+        done.push(push_round(args, dir.path(), &bin, &cfg, &bundle, nginx).await?);
+    }
+
+    // The mirror path, on the same nginx and file.
+    let mut mirror = None;
     if let (true, Some((nginx, file))) = (args.mirror, &served) {
         let mut cfg = cfg.clone();
         cfg.push_str(&format!("asset_mirrors = [\"{}\"]\n", nginx.url()));
         let srv = ServerProcess::start(&bin, dir.path(), &cfg)?;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let homes = match &args.client_dir {
-            Some(d) => tempfile::tempdir_in(d)?,
-            None => tempfile::tempdir()?,
-        };
+        let homes = client_homes(args)?;
         let content = shard_client::ContentSettings {
             mirrors: shard_client::mirror::MirrorSettings {
                 extra_ca_pem: nginx.cert_pem.clone().map(String::into_bytes),
@@ -320,9 +301,144 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
         );
         mirror = Some(fig);
     }
-    let nginx = match (&served, args.no_nginx) {
-        (Some((nginx, file)), false) => nginx_push(nginx, file, packed, clients)?,
-        _ => None,
+
+    // One figure per measure: the round itself, or the median over the rounds.
+    let med = |f: &dyn Fn(&Round) -> Option<f64>| median(done.iter().filter_map(f).collect());
+    let ratios: Vec<f64> = done
+        .iter()
+        .filter_map(|r| r.nginx.as_ref().map(|n| r.quic.mb_per_s / n.mb_per_s))
+        .collect();
+    if rounds > 1 {
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "over {rounds} rounds (medians): QUIC installed {:.1} MB/s, wire alone {:.1} MB/s, install alone {:.1} MB/s, nginx {}; QUIC installed / nginx per round: {}",
+            med(&|r| Some(r.quic.mb_per_s)).unwrap_or(f64::NAN),
+            med(&|r| Some(r.wire.mb_per_s)).unwrap_or(f64::NAN),
+            med(&|r| Some(r.alone.mb_per_s)).unwrap_or(f64::NAN),
+            med(&|r| r.nginx.as_ref().map(|n| n.mb_per_s))
+                .map_or("skipped".to_string(), |v| format!("{v:.1} MB/s")),
+            if ratios.is_empty() {
+                "none".to_string()
+            } else {
+                list(&ratios)
+            }
+        );
+    }
+    // Rounded figures: the line is for people and scripts, not for digits of noise.
+    let r = |v: Option<f64>, places: i32| {
+        v.map(|v| (v * 10f64.powi(places)).round() / 10f64.powi(places))
+    };
+    let line = serde_json::json!({
+        "clients": clients,
+        "bundle_bytes": packed,
+        "rounds": rounds,
+        "quic_seconds": r(med(&|x| Some(x.quic.seconds)), 3),
+        "quic_mb_per_s": r(med(&|x| Some(x.quic.mb_per_s)), 1),
+        "quic_arrived_seconds": r(med(&|x| Some(x.arrived.seconds)), 3),
+        "quic_arrived_mb_per_s": r(med(&|x| Some(x.arrived.mb_per_s)), 1),
+        "quic_wire_seconds": r(med(&|x| Some(x.wire.seconds)), 3),
+        "quic_wire_mb_per_s": r(med(&|x| Some(x.wire.mb_per_s)), 1),
+        "install_alone_seconds": r(med(&|x| Some(x.alone.seconds)), 3),
+        "install_alone_mb_per_s": r(med(&|x| Some(x.alone.mb_per_s)), 1),
+        "server_cpu_seconds": r(med(&|x| Some(x.server_cpu)), 2),
+        "mirror_seconds": r(mirror.as_ref().map(|m| m.seconds), 3),
+        "mirror_mb_per_s": r(mirror.as_ref().map(|m| m.mb_per_s), 1),
+        "nginx_seconds": r(med(&|x| x.nginx.as_ref().map(|n| n.seconds)), 3),
+        "nginx_mb_per_s": r(med(&|x| x.nginx.as_ref().map(|n| n.mb_per_s)), 1),
+        "quic_over_nginx": r(median(ratios.clone()), 2),
+        "quic_over_nginx_rounds": ratios.iter().map(|v| r(Some(*v), 2)).collect::<Vec<_>>(),
+    });
+    println!("{line}");
+    Ok(())
+}
+
+/// The median of `v` (the mean of the middle two for an even count); `None` when empty.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => v.get(n / 2).copied(),
+        _ => Some((v.get(n / 2 - 1)? + v.get(n / 2)?) / 2.0),
+    }
+}
+
+/// A fresh folder for the clients' homes (under `--client-dir` when given).
+fn client_homes(args: &Args) -> anyhow::Result<tempfile::TempDir> {
+    Ok(match &args.client_dir {
+        Some(d) => tempfile::tempdir_in(d)?,
+        None => tempfile::tempdir()?,
+    })
+}
+
+/// One round: a fresh server process, the QUIC push to fresh clients and
+/// the wire alone, then (server stopped) the install work alone and nginx
+/// alone, each printed as it is measured.
+async fn push_round(
+    args: &Args,
+    dir: &Path,
+    bin: &Path,
+    cfg: &str,
+    bundle: &shard_cache::PackedBundle,
+    nginx: Option<(&Nginx, &str)>,
+) -> anyhow::Result<Round> {
+    let clients = args.clients;
+    let packed = bundle.bytes.len();
+    let srv = ServerProcess::start(bin, dir, cfg)?;
+    println!(
+        "bundle: {:.2} MB packed; {clients} clients joining at once; server {} (pid {}) on {}",
+        packed as f64 / 1e6,
+        bin.display(),
+        srv.child.id(),
+        srv.addr
+    );
+    // Let the server load its plugin and pack the bundle before the clock starts.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let homes = client_homes(args)?;
+    let cpu_before = cpu_secs(srv.child.id());
+    let clients_before = cpu_secs(std::process::id());
+    let quic_only = shard_client::ContentSettings::default();
+    let (arrived, quic) = quic_push(srv.addr, homes.path(), clients, packed, &quic_only).await?;
+    let server_cpu = cpu_secs(srv.child.id()) - cpu_before;
+    let clients_cpu = cpu_secs(std::process::id()) - clients_before;
+    println!(
+        "QUIC push: all {clients} clients had the bundle in {:.2} s ({:.1} MB/s) and installed it in {:.2} s: {:.1} MB pushed, {:.1} MB/s aggregate (CPU: server {server_cpu:.2} s, clients {clients_cpu:.2} s; client caches in {})",
+        arrived.seconds,
+        arrived.mb_per_s,
+        quic.seconds,
+        (packed * clients) as f64 / 1e6,
+        quic.mb_per_s,
+        homes.path().display()
+    );
+    drop(homes);
+    let (me, server) = (std::process::id(), srv.child.id());
+    let (me0, server0) = (cpu_secs(me), cpu_secs(server));
+    let wire = quic_wire(&srv, clients, packed).await?;
+    println!(
+        "QUIC wire alone (raw clients read the stream and discard it, as h2load does): {:.2} s, {:.1} MB/s aggregate (CPU: server {:.2} s, clients {:.2} s)",
+        wire.seconds,
+        wire.mb_per_s,
+        cpu_secs(server) - server0,
+        cpu_secs(me) - me0
+    );
+    drop(srv);
+    let homes_alone = client_homes(args)?;
+    let (alone, alone_cpu) = install_alone(bundle, homes_alone.path(), clients)?;
+    println!(
+        "install alone (no network: {clients} downloads written chunk by chunk, verified and installed at once on {clients} threads, as the clients' bundle threads do): {:.2} s, {:.1} MB/s aggregate, {:.1} ms CPU per bundle",
+        alone.seconds,
+        alone.mb_per_s,
+        alone_cpu * 1e3 / clients as f64
+    );
+    drop(homes_alone);
+    let nginx = match nginx {
+        Some((nginx, file)) => nginx_push(nginx, file, packed, clients)?,
+        None => None,
     };
     match &nginx {
         Some(n) => println!(
@@ -335,35 +451,14 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
         ),
         None => println!("nginx alone: skipped"),
     }
-    // Rounded figures: the line is for people and scripts, not for digits of noise.
-    let r = |v: f64, places: i32| (v * 10f64.powi(places)).round() / 10f64.powi(places);
-    let mut line = serde_json::json!({
-        "clients": clients,
-        "bundle_bytes": packed,
-        "quic_seconds": r(quic.seconds, 3),
-        "quic_mb_per_s": r(quic.mb_per_s, 1),
-        "quic_arrived_seconds": r(arrived.seconds, 3),
-        "quic_arrived_mb_per_s": r(arrived.mb_per_s, 1),
-        "quic_wire_seconds": r(wire.seconds, 3),
-        "quic_wire_mb_per_s": r(wire.mb_per_s, 1),
-        "install_alone_seconds": r(alone.seconds, 3),
-        "install_alone_mb_per_s": r(alone.mb_per_s, 1),
-        "server_cpu_seconds": r(server_cpu, 2),
-        "mirror_seconds": null,
-        "mirror_mb_per_s": null,
-        "nginx_seconds": null,
-        "nginx_mb_per_s": null,
-    });
-    if let Some(m) = &mirror {
-        line["mirror_seconds"] = r(m.seconds, 3).into();
-        line["mirror_mb_per_s"] = r(m.mb_per_s, 1).into();
-    }
-    if let Some(n) = &nginx {
-        line["nginx_seconds"] = r(n.seconds, 3).into();
-        line["nginx_mb_per_s"] = r(n.mb_per_s, 1).into();
-    }
-    println!("{line}");
-    Ok(())
+    Ok(Round {
+        arrived,
+        quic,
+        wire,
+        alone,
+        server_cpu,
+        nginx,
+    })
 }
 
 /// User + system CPU time a process has used so far, seconds (0 when unknown).
@@ -382,7 +477,9 @@ fn cpu_secs(pid: u32) -> f64 {
 }
 
 /// `clients` real clients (homes under `dir`) join `addr` at once; returns
-/// when all had received and installed it.
+/// when all had received and installed it. Every client stays connected
+/// until the last has installed, as players stay in the game (and as the
+/// raw clients of [`quic_wire`] do), so no client's leaving is timed.
 async fn quic_push(
     addr: SocketAddr,
     dir: &Path,
@@ -396,17 +493,26 @@ async fn quic_push(
         let home = dir.join(format!("client{i}"));
         let content = content.clone();
         tasks.push(tokio::spawn(async move {
-            install_once(addr, &home, &format!("c{i}"), content).await
+            join_and_install(addr, &home, &format!("c{i}"), content).await
         }));
     }
     let (mut total, mut from_mirror) = (0u64, 0u64);
     let (mut received, mut installed) = (started, started);
+    let mut sessions = Vec::with_capacity(clients);
     for t in tasks {
-        let a = t.await?.map_err(anyhow::Error::msg)?;
+        let (a, session) = t.await?.map_err(anyhow::Error::msg)?;
         total += a.bytes + a.mirror_bytes;
         from_mirror += a.mirror_bytes;
         received = received.max(a.received);
         installed = installed.max(a.installed);
+        sessions.push(session);
+    }
+    let leaving: Vec<_> = sessions
+        .into_iter()
+        .map(|s| tokio::spawn(s.close()))
+        .collect();
+    for l in leaving {
+        let _ = l.await;
     }
     let expected = packed as u64 * clients as u64;
     if total != expected {
@@ -736,15 +842,29 @@ struct Arrival {
     installed: Instant,
 }
 
-/// A real client joins from `home`, waits until the bundle is installed;
-/// returns the bundle bytes it received, and when they had arrived and
-/// when it was installed.
+/// A real client joins from `home`, waits until the bundle is installed,
+/// and leaves; returns the bundle bytes it received, and when they had
+/// arrived and when it was installed.
 async fn install_once(
     addr: SocketAddr,
     home: &Path,
     name: &str,
     content: shard_client::ContentSettings,
 ) -> Result<Arrival, String> {
+    let (arrival, session) = join_and_install(addr, home, name, content).await?;
+    session.close().await;
+    Ok(arrival)
+}
+
+/// A real client joins from `home` and waits until the bundle is
+/// installed; returns when it arrived and was installed, and the session,
+/// still connected (a player stays in the game after its download).
+async fn join_and_install(
+    addr: SocketAddr,
+    home: &Path,
+    name: &str,
+    content: shard_client::ContentSettings,
+) -> Result<(Arrival, Session), String> {
     let opts = ConnectOptions {
         addr,
         name: name.to_string(),
@@ -777,13 +897,13 @@ async fn install_once(
     let installed = Instant::now();
     let bytes = s.bundle_bytes_received();
     let mirror_bytes = s.mirror_bytes_received();
-    s.close().await;
-    Ok(Arrival {
+    let arrival = Arrival {
         bytes,
         mirror_bytes,
         received: received.unwrap_or(installed),
         installed,
-    })
+    };
+    Ok((arrival, s))
 }
 
 struct AttackOpts {
