@@ -7,7 +7,7 @@
 //! ([`RuntimeCache::stage_verified`]), straight from the stored file.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
@@ -128,6 +128,16 @@ impl PartialFile {
     /// is refused since bytes would be missing, and the total is capped at
     /// the largest bundle allowed. After an error, drop it and open it again.
     pub fn write_at(&mut self, offset: u64, chunk: &[u8]) -> Result<u64, CacheError> {
+        self.write_parts_at(offset, &[chunk])
+    }
+
+    /// [`Self::write_at`] for a chunk in the pieces it arrived in (off a QUIC
+    /// stream), written in one vectored write rather than joined first.
+    pub fn write_parts_at<B: AsRef<[u8]>>(
+        &mut self,
+        offset: u64,
+        parts: &[B],
+    ) -> Result<u64, CacheError> {
         let have = self.len;
         if offset > have {
             return Err(CacheError::PartialGap {
@@ -136,7 +146,8 @@ impl PartialFile {
                 have,
             });
         }
-        let end = offset.saturating_add(chunk.len() as u64);
+        let len: u64 = parts.iter().map(|p| p.as_ref().len() as u64).sum();
+        let end = offset.saturating_add(len);
         if end > MAX_BUNDLE_PACKED {
             return Err(CacheError::PartialTooLarge {
                 sha256: hex::encode(self.sha256),
@@ -150,10 +161,11 @@ impl PartialFile {
                 .map_err(io_err("truncating", &self.path))?;
             self.rehash(offset)?;
         }
-        self.file
-            .write_all(chunk)
-            .map_err(io_err("writing", &self.path))?;
-        self.hasher.update(chunk);
+        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p.as_ref())).collect();
+        write_all_vectored(&mut self.file, &mut slices).map_err(io_err("writing", &self.path))?;
+        for p in parts {
+            self.hasher.update(p.as_ref());
+        }
         self.len = end;
         Ok(end)
     }
@@ -201,6 +213,20 @@ impl PartialFile {
         sync_dir(&cache.store_dir())?;
         Ok(VerifiedBundle { sha256 })
     }
+}
+
+/// Writes every byte of `bufs` (`Write::write_all_vectored` is not stable).
+fn write_all_vectored(file: &mut File, mut bufs: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match file.write_vectored(bufs) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A bundle whose bytes hashed to `sha256` as they were written, now in the

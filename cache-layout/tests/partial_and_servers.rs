@@ -246,6 +246,48 @@ fn an_open_partial_file_hashes_what_an_earlier_run_left_and_a_rewind() {
     assert_stored(&cache, &sha, &bytes);
 }
 
+/// Chunks written in the pieces they arrived in (as off a QUIC stream:
+/// empty, tiny and large pieces, a rewind across piece edges) make the same
+/// file and hash as the bytes written whole.
+#[test]
+fn chunks_written_in_pieces_are_the_bundle() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = RuntimeCache::open(t.path()).unwrap();
+    let (bytes, sha) = bundle();
+    let mut f = cache.open_partial(&sha).unwrap();
+    let mut at = 0usize;
+    for (i, chunk) in bytes.chunks(CHUNK_SIZE).enumerate() {
+        let cut = (i * 7919) % (chunk.len() + 1);
+        let pieces: [&[u8]; 4] = [
+            &chunk[..cut],
+            &[],
+            &chunk[cut..cut + (chunk.len() - cut) / 2],
+            &chunk[cut + (chunk.len() - cut) / 2..],
+        ];
+        at += chunk.len();
+        assert_eq!(
+            f.write_parts_at((i * CHUNK_SIZE) as u64, &pieces).unwrap(),
+            at as u64
+        );
+    }
+    // The sender went back one chunk: written again in other pieces.
+    let back = bytes.len() - CHUNK_SIZE / 2;
+    let tail = &bytes[back..];
+    assert_eq!(
+        f.write_parts_at(back as u64, &[&tail[..1], &tail[1..]])
+            .unwrap(),
+        bytes.len() as u64
+    );
+    // A piece beyond the end is still a gap.
+    assert!(matches!(
+        f.write_parts_at(bytes.len() as u64 + 1, &[&b"x"[..]]),
+        Err(CacheError::PartialGap { .. })
+    ));
+    let verified = cache.open_partial(&sha).unwrap().finish(&cache).unwrap();
+    assert_eq!(verified.sha256(), &sha);
+    assert_eq!(cache.read_bundle(&sha).unwrap(), bytes);
+}
+
 #[test]
 fn an_open_partial_file_with_the_wrong_bytes_is_discarded_on_finish() {
     let t = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use shard_cache::{
     BundleUse, CacheError, ContentAnswer, InstallRequest, PartialFile, RuntimeCache,
     VerifiedBundle, mb,
@@ -644,7 +645,7 @@ impl BundleReceiver {
         });
     }
 
-    fn chunk(&mut self, plugin_id: u16, len: u64, chunk_id: u32, data: &[u8]) {
+    fn chunk(&mut self, plugin_id: u16, len: u64, chunk_id: u32, data: &[Bytes]) {
         let Some(w) = self.wanted.get_mut(&plugin_id) else {
             warn!(
                 plugin_id,
@@ -657,18 +658,17 @@ impl BundleReceiver {
         }
         w.from_server = true;
         let (sha256, total) = (w.sha256, w.len);
-        self.stats
-            .bytes
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let got: usize = data.iter().map(Bytes::len).sum();
+        self.stats.bytes.fetch_add(got as u64, Ordering::Relaxed);
         let offset = u64::from(chunk_id) * CHUNK_SIZE as u64;
         let written = match self.partials.entry(sha256) {
             std::collections::hash_map::Entry::Occupied(mut e) => {
-                e.get_mut().write_at(offset, data)
+                e.get_mut().write_parts_at(offset, data)
             }
             std::collections::hash_map::Entry::Vacant(e) => self
                 .cache
                 .open_partial(&sha256)
-                .and_then(|f| e.insert(f).write_at(offset, data)),
+                .and_then(|f| e.insert(f).write_parts_at(offset, data)),
         };
         let have = match written {
             Ok(n) => n,

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use shard_cache::RuntimeCache;
 use shard_protocol::frame::{
-    decode_asset_chunk, decode_datagram, encode_datagram, read_frame, read_frame_body, write_frame,
+    FramePieces, decode_asset_chunk_parts, decode_datagram, encode_datagram, read_frame,
+    write_frame,
 };
 use shard_protocol::identity::{Fingerprint, Identity, SERVER_NAME};
 use shard_protocol::limits::MAX_EVENT_QUEUE_BYTES;
@@ -526,10 +527,23 @@ async fn bundle_streams(conn: quinn::Connection, work: mpsc::Sender<BundleWork>)
         let work = work.clone();
         let conn = conn.clone();
         let stream_task = async move {
+            // Frames are cut from the stream's own buffers: bundle bytes are
+            // copied only into the store.
+            let mut frames = FramePieces::default();
             loop {
-                let chunk = match read_frame_body(&mut stream).await {
-                    Ok(Some(body)) => decode_asset_chunk(body),
-                    Ok(None) => return,
+                let chunk = match frames.next_frame() {
+                    Ok(Some(body)) => decode_asset_chunk_parts(body),
+                    Ok(None) => match stream.read_chunk(frames.wanted(), true).await {
+                        Ok(Some(piece)) => {
+                            frames.push(piece.bytes);
+                            continue;
+                        }
+                        Ok(None) => match frames.finish() {
+                            Ok(()) => return,
+                            Err(e) => Err(e),
+                        },
+                        Err(e) => Err(shard_protocol::ProtocolError::Io(e.into())),
+                    },
                     Err(e) => Err(e),
                 };
                 match chunk {

@@ -3,6 +3,7 @@
 //!
 //! Datagrams carry one postcard-encoded message with no prefix.
 
+use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -213,9 +214,10 @@ where
 }
 
 /// One `AssetBundle` chunk as read off a bundle stream, its data left in the
-/// frame body it arrived in, so a receiver copies bundle bytes only into its
-/// own store. Built only by [`decode_asset_chunk`], so it passed the same
-/// checks as a decoded `ServerMsg::AssetBundle`.
+/// pieces it arrived in, so a receiver copies bundle bytes only into its own
+/// store. Built only by [`decode_asset_chunk`] and
+/// [`decode_asset_chunk_parts`], so it passed the same checks as a decoded
+/// `ServerMsg::AssetBundle`.
 #[derive(Debug)]
 pub struct AssetChunk {
     /// The plugin whose bundle this is.
@@ -224,51 +226,194 @@ pub struct AssetChunk {
     pub len: u64,
     /// Index of this chunk (offset = `chunk_id * CHUNK_SIZE`).
     pub chunk_id: u32,
-    body: Vec<u8>,
-    data_at: usize,
+    data: Vec<Bytes>,
 }
 
 impl AssetChunk {
-    /// The chunk's bytes.
-    pub fn data(&self) -> &[u8] {
-        self.body.get(self.data_at..).unwrap_or_default()
+    /// The chunk's bytes, in the pieces they arrived in (in order).
+    pub fn data(&self) -> &[Bytes] {
+        &self.data
+    }
+
+    /// How many bytes the chunk holds.
+    pub fn data_len(&self) -> usize {
+        self.data.iter().map(Bytes::len).sum()
     }
 }
+
+/// The longest `AssetBundle` header postcard writes: the variant and four
+/// integers as varints (u32, u16, u64, u32, usize).
+const MAX_CHUNK_HEADER: usize = 5 + 3 + 10 + 5 + 10;
 
 /// Decodes a frame body from a bundle stream as
 /// `decode_frame::<ServerMsg>` would, without copying an `AssetBundle`'s
 /// data out of it. `Ok(None)`: a valid message that is not a chunk.
 pub fn decode_asset_chunk(body: Vec<u8>) -> Result<Option<AssetChunk>, ProtocolError> {
+    decode_asset_chunk_parts(vec![Bytes::from(body)])
+}
+
+/// [`decode_asset_chunk`] for a frame body in the pieces it arrived in (as
+/// [`FramePieces`] cuts it): only the header is copied out to be read.
+pub fn decode_asset_chunk_parts(parts: Vec<Bytes>) -> Result<Option<AssetChunk>, ProtocolError> {
     let malformed = |reason: String| ProtocolError::Malformed {
         what: "bundle chunk",
         reason,
     };
+    let total: usize = parts.iter().map(Bytes::len).sum();
+    if total > MAX_FRAME {
+        return Err(ProtocolError::FrameTooLarge {
+            len: total,
+            max: MAX_FRAME,
+        });
+    }
+    let mut head = [0u8; MAX_CHUNK_HEADER];
+    let mut got = 0;
+    for p in &parts {
+        let take = p.len().min(MAX_CHUNK_HEADER - got);
+        head[got..got + take].copy_from_slice(&p[..take]);
+        got += take;
+        if got == MAX_CHUNK_HEADER {
+            break;
+        }
+    }
+    let head = &head[..got];
     // postcard writes the variant and every integer as a varint, and the
     // data as its length then its bytes: `asset_chunk_header` builds the
     // same layout, and the tests hold both to `encode_frame`.
     let (variant, _) =
-        postcard::take_from_bytes::<u32>(&body).map_err(|e| malformed(e.to_string()))?;
+        postcard::take_from_bytes::<u32>(head).map_err(|e| malformed(e.to_string()))?;
     if variant != asset_bundle_variant()? {
-        return decode_frame::<crate::ServerMsg>(&body).map(|_| None);
+        return decode_frame::<crate::ServerMsg>(&parts.concat()).map(|_| None);
     }
-    let ((_, plugin_id, len, chunk_id, data_len), data) =
-        postcard::take_from_bytes::<(u32, u16, u64, u32, usize)>(&body)
+    let ((_, plugin_id, len, chunk_id, data_len), rest) =
+        postcard::take_from_bytes::<(u32, u16, u64, u32, usize)>(head)
             .map_err(|e| malformed(e.to_string()))?;
-    if data.len() != data_len {
+    let header_len = head.len() - rest.len();
+    let follows = total - header_len;
+    if follows != data_len {
         return Err(malformed(format!(
-            "its data says {data_len} bytes but {} follow",
-            data.len()
+            "its data says {data_len} bytes but {follows} follow"
         )));
     }
     check_asset_chunk(len, chunk_id, data_len)?;
-    let data_at = body.len() - data_len;
+    let mut skip = header_len;
+    let data = parts
+        .into_iter()
+        .filter_map(|mut p| {
+            if skip >= p.len() {
+                skip -= p.len();
+                return None;
+            }
+            let data = p.split_off(skip);
+            skip = 0;
+            Some(data)
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
     Ok(Some(AssetChunk {
         plugin_id,
         len,
         chunk_id,
-        body,
-        data_at,
+        data,
     }))
+}
+
+/// Cuts frames out of a stream read in pieces (QUIC stream chunks) without
+/// copying them: each frame body comes back as the pieces it arrived in.
+/// Reading at most [`FramePieces::wanted`] bytes at a time, it holds at most
+/// one frame, whose length prefix is checked before anything is read past it.
+#[derive(Debug, Default)]
+pub struct FramePieces {
+    pending: std::collections::VecDeque<Bytes>,
+    /// Bytes in `pending`.
+    have: usize,
+    /// The current frame's body length, once its prefix is read.
+    body_len: Option<usize>,
+}
+
+impl FramePieces {
+    /// How many more bytes the current frame needs (at least 1): read no
+    /// more than this, so nothing past the frame is held.
+    pub fn wanted(&self) -> usize {
+        let need = self.body_len.unwrap_or(PREFIX_LEN);
+        need.saturating_sub(self.have).max(1)
+    }
+
+    /// Bytes held and not yet returned in a frame (a read prefix included).
+    pub fn buffered(&self) -> usize {
+        self.have + self.body_len.map_or(0, |_| PREFIX_LEN)
+    }
+
+    /// Adds a piece read off the stream.
+    pub fn push(&mut self, piece: Bytes) {
+        if !piece.is_empty() {
+            self.have += piece.len();
+            self.pending.push_back(piece);
+        }
+    }
+
+    /// The next complete frame body, if the pieces so far hold one; a
+    /// length prefix over [`MAX_FRAME`] is an error.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let len = match self.body_len {
+            Some(len) => len,
+            None => {
+                if self.have < PREFIX_LEN {
+                    return Ok(None);
+                }
+                let mut prefix = [0u8; PREFIX_LEN];
+                for (i, piece) in self
+                    .take(PREFIX_LEN)
+                    .iter()
+                    .flat_map(|p| p.iter())
+                    .enumerate()
+                {
+                    if let Some(b) = prefix.get_mut(i) {
+                        *b = *piece;
+                    }
+                }
+                let len = frame_len(prefix)?;
+                self.body_len = Some(len);
+                len
+            }
+        };
+        if self.have < len {
+            return Ok(None);
+        }
+        self.body_len = None;
+        Ok(Some(self.take(len)))
+    }
+
+    /// At the end of the stream: fine between frames, [`ProtocolError::Truncated`] inside one.
+    pub fn finish(&self) -> Result<(), ProtocolError> {
+        match (self.body_len, self.have) {
+            (None, 0) => Ok(()),
+            (None, got) => Err(ProtocolError::Truncated {
+                got,
+                expected: PREFIX_LEN,
+            }),
+            (Some(expected), got) => Err(ProtocolError::Truncated { got, expected }),
+        }
+    }
+
+    /// Takes the first `n` (at most `have`) bytes off the pending pieces.
+    fn take(&mut self, n: usize) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        let mut left = n;
+        while left > 0 {
+            let Some(mut p) = self.pending.pop_front() else {
+                break;
+            };
+            if p.len() > left {
+                let rest = p.split_off(left);
+                self.pending.push_front(rest);
+            }
+            left -= p.len();
+            self.have -= p.len();
+            out.push(p);
+        }
+        out
+    }
 }
 
 /// The variant index postcard writes for `ServerMsg::AssetBundle`.
@@ -326,8 +471,85 @@ mod tests {
             let body = encode_body(&msg).unwrap();
             let c = decode_asset_chunk(body).unwrap().expect("a chunk");
             assert_eq!((c.plugin_id, c.len, c.chunk_id), (plugin_id, len, chunk_id));
-            assert_eq!(c.data(), &data[..]);
+            assert_eq!(c.data().concat(), data);
         }
+    }
+
+    /// A bundle stream read in pieces of any size, never more than
+    /// `wanted` at a time: every frame comes back whole, in order, and
+    /// nothing past the current frame is ever held.
+    #[test]
+    fn frames_cut_from_pieces_are_the_frames_sent() {
+        let bodies: Vec<Vec<u8>> = (0..5usize)
+            .map(|i| {
+                let data: Vec<u8> = (0..i * 700 + 3)
+                    .map(|b| (b * 31 + i).to_le_bytes()[0])
+                    .collect();
+                encode_body(&crate::ServerMsg::AssetBundle {
+                    plugin_id: 2,
+                    len: 10_000,
+                    chunk_id: 0,
+                    data,
+                })
+                .unwrap()
+            })
+            .collect();
+        let mut stream = Vec::new();
+        for b in &bodies {
+            stream.extend_from_slice(&u32::try_from(b.len()).unwrap().to_be_bytes());
+            stream.extend_from_slice(b);
+        }
+        for piece in [1usize, 3, 4, 5, 64, 1000, 100_000] {
+            let mut frames = FramePieces::default();
+            let (mut at, mut got) = (0, Vec::new());
+            loop {
+                if let Some(body) = frames.next_frame().unwrap() {
+                    got.push(body.concat());
+                    continue;
+                }
+                if at == stream.len() {
+                    break;
+                }
+                let n = frames.wanted().min(piece).min(stream.len() - at);
+                frames.push(Bytes::copy_from_slice(&stream[at..at + n]));
+                at += n;
+                let frame_max = bodies.iter().map(Vec::len).max().unwrap() + PREFIX_LEN;
+                assert!(frames.buffered() <= frame_max, "piece {piece}");
+            }
+            frames.finish().unwrap();
+            assert_eq!(got, bodies, "piece {piece}");
+        }
+    }
+
+    #[test]
+    fn a_stream_cut_inside_a_frame_or_announcing_too_much_is_refused() {
+        let mut frames = FramePieces::default();
+        frames.push(Bytes::from_static(&[0, 0]));
+        assert!(frames.next_frame().unwrap().is_none());
+        assert!(matches!(
+            frames.finish(),
+            Err(ProtocolError::Truncated {
+                got: 2,
+                expected: PREFIX_LEN
+            })
+        ));
+        frames.push(Bytes::from_static(&[0, 9, 1, 2, 3]));
+        assert!(frames.next_frame().unwrap().is_none());
+        assert!(matches!(
+            frames.finish(),
+            Err(ProtocolError::Truncated {
+                got: 3,
+                expected: 9
+            })
+        ));
+        let mut huge = FramePieces::default();
+        huge.push(Bytes::copy_from_slice(
+            &(u32::try_from(MAX_FRAME).unwrap() + 1).to_be_bytes(),
+        ));
+        assert!(matches!(
+            huge.next_frame(),
+            Err(ProtocolError::FrameTooLarge { .. })
+        ));
     }
 
     #[test]
@@ -429,10 +651,11 @@ mod tests {
 }
 
 /// Incremental decoder for callers that receive bytes in arbitrary pieces
-/// (and for the fuzz harness): push bytes, pull complete messages.
+/// (and for the fuzz harness): push bytes, pull complete messages. It cuts
+/// frames with [`FramePieces`], as the bundle streams do.
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
-    buf: Vec<u8>,
+    frames: FramePieces,
 }
 
 impl FrameDecoder {
@@ -445,12 +668,12 @@ impl FrameDecoder {
     /// plus one maximal frame plus this push, because [`Self::next`] refuses
     /// an oversize prefix before waiting for its body.
     pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        self.frames.push(Bytes::copy_from_slice(data));
     }
 
     /// Bytes buffered and not yet decoded.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.frames.buffered()
     }
 
     /// Returns the next complete message, `Ok(None)` if more bytes are needed.
@@ -460,17 +683,9 @@ impl FrameDecoder {
         reason = "fallible and generic over the message type, so not an Iterator"
     )]
     pub fn next<M: DeserializeOwned + Validate>(&mut self) -> Result<Option<M>, ProtocolError> {
-        if self.buf.len() < PREFIX_LEN {
-            return Ok(None);
+        match self.frames.next_frame()? {
+            Some(body) => decode_body(&body.concat()).map(Some),
+            None => Ok(None),
         }
-        let mut prefix = [0u8; PREFIX_LEN];
-        prefix.copy_from_slice(&self.buf[..PREFIX_LEN]);
-        let len = frame_len(prefix)?;
-        if self.buf.len() < PREFIX_LEN + len {
-            return Ok(None);
-        }
-        let msg = decode_body(&self.buf[PREFIX_LEN..PREFIX_LEN + len]);
-        self.buf.drain(..PREFIX_LEN + len);
-        msg.map(Some)
     }
 }
