@@ -3,13 +3,13 @@
 //!
 //! Datagrams carry one postcard-encoded message with no prefix.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::ProtocolError;
-use crate::limits::{MAX_DATAGRAM, MAX_FRAME};
+use crate::limits::{FRAME_PIECE_KEEP_MIN, FRAME_PIECES_KEPT_MAX, MAX_DATAGRAM, MAX_FRAME};
 use crate::messages::{Validate, check_asset_chunk};
 
 /// Bytes in the length prefix.
@@ -318,104 +318,6 @@ pub fn decode_asset_chunk_parts(parts: Vec<Bytes>) -> Result<Option<AssetChunk>,
     }))
 }
 
-/// Cuts frames out of a stream read in pieces (QUIC stream chunks) without
-/// copying them: each frame body comes back as the pieces it arrived in.
-/// Reading at most [`FramePieces::wanted`] bytes at a time, it holds at most
-/// one frame, whose length prefix is checked before anything is read past it.
-#[derive(Debug, Default)]
-pub struct FramePieces {
-    pending: std::collections::VecDeque<Bytes>,
-    /// Bytes in `pending`.
-    have: usize,
-    /// The current frame's body length, once its prefix is read.
-    body_len: Option<usize>,
-}
-
-impl FramePieces {
-    /// How many more bytes the current frame needs (at least 1): read no
-    /// more than this, so nothing past the frame is held.
-    pub fn wanted(&self) -> usize {
-        let need = self.body_len.unwrap_or(PREFIX_LEN);
-        need.saturating_sub(self.have).max(1)
-    }
-
-    /// Bytes held and not yet returned in a frame (a read prefix included).
-    pub fn buffered(&self) -> usize {
-        self.have + self.body_len.map_or(0, |_| PREFIX_LEN)
-    }
-
-    /// Adds a piece read off the stream.
-    pub fn push(&mut self, piece: Bytes) {
-        if !piece.is_empty() {
-            self.have += piece.len();
-            self.pending.push_back(piece);
-        }
-    }
-
-    /// The next complete frame body, if the pieces so far hold one; a
-    /// length prefix over [`MAX_FRAME`] is an error.
-    pub fn next_frame(&mut self) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-        let len = match self.body_len {
-            Some(len) => len,
-            None => {
-                if self.have < PREFIX_LEN {
-                    return Ok(None);
-                }
-                let mut prefix = [0u8; PREFIX_LEN];
-                for (i, piece) in self
-                    .take(PREFIX_LEN)
-                    .iter()
-                    .flat_map(|p| p.iter())
-                    .enumerate()
-                {
-                    if let Some(b) = prefix.get_mut(i) {
-                        *b = *piece;
-                    }
-                }
-                let len = frame_len(prefix)?;
-                self.body_len = Some(len);
-                len
-            }
-        };
-        if self.have < len {
-            return Ok(None);
-        }
-        self.body_len = None;
-        Ok(Some(self.take(len)))
-    }
-
-    /// At the end of the stream: fine between frames, [`ProtocolError::Truncated`] inside one.
-    pub fn finish(&self) -> Result<(), ProtocolError> {
-        match (self.body_len, self.have) {
-            (None, 0) => Ok(()),
-            (None, got) => Err(ProtocolError::Truncated {
-                got,
-                expected: PREFIX_LEN,
-            }),
-            (Some(expected), got) => Err(ProtocolError::Truncated { got, expected }),
-        }
-    }
-
-    /// Takes the first `n` (at most `have`) bytes off the pending pieces.
-    fn take(&mut self, n: usize) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        let mut left = n;
-        while left > 0 {
-            let Some(mut p) = self.pending.pop_front() else {
-                break;
-            };
-            if p.len() > left {
-                let rest = p.split_off(left);
-                self.pending.push_front(rest);
-            }
-            left -= p.len();
-            self.have -= p.len();
-            out.push(p);
-        }
-        out
-    }
-}
-
 /// The variant index postcard writes for `ServerMsg::AssetBundle`.
 fn asset_bundle_variant() -> Result<u32, ProtocolError> {
     static VARIANT: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
@@ -519,6 +421,54 @@ mod tests {
             frames.finish().unwrap();
             assert_eq!(got, bodies, "piece {piece}");
         }
+    }
+
+    /// A peer cannot make the receiver hold a large receive buffer per byte:
+    /// a frame sent as one-byte pieces of big packets comes back copied, and
+    /// of large pieces only the first `FRAME_PIECES_KEPT_MAX` per frame are
+    /// kept as they arrived.
+    #[test]
+    fn small_pieces_and_pieces_past_the_kept_limit_are_copied_not_held() {
+        let big = Bytes::from(vec![7u8; 64 * 1024]);
+        let within = |p: &Bytes| {
+            let (start, end) = (big.as_ptr() as usize, big.as_ptr() as usize + big.len());
+            (start..end).contains(&(p.as_ptr() as usize))
+        };
+        let body_len = 40 * 1024;
+        let mut frames = FramePieces::default();
+        frames.push(Bytes::copy_from_slice(
+            &u32::try_from(body_len).unwrap().to_be_bytes(),
+        ));
+        assert!(frames.next_frame().unwrap().is_none());
+        for i in 0..body_len {
+            frames.push(big.slice(i..=i));
+        }
+        let body = frames.next_frame().unwrap().unwrap();
+        assert_eq!(body.concat().len(), body_len);
+        assert!(!body.iter().any(within), "a one-byte piece was kept");
+
+        // Large pieces: the first two of the frame are kept, the third copied.
+        let piece = FRAME_PIECE_KEEP_MIN + 100;
+        frames.push(Bytes::copy_from_slice(
+            &u32::try_from(3 * piece).unwrap().to_be_bytes(),
+        ));
+        assert!(frames.next_frame().unwrap().is_none());
+        for i in 0..3 {
+            frames.push(big.slice(i * piece..(i + 1) * piece));
+        }
+        let body = frames.next_frame().unwrap().unwrap();
+        assert_eq!(body.concat(), big.slice(..3 * piece).to_vec());
+        let kept: Vec<bool> = body.iter().map(within).collect();
+        assert_eq!(kept, [true, true, false]);
+        assert_eq!(FRAME_PIECES_KEPT_MAX, 2, "the assertion above counts two");
+        // The next frame may keep two again.
+        frames.push(Bytes::copy_from_slice(
+            &u32::try_from(piece).unwrap().to_be_bytes(),
+        ));
+        frames.push(big.slice(..piece));
+        let body = frames.next_frame().unwrap().unwrap();
+        assert!(body.iter().all(within));
+        frames.finish().unwrap();
     }
 
     #[test]
@@ -647,6 +597,125 @@ mod tests {
         }
         assert!(asset_chunk_header(1, 10, 0, 11).is_err());
         assert!(asset_chunk_header(1, 10_000_000, 0, CHUNK_SIZE + 1).is_err());
+    }
+}
+
+/// Cuts frames out of a stream read in pieces (QUIC stream chunks): each
+/// frame body comes back in pieces. Large pieces are kept as they arrived, so
+/// bundle bytes are not copied on the way to the store; small ones, and any
+/// past [`FRAME_PIECES_KEPT_MAX`] per frame, are copied, since a kept piece
+/// holds its whole receive buffer (see [`FRAME_PIECE_KEEP_MIN`]). Reading at
+/// most [`FramePieces::wanted`] bytes at a time, it holds at most one frame,
+/// whose length prefix is checked before anything past it is read.
+#[derive(Debug, Default)]
+pub struct FramePieces {
+    pending: std::collections::VecDeque<Bytes>,
+    /// Small pieces copied since the last kept one; logically after `pending`.
+    copied: BytesMut,
+    /// Bytes in `pending` and `copied`.
+    have: usize,
+    /// Pieces kept as they arrived since the last frame was cut.
+    kept: usize,
+    /// The current frame's body length, once its prefix is read.
+    body_len: Option<usize>,
+}
+
+impl FramePieces {
+    /// How many more bytes the current frame needs (at least 1): read no
+    /// more than this, so nothing past the frame is held.
+    pub fn wanted(&self) -> usize {
+        let need = self.body_len.unwrap_or(PREFIX_LEN);
+        need.saturating_sub(self.have).max(1)
+    }
+
+    /// Bytes held and not yet returned in a frame (a read prefix included).
+    pub fn buffered(&self) -> usize {
+        self.have + self.body_len.map_or(0, |_| PREFIX_LEN)
+    }
+
+    /// Adds a piece read off the stream: kept as it is when large and the
+    /// frame has kept fewer than [`FRAME_PIECES_KEPT_MAX`], else copied.
+    pub fn push(&mut self, piece: Bytes) {
+        if piece.is_empty() {
+            return;
+        }
+        self.have += piece.len();
+        if piece.len() >= FRAME_PIECE_KEEP_MIN && self.kept < FRAME_PIECES_KEPT_MAX {
+            self.flush_copied();
+            self.kept += 1;
+            self.pending.push_back(piece);
+        } else {
+            self.copied.extend_from_slice(&piece);
+        }
+    }
+
+    /// The next complete frame body, if the pieces so far hold one; a
+    /// length prefix over [`MAX_FRAME`] is an error.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let len = match self.body_len {
+            Some(len) => len,
+            None => {
+                if self.have < PREFIX_LEN {
+                    return Ok(None);
+                }
+                let mut prefix = [0u8; PREFIX_LEN];
+                let mut at = 0;
+                for piece in self.take(PREFIX_LEN) {
+                    let n = piece.len().min(PREFIX_LEN - at);
+                    prefix[at..at + n].copy_from_slice(&piece[..n]);
+                    at += n;
+                }
+                let len = frame_len(prefix)?;
+                self.body_len = Some(len);
+                len
+            }
+        };
+        if self.have < len {
+            return Ok(None);
+        }
+        self.body_len = None;
+        let body = self.take(len);
+        self.kept = self.pending.len();
+        Ok(Some(body))
+    }
+
+    /// At the end of the stream: fine between frames, [`ProtocolError::Truncated`] inside one.
+    pub fn finish(&self) -> Result<(), ProtocolError> {
+        match (self.body_len, self.have) {
+            (None, 0) => Ok(()),
+            (None, got) => Err(ProtocolError::Truncated {
+                got,
+                expected: PREFIX_LEN,
+            }),
+            (Some(expected), got) => Err(ProtocolError::Truncated { got, expected }),
+        }
+    }
+
+    /// Moves the copied bytes to the back of `pending` (no copy).
+    fn flush_copied(&mut self) {
+        if !self.copied.is_empty() {
+            self.pending.push_back(self.copied.split().freeze());
+        }
+    }
+
+    /// Takes the first `n` (at most `have`) bytes off the held pieces.
+    fn take(&mut self, n: usize) -> Vec<Bytes> {
+        self.flush_copied();
+        let mut out = Vec::new();
+        let mut left = n;
+        while left > 0 {
+            let Some(mut p) = self.pending.pop_front() else {
+                break;
+            };
+            if p.len() > left {
+                let rest = p.split_off(left);
+                self.pending.push_front(rest);
+            }
+            left -= p.len();
+            self.have -= p.len();
+            out.push(p);
+        }
+        out
     }
 }
 

@@ -9,6 +9,18 @@
 /// make the other side buffer more than this for one message.
 pub const MAX_FRAME: usize = 64 * 1024;
 
+/// Smallest piece of a received frame kept as it arrived rather than copied
+/// ([`crate::frame::FramePieces`]): a kept piece holds on to the whole receive
+/// buffer it sits in (at most one 64 KiB UDP batch), so only large pieces,
+/// which fill most of theirs, are worth not copying.
+pub const FRAME_PIECE_KEEP_MIN: usize = 8 * 1024;
+
+/// Most pieces of one frame kept as they arrived; the rest of the frame is
+/// copied. With [`FRAME_PIECE_KEEP_MIN`] this bounds what a peer sending a
+/// frame as many tiny pieces of large packets can make the receiver hold:
+/// two receive buffers per frame, never one per byte.
+pub const FRAME_PIECES_KEPT_MAX: usize = 2;
+
 /// Largest datagram payload we send or accept (positions); below the QUIC
 /// minimum MTU so it is never fragmented or refused.
 pub const MAX_DATAGRAM: usize = 1200;
