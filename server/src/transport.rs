@@ -429,6 +429,112 @@ mod tests {
         assert_eq!(send_piece_len(200_000, Some(70_000)), 70_000);
     }
 
+    /// A socket that records each send and refuses the sends listed in `refuse`
+    /// (by their index) with `WouldBlock`, as a full kernel buffer does.
+    #[derive(Debug, Default)]
+    struct Recording {
+        sent: std::sync::Mutex<Vec<(usize, Option<usize>)>>,
+        calls: std::sync::atomic::AtomicUsize,
+        refuse: Vec<usize>,
+    }
+
+    #[derive(Debug)]
+    struct AlwaysWritable;
+
+    impl quinn::UdpPoller for AlwaysWritable {
+        fn poll_writable(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    impl quinn::AsyncUdpSocket for Recording {
+        fn create_io_poller(self: Arc<Self>) -> std::pin::Pin<Box<dyn quinn::UdpPoller>> {
+            Box::pin(AlwaysWritable)
+        }
+
+        fn try_send(&self, transmit: &quinn::udp::Transmit) -> std::io::Result<()> {
+            let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.refuse.contains(&call) {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            self.sent
+                .lock()
+                .unwrap()
+                .push((transmit.contents.len(), transmit.segment_size));
+            Ok(())
+        }
+
+        fn poll_recv(
+            &self,
+            _cx: &mut std::task::Context,
+            _bufs: &mut [std::io::IoSliceMut<'_>],
+            _meta: &mut [quinn::udp::RecvMeta],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::task::Poll::Pending
+        }
+
+        fn local_addr(&self) -> std::io::Result<SocketAddr> {
+            Ok("127.0.0.1:1".parse().unwrap())
+        }
+    }
+
+    /// What `BoundedSends` does with a full socket: refused before anything
+    /// went out, the whole batch is refused (quinn waits and retries it);
+    /// refused part-way, what went out stays sent and the rest is left to
+    /// QUIC's loss recovery (retrying all would send packets twice).
+    #[test]
+    fn a_full_socket_refuses_a_whole_batch_or_leaves_its_rest_to_loss_recovery() {
+        let seg = usize::from(UDP_PAYLOAD_CEILING);
+        let contents = vec![0u8; 10 * seg];
+        let transmit = quinn::udp::Transmit {
+            destination: "127.0.0.1:2".parse().unwrap(),
+            ecn: None,
+            contents: &contents,
+            segment_size: Some(seg),
+            src_ip: None,
+        };
+        let sends = |refuse: Vec<usize>| {
+            let inner = Arc::new(Recording {
+                refuse,
+                ..Recording::default()
+            });
+            let wrapped = BoundedSends::wrap(inner.clone());
+            let result = quinn::AsyncUdpSocket::try_send(&*wrapped, &transmit);
+            let sent = inner.sent.lock().unwrap().clone();
+            (result, sent)
+        };
+        // Room for everything: five sends of two packets each.
+        let (result, sent) = sends(vec![]);
+        assert!(result.is_ok());
+        assert_eq!(sent, vec![(2 * seg, Some(seg)); 5]);
+        // Full at once: nothing sent, and quinn is told to wait.
+        let (result, sent) = sends(vec![0]);
+        assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+        assert!(sent.is_empty());
+        // Full after two sends: those four packets went, the call succeeds,
+        // and nothing after the refusal is attempted.
+        let (result, sent) = sends(vec![2]);
+        assert!(result.is_ok());
+        assert_eq!(sent, vec![(2 * seg, Some(seg)); 2]);
+        // A batch that fits one send goes through untouched, refusal and all.
+        let small = quinn::udp::Transmit {
+            contents: &contents[..3 * 1452],
+            segment_size: Some(1452),
+            ..transmit
+        };
+        let inner = Arc::new(Recording {
+            refuse: vec![0],
+            ..Recording::default()
+        });
+        let wrapped = BoundedSends::wrap(inner.clone());
+        assert!(quinn::AsyncUdpSocket::try_send(&*wrapped, &small).is_err());
+        assert!(quinn::AsyncUdpSocket::try_send(&*wrapped, &small).is_ok());
+        assert_eq!(*inner.sent.lock().unwrap(), vec![(3 * 1452, Some(1452))]);
+    }
+
     #[test]
     fn a_route_above_ethernet_gets_packets_as_large_as_it_carries() {
         assert_eq!(wide_payload(1500, false), None);
