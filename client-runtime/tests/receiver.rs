@@ -312,6 +312,50 @@ fn a_tweak_that_changes_vanilla_is_refused_after_download_and_the_cache_is_uncha
     assert!(matches!(events.last(), Some(ClientEvent::BundlesSettled)));
 }
 
+/// A crash after a refused bundle reached `store/` but before the refusal
+/// removed it: on the next join the stored copy is checked again from the
+/// store, refused with the same reason, removed, and never installed.
+#[test]
+fn a_refused_bundle_a_crash_left_in_the_store_is_refused_again_and_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache_dir = tmp.path().join("cache");
+    let evil = content_bundle(
+        "cc",
+        "Items.Preset_Katana_Default:\n  quality: Quality.Legendary\n",
+    );
+    {
+        let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
+        cache.store_bundle(&evil.bytes, &evil.sha256).unwrap();
+        assert!(cache.has_bundle(&evil.sha256));
+    }
+    let (events, sent) = run_receiver(
+        &cache_dir,
+        vec![
+            announce_content(1, "cc", &evil),
+            BundleWork::AnnouncementsDone,
+        ],
+    );
+    let error = failure(&events);
+    assert!(
+        error.contains("tweaks/add.yaml:1: [tweak-record]"),
+        "{error}"
+    );
+    assert!(reported_install(&sent, false), "{sent:?}");
+    assert!(
+        !sent
+            .iter()
+            .any(|m| matches!(m, ClientMsg::NeedBundles { .. })),
+        "the stored copy was used, nothing downloaded: {sent:?}"
+    );
+    let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
+    assert!(
+        !cache.has_bundle(&evil.sha256),
+        "the refused copy stayed in the store"
+    );
+    assert!(cache.installed_hash("cc").is_none());
+    assert!(cache.list().unwrap().is_empty());
+}
+
 #[test]
 fn one_load_request_per_batch_only_when_content_changed_and_unload_on_removal() {
     use shard_client::game::{ReloadTracker, route_with_reloads};
