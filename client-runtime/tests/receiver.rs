@@ -207,6 +207,9 @@ fn snapshot(root: &std::path::Path) -> std::collections::BTreeMap<String, Option
     out
 }
 
+/// A tweak that rebalances a vanilla weapon: what the content policy refuses.
+const VANILLA_REBALANCE: &str = "Items.Preset_Katana_Default:\n  quality: Quality.Legendary\n";
+
 /// A plugin bundle with an archive, its `.xl` and a tweak (`tweak` is its text).
 fn content_bundle(name: &str, tweak: &str) -> shard_cache::PackedBundle {
     let root = tempfile::tempdir().unwrap();
@@ -281,10 +284,7 @@ fn a_tweak_that_changes_vanilla_is_refused_after_download_and_the_cache_is_uncha
     );
     let before = snapshot(&cache_dir);
     // A server pushes a new version that rebalances a vanilla weapon.
-    let evil = content_bundle(
-        "cc",
-        "Items.Preset_Katana_Default:\n  quality: Quality.Legendary\n",
-    );
+    let evil = content_bundle("cc", VANILLA_REBALANCE);
     let (events, sent) = run_receiver(
         &cache_dir,
         [
@@ -319,10 +319,7 @@ fn a_tweak_that_changes_vanilla_is_refused_after_download_and_the_cache_is_uncha
 fn a_refused_bundle_a_crash_left_in_the_store_is_refused_again_and_removed() {
     let tmp = tempfile::tempdir().unwrap();
     let cache_dir = tmp.path().join("cache");
-    let evil = content_bundle(
-        "cc",
-        "Items.Preset_Katana_Default:\n  quality: Quality.Legendary\n",
-    );
+    let evil = content_bundle("cc", VANILLA_REBALANCE);
     {
         let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
         cache.store_bundle(&evil.bytes, &evil.sha256).unwrap();

@@ -304,11 +304,11 @@ pub fn decode_asset_chunk_parts(parts: Vec<Bytes>) -> Result<Option<AssetChunk>,
                 skip -= p.len();
                 return None;
             }
+            // `skip < p.len()`, so no piece kept here is empty.
             let data = p.split_off(skip);
             skip = 0;
             Some(data)
         })
-        .filter(|p| !p.is_empty())
         .collect();
     Ok(Some(AssetChunk {
         plugin_id,
