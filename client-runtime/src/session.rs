@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use shard_cache::RuntimeCache;
 use shard_protocol::frame::{
     FramePieces, decode_asset_chunk_parts, decode_datagram, encode_datagram, read_frame,
@@ -527,23 +528,11 @@ async fn bundle_streams(conn: quinn::Connection, work: mpsc::Sender<BundleWork>)
         let work = work.clone();
         let conn = conn.clone();
         let stream_task = async move {
-            // Frames are cut from the stream's own buffers: bundle bytes are
-            // copied only into the store.
             let mut frames = FramePieces::default();
             loop {
-                let chunk = match frames.next_frame() {
+                let chunk = match next_frame_body(&mut stream, &mut frames).await {
                     Ok(Some(body)) => decode_asset_chunk_parts(body),
-                    Ok(None) => match stream.read_chunk(frames.wanted(), true).await {
-                        Ok(Some(piece)) => {
-                            frames.push(piece.bytes);
-                            continue;
-                        }
-                        Ok(None) => match frames.finish() {
-                            Ok(()) => return,
-                            Err(e) => Err(e),
-                        },
-                        Err(e) => Err(shard_protocol::ProtocolError::Io(e.into())),
-                    },
+                    Ok(None) => return,
                     Err(e) => Err(e),
                 };
                 match chunk {
@@ -569,6 +558,25 @@ async fn bundle_streams(conn: quinn::Connection, work: mpsc::Sender<BundleWork>)
             }
         };
         tokio::spawn(stream_task.in_current_span());
+    }
+}
+
+/// The next frame body on a bundle stream, cut from the stream's own
+/// buffers (bundle bytes are copied only into the store); `Ok(None)` at a
+/// clean end between frames.
+async fn next_frame_body(
+    stream: &mut quinn::RecvStream,
+    frames: &mut FramePieces,
+) -> Result<Option<Vec<Bytes>>, shard_protocol::ProtocolError> {
+    loop {
+        if let Some(body) = frames.next_frame()? {
+            return Ok(Some(body));
+        }
+        match stream.read_chunk(frames.wanted(), true).await {
+            Ok(Some(piece)) => frames.push(piece.bytes),
+            Ok(None) => return frames.finish().map(|()| None),
+            Err(e) => return Err(shard_protocol::ProtocolError::Io(e.into())),
+        }
     }
 }
 
