@@ -285,8 +285,8 @@ const MAX_UDP_SEND: usize = 65_535 - 20 - 8;
 /// The server's UDP socket as quinn sees it, with every send held to
 /// [`MAX_UDP_SEND`]. quinn batches up to 10 packets of a connection into one
 /// segmentation-offload (GSO) send; with the packets of a route with a large
-/// MTU (loopback, a jumbo-frame LAN: up to 32 KiB here) such a batch is up
-/// to 320 KiB, the kernel refuses it whole, and all its packets are lost:
+/// MTU (loopback, a jumbo-frame LAN: up to 64 KiB here) such a batch is up
+/// to 640 KiB, the kernel refuses it whole, and all its packets are lost:
 /// losses that cost the sender its window and can make quinn's black-hole
 /// detection fall back to 1200-byte packets. Here a batch too large for one
 /// send goes out as several, each a whole number of packets; batches of
@@ -418,10 +418,12 @@ mod tests {
     fn a_batch_too_large_for_one_send_is_cut_at_whole_packets() {
         // Standard packets: ten fit in one send and pass untouched.
         assert_eq!(send_piece_len(14_520, Some(1452)), 14_520);
-        // Two of the largest packets fill a send; ten go out as five sends.
+        // Two jumbo-route packets of 30,000 bytes fill a send; ten go out as five sends.
+        assert_eq!(send_piece_len(300_000, Some(30_000)), 60_000);
+        // The largest packet fills a send alone; ten go out as ten sends.
         let big = usize::from(UDP_PAYLOAD_CEILING);
-        assert_eq!(send_piece_len(10 * big, Some(big)), 2 * big);
-        assert!(2 * big <= MAX_UDP_SEND);
+        assert_eq!(send_piece_len(10 * big, Some(big)), big);
+        assert!(big <= MAX_UDP_SEND);
         // A lone packet or a batch that fits is never cut.
         assert_eq!(send_piece_len(big, None), big);
         assert_eq!(send_piece_len(MAX_UDP_SEND, Some(1000)), MAX_UDP_SEND);
@@ -487,7 +489,8 @@ mod tests {
     /// QUIC's loss recovery (retrying all would send packets twice).
     #[test]
     fn a_full_socket_refuses_a_whole_batch_or_leaves_its_rest_to_loss_recovery() {
-        let seg = usize::from(UDP_PAYLOAD_CEILING);
+        // Packets of a jumbo route, two to a send.
+        let seg = 30_000;
         let contents = vec![0u8; 10 * seg];
         let transmit = quinn::udp::Transmit {
             destination: "127.0.0.1:2".parse().unwrap(),
