@@ -808,8 +808,8 @@ pub(crate) fn unpack_stream<R: io::BufRead>(
             }
             let over_announced = matches!(dest, Dest::Staging(_, announced)
                 if out.unpacked_len.saturating_add(declared) > announced);
-            let count_only = over_announced
-                || (matches!(dest, Dest::Scripts) && !path.starts_with(&format!("{CLIENT_DIR}/")));
+            let count_only =
+                over_announced || (matches!(dest, Dest::Scripts) && !in_client_dir(&path));
             if count_only {
                 let len = stream_entry(
                     &mut entry,
@@ -876,6 +876,20 @@ pub(crate) fn unpack_stream<R: io::BufRead>(
         }
     }
     Ok((out, rest.inner.finish()))
+}
+
+/// Whether a bundle path lies under `client/`, where the client's files go
+/// (the server and the client both pick the scripts out this way).
+pub fn in_client_dir(path: &str) -> bool {
+    path.strip_prefix(CLIENT_DIR)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Whether a bundle path is a client REDscript (`client/**.reds`): the files
+/// the sandbox policy checks on the server before packing and on the client
+/// before installing.
+pub fn is_client_script(path: &str) -> bool {
+    in_client_dir(path) && path.ends_with(".reds")
 }
 
 /// Refuses an entry whose data was longer than the unpacked cap allows or
@@ -956,6 +970,19 @@ fn stream_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_scripts_are_reds_files_under_client_only() {
+        assert!(is_client_script("client/hud.reds"));
+        assert!(is_client_script("client/ui/panel.reds"));
+        assert!(!is_client_script("client/readme.txt"));
+        assert!(!is_client_script("clientele/hud.reds"));
+        assert!(!is_client_script("assets/client/hud.reds"));
+        assert!(!is_client_script("client.reds"));
+        assert!(in_client_dir("client/readme.txt"));
+        assert!(!in_client_dir("client"));
+        assert!(!in_client_dir("clients/x"));
+    }
 
     #[test]
     fn entry_paths_are_checked() {

@@ -37,7 +37,8 @@ pub use bundle::{
     ASSET_EXTENSIONS, ASSET_FLAT_EXTENSIONS, ASSETS_DIR, BUNDLE_ROOTS, BundleFile, BundleSource,
     CLIENT_DIR, CLIENT_EXTENSIONS, FileContents, PackedBundle, TWEAK_EXTENSIONS,
     TWEAK_FORMAT_REFUSED, TWEAKS_DIR, UnpackedBundle, check_entry_path, extension_allowed,
-    is_windows_device_name, pack_plugin_dir, read_plugin_dir, sha256, unpack_bundle,
+    in_client_dir, is_client_script, is_windows_device_name, pack_plugin_dir, read_plugin_dir,
+    sha256, unpack_bundle,
 };
 pub use cache::{
     InstallRecord, InstalledPlugin, KNOWN_SERVERS_FILE, MANIFEST_FILE, PARTIAL_DIR, PLUGINS_DIR,

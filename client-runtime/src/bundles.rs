@@ -924,7 +924,7 @@ fn check_scripts(
     let scripts: Vec<(String, String)> = bundle
         .files
         .iter()
-        .filter(|f| f.path.starts_with("client/") && f.path.ends_with(".reds"))
+        .filter(|f| shard_cache::is_client_script(&f.path))
         .map(|f| {
             (
                 format!("{plugin}/{}", f.path),

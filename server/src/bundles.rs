@@ -200,11 +200,7 @@ fn check_client_scripts(
 ) -> Result<(shard_reds::CheckReport, usize), BundleBuildError> {
     let mut files = Vec::new();
     for (rel, data) in source.files() {
-        let is_script = rel
-            .strip_prefix(shard_cache::CLIENT_DIR)
-            .and_then(|r| r.strip_prefix('/'))
-            .is_some_and(|f| f.ends_with(".reds"));
-        if !is_script {
+        if !shard_cache::is_client_script(rel) {
             continue;
         }
         let shown = source.dir().join(rel).display().to_string();
