@@ -14,9 +14,11 @@
 //! search: each search probe is a packet of padding the player decrypts and
 //! parses byte by byte, 3–6% of a 5 MB bundle. If that probe is lost (a
 //! local tunnel or proxy that forwards to a smaller path), packets stay at
-//! 1200 bytes. Packets always start at 1200 bytes, so a handshake never
-//! depends on the path carrying more. Larger packets cut the CPU a bundle
-//! push costs (`bundle_push`).
+//! 1200 bytes, and since quinn counts the probe in flight until it is lost,
+//! such a peer's initial window has room for it besides data. Packets
+//! always start at 1200 bytes, so a handshake never depends on the path
+//! carrying more. Larger packets cut the CPU a bundle push costs
+//! (`bundle_push`).
 //!
 //! Every send goes through [`BoundedSends`], which keeps a batch of large
 //! packets within what the kernel takes in one send.
@@ -206,7 +208,7 @@ pub fn server_transport(cfg: &ServerConfig, wide: Option<WideRoute>) -> quinn::T
     match cfg.congestion {
         Congestion::Bbr => {
             let mut bbr = quinn::congestion::BbrConfig::default();
-            bbr.initial_window(tuning::BBR_INITIAL_WINDOW);
+            bbr.initial_window(initial_window(wide));
             transport.congestion_controller_factory(Arc::new(bbr))
         }
         // The loss-based ones keep quinn's defaults: they are there to compare with.
@@ -216,6 +218,19 @@ pub fn server_transport(cfg: &ServerConfig, wide: Option<WideRoute>) -> quinn::T
             .congestion_controller_factory(Arc::new(quinn::congestion::NewRenoConfig::default())),
     };
     transport
+}
+
+/// BBR's initial window for a connection: [`tuning::BBR_INITIAL_WINDOW`],
+/// plus room for the one large probe a peer on this host gets. quinn sends
+/// that probe whenever the connection has nothing else it may send, and
+/// counts it in flight until it is acknowledged or lost; without the room, a
+/// peer behind a local tunnel to a smaller path (where the probe is lost,
+/// three times) would have its first round trips' window taken by padding.
+fn initial_window(wide: Option<WideRoute>) -> u64 {
+    match wide {
+        Some(route) if route.one_probe => tuning::BBR_INITIAL_WINDOW + u64::from(route.payload),
+        _ => tuning::BBR_INITIAL_WINDOW,
+    }
 }
 
 /// The server's QUIC endpoint on `bind`: its socket from [`bind_socket`],
@@ -536,6 +551,29 @@ mod tests {
         assert!(quinn::AsyncUdpSocket::try_send(&*wrapped, &small).is_err());
         assert!(quinn::AsyncUdpSocket::try_send(&*wrapped, &small).is_ok());
         assert_eq!(*inner.sent.lock().unwrap(), vec![(3 * 1452, Some(1452))]);
+    }
+
+    #[test]
+    fn the_initial_window_has_room_for_the_one_large_probe_besides_data() {
+        let base = tuning::BBR_INITIAL_WINDOW;
+        assert_eq!(initial_window(None), base);
+        let jumbo = WideRoute {
+            payload: 8972,
+            one_probe: false,
+        };
+        assert_eq!(
+            initial_window(Some(jumbo)),
+            base,
+            "a search's probes are small steps"
+        );
+        let local = WideRoute {
+            payload: UDP_PAYLOAD_CEILING,
+            one_probe: true,
+        };
+        assert_eq!(
+            initial_window(Some(local)),
+            base + u64::from(UDP_PAYLOAD_CEILING)
+        );
     }
 
     #[test]

@@ -246,7 +246,8 @@ pub const ADMIN_ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// BBR's congestion window before it has measured anything, in bytes: 32
 /// packets of the QUIC minimum size (RFC 9002 suggests 10; quinn's BBR starts
 /// at 200). Enough that a bundle over a long round trip is not held back by
-/// start-up, small enough not to burst into a slow link.
+/// start-up, small enough not to burst into a slow link. A peer on this
+/// host gets room for its one large path-MTU probe on top (see `transport`).
 pub const BBR_INITIAL_WINDOW: u64 = 32 * 1200;
 
 /// Least time between two wakes of the simulation between ticks (see
