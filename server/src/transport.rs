@@ -564,7 +564,7 @@ mod tests {
         assert_eq!(
             initial_window(Some(jumbo)),
             base,
-            "a search's probes are small steps"
+            "a jumbo route's probes (at most 8972 bytes) fit the window as it is"
         );
         let local = WideRoute {
             payload: UDP_PAYLOAD_CEILING,
