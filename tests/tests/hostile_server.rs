@@ -1,0 +1,247 @@
+//! A server that speaks the protocol but sends a bundle stream in
+//! pathological pieces, against the real client: the stream's frames are cut
+//! from whatever quinn hands over (`shard_protocol::frame::FramePieces`), so
+//! a bundle dribbled one byte per write, every frame split at every byte,
+//! still arrives whole, verifies and installs; and a stream cut inside a
+//! frame installs nothing.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap or expect is a failed test, with its message"
+)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use shard_cache::{PackedBundle, RuntimeCache};
+use shard_client::{ClientEvent, ConnectOptions, Dispatcher, Session};
+use shard_protocol::frame::{encode_frame, read_frame, write_frame};
+use shard_protocol::identity::Identity;
+use shard_protocol::limits::CHUNK_SIZE;
+use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
+
+/// How the hostile server writes the bundle's frames onto its stream.
+#[derive(Clone, Copy)]
+enum Dribble {
+    /// Every byte of every frame in its own write, each let out before the next.
+    ByteByByte,
+    /// Byte by byte, and the stream ends halfway through the last frame.
+    CutInsideTheLastFrame,
+}
+
+/// A plugin bundle holding one small game archive of noise.
+fn bundle(dir: &std::path::Path) -> PackedBundle {
+    let plugin = dir.join("plugins/drip");
+    std::fs::create_dir_all(plugin.join("assets")).unwrap();
+    let archive = shard_e2e::blob_archive(&shard_e2e::noise(40 * 1024, 0xD1B));
+    std::fs::write(plugin.join("assets/drip.archive"), archive).unwrap();
+    shard_cache::pack_plugin_dir(&plugin).unwrap()
+}
+
+/// Runs the hostile server for one client: the real handshake messages, one
+/// announced plugin, then the bundle's chunk frames written as `how` says.
+/// Returns the number of packets the connection sent.
+async fn serve(endpoint: quinn::Endpoint, packed: PackedBundle, how: Dribble) -> u64 {
+    let conn = endpoint.accept().await.unwrap().await.unwrap();
+    let (mut send, mut recv) = conn.accept_bi().await.unwrap();
+    let hello: ClientMsg = read_frame(&mut recv).await.unwrap().unwrap();
+    assert!(matches!(hello, ClientMsg::Hello { .. }), "{hello:?}");
+    let welcome = ServerMsg::Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        server_name: "drip".into(),
+        peer_id: 1,
+        player_id: "00".repeat(32),
+        admin: false,
+        tick_hz: 20,
+        content_required: false,
+        asset_mirrors: Vec::new(),
+    };
+    write_frame(&mut send, &welcome).await.unwrap();
+    let announce = ServerMsg::PluginAnnounce {
+        plugin_id: 7,
+        name: "drip".into(),
+        version: "1".into(),
+        bundle_sha256: packed.sha256,
+        bundle_len: packed.bytes.len() as u64,
+        unpacked_len: packed.unpacked_len,
+        client_scripts: 0,
+        rpc_whitelist: Vec::new(),
+    };
+    write_frame(&mut send, &announce).await.unwrap();
+    write_frame(&mut send, &ServerMsg::AnnouncementsDone)
+        .await
+        .unwrap();
+    loop {
+        let msg: ClientMsg = read_frame(&mut recv).await.unwrap().unwrap();
+        if let ClientMsg::NeedBundles { requests } = msg {
+            assert_eq!(requests.len(), 1);
+            assert_eq!(requests[0].offset, 0);
+            break;
+        }
+    }
+    let mut stream = conn.open_uni().await.unwrap();
+    let frames: Vec<Vec<u8>> = packed
+        .bytes
+        .chunks(CHUNK_SIZE)
+        .enumerate()
+        .map(|(i, data)| {
+            encode_frame(&ServerMsg::AssetBundle {
+                plugin_id: 7,
+                len: packed.bytes.len() as u64,
+                chunk_id: u32::try_from(i).unwrap(),
+                data: data.to_vec(),
+            })
+            .unwrap()
+        })
+        .collect();
+    let mut wire: Vec<u8> = frames.concat();
+    if let Dribble::CutInsideTheLastFrame = how {
+        let last = frames.last().unwrap().len();
+        wire.truncate(wire.len() - last / 2);
+    }
+    for byte in &wire {
+        stream.write_all(std::slice::from_ref(byte)).await.unwrap();
+        // Let the connection send this byte before the next is written.
+        tokio::task::yield_now().await;
+    }
+    stream.finish().unwrap();
+    // Stay up until the client says how its install went (or leaves).
+    while let Ok(Some(msg)) = read_frame::<ClientMsg, _>(&mut recv).await {
+        if matches!(msg, ClientMsg::BundleInstalled { .. }) {
+            break;
+        }
+    }
+    let sent = conn.stats().path.sent_packets;
+    conn.close(0u32.into(), b"done");
+    sent
+}
+
+/// Starts the hostile server on loopback; returns its address and key.
+fn hostile_endpoint() -> (
+    quinn::Endpoint,
+    SocketAddr,
+    shard_protocol::identity::Fingerprint,
+) {
+    let id = Identity::generate("drip").unwrap();
+    let endpoint = quinn::Endpoint::server(
+        id.quic_server_config().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    (endpoint, addr, id.fingerprint)
+}
+
+/// A fresh client joining the hostile server at `addr`, its key pinned.
+async fn connect(
+    dir: &std::path::Path,
+    addr: SocketAddr,
+    key: shard_protocol::identity::Fingerprint,
+) -> Session {
+    let opts = ConnectOptions {
+        addr,
+        name: "vee".into(),
+        identity: dir.join("id.pem"),
+        cache_dir: dir.join("runtime_cache"),
+        server_key: Some(key),
+        content: shard_client::ContentSettings::default(),
+    };
+    Session::connect(opts, Dispatcher::new()).await.unwrap()
+}
+
+/// Every event until the bundle was installed or failed, or the session ended.
+async fn events_until_done(session: &mut Session) -> Vec<ClientEvent> {
+    let mut events = Vec::new();
+    while let Ok(Some(ev)) =
+        tokio::time::timeout(Duration::from_secs(30), session.next_event()).await
+    {
+        let done = matches!(
+            ev,
+            ClientEvent::BundleInstalled { .. }
+                | ClientEvent::BundleFailed { .. }
+                | ClientEvent::Disconnected { .. }
+        );
+        events.push(ev);
+        if done {
+            break;
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_dribbled_one_byte_per_write_arrives_whole_and_installs() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = bundle(dir.path());
+    let (endpoint, addr, key) = hostile_endpoint();
+    let server = tokio::spawn(serve(endpoint, packed.clone(), Dribble::ByteByByte));
+    let mut session = connect(dir.path(), addr, key).await;
+    let events = events_until_done(&mut session).await;
+    session.close().await;
+    let sent = server.await.unwrap();
+    // The dribble is real: far more packets than a 40 KiB bundle needs.
+    assert!(
+        sent > packed.bytes.len() as u64 / 64,
+        "only {sent} packets for {} bytes",
+        packed.bytes.len()
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BundleInstalled { name, .. } if name == "drip")),
+        "{events:?}"
+    );
+    let cache = RuntimeCache::open(dir.path().join("runtime_cache")).unwrap();
+    assert_eq!(cache.installed_hash("drip"), Some(packed.sha256));
+    let installed = cache.plugin_path("drip").unwrap();
+    let archive = std::fs::read(installed.join("assets/drip.archive")).unwrap();
+    assert_eq!(
+        archive,
+        shard_e2e::blob_archive(&shard_e2e::noise(40 * 1024, 0xD1B))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_stream_cut_inside_a_frame_installs_nothing_and_keeps_what_came_for_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = bundle(dir.path());
+    let (endpoint, addr, key) = hostile_endpoint();
+    let server = tokio::spawn(serve(
+        endpoint,
+        packed.clone(),
+        Dribble::CutInsideTheLastFrame,
+    ));
+    let mut session = connect(dir.path(), addr, key).await;
+    // Every whole chunk before the cut reaches `partial/` (kept for a resume);
+    // the half frame after it never does. The cache is not opened a second
+    // time while the client runs (opening it tidies staging folders).
+    let whole = ((packed.bytes.len() - 1) / CHUNK_SIZE * CHUNK_SIZE) as u64;
+    let part = dir
+        .path()
+        .join("runtime_cache")
+        .join(shard_cache::PARTIAL_DIR)
+        .join(format!("{}.part", packed.sha256_hex()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) < whole {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "chunk 0 never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut events = Vec::new();
+    while let Some(ev) = session.try_next_event() {
+        events.push(ev);
+    }
+    session.close().await;
+    server.abort();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BundleInstalled { .. })),
+        "{events:?}"
+    );
+    let cache = RuntimeCache::open(dir.path().join("runtime_cache")).unwrap();
+    assert_eq!(cache.installed_hash("drip"), None);
+    assert!(!cache.has_bundle(&packed.sha256));
+    assert_eq!(cache.partial_offset(&packed.sha256).unwrap(), whole);
+}
