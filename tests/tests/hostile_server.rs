@@ -28,12 +28,16 @@ enum Dribble {
     CutInsideTheLastFrame,
 }
 
-/// A plugin bundle holding one small game archive of noise.
+/// The plugin's one game archive: 40 KiB of noise.
+fn drip_archive() -> Vec<u8> {
+    shard_e2e::blob_archive(&shard_e2e::noise(40 * 1024, 0xD1B))
+}
+
+/// A plugin bundle holding [`drip_archive`].
 fn bundle(dir: &std::path::Path) -> PackedBundle {
     let plugin = dir.join("plugins/drip");
     std::fs::create_dir_all(plugin.join("assets")).unwrap();
-    let archive = shard_e2e::blob_archive(&shard_e2e::noise(40 * 1024, 0xD1B));
-    std::fs::write(plugin.join("assets/drip.archive"), archive).unwrap();
+    std::fs::write(plugin.join("assets/drip.archive"), drip_archive()).unwrap();
     shard_cache::pack_plugin_dir(&plugin).unwrap()
 }
 
@@ -194,10 +198,7 @@ async fn a_bundle_dribbled_one_byte_per_write_arrives_whole_and_installs() {
     assert_eq!(cache.installed_hash("drip"), Some(packed.sha256));
     let installed = cache.plugin_path("drip").unwrap();
     let archive = std::fs::read(installed.join("assets/drip.archive")).unwrap();
-    assert_eq!(
-        archive,
-        shard_e2e::blob_archive(&shard_e2e::noise(40 * 1024, 0xD1B))
-    );
+    assert_eq!(archive, drip_archive());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
