@@ -217,6 +217,8 @@ impl PartialFile {
 
 /// Writes every byte of `bufs` (`Write::write_all_vectored` is not stable).
 fn write_all_vectored(file: &mut File, mut bufs: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    // Drops leading empty slices, so a chunk of only empty pieces writes
+    // nothing instead of failing with `WriteZero`.
     IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
         match file.write_vectored(bufs) {

@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use shard_cache::{
     BundleUse, CacheError, ContentAnswer, InstallRequest, PartialFile, RuntimeCache,
     VerifiedBundle, mb,
@@ -273,7 +272,7 @@ impl BundleReceiver {
                     };
                     self.announce(plugin_id, w)
                 }
-                BundleWork::Chunk(c) => self.chunk(c.plugin_id, c.len, c.chunk_id, c.data()),
+                BundleWork::Chunk(c) => self.chunk(&c),
                 BundleWork::Removed { plugin_id } => self.removed(plugin_id),
             }
         }
@@ -645,7 +644,8 @@ impl BundleReceiver {
         });
     }
 
-    fn chunk(&mut self, plugin_id: u16, len: u64, chunk_id: u32, data: &[Bytes]) {
+    fn chunk(&mut self, c: &AssetChunk) {
+        let (plugin_id, len, chunk_id, data) = (c.plugin_id, c.len, c.chunk_id, c.data());
         let Some(w) = self.wanted.get_mut(&plugin_id) else {
             warn!(
                 plugin_id,
@@ -658,8 +658,9 @@ impl BundleReceiver {
         }
         w.from_server = true;
         let (sha256, total) = (w.sha256, w.len);
-        let got: usize = data.iter().map(Bytes::len).sum();
-        self.stats.bytes.fetch_add(got as u64, Ordering::Relaxed);
+        self.stats
+            .bytes
+            .fetch_add(c.data_len() as u64, Ordering::Relaxed);
         let offset = u64::from(chunk_id) * CHUNK_SIZE as u64;
         let written = match self.partials.entry(sha256) {
             std::collections::hash_map::Entry::Occupied(mut e) => {

@@ -245,6 +245,21 @@ impl AssetChunk {
 /// integers as varints (u32, u16, u64, u32, usize).
 const MAX_CHUNK_HEADER: usize = 5 + 3 + 10 + 5 + 10;
 
+/// Copies the first bytes of `pieces` (in order) into `out`, as many as
+/// both hold; returns how many.
+fn copy_front(pieces: &[Bytes], out: &mut [u8]) -> usize {
+    let mut got = 0;
+    for p in pieces {
+        let n = p.len().min(out.len() - got);
+        out[got..got + n].copy_from_slice(&p[..n]);
+        got += n;
+        if got == out.len() {
+            break;
+        }
+    }
+    got
+}
+
 /// Decodes a frame body from a bundle stream as
 /// `decode_frame::<ServerMsg>` would, without copying an `AssetBundle`'s
 /// data out of it. `Ok(None)`: a valid message that is not a chunk.
@@ -267,15 +282,7 @@ pub fn decode_asset_chunk_parts(parts: Vec<Bytes>) -> Result<Option<AssetChunk>,
         });
     }
     let mut head = [0u8; MAX_CHUNK_HEADER];
-    let mut got = 0;
-    for p in &parts {
-        let take = p.len().min(MAX_CHUNK_HEADER - got);
-        head[got..got + take].copy_from_slice(&p[..take]);
-        got += take;
-        if got == MAX_CHUNK_HEADER {
-            break;
-        }
-    }
+    let got = copy_front(&parts, &mut head);
     let head = &head[..got];
     // postcard writes the variant and every integer as a varint, and the
     // data as its length then its bytes: `asset_chunk_header` builds the
@@ -659,12 +666,7 @@ impl FramePieces {
                     return Ok(None);
                 }
                 let mut prefix = [0u8; PREFIX_LEN];
-                let mut at = 0;
-                for piece in self.take(PREFIX_LEN) {
-                    let n = piece.len().min(PREFIX_LEN - at);
-                    prefix[at..at + n].copy_from_slice(&piece[..n]);
-                    at += n;
-                }
+                copy_front(&self.take(PREFIX_LEN), &mut prefix);
                 let len = frame_len(prefix)?;
                 self.body_len = Some(len);
                 len
