@@ -492,6 +492,31 @@ impl ServerProcess {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits until the server has logged "announcing bundle" `bundles`
+    /// times, so a measurement starts when its plugins are loaded and
+    /// packed rather than after a guessed pause. Fails with the log when
+    /// the server exits or `timeout` passes first.
+    pub fn wait_for_bundles(&mut self, bundles: usize, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let text = self.log_text();
+            if text.matches("announcing bundle").count() >= bundles {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                anyhow::bail!(
+                    "the server exited ({status}) before announcing its bundles; its log:\n{text}"
+                );
+            }
+            if std::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "the server announced fewer than {bundles} bundle(s) in {timeout:?}; its log:\n{text}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl Drop for ServerProcess {

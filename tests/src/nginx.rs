@@ -46,6 +46,11 @@ pub struct Nginx {
 }
 
 impl Nginx {
+    /// The master process's id, so a benchmark can add up its workers' CPU.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether an nginx binary is on `PATH` or in `/usr/sbin`.
     pub fn installed() -> bool {
         Self::binary().is_some()

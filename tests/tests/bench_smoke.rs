@@ -41,3 +41,49 @@ fn bundle_push_measures_the_push_the_wire_and_the_install_alone() {
         "{stdout}"
     );
 }
+
+#[test]
+fn bundle_push_with_mirror_measures_nginx_and_the_mirror_path_in_the_same_run() {
+    assert!(
+        shard_e2e::nginx::Nginx::installed(),
+        "nginx is not installed; .ci/run installs it"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_bundle_push"))
+        .args(["--clients", "3", "--size-kib", "300", "--mirror"])
+        .output()
+        .expect("run bundle_push");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bundle_push failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().expect("bundle_push printed nothing");
+    let line: serde_json::Value = serde_json::from_str(last).expect("the last line is JSON");
+    for figure in ["quic_mb_per_s", "mirror_mb_per_s", "nginx_mb_per_s"] {
+        let v = line[figure].as_f64().unwrap_or(0.0);
+        assert!(v > 0.0, "{figure} is {v} in {last}");
+    }
+    // Every byte of the mirror path came from nginx, none over QUIC.
+    let bundle = line["bundle_bytes"].as_u64().unwrap();
+    assert_eq!(
+        line["mirror_bytes_from_mirror"].as_u64(),
+        Some(3 * bundle),
+        "{last}"
+    );
+    // Both sides' CPU is measured (it may round to 0 for so small a push).
+    for cpu in [
+        "server_cpu_seconds",
+        "nginx_cpu_seconds",
+        "h2load_cpu_seconds",
+    ] {
+        assert!(
+            line[cpu].as_f64().is_some_and(|v| v >= 0.0),
+            "{cpu} in {last}"
+        );
+    }
+    assert!(
+        line["quic_over_nginx"].as_f64().is_some_and(|v| v > 0.0),
+        "{last}"
+    );
+}

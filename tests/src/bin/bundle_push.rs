@@ -10,7 +10,9 @@
 //! at once without a network: the ceiling the install puts on any
 //! transport). In the same run, nginx (HTTPS + HTTP/2) serves the same
 //! bundle file to as many concurrent `h2load` downloads, and its figure is
-//! printed beside QUIC's.
+//! printed beside QUIC's, with the CPU each side spent: the game server
+//! against nginx's workers, the clients against `h2load`. Each server
+//! starts its clock once it has logged its bundle as announced.
 //!
 //! Every client stays connected until the last has installed, as players
 //! stay in the game. `--rounds N` repeats the push, the wire alone, the
@@ -72,6 +74,9 @@ use shard_e2e::relay::{Relay, RelayOptions};
 use shard_e2e::{ServerProcess, noise, rss_of};
 use shard_protocol::ClientMsg;
 use shard_protocol::limits::{self, MAX_BUNDLE_REQUESTS};
+
+/// Longest a benchmark server may take to load its plugin and pack its bundle.
+const SERVER_READY: Duration = Duration::from_secs(60);
 
 /// Zero-install bundle push: throughput against nginx, lossy links, hostile clients.
 #[derive(Debug, Parser)]
@@ -237,7 +242,10 @@ struct Round {
     wire: PushFigure,
     alone: PushFigure,
     server_cpu: f64,
+    clients_cpu: f64,
     nginx: Option<PushFigure>,
+    /// CPU of nginx (master and workers) and of h2load while nginx served.
+    nginx_cpu: Option<(f64, f64)>,
 }
 
 async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
@@ -279,8 +287,8 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
     if let (true, Some((nginx, file))) = (args.mirror, &served) {
         let mut cfg = cfg.clone();
         cfg.push_str(&format!("asset_mirrors = [\"{}\"]\n", nginx.url()));
-        let srv = ServerProcess::start(&bin, dir.path(), &cfg)?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut srv = ServerProcess::start(&bin, dir.path(), &cfg)?;
+        srv.wait_for_bundles(1, SERVER_READY)?;
         let homes = client_homes(args)?;
         let content = shard_client::ContentSettings {
             mirrors: shard_client::mirror::MirrorSettings {
@@ -346,8 +354,12 @@ async fn push(args: &Args, size: usize) -> anyhow::Result<()> {
         "install_alone_seconds": r(med(&|x| Some(x.alone.seconds)), 3),
         "install_alone_mb_per_s": r(med(&|x| Some(x.alone.mb_per_s)), 1),
         "server_cpu_seconds": r(med(&|x| Some(x.server_cpu)), 2),
+        "clients_cpu_seconds": r(med(&|x| Some(x.clients_cpu)), 2),
+        "nginx_cpu_seconds": r(med(&|x| x.nginx_cpu.map(|c| c.0)), 2),
+        "h2load_cpu_seconds": r(med(&|x| x.nginx_cpu.map(|c| c.1)), 2),
         "mirror_seconds": r(mirror.as_ref().map(|m| m.seconds), 3),
         "mirror_mb_per_s": r(mirror.as_ref().map(|m| m.mb_per_s), 1),
+        "mirror_bytes_from_mirror": mirror.as_ref().map(|m| m.from_mirror),
         "nginx_seconds": r(med(&|x| x.nginx.as_ref().map(|n| n.seconds)), 3),
         "nginx_mb_per_s": r(med(&|x| x.nginx.as_ref().map(|n| n.mb_per_s)), 1),
         "quic_over_nginx": r(median(ratios.clone()), 2),
@@ -389,7 +401,7 @@ async fn push_round(
 ) -> anyhow::Result<Round> {
     let clients = args.clients;
     let packed = bundle.bytes.len();
-    let srv = ServerProcess::start(bin, dir, cfg)?;
+    let mut srv = ServerProcess::start(bin, dir, cfg)?;
     println!(
         "bundle: {:.2} MB packed; {clients} clients joining at once; server {} (pid {}) on {}",
         packed as f64 / 1e6,
@@ -397,8 +409,8 @@ async fn push_round(
         srv.child.id(),
         srv.addr
     );
-    // Let the server load its plugin and pack the bundle before the clock starts.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The clock starts once the server has loaded its plugin and packed the bundle.
+    srv.wait_for_bundles(1, SERVER_READY)?;
     let homes = client_homes(args)?;
     let cpu_before = cpu_secs(srv.child.id());
     let clients_before = cpu_secs(std::process::id());
@@ -436,20 +448,28 @@ async fn push_round(
         alone_cpu * 1e3 / clients as f64
     );
     drop(homes_alone);
-    let nginx = match nginx {
-        Some((nginx, file)) => nginx_push(nginx, file, packed, clients)?,
-        None => None,
+    let (nginx, nginx_cpu) = match nginx {
+        Some((nginx, file)) => {
+            let (n0, h0) = (tree_cpu_secs(nginx.pid()), reaped_children_cpu_secs());
+            let fig = nginx_push(nginx, file, packed, clients)?;
+            let cpu = (
+                tree_cpu_secs(nginx.pid()) - n0,
+                reaped_children_cpu_secs() - h0,
+            );
+            (fig, Some(cpu))
+        }
+        None => (None, None),
     };
-    match &nginx {
-        Some(n) => println!(
-            "nginx alone (HTTPS + HTTP/2, h2load -c {clients}): {:.3} s, {:.1} MB/s aggregate; QUIC installed is {:.2}x nginx, QUIC wire alone {:.2}x, install alone {:.2}x",
+    match (&nginx, nginx_cpu) {
+        (Some(n), Some((ncpu, hcpu))) => println!(
+            "nginx alone (HTTPS + HTTP/2, h2load -c {clients}): {:.3} s, {:.1} MB/s aggregate (CPU: nginx {ncpu:.2} s, h2load {hcpu:.2} s); QUIC installed is {:.2}x nginx, QUIC wire alone {:.2}x, install alone {:.2}x; server CPU for the same bytes: shard {server_cpu:.2} s, nginx {ncpu:.2} s",
             n.seconds,
             n.mb_per_s,
             quic.mb_per_s / n.mb_per_s,
             wire.mb_per_s / n.mb_per_s,
             alone.mb_per_s / n.mb_per_s
         ),
-        None => println!("nginx alone: skipped"),
+        _ => println!("nginx alone: skipped"),
     }
     Ok(Round {
         arrived,
@@ -457,23 +477,51 @@ async fn push_round(
         wire,
         alone,
         server_cpu,
+        clients_cpu,
         nginx,
+        nginx_cpu,
     })
 }
 
 /// User + system CPU time a process has used so far, seconds (0 when unknown).
 fn cpu_secs(pid: u32) -> f64 {
+    // utime and stime are fields 14 and 15 of stat.
+    stat_secs(pid, 14)
+}
+
+/// User + system CPU time of the children this process has waited for
+/// (`h2load`), seconds (0 when unknown).
+fn reaped_children_cpu_secs() -> f64 {
+    // cutime and cstime are fields 16 and 17 of stat.
+    stat_secs(std::process::id(), 16)
+}
+
+/// CPU time of `pid` and its children (nginx's master and workers), seconds.
+fn tree_cpu_secs(pid: u32) -> f64 {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    cpu_secs(pid)
+        + children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+            .map(cpu_secs)
+            .sum::<f64>()
+}
+
+/// The sum of two adjacent clock-tick fields of `/proc/PID/stat`, starting
+/// at 1-based field `first`, in seconds (0 when unknown).
+fn stat_secs(pid: u32, first: usize) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
-    // Fields after the command name (which may hold spaces) start at ")".
+    // Fields after the command name (which may hold spaces) start at ")",
+    // whose first is field 3.
     let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
         return 0.0;
     };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
+    (ticks(first - 3) + ticks(first - 2)) / 100.0
 }
 
 /// `clients` real clients (homes under `dir`) join `addr` at once; returns
@@ -757,8 +805,8 @@ async fn lossy(args: &Args, size: usize) -> anyhow::Result<()> {
         std::fs::create_dir_all(&sdir)?;
         copy_dir(&dir.path().join("plugins"), &sdir.join("plugins"))?;
         let cfg = bench_config(4, args.legacy_config, Some(cc));
-        let srv = ServerProcess::start(&bin, &sdir, &cfg)?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut srv = ServerProcess::start(&bin, &sdir, &cfg)?;
+        srv.wait_for_bundles(1, SERVER_READY)?;
         for &loss in &args.loss {
             let mut times = Vec::new();
             for trial in 0..args.trials.max(1) {
@@ -960,10 +1008,10 @@ async fn attack(mode: &str, o: AttackOpts) -> anyhow::Result<()> {
         .len() as u64;
     let bin = server_bin(o.server_bin.as_deref());
     let cfg = bench_config(o.attackers + 8, o.legacy, None);
-    let srv = ServerProcess::start(&bin, dir.path(), &cfg)?;
+    let mut srv = ServerProcess::start(&bin, dir.path(), &cfg)?;
     let pid = srv.child.id();
     let probe = RssProbe::start(pid);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    srv.wait_for_bundles(1, SERVER_READY)?;
     let baseline = rss_of(pid).context("reading the server's RSS")?;
     probe.reset();
     let log_before = std::fs::metadata(&srv.log).map(|m| m.len()).unwrap_or(0);
