@@ -11,20 +11,29 @@
 
 use std::process::Command;
 
-#[test]
-fn bundle_push_measures_the_push_the_wire_and_the_install_alone() {
+/// Runs `bundle_push` with three clients, a 300 KiB bundle and `extra`
+/// arguments; returns what it printed, its last line, and that line parsed
+/// as the JSON object it must be.
+fn bundle_push(extra: &str) -> (String, String, serde_json::Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_bundle_push"))
-        .args(["--clients", "3", "--size-kib", "300", "--no-nginx"])
+        .args(["--clients", "3", "--size-kib", "300", extra])
         .output()
         .expect("run bundle_push");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "bundle_push failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let last = stdout.lines().last().expect("bundle_push printed nothing");
-    let line: serde_json::Value = serde_json::from_str(last).expect("the last line is JSON");
+    let line = serde_json::from_str(last).expect("the last line is JSON");
+    let last = last.to_string();
+    (stdout, last, line)
+}
+
+#[test]
+fn bundle_push_measures_the_push_the_wire_and_the_install_alone() {
+    let (stdout, last, line) = bundle_push("--no-nginx");
     assert_eq!(line["clients"], 3);
     assert!(line["bundle_bytes"].as_u64().unwrap() > 300 * 1024);
     for figure in [
@@ -48,18 +57,7 @@ fn bundle_push_with_mirror_measures_nginx_and_the_mirror_path_in_the_same_run() 
         shard_e2e::nginx::Nginx::installed(),
         "nginx is not installed; .ci/run installs it"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_bundle_push"))
-        .args(["--clients", "3", "--size-kib", "300", "--mirror"])
-        .output()
-        .expect("run bundle_push");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "bundle_push failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last = stdout.lines().last().expect("bundle_push printed nothing");
-    let line: serde_json::Value = serde_json::from_str(last).expect("the last line is JSON");
+    let (_, last, line) = bundle_push("--mirror");
     for figure in ["quic_mb_per_s", "mirror_mb_per_s", "nginx_mb_per_s"] {
         let v = line[figure].as_f64().unwrap_or(0.0);
         assert!(v > 0.0, "{figure} is {v} in {last}");
