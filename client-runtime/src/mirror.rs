@@ -51,7 +51,9 @@ pub struct MirrorSettings {
     pub extra_ca_pem: Option<Vec<u8>>,
     /// Longest wait for a mirror's TCP and TLS connection.
     pub connect_timeout: Duration,
-    /// Longest a mirror response may send nothing.
+    /// Longest a mirror may take over its whole response head, and then
+    /// longest its body may send nothing (a head trickled a byte at a time
+    /// still fails over after this).
     pub read_timeout: Duration,
     /// Slowest average pace (bytes per second) a download may keep once it
     /// has run for `limits::MIRROR_PROGRESS_GRACE_SECS`; a slower mirror fails over.

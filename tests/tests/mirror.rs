@@ -2,8 +2,8 @@
 //! real clients (in process and the headless binary), and a real nginx on
 //! loopback serving what `publish-bundles` wrote. Every failure of a mirror
 //! (down, corrupted, truncated, another bundle's bytes, redirected off the
-//! list, an untrusted certificate) still installs the bundle over QUIC and
-//! says why.
+//! list, an untrusted certificate, a head trickled byte by byte) still
+//! installs the bundle over QUIC and says why.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -190,6 +190,17 @@ async fn falls_back(
     mirror: Option<String>,
     why: &str,
 ) -> (shard_e2e::Client, usize) {
+    falls_back_with(opts, spoil, mirror, why, ContentSettings::default()).await
+}
+
+/// [`falls_back`] with the player's `content` settings (mirror timeouts).
+async fn falls_back_with(
+    opts: NginxOptions,
+    spoil: impl FnOnce(&Path, &shard_cache::PackedBundle) -> Option<Vec<u8>>,
+    mirror: Option<String>,
+    why: &str,
+    content: ContentSettings,
+) -> (shard_e2e::Client, usize) {
     let www = tempfile::tempdir().unwrap();
     let n = Nginx::start(www.path(), &opts).unwrap();
     let url = mirror.unwrap_or_else(|| n.url());
@@ -199,7 +210,7 @@ async fn falls_back(
         std::fs::write(www.path().join(file_name(&big.sha256)), served).unwrap();
     }
     let player = TestPlayer::new("vee");
-    let (ev, c) = install_big(&srv, &player, ContentSettings::default()).await;
+    let (ev, c) = install_big(&srv, &player, content).await;
     let fallback = fallback_reason(&c);
     assert!(fallback.contains(&url), "{fallback}");
     assert!(fallback.contains(why), "expected `{why}` in: {fallback}");
@@ -691,4 +702,59 @@ async fn publish_bundles_is_deterministic_and_its_output_serves_the_headless_cli
     }
     assert!(stderr.contains("plain http:// asset mirror"), "{stderr}");
     assert_eq!(srv.server.bundle_flight().bytes_sent, 0);
+}
+
+/// A mirror that sends its response head one byte at a time, each byte
+/// well within the read timeout, so no single read ever times out (a
+/// slow-loris on the head, where the minimum pace is not yet measured).
+async fn trickling_head_mirror(every: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let _ = s.read(&mut head).await;
+                let status = b"HTTP/1.1 200 OK\r\nX-Pad: ";
+                for b in status.iter().chain(std::iter::repeat(&b'a')) {
+                    if s.write_all(&[*b]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(every).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}/")
+}
+
+/// The read timeout bounds the whole response head, not each byte of it: a
+/// mirror trickling its head one byte per 200 ms fails over once the head
+/// has taken the (here 2 s) read timeout, and QUIC brings the bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_that_trickles_its_response_head_falls_back_to_quic() {
+    let url = trickling_head_mirror(Duration::from_millis(200)).await;
+    let content = ContentSettings {
+        mirrors: MirrorSettings {
+            read_timeout: Duration::from_secs(2),
+            ..MirrorSettings::default()
+        },
+        ..ContentSettings::default()
+    };
+    let started = Instant::now();
+    falls_back_with(
+        NginxOptions::default(),
+        |_, _| None,
+        Some(url),
+        "timed out",
+        content,
+    )
+    .await;
+    // Two seconds of head, then the QUIC download; well under the default read timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
 }
