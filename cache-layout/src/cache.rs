@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use shard_protocol::limits::{MAX_BUNDLE_PACKED, MAX_PLUGIN_NAME, MAX_PLUGIN_VERSION};
@@ -23,6 +24,9 @@ pub const PARTIAL_DIR: &str = "partial";
 pub const KNOWN_SERVERS_FILE: &str = "known_servers";
 /// Install record inside each `plugins/<name>/` folder.
 pub const MANIFEST_FILE: &str = ".shard-bundle.json";
+/// Lock file every open handle holds shared, so crash recovery runs only
+/// when no other handle (in this process or another) is installing.
+pub const LOCK_FILE: &str = ".lock";
 /// Prefix of an install being assembled: `plugins/.staging-<name>-<nonce>`.
 pub(crate) const STAGING_PREFIX: &str = ".staging-";
 /// Prefix of a replaced install awaiting removal: `plugins/.old-<name>-<nonce>`.
@@ -92,10 +96,15 @@ pub struct PluginReport {
 }
 
 /// Handle on a `runtime_cache/` folder; all reads and writes of the cache go
-/// through it. One process should own a cache at a time.
+/// through it. Handles opened apart (a reconnecting session, the game and a
+/// `shard-client cache` command) share the folder safely: each holds a
+/// shared lock on [`LOCK_FILE`], and the crash recovery that removes
+/// half-done installs runs only for a handle that finds no other open.
 #[derive(Debug, Clone)]
 pub struct RuntimeCache {
     root: PathBuf,
+    /// The shared lock on [`LOCK_FILE`], released when the last clone drops.
+    lock: Arc<fs::File>,
 }
 
 /// Checks that `name` is a safe folder name for `plugins/<name>/` on every OS.
@@ -156,22 +165,53 @@ pub fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {
 }
 
 impl RuntimeCache {
-    /// Opens (creating if needed) the cache at `root` and repairs whatever an
-    /// interrupted install or write left behind, so every plugin folder holds
-    /// a complete old or new install.
+    /// Opens (creating if needed) the cache at `root` and, when no other
+    /// handle has it open, repairs whatever an interrupted install or write
+    /// left behind, so every plugin folder holds a complete old or new
+    /// install. With another handle open, what looks left behind may be its
+    /// install in progress, so it is left for a later open to repair.
     pub fn open(root: impl AsRef<Path>) -> Result<Self, CacheError> {
-        let cache = RuntimeCache {
-            root: root.as_ref().to_path_buf(),
+        let root = root.as_ref().to_path_buf();
+        fs::create_dir_all(&root).map_err(io_err("creating", &root))?;
+        let lock_path = root.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(io_err("opening", &lock_path))?;
+        let alone = match lock.try_lock() {
+            Ok(()) => true,
+            Err(fs::TryLockError::WouldBlock) => false,
+            // A filesystem without locks: one owner is assumed, as before locks.
+            Err(fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+                tracing::warn!(path = %lock_path.display(), "the cache's filesystem has no file locks; recovering as its only user");
+                true
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock_path)(e)),
         };
-        for dir in [
-            cache.root.clone(),
-            cache.store_dir(),
-            cache.plugins_dir(),
-            cache.partial_dir(),
-        ] {
+        let cache = RuntimeCache {
+            root,
+            lock: Arc::new(lock),
+        };
+        for dir in [cache.store_dir(), cache.plugins_dir(), cache.partial_dir()] {
             fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         }
-        cache.recover()?;
+        if alone {
+            cache.recover()?;
+        } else {
+            tracing::debug!(root = %cache.root.display(), "cache open elsewhere; recovery left to a later open");
+        }
+        // Shared from here on: other handles may open, none may recover. (No
+        // install can start between the unlock and the shared lock, as this
+        // handle is not returned yet; another open may recover in between.)
+        let shared = cache.lock.unlock().and_then(|()| cache.lock.lock_shared());
+        match shared {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}
+            Err(e) => return Err(io_err("locking", &lock_path)(e)),
+        }
         Ok(cache)
     }
 

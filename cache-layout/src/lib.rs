@@ -41,9 +41,9 @@ pub use bundle::{
     sha256, unpack_bundle,
 };
 pub use cache::{
-    InstallRecord, InstalledPlugin, KNOWN_SERVERS_FILE, MANIFEST_FILE, PARTIAL_DIR, PLUGINS_DIR,
-    PluginReport, RuntimeCache, STORE_DIR, VerifyStatus, parse_sha256_hex, validate_plugin_name,
-    validate_version,
+    InstallRecord, InstalledPlugin, KNOWN_SERVERS_FILE, LOCK_FILE, MANIFEST_FILE, PARTIAL_DIR,
+    PLUGINS_DIR, PluginReport, RuntimeCache, STORE_DIR, VerifyStatus, parse_sha256_hex,
+    validate_plugin_name, validate_version,
 };
 pub use content::{
     ArchiveFiles, ContentError, ContentReport, Diagnostic, GameResources, check_bundle_content,

@@ -164,9 +164,11 @@ fn a_staged_install_is_checked_in_staging_then_installed_or_dropped() {
     assert!(leftovers(&cache).is_empty());
     assert_eq!(plugin_files(&cache), expected_files(&b1));
 
-    // A crash between staging and install: the next open removes it.
+    // A crash between staging and install (the process and its handle are
+    // gone): the next open removes it.
     std::mem::forget(cache.stage_from_store(&req("2", &b2), u64::MAX).unwrap());
     assert_eq!(leftovers(&cache).len(), 1);
+    drop(cache);
     let cache = RuntimeCache::open(t.path().join("cache")).unwrap();
     assert!(leftovers(&cache).is_empty());
     assert_eq!(plugin_files(&cache), expected_files(&b1));
@@ -218,6 +220,8 @@ fn crash_at_each_step_of_an_upgrade_leaves_old_or_new() {
             .install_with_crash_at(&req("2", &b2), &b2.bytes, point)
             .unwrap_err();
         assert!(matches!(err, CacheError::SimulatedCrash(p) if p == point));
+        // The crashed process's handle is gone with it.
+        drop(cache);
         let reopened = RuntimeCache::open(&root).unwrap();
         let now = plugin_files(&reopened);
         let hash = reopened.installed_hash("popup_zone");
@@ -267,6 +271,8 @@ fn crash_at_each_step_of_a_first_install_leaves_nothing_or_new() {
         cache
             .install_with_crash_at(&req("1", &b), &b.bytes, point)
             .unwrap_err();
+        // The crashed process's handle is gone with it.
+        drop(cache);
         let reopened = RuntimeCache::open(&root).unwrap();
         let present = root.join("plugins/popup_zone").exists();
         assert_eq!(present, point == CrashPoint::AfterNewMovedIn, "{point:?}");
@@ -289,6 +295,44 @@ fn stray_temp_files_are_removed_on_open() {
     assert!(!root.join("store/.tmp-123").exists());
     assert!(!root.join(".tmp-456").exists());
     assert!(!root.join("plugins/.staging-x-1").exists());
+}
+
+/// A handle opened beside a live one (a reconnecting session, or
+/// `shard-client cache` beside the game) must not take the live one's
+/// install in progress for a crash's leftovers; once every handle is gone,
+/// the next open repairs as before.
+#[test]
+fn an_open_beside_a_live_handle_leaves_its_install_in_progress_alone() {
+    let t = tempfile::tempdir().unwrap();
+    let b1 = packed(t.path(), "v1");
+    let root = t.path().join("cache");
+    let live = RuntimeCache::open(&root).unwrap();
+    live.store_bundle(&b1.bytes, &b1.sha256).unwrap();
+    let staged = live.stage_from_store(&req("1", &b1), u64::MAX).unwrap();
+    fs::write(root.join(".tmp-777"), b"half written").unwrap();
+
+    let beside = RuntimeCache::open(&root).unwrap();
+    assert!(
+        staged.path().is_dir(),
+        "the live handle's staging was removed"
+    );
+    assert!(
+        root.join(".tmp-777").exists(),
+        "the live handle's temp file was removed"
+    );
+    // The live handle finishes undisturbed, and the other sees the result.
+    live.install_staged(staged).unwrap();
+    assert_eq!(beside.installed_hash("popup_zone"), Some(b1.sha256));
+    assert_eq!(plugin_files(&beside), expected_files(&b1));
+
+    // A leftover of a handle that is gone: the next open alone removes it.
+    std::mem::forget(live.stage_from_store(&req("1", &b1), u64::MAX).unwrap());
+    drop(live);
+    drop(beside);
+    let alone = RuntimeCache::open(&root).unwrap();
+    assert!(leftovers(&alone).is_empty(), "{:?}", leftovers(&alone));
+    assert!(!root.join(".tmp-777").exists());
+    assert_eq!(plugin_files(&alone), expected_files(&b1));
 }
 
 #[test]

@@ -148,3 +148,31 @@ fn cache_ls_shows_per_server_use_and_gc_evicts_to_a_target() {
     let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
     assert!(cache.list().unwrap().is_empty());
 }
+
+/// `shard-client cache ls` run while another process (this test) has the
+/// cache open with an install in progress: the command's open must not
+/// remove that install's staging folder as a crash's leftover.
+#[test]
+fn a_cache_command_beside_a_running_client_leaves_its_install_in_progress_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache_dir = tmp.path().join("cache");
+    let live = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
+    // What an install in progress looks like: a staging folder being filled.
+    let staging = cache_dir.join("plugins/.staging-hud-1");
+    std::fs::create_dir_all(staging.join("assets")).unwrap();
+    std::fs::write(staging.join("assets/half.json"), b"{").unwrap();
+    let dir = cache_dir.to_str().unwrap();
+
+    let (ok, _, err) = run(&["cache", "ls", "--cache", dir]);
+    assert!(ok, "{err}");
+    assert!(
+        staging.join("assets/half.json").exists(),
+        "removed under a live client"
+    );
+
+    // Once the client is gone, the same command repairs the cache.
+    drop(live);
+    let (ok, _, err) = run(&["cache", "ls", "--cache", dir]);
+    assert!(ok, "{err}");
+    assert!(!staging.exists(), "a crash's leftover was kept");
+}

@@ -120,7 +120,8 @@ pub(crate) fn seal(tar_bytes: &[u8]) -> (Vec<u8>, [u8; 32]) {
     (bytes, sha)
 }
 
-/// Every file under `root` with its contents, plus folders (value `None`).
+/// Every file under `root` with its contents, plus folders (value `None`);
+/// the open handles' lock file is not cache content and is left out.
 pub(crate) fn snapshot(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
     let mut out = BTreeMap::new();
     fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
@@ -142,5 +143,6 @@ pub(crate) fn snapshot(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
         }
     }
     walk(root, "", &mut out);
+    out.remove(shard_cache::LOCK_FILE);
     out
 }
