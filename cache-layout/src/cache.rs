@@ -184,12 +184,12 @@ impl RuntimeCache {
         let alone = match lock.try_lock() {
             Ok(()) => true,
             Err(fs::TryLockError::WouldBlock) => false,
-            // A filesystem without locks: one owner is assumed, as before locks.
-            Err(fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
-                tracing::warn!(path = %lock_path.display(), "the cache's filesystem has no file locks; recovering as its only user");
+            // A filesystem without working locks (some network shares): the
+            // cache stays usable, and this handle is taken for its only user.
+            Err(fs::TryLockError::Error(error)) => {
+                tracing::warn!(path = %lock_path.display(), %error, "cannot lock the cache; repairing it as its only user");
                 true
             }
-            Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock_path)(e)),
         };
         let cache = RuntimeCache {
             root,
@@ -206,11 +206,8 @@ impl RuntimeCache {
         // Shared from here on: other handles may open, none may recover. (No
         // install can start between the unlock and the shared lock, as this
         // handle is not returned yet; another open may recover in between.)
-        let shared = cache.lock.unlock().and_then(|()| cache.lock.lock_shared());
-        match shared {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}
-            Err(e) => return Err(io_err("locking", &lock_path)(e)),
+        if let Err(error) = cache.lock.unlock().and_then(|()| cache.lock.lock_shared()) {
+            tracing::debug!(path = %lock_path.display(), %error, "cache open without a shared lock");
         }
         Ok(cache)
     }
