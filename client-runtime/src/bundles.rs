@@ -156,8 +156,14 @@ pub struct BundleReceiver {
     unsettled: bool,
     /// Checked entry points of each plugin installed in this session (the glue's input).
     entry_points: BTreeMap<String, Vec<String>>,
-    /// Where mirror downloads report back (set by [`Self::enable_mirrors`]).
-    mirror_link: Option<(tokio::runtime::Handle, mpsc::WeakSender<BundleWork>)>,
+    /// Where mirror downloads run and report back, and the game server's
+    /// address, which no mirror may be nearer the player than (set by
+    /// [`Self::enable_mirrors`]).
+    mirror_link: Option<(
+        tokio::runtime::Handle,
+        mpsc::WeakSender<BundleWork>,
+        std::net::IpAddr,
+    )>,
     /// This session's mirrors, once `Welcome` listed any.
     mirrors: Option<Mirrors>,
     /// Downloads from the QUIC stream in progress, kept open across chunks.
@@ -203,10 +209,10 @@ impl BundleReceiver {
     /// downloads run on the current tokio runtime and report on `work`
     /// (the receiver's own queue, held weakly so it still closes when the
     /// session ends). Without it every bundle comes over QUIC.
-    pub fn enable_mirrors(&mut self, work: &mpsc::Sender<BundleWork>) {
+    pub fn enable_mirrors(&mut self, work: &mpsc::Sender<BundleWork>, server: std::net::IpAddr) {
         self.mirror_link = tokio::runtime::Handle::try_current()
             .ok()
-            .map(|h| (h, work.downgrade()));
+            .map(|h| (h, work.downgrade(), server));
     }
 
     /// Runs until every sender of `work` is gone. Whenever the queue runs
@@ -587,12 +593,13 @@ impl BundleReceiver {
     /// Sets up this session's mirrors from `Welcome` (none without
     /// [`Self::enable_mirrors`], when mirrors are off, or when none parses).
     fn set_mirrors(&mut self, list: &[String]) {
-        let Some((runtime, work)) = self.mirror_link.clone() else {
+        let Some((runtime, work, server)) = self.mirror_link.clone() else {
             return;
         };
         match Mirrors::new(
             list,
             &self.settings.mirrors,
+            server,
             runtime,
             work,
             self.stats.clone(),

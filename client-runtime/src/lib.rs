@@ -14,6 +14,7 @@ pub mod json;
 pub mod mirror;
 pub mod offer;
 pub mod queue;
+pub mod reach;
 pub mod session;
 pub mod tuning;
 

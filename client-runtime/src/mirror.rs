@@ -6,7 +6,8 @@
 //! `partial/<sha256>.part` with a `Range` request, through the same
 //! [`PartialFile`] writer as a QUIC transfer (it hashes as it writes), is
 //! capped at the length the game server announced, must keep a minimum
-//! pace, may be redirected only to hosts on the mirror list, and its
+//! pace, may be redirected only to hosts on the mirror list, may be no
+//! nearer the player than the game server ([`crate::reach`]), and its
 //! SHA-256 must match the announced one before it moves into the store; the
 //! bundle receiver then runs the same policy check and install as for a
 //! QUIC transfer. Any failure
@@ -14,6 +15,7 @@
 //! next mirror and finally falls back to the server's QUIC stream.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -33,6 +35,7 @@ use tracing::{debug, info, warn};
 use crate::bundles::{BundleWork, TransferStats};
 use crate::events::ClientEvent;
 use crate::queue::EventTx;
+use crate::reach::{FarEnough, Reach, mirror_allowed};
 use crate::tuning;
 
 /// Bytes between two `bundle_progress` events of a mirror download (as
@@ -153,6 +156,21 @@ pub enum MirrorError {
     BadMirror {
         /// What the server sent.
         url: String,
+    },
+    /// The server listed a mirror address nearer the player than itself
+    /// (see [`crate::reach`]).
+    #[error(
+        "mirror `{url}` is on {}, closer to the player than the game server (on {}); a mirror may not be",
+        .mirror.describe(),
+        .server.describe()
+    )]
+    TooClose {
+        /// What the server sent.
+        url: String,
+        /// Where the mirror's address is.
+        mirror: Reach,
+        /// Where the game server is.
+        server: Reach,
     },
     /// The extra CA certificate could not be read.
     #[error("the extra CA certificate for mirrors is not valid PEM: {0}")]
@@ -351,6 +369,42 @@ fn origin(u: &Url) -> (String, String, Option<u16>) {
     )
 }
 
+/// The mirrors of `list` a client of a game server at `server` may use:
+/// those that parse ([`parse_mirror`]) and whose address, when written as
+/// one, is no nearer the player than the server (host names are held to the
+/// same rule when they resolve, by [`FarEnough`]); each other entry comes
+/// back as the reason it is skipped.
+pub fn usable_mirrors(list: &[String], server: IpAddr) -> (Vec<Url>, Vec<MirrorError>) {
+    let floor = Reach::of(server);
+    let (mut bases, mut skipped) = (Vec::new(), Vec::new());
+    for m in list.iter().take(MAX_ASSET_MIRRORS) {
+        let u = match parse_mirror(m) {
+            Ok(u) => u,
+            Err(e) => {
+                skipped.push(e);
+                continue;
+            }
+        };
+        // The URL parser writes an address host canonically (`[::1]`, and
+        // `127.0.0.1` for every other spelling of it).
+        let literal = u.host_str().and_then(|h| {
+            h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .ok()
+        });
+        match literal.map(Reach::of) {
+            Some(mirror) if !mirror_allowed(floor, mirror) => skipped.push(MirrorError::TooClose {
+                url: m.clone(),
+                mirror,
+                server: floor,
+            }),
+            _ => bases.push(u),
+        }
+    }
+    (bases, skipped)
+}
+
 /// Parses one mirror base URL sent by the server.
 pub fn parse_mirror(url: &str) -> Result<Url, MirrorError> {
     let bad = || MirrorError::BadMirror {
@@ -367,6 +421,45 @@ pub fn parse_mirror(url: &str) -> Result<Url, MirrorError> {
     if ok { Ok(u) } else { Err(bad()) }
 }
 
+/// The HTTP client for the mirrors `bases` of a game server at `server`:
+/// rustls with HTTP/2, the timeouts of `settings`, redirects only within
+/// the mirrors' origins, and names resolved by [`FarEnough`].
+fn http_client(
+    bases: &[Url],
+    settings: &MirrorSettings,
+    server: IpAddr,
+) -> Result<reqwest::Client, MirrorError> {
+    let allowed: Vec<_> = bases.iter().map(origin).collect();
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_MIRROR_REDIRECTS {
+            return attempt.error(MirrorError::TooManyRedirects {
+                max: MAX_MIRROR_REDIRECTS,
+            });
+        }
+        if allowed.contains(&origin(attempt.url())) {
+            attempt.follow()
+        } else {
+            let to = attempt.url().to_string();
+            attempt.error(MirrorError::RedirectRefused { to })
+        }
+    });
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .user_agent(concat!("shard-client/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(settings.connect_timeout)
+        .read_timeout(settings.read_timeout)
+        .redirect(policy)
+        .dns_resolver(Arc::new(FarEnough {
+            floor: Reach::of(server),
+        }))
+        .http2_adaptive_window(true);
+    if let Some(pem) = &settings.extra_ca_pem {
+        let cert = reqwest::Certificate::from_pem(pem).map_err(MirrorError::Ca)?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().map_err(MirrorError::Client)
+}
+
 impl Mirrors {
     /// The mirrors of `list` that parse (a bad entry is logged and skipped;
     /// `None` when none is usable or mirrors are off). Warns once per plain
@@ -375,6 +468,7 @@ impl Mirrors {
     pub fn new(
         list: &[String],
         settings: &MirrorSettings,
+        server: IpAddr,
         runtime: tokio::runtime::Handle,
         work: mpsc::WeakSender<BundleWork>,
         stats: Arc<TransferStats>,
@@ -383,47 +477,17 @@ impl Mirrors {
         if !settings.enabled || list.is_empty() {
             return Ok(None);
         }
-        let mut bases = Vec::new();
-        for m in list.iter().take(MAX_ASSET_MIRRORS) {
-            match parse_mirror(m) {
-                Ok(u) => {
-                    if u.scheme() == "http" {
-                        warn!(mirror = %u, "plain http:// asset mirror: bundles are still checked against their SHA-256, but the network can see which ones this player fetches");
-                    }
-                    bases.push(u);
-                }
-                Err(e) => warn!(error = %e, "asset mirror skipped"),
-            }
+        let (bases, skipped) = usable_mirrors(list, server);
+        for e in &skipped {
+            warn!(error = %e, "asset mirror skipped");
+        }
+        for u in bases.iter().filter(|u| u.scheme() == "http") {
+            warn!(mirror = %u, "plain http:// asset mirror: bundles are still checked against their SHA-256, but the network can see which ones this player fetches");
         }
         if bases.is_empty() {
             return Ok(None);
         }
-        let allowed: Vec<_> = bases.iter().map(origin).collect();
-        let policy = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > MAX_MIRROR_REDIRECTS {
-                return attempt.error(MirrorError::TooManyRedirects {
-                    max: MAX_MIRROR_REDIRECTS,
-                });
-            }
-            if allowed.contains(&origin(attempt.url())) {
-                attempt.follow()
-            } else {
-                let to = attempt.url().to_string();
-                attempt.error(MirrorError::RedirectRefused { to })
-            }
-        });
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .user_agent(concat!("shard-client/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.read_timeout)
-            .redirect(policy)
-            .http2_adaptive_window(true);
-        if let Some(pem) = &settings.extra_ca_pem {
-            let cert = reqwest::Certificate::from_pem(pem).map_err(MirrorError::Ca)?;
-            builder = builder.add_root_certificate(cert);
-        }
-        let client = builder.build().map_err(MirrorError::Client)?;
+        let client = http_client(&bases, settings, server)?;
         info!(mirrors = bases.len(), "asset mirrors in use");
         Ok(Some(Self {
             client,
@@ -762,6 +826,102 @@ fn range_starts_at(range: &str, offset: u64, len: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The mirror client itself resolves through [`FarEnough`]: for a game
+    /// server on the internet a name for this machine is refused before any
+    /// connection; for a server on this machine it is fetched.
+    #[tokio::test]
+    async fn the_mirror_client_refuses_a_name_for_this_machine_for_a_server_on_the_internet() {
+        use std::sync::atomic::AtomicUsize;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut head = [0u8; 1024];
+                let _ = s.read(&mut head).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+            }
+        });
+        let base: Url = format!("http://localhost:{port}/").parse().unwrap();
+        let url = base.join("x.bundle").unwrap();
+        let settings = MirrorSettings::default();
+        let bases = std::slice::from_ref(&base);
+
+        let far = http_client(bases, &settings, "198.51.100.20".parse().unwrap()).unwrap();
+        let err = far.get(url.clone()).send().await.unwrap_err();
+        let text = chain(&err);
+        assert!(
+            text.contains("closer to the player than the game server"),
+            "{text}"
+        );
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            0,
+            "the refused mirror was contacted"
+        );
+
+        let near = http_client(bases, &settings, "127.0.0.1".parse().unwrap()).unwrap();
+        let body = near.get(url).send().await.unwrap().text().await.unwrap();
+        assert_eq!(body, "ok");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_server_on_the_internet_gets_no_mirror_on_the_players_machine_or_network() {
+        let list: Vec<String> = [
+            "http://127.0.0.1:8080/",
+            "http://[::1]/x/",
+            "http://0x7f.1/",
+            "http://192.168.1.1/",
+            "https://100.100.1.1/",
+            "https://cdn.example.net/shard/",
+            "http://203.0.113.9/",
+        ]
+        .map(String::from)
+        .to_vec();
+        let names = |v: &[Url]| v.iter().map(Url::to_string).collect::<Vec<_>>();
+
+        let (bases, skipped) = usable_mirrors(&list, "198.51.100.20".parse().unwrap());
+        assert_eq!(
+            names(&bases),
+            ["https://cdn.example.net/shard/", "http://203.0.113.9/"]
+        );
+        assert_eq!(skipped.len(), 5, "{skipped:?}");
+        assert!(
+            skipped
+                .iter()
+                .all(|e| matches!(e, MirrorError::TooClose { .. }))
+        );
+        let text = skipped[0].to_string();
+        assert!(
+            text.contains("127.0.0.1:8080") && text.contains("the player's own machine"),
+            "{text}"
+        );
+        assert!(skipped[3].to_string().contains("a private network"));
+
+        // A server on the player's network may also list mirrors on it.
+        let (bases, _) = usable_mirrors(&list, "192.168.1.10".parse().unwrap());
+        assert_eq!(
+            names(&bases),
+            [
+                "http://192.168.1.1/",
+                "https://100.100.1.1/",
+                "https://cdn.example.net/shard/",
+                "http://203.0.113.9/"
+            ]
+        );
+        // A server on the player's own machine (a modder's) may list any.
+        let (bases, skipped) = usable_mirrors(&list, "::1".parse().unwrap());
+        assert_eq!(bases.len(), 7, "{skipped:?}");
+    }
 
     #[test]
     fn mirror_tuning_applies_what_is_set_and_refuses_what_is_out_of_range() {

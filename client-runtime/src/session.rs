@@ -230,7 +230,7 @@ impl Session {
             dispatcher.clone(),
             stats.clone(),
         );
-        receiver.enable_mirrors(&work_tx);
+        receiver.enable_mirrors(&work_tx, opts.addr.ip());
         // Every task of this session logs inside one span, so a session's
         // lines can be told apart (and filtered) by server and key; at error
         // level so its fields reach every line whatever the filter.
