@@ -21,15 +21,27 @@ pub enum Reach {
     /// The player's own machine: loopback, or unspecified (which connects here).
     ThisMachine,
     /// A private network: RFC 1918, carrier-grade NAT and VPN ranges
-    /// (100.64.0.0/10), link-local, IPv6 unique-local, multicast and broadcast.
+    /// (100.64.0.0/10), link-local, IPv6 unique-local, multicast and broadcast
+    /// (also behind the NAT64 prefix).
     LocalNetwork,
     /// Anywhere else.
     Internet,
 }
 
 impl Reach {
-    /// The reach of `ip` (an IPv4-mapped IPv6 address counts as its IPv4).
+    /// The reach of `ip`. An IPv4-mapped IPv6 address counts as its IPv4,
+    /// and so does one in the NAT64 prefix `64:ff9b::/96`, which a home
+    /// router's NAT64 would forward to that IPv4 on its own network.
     pub fn of(ip: IpAddr) -> Self {
+        let ip = match ip {
+            IpAddr::V6(a) if a.segments()[..6] == [0x64, 0xff9b, 0, 0, 0, 0] => {
+                let [.., hi, lo] = a.segments();
+                IpAddr::V4(std::net::Ipv4Addr::from(
+                    (u32::from(hi) << 16) | u32::from(lo),
+                ))
+            }
+            other => other,
+        };
         match ip.to_canonical() {
             IpAddr::V4(a) if a.is_loopback() || a.is_unspecified() => Self::ThisMachine,
             IpAddr::V4(a)
@@ -133,7 +145,7 @@ mod tests {
     use reqwest::dns::Resolve;
 
     fn reach(ip: &str) -> Reach {
-        Reach::of(ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])))
+        Reach::of(ip.parse().unwrap())
     }
 
     #[test]
@@ -145,6 +157,7 @@ mod tests {
             "::1",
             "::",
             "::ffff:127.0.0.1",
+            "64:ff9b::7f00:1",
         ] {
             assert_eq!(reach(ip), Reach::ThisMachine, "{ip}");
         }
@@ -161,6 +174,7 @@ mod tests {
             "fe80::1",
             "ff02::1",
             "::ffff:192.168.0.1",
+            "64:ff9b::c0a8:101",
         ] {
             assert_eq!(reach(ip), Reach::LocalNetwork, "{ip}");
         }
@@ -171,6 +185,7 @@ mod tests {
             "203.0.113.7",
             "2001:db8::1",
             "2606:4700::1111",
+            "64:ff9b::101:101",
         ] {
             assert_eq!(reach(ip), Reach::Internet, "{ip}");
         }
