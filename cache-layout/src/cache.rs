@@ -171,7 +171,20 @@ impl RuntimeCache {
     /// install. With another handle open, what looks left behind may be its
     /// install in progress, so it is left for a later open to repair.
     pub fn open(root: impl AsRef<Path>) -> Result<Self, CacheError> {
-        let root = root.as_ref().to_path_buf();
+        Self::open_as(root.as_ref(), false)
+    }
+
+    /// Opens the cache for a change no other handle may see half done
+    /// (`shard-client cache clear` or `gc` beside a running game): fails
+    /// with [`CacheError::InUse`] while any other handle has it open, and
+    /// holds it exclusively until dropped, so handles opened meanwhile wait.
+    pub fn open_exclusive(root: impl AsRef<Path>) -> Result<Self, CacheError> {
+        Self::open_as(root.as_ref(), true)
+    }
+
+    /// [`Self::open`], or with `exclusive` [`Self::open_exclusive`].
+    fn open_as(root: &Path, exclusive: bool) -> Result<Self, CacheError> {
+        let root = root.to_path_buf();
         fs::create_dir_all(&root).map_err(io_err("creating", &root))?;
         let lock_path = root.join(LOCK_FILE);
         let lock = fs::OpenOptions::new()
@@ -183,6 +196,9 @@ impl RuntimeCache {
             .map_err(io_err("opening", &lock_path))?;
         let alone = match lock.try_lock() {
             Ok(()) => true,
+            Err(fs::TryLockError::WouldBlock) if exclusive => {
+                return Err(CacheError::InUse { root });
+            }
             Err(fs::TryLockError::WouldBlock) => false,
             // A filesystem without working locks (some network shares): the
             // cache stays usable, and this handle is taken for its only user.
@@ -202,6 +218,9 @@ impl RuntimeCache {
             cache.recover()?;
         } else {
             tracing::debug!(root = %cache.root.display(), "cache open elsewhere; recovery left to a later open");
+        }
+        if exclusive {
+            return Ok(cache);
         }
         // Shared from here on: other handles may open, none may recover. (No
         // install can start between the unlock and the shared lock, as this

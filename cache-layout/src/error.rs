@@ -181,6 +181,15 @@ pub enum CacheError {
         /// The underlying error.
         source: io::Error,
     },
+    /// A change that must not run under another handle (clearing, garbage
+    /// collection from the command line) found the cache open elsewhere.
+    #[error(
+        "runtime cache {root} is in use by a running client (the game or another shard-client); close it and try again"
+    )]
+    InUse {
+        /// The cache's root folder.
+        root: PathBuf,
+    },
     /// A plugin name is not a safe folder name.
     #[error("invalid plugin name {name:?}: {reason}")]
     InvalidPluginName {

@@ -275,8 +275,12 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 fn cache_cmd(op: CacheOp, dir: PathBuf) -> anyhow::Result<()> {
-    let cache = shard_cache::RuntimeCache::open(&dir)
-        .with_context(|| format!("cannot open the runtime cache at {}", dir.display()))?;
+    // Removing what a running client may be using waits for it to close.
+    let cache = match op {
+        CacheOp::Clear | CacheOp::Gc { .. } => shard_cache::RuntimeCache::open_exclusive(&dir),
+        CacheOp::Ls | CacheOp::Verify => shard_cache::RuntimeCache::open(&dir),
+    }
+    .with_context(|| format!("cannot open the runtime cache at {}", dir.display()))?;
     match op {
         CacheOp::Ls => {
             let last_used = cache.last_used();

@@ -22,6 +22,26 @@ fn run(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Opens the cache at `cache_dir` and installs the plugin folder `plugin`
+/// as `hud` 1.0 from 127.0.0.1:7777; returns the open handle and the bundle.
+fn install_hud(
+    cache_dir: &std::path::Path,
+    plugin: &std::path::Path,
+) -> (shard_cache::RuntimeCache, shard_cache::PackedBundle) {
+    let packed = shard_cache::pack_plugin_dir(plugin).expect("the test plugin packs");
+    let cache = shard_cache::RuntimeCache::open(cache_dir).expect("the cache opens");
+    let req = shard_cache::InstallRequest {
+        plugin: "hud",
+        version: "1.0",
+        server: "127.0.0.1:7777",
+        sha256: packed.sha256,
+    };
+    cache
+        .install(&req, &packed.bytes)
+        .expect("the test plugin installs");
+    (cache, packed)
+}
+
 #[test]
 fn cache_ls_verify_and_clear_serve_modders() {
     let tmp = tempfile::tempdir().unwrap();
@@ -37,16 +57,8 @@ fn cache_ls_verify_and_clear_serve_modders() {
         "localization:\n  onscreens:\n    en-us: ui\\hud.json\n",
     )
     .unwrap();
-    let packed = shard_cache::pack_plugin_dir(&plugin).unwrap();
     let cache_dir = tmp.path().join("cache");
-    let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
-    let req = shard_cache::InstallRequest {
-        plugin: "hud",
-        version: "1.0",
-        server: "127.0.0.1:7777",
-        sha256: packed.sha256,
-    };
-    cache.install(&req, &packed.bytes).unwrap();
+    let (cache, packed) = install_hud(&cache_dir, &plugin);
     let dir = cache_dir.to_str().unwrap();
 
     let (ok, out, _) = run(&["cache", "ls", "--cache", dir]);
@@ -77,8 +89,10 @@ fn cache_ls_verify_and_clear_serve_modders() {
         "{out} {err}"
     );
 
-    let (ok, _, _) = run(&["cache", "clear", "--cache", dir]);
-    assert!(ok);
+    // Clearing waits for every other client to close the cache.
+    drop(cache);
+    let (ok, _, err) = run(&["cache", "clear", "--cache", dir]);
+    assert!(ok, "{err}");
     let (ok, out, _) = run(&["cache", "ls", "--cache", dir]);
     assert!(ok && out.trim() == r#"{"total":0}"#, "{out}");
 }
@@ -139,7 +153,9 @@ fn cache_ls_shows_per_server_use_and_gc_evicts_to_a_target() {
             .filter(|l| l["plugin"].is_string())
             .all(|l| l["last_used"].is_u64())
     );
-    // A 1 MB target keeps both (they are small); 0 evicts everything.
+    // A 1 MB target keeps both (they are small); 0 evicts everything. (No
+    // other client may have the cache open while gc removes plugins.)
+    drop(cache);
     let (ok, out, _) = run(&["cache", "gc", "--target-mb", "1", "--cache", dir]);
     assert!(ok && !out.contains("\"evicted\""), "{out}");
     let (ok, out, _) = run(&["cache", "gc", "--target-mb", "0", "--cache", dir]);
@@ -175,4 +191,31 @@ fn a_cache_command_beside_a_running_client_leaves_its_install_in_progress_alone(
     let (ok, _, err) = run(&["cache", "ls", "--cache", dir]);
     assert!(ok, "{err}");
     assert!(!staging.exists(), "a crash's leftover was kept");
+}
+
+/// `shard-client cache clear` (and `gc`) while another process (this test)
+/// has the cache open is refused with a message saying why, and removes
+/// nothing; once the client is gone it clears.
+#[test]
+fn clearing_a_cache_a_running_client_has_open_is_refused_until_it_closes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugin = tmp.path().join("hud");
+    std::fs::create_dir_all(plugin.join("client")).unwrap();
+    std::fs::write(plugin.join("client/hud.reds"), b"// hud\n").unwrap();
+    let cache_dir = tmp.path().join("cache");
+    let (live, packed) = install_hud(&cache_dir, &plugin);
+    let dir = cache_dir.to_str().unwrap();
+
+    for op in [["cache", "clear"], ["cache", "gc"]] {
+        let (ok, _, err) = run(&[op[0], op[1], "--cache", dir]);
+        assert!(!ok, "{op:?} ran beside a live client");
+        assert!(err.contains("in use by a running client"), "{err}");
+        assert_eq!(live.installed_hash("hud"), Some(packed.sha256), "{op:?}");
+    }
+
+    drop(live);
+    let (ok, _, err) = run(&["cache", "clear", "--cache", dir]);
+    assert!(ok, "{err}");
+    let reopened = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
+    assert_eq!(reopened.installed_hash("hud"), None);
 }
