@@ -331,10 +331,12 @@ pub enum MirrorOutcome {
 
 impl MirrorError {
     /// Whether this failure says the mirror as a whole is unusable now
-    /// (unreachable, failing, or too slow), not just this one file.
+    /// (unreachable, failing, or too slow), not just this one file. A
+    /// refused redirect is about one file, and costs no wait to find again.
     pub fn is_mirror_wide(&self) -> bool {
         match self {
-            Self::Request { .. } | Self::TooSlow { .. } | Self::Stalled { .. } => true,
+            Self::Request { source, .. } => !source.is_redirect(),
+            Self::TooSlow { .. } | Self::Stalled { .. } => true,
             Self::Status { status, .. } => status.is_server_error(),
             _ => false,
         }
