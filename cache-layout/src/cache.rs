@@ -231,6 +231,13 @@ impl RuntimeCache {
         Ok(cache)
     }
 
+    /// For the crash test hooks: gives up this handle's (and its clones')
+    /// share of the lock, as the end of a crashed process does, so a
+    /// following [`Self::open`] repairs what the simulated crash left.
+    pub(crate) fn release_lock_as_a_crash_would(&self) {
+        let _ = self.lock.unlock();
+    }
+
     /// The cache's root folder.
     pub fn root(&self) -> &Path {
         &self.root

@@ -196,7 +196,8 @@ impl RuntimeCache {
     }
 
     /// Test hook: runs `install` but stops right after `crash`, leaving the disk
-    /// as a crash at that moment would.
+    /// as a crash at that moment would, and releasing this handle's share of
+    /// the cache lock as the crashed process would, so the next open repairs.
     #[doc(hidden)]
     pub fn install_with_crash_at(
         &self,
@@ -204,7 +205,11 @@ impl RuntimeCache {
         bundle: &[u8],
         crash: CrashPoint,
     ) -> Result<InstalledPlugin, CacheError> {
-        self.install_inner(req, Source::Bytes(bundle), Some(crash))
+        let result = self.install_inner(req, Source::Bytes(bundle), Some(crash));
+        if matches!(result, Err(CacheError::SimulatedCrash(_))) {
+            self.release_lock_as_a_crash_would();
+        }
+        result
     }
 
     /// Removes an installed plugin (its stored bundle stays in the store).

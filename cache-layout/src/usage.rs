@@ -331,10 +331,15 @@ impl RuntimeCache {
     }
 
     /// Test hook: runs `evict_bundle` but stops right after `step`, leaving
-    /// the disk as a crash at that moment would.
+    /// the disk as a crash at that moment would, and releasing this handle's
+    /// share of the cache lock as the crashed process would.
     #[doc(hidden)]
     pub fn evict_with_crash_at(&self, sha: &[u8; 32], step: EvictStep) -> Result<(), CacheError> {
-        self.evict_inner(sha, Some(step)).map(|_| ())
+        let result = self.evict_inner(sha, Some(step)).map(|_| ());
+        if matches!(result, Err(CacheError::SimulatedEvictCrash(_))) {
+            self.release_lock_as_a_crash_would();
+        }
+        result
     }
 
     fn evict_inner(

@@ -220,8 +220,7 @@ fn crash_at_each_step_of_an_upgrade_leaves_old_or_new() {
             .install_with_crash_at(&req("2", &b2), &b2.bytes, point)
             .unwrap_err();
         assert!(matches!(err, CacheError::SimulatedCrash(p) if p == point));
-        // The crashed process's handle is gone with it.
-        drop(cache);
+        // The hook gave up the handle's lock, as the crashed process would.
         let reopened = RuntimeCache::open(&root).unwrap();
         let now = plugin_files(&reopened);
         let hash = reopened.installed_hash("popup_zone");
@@ -271,8 +270,7 @@ fn crash_at_each_step_of_a_first_install_leaves_nothing_or_new() {
         cache
             .install_with_crash_at(&req("1", &b), &b.bytes, point)
             .unwrap_err();
-        // The crashed process's handle is gone with it.
-        drop(cache);
+        // The hook gave up the handle's lock, as the crashed process would.
         let reopened = RuntimeCache::open(&root).unwrap();
         let present = root.join("plugins/popup_zone").exists();
         assert_eq!(present, point == CrashPoint::AfterNewMovedIn, "{point:?}");
