@@ -2,10 +2,10 @@
 //! for the layout) with crash recovery on open, listing, verification and
 //! the content-addressed bundle store.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use shard_protocol::limits::{MAX_BUNDLE_PACKED, MAX_PLUGIN_NAME, MAX_PLUGIN_VERSION};
@@ -99,12 +99,83 @@ pub struct PluginReport {
 /// through it. Handles opened apart (a reconnecting session, the game and a
 /// `shard-client cache` command) share the folder safely: each holds a
 /// shared lock on [`LOCK_FILE`], and the crash recovery that removes
-/// half-done installs runs only for a handle that finds no other open.
+/// half-done installs leaves alone what another handle may be doing: with
+/// a handle open in another process it does not run, and beside handles of
+/// its own process it spares the staging folders they are filling.
 #[derive(Debug, Clone)]
 pub struct RuntimeCache {
     root: PathBuf,
     /// The shared lock on [`LOCK_FILE`], released when the last clone drops.
-    lock: Arc<fs::File>,
+    lock: Arc<CacheLock>,
+}
+
+/// Handles open in this process, per cache (by canonical root), so an open
+/// beside one can tell this process's work in progress from another's.
+static OPEN_HERE: Mutex<BTreeMap<PathBuf, usize>> = Mutex::new(BTreeMap::new());
+
+/// Names of the staging folders and temp files this process's live handles
+/// are filling (each name carries a nonce, so names do not collide).
+static IN_PROGRESS_HERE: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Marks the staging folder or temp file `name` as being filled (`true`) or
+/// no longer (`false`), so an open beside its handle in this process spares it.
+pub(crate) fn in_progress(name: &str, live: bool) {
+    let mut set = IN_PROGRESS_HERE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if live {
+        set.insert(name.to_owned());
+    } else {
+        set.remove(name);
+    }
+}
+
+/// A handle's lock file and its place in [`OPEN_HERE`], given up when the
+/// last clone of the handle drops.
+#[derive(Debug)]
+struct CacheLock {
+    file: fs::File,
+    key: PathBuf,
+}
+
+impl CacheLock {
+    /// How many handles of this process have the cache with `key` open.
+    fn open_here(key: &Path) -> usize {
+        let map = OPEN_HERE.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(key).copied().unwrap_or(0)
+    }
+
+    /// Counts a new handle on `file` for the cache with `key`.
+    fn new(file: fs::File, key: PathBuf) -> Self {
+        let mut map = OPEN_HERE.lock().unwrap_or_else(PoisonError::into_inner);
+        *map.entry(key.clone()).or_insert(0) += 1;
+        Self { file, key }
+    }
+}
+
+impl Drop for CacheLock {
+    fn drop(&mut self) {
+        let mut map = OPEN_HERE.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// What an open may repair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repair {
+    /// No other handle exists: everything a crash can leave.
+    All,
+    /// Only handles of this process exist: everything but the staging
+    /// folders and temp files they are filling.
+    AllButInProgress,
+    /// A handle of another process exists: nothing (its work in progress
+    /// looks like a crash's leftovers); a later open repairs.
+    Nothing,
 }
 
 /// Checks that `name` is a safe folder name for `plugins/<name>/` on every OS.
@@ -194,30 +265,34 @@ impl RuntimeCache {
             .truncate(false)
             .open(&lock_path)
             .map_err(io_err("opening", &lock_path))?;
-        let alone = match lock.try_lock() {
-            Ok(()) => true,
+        let key = fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
+        let here = CacheLock::open_here(&key) > 0;
+        let repair = match lock.try_lock() {
+            Ok(()) => Repair::All,
             Err(fs::TryLockError::WouldBlock) if exclusive => {
                 return Err(CacheError::InUse { root });
             }
-            Err(fs::TryLockError::WouldBlock) => false,
+            Err(fs::TryLockError::WouldBlock) if here => Repair::AllButInProgress,
+            Err(fs::TryLockError::WouldBlock) => Repair::Nothing,
             // A filesystem without working locks (some network shares): the
-            // cache stays usable, and this handle is taken for its only user.
+            // cache stays usable, as if no other process had it open.
             Err(fs::TryLockError::Error(error)) => {
-                tracing::warn!(path = %lock_path.display(), %error, "cannot lock the cache; repairing it as its only user");
-                true
+                tracing::warn!(path = %lock_path.display(), %error, "cannot lock the cache; repairing it as if no other process used it");
+                Repair::AllButInProgress
             }
         };
         let cache = RuntimeCache {
             root,
-            lock: Arc::new(lock),
+            lock: Arc::new(CacheLock::new(lock, key)),
         };
         for dir in [cache.store_dir(), cache.plugins_dir(), cache.partial_dir()] {
             fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         }
-        if alone {
-            cache.recover()?;
-        } else {
-            tracing::debug!(root = %cache.root.display(), "cache open elsewhere; recovery left to a later open");
+        match repair {
+            Repair::Nothing => {
+                tracing::debug!(root = %cache.root.display(), "cache open in another process; recovery left to a later open");
+            }
+            _ => cache.recover(repair == Repair::AllButInProgress)?,
         }
         if exclusive {
             return Ok(cache);
@@ -225,7 +300,8 @@ impl RuntimeCache {
         // Shared from here on: other handles may open, none may recover. (No
         // install can start between the unlock and the shared lock, as this
         // handle is not returned yet; another open may recover in between.)
-        if let Err(error) = cache.lock.unlock().and_then(|()| cache.lock.lock_shared()) {
+        let file = &cache.lock.file;
+        if let Err(error) = file.unlock().and_then(|()| file.lock_shared()) {
             tracing::debug!(path = %lock_path.display(), %error, "cache open without a shared lock");
         }
         Ok(cache)
@@ -235,7 +311,7 @@ impl RuntimeCache {
     /// share of the lock, as the end of a crashed process does, so a
     /// following [`Self::open`] repairs what the simulated crash left.
     pub(crate) fn release_lock_as_a_crash_would(&self) {
-        let _ = self.lock.unlock();
+        let _ = self.lock.file.unlock();
     }
 
     /// The cache's root folder.
@@ -272,10 +348,20 @@ impl RuntimeCache {
 
     /// Removes staging folders and stray temp files and puts back any plugin
     /// folder whose replacement did not finish moving in.
-    fn recover(&self) -> Result<(), CacheError> {
+    /// With `spare_live`, the staging folders and temp files this process's
+    /// handles are filling are left alone.
+    fn recover(&self, spare_live: bool) -> Result<(), CacheError> {
+        let live = if spare_live {
+            IN_PROGRESS_HERE
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        } else {
+            BTreeSet::new()
+        };
         for dir in [self.root.clone(), self.store_dir(), self.partial_dir()] {
             for name in list_names(&dir)? {
-                if name.starts_with(TMP_PREFIX) {
+                if name.starts_with(TMP_PREFIX) && !live.contains(&name) {
                     remove_any(&dir.join(name))?;
                 }
             }
@@ -283,6 +369,9 @@ impl RuntimeCache {
         let plugins = self.plugins_dir();
         let names = list_names(&plugins)?;
         for name in &names {
+            if live.contains(name) {
+                continue;
+            }
             if name.starts_with(STAGING_PREFIX)
                 || name.starts_with(TMP_PREFIX)
                 || name.starts_with(crate::usage::EVICT_PREFIX)

@@ -92,7 +92,10 @@ pub(crate) fn read_exact_at(file: &fs::File, buf: &mut [u8], offset: u64) -> std
 /// whole new one; the cache and the server's published bundles use it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!("{TMP_PREFIX}{}", nonce()));
+    let name = format!("{TMP_PREFIX}{}", nonce());
+    let tmp = dir.join(&name);
+    // Live while it exists, so an open beside this handle spares it.
+    crate::cache::in_progress(&name, true);
     let result = (|| {
         let mut f = fs::File::create(&tmp).map_err(io_err("creating", &tmp))?;
         f.write_all(bytes).map_err(io_err("writing", &tmp))?;
@@ -104,6 +107,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
+    crate::cache::in_progress(&name, false);
     result
 }
 

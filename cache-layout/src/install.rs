@@ -104,6 +104,9 @@ impl Drop for StagedInstall {
         if !self.done {
             let _ = remove_any(&self.dir);
         }
+        if let Some(name) = self.dir.file_name().and_then(|n| n.to_str()) {
+            crate::cache::in_progress(name, false);
+        }
     }
 }
 
@@ -256,9 +259,15 @@ impl RuntimeCache {
             check_packed(bytes, &req.sha256)?;
         }
         let plugins = self.plugins_dir();
-        let dir = plugins.join(format!("{STAGING_PREFIX}{}-{}", req.plugin, nonce()));
-        fs::create_dir(&dir).map_err(io_err("creating", &dir))?;
-        // From here on, dropping `staged` removes the folder.
+        let name = format!("{STAGING_PREFIX}{}-{}", req.plugin, nonce());
+        let dir = plugins.join(&name);
+        // Live before it exists, so an open beside this handle spares it.
+        crate::cache::in_progress(&name, true);
+        if let Err(e) = fs::create_dir(&dir) {
+            crate::cache::in_progress(&name, false);
+            return Err(io_err("creating", &dir)(e));
+        }
+        // From here on, dropping `staged` removes the folder (and its mark).
         let mut staged = StagedInstall {
             dir,
             record: InstallRecord {
