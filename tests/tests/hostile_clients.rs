@@ -300,7 +300,7 @@ async fn a_lockout_from_one_address_fails_and_silent_sessions_are_closed() {
         cfg.idle_timeout_secs = 2 * shard_protocol::limits::KEEPALIVE_SECS + 1;
     });
     let hb = Heartbeat::start(srv.addr).await;
-    let (mut joined, mut refused) = (Vec::new(), 0);
+    let (mut joined, mut refused, mut told) = (Vec::new(), 0, 0);
     for i in 0..40 {
         match Raw::connect(
             srv.addr,
@@ -312,6 +312,12 @@ async fn a_lockout_from_one_address_fails_and_silent_sessions_are_closed() {
         {
             Ok(mut r) => match r.welcomed().await {
                 Ok(()) => joined.push(r),
+                // The server closes a refused connection at once and forgets
+                // it soon after; on a loaded machine the client may only
+                // see the stateless reset that follows a lost close packet.
+                Err((code, reason)) if code == u32::MAX && reason.contains("reset") => {
+                    refused += 1;
+                }
                 Err((code, reason)) => {
                     assert_eq!(code, close_code::REFUSED, "{reason}");
                     assert!(
@@ -319,11 +325,13 @@ async fn a_lockout_from_one_address_fails_and_silent_sessions_are_closed() {
                         "{reason}"
                     );
                     refused += 1;
+                    told += 1;
                 }
             },
             Err(_) => refused += 1,
         }
     }
+    assert!(told > 0, "no refused client was told why");
     assert_eq!(
         joined.len(),
         shard_protocol::limits::DEFAULT_MAX_PER_ADDRESS
