@@ -24,8 +24,8 @@ pub const PARTIAL_DIR: &str = "partial";
 pub const KNOWN_SERVERS_FILE: &str = "known_servers";
 /// Install record inside each `plugins/<name>/` folder.
 pub const MANIFEST_FILE: &str = ".shard-bundle.json";
-/// Lock file every open handle holds shared, so crash recovery runs only
-/// when no other handle (in this process or another) is installing.
+/// Lock file every open handle holds shared, so crash recovery leaves alone
+/// what other live handles are writing (see [`RuntimeCache::open`]).
 pub const LOCK_FILE: &str = ".lock";
 /// Prefix of an install being assembled: `plugins/.staging-<name>-<nonce>`.
 pub(crate) const STAGING_PREFIX: &str = ".staging-";
