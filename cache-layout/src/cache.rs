@@ -134,7 +134,8 @@ pub(crate) fn in_progress(name: &str, live: bool) {
 /// last clone of the handle drops.
 #[derive(Debug)]
 struct CacheLock {
-    file: fs::File,
+    /// `None` for a read-only cache that has no lock file yet.
+    file: Option<fs::File>,
     key: PathBuf,
 }
 
@@ -146,7 +147,7 @@ impl CacheLock {
     }
 
     /// Counts a new handle on `file` for the cache with `key`.
-    fn new(file: fs::File, key: PathBuf) -> Self {
+    fn new(file: Option<fs::File>, key: PathBuf) -> Self {
         let mut map = OPEN_HERE.lock().unwrap_or_else(PoisonError::into_inner);
         *map.entry(key.clone()).or_insert(0) += 1;
         Self { file, key }
@@ -162,6 +163,37 @@ impl Drop for CacheLock {
                 map.remove(&self.key);
             }
         }
+    }
+}
+
+/// Opens (creating if needed) the lock file at `path`; returns it and whether
+/// the cache can be written. A cache this user may only read (a modder's
+/// shared copy, read-only media) still opens for listing and verifying: its
+/// lock file is opened for reading (a lock needs no write access), or, when
+/// it has none, the cache opens without one. An exclusive open needs write
+/// access, so it fails there.
+fn open_lock_file(path: &Path, exclusive: bool) -> Result<(Option<fs::File>, bool), CacheError> {
+    let error = match fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+    {
+        Ok(file) => return Ok((Some(file), true)),
+        Err(error) => error,
+    };
+    let read_only = matches!(
+        error.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    );
+    if !read_only || exclusive {
+        return Err(io_err("opening", path)(error));
+    }
+    match fs::File::open(path) {
+        Ok(file) => Ok((Some(file), false)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, false)),
+        Err(e) => Err(io_err("opening", path)(e)),
     }
 }
 
@@ -258,25 +290,21 @@ impl RuntimeCache {
         let root = root.to_path_buf();
         fs::create_dir_all(&root).map_err(io_err("creating", &root))?;
         let lock_path = root.join(LOCK_FILE);
-        let lock = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io_err("opening", &lock_path))?;
+        let (lock, writable) = open_lock_file(&lock_path, exclusive)?;
         let key = fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
         let here = CacheLock::open_here(&key) > 0;
-        let repair = match lock.try_lock() {
-            Ok(()) => Repair::All,
-            Err(fs::TryLockError::WouldBlock) if exclusive => {
+        let repair = match lock.as_ref().map(fs::File::try_lock) {
+            // Nothing here can be changed, so nothing can be repaired.
+            _ if !writable => Repair::Nothing,
+            None | Some(Ok(())) => Repair::All,
+            Some(Err(fs::TryLockError::WouldBlock)) if exclusive => {
                 return Err(CacheError::InUse { root });
             }
-            Err(fs::TryLockError::WouldBlock) if here => Repair::AllButInProgress,
-            Err(fs::TryLockError::WouldBlock) => Repair::Nothing,
+            Some(Err(fs::TryLockError::WouldBlock)) if here => Repair::AllButInProgress,
+            Some(Err(fs::TryLockError::WouldBlock)) => Repair::Nothing,
             // A filesystem without working locks (some network shares): the
             // cache stays usable, as if no other process had it open.
-            Err(fs::TryLockError::Error(error)) => {
+            Some(Err(fs::TryLockError::Error(error))) => {
                 tracing::warn!(path = %lock_path.display(), %error, "cannot lock the cache; repairing it as if no other process used it");
                 Repair::AllButInProgress
             }
@@ -285,10 +313,15 @@ impl RuntimeCache {
             root,
             lock: Arc::new(CacheLock::new(lock, key)),
         };
-        for dir in [cache.store_dir(), cache.plugins_dir(), cache.partial_dir()] {
-            fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        if writable {
+            for dir in [cache.store_dir(), cache.plugins_dir(), cache.partial_dir()] {
+                fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+            }
         }
         match repair {
+            Repair::Nothing if !writable => {
+                tracing::info!(root = %cache.root.display(), "cache is read-only here: it can be listed and verified, not changed or repaired");
+            }
             Repair::Nothing => {
                 tracing::debug!(root = %cache.root.display(), "cache open in another process; recovery left to a later open");
             }
@@ -300,8 +333,9 @@ impl RuntimeCache {
         // Shared from here on: other handles may open, none may recover. (No
         // install can start between the unlock and the shared lock, as this
         // handle is not returned yet; another open may recover in between.)
-        let file = &cache.lock.file;
-        if let Err(error) = file.unlock().and_then(|()| file.lock_shared()) {
+        if let Some(file) = &cache.lock.file
+            && let Err(error) = file.unlock().and_then(|()| file.lock_shared())
+        {
             tracing::debug!(path = %lock_path.display(), %error, "cache open without a shared lock");
         }
         Ok(cache)
@@ -311,7 +345,9 @@ impl RuntimeCache {
     /// share of the lock, as the end of a crashed process does, so a
     /// following [`Self::open`] repairs what the simulated crash left.
     pub(crate) fn release_lock_as_a_crash_would(&self) {
-        let _ = self.lock.file.unlock();
+        if let Some(file) = &self.lock.file {
+            let _ = file.unlock();
+        }
     }
 
     /// The cache's root folder.

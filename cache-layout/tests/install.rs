@@ -537,3 +537,74 @@ fn stored_scripts_keeps_only_the_scripts_and_hashes_the_store_copy() {
         "{err}"
     );
 }
+
+/// A cache this user may only read (a modder's shared copy, read-only
+/// media) still opens for listing and verifying, with or without a lock
+/// file: it repairs nothing (it could not), changes fail with what was
+/// refused, and an exclusive open (`cache clear`) fails rather than pretend.
+/// The kernel makes it read-only (Landlock, on this thread only), since
+/// permission bits do not stop root.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_cache_that_may_only_be_read_opens_for_listing_and_verifying() {
+    use landlock::{
+        ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
+        path_beneath_rules,
+    };
+    let t = tempfile::tempdir().unwrap();
+    let b = packed(t.path(), "v1");
+    let b2 = packed(t.path(), "v2");
+    let root = t.path().join("cache");
+    RuntimeCache::open(&root)
+        .unwrap()
+        .install(&req("1", &b), &b.bytes)
+        .unwrap();
+    // What a crash left: a writable open would remove it.
+    fs::create_dir_all(root.join("plugins/.staging-x-1")).unwrap();
+
+    let check = |root: std::path::PathBuf, b: PackedBundle, b2: PackedBundle| {
+        std::thread::spawn(move || {
+            let abi = ABI::V2;
+            let status = Ruleset::default()
+                .handle_access(AccessFs::from_all(abi))
+                .unwrap()
+                .create()
+                .unwrap()
+                .add_rules(path_beneath_rules(["/"], AccessFs::from_read(abi)))
+                .unwrap()
+                .restrict_self()
+                .unwrap();
+            if status.ruleset == RulesetStatus::NotEnforced {
+                eprintln!("NOT CHECKED: this kernel has no Landlock");
+                return;
+            }
+            assert!(
+                fs::write(root.join("probe"), b"x").is_err(),
+                "not read-only"
+            );
+            let cache = RuntimeCache::open(&root).unwrap();
+            assert!(root.join("plugins/.staging-x-1").is_dir(), "repaired");
+            let listed = cache.list().unwrap();
+            assert_eq!(listed.len(), 1);
+            assert_eq!(listed[0].hash, b.sha256);
+            assert_eq!(cache.verify().unwrap()[0].status, VerifyStatus::Ok);
+            let err = cache.install(&req("2", &b2), &b2.bytes).unwrap_err();
+            assert!(err.to_string().contains("ermission denied"), "{err}");
+            assert_eq!(cache.installed_hash("popup_zone"), Some(b.sha256));
+            let err = RuntimeCache::open_exclusive(&root).unwrap_err();
+            assert!(err.to_string().contains(".lock"), "{err}");
+        })
+        .join()
+        .unwrap();
+    };
+    check(root.clone(), b.clone(), b2.clone());
+    // A cache made before the lock file existed, or copied without it.
+    fs::remove_file(root.join(shard_cache::LOCK_FILE)).unwrap();
+    check(root.clone(), b.clone(), b2.clone());
+    assert!(!root.join(shard_cache::LOCK_FILE).exists());
+
+    // Writable again, the next open repairs and installs.
+    let cache = RuntimeCache::open(&root).unwrap();
+    assert!(!root.join("plugins/.staging-x-1").exists());
+    cache.install(&req("2", &b2), &b2.bytes).unwrap();
+}
