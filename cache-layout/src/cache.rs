@@ -27,6 +27,12 @@ pub const MANIFEST_FILE: &str = ".shard-bundle.json";
 /// Lock file every open handle holds shared, so crash recovery leaves alone
 /// what other live handles are writing (see [`RuntimeCache::open`]).
 pub const LOCK_FILE: &str = ".lock";
+
+/// Lock file held exclusively, briefly, by every change to the installed
+/// plugin folders (install, uninstall, eviction) and to the usage ledger,
+/// so two handles sharing a cache (two clients on one server) take turns
+/// instead of moving the same folder aside at once or losing an update.
+pub const WRITE_LOCK_FILE: &str = ".write.lock";
 /// Prefix of an install being assembled: `plugins/.staging-<name>-<nonce>`.
 pub(crate) const STAGING_PREFIX: &str = ".staging-";
 /// Prefix of a replaced install awaiting removal: `plugins/.old-<name>-<nonce>`.
@@ -197,6 +203,13 @@ fn open_lock_file(path: &Path, exclusive: bool) -> Result<(Option<fs::File>, boo
     }
 }
 
+/// Held while a change to plugin folders or the ledger runs; see
+/// [`WRITE_LOCK_FILE`]. Dropping it (or a crash) releases the lock.
+#[derive(Debug)]
+pub(crate) struct WriteGuard {
+    _file: fs::File,
+}
+
 /// What an open may repair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Repair {
@@ -348,6 +361,26 @@ impl RuntimeCache {
         if let Some(file) = &self.lock.file {
             let _ = file.unlock();
         }
+    }
+
+    /// Waits for and takes [`WRITE_LOCK_FILE`]; the changes it guards are a
+    /// few renames and small writes, so the wait is short. Callers take it
+    /// once, at the public entry point, never nested (a second lock of it
+    /// in this process would wait for the first forever).
+    pub(crate) fn lock_for_writing(&self) -> Result<WriteGuard, CacheError> {
+        let path = self.root.join(WRITE_LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err("opening", &path))?;
+        // A filesystem without working locks: go on, as `open` does.
+        if let Err(error) = file.lock() {
+            tracing::debug!(path = %path.display(), %error, "cache change not serialised");
+        }
+        Ok(WriteGuard { _file: file })
     }
 
     /// The cache's root folder.

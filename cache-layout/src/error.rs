@@ -252,6 +252,23 @@ pub enum CacheError {
         /// Bytes already present.
         have: u64,
     },
+    /// Another handle on this cache has the bundle's shared partial file
+    /// open (a download in progress), so a one-shot write or finish of it
+    /// would mix with that download.
+    #[error(
+        "bundle {sha256} is being downloaded into this cache by another client sharing it; try again once that download ends"
+    )]
+    PartialBusy {
+        /// SHA-256 hex of the bundle.
+        sha256: String,
+    },
+    /// A download was opened for a bundle the store already holds (another
+    /// client sharing the cache finished it): install from the store instead.
+    #[error("bundle {sha256} is already in the store; it needs no download")]
+    AlreadyStored {
+        /// SHA-256 hex of the bundle.
+        sha256: String,
+    },
     /// The partial download would exceed `MAX_BUNDLE_PACKED`.
     #[error(
         "partial download {sha256} would reach {size} bytes; the limit is {limit}; the server sent too much"

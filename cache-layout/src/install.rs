@@ -218,6 +218,7 @@ impl RuntimeCache {
     /// Removes an installed plugin (its stored bundle stays in the store).
     pub fn uninstall(&self, name: &str) -> Result<(), CacheError> {
         let target = self.plugin_path(name)?;
+        let _turn = self.lock_for_writing()?;
         if fs::symlink_metadata(&target).is_err() {
             return Err(CacheError::NotInstalled {
                 name: name.to_owned(),
@@ -384,6 +385,7 @@ impl RuntimeCache {
         }
         stop(crash, CrashPoint::AfterStagingSealed)?;
 
+        let _turn = self.lock_for_writing()?;
         let plugins = self.plugins_dir();
         let target = plugins.join(&plugin);
         let old = plugins.join(format!("{OLD_PREFIX}{plugin}-{}", nonce()));

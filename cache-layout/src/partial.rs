@@ -8,7 +8,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{IoSlice, Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use shard_protocol::limits::MAX_BUNDLE_PACKED;
@@ -16,7 +16,7 @@ use shard_protocol::limits::MAX_BUNDLE_PACKED;
 use crate::bundle::check_hash;
 use crate::cache::RuntimeCache;
 use crate::error::CacheError;
-use crate::fsutil::{io_err, sync_dir};
+use crate::fsutil::{TMP_PREFIX, io_err, nonce, sync_dir};
 
 impl RuntimeCache {
     /// Path of the partial download of a bundle: `partial/<sha256hex>.part`.
@@ -25,14 +25,20 @@ impl RuntimeCache {
             .join(format!("{}.part", hex::encode(sha)))
     }
 
-    /// How many bytes of this bundle are already downloaded (the offset to resume from).
+    /// How many bytes of this bundle are already downloaded (the offset to
+    /// resume from): 0 while another handle is downloading it, since this
+    /// download will then write a file of its own (see [`Self::open_partial`]).
     pub fn partial_offset(&self, sha: &[u8; 32]) -> Result<u64, CacheError> {
         let path = self.partial_path(sha);
-        match fs::metadata(&path) {
-            Ok(m) => Ok(m.len()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(io_err("inspecting", &path)(e)),
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_err("opening", &path)(e)),
+        };
+        if let Err(fs::TryLockError::WouldBlock) = file.try_lock_shared() {
+            return Ok(0);
         }
+        Ok(file.metadata().map_err(io_err("inspecting", &path))?.len())
     }
 
     /// Writes `chunk` at `offset` and returns the new length; an offset below
@@ -44,22 +50,63 @@ impl RuntimeCache {
         offset: u64,
         chunk: &[u8],
     ) -> Result<u64, CacheError> {
-        self.open_partial(sha)?.write_at(offset, chunk)
+        self.open_partial_as(sha, false)?.write_at(offset, chunk)
     }
 
     /// Opens (or creates) the partial download of a bundle for writing, so a
     /// receiver can keep it open across chunks instead of reopening it for
     /// each. What an earlier run left is hashed once here (at most
     /// [`MAX_BUNDLE_PACKED`] bytes), so the download resumes where it ended.
+    ///
+    /// The file is locked while open. A second download of the same bundle
+    /// into the same cache (another client sharing it, at the same moment)
+    /// writes a private file of its own instead, which is not resumable and
+    /// goes when it is dropped, so the two never mix and both finish; one
+    /// that starts after the bundle reached the store gets
+    /// [`CacheError::AlreadyStored`].
     pub fn open_partial(&self, sha: &[u8; 32]) -> Result<PartialFile, CacheError> {
+        self.open_partial_as(sha, true)
+    }
+
+    /// [`Self::open_partial`]; without `private_if_busy`, a busy partial
+    /// file fails with [`CacheError::PartialBusy`] (for the one-shot helpers,
+    /// which are about the shared file).
+    fn open_partial_as(
+        &self,
+        sha: &[u8; 32],
+        private_if_busy: bool,
+    ) -> Result<PartialFile, CacheError> {
+        let stored = || CacheError::AlreadyStored {
+            sha256: hex::encode(sha),
+        };
+        if self.has_bundle(sha) {
+            return Err(stored());
+        }
         let path = self.partial_path(sha);
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .write(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err("opening", &path))?;
+        let (file, path, private) = match open_locked(&path, sha)? {
+            Some(file) => (file, path, None),
+            None if private_if_busy => {
+                let private = PrivatePartial::new(self, sha);
+                let file = OpenOptions::new()
+                    .create_new(true)
+                    .read(true)
+                    .write(true)
+                    .open(&private.path)
+                    .map_err(io_err("creating", &private.path))?;
+                tracing::debug!(path = %private.path.display(), "bundle downloading elsewhere in this cache; this download writes its own file");
+                (file, private.path.clone(), Some(private))
+            }
+            None => {
+                return Err(CacheError::PartialBusy {
+                    sha256: hex::encode(sha),
+                });
+            }
+        };
+        // A lock won as its holder finished may be on the file it just
+        // moved into the store, which must not be written.
+        if self.has_bundle(sha) {
+            return Err(stored());
+        }
         let len = file.metadata().map_err(io_err("inspecting", &path))?.len();
         if len > MAX_BUNDLE_PACKED {
             return Err(CacheError::PartialTooLarge {
@@ -74,6 +121,7 @@ impl RuntimeCache {
             file,
             len: 0,
             hasher: Sha256::new(),
+            _private: private,
         };
         partial.rehash(len)?;
         Ok(partial)
@@ -84,7 +132,7 @@ impl RuntimeCache {
     /// file written by other means; a receiver keeping a [`PartialFile`]
     /// open calls [`PartialFile::finish`], which this opens and calls.
     pub fn finish_partial(&self, sha: &[u8; 32]) -> Result<PathBuf, CacheError> {
-        self.open_partial(sha)?
+        self.open_partial_as(sha, false)?
             .finish(self)
             .map(|v| self.bundle_path(&v.sha256))
     }
@@ -110,6 +158,37 @@ pub struct PartialFile {
     len: u64,
     /// SHA-256 of those bytes so far.
     hasher: Sha256,
+    /// Set when this download writes a private file (the shared one was
+    /// busy); removes it when dropped.
+    _private: Option<PrivatePartial>,
+}
+
+/// The name of a private partial file: a temp name (`.tmp-…`) in
+/// `partial/`, marked in progress while it lives, so an open beside it
+/// spares it and one after a crash removes it.
+#[derive(Debug)]
+struct PrivatePartial {
+    name: String,
+    path: PathBuf,
+}
+
+impl PrivatePartial {
+    fn new(cache: &RuntimeCache, sha: &[u8; 32]) -> Self {
+        let name = format!("{TMP_PREFIX}{}-{}.part", nonce(), hex::encode(sha));
+        crate::cache::in_progress(&name, true);
+        Self {
+            path: cache.partial_dir().join(&name),
+            name,
+        }
+    }
+}
+
+impl Drop for PrivatePartial {
+    fn drop(&mut self) {
+        // Gone already once finished (moved into the store).
+        let _ = fs::remove_file(&self.path);
+        crate::cache::in_progress(&self.name, false);
+    }
 }
 
 impl PartialFile {
@@ -199,6 +278,7 @@ impl PartialFile {
             file,
             len: _,
             hasher,
+            _private,
         } = self;
         let actual: [u8; 32] = hasher.finalize().into();
         if let Err(e) = check_hash(&actual, &sha256) {
@@ -207,11 +287,35 @@ impl PartialFile {
             return Err(e.into());
         }
         file.sync_all().map_err(io_err("syncing", &path))?;
-        drop(file);
         let dest = cache.bundle_path(&sha256);
+        // Moved while still locked: a download waiting for the lock then
+        // finds the bundle stored instead of writing into the store's file.
         fs::rename(&path, &dest).map_err(io_err("moving into the store", &dest))?;
+        drop(file);
         sync_dir(&cache.store_dir())?;
         Ok(VerifiedBundle { sha256 })
+    }
+}
+
+/// Opens `path` (creating it) and locks it exclusively; `None` while
+/// another handle has it locked.
+fn open_locked(path: &Path, sha: &[u8; 32]) -> Result<Option<File>, CacheError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io_err("opening", path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        // A filesystem without working locks: go on unlocked, as the cache
+        // itself does; the hash check still refuses a mixed file.
+        Err(fs::TryLockError::Error(error)) => {
+            tracing::debug!(path = %path.display(), %error, sha256 = %hex::encode(sha), "partial download not locked");
+            Ok(Some(file))
+        }
     }
 }
 

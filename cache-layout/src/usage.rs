@@ -158,6 +158,7 @@ impl RuntimeCache {
         if bundles.is_empty() {
             return Ok(());
         }
+        let _turn = self.lock_for_writing()?;
         let mut ledger = self.read_ledger();
         let now = unix_now();
         for b in bundles {
@@ -359,6 +360,7 @@ impl RuntimeCache {
             }
             Ok(())
         };
+        let _turn = self.lock_for_writing()?;
         let sha_hex = hex::encode(sha);
         let bundle = self.bundle_path(sha);
         let packed = match fs::metadata(&bundle) {

@@ -608,3 +608,39 @@ fn a_cache_that_may_only_be_read_opens_for_listing_and_verifying() {
     assert!(!root.join("plugins/.staging-x-1").exists());
     cache.install(&req("2", &b2), &b2.bytes).unwrap();
 }
+
+/// Two handles on one cache (two clients sharing it) installing the same
+/// plugin at the same moment take turns: each install moves its folder in
+/// whole, none fails because the other moved the folder aside first, and
+/// the cache ends verified with nothing left over.
+#[test]
+fn two_handles_installing_the_same_plugin_at_once_take_turns() {
+    let t = tempfile::tempdir().unwrap();
+    let b1 = packed(t.path(), "v1");
+    let b2 = packed(t.path(), "v2");
+    let root = t.path().join("cache");
+    let setup = RuntimeCache::open(&root).unwrap();
+    setup.store_bundle(&b1.bytes, &b1.sha256).unwrap();
+    setup.store_bundle(&b2.bytes, &b2.sha256).unwrap();
+    let threads: Vec<_> = [b1.clone(), b2.clone()]
+        .into_iter()
+        .map(|b| {
+            let cache = RuntimeCache::open(&root).unwrap();
+            std::thread::spawn(move || {
+                for round in 0..40 {
+                    cache
+                        .install_from_store(&req("1", &b))
+                        .unwrap_or_else(|e| panic!("round {round}: {e}"));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let hash = setup.installed_hash("popup_zone").unwrap();
+    let winner = if hash == b1.sha256 { &b1 } else { &b2 };
+    assert_eq!(plugin_files(&setup), expected_files(winner));
+    assert_eq!(setup.verify().unwrap()[0].status, VerifyStatus::Ok);
+    assert!(leftovers(&setup).is_empty(), "{:?}", leftovers(&setup));
+}

@@ -15,9 +15,18 @@ use shard_cache::{BundleError, CacheError, PinOutcome, RuntimeCache};
 use shard_protocol::limits::{CHUNK_SIZE, MAX_BUNDLE_PACKED};
 
 fn bundle() -> (Vec<u8>, [u8; 32]) {
+    seeded_bundle(1)
+}
+
+/// A second bundle, unlike [`bundle`].
+fn other_bundle() -> (Vec<u8>, [u8; 32]) {
+    seeded_bundle(2)
+}
+
+fn seeded_bundle(seed: u64) -> (Vec<u8>, [u8; 32]) {
     use rand::{RngCore, SeedableRng};
     let mut noise = vec![0u8; CHUNK_SIZE * 3];
-    rand::rngs::StdRng::seed_from_u64(1).fill_bytes(&mut noise);
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut noise);
     let archive = shard_cache::content::rdar::RdarBuilder::new()
         .file("base\\noise.mesh", noise)
         .build();
@@ -283,6 +292,8 @@ fn chunks_written_in_pieces_are_the_bundle() {
         f.write_parts_at(bytes.len() as u64 + 1, &[&b"x"[..]]),
         Err(CacheError::PartialGap { .. })
     ));
+    // Reopened, what is on disk hashes the same.
+    drop(f);
     let verified = cache.open_partial(&sha).unwrap().finish(&cache).unwrap();
     assert_eq!(verified.sha256(), &sha);
     assert_eq!(cache.read_bundle(&sha).unwrap(), bytes);
@@ -358,6 +369,8 @@ fn verified_partial_stages_only_under_its_own_hash() {
     );
     // The size the server announced still caps it.
     let again = || {
+        // A stored bundle needs no download (`AlreadyStored`).
+        cache.discard_bundle(&sha).unwrap();
         cache.append_partial(&sha, 0, &bytes).unwrap();
         cache.open_partial(&sha).unwrap().finish(&cache).unwrap()
     };
@@ -390,4 +403,80 @@ fn verified_partial_with_wrong_hash_is_discarded() {
         .finish(&cache)
         .unwrap_err();
     assert_refused_and_discarded(&err, &cache, &sha);
+}
+
+/// Two clients sharing one cache and joining the same server download the
+/// same bundle at once: the second may not write over the first (their
+/// chunks and truncations would mix, or land in the store's file once the
+/// first moved it there), so it writes a private file; both finish, and
+/// nothing is left in `partial/`. One that starts after the bundle reached
+/// the store is told it needs no download.
+#[test]
+fn two_downloads_of_the_same_bundle_into_one_cache_do_not_mix() {
+    let t = tempfile::tempdir().unwrap();
+    let first = RuntimeCache::open(t.path()).unwrap();
+    let second = RuntimeCache::open(t.path()).unwrap();
+    let (bytes, sha) = bundle();
+    let mut f = first.open_partial(&sha).unwrap();
+    f.write_at(0, &bytes[..100]).unwrap();
+
+    // The second asks its sender to start from 0, and its file is its own.
+    assert_eq!(second.partial_offset(&sha).unwrap(), 0);
+    let mut g = second.open_partial(&sha).unwrap();
+    assert_eq!(g.len(), 0, "the second download shares the first's file");
+    // The one-shot helpers are about the shared file: busy meanwhile.
+    let err = second.append_partial(&sha, 0, b"junk").unwrap_err();
+    assert!(matches!(err, CacheError::PartialBusy { .. }), "{err}");
+    assert!(
+        err.to_string().contains("another client sharing it"),
+        "{err}"
+    );
+    assert!(matches!(
+        second.finish_partial(&sha),
+        Err(CacheError::PartialBusy { .. })
+    ));
+    // A third open beside them spares the private file (in progress).
+    drop(RuntimeCache::open(t.path()).unwrap());
+
+    // Interleaved, including a rewind of the second: neither sees the other.
+    g.write_at(0, &bytes[..5000]).unwrap();
+    f.write_at(100, &bytes[100..200]).unwrap();
+    g.write_at(10, &bytes[10..]).unwrap();
+    f.write_at(200, &bytes[200..]).unwrap();
+    g.finish(&second).unwrap();
+    f.finish(&first).unwrap();
+    assert_eq!(second.read_bundle(&sha).unwrap(), bytes);
+    assert!(
+        shard_cache_partial_names(&second).is_empty(),
+        "{:?}",
+        shard_cache_partial_names(&second)
+    );
+
+    let err = second.open_partial(&sha).unwrap_err();
+    assert!(matches!(err, CacheError::AlreadyStored { .. }), "{err}");
+    assert!(
+        !second.partial_path(&sha).exists(),
+        "an empty partial file was left"
+    );
+
+    // A private download dropped unfinished leaves nothing behind, and the
+    // shared one, given back, resumes.
+    let (other, other_sha) = other_bundle();
+    let mut f = first.open_partial(&other_sha).unwrap();
+    f.write_at(0, &other[..1000]).unwrap();
+    let mut g = second.open_partial(&other_sha).unwrap();
+    g.write_at(0, &other[..10]).unwrap();
+    drop(g);
+    drop(f);
+    assert_eq!(shard_cache_partial_names(&second).len(), 1);
+    assert_eq!(second.partial_offset(&other_sha).unwrap(), 1000);
+    let g = second.open_partial(&other_sha).unwrap();
+    assert_eq!(g.len(), 1000);
+}
+
+fn shard_cache_partial_names(cache: &RuntimeCache) -> Vec<String> {
+    std::fs::read_dir(cache.root().join("partial"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
 }

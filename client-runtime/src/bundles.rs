@@ -680,6 +680,11 @@ impl BundleReceiver {
         };
         let have = match written {
             Ok(n) => n,
+            // Another client sharing this cache finished the same bundle.
+            Err(CacheError::AlreadyStored { .. }) => {
+                self.partials.remove(&sha256);
+                return self.install(plugin_id, None);
+            }
             Err(e) => {
                 self.partials.remove(&sha256);
                 return self.fail(plugin_id, &format!("cannot store chunk {chunk_id}: {e}"));

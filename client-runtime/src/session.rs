@@ -110,6 +110,8 @@ pub struct Session {
     outgoing: mpsc::Sender<ClientMsg>,
     events: EventRx,
     work: mpsc::Sender<BundleWork>,
+    /// Ends when the bundle thread has ended (see [`Session::close`]).
+    bundles_done: tokio::sync::oneshot::Receiver<()>,
     link: Arc<SessionLink>,
     server_key: Fingerprint,
     stats: Arc<TransferStats>,
@@ -236,9 +238,14 @@ impl Session {
         // level so its fields reach every line whatever the filter.
         let span = tracing::error_span!("session", server = %opts.addr, key = %server_key);
         let bundle_span = span.clone();
+        // Dropped when the thread ends, with its downloads' partial files.
+        let (bundles_running, bundles_done) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("shard-bundles".into())
-            .spawn(move || bundle_span.in_scope(|| receiver.run(work_rx)))
+            .spawn(move || {
+                bundle_span.in_scope(|| receiver.run(work_rx));
+                drop(bundles_running);
+            })
             .map_err(|e| connect_err(format!("cannot start the bundle thread: {e}")))?;
         tokio::spawn(write_loop(send, out_rx).instrument(span.clone()));
         let me = Arc::new(AtomicU32::new(0));
@@ -257,6 +264,7 @@ impl Session {
             outgoing: out_tx,
             events: ev_rx,
             work: work_tx,
+            bundles_done,
             link,
             server_key,
             stats,
@@ -369,10 +377,25 @@ impl Session {
         &self.conn
     }
 
-    /// Closes the session and waits (bounded) for the close to reach the server.
+    /// Closes the session and waits (bounded) for the close to reach the
+    /// server and for the bundle thread to end, so its downloads' partial
+    /// files are released: a session opened next on the same cache (a
+    /// reconnect) resumes them instead of downloading beside them.
     pub async fn close(self) {
-        self.conn.close(quinn::VarInt::from_u32(0), b"bye");
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.endpoint.wait_idle()).await;
+        let Session {
+            conn,
+            endpoint,
+            work,
+            bundles_done,
+            ..
+        } = self;
+        conn.close(quinn::VarInt::from_u32(0), b"bye");
+        drop(work);
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            endpoint.wait_idle().await;
+            let _ = bundles_done.await;
+        })
+        .await;
     }
 }
 

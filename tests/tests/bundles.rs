@@ -261,3 +261,56 @@ async fn a_plugin_whose_client_script_breaks_the_policy_does_not_load() {
     );
     srv.server.shutdown().await;
 }
+
+/// Two players on one machine share one `runtime_cache/` (two game
+/// instances, or a game and a headless client) and join the same server at
+/// the same moment: both download the bundle at once, and both get it
+/// installed; the two downloads and installs do not mix, and the cache ends
+/// verified with nothing left in `partial/`.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_players_sharing_a_cache_join_at_once_and_both_install() {
+    let (srv, archive) = hud_server(&[]);
+    let (a, b) = (TestPlayer::new("vee"), TestPlayer::new("jackie"));
+    let shared = a.dir.path().join("runtime_cache");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::os::unix::fs::symlink(&shared, b.dir.path().join("runtime_cache")).unwrap();
+
+    let (mut ca, mut cb) = tokio::join!(a.join(srv.addr), b.join(srv.addr));
+    let (ea, eb) = tokio::join!(
+        ca.expect("installed for vee", |e| installed(e, "hud")),
+        cb.expect("installed for jackie", |e| installed(e, "hud")),
+    );
+    for ev in [&ea, &eb] {
+        let ClientEvent::BundleInstalled { path, .. } = ev else {
+            unreachable!()
+        };
+        let dir = std::path::PathBuf::from(path);
+        assert_eq!(
+            std::fs::read(dir.join("assets/hud.archive")).unwrap(),
+            archive
+        );
+    }
+    for c in [&ca, &cb] {
+        assert!(
+            !c.seen
+                .iter()
+                .any(|e| matches!(e, ClientEvent::BundleFailed { .. })),
+            "{:?}",
+            c.seen
+        );
+    }
+    ca.session.close().await;
+    cb.session.close().await;
+    let cache = RuntimeCache::open(&shared).unwrap();
+    assert_eq!(
+        cache.verify().unwrap()[0].status,
+        shard_cache::VerifyStatus::Ok
+    );
+    let partial: Vec<_> = std::fs::read_dir(shared.join("partial"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(partial.is_empty(), "{partial:?}");
+    srv.server.shutdown().await;
+}

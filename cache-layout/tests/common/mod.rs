@@ -121,7 +121,7 @@ pub(crate) fn seal(tar_bytes: &[u8]) -> (Vec<u8>, [u8; 32]) {
 }
 
 /// Every file under `root` with its contents, plus folders (value `None`);
-/// the open handles' lock file is not cache content and is left out.
+/// the handles' lock files are not cache content and are left out.
 pub(crate) fn snapshot(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
     let mut out = BTreeMap::new();
     fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
@@ -144,5 +144,6 @@ pub(crate) fn snapshot(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
     }
     walk(root, "", &mut out);
     out.remove(shard_cache::LOCK_FILE);
+    out.remove(shard_cache::WRITE_LOCK_FILE);
     out
 }
