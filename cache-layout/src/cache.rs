@@ -12,7 +12,7 @@ use shard_protocol::limits::{MAX_BUNDLE_PACKED, MAX_PLUGIN_NAME, MAX_PLUGIN_VERS
 
 use crate::bundle::{sha256, unpack_bundle};
 use crate::error::{BundleError, CacheError};
-use crate::fsutil::{TMP_PREFIX, io_err, remove_any, write_atomic};
+use crate::fsutil::{TMP_PREFIX, io_err, open_or_create, remove_any, write_atomic};
 
 /// Folder of verified packed bundles, named `<sha256hex>.bundle`.
 pub const STORE_DIR: &str = "store";
@@ -179,13 +179,7 @@ impl Drop for CacheLock {
 /// it has none, the cache opens without one. An exclusive open needs write
 /// access, so it fails there.
 fn open_lock_file(path: &Path, exclusive: bool) -> Result<(Option<fs::File>, bool), CacheError> {
-    let error = match fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-    {
+    let error = match open_or_create(path) {
         Ok(file) => return Ok((Some(file), true)),
         Err(error) => error,
     };
@@ -369,13 +363,7 @@ impl RuntimeCache {
     /// in this process would wait for the first forever).
     pub(crate) fn lock_for_writing(&self) -> Result<WriteGuard, CacheError> {
         let path = self.root.join(WRITE_LOCK_FILE);
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err("opening", &path))?;
+        let file = open_or_create(&path).map_err(io_err("opening", &path))?;
         // A filesystem without working locks: go on, as `open` does.
         if let Err(error) = file.lock() {
             tracing::debug!(path = %path.display(), %error, "cache change not serialised");

@@ -30,6 +30,17 @@ pub(crate) fn io_err(
     }
 }
 
+/// Opens `path` for reading and writing, creating it empty if missing and
+/// keeping what it holds otherwise: lock files and resumable downloads.
+pub(crate) fn open_or_create(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
 /// A name fragment unique within this machine for the life of the cache
 /// (process id, time and a counter; no `-` so it can end a `-`-joined name).
 pub(crate) fn nonce() -> String {

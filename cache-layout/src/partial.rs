@@ -16,7 +16,7 @@ use shard_protocol::limits::MAX_BUNDLE_PACKED;
 use crate::bundle::check_hash;
 use crate::cache::RuntimeCache;
 use crate::error::CacheError;
-use crate::fsutil::{TMP_PREFIX, io_err, nonce, sync_dir};
+use crate::fsutil::{TMP_PREFIX, io_err, nonce, open_or_create, sync_dir};
 
 impl RuntimeCache {
     /// Path of the partial download of a bundle: `partial/<sha256hex>.part`.
@@ -300,13 +300,7 @@ impl PartialFile {
 /// Opens `path` (creating it) and locks it exclusively; `None` while
 /// another handle has it locked.
 fn open_locked(path: &Path, sha: &[u8; 32]) -> Result<Option<File>, CacheError> {
-    let file = OpenOptions::new()
-        .create(true)
-        .read(true)
-        .write(true)
-        .truncate(false)
-        .open(path)
-        .map_err(io_err("opening", path))?;
+    let file = open_or_create(path).map_err(io_err("opening", path))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(fs::TryLockError::WouldBlock) => Ok(None),
