@@ -29,21 +29,17 @@ pub enum Reach {
 }
 
 impl Reach {
-    /// The reach of `ip`. An IPv4-mapped IPv6 address counts as its IPv4,
-    /// and so does one in the NAT64 prefix `64:ff9b::/96`, which a home
-    /// router's NAT64 would forward to that IPv4 on its own network.
+    /// The reach of `ip`. An IPv6 address that carries an IPv4 one (see
+    /// [`carried_ipv4`]) counts as that IPv4, since a tunnel or translator
+    /// delivers it there.
     pub fn of(ip: IpAddr) -> Self {
         let ip = match ip {
-            IpAddr::V6(a) if a.segments()[..6] == [0x64, 0xff9b, 0, 0, 0, 0] => {
-                let [.., hi, lo] = a.segments();
-                IpAddr::V4(std::net::Ipv4Addr::from(
-                    (u32::from(hi) << 16) | u32::from(lo),
-                ))
-            }
-            other => other,
+            IpAddr::V6(a) => carried_ipv4(a).map_or(ip, IpAddr::V4),
+            IpAddr::V4(_) => ip,
         };
-        match ip.to_canonical() {
-            IpAddr::V4(a) if a.is_loopback() || a.is_unspecified() => Self::ThisMachine,
+        match ip {
+            // 0.0.0.0/8 is "this network": Linux may connect it here.
+            IpAddr::V4(a) if a.is_loopback() || a.octets()[0] == 0 => Self::ThisMachine,
             IpAddr::V4(a)
                 if a.is_private()
                     || a.is_link_local()
@@ -56,7 +52,11 @@ impl Reach {
             }
             IpAddr::V6(a) if a.is_loopback() || a.is_unspecified() => Self::ThisMachine,
             IpAddr::V6(a)
-                if a.is_unique_local() || a.is_unicast_link_local() || a.is_multicast() =>
+                if a.is_unique_local()
+                    || a.is_unicast_link_local()
+                    || a.is_multicast()
+                    // fec0::/10, site-local: deprecated, still private where used.
+                    || a.segments()[0] & 0xffc0 == 0xfec0 =>
             {
                 Self::LocalNetwork
             }
@@ -71,6 +71,26 @@ impl Reach {
             Self::LocalNetwork => "a private network",
             Self::Internet => "the internet",
         }
+    }
+}
+
+/// The IPv4 address an IPv6 address carries, where something on the way
+/// would deliver it to that IPv4: IPv4-mapped (`::ffff:a.b.c.d`) and
+/// IPv4-compatible (`::a.b.c.d`, not `::` or `::1`) addresses, the NAT64
+/// prefix `64:ff9b::/96` (a home router's NAT64 forwards to that IPv4 on its
+/// own network), 6to4 (`2002:AABB:CCDD::/48`) and Teredo (`2001:0::/32`,
+/// whose client address is the last 32 bits inverted).
+fn carried_ipv4(a: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = a.segments();
+    let v4 = |hi: u16, lo: u16| std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, hi, lo] => Some(v4(hi, lo)),
+        [0, 0, 0, 0, 0, 0, 0, 0 | 1] => None,
+        [0, 0, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        [0x2001, 0, .., hi, lo] => Some(v4(!hi, !lo)),
+        _ => None,
     }
 }
 
@@ -158,6 +178,12 @@ mod tests {
             "::",
             "::ffff:127.0.0.1",
             "64:ff9b::7f00:1",
+            "0.1.2.3",
+            "::127.0.0.1",
+            "2002:7f00:1::",
+            "2002:7f00:1:5::99",
+            // Teredo: server 65.54.227.120, client 127.0.0.1 (inverted).
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
         ] {
             assert_eq!(reach(ip), Reach::ThisMachine, "{ip}");
         }
@@ -175,6 +201,9 @@ mod tests {
             "ff02::1",
             "::ffff:192.168.0.1",
             "64:ff9b::c0a8:101",
+            "fec0::1",
+            "2002:c0a8:101::1",
+            "2001:0:4136:e378:8000:63bf:3f57:fefe",
         ] {
             assert_eq!(reach(ip), Reach::LocalNetwork, "{ip}");
         }
@@ -186,6 +215,8 @@ mod tests {
             "2001:db8::1",
             "2606:4700::1111",
             "64:ff9b::101:101",
+            "2002:101:101::1",
+            "2001:0:4136:e378:8000:63bf:fefe:fefe",
         ] {
             assert_eq!(reach(ip), Reach::Internet, "{ip}");
         }
