@@ -289,10 +289,16 @@ fn stray_temp_files_are_removed_on_open() {
     fs::write(root.join("store/.tmp-123"), b"half").unwrap();
     fs::write(root.join(".tmp-456"), b"half").unwrap();
     fs::create_dir_all(root.join("plugins/.staging-x-1/assets")).unwrap();
+    // A second download's private file (not resumable) beside a resumable one.
+    let sha = "ab".repeat(32);
+    fs::write(root.join(format!("partial/.tmp-789-{sha}.part")), b"half").unwrap();
+    fs::write(root.join(format!("partial/{sha}.part")), b"half").unwrap();
     RuntimeCache::open(&root).unwrap();
     assert!(!root.join("store/.tmp-123").exists());
     assert!(!root.join(".tmp-456").exists());
     assert!(!root.join("plugins/.staging-x-1").exists());
+    assert!(!root.join(format!("partial/.tmp-789-{sha}.part")).exists());
+    assert!(root.join(format!("partial/{sha}.part")).exists());
 }
 
 /// A handle opened beside a live one of the same process (a reconnecting
