@@ -11,6 +11,7 @@
 )]
 
 pub mod attack;
+pub mod netns;
 pub mod nginx;
 pub mod relay;
 
@@ -449,15 +450,27 @@ impl ServerProcess {
         dir: &std::path::Path,
         config: &str,
     ) -> anyhow::Result<Self> {
+        Self::start_as(std::process::Command::new(bin), dir, config, "127.0.0.1:0")
+    }
+
+    /// [`Self::start`] through `command` (the server binary, perhaps behind
+    /// `ip netns exec`), listening on `bind`.
+    pub fn start_as(
+        mut command: std::process::Command,
+        dir: &std::path::Path,
+        config: &str,
+        bind: &str,
+    ) -> anyhow::Result<Self> {
         use anyhow::Context;
         use std::io::BufRead;
         std::fs::create_dir_all(dir.join("plugins"))?;
         std::fs::write(dir.join("server.toml"), config)?;
         let log = dir.join("server.log");
-        let mut child = std::process::Command::new(bin)
+        let program = command.get_program().to_string_lossy().into_owned();
+        let mut child = command
             .arg("--config")
             .arg(dir.join("server.toml"))
-            .args(["--bind", "127.0.0.1:0", "--plugins"])
+            .args(["--bind", bind, "--plugins"])
             .arg(dir.join("plugins"))
             .arg("--data-dir")
             .arg(dir.join("data"))
@@ -465,7 +478,7 @@ impl ServerProcess {
             .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(&log)?)
             .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+            .with_context(|| format!("starting {program}"))?;
         let out = child.stdout.take().context("server stdout")?;
         let mut lines = std::io::BufReader::new(out).lines();
         let Some(Ok(first)) = lines.next() else {
