@@ -3,7 +3,9 @@
 //! namespace behind a veth pair, and a player joins it across the link.
 //! Over a jumbo-frame link (MTU 9000) the server finds and uses packets far
 //! above Ethernet's; over a standard one (MTU 1500) no packet is larger
-//! than the link carries, and the bundle still arrives whole.
+//! than the link carries, and the bundle still arrives whole. And a server
+//! that is not on the player's machine or network (its address is public)
+//! cannot aim the player's mirror downloads at the player's own machine.
 //!
 //! Needs root and network namespaces; where the kernel refuses them, each
 //! test says NOT CHECKED and passes.
@@ -21,10 +23,14 @@ use shard_e2e::{ServerProcess, TestPlayer, noise, workspace_bin, write_plugin_fi
 /// Bytes of incompressible payload: enough packets that most are full-size.
 const PAYLOAD: usize = 2 * 1024 * 1024;
 
-/// What a player received over a link with `mtu`: the average UDP payload
-/// of the datagrams that carried the session, or `None` when the kernel
-/// refused the link.
-async fn average_datagram_over(mtu: u32) -> Option<f64> {
+/// A server with the `big` plugin in its own namespace behind a link with
+/// `mtu`, configured by `config` (TOML), ready once its bundle is
+/// announced; `None` when the kernel refused the link. Keep all three: the
+/// link and folder go when dropped.
+fn server_across_link(
+    mtu: u32,
+    config: &str,
+) -> Option<(NetnsLink, tempfile::TempDir, ServerProcess)> {
     let link = match NetnsLink::create(mtu) {
         Ok(l) => l,
         Err(e) => {
@@ -53,13 +59,20 @@ async fn average_datagram_over(mtu: u32) -> Option<f64> {
     let mut server = ServerProcess::start_as(
         link.command(&bin),
         dir.path(),
-        "admin_http = \"\"\n",
+        &format!("admin_http = \"\"\n{config}"),
         &format!("{}:0", link.ns_ip),
     )
     .unwrap();
     assert_eq!(server.addr.ip(), link.ns_ip);
     server.wait_for_bundles(1, Duration::from_secs(60)).unwrap();
+    Some((link, dir, server))
+}
 
+/// What a player received over a link with `mtu`: the average UDP payload
+/// of the datagrams that carried the session, or `None` when the kernel
+/// refused the link.
+async fn average_datagram_over(mtu: u32) -> Option<f64> {
+    let (_link, _dir, server) = server_across_link(mtu, "")?;
     let player = TestPlayer::new("vee");
     let mut c = player.join(server.addr).await;
     c.expect(
@@ -105,5 +118,51 @@ async fn over_a_standard_ethernet_link_no_packet_exceeds_it() {
     assert!(
         avg > 1200.0 && avg <= 1452.0,
         "average datagram {avg:.0} bytes over a 1500-byte MTU"
+    );
+}
+
+/// Seen from the player, this server is on the internet (its address is
+/// not private), so the mirrors it lists on the player's own machine are
+/// refused: the literal `127.0.0.1` when the list arrives, the name
+/// `localhost` when the mirror client resolves it. A listener there must see
+/// no connection, and the bundle comes over QUIC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_across_the_internet_cannot_aim_its_players_at_their_own_machine() {
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let port = trap.local_addr().unwrap().port();
+    let config =
+        format!("asset_mirrors = [\"http://127.0.0.1:{port}/\", \"http://localhost:{port}/\"]\n");
+    let Some((_link, _dir, server)) = server_across_link(1500, &config) else {
+        return;
+    };
+    let player = TestPlayer::new("vee");
+    let mut c = player.join(server.addr).await;
+    let installed = c
+        .expect(
+            "installed",
+            |e| matches!(e, ClientEvent::BundleInstalled { name, .. } if name == "big"),
+        )
+        .await;
+    assert!(
+        matches!(&installed, ClientEvent::BundleInstalled { source, .. } if *source == "server"),
+        "{installed:?}"
+    );
+    let fallback = c
+        .seen
+        .iter()
+        .find_map(|e| match e {
+            ClientEvent::MirrorFallback { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    assert!(
+        fallback.contains("localhost") && fallback.contains("closer to the player"),
+        "{fallback:?}"
+    );
+    c.session.close().await;
+    assert!(
+        trap.accept().is_err(),
+        "a mirror on the player's machine was contacted"
     );
 }
