@@ -53,6 +53,7 @@ impl RuntimeCache {
         server_key: &str,
         mut answer: ContentAnswer,
     ) -> Result<(), CacheError> {
+        let _turn = self.lock_for_writing()?;
         let mut all = self.read_answers();
         answer.answered_at = unix_now();
         all.insert(server_key.to_owned(), answer);

@@ -29,9 +29,10 @@ pub const MANIFEST_FILE: &str = ".shard-bundle.json";
 pub const LOCK_FILE: &str = ".lock";
 
 /// Lock file held exclusively, briefly, by every change to the installed
-/// plugin folders (install, uninstall, eviction) and to the usage ledger,
-/// so two handles sharing a cache (two clients on one server) take turns
-/// instead of moving the same folder aside at once or losing an update.
+/// plugin folders (install, uninstall, eviction), the usage ledger, the
+/// server pins and the remembered answers, so two handles sharing a cache
+/// (two clients) take turns instead of moving the same folder aside at
+/// once or losing an update.
 pub const WRITE_LOCK_FILE: &str = ".write.lock";
 /// Prefix of an install being assembled: `plugins/.staging-<name>-<nonce>`.
 pub(crate) const STAGING_PREFIX: &str = ".staging-";

@@ -87,18 +87,37 @@ impl RuntimeCache {
     pub fn pin_server(&self, address: &str, fingerprint: &str) -> Result<PinOutcome, CacheError> {
         validate_address(address)?;
         let fp = normalize_fingerprint(fingerprint)?;
-        match self.known_server(address)? {
-            Some(pinned) if pinned == fp => Ok(PinOutcome::Matches),
-            Some(pinned) => Err(CacheError::ServerKeyMismatch {
-                address: address.to_owned(),
-                pinned,
-                presented: fp,
-            }),
-            None => {
-                self.replace_server(address, &fp)?;
-                Ok(PinOutcome::NewlyPinned)
-            }
+        if let Some(outcome) = self.check_pin(address, &fp)? {
+            return outcome;
         }
+        // Checked again in turn: another client sharing the cache may have
+        // pinned this address (or another one) meanwhile, and its pin must
+        // neither be lost nor silently replaced.
+        let _turn = self.lock_for_writing()?;
+        if let Some(outcome) = self.check_pin(address, &fp)? {
+            return outcome;
+        }
+        self.replace_server_in_turn(address, &fp)?;
+        Ok(PinOutcome::NewlyPinned)
+    }
+
+    /// What pinning `fp` for `address` gives when it is already pinned.
+    fn check_pin(
+        &self,
+        address: &str,
+        fp: &str,
+    ) -> Result<Option<Result<PinOutcome, CacheError>>, CacheError> {
+        Ok(self.known_server(address)?.map(|pinned| {
+            if pinned == fp {
+                Ok(PinOutcome::Matches)
+            } else {
+                Err(CacheError::ServerKeyMismatch {
+                    address: address.to_owned(),
+                    pinned,
+                    presented: fp.to_owned(),
+                })
+            }
+        }))
     }
 
     /// Pins `fingerprint` for `address` whatever was pinned before (the user
@@ -106,14 +125,21 @@ impl RuntimeCache {
     pub fn replace_server(&self, address: &str, fingerprint: &str) -> Result<(), CacheError> {
         validate_address(address)?;
         let fp = normalize_fingerprint(fingerprint)?;
+        let _turn = self.lock_for_writing()?;
+        self.replace_server_in_turn(address, &fp)
+    }
+
+    /// [`Self::replace_server`] for a caller holding the write lock.
+    fn replace_server_in_turn(&self, address: &str, fp: &str) -> Result<(), CacheError> {
         let mut pins = self.known_servers()?;
         pins.retain(|(a, _)| a != address);
-        pins.push((address.to_owned(), fp));
+        pins.push((address.to_owned(), fp.to_owned()));
         self.write_known_servers(&pins)
     }
 
     /// Removes the pin for `address`; returns whether there was one.
     pub fn forget_server(&self, address: &str) -> Result<bool, CacheError> {
+        let _turn = self.lock_for_writing()?;
         let mut pins = self.known_servers()?;
         let before = pins.len();
         pins.retain(|(a, _)| a != address);

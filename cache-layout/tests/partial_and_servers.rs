@@ -480,3 +480,50 @@ fn shard_cache_partial_names(cache: &RuntimeCache) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect()
 }
+
+/// Two clients sharing one cache pin servers and remember offer answers at
+/// the same moment: each file is read, changed and written in turn, so no
+/// pin or answer of one is lost to the other's write, and a key pinned by
+/// one is seen (and enforced) by the other.
+#[test]
+fn pins_and_answers_written_at_once_by_two_handles_are_all_kept() {
+    let t = tempfile::tempdir().unwrap();
+    const EACH: usize = 40;
+    let threads: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|who| {
+            let cache = RuntimeCache::open(t.path()).unwrap();
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    let address = format!("{who}.example:{}", 7000 + i);
+                    let outcome = cache.pin_server(&address, &"ab".repeat(32)).unwrap();
+                    assert_eq!(outcome, PinOutcome::NewlyPinned);
+                    let answer = shard_cache::ContentAnswer {
+                        accept: true,
+                        content: format!("{who}{i}"),
+                        script_plugins: Default::default(),
+                        unpacked: 1,
+                        answered_at: 0,
+                    };
+                    cache.remember_answer(&address, answer).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let cache = RuntimeCache::open(t.path()).unwrap();
+    assert_eq!(cache.known_servers().unwrap().len(), 2 * EACH);
+    for who in ["a", "b"] {
+        for i in 0..EACH {
+            let address = format!("{who}.example:{}", 7000 + i);
+            let answer = cache.content_answer(&address).unwrap();
+            assert_eq!(answer.content, format!("{who}{i}"));
+        }
+    }
+    let err = cache
+        .pin_server("a.example:7000", &"cd".repeat(32))
+        .unwrap_err();
+    assert!(matches!(err, CacheError::ServerKeyMismatch { .. }), "{err}");
+}
