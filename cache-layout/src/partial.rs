@@ -137,9 +137,20 @@ impl RuntimeCache {
             .map(|v| self.bundle_path(&v.sha256))
     }
 
-    /// Drops a partial download (e.g. the server announced a new version).
+    /// Drops a partial download (e.g. the server announced a new version,
+    /// or it failed verification). A file another handle is writing (a
+    /// client sharing the cache, downloading the same bundle) is its
+    /// download, not this one's, and is left alone.
     pub fn discard_partial(&self, sha: &[u8; 32]) -> Result<(), CacheError> {
         let path = self.partial_path(sha);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err("opening", &path)(e)),
+        };
+        if let Err(fs::TryLockError::WouldBlock) = file.try_lock() {
+            return Ok(());
+        }
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

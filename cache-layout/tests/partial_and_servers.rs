@@ -424,6 +424,13 @@ fn two_downloads_of_the_same_bundle_into_one_cache_do_not_mix() {
     assert_eq!(second.partial_offset(&sha).unwrap(), 0);
     let mut g = second.open_partial(&sha).unwrap();
     assert_eq!(g.len(), 0, "the second download shares the first's file");
+    // Discarding "its" partial download (after a failure of its own) leaves
+    // the first's file alone.
+    second.discard_partial(&sha).unwrap();
+    assert!(
+        second.partial_path(&sha).exists(),
+        "the first's download was discarded"
+    );
     // The one-shot helpers are about the shared file: busy meanwhile.
     let err = second.append_partial(&sha, 0, b"junk").unwrap_err();
     assert!(matches!(err, CacheError::PartialBusy { .. }), "{err}");
