@@ -16,7 +16,15 @@ use std::process::Command;
 /// as the JSON object it must be.
 fn bundle_push(extra: &str) -> (String, String, serde_json::Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_bundle_push"))
-        .args(["--clients", "3", "--size-kib", "300", extra])
+        .args([
+            "--clients",
+            "3",
+            "--size-kib",
+            "300",
+            "--rounds",
+            "1",
+            extra,
+        ])
         .output()
         .expect("run bundle_push");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

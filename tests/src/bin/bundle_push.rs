@@ -15,10 +15,10 @@
 //! starts its clock once it has logged its bundle as announced.
 //!
 //! Every client stays connected until the last has installed, as players
-//! stay in the game. `--rounds N` repeats the push, the wire alone, the
-//! install alone and nginx alone in turn, N times in one run; the last line
-//! then carries the medians, and the QUIC installed / nginx ratio of every
-//! round (one run on a shared machine moves by ±20%).
+//! stay in the game. The push, the wire alone, the install alone and nginx
+//! alone run in turn, `--rounds N` times in one run (5 by default, since
+//! one round on a shared machine moves by ±20%); the last line carries the
+//! medians, and the QUIC installed / nginx ratio of every round.
 //!
 //! Mirror (`--mirror`, with the push): nginx serves the `publish-bundles`
 //! output over HTTPS + HTTP/2, a server lists it in `asset_mirrors`, and as
@@ -49,7 +49,7 @@
 //! ```text
 //! cargo run --release -p shard-e2e --bin bundle_push -- --clients 64
 //! cargo run --release -p shard-e2e --bin bundle_push -- --clients 64 --mirror
-//! cargo run --release -p shard-e2e --bin bundle_push -- --clients 64 --mirror --rounds 5
+//! cargo run --release -p shard-e2e --bin bundle_push -- --clients 64 --mirror --rounds 1
 //! cargo run --release -p shard-e2e --bin bundle_push -- --lossy --loss 0,1,3
 //! cargo run --release -p shard-e2e --bin bundle_push -- --attack amplification
 //! cargo run --release -p shard-e2e --bin bundle_push -- --attack non-reading --attackers 6
@@ -94,8 +94,9 @@ struct Args {
     client_dir: Option<PathBuf>,
     /// Rounds of the push (QUIC push, wire alone, install alone, nginx
     /// alone, in turn): each is printed, and the last line carries the
-    /// medians and the QUIC installed / nginx ratio of each round.
-    #[arg(long, default_value_t = 1)]
+    /// medians and the QUIC installed / nginx ratio of each round. Five by
+    /// default: one round on a shared machine moves by ±20%.
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Skip the nginx + h2load figure (it is skipped anyway when nginx or h2load is missing).
     #[arg(long)]
