@@ -519,12 +519,22 @@ impl Mirrors {
         let Some(work) = self.work.upgrade() else {
             return;
         };
+        let link = self.events.link().clone();
         self.runtime.spawn(async move {
-            let outcome = match gate.acquire_owned().await {
-                Ok(_permit) => fetch.run(&job).await,
-                Err(_) => MirrorOutcome::Failed {
-                    reason: "mirror downloads are shut down".into(),
-                },
+            let fetched = async {
+                match gate.acquire_owned().await {
+                    Ok(_permit) => fetch.run(&job).await,
+                    Err(_) => MirrorOutcome::Failed {
+                        reason: "mirror downloads are shut down".into(),
+                    },
+                }
+            };
+            // A download ends with its session: its partial file is
+            // released for the next session to resume, and the session's
+            // close does not wait for a slow mirror.
+            let outcome = tokio::select! {
+                outcome = fetched => outcome,
+                () = link.ended() => return,
             };
             let _ = work
                 .send(BundleWork::Mirror {

@@ -55,6 +55,18 @@ impl SessionLink {
         })
     }
 
+    /// Completes when the connection to the game server has ended (closed
+    /// by either side, or lost), so work that belongs to the session, such
+    /// as a mirror download, stops with it; never, for a detached link.
+    pub async fn ended(&self) {
+        match &self.conn {
+            Some(conn) => {
+                conn.closed().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
     /// Leaves the server because of `reason` (the first reason wins); the
     /// final `disconnected` event carries it to the game.
     pub fn leave(&self, reason: &str) {

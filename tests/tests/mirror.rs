@@ -758,3 +758,77 @@ async fn a_mirror_that_trickles_its_response_head_falls_back_to_quic() {
         started.elapsed()
     );
 }
+
+/// A mirror that answers with the whole length, sends the first
+/// `percent`% of the requested file from `www` and then holds the
+/// connection, silent.
+async fn stalling_mirror(www: PathBuf, percent: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let www = www.clone();
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let n = s.read(&mut head).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&head[..n]).into_owned();
+                let name = head
+                    .strip_prefix("GET /")
+                    .and_then(|r| r.split(' ').next())
+                    .unwrap_or_default()
+                    .to_string();
+                let Ok(body) = std::fs::read(www.join(&name)) else {
+                    return;
+                };
+                let sent = body.len() * percent / 100;
+                let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
+                    .into_bytes();
+                out.extend_from_slice(&body[..sent]);
+                let _ = s.write_all(&out).await;
+                tokio::time::sleep(Duration::from_secs(120)).await;
+            });
+        }
+    });
+    format!("http://{addr}/")
+}
+
+/// A session that closes while a mirror is part-way through a bundle ends
+/// that download with it: its partial file is released at once (not when
+/// the stalled mirror finally times out), so the next session resumes it
+/// from where it stopped instead of starting a private download from 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_session_ends_its_mirror_downloads_and_frees_them_for_resume() {
+    let www = tempfile::tempdir().unwrap();
+    let url = stalling_mirror(www.path().to_path_buf(), 75).await;
+    let srv = server(www.path(), vec![url]);
+    let big = packed(&srv.plugin_dir(), "big");
+    let player = TestPlayer::new("vee");
+    let content = ContentSettings {
+        mirrors: MirrorSettings {
+            // Far longer than the test: only the close may end the download.
+            read_timeout: Duration::from_secs(60),
+            ..MirrorSettings::default()
+        },
+        ..ContentSettings::default()
+    };
+    let c = player.join_with(srv.addr, content).await;
+    let cache_dir = player.options(srv.addr).cache_dir;
+    let part = cache_dir
+        .join(shard_cache::PARTIAL_DIR)
+        .join(format!("{}.part", hex(&big.sha256)));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "the mirror delivered nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.session.close().await;
+    let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
+    let have = std::fs::metadata(&part).unwrap().len();
+    assert!(have > 0 && have < big.bytes.len() as u64, "{have}");
+    assert_eq!(
+        cache.partial_offset(&big.sha256).unwrap(),
+        have,
+        "the closed session's mirror download still holds its partial file"
+    );
+}
