@@ -44,9 +44,9 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 impl NetnsLink {
     /// Creates a namespace linked to this one with `mtu` on both ends. The
     /// link gets a /30 from 198.18.0.0/15 (set aside for benchmarks, so it
-    /// meets no real network), chosen by process and call, so tests running
-    /// at once do not collide. Fails when the kernel or `ip` refuses (not
-    /// root, no network namespaces).
+    /// meets no real network), spread so tests running at once do not
+    /// collide. Fails when the kernel or `ip` refuses (not root, no network
+    /// namespaces).
     pub fn create(mtu: u32) -> anyhow::Result<Self> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -57,11 +57,17 @@ impl NetnsLink {
         let name = format!("shard-{pid}-{n}");
         let host_if = format!("sh{:x}h{n}", pid & 0xf_ffff);
         let ns_if = format!("sh{:x}n{n}", pid & 0xf_ffff);
+        // One of the range's 32768 /30s, picked from the process, the call
+        // and the clock, so links made at once by parallel tests differ.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let slot = (pid.wrapping_mul(2_654_435_761) ^ nanos ^ n.wrapping_mul(40_503)) % 32_768;
         let net = [
             198,
-            18 + ((pid >> 8) & 1) as u8,
-            (pid & 0xff) as u8,
-            (n * 4) as u8,
+            18 + (slot >> 14) as u8,
+            ((slot >> 6) & 0xff) as u8,
+            ((slot & 0x3f) * 4) as u8,
         ];
         let host_ip = Ipv4Addr::new(net[0], net[1], net[2], net[3] + 1);
         let ns_ip = Ipv4Addr::new(net[0], net[1], net[2], net[3] + 2);
