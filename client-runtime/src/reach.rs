@@ -29,9 +29,9 @@ pub enum Reach {
 }
 
 impl Reach {
-    /// The reach of `ip`. An IPv6 address that carries an IPv4 one (see
-    /// [`carried_ipv4`]) counts as that IPv4, since a tunnel or translator
-    /// delivers it there.
+    /// The reach of `ip`. An IPv6 address that carries an IPv4 one
+    /// (IPv4-mapped or -compatible, NAT64, 6to4, Teredo) counts as that
+    /// IPv4, since a tunnel or translator delivers it there.
     pub fn of(ip: IpAddr) -> Self {
         let ip = match ip {
             IpAddr::V6(a) => carried_ipv4(a).map_or(ip, IpAddr::V4),

@@ -34,7 +34,7 @@ use crate::world::Outbound;
 /// What every connection task shares.
 #[derive(Clone)]
 pub struct NetCtx {
-    /// The simulation's inbound queue (awaited sends go through [`to_sim`]).
+    /// The simulation's inbound queue (awaited sends go through `to_sim`).
     pub inbound: mpsc::Sender<Inbound>,
     /// Wakes the simulation for a message a player waits on.
     pub sim_waker: SimWaker,

@@ -298,7 +298,7 @@ pub fn effective_recv_buffer(socket: &std::net::UdpSocket) -> usize {
 const MAX_UDP_SEND: usize = 65_535 - 20 - 8;
 
 /// The server's UDP socket as quinn sees it, with every send held to
-/// [`MAX_UDP_SEND`]. quinn batches up to 10 packets of a connection into one
+/// `MAX_UDP_SEND`. quinn batches up to 10 packets of a connection into one
 /// segmentation-offload (GSO) send; with the packets of a route with a large
 /// MTU (loopback, a jumbo-frame LAN: up to 64 KiB here) such a batch is up
 /// to 640 KiB, the kernel refuses it whole, and all its packets are lost:

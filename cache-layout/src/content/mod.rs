@@ -5,7 +5,7 @@
 //!
 //! - `assets/*.archive`: parsed as RDAR with every bound checked ([`rdar`]);
 //! - `assets/<name>.archive.xl`: ArchiveXL YAML beside its archive, limited
-//!   keys, every referenced path inside the bundle ([`xl`]);
+//!   keys, every referenced path inside the bundle (the `xl` module);
 //! - `assets/**/*.csv|json`: must be referenced by an `.xl`, JSON must parse;
 //! - `tweaks/*.yaml|yml`: TweakXL YAML, add-only under the plugin's
 //!   namespace ([`tweak`]).

@@ -9,7 +9,7 @@
 //! Parts, one file each:
 //! - [`channel`]: the messages and their framing;
 //! - [`events`]: the typed events plugins listen to;
-//! - [`host`]: the server side — loading, supervision, deadlines, restarts,
+//! - `host`: the server side — loading, supervision, deadlines, restarts,
 //!   the tick's plugin phase, serving world calls;
 //! - [`process`]: spawning and killing worker processes;
 //! - [`confine`]: the kernel confinement a worker applies to itself;

@@ -3,7 +3,7 @@
 //! [`super::confine`]), starts CPython, then serves the server's requests one
 //! at a time over the channel: load a version, deliver events, run a
 //! command, commit or roll back a reload. Every entry into plugin code goes
-//! through [`guarded`], the one wrapper: it marks the callback as running
+//! through `guarded`, the one wrapper: it marks the callback as running
 //! (so `game` functions work), arms the CPU budget, and turns an exception
 //! into an error message for the server, formatted here, in the worker.
 
