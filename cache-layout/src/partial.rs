@@ -30,15 +30,10 @@ impl RuntimeCache {
     /// download will then write a file of its own (see [`Self::open_partial`]).
     pub fn partial_offset(&self, sha: &[u8; 32]) -> Result<u64, CacheError> {
         let path = self.partial_path(sha);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(io_err("opening", &path)(e)),
-        };
-        if let Err(fs::TryLockError::WouldBlock) = file.try_lock_shared() {
-            return Ok(0);
+        match unheld(&path)? {
+            Some(file) => Ok(file.metadata().map_err(io_err("inspecting", &path))?.len()),
+            None => Ok(0),
         }
-        Ok(file.metadata().map_err(io_err("inspecting", &path))?.len())
     }
 
     /// Writes `chunk` at `offset` and returns the new length; an offset below
@@ -143,12 +138,7 @@ impl RuntimeCache {
     /// download, not this one's, and is left alone.
     pub fn discard_partial(&self, sha: &[u8; 32]) -> Result<(), CacheError> {
         let path = self.partial_path(sha);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io_err("opening", &path)(e)),
-        };
-        if let Err(fs::TryLockError::WouldBlock) = file.try_lock() {
+        if unheld(&path)?.is_none() {
             return Ok(());
         }
         match fs::remove_file(&path) {
@@ -305,6 +295,22 @@ impl PartialFile {
         drop(file);
         sync_dir(&cache.store_dir())?;
         Ok(VerifiedBundle { sha256 })
+    }
+}
+
+/// The partial file at `path`, opened for reading, unless it is missing or
+/// another handle's download holds it (its lock): what this handle may
+/// measure or discard as its own.
+fn unheld(path: &Path) -> Result<Option<File>, CacheError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("opening", path)(e)),
+    };
+    match file.try_lock_shared() {
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        // Locked, or on a filesystem without working locks (as `open_locked`).
+        _ => Ok(Some(file)),
     }
 }
 
