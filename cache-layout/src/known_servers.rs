@@ -46,6 +46,19 @@ fn normalize_fingerprint(fp: &str) -> Result<String, CacheError> {
     Ok(fp.to_ascii_lowercase())
 }
 
+/// The outcome of presenting `presented` for `address`, already pinned to `pinned`.
+fn compare_pin(address: &str, pinned: String, presented: String) -> Result<PinOutcome, CacheError> {
+    if pinned == presented {
+        Ok(PinOutcome::Matches)
+    } else {
+        Err(CacheError::ServerKeyMismatch {
+            address: address.to_owned(),
+            pinned,
+            presented,
+        })
+    }
+}
+
 impl RuntimeCache {
     /// Reads every `(address, fingerprint)` pin; blank lines and `#` comments are skipped.
     pub fn known_servers(&self) -> Result<Vec<(String, String)>, CacheError> {
@@ -87,37 +100,18 @@ impl RuntimeCache {
     pub fn pin_server(&self, address: &str, fingerprint: &str) -> Result<PinOutcome, CacheError> {
         validate_address(address)?;
         let fp = normalize_fingerprint(fingerprint)?;
-        if let Some(outcome) = self.check_pin(address, &fp)? {
-            return outcome;
+        if let Some(pinned) = self.known_server(address)? {
+            return compare_pin(address, pinned, fp);
         }
         // Checked again in turn: another client sharing the cache may have
-        // pinned this address (or another one) meanwhile, and its pin must
-        // neither be lost nor silently replaced.
+        // pinned this address meanwhile, and its pin must neither be lost
+        // nor silently replaced.
         let _turn = self.lock_for_writing()?;
-        if let Some(outcome) = self.check_pin(address, &fp)? {
-            return outcome;
+        if let Some(pinned) = self.known_server(address)? {
+            return compare_pin(address, pinned, fp);
         }
         self.replace_server_in_turn(address, &fp)?;
         Ok(PinOutcome::NewlyPinned)
-    }
-
-    /// What pinning `fp` for `address` gives when it is already pinned.
-    fn check_pin(
-        &self,
-        address: &str,
-        fp: &str,
-    ) -> Result<Option<Result<PinOutcome, CacheError>>, CacheError> {
-        Ok(self.known_server(address)?.map(|pinned| {
-            if pinned == fp {
-                Ok(PinOutcome::Matches)
-            } else {
-                Err(CacheError::ServerKeyMismatch {
-                    address: address.to_owned(),
-                    pinned,
-                    presented: fp.to_owned(),
-                })
-            }
-        }))
     }
 
     /// Pins `fingerprint` for `address` whatever was pinned before (the user
