@@ -387,14 +387,13 @@ pub fn usable_mirrors(list: &[String], server: IpAddr) -> (Vec<Url>, Vec<MirrorE
                 continue;
             }
         };
-        // The URL parser writes an address host canonically (`[::1]`, and
-        // `127.0.0.1` for every other spelling of it).
-        let literal = u.host_str().and_then(|h| {
-            h.trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .ok()
-        });
+        // The URL parser reads every spelling of an address host (`0x7f.1`
+        // is `127.0.0.1`) as that address.
+        let literal = match u.host() {
+            Some(url::Host::Ipv4(a)) => Some(IpAddr::V4(a)),
+            Some(url::Host::Ipv6(a)) => Some(IpAddr::V6(a)),
+            _ => None,
+        };
         match literal.map(Reach::of) {
             Some(mirror) if !mirror_allowed(floor, mirror) => skipped.push(MirrorError::TooClose {
                 url: m.clone(),
