@@ -34,6 +34,11 @@ pub const LOCK_FILE: &str = ".lock";
 /// (two clients) take turns instead of moving the same folder aside at
 /// once or losing an update.
 pub const WRITE_LOCK_FILE: &str = ".write.lock";
+/// Prefix of a process's marker, `.process-<nonce>.lock`: held locked while
+/// the process has the cache open, so an open beside this process's own
+/// handles can tell whether another process has it open too (whose work in
+/// progress it must not take for a crash's leftovers).
+pub const PROCESS_PREFIX: &str = ".process-";
 /// Prefix of an install being assembled: `plugins/.staging-<name>-<nonce>`.
 pub(crate) const STAGING_PREFIX: &str = ".staging-";
 /// Prefix of a replaced install awaiting removal: `plugins/.old-<name>-<nonce>`.
@@ -118,7 +123,30 @@ pub struct RuntimeCache {
 
 /// Handles open in this process, per cache (by canonical root), so an open
 /// beside one can tell this process's work in progress from another's.
-static OPEN_HERE: Mutex<BTreeMap<PathBuf, usize>> = Mutex::new(BTreeMap::new());
+static OPEN_HERE: Mutex<BTreeMap<PathBuf, Here>> = Mutex::new(BTreeMap::new());
+
+/// This process's handles on one cache, and its marker there.
+#[derive(Debug)]
+struct Here {
+    handles: usize,
+    /// `None` where the cache cannot be written (no handle there has work).
+    marker: Option<ProcessMarker>,
+}
+
+/// This process's `.process-<nonce>.lock` in a cache, locked exclusively
+/// while any handle of the process has the cache open; removed with the
+/// last handle (a crash leaves it unlocked, and the next probe removes it).
+#[derive(Debug)]
+struct ProcessMarker {
+    path: PathBuf,
+    _file: fs::File,
+}
+
+impl Drop for ProcessMarker {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
 
 /// Names of the staging folders and temp files this process's live handles
 /// are filling (each name carries a nonce, so names do not collide).
@@ -147,30 +175,97 @@ struct CacheLock {
 }
 
 impl CacheLock {
-    /// How many handles of this process have the cache with `key` open.
-    fn open_here(key: &Path) -> usize {
-        let map = OPEN_HERE.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(key).copied().unwrap_or(0)
+    /// Counts a new handle on `file` for the cache with `key` at `root`;
+    /// the first of this process in a cache it can write also makes and
+    /// locks the process's marker (the caller holds the write lock, so no
+    /// probe sees it half made). Returns the handle and whether this process
+    /// had others open there already.
+    fn register(
+        file: Option<fs::File>,
+        key: PathBuf,
+        root: &Path,
+        writable: bool,
+    ) -> Result<(Self, bool), CacheError> {
+        let mut map = OPEN_HERE.lock().unwrap_or_else(PoisonError::into_inner);
+        let here = map.get(&key).is_some_and(|h| h.handles > 0);
+        let marker = match map.get(&key) {
+            Some(Here {
+                marker: Some(_), ..
+            }) => None,
+            _ if writable => Some(ProcessMarker::make(root)?),
+            _ => None,
+        };
+        let entry = map.entry(key.clone()).or_insert(Here {
+            handles: 0,
+            marker: None,
+        });
+        entry.handles += 1;
+        if marker.is_some() {
+            entry.marker = marker;
+        }
+        Ok((Self { file, key }, here))
     }
 
-    /// Counts a new handle on `file` for the cache with `key`.
-    fn new(file: Option<fs::File>, key: PathBuf) -> Self {
-        let mut map = OPEN_HERE.lock().unwrap_or_else(PoisonError::into_inner);
-        *map.entry(key.clone()).or_insert(0) += 1;
-        Self { file, key }
+    /// This process's marker in the cache with `key`, if it has one.
+    fn marker_path(key: &Path) -> Option<PathBuf> {
+        let map = OPEN_HERE.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(key)?.marker.as_ref().map(|m| m.path.clone())
     }
 }
 
 impl Drop for CacheLock {
     fn drop(&mut self) {
         let mut map = OPEN_HERE.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = map.get_mut(&self.key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+        if let Some(here) = map.get_mut(&self.key) {
+            here.handles = here.handles.saturating_sub(1);
+            if here.handles == 0 {
+                // Drops the marker: removed, then unlocked.
                 map.remove(&self.key);
             }
         }
     }
+}
+
+impl ProcessMarker {
+    /// Makes and locks a new marker in `root`.
+    fn make(root: &Path) -> Result<Self, CacheError> {
+        let path = root.join(format!("{PROCESS_PREFIX}{}.lock", crate::fsutil::nonce()));
+        let file = open_or_create(&path).map_err(io_err("creating", &path))?;
+        if let Err(error) = file.try_lock() {
+            // Locks that do not work here: the probe cannot see this
+            // process either way, as `open` itself cannot.
+            tracing::debug!(path = %path.display(), %error, "process marker not locked");
+        }
+        Ok(Self { path, _file: file })
+    }
+}
+
+/// Whether a process other than this one has the cache at `root` open: a
+/// marker other than `own` is locked. A marker nobody holds is a crashed
+/// process's, and is removed. Called under the write lock, which markers
+/// are made under, so none is seen between its creation and its lock.
+fn other_process_open(root: &Path, own: Option<&Path>) -> Result<bool, CacheError> {
+    let mut open = false;
+    for name in list_names(root)? {
+        let path = root.join(&name);
+        if !name.starts_with(PROCESS_PREFIX) || Some(path.as_path()) == own {
+            continue;
+        }
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err("opening", &path)(e)),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => {
+                drop(file);
+                remove_any(&path)?;
+            }
+            // Held, or a filesystem whose locks fail: counted as open.
+            Err(_) => open = true,
+        }
+    }
+    Ok(open)
 }
 
 /// Opens (creating if needed) the lock file at `path`; returns it and whether
@@ -196,6 +291,18 @@ fn open_lock_file(path: &Path, exclusive: bool) -> Result<(Option<fs::File>, boo
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, false)),
         Err(e) => Err(io_err("opening", path)(e)),
     }
+}
+
+/// Waits for and takes [`WRITE_LOCK_FILE`] of the cache at `root`; see
+/// [`RuntimeCache::lock_for_writing`].
+fn write_lock_at(root: &Path) -> Result<WriteGuard, CacheError> {
+    let path = root.join(WRITE_LOCK_FILE);
+    let file = open_or_create(&path).map_err(io_err("opening", &path))?;
+    // A filesystem without working locks: go on, as `open` does.
+    if let Err(error) = file.lock() {
+        tracing::debug!(path = %path.display(), %error, "cache change not serialised");
+    }
+    Ok(WriteGuard { _file: file })
 }
 
 /// Held while a change to plugin folders or the ledger runs; see
@@ -300,15 +407,31 @@ impl RuntimeCache {
         let lock_path = root.join(LOCK_FILE);
         let (lock, writable) = open_lock_file(&lock_path, exclusive)?;
         let key = fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
-        let here = CacheLock::open_here(&key) > 0;
-        let repair = match lock.as_ref().map(fs::File::try_lock) {
+        // Held while this process's marker is made and while what to repair
+        // is decided and repaired, so another process cannot start work in
+        // between (its open waits here first).
+        let turn = if writable {
+            Some(write_lock_at(&root)?)
+        } else {
+            None
+        };
+        let (lock, here) = CacheLock::register(lock, key, &root, writable)?;
+        let repair = match lock.file.as_ref().map(fs::File::try_lock) {
             // Nothing here can be changed, so nothing can be repaired.
             _ if !writable => Repair::Nothing,
             None | Some(Ok(())) => Repair::All,
             Some(Err(fs::TryLockError::WouldBlock)) if exclusive => {
                 return Err(CacheError::InUse { root });
             }
-            Some(Err(fs::TryLockError::WouldBlock)) if here => Repair::AllButInProgress,
+            Some(Err(fs::TryLockError::WouldBlock))
+                if here
+                    && !other_process_open(
+                        &root,
+                        CacheLock::marker_path(&lock.key).as_deref(),
+                    )? =>
+            {
+                Repair::AllButInProgress
+            }
             Some(Err(fs::TryLockError::WouldBlock)) => Repair::Nothing,
             // A filesystem without working locks (some network shares): the
             // cache stays usable, as if no other process had it open.
@@ -319,7 +442,7 @@ impl RuntimeCache {
         };
         let cache = RuntimeCache {
             root,
-            lock: Arc::new(CacheLock::new(lock, key)),
+            lock: Arc::new(lock),
         };
         if writable {
             for dir in [cache.store_dir(), cache.plugins_dir(), cache.partial_dir()] {
@@ -333,8 +456,17 @@ impl RuntimeCache {
             Repair::Nothing => {
                 tracing::debug!(root = %cache.root.display(), "cache open in another process; recovery left to a later open");
             }
-            _ => cache.recover(repair == Repair::AllButInProgress)?,
+            Repair::All => {
+                // No handle anywhere: markers nobody holds are a crash's.
+                other_process_open(
+                    &cache.root,
+                    CacheLock::marker_path(&cache.lock.key).as_deref(),
+                )?;
+                cache.recover(false)?;
+            }
+            Repair::AllButInProgress => cache.recover(true)?,
         }
+        drop(turn);
         if exclusive {
             return Ok(cache);
         }
@@ -361,15 +493,10 @@ impl RuntimeCache {
     /// Waits for and takes [`WRITE_LOCK_FILE`]; the changes it guards are a
     /// few renames and small writes, so the wait is short. Callers take it
     /// once, at the public entry point, never nested (a second lock of it
-    /// in this process would wait for the first forever).
+    /// in this process would wait for the first forever); `open` takes it
+    /// too, so no code holding it may open a cache.
     pub(crate) fn lock_for_writing(&self) -> Result<WriteGuard, CacheError> {
-        let path = self.root.join(WRITE_LOCK_FILE);
-        let file = open_or_create(&path).map_err(io_err("opening", &path))?;
-        // A filesystem without working locks: go on, as `open` does.
-        if let Err(error) = file.lock() {
-            tracing::debug!(path = %path.display(), %error, "cache change not serialised");
-        }
-        Ok(WriteGuard { _file: file })
+        write_lock_at(&self.root)
     }
 
     /// The cache's root folder.

@@ -42,8 +42,8 @@ pub use bundle::{
 };
 pub use cache::{
     InstallRecord, InstalledPlugin, KNOWN_SERVERS_FILE, LOCK_FILE, MANIFEST_FILE, PARTIAL_DIR,
-    PLUGINS_DIR, PluginReport, RuntimeCache, STORE_DIR, VerifyStatus, WRITE_LOCK_FILE,
-    parse_sha256_hex, validate_plugin_name, validate_version,
+    PLUGINS_DIR, PROCESS_PREFIX, PluginReport, RuntimeCache, STORE_DIR, VerifyStatus,
+    WRITE_LOCK_FILE, parse_sha256_hex, validate_plugin_name, validate_version,
 };
 pub use content::{
     ArchiveFiles, ContentError, ContentReport, Diagnostic, GameResources, check_bundle_content,

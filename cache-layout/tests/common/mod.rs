@@ -145,5 +145,6 @@ pub(crate) fn snapshot(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
     walk(root, "", &mut out);
     out.remove(shard_cache::LOCK_FILE);
     out.remove(shard_cache::WRITE_LOCK_FILE);
+    out.retain(|name, _| !name.starts_with(shard_cache::PROCESS_PREFIX));
     out
 }
