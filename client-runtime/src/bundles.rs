@@ -611,7 +611,8 @@ impl BundleReceiver {
     }
 
     /// A mirror download ended: install what it fetched (hashed as it was
-    /// written and already in the store), or fall back to the server's QUIC stream.
+    /// written and already in the store) or what another client sharing the
+    /// cache stored meanwhile, or fall back to the server's QUIC stream.
     fn mirrored(&mut self, plugin_id: u16, sha256: [u8; 32], outcome: MirrorOutcome) {
         let Some(w) = self.wanted.get(&plugin_id).cloned() else {
             return;
@@ -627,8 +628,15 @@ impl BundleReceiver {
                 }
                 return self.install(plugin_id, Some(bundle));
             }
+            MirrorOutcome::Stored => return self.install(plugin_id, None),
             MirrorOutcome::Failed { reason } => reason,
         };
+        if self.cache.has_bundle(&sha256) {
+            // Another client sharing this cache finished the same bundle
+            // while the mirrors failed: nothing is left to fetch.
+            info!(plugin = %w.name, %reason, "asset mirrors failed, but another client sharing this cache has stored the bundle; installing it from there");
+            return self.install(plugin_id, None);
+        }
         warn!(plugin = %w.name, %reason, "asset mirrors failed; fetching the bundle from the server");
         self.emit(ClientEvent::MirrorFallback {
             plugin_id,

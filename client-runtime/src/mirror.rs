@@ -322,6 +322,9 @@ pub enum MirrorOutcome {
         /// The stored bundle.
         bundle: VerifiedBundle,
     },
+    /// Another client sharing this cache stored the bundle meanwhile: the
+    /// receiver installs it from the store, fetching nothing more.
+    Stored,
     /// Every mirror failed; the receiver falls back to QUIC.
     Failed {
         /// Each mirror's failure, in the order tried.
@@ -581,6 +584,9 @@ impl Fetch {
                         url: url.to_string(),
                         bundle,
                     };
+                }
+                Err(MirrorError::Partial(CacheError::AlreadyStored { .. })) => {
+                    return MirrorOutcome::Stored;
                 }
                 Err(e) => {
                     warn!(mirror = %base, plugin_id = job.plugin_id, error = %e, "asset mirror failed");

@@ -832,3 +832,96 @@ async fn closing_a_session_ends_its_mirror_downloads_and_frees_them_for_resume()
         "the closed session's mirror download still holds its partial file"
     );
 }
+
+/// A mirror that serves files from `www`, except that a request for
+/// `held` is reported on `asked` and answered `503` only once `answer`
+/// fires.
+async fn holding_mirror(
+    www: PathBuf,
+    held: String,
+    asked: tokio::sync::mpsc::Sender<()>,
+    answer: std::sync::Arc<tokio::sync::Notify>,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let (www, held, asked, answer) =
+                (www.clone(), held.clone(), asked.clone(), answer.clone());
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let n = s.read(&mut head).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&head[..n]).into_owned();
+                let name = head
+                    .strip_prefix("GET /")
+                    .and_then(|r| r.split(' ').next())
+                    .unwrap_or_default()
+                    .to_string();
+                let out = if name == held {
+                    let _ = asked.send(()).await;
+                    answer.notified().await;
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+                } else {
+                    let body = std::fs::read(www.join(&name)).unwrap_or_default();
+                    let mut out = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    out.extend_from_slice(&body);
+                    out
+                };
+                let _ = s.write_all(&out).await;
+            });
+        }
+    });
+    format!("http://{addr}/")
+}
+
+/// Two clients share a cache (two game instances): while this one's mirror
+/// is failing, the other stores the same bundle. This one then installs it
+/// from the cache: no fallback to the server, and no bundle bytes from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_another_client_stored_while_the_mirror_failed_is_installed_from_the_cache() {
+    let www = tempfile::tempdir().unwrap();
+    let plugins = tempfile::tempdir().unwrap();
+    write_plugin(plugins.path(), "big", BIG_PY, 0x5eed_0001);
+    let big = packed(plugins.path(), "big");
+    let (asked_tx, mut asked) = tokio::sync::mpsc::channel(4);
+    let answer = std::sync::Arc::new(tokio::sync::Notify::new());
+    let url = holding_mirror(
+        www.path().to_path_buf(),
+        file_name(&big.sha256),
+        asked_tx,
+        answer.clone(),
+    )
+    .await;
+    let srv = server(www.path(), vec![url]);
+    assert_eq!(packed(&srv.plugin_dir(), "big").sha256, big.sha256);
+    let player = TestPlayer::new("vee");
+    let mut c = player.join_with(srv.addr, ContentSettings::default()).await;
+    tokio::time::timeout(Duration::from_secs(30), asked.recv())
+        .await
+        .expect("the client asked the mirror for big")
+        .unwrap();
+    // The other client sharing this cache finishes the same bundle.
+    let shared = shard_cache::RuntimeCache::open(player.options(srv.addr).cache_dir).unwrap();
+    shared.store_bundle(&big.bytes, &big.sha256).unwrap();
+    answer.notify_one();
+
+    let ev = c.expect("big installed", |e| is_installed(e, "big")).await;
+    assert_eq!(source_of(&ev), Some("cache"), "{ev:?}");
+    c.expect("other installed", |e| is_installed(e, "other"))
+        .await;
+    assert!(
+        !c.seen
+            .iter()
+            .any(|e| matches!(e, ClientEvent::MirrorFallback { name, .. } if name == "big")),
+        "{:?}",
+        c.seen
+    );
+    assert_eq!(c.session.bundle_bytes_received(), 0);
+    assert_eq!(srv.server.bundle_flight().bytes_sent, 0);
+    c.session.close().await;
+}
