@@ -115,6 +115,19 @@ pub struct Session {
     link: Arc<SessionLink>,
     server_key: Fingerprint,
     stats: Arc<TransferStats>,
+    /// Closes the connection when the session is dropped without
+    /// [`Session::close`]: its tasks hold clones of the connection, which
+    /// would otherwise keep the player in the game until the idle timeout.
+    _closer: CloseOnDrop,
+}
+
+/// Closes its connection when dropped (a no-op once it is closed).
+struct CloseOnDrop(quinn::Connection);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close(quinn::VarInt::from_u32(0), b"bye");
+    }
 }
 
 impl Session {
@@ -259,6 +272,7 @@ impl Session {
         tokio::spawn(bundle_streams(conn.clone(), work_tx.clone()).instrument(span.clone()));
         tokio::spawn(datagram_loop(conn.clone(), ev_tx, me).instrument(span));
         Ok(Self {
+            _closer: CloseOnDrop(conn.clone()),
             conn,
             endpoint,
             outgoing: out_tx,

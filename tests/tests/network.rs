@@ -283,3 +283,32 @@ async fn server_shutdown_notifies_clients() {
     };
     assert!(reason.contains("stopping"), "{reason}");
 }
+
+/// A session dropped without `close` (a game that tears its client down)
+/// still leaves at once: the others see the player go well before the
+/// idle timeout would have ended the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_dropped_without_close_leaves_at_once() {
+    let srv = TestServer::start(&[]);
+    let mut a = join_as("alice", srv.addr).await;
+    let b = join_as("bob", srv.addr).await;
+    a.expect(
+        "bob joined",
+        |e| matches!(e, ClientEvent::PeerJoined { name, .. } if name == "bob"),
+    )
+    .await;
+    let dropped = std::time::Instant::now();
+    drop(b);
+    a.expect(
+        "bob left",
+        |e| matches!(e, ClientEvent::PeerLeft { name, .. } if name == "bob"),
+    )
+    .await;
+    let idle = Duration::from_secs(shard_protocol::limits::DEFAULT_IDLE_TIMEOUT_SECS);
+    assert!(
+        dropped.elapsed() < idle / 4,
+        "bob left only after {:?}, as the idle timeout would end him",
+        dropped.elapsed()
+    );
+    srv.server.shutdown().await;
+}
