@@ -53,6 +53,8 @@ fn bundle_push_measures_the_push_the_wire_and_the_install_alone() {
         assert!(v > 0.0, "{figure} is {v} in {last}");
     }
     assert!(line["nginx_mb_per_s"].is_null(), "--no-nginx: {last}");
+    // Where the clients' caches went decides what the install costs: said.
+    assert!(stdout.contains("clients' homes in "), "{stdout}");
     assert!(
         stdout.contains("install alone (no network: 3 downloads"),
         "{stdout}"

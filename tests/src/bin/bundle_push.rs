@@ -88,8 +88,9 @@ struct Args {
     /// Size of the bundle's (incompressible) payload, KiB.
     #[arg(long, default_value_t = 4900)]
     size_kib: usize,
-    /// Folder for the clients' homes (keys and caches); e.g. /dev/shm, so 64
-    /// clients on one machine do not measure one shared disk (default: the temp folder).
+    /// Folder for the clients' homes (keys and caches). By default /dev/shm
+    /// when it has room for them, since 64 players have 64 disks, not one
+    /// shared disk as 64 clients on one machine would; else the temp folder.
     #[arg(long)]
     client_dir: Option<PathBuf>,
     /// Rounds of the push (QUIC push, wire alone, install alone, nginx
@@ -158,14 +159,22 @@ enum AttackMode {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let size = args.size_kib * 1024;
     match args.attack {
         None if args.lossy => rt.block_on(lossy(&args, size)),
-        None => rt.block_on(push(&args, size)),
+        None => {
+            // Each client's cache holds the stored bundle and its install.
+            let need = (args.clients as u64)
+                .saturating_mul(size as u64)
+                .saturating_mul(2)
+                .saturating_add(256 << 20);
+            choose_client_dir(&mut args, need);
+            rt.block_on(push(&args, size))
+        }
         Some(mode) => {
             let reading = mode == AttackMode::Amplification;
             let opts = AttackOpts {
@@ -387,6 +396,35 @@ fn client_homes(args: &Args) -> anyhow::Result<tempfile::TempDir> {
         Some(d) => tempfile::tempdir_in(d)?,
         None => tempfile::tempdir()?,
     })
+}
+
+/// Memory-backed folder the clients' homes go in by default, when it has room.
+const SHM: &str = "/dev/shm";
+
+/// Fills in the default clients' folder: [`SHM`] when it is there with
+/// room for `need` bytes (a container's is often only 64 MB), else the temp
+/// folder; says which, and why, either way.
+fn choose_client_dir(args: &mut Args, need: u64) {
+    if let Some(d) = &args.client_dir {
+        println!("clients' homes in {} (--client-dir)", d.display());
+        return;
+    }
+    let free = rustix::fs::statvfs(SHM)
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+        .unwrap_or(0);
+    if free >= need {
+        println!(
+            "clients' homes in {SHM} (memory-backed: players do not share one disk); --client-dir DIR to choose"
+        );
+        args.client_dir = Some(PathBuf::from(SHM));
+    } else {
+        println!(
+            "clients' homes in {} (the temp folder): {SHM} has {:.0} MB free, {:.0} MB needed; figures include this machine's one disk shared by every client",
+            std::env::temp_dir().display(),
+            free as f64 / 1e6,
+            need as f64 / 1e6
+        );
+    }
 }
 
 /// One round: a fresh server process, the QUIC push to fresh clients and
