@@ -127,7 +127,11 @@ pub fn publish_bundles(plugins: &Path, out: &Path) -> Result<PublishReport, Publ
 /// exactly these bytes.
 fn write_atomically(out: &Path, sha256: &[u8; 32], bytes: &[u8]) -> Result<bool, PublishError> {
     let dest = out.join(bundle_file_name(sha256));
-    if let Ok(existing) = fs::read(&dest)
+    // Only a file of the right length is read to compare (whatever else
+    // sits under the name, however large, is replaced unread).
+    let same_len = fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64);
+    if same_len
+        && let Ok(existing) = fs::read(&dest)
         && existing == bytes
     {
         return Ok(false);
@@ -217,6 +221,13 @@ mod tests {
         fs::write(path, b"garbage").unwrap();
         let again = publish_bundles(plugins.path(), out.path()).unwrap();
         assert!(matches!(again.published[0], Published::Wrote { .. }));
+        assert_eq!(fs::read(path).unwrap(), good);
+        // The same length with one byte changed is compared, and replaced.
+        let mut flipped = good.clone();
+        flipped[good.len() / 2] ^= 1;
+        fs::write(path, &flipped).unwrap();
+        let third = publish_bundles(plugins.path(), out.path()).unwrap();
+        assert!(matches!(third.published[0], Published::Wrote { .. }));
         assert_eq!(fs::read(path).unwrap(), good);
     }
 }
