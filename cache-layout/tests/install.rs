@@ -338,6 +338,18 @@ fn an_open_beside_a_live_handle_leaves_its_install_in_progress_alone() {
     assert_eq!(plugin_files(&alone), expected_files(&b1));
 }
 
+/// How many process markers (`.process-<nonce>.lock`) the cache at `root` holds.
+fn process_markers(root: &Path) -> usize {
+    fs::read_dir(root)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy()
+                .starts_with(shard_cache::PROCESS_PREFIX)
+        })
+        .count()
+}
+
 /// The environment variable that makes [`other_process_holding_an_install`]
 /// act: the cache root and the stored bundle's SHA-256, `ROOT|SHA`.
 const OTHER_PROCESS_ENV: &str = "SHARD_CACHE_TEST_OTHER_PROCESS";
@@ -404,30 +416,15 @@ fn an_open_beside_own_handles_leaves_another_processs_install_alone() {
     // and the other process's marker is gone with it.
     let again = RuntimeCache::open(&root).unwrap();
     assert!(leftovers(&again).is_empty(), "{:?}", leftovers(&again));
-    let markers = fs::read_dir(&root)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(shard_cache::PROCESS_PREFIX)
-        })
-        .count();
-    assert_eq!(markers, 1, "only this process's marker is left");
-    drop((first, beside, again));
-    let markers_after = fs::read_dir(&root)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(shard_cache::PROCESS_PREFIX)
-        })
-        .count();
     assert_eq!(
-        markers_after, 0,
+        process_markers(&root),
+        1,
+        "only this process's marker is left"
+    );
+    drop((first, beside, again));
+    assert_eq!(
+        process_markers(&root),
+        0,
         "the last handle removes its process's marker"
     );
 }

@@ -759,25 +759,31 @@ async fn a_mirror_that_trickles_its_response_head_falls_back_to_quic() {
     );
 }
 
+/// The file a hand-made mirror was asked for: the path of the `GET` in the
+/// request head read from `s` (empty when there is none).
+async fn requested_file(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 4096];
+    let n = s.read(&mut head).await.unwrap_or(0);
+    String::from_utf8_lossy(&head[..n])
+        .strip_prefix("GET /")
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// A mirror that answers with the whole length, sends the first
 /// `percent`% of the requested file from `www` and then holds the
 /// connection, silent.
 async fn stalling_mirror(www: PathBuf, percent: usize) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             let www = www.clone();
             tokio::spawn(async move {
-                let mut head = [0u8; 4096];
-                let n = s.read(&mut head).await.unwrap_or(0);
-                let head = String::from_utf8_lossy(&head[..n]).into_owned();
-                let name = head
-                    .strip_prefix("GET /")
-                    .and_then(|r| r.split(' ').next())
-                    .unwrap_or_default()
-                    .to_string();
+                let name = requested_file(&mut s).await;
                 let Ok(body) = std::fs::read(www.join(&name)) else {
                     return;
                 };
@@ -842,7 +848,7 @@ async fn holding_mirror(
     asked: tokio::sync::mpsc::Sender<()>,
     answer: std::sync::Arc<tokio::sync::Notify>,
 ) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -850,14 +856,7 @@ async fn holding_mirror(
             let (www, held, asked, answer) =
                 (www.clone(), held.clone(), asked.clone(), answer.clone());
             tokio::spawn(async move {
-                let mut head = [0u8; 4096];
-                let n = s.read(&mut head).await.unwrap_or(0);
-                let head = String::from_utf8_lossy(&head[..n]).into_owned();
-                let name = head
-                    .strip_prefix("GET /")
-                    .and_then(|r| r.split(' ').next())
-                    .unwrap_or_default()
-                    .to_string();
+                let name = requested_file(&mut s).await;
                 let out = if name == held {
                     let _ = asked.send(()).await;
                     answer.notified().await;
