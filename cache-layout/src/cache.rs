@@ -180,19 +180,18 @@ impl CacheLock {
     /// locks the process's marker (the caller holds the write lock, so no
     /// probe sees it half made). Returns the handle and whether this process
     /// had others open there already.
-    fn register(
-        file: Option<fs::File>,
-        key: PathBuf,
-        root: &Path,
-        writable: bool,
-    ) -> Result<(Self, bool), CacheError> {
+    fn register(file: Option<fs::File>, key: PathBuf, root: &Path, writable: bool) -> (Self, bool) {
         let mut map = OPEN_HERE.lock().unwrap_or_else(PoisonError::into_inner);
         let here = map.get(&key).is_some_and(|h| h.handles > 0);
         let marker = match map.get(&key) {
             Some(Here {
                 marker: Some(_), ..
             }) => None,
-            _ if writable => Some(ProcessMarker::make(root)?),
+            // Without a marker the cache still opens; only a second
+            // process's open beside its own handles cannot see this one.
+            _ if writable => ProcessMarker::make(root)
+                .inspect_err(|error| tracing::warn!(%error, "cache open without a process marker"))
+                .ok(),
             _ => None,
         };
         let entry = map.entry(key.clone()).or_insert(Here {
@@ -203,7 +202,7 @@ impl CacheLock {
         if marker.is_some() {
             entry.marker = marker;
         }
-        Ok((Self { file, key }, here))
+        (Self { file, key }, here)
     }
 
     /// This process's marker in the cache with `key`, if it has one.
@@ -254,12 +253,18 @@ fn other_process_open(root: &Path, own: Option<&Path>) -> Result<bool, CacheErro
         let file = match fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_err("opening", &path)(e)),
+            // Cannot tell (another user's, or one being removed on
+            // Windows): counted as open, which only defers repairs.
+            Err(_) => {
+                open = true;
+                continue;
+            }
         };
         match file.try_lock_shared() {
             Ok(()) => {
                 drop(file);
-                remove_any(&path)?;
+                // Best effort: a stale marker left behind only costs a look.
+                let _ = fs::remove_file(&path);
             }
             // Held, or a filesystem whose locks fail: counted as open.
             Err(_) => open = true,
@@ -415,7 +420,7 @@ impl RuntimeCache {
         } else {
             None
         };
-        let (lock, here) = CacheLock::register(lock, key, &root, writable)?;
+        let (lock, here) = CacheLock::register(lock, key, &root, writable);
         let repair = match lock.file.as_ref().map(fs::File::try_lock) {
             // Nothing here can be changed, so nothing can be repaired.
             _ if !writable => Repair::Nothing,

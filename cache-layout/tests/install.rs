@@ -313,11 +313,15 @@ fn an_open_beside_a_live_handle_leaves_its_install_in_progress_alone() {
     let live = RuntimeCache::open(&root).unwrap();
     live.store_bundle(&b1.bytes, &b1.sha256).unwrap();
     let staged = live.stage_from_store(&req("1", &b1), u64::MAX).unwrap();
-    // A crash's leftovers beside it: nobody is filling these.
+    // A crash's leftovers beside it: nobody is filling these, and the
+    // crashed process's marker is held by nobody.
     fs::create_dir_all(root.join("plugins/.staging-x-1/assets")).unwrap();
     fs::write(root.join(".tmp-777"), b"half written").unwrap();
+    let stale = root.join(format!("{}crashed.lock", shard_cache::PROCESS_PREFIX));
+    fs::write(&stale, b"").unwrap();
 
     let beside = RuntimeCache::open(&root).unwrap();
+    assert!(!stale.exists(), "a crashed process's marker is removed");
     assert!(
         staged.path().is_dir(),
         "the live handle's staging was removed"
