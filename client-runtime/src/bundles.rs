@@ -19,7 +19,7 @@ use shard_protocol::frame::AssetChunk;
 use shard_protocol::limits::{CHUNK_SIZE, MAX_BUNDLE_REQUESTS, MAX_OFFER_PLUGINS_LISTED};
 use shard_protocol::{BundleRequest, ClientMsg};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::dispatch::Dispatcher;
 use crate::events::ClientEvent;
@@ -84,6 +84,15 @@ pub enum BundleWork {
     },
     /// One chunk from a bundle stream (checked, its data not copied yet).
     Chunk(AssetChunk),
+    /// The server will not send a bundle asked for.
+    Refused {
+        /// Plugin asked for.
+        plugin_id: u16,
+        /// The hash asked for.
+        sha256: [u8; 32],
+        /// The server's reason.
+        reason: String,
+    },
 }
 
 /// What the receiver knows of one announced plugin.
@@ -103,6 +112,9 @@ struct Wanted {
     mirror: Option<String>,
     /// Bytes arrived on the QUIC stream.
     from_server: bool,
+    /// Waits for the download of another plugin with the same bundle
+    /// instead of fetching it itself.
+    shared: bool,
 }
 
 /// An offer waiting for the player's answer.
@@ -275,11 +287,17 @@ impl BundleReceiver {
                         done: false,
                         mirror: None,
                         from_server: false,
+                        shared: false,
                     };
                     self.announce(plugin_id, w)
                 }
                 BundleWork::Chunk(c) => self.chunk(&c),
                 BundleWork::Removed { plugin_id } => self.removed(plugin_id),
+                BundleWork::Refused {
+                    plugin_id,
+                    sha256,
+                    reason,
+                } => self.refused(plugin_id, sha256, &reason),
             }
         }
     }
@@ -302,10 +320,13 @@ impl BundleReceiver {
             if self.entry_points.remove(&w.name).is_some() {
                 self.write_glue();
             }
+            let (sha256, fetching) = (w.sha256, w.requested && !w.done && !w.shared);
             self.emit(ClientEvent::PluginRemoved {
                 plugin_id,
                 name: w.name,
             });
+            // Plugins that waited for its download fetch the bundle themselves.
+            self.hand_on(plugin_id, sha256, fetching);
         }
     }
 
@@ -544,8 +565,19 @@ impl BundleReceiver {
         }
         let mut requests = Vec::new();
         for (id, _) in &current {
+            // One download per bundle: plugins that share it (the same
+            // content under two names) wait for the first one's.
+            let shared = self
+                .wanted
+                .get(id)
+                .is_some_and(|w| self.downloading(&w.sha256, *id));
             if let Some(w) = self.wanted.get_mut(id) {
                 w.requested = true;
+                w.shared = shared;
+                if shared {
+                    debug!(plugin = %w.name, "bundle shared with a plugin already fetching it");
+                    continue;
+                }
                 // Either path resumes from `partial/`; an over-long file goes first.
                 let offset = resume_offset(&self.cache, &w.name, &w.sha256, w.len);
                 if let Some(m) = &self.mirrors {
@@ -810,6 +842,59 @@ impl BundleReceiver {
             ok: true,
             error: None,
         });
+        self.hand_on(plugin_id, w.sha256, !w.shared);
+    }
+
+    /// Whether a plugin other than `except` is fetching the bundle `sha256`
+    /// (asked for, not done, not itself waiting for another's download).
+    fn downloading(&self, sha256: &[u8; 32], except: u16) -> bool {
+        self.wanted.iter().any(|(id, w)| {
+            *id != except && w.sha256 == *sha256 && w.requested && !w.done && !w.shared
+        })
+    }
+
+    /// The download of `plugin_id` ended (installed, failed or removed):
+    /// the plugins waiting for it install the bundle from the store, or,
+    /// when it is not there, the first of them fetches it in turn. Nothing
+    /// happens unless `plugin_id` was `fetching` it (not itself waiting).
+    fn hand_on(&mut self, plugin_id: u16, sha256: [u8; 32], fetching: bool) {
+        if !fetching {
+            return;
+        }
+        let waiting: Vec<u16> = self
+            .wanted
+            .iter()
+            .filter(|(id, w)| **id != plugin_id && w.sha256 == sha256 && w.shared && !w.done)
+            .map(|(id, _)| *id)
+            .collect();
+        let Some(&first) = waiting.first() else {
+            return;
+        };
+        if self.cache.has_bundle(&sha256) {
+            for id in waiting {
+                self.install(id, None);
+            }
+        } else if let Some(w) = self.wanted.get_mut(&first) {
+            w.shared = false;
+            let w = w.clone();
+            self.request(first, &w);
+        }
+    }
+
+    /// The server will not send the bundle of `plugin_id`: that plugin fails
+    /// with its reason, unless it has been announced anew meanwhile (a
+    /// reload raced the request), or is no longer waiting for it.
+    fn refused(&mut self, plugin_id: u16, sha256: [u8; 32], reason: &str) {
+        let pending = self
+            .wanted
+            .get(&plugin_id)
+            .is_some_and(|w| w.sha256 == sha256 && w.requested && !w.done);
+        if pending {
+            self.fail(
+                plugin_id,
+                &format!("the server refused to send its bundle: {reason}"),
+            );
+        }
     }
 
     /// Rewrites the runtime's entry-point glue from the installed set.
@@ -869,7 +954,7 @@ impl BundleReceiver {
         };
         w.done = true;
         self.unsettled = true;
-        let (name, sha256) = (w.name.clone(), w.sha256);
+        let (name, sha256, shared) = (w.name.clone(), w.sha256, w.shared);
         self.partials.remove(&sha256);
         warn!(plugin = %name, %error, "bundle not installed");
         self.emit(ClientEvent::BundleFailed {
@@ -885,6 +970,7 @@ impl BundleReceiver {
             ok: false,
             error: Some(error),
         });
+        self.hand_on(plugin_id, sha256, !shared);
     }
 }
 

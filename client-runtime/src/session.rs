@@ -469,14 +469,6 @@ async fn read_loop(conn: quinn::Connection, mut recv: quinn::RecvStream, reader:
                 {
                     return;
                 }
-                if let ServerMsg::PluginRemoved { plugin_id } = &msg {
-                    let w = BundleWork::Removed {
-                        plugin_id: *plugin_id,
-                    };
-                    if work.send(w).await.is_err() {
-                        return;
-                    }
-                }
                 let evs = {
                     let mut d = dispatcher.lock().unwrap_or_else(|p| p.into_inner());
                     translate(msg, &mut d)
@@ -557,6 +549,15 @@ fn bundle_work(msg: &ServerMsg) -> Option<BundleWork> {
         ServerMsg::AnnouncementsDone => BundleWork::AnnouncementsDone,
         ServerMsg::PluginRemoved { plugin_id } => BundleWork::Removed {
             plugin_id: *plugin_id,
+        },
+        ServerMsg::BundleRefused {
+            plugin_id,
+            sha256,
+            reason,
+        } => BundleWork::Refused {
+            plugin_id: *plugin_id,
+            sha256: *sha256,
+            reason: reason.clone(),
         },
         _ => return None,
     })

@@ -314,3 +314,93 @@ async fn two_players_sharing_a_cache_join_at_once_and_both_install() {
     assert!(partial.is_empty(), "{partial:?}");
     srv.server.shutdown().await;
 }
+
+/// Two plugins whose bundles are byte for byte the same (the same assets
+/// under two names: a plugin copied to run twice) announce one SHA-256. Both
+/// install, from one stored bundle, and the cache verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_plugins_with_the_same_bundle_both_install() {
+    let archive = shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\twin\\twin.xbm", noise(300 * 1024, 0x7e1e_55ed))
+        .build();
+    let srv = TestServer::start_with(|cfg| {
+        for name in ["twin_a", "twin_b"] {
+            let py = format!("__plugin__ = {{\"name\": \"{name}\", \"version\": \"1\"}}\n");
+            shard_e2e::write_plugin_files(
+                &cfg.plugin_dir,
+                &[
+                    (format!("{name}.py").as_str(), py.as_bytes()),
+                    (format!("{name}/assets/twin.archive").as_str(), &archive),
+                ],
+            );
+        }
+    });
+    let a = shard_cache::pack_plugin_dir(&srv.plugin_dir().join("twin_a")).unwrap();
+    let b = shard_cache::pack_plugin_dir(&srv.plugin_dir().join("twin_b")).unwrap();
+    assert_eq!(
+        a.sha256, b.sha256,
+        "the twins' bundles differ; the case does not arise"
+    );
+
+    let player = TestPlayer::new("vee");
+    let mut c = player.join(srv.addr).await;
+    for name in ["twin_a", "twin_b"] {
+        let ev = c.expect(name, |e| installed(e, name)).await;
+        let ClientEvent::BundleInstalled { path, .. } = ev else {
+            unreachable!()
+        };
+        assert_eq!(
+            std::fs::read(std::path::Path::new(&path).join("assets/twin.archive")).unwrap(),
+            archive
+        );
+    }
+    assert!(
+        !c.seen
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BundleFailed { .. })),
+        "{:?}",
+        c.seen
+    );
+    c.session.close().await;
+    let cache = RuntimeCache::open(player.options(srv.addr).cache_dir).unwrap();
+    let reports = cache.verify().unwrap();
+    assert_eq!(reports.len(), 2);
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.status == shard_cache::VerifyStatus::Ok),
+        "{reports:?}"
+    );
+    srv.server.shutdown().await;
+}
+
+/// The common case of one bundle under two names: two plugins with no
+/// client content at all (server-side Python only) both announce the empty
+/// bundle, and both settle as installed on a cold join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_plugins_without_client_content_both_install_on_a_cold_join() {
+    let srv = TestServer::start_with(|cfg| {
+        for name in ["greeter", "timer"] {
+            let py = format!("__plugin__ = {{\"name\": \"{name}\", \"version\": \"1\"}}\n");
+            shard_e2e::write_plugin_files(
+                &cfg.plugin_dir,
+                &[(format!("{name}.py").as_str(), py.as_bytes())],
+            );
+        }
+    });
+    let player = TestPlayer::new("vee");
+    let mut c = player.join(srv.addr).await;
+    let mut hashes = Vec::new();
+    for name in ["greeter", "timer"] {
+        let ev = c.expect(name, |e| installed(e, name)).await;
+        let ClientEvent::BundleInstalled { sha256, .. } = ev else {
+            unreachable!()
+        };
+        hashes.push(sha256);
+    }
+    assert_eq!(hashes[0], hashes[1], "both carry the same (empty) bundle");
+    c.expect("settled", |e| matches!(e, ClientEvent::BundlesSettled))
+        .await;
+    c.session.close().await;
+    srv.server.shutdown().await;
+}

@@ -26,6 +26,8 @@ enum Dribble {
     ByteByByte,
     /// Byte by byte, and the stream ends halfway through the last frame.
     CutInsideTheLastFrame,
+    /// No stream: the request is refused (`BundleRefused`).
+    Refuse,
 }
 
 /// The plugin's one game archive: 40 KiB of noise.
@@ -82,6 +84,14 @@ async fn serve(endpoint: quinn::Endpoint, packed: PackedBundle, how: Dribble) ->
             break;
         }
     }
+    if let Dribble::Refuse = how {
+        let refused = ServerMsg::BundleRefused {
+            plugin_id: 7,
+            sha256: packed.sha256,
+            reason: "not today".into(),
+        };
+        write_frame(&mut send, &refused).await.unwrap();
+    }
     let mut stream = conn.open_uni().await.unwrap();
     let frames: Vec<Vec<u8>> = packed
         .bytes
@@ -98,9 +108,13 @@ async fn serve(endpoint: quinn::Endpoint, packed: PackedBundle, how: Dribble) ->
         })
         .collect();
     let mut wire: Vec<u8> = frames.concat();
-    if let Dribble::CutInsideTheLastFrame = how {
-        let last = frames.last().unwrap().len();
-        wire.truncate(wire.len() - last / 2);
+    match how {
+        Dribble::CutInsideTheLastFrame => {
+            let last = frames.last().unwrap().len();
+            wire.truncate(wire.len() - last / 2);
+        }
+        Dribble::Refuse => wire.clear(),
+        Dribble::ByteByByte => {}
     }
     for byte in &wire {
         stream.write_all(std::slice::from_ref(byte)).await.unwrap();
@@ -245,4 +259,34 @@ async fn a_bundle_stream_cut_inside_a_frame_installs_nothing_and_keeps_what_came
     assert_eq!(cache.installed_hash("drip"), None);
     assert!(!cache.has_bundle(&packed.sha256));
     assert_eq!(cache.partial_offset(&packed.sha256).unwrap(), whole);
+}
+
+/// A request the server refuses fails that plugin with the server's reason
+/// and the session settles: the client does not wait for it forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_bundle_request_fails_the_plugin_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = bundle(dir.path());
+    let (endpoint, addr, key) = hostile_endpoint();
+    let server = tokio::spawn(serve(endpoint, packed.clone(), Dribble::Refuse));
+    let mut session = connect(dir.path(), addr, key).await;
+    let events = events_until_done(&mut session).await;
+    let failed = events.iter().find_map(|e| match e {
+        ClientEvent::BundleFailed { name, error, .. } if name == "drip" => Some(error.clone()),
+        _ => None,
+    });
+    let failed = failed.unwrap_or_else(|| panic!("no bundle_failed for drip: {events:?}"));
+    assert!(failed.contains("not today"), "{failed}");
+    let settled = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = session.next_event().await {
+            if matches!(ev, ClientEvent::BundlesSettled) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(settled, Ok(true), "the session never settled");
+    session.close().await;
+    server.await.unwrap();
 }
