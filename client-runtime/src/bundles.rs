@@ -450,7 +450,8 @@ impl BundleReceiver {
             server_key: self.origin.server_key.clone(),
             plugins: listed,
             more_plugins: offered.len().saturating_sub(MAX_OFFER_PLUGINS_LISTED),
-            packed: offered.iter().map(|(_, w)| w.len).sum(),
+            // What is downloaded: a bundle several plugins share, once.
+            packed: packed_once(offered.iter().map(|(_, w)| w)),
             unpacked: offered.iter().map(|(_, w)| w.unpacked).sum(),
             scripts: offered.iter().map(|(_, w)| u32::from(w.scripts)).sum(),
             required: self.content_required,
@@ -532,11 +533,9 @@ impl BundleReceiver {
             }
             return;
         }
-        let needed: u64 = current
-            .iter()
-            .filter_map(|(id, _)| self.wanted.get(id))
-            .map(|w| w.len + w.unpacked)
-            .sum();
+        let asked = || current.iter().filter_map(|(id, _)| self.wanted.get(id));
+        // The store keeps each bundle once; each plugin's install is its own.
+        let needed = packed_once(asked()) + asked().map(|w| w.unpacked).sum::<u64>();
         let keep: HashSet<[u8; 32]> = self.wanted.values().map(|w| w.sha256).collect();
         match self.cache.make_room(needed, self.settings.cache_cap, &keep) {
             Ok(evicted) => {
@@ -972,6 +971,16 @@ impl BundleReceiver {
         });
         self.hand_on(plugin_id, sha256, !shared);
     }
+}
+
+/// The packed size of `wanted`'s bundles, each distinct bundle counted once
+/// (plugins with the same content share one download and one stored copy).
+fn packed_once<'a>(wanted: impl Iterator<Item = &'a Wanted>) -> u64 {
+    let mut seen = HashSet::new();
+    wanted
+        .filter(|w| seen.insert(w.sha256))
+        .map(|w| w.len)
+        .sum()
 }
 
 /// Why a bundle was not installed; the text goes to the player and the server.

@@ -344,6 +344,18 @@ async fn two_plugins_with_the_same_bundle_both_install() {
 
     let player = TestPlayer::new("vee");
     let mut c = player.join(srv.addr).await;
+    // The offer counts the one download once, each install apiece.
+    let offer = c
+        .expect("offer", |e| matches!(e, ClientEvent::ContentOffer { .. }))
+        .await;
+    let ClientEvent::ContentOffer {
+        packed, unpacked, ..
+    } = offer
+    else {
+        unreachable!()
+    };
+    assert_eq!(packed, a.bytes.len() as u64);
+    assert_eq!(unpacked, 2 * a.unpacked_len);
     for name in ["twin_a", "twin_b"] {
         let ev = c.expect(name, |e| installed(e, name)).await;
         let ClientEvent::BundleInstalled { path, .. } = ev else {
