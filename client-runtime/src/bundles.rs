@@ -354,8 +354,15 @@ impl BundleReceiver {
         });
         let sha256 = w.sha256;
         let installed = self.cache.installed_hash(&w.name) == Some(sha256);
-        self.wanted.insert(plugin_id, w);
+        let replaced = self.wanted.insert(plugin_id, w);
         self.lacking.retain(|id| *id != plugin_id);
+        // A new version replaces one whose download other plugins waited for.
+        if let Some(old) = replaced
+            && old.sha256 != sha256
+        {
+            let fetching = old.requested && !old.done && !old.shared;
+            self.hand_on(plugin_id, old.sha256, fetching);
+        }
         if installed || self.cache.has_bundle(&sha256) {
             // Already here: register its callbacks again and report, no transfer.
             self.install(plugin_id, None);
