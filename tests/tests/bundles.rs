@@ -386,13 +386,18 @@ async fn two_plugins_with_the_same_bundle_both_install() {
     srv.server.shutdown().await;
 }
 
-/// The common case of one bundle under two names: two plugins with no
-/// client content at all (server-side Python only) both announce the empty
-/// bundle, and both settle as installed on a cold join.
+/// The common case of one bundle under many names: plugins with no client
+/// content at all (server-side Python only) all announce the empty bundle.
+/// On a cold join it is downloaded once and every one of them installs;
+/// more of them than the server's refusal limit once cost the player the
+/// connection, each extra request for the same hash counting as abuse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_plugins_without_client_content_both_install_on_a_cold_join() {
-    let srv = TestServer::start_with(|cfg| {
-        for name in ["greeter", "timer"] {
+async fn many_plugins_without_client_content_all_install_on_a_cold_join() {
+    let count = shard_protocol::limits::MAX_BUNDLE_REFUSALS as usize + 4;
+    let names: Vec<String> = (0..count).map(|i| format!("script_{i:02}")).collect();
+    let written = names.clone();
+    let srv = TestServer::start_with(move |cfg| {
+        for name in &written {
             let py = format!("__plugin__ = {{\"name\": \"{name}\", \"version\": \"1\"}}\n");
             shard_e2e::write_plugin_files(
                 &cfg.plugin_dir,
@@ -402,17 +407,27 @@ async fn two_plugins_without_client_content_both_install_on_a_cold_join() {
     });
     let player = TestPlayer::new("vee");
     let mut c = player.join(srv.addr).await;
-    let mut hashes = Vec::new();
-    for name in ["greeter", "timer"] {
+    let mut hashes = std::collections::BTreeSet::new();
+    for name in &names {
         let ev = c.expect(name, |e| installed(e, name)).await;
         let ClientEvent::BundleInstalled { sha256, .. } = ev else {
             unreachable!()
         };
-        hashes.push(sha256);
+        hashes.insert(sha256);
     }
-    assert_eq!(hashes[0], hashes[1], "both carry the same (empty) bundle");
+    assert_eq!(hashes.len(), 1, "they all carry the same (empty) bundle");
     c.expect("settled", |e| matches!(e, ClientEvent::BundlesSettled))
         .await;
+    assert!(
+        !c.seen.iter().any(|e| matches!(
+            e,
+            ClientEvent::Error { .. }
+                | ClientEvent::BundleFailed { .. }
+                | ClientEvent::Disconnected { .. }
+        )),
+        "{:?}",
+        c.seen
+    );
     c.session.close().await;
     srv.server.shutdown().await;
 }
