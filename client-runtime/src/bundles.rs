@@ -353,7 +353,6 @@ impl BundleReceiver {
             len: w.len,
         });
         let sha256 = w.sha256;
-        let installed = self.cache.installed_hash(&w.name) == Some(sha256);
         let replaced = self.wanted.insert(plugin_id, w);
         self.lacking.retain(|id| *id != plugin_id);
         // A new version replaces one whose download other plugins waited for.
@@ -363,8 +362,11 @@ impl BundleReceiver {
             let fetching = old.requested && !old.done && !old.shared;
             self.hand_on(plugin_id, old.sha256, fetching);
         }
-        if installed || self.cache.has_bundle(&sha256) {
-            // Already here: register its callbacks again and report, no transfer.
+        // Already here: register its callbacks again and report, no
+        // transfer. An install whose stored copy is gone (deleted by hand,
+        // or by a tidy-up tool) is fetched again: its scripts are checked
+        // from that copy.
+        if self.cache.has_bundle(&sha256) {
             self.install(plugin_id, None);
         } else {
             self.lacking.push(plugin_id);

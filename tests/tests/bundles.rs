@@ -431,3 +431,47 @@ async fn many_plugins_without_client_content_all_install_on_a_cold_join() {
     c.session.close().await;
     srv.server.shutdown().await;
 }
+
+/// A player (or a tidy-up tool) deleted the stored copy of a bundle that is
+/// still installed: the next join fetches it again and installs, instead of
+/// failing the plugin for a cache file it can replace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_stored_copy_is_fetched_again_on_the_next_join() {
+    let (srv, archive) = hud_server(&[]);
+    let player = TestPlayer::new("vee");
+    let mut c = player.join(srv.addr).await;
+    let ev = c.expect("hud installed", |e| installed(e, "hud")).await;
+    let ClientEvent::BundleInstalled { sha256, .. } = ev else {
+        unreachable!()
+    };
+    c.session.close().await;
+    let cache_dir = player.options(srv.addr).cache_dir;
+    std::fs::remove_file(cache_dir.join("store").join(format!("{sha256}.bundle"))).unwrap();
+
+    let mut again = player.join(srv.addr).await;
+    let ev = again
+        .expect("hud installed again", |e| installed(e, "hud"))
+        .await;
+    assert!(
+        !again
+            .seen
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BundleFailed { .. })),
+        "{:?}",
+        again.seen
+    );
+    let ClientEvent::BundleInstalled { path, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(
+        std::fs::read(std::path::Path::new(&path).join("assets/hud.archive")).unwrap(),
+        archive
+    );
+    again.session.close().await;
+    let cache = RuntimeCache::open(&cache_dir).unwrap();
+    assert_eq!(
+        cache.verify().unwrap()[0].status,
+        shard_cache::VerifyStatus::Ok
+    );
+    srv.server.shutdown().await;
+}
