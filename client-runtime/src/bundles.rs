@@ -344,7 +344,7 @@ impl BundleReceiver {
         let _ = self.outgoing.blocking_send(msg);
     }
 
-    fn announce(&mut self, plugin_id: u16, w: Wanted) {
+    fn announce(&mut self, plugin_id: u16, mut w: Wanted) {
         self.emit(ClientEvent::PluginAnnounced {
             plugin_id,
             name: w.name.clone(),
@@ -352,6 +352,22 @@ impl BundleReceiver {
             sha256: hex(&w.sha256),
             len: w.len,
         });
+        if let Some(old) = self.wanted.get(&plugin_id)
+            && old.sha256 == w.sha256
+            && old.len == w.len
+            && old.requested
+            && !old.done
+        {
+            // The same bundle announced again while it downloads (a change
+            // to the plugin's Python only): the download goes on as it was.
+            w.requested = true;
+            w.retried = old.retried;
+            w.shared = old.shared;
+            w.mirror = old.mirror.clone();
+            w.from_server = old.from_server;
+            self.wanted.insert(plugin_id, w);
+            return;
+        }
         let sha256 = w.sha256;
         let replaced = self.wanted.insert(plugin_id, w);
         self.lacking.retain(|id| *id != plugin_id);

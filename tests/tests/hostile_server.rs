@@ -43,10 +43,27 @@ fn bundle(dir: &std::path::Path) -> PackedBundle {
     shard_cache::pack_plugin_dir(&plugin).unwrap()
 }
 
-/// Runs the hostile server for one client: the real handshake messages, one
-/// announced plugin, then the bundle's chunk frames written as `how` says.
-/// Returns the number of packets the connection sent.
-async fn serve(endpoint: quinn::Endpoint, packed: PackedBundle, how: Dribble) -> u64 {
+/// The announcement of the one plugin, `drip`, at `version`.
+fn announcement(packed: &PackedBundle, version: &str) -> ServerMsg {
+    ServerMsg::PluginAnnounce {
+        plugin_id: 7,
+        name: "drip".into(),
+        version: version.into(),
+        bundle_sha256: packed.sha256,
+        bundle_len: packed.bytes.len() as u64,
+        unpacked_len: packed.unpacked_len,
+        client_scripts: 0,
+        rpc_whitelist: Vec::new(),
+    }
+}
+
+/// Accepts one client and plays the real handshake: its `Hello`, our
+/// `Welcome`, one announced plugin, until the client asks for its bundle
+/// from offset 0. Returns the connection and its control stream.
+async fn handshake(
+    endpoint: &quinn::Endpoint,
+    packed: &PackedBundle,
+) -> (quinn::Connection, quinn::SendStream, quinn::RecvStream) {
     let conn = endpoint.accept().await.unwrap().await.unwrap();
     let (mut send, mut recv) = conn.accept_bi().await.unwrap();
     let hello: ClientMsg = read_frame(&mut recv).await.unwrap().unwrap();
@@ -62,17 +79,9 @@ async fn serve(endpoint: quinn::Endpoint, packed: PackedBundle, how: Dribble) ->
         asset_mirrors: Vec::new(),
     };
     write_frame(&mut send, &welcome).await.unwrap();
-    let announce = ServerMsg::PluginAnnounce {
-        plugin_id: 7,
-        name: "drip".into(),
-        version: "1".into(),
-        bundle_sha256: packed.sha256,
-        bundle_len: packed.bytes.len() as u64,
-        unpacked_len: packed.unpacked_len,
-        client_scripts: 0,
-        rpc_whitelist: Vec::new(),
-    };
-    write_frame(&mut send, &announce).await.unwrap();
+    write_frame(&mut send, &announcement(packed, "1"))
+        .await
+        .unwrap();
     write_frame(&mut send, &ServerMsg::AnnouncementsDone)
         .await
         .unwrap();
@@ -84,16 +93,12 @@ async fn serve(endpoint: quinn::Endpoint, packed: PackedBundle, how: Dribble) ->
             break;
         }
     }
-    if let Dribble::Refuse = how {
-        let refused = ServerMsg::BundleRefused {
-            plugin_id: 7,
-            sha256: packed.sha256,
-            reason: "not today".into(),
-        };
-        write_frame(&mut send, &refused).await.unwrap();
-    }
-    let mut stream = conn.open_uni().await.unwrap();
-    let frames: Vec<Vec<u8>> = packed
+    (conn, send, recv)
+}
+
+/// The bundle's chunk frames, as the real server writes them.
+fn chunk_frames(packed: &PackedBundle) -> Vec<Vec<u8>> {
+    packed
         .bytes
         .chunks(CHUNK_SIZE)
         .enumerate()
@@ -106,7 +111,24 @@ async fn serve(endpoint: quinn::Endpoint, packed: PackedBundle, how: Dribble) ->
             })
             .unwrap()
         })
-        .collect();
+        .collect()
+}
+
+/// Runs the hostile server for one client: the real handshake messages, one
+/// announced plugin, then the bundle's chunk frames written as `how` says.
+/// Returns the number of packets the connection sent.
+async fn serve(endpoint: quinn::Endpoint, packed: PackedBundle, how: Dribble) -> u64 {
+    let (conn, mut send, mut recv) = handshake(&endpoint, &packed).await;
+    if let Dribble::Refuse = how {
+        let refused = ServerMsg::BundleRefused {
+            plugin_id: 7,
+            sha256: packed.sha256,
+            reason: "not today".into(),
+        };
+        write_frame(&mut send, &refused).await.unwrap();
+    }
+    let mut stream = conn.open_uni().await.unwrap();
+    let frames = chunk_frames(&packed);
     let mut wire: Vec<u8> = frames.concat();
     match how {
         Dribble::CutInsideTheLastFrame => {
@@ -289,4 +311,60 @@ async fn a_refused_bundle_request_fails_the_plugin_with_the_reason() {
     assert_eq!(settled, Ok(true), "the session never settled");
     session.close().await;
     server.await.unwrap();
+}
+
+/// The plugin is announced again with the same bundle while that bundle is
+/// on its way (its Python changed, nothing the client gets): the download
+/// goes on and installs, and the client does not ask for it a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_bundle_announced_again_mid_download_is_not_asked_for_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = bundle(dir.path());
+    let (endpoint, addr, key) = hostile_endpoint();
+    let server = tokio::spawn({
+        let packed = packed.clone();
+        async move {
+            let (conn, mut send, mut recv) = handshake(&endpoint, &packed).await;
+            let frames = chunk_frames(&packed);
+            assert!(frames.len() > 1, "the bundle must take several chunks");
+            let (first, rest) = frames.split_at(frames.len() / 2);
+            let mut stream = conn.open_uni().await.unwrap();
+            stream.write_all(&first.concat()).await.unwrap();
+            write_frame(&mut send, &announcement(&packed, "2"))
+                .await
+                .unwrap();
+            write_frame(&mut send, &ServerMsg::AnnouncementsDone)
+                .await
+                .unwrap();
+            // Time for the client to act on the new announcement.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stream.write_all(&rest.concat()).await.unwrap();
+            stream.finish().unwrap();
+            let mut asked_again = 0;
+            let installed = loop {
+                match read_frame::<ClientMsg, _>(&mut recv).await {
+                    Ok(Some(ClientMsg::NeedBundles { .. })) => asked_again += 1,
+                    Ok(Some(ClientMsg::BundleInstalled { ok, .. })) => break ok,
+                    Ok(Some(_)) => {}
+                    other => panic!("the client left before reporting: {other:?}"),
+                }
+            };
+            conn.close(0u32.into(), b"done");
+            (asked_again, installed)
+        }
+    });
+    let mut session = connect(dir.path(), addr, key).await;
+    let events = events_until_done(&mut session).await;
+    let (asked_again, installed) = server.await.unwrap();
+    session.close().await;
+    assert_eq!(
+        asked_again, 0,
+        "the client asked for the bundle again: {events:?}"
+    );
+    assert!(installed, "{events:?}");
+    let done = events.iter().find_map(|e| match e {
+        ClientEvent::BundleInstalled { version, .. } => Some(version.clone()),
+        _ => None,
+    });
+    assert_eq!(done.as_deref(), Some("2"), "{events:?}");
 }
