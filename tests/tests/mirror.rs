@@ -924,3 +924,44 @@ async fn a_bundle_another_client_stored_while_the_mirror_failed_is_installed_fro
     assert_eq!(srv.server.bundle_flight().bytes_sent, 0);
     c.session.close().await;
 }
+
+/// Two plugins with the same bundle, from a mirror: it is fetched once, and
+/// both install (the second from the store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_two_plugins_share_is_fetched_from_the_mirror_once() {
+    let www = tempfile::tempdir().unwrap();
+    let n = nginx(www.path());
+    let srv = TestServer::start_with(|cfg| {
+        write_plugin(&cfg.plugin_dir, "big", BIG_PY, 0x5eed_0001);
+        write_plugin(
+            &cfg.plugin_dir,
+            "big_twin",
+            "__plugin__ = {\"name\": \"big_twin\", \"version\": \"1\"}\n",
+            0x5eed_0001,
+        );
+        let report = shard_server::publish::publish_bundles(&cfg.plugin_dir, www.path()).unwrap();
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        cfg.asset_mirrors = vec![n.url()];
+    });
+    let big = packed(&srv.plugin_dir(), "big");
+    assert_eq!(packed(&srv.plugin_dir(), "big_twin").sha256, big.sha256);
+    let player = TestPlayer::new("vee");
+    let mut c = player.join_with(srv.addr, ContentSettings::default()).await;
+    let first = c.expect("big", |e| is_installed(e, "big")).await;
+    let twin = c.expect("big_twin", |e| is_installed(e, "big_twin")).await;
+    let mut sources = vec![source_of(&first).unwrap(), source_of(&twin).unwrap()];
+    sources.sort_unstable();
+    assert_eq!(
+        sources,
+        ["cache", "mirror"],
+        "one fetched, one from the store"
+    );
+    let gets = n
+        .requests()
+        .iter()
+        .filter(|l| l.starts_with(&format!("GET /{}", file_name(&big.sha256))))
+        .count();
+    assert_eq!(gets, 1, "{:?}", n.requests());
+    assert_eq!(srv.server.bundle_flight().bytes_sent, 0);
+    c.session.close().await;
+}
