@@ -475,3 +475,44 @@ async fn a_deleted_stored_copy_is_fetched_again_on_the_next_join() {
     );
     srv.server.shutdown().await;
 }
+
+/// A server with many plugins, each with content of its own (more than one
+/// offer lists by name): a cold join installs every one and settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_join_to_a_server_with_many_plugins_installs_them_all() {
+    let count = shard_protocol::limits::MAX_OFFER_PLUGINS_LISTED + 16;
+    let names: Vec<String> = (0..count).map(|i| format!("mod_{i:03}")).collect();
+    let written = names.clone();
+    let srv = TestServer::start_with(move |cfg| {
+        for (i, name) in written.iter().enumerate() {
+            let py = format!("__plugin__ = {{\"name\": \"{name}\", \"version\": \"1\"}}\n");
+            let archive = shard_e2e::blob_archive(&noise(2048, i as u64 + 1));
+            shard_e2e::write_plugin_files(
+                &cfg.plugin_dir,
+                &[
+                    (format!("{name}.py").as_str(), py.as_bytes()),
+                    (format!("{name}/assets/{name}.archive").as_str(), &archive),
+                ],
+            );
+        }
+    });
+    let player = TestPlayer::new("vee");
+    let mut c = player.join(srv.addr).await;
+    for name in &names {
+        c.expect(name, |e| installed(e, name)).await;
+    }
+    c.expect("settled", |e| matches!(e, ClientEvent::BundlesSettled))
+        .await;
+    assert!(
+        !c.seen.iter().any(|e| matches!(
+            e,
+            ClientEvent::Error { .. }
+                | ClientEvent::BundleFailed { .. }
+                | ClientEvent::Disconnected { .. }
+        )),
+        "{:?}",
+        c.seen
+    );
+    c.session.close().await;
+    srv.server.shutdown().await;
+}
