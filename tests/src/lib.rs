@@ -14,6 +14,7 @@ pub mod attack;
 pub mod netns;
 pub mod nginx;
 pub mod relay;
+pub mod tmpfs;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,21 @@ use tempfile::TempDir;
 
 /// How long a test waits for an expected event before failing.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The result of a test step that needs root and a kernel feature (a
+/// network namespace, a mount): the value, or `None` after saying
+/// `NOT CHECKED` where this machine refuses it, so the test passes there
+/// without checking. In CI (`CI` set, running as root) a refusal fails.
+pub fn unless_refused<T>(what: &str, result: anyhow::Result<T>) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err(e) if std::env::var_os("CI").is_some() => panic!("cannot {what} in CI: {e:#}"),
+        Err(e) => {
+            eprintln!("NOT CHECKED: cannot {what} here: {e:#}");
+            None
+        }
+    }
+}
 
 /// Connections per address a [`TestServer`] allows, since all its clients share 127.0.0.1.
 pub const LOOPBACK_PER_ADDRESS: usize = 64;
