@@ -986,16 +986,34 @@ impl BundleReceiver {
             name,
             error: error.to_string(),
         });
-        let mut error = error.to_string();
-        shard_protocol::clip_utf8(&mut error, shard_protocol::limits::MAX_REASON);
         self.send(ClientMsg::BundleInstalled {
             plugin_id,
             sha256,
             ok: false,
-            error: Some(error),
+            error: Some(for_server(error, self.cache.root())),
         });
         self.hand_on(plugin_id, sha256, !shared);
     }
+}
+
+/// An install error as the server is told it: the cache's folder, whose
+/// path often holds the player's user name, reads `runtime_cache`, so the
+/// operator learns what failed and nothing of the player's machine; clipped
+/// to the protocol's length for a reason.
+fn for_server(error: &str, cache_root: &std::path::Path) -> String {
+    let mut text = error.to_string();
+    let canonical = std::fs::canonicalize(cache_root).ok();
+    for root in [Some(cache_root), canonical.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        let shown = root.display().to_string();
+        if !shown.is_empty() {
+            text = text.replace(&shown, "runtime_cache");
+        }
+    }
+    shard_protocol::clip_utf8(&mut text, shard_protocol::limits::MAX_REASON);
+    text
 }
 
 /// The packed size of `wanted`'s bundles, each distinct bundle counted once
@@ -1080,5 +1098,51 @@ fn check_scripts(
         Err(InstallError::Policy(std::mem::take(
             &mut report.diagnostics,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the server hears of a failed install names files inside the
+    /// cache, never the player's folders around it.
+    #[test]
+    fn the_server_is_told_the_error_without_the_players_folders() {
+        let home = tempfile::tempdir().unwrap();
+        let root = home.path().join("alice").join("runtime_cache");
+        std::fs::create_dir_all(&root).unwrap();
+        let error = format!(
+            "install failed: writing {}: No space left on device (os error 28)",
+            root.join("plugins/.staging-x/assets/a.archive").display()
+        );
+        let told = for_server(&error, &root);
+        assert_eq!(
+            told,
+            "install failed: writing runtime_cache/plugins/.staging-x/assets/a.archive: No space left on device (os error 28)"
+        );
+        assert!(!told.contains("alice"), "{told}");
+        let long = "e".repeat(shard_protocol::limits::MAX_REASON * 2);
+        assert!(for_server(&long, &root).len() <= shard_protocol::limits::MAX_REASON);
+    }
+
+    /// The same folder reached through a link is hidden too.
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_reached_through_a_link_is_hidden_too() {
+        let home = tempfile::tempdir().unwrap();
+        let root = home.path().join("alice").join("runtime_cache");
+        std::fs::create_dir_all(&root).unwrap();
+        let link = home.path().join("link");
+        std::os::unix::fs::symlink(home.path().join("alice"), &link).unwrap();
+        let through = format!(
+            "reading {}",
+            root.canonicalize()
+                .unwrap()
+                .join("store/x.bundle")
+                .display()
+        );
+        let told = for_server(&through, &link.join("runtime_cache"));
+        assert_eq!(told, "reading runtime_cache/store/x.bundle");
     }
 }
