@@ -6,7 +6,6 @@
     reason = "a command-line tool: stdout is its output"
 )]
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -52,8 +51,8 @@ struct Cli {
 enum Cmd {
     /// Join a server, run the actions in order, print events as JSON lines.
     Join {
-        /// Server address, e.g. 127.0.0.1:7777.
-        addr: SocketAddr,
+        /// Server address: IP:PORT or HOST:PORT, e.g. 127.0.0.1:7777 or play.example.net:7777.
+        addr: shard_client::ServerAddress,
         /// Display name.
         #[arg(long)]
         name: String,

@@ -80,7 +80,7 @@ extern "C" {
 #endif // __cplusplus
 
 // Creates a client from a JSON config
-// `{"addr":"IP:PORT","name":..,"identity":PATH?,"cache_dir":PATH?,"server_key":HEX?,
+// `{"addr":"IP:PORT"|"HOST:PORT","name":..,"identity":PATH?,"cache_dir":PATH?,"server_key":HEX?,
 // "content":"ask"|"accept"|"decline"?,"server_quota_mb":N?,"cache_cap_mb":N?,
 // "reload_interval_ms":N?,"mirrors":BOOL?,"mirror_ca":PEM_PATH?,
 // "mirror_connect_timeout_secs":N?,"mirror_read_timeout_secs":N?,

@@ -292,10 +292,8 @@ fn non_empty<'a>(s: &'a str, what: &str) -> FfiResult<&'a str> {
 fn parse_config(json: &str) -> FfiResult<(ConnectOptions, Duration)> {
     let bad = |m: String| FfiError::new(SHARD_ERR_BAD_CONFIG, m);
     let cfg: Config = serde_json::from_str(json).map_err(|e| bad(format!("config JSON: {e}")))?;
-    let addr = cfg
-        .addr
-        .parse()
-        .map_err(|e| bad(format!("config \"addr\" {:?}: {e}", cfg.addr)))?;
+    let addr = crate::address::ServerAddress::parse(&cfg.addr)
+        .map_err(|e| bad(format!("config \"addr\": {e}")))?;
     if cfg.name.is_empty() {
         return Err(bad("config \"name\" is empty".into()));
     }
@@ -363,7 +361,7 @@ fn parse_config(json: &str) -> FfiResult<(ConnectOptions, Duration)> {
 }
 
 /// Creates a client from a JSON config
-/// `{"addr":"IP:PORT","name":..,"identity":PATH?,"cache_dir":PATH?,"server_key":HEX?,
+/// `{"addr":"IP:PORT"|"HOST:PORT","name":..,"identity":PATH?,"cache_dir":PATH?,"server_key":HEX?,
 /// "content":"ask"|"accept"|"decline"?,"server_quota_mb":N?,"cache_cap_mb":N?,
 /// "reload_interval_ms":N?,"mirrors":BOOL?,"mirror_ca":PEM_PATH?,
 /// "mirror_connect_timeout_secs":N?,"mirror_read_timeout_secs":N?,

@@ -4,6 +4,7 @@
 //! It never depends on `shard-server`; the wire language comes from
 //! `shard-protocol` and the on-disk cache from `shard-cache`.
 
+pub mod address;
 pub mod bundles;
 pub mod dispatch;
 pub mod events;
@@ -18,6 +19,7 @@ pub mod reach;
 pub mod session;
 pub mod tuning;
 
+pub use address::{AddressError, ServerAddress};
 pub use dispatch::Dispatcher;
 pub use events::ClientEvent;
 pub use mirror::{MirrorSettings, MirrorTuning};

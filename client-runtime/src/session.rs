@@ -19,6 +19,7 @@ use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, Vec3};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, instrument};
 
+use crate::address::ServerAddress;
 use crate::bundles::{BundleReceiver, BundleWork, Origin, TransferStats};
 use crate::dispatch::Dispatcher;
 use crate::events::{ClientEvent, arr, kind_name};
@@ -30,8 +31,9 @@ use crate::tuning::{BUNDLE_WORK_QUEUE, CLOSE_TIMEOUT, SEND_QUEUE};
 /// Everything needed to join a server.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
-    /// Server address.
-    pub addr: SocketAddr,
+    /// Server address as the player gave it (resolved when connecting; the
+    /// server's key is pinned under it).
+    pub addr: ServerAddress,
     /// Display name.
     pub name: String,
     /// This player's key file (created on first use).
@@ -71,8 +73,8 @@ pub enum ClientError {
          or pass --server-key {got}; otherwise do not connect: someone may be impersonating the server."
     )]
     ServerKeyChanged {
-        /// Address.
-        addr: SocketAddr,
+        /// Address, as pinned.
+        addr: ServerAddress,
         /// Pinned key.
         expected: Fingerprint,
         /// Key seen.
@@ -85,8 +87,8 @@ pub enum ClientError {
     /// The connection could not be set up.
     #[error("cannot connect to {addr}: {reason}")]
     Connect {
-        /// Address.
-        addr: SocketAddr,
+        /// Address, as given.
+        addr: ServerAddress,
         /// Why.
         reason: String,
     },
@@ -151,7 +153,7 @@ impl Session {
             info!(path = %opts.identity.display(), fingerprint = %identity.fingerprint, "created a new player key");
         }
         let cache = RuntimeCache::open(&opts.cache_dir)?;
-        let addr_key = opts.addr.to_string();
+        let addr_key = opts.addr.as_str().to_owned();
         let (pin, source_of_pin) = match opts.server_key {
             Some(k) => (Some(k), "--server-key"),
             None => {
@@ -163,14 +165,19 @@ impl Session {
             }
         };
         let (client_config, seen) = identity.quic_client_config(pin)?;
-        let bind: SocketAddr = if opts.addr.is_ipv6() {
+        let connect_err = |reason: String| ClientError::Connect {
+            addr: opts.addr.clone(),
+            reason,
+        };
+        let server = opts
+            .addr
+            .resolve()
+            .await
+            .map_err(|e| connect_err(format!("cannot resolve it: {e}")))?;
+        let bind: SocketAddr = if server.is_ipv6() {
             (Ipv6Addr::UNSPECIFIED, 0).into()
         } else {
             (Ipv4Addr::UNSPECIFIED, 0).into()
-        };
-        let connect_err = |reason: String| ClientError::Connect {
-            addr: opts.addr,
-            reason,
         };
         let mut endpoint = client_endpoint(bind).map_err(|e| connect_err(e.to_string()))?;
         let mut client_config = client_config;
@@ -188,7 +195,7 @@ impl Session {
         client_config.transport_config(Arc::new(transport));
         endpoint.set_default_client_config(client_config);
         let connecting = endpoint
-            .connect(opts.addr, SERVER_NAME)
+            .connect(server, SERVER_NAME)
             .map_err(|e| connect_err(e.to_string()))?;
         let conn = match connecting.await {
             Ok(c) => c,
@@ -197,7 +204,7 @@ impl Session {
                     && expected != got
                 {
                     return Err(ClientError::ServerKeyChanged {
-                        addr: opts.addr,
+                        addr: opts.addr.clone(),
                         expected,
                         got,
                         source_of_pin,
@@ -212,7 +219,7 @@ impl Session {
             .ok_or_else(|| connect_err("the server presented no key".into()))?;
         if pin.is_none() {
             cache.pin_server(&addr_key, &server_key.to_hex())?;
-            info!(server = %opts.addr, key = %server_key, "pinned the server key on first contact");
+            info!(server = %opts.addr, ip = %server, key = %server_key, "pinned the server key on first contact");
         }
 
         let (mut send, recv) = conn
@@ -245,7 +252,7 @@ impl Session {
             dispatcher.clone(),
             stats.clone(),
         );
-        receiver.enable_mirrors(&work_tx, opts.addr.ip());
+        receiver.enable_mirrors(&work_tx, server.ip());
         // Every task of this session logs inside one span, so a session's
         // lines can be told apart (and filtered) by server and key; at error
         // level so its fields reach every line whatever the filter.

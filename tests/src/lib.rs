@@ -157,7 +157,7 @@ impl TestPlayer {
     /// Connection options for `addr`.
     pub fn options(&self, addr: SocketAddr) -> ConnectOptions {
         ConnectOptions {
-            addr,
+            addr: addr.into(),
             name: self.name.clone(),
             identity: self.dir.path().join("identity.pem"),
             cache_dir: self.dir.path().join("runtime_cache"),
@@ -353,6 +353,11 @@ pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
 /// process with its key and cache under `home`, then `args` (actions such
 /// as `--do wait:1`); returns its output once it exits.
 pub async fn headless_join(addr: SocketAddr, home: &std::path::Path, args: &[&str]) -> Output {
+    headless_join_at(&addr.to_string(), home, args).await
+}
+
+/// [`headless_join`] to an address as a player types it (`HOST:PORT` too).
+pub async fn headless_join_at(addr: &str, home: &std::path::Path, args: &[&str]) -> Output {
     let addr = addr.to_string();
     let home = home.to_path_buf();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();

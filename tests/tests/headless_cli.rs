@@ -1,7 +1,7 @@
 //! The `shard-client join` command a modder or the README runs: scripted
 //! actions, one JSON line per event, and RPC drop counters at the end.
 
-use shard_e2e::{TestServer, example_plugin, headless_join};
+use shard_e2e::{TestServer, example_plugin, headless_join, headless_join_at};
 
 const NOISY: &str = r#"
 __plugin__ = {"name": "noisy", "version": "1"}
@@ -116,5 +116,37 @@ async fn rpc_action_sends_only_names_the_plugins_scripts_declare() {
     });
     assert!(voted, "{stdout}");
     assert_eq!(srv.server.stats().client_rpc.snapshot().delivered, 1);
+    srv.server.shutdown().await;
+}
+
+/// Players type a server's name, not its IP: `join localhost:PORT` resolves
+/// it, installs, and pins the server's key under the name as typed (so the
+/// pin holds when the name moves to another IP, and meets a name pointed at
+/// another machine). A typo gets a clear refusal before any connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_by_host_name_pins_the_key_under_the_name() {
+    let popup = example_plugin("popup_zone.py");
+    let srv = TestServer::start_with_files(&[], &[("popup_zone.py", &popup)]);
+    let home = tempfile::tempdir().unwrap();
+    let by_name = format!("localhost:{}", srv.addr.port());
+    let out = headless_join_at(&by_name, home.path(), &["--do", "wait:1"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(r#""event":"bundle_installed""#), "{stdout}");
+    let pins = std::fs::read_to_string(home.path().join("cache").join("known_servers")).unwrap();
+    assert!(
+        pins.lines()
+            .any(|l| l.starts_with(&format!("{by_name} {}", srv.server.fingerprint().to_hex()))),
+        "{pins}"
+    );
+
+    let typo = headless_join_at("localhost:77x", home.path(), &[]).await;
+    assert!(!typo.status.success());
+    let err = String::from_utf8_lossy(&typo.stderr);
+    assert!(err.contains("HOST:PORT"), "{err}");
     srv.server.shutdown().await;
 }

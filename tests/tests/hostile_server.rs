@@ -178,7 +178,7 @@ async fn connect(
     key: shard_protocol::identity::Fingerprint,
 ) -> Session {
     let opts = ConnectOptions {
-        addr,
+        addr: addr.into(),
         name: "vee".into(),
         identity: dir.join("id.pem"),
         cache_dir: dir.join("runtime_cache"),

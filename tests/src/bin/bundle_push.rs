@@ -953,7 +953,7 @@ async fn join_and_install(
     content: shard_client::ContentSettings,
 ) -> Result<(Arrival, Session), String> {
     let opts = ConnectOptions {
-        addr,
+        addr: addr.into(),
         name: name.to_string(),
         identity: home.join("id.pem"),
         cache_dir: home.join("cache"),

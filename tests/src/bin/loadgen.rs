@@ -264,7 +264,7 @@ async fn join(
 ) -> Result<Session> {
     let dir = root.join(format!("peer-{i}"));
     let opts = ConnectOptions {
-        addr,
+        addr: addr.into(),
         name: format!("load-{i}"),
         identity: dir.join("identity.pem"),
         cache_dir: dir.join("runtime_cache"),
