@@ -215,6 +215,25 @@ pub struct Client {
 }
 
 impl Client {
+    /// Waits for `bundles_settled` and checks that nothing went wrong on the
+    /// way: no `error`, `bundle_failed` or `disconnected` event.
+    pub async fn settles_cleanly(&mut self) {
+        self.expect("bundles settled", |e| {
+            matches!(e, ClientEvent::BundlesSettled)
+        })
+        .await;
+        assert!(
+            !self.seen.iter().any(|e| matches!(
+                e,
+                ClientEvent::Error { .. }
+                    | ClientEvent::BundleFailed { .. }
+                    | ClientEvent::Disconnected { .. }
+            )),
+            "{:?}",
+            self.seen
+        );
+    }
+
     /// Waits for the first event (already seen or new) matching `pred`; fails the test after [`EVENT_TIMEOUT`].
     pub async fn expect(&mut self, what: &str, pred: impl Fn(&ClientEvent) -> bool) -> ClientEvent {
         if let Some(e) = self.seen.iter().find(|e| pred(e)) {
@@ -373,6 +392,20 @@ pub async fn headless_join_at(addr: &str, home: &std::path::Path, args: &[&str])
     })
     .await
     .expect("join the client process")
+}
+
+/// Checks that every plugin installed in the cache at `dir` verifies
+/// against its stored bundle (`shard-client cache verify`); returns how many.
+pub fn assert_cache_verifies(dir: &std::path::Path) -> usize {
+    let cache = shard_cache::RuntimeCache::open(dir).expect("open the cache");
+    let reports = cache.verify().expect("verify the cache");
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.status == shard_cache::VerifyStatus::Ok),
+        "{reports:?}"
+    );
+    reports.len()
 }
 
 /// Incompressible pseudo-random bytes (xorshift from `seed`), so a bundle

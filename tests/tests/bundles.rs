@@ -374,15 +374,8 @@ async fn two_plugins_with_the_same_bundle_both_install() {
         c.seen
     );
     c.session.close().await;
-    let cache = RuntimeCache::open(player.options(srv.addr).cache_dir).unwrap();
-    let reports = cache.verify().unwrap();
-    assert_eq!(reports.len(), 2);
-    assert!(
-        reports
-            .iter()
-            .all(|r| r.status == shard_cache::VerifyStatus::Ok),
-        "{reports:?}"
-    );
+    let cache_dir = player.options(srv.addr).cache_dir;
+    assert_eq!(shard_e2e::assert_cache_verifies(&cache_dir), 2);
     srv.server.shutdown().await;
 }
 
@@ -416,18 +409,7 @@ async fn many_plugins_without_client_content_all_install_on_a_cold_join() {
         hashes.insert(sha256);
     }
     assert_eq!(hashes.len(), 1, "they all carry the same (empty) bundle");
-    c.expect("settled", |e| matches!(e, ClientEvent::BundlesSettled))
-        .await;
-    assert!(
-        !c.seen.iter().any(|e| matches!(
-            e,
-            ClientEvent::Error { .. }
-                | ClientEvent::BundleFailed { .. }
-                | ClientEvent::Disconnected { .. }
-        )),
-        "{:?}",
-        c.seen
-    );
+    c.settles_cleanly().await;
     c.session.close().await;
     srv.server.shutdown().await;
 }
@@ -468,11 +450,7 @@ async fn a_deleted_stored_copy_is_fetched_again_on_the_next_join() {
         archive
     );
     again.session.close().await;
-    let cache = RuntimeCache::open(&cache_dir).unwrap();
-    assert_eq!(
-        cache.verify().unwrap()[0].status,
-        shard_cache::VerifyStatus::Ok
-    );
+    assert_eq!(shard_e2e::assert_cache_verifies(&cache_dir), 1);
     srv.server.shutdown().await;
 }
 
@@ -501,18 +479,7 @@ async fn a_cold_join_to_a_server_with_many_plugins_installs_them_all() {
     for name in &names {
         c.expect(name, |e| installed(e, name)).await;
     }
-    c.expect("settled", |e| matches!(e, ClientEvent::BundlesSettled))
-        .await;
-    assert!(
-        !c.seen.iter().any(|e| matches!(
-            e,
-            ClientEvent::Error { .. }
-                | ClientEvent::BundleFailed { .. }
-                | ClientEvent::Disconnected { .. }
-        )),
-        "{:?}",
-        c.seen
-    );
+    c.settles_cleanly().await;
     c.session.close().await;
     srv.server.shutdown().await;
 }
