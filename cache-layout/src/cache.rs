@@ -178,37 +178,30 @@ impl CacheLock {
     /// Counts a new handle on `file` for the cache with `key` at `root`;
     /// the first of this process in a cache it can write also makes and
     /// locks the process's marker (the caller holds the write lock, so no
-    /// probe sees it half made). Returns the handle and whether this process
-    /// had others open there already.
-    fn register(file: Option<fs::File>, key: PathBuf, root: &Path, writable: bool) -> (Self, bool) {
+    /// probe sees it half made). Returns the handle, whether this process
+    /// had others open there already, and this process's marker there.
+    fn register(
+        file: Option<fs::File>,
+        key: PathBuf,
+        root: &Path,
+        writable: bool,
+    ) -> (Self, bool, Option<PathBuf>) {
         let mut map = OPEN_HERE.lock().unwrap_or_else(PoisonError::into_inner);
-        let here = map.get(&key).is_some_and(|h| h.handles > 0);
-        let marker = match map.get(&key) {
-            Some(Here {
-                marker: Some(_), ..
-            }) => None,
-            // Without a marker the cache still opens; only a second
-            // process's open beside its own handles cannot see this one.
-            _ if writable => ProcessMarker::make(root)
-                .inspect_err(|error| tracing::warn!(%error, "cache open without a process marker"))
-                .ok(),
-            _ => None,
-        };
-        let entry = map.entry(key.clone()).or_insert(Here {
+        let here = map.entry(key.clone()).or_insert(Here {
             handles: 0,
             marker: None,
         });
-        entry.handles += 1;
-        if marker.is_some() {
-            entry.marker = marker;
+        let others = here.handles > 0;
+        if here.marker.is_none() && writable {
+            // Without a marker the cache still opens; only a second
+            // process's open beside its own handles cannot see this one.
+            here.marker = ProcessMarker::make(root)
+                .inspect_err(|error| tracing::warn!(%error, "cache open without a process marker"))
+                .ok();
         }
-        (Self { file, key }, here)
-    }
-
-    /// This process's marker in the cache with `key`, if it has one.
-    fn marker_path(key: &Path) -> Option<PathBuf> {
-        let map = OPEN_HERE.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(key)?.marker.as_ref().map(|m| m.path.clone())
+        here.handles += 1;
+        let marker = here.marker.as_ref().map(|m| m.path.clone());
+        (Self { file, key }, others, marker)
     }
 }
 
@@ -420,7 +413,7 @@ impl RuntimeCache {
         } else {
             None
         };
-        let (lock, here) = CacheLock::register(lock, key, &root, writable);
+        let (lock, here, own_marker) = CacheLock::register(lock, key, &root, writable);
         let repair = match lock.file.as_ref().map(fs::File::try_lock) {
             // Nothing here can be changed, so nothing can be repaired.
             _ if !writable => Repair::Nothing,
@@ -429,11 +422,7 @@ impl RuntimeCache {
                 return Err(CacheError::InUse { root });
             }
             Some(Err(fs::TryLockError::WouldBlock))
-                if here
-                    && !other_process_open(
-                        &root,
-                        CacheLock::marker_path(&lock.key).as_deref(),
-                    )? =>
+                if here && !other_process_open(&root, own_marker.as_deref())? =>
             {
                 Repair::AllButInProgress
             }
@@ -463,10 +452,7 @@ impl RuntimeCache {
             }
             Repair::All => {
                 // No handle anywhere: markers nobody holds are a crash's.
-                other_process_open(
-                    &cache.root,
-                    CacheLock::marker_path(&cache.lock.key).as_deref(),
-                )?;
+                other_process_open(&cache.root, own_marker.as_deref())?;
                 cache.recover(false)?;
             }
             Repair::AllButInProgress => cache.recover(true)?,
