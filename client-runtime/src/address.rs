@@ -68,24 +68,28 @@ impl ServerAddress {
         &self.0
     }
 
-    /// The address to connect to: the IP as given, or what the name
-    /// resolves to, its first IPv4 address when it has one (the server
-    /// listens on IPv4 by default, and `localhost` often lists `::1` first).
-    pub async fn resolve(&self) -> std::io::Result<SocketAddr> {
+    /// The addresses to try, in order: the IP as given, or every address
+    /// the name resolves to, IPv4 first (the server listens on IPv4 by
+    /// default, and `localhost` often lists `::1` first), each once.
+    pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
         if let Ok(ip) = self.0.parse::<SocketAddr>() {
-            return Ok(ip);
+            return Ok(vec![ip]);
         }
-        let all: Vec<SocketAddr> = tokio::net::lookup_host(self.0.as_str()).await?.collect();
-        all.iter()
-            .find(|a| a.is_ipv4())
-            .or_else(|| all.first())
-            .copied()
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("{} resolves to no address", self.0),
-                )
-            })
+        let mut all: Vec<SocketAddr> = Vec::new();
+        for addr in tokio::net::lookup_host(self.0.as_str()).await? {
+            if !all.contains(&addr) {
+                all.push(addr);
+            }
+        }
+        // Stable: the resolver's order is kept within each family.
+        all.sort_by_key(SocketAddr::is_ipv6);
+        if all.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} resolves to no address", self.0),
+            ));
+        }
+        Ok(all)
     }
 }
 
@@ -159,11 +163,17 @@ mod tests {
         let ip = ServerAddress::parse("127.0.0.1:7777").unwrap();
         assert_eq!(
             ip.resolve().await.unwrap(),
-            "127.0.0.1:7777".parse().unwrap()
+            vec!["127.0.0.1:7777".parse().unwrap()]
         );
         let name = ServerAddress::parse("localhost:7777").unwrap();
         let got = name.resolve().await.unwrap();
-        assert_eq!(got, "127.0.0.1:7777".parse().unwrap(), "IPv4 first");
+        assert_eq!(
+            got.first(),
+            Some(&"127.0.0.1:7777".parse().unwrap()),
+            "IPv4 first"
+        );
+        let once: std::collections::HashSet<_> = got.iter().collect();
+        assert_eq!(once.len(), got.len(), "each address once");
         let nowhere = ServerAddress::parse("no-such-host.invalid:7777").unwrap();
         assert!(nowhere.resolve().await.is_err());
     }

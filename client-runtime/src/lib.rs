@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod bundles;
+mod dial;
 pub mod dispatch;
 pub mod events;
 pub mod ffi;

@@ -2,7 +2,7 @@
 //! the `Hello` handshake, a reader task that turns server messages into
 //! [`ClientEvent`]s, and the calls a player makes (chat, move, interact).
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use shard_protocol::frame::{
     FramePieces, decode_asset_chunk_parts, decode_datagram, encode_datagram, read_frame,
     write_frame,
 };
-use shard_protocol::identity::{Fingerprint, Identity, SERVER_NAME};
+use shard_protocol::identity::{Fingerprint, Identity};
 use shard_protocol::limits::MAX_EVENT_QUEUE_BYTES;
 use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, Vec3};
 use tokio::sync::mpsc;
@@ -21,6 +21,7 @@ use tracing::{Instrument, debug, info, instrument};
 
 use crate::address::ServerAddress;
 use crate::bundles::{BundleReceiver, BundleWork, Origin, TransferStats};
+use crate::dial::{DialError, Dialed, dial};
 use crate::dispatch::Dispatcher;
 use crate::events::{ClientEvent, arr, kind_name};
 use crate::offer::ContentSettings;
@@ -164,23 +165,15 @@ impl Session {
                 )
             }
         };
-        let (client_config, seen) = identity.quic_client_config(pin)?;
         let connect_err = |reason: String| ClientError::Connect {
             addr: opts.addr.clone(),
             reason,
         };
-        let server = opts
+        let addrs = opts
             .addr
             .resolve()
             .await
             .map_err(|e| connect_err(format!("cannot resolve it: {e}")))?;
-        let bind: SocketAddr = if server.is_ipv6() {
-            (Ipv6Addr::UNSPECIFIED, 0).into()
-        } else {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        };
-        let mut endpoint = client_endpoint(bind).map_err(|e| connect_err(e.to_string()))?;
-        let mut client_config = client_config;
         let mut transport = quinn::TransportConfig::default();
         transport
             .keep_alive_interval(Some(std::time::Duration::from_secs(
@@ -192,31 +185,24 @@ impl Session {
                 ))
                 .ok(),
             );
-        client_config.transport_config(Arc::new(transport));
-        endpoint.set_default_client_config(client_config);
-        let connecting = endpoint
-            .connect(server, SERVER_NAME)
-            .map_err(|e| connect_err(e.to_string()))?;
-        let conn = match connecting.await {
-            Ok(c) => c,
-            Err(e) => {
-                if let (Some(expected), Some(got)) = (pin, seen.get())
-                    && expected != got
-                {
-                    return Err(ClientError::ServerKeyChanged {
-                        addr: opts.addr.clone(),
-                        expected,
-                        got,
-                        source_of_pin,
-                        known_servers: cache.root().join("known_servers").display().to_string(),
-                    });
-                }
-                return Err(connect_err(e.to_string()));
-            }
-        };
-        let server_key = seen
-            .get()
-            .ok_or_else(|| connect_err("the server presented no key".into()))?;
+        let Dialed {
+            endpoint,
+            conn,
+            addr: server,
+            key: server_key,
+        } = dial(&identity, pin, Arc::new(transport), &addrs)
+            .await
+            .map_err(|e| match e {
+                DialError::Identity(e) => ClientError::from(e),
+                DialError::KeyChanged { expected, got } => ClientError::ServerKeyChanged {
+                    addr: opts.addr.clone(),
+                    expected,
+                    got,
+                    source_of_pin,
+                    known_servers: cache.root().join("known_servers").display().to_string(),
+                },
+                DialError::Unreachable(reason) => connect_err(reason),
+            })?;
         if pin.is_none() {
             cache.pin_server(&addr_key, &server_key.to_hex())?;
             info!(server = %opts.addr, ip = %server, key = %server_key, "pinned the server key on first contact");

@@ -43,6 +43,19 @@ pub const MIRROR_WRITE_BUFFER: usize = 128 * 1024;
 /// event queue and the reload pacer, standing in for the game's frame.
 pub const FRAME_POLL: Duration = Duration::from_millis(100);
 
+/// How long joining waits for any of the server's addresses to complete a
+/// handshake before saying it is unreachable: a handshake is a few round
+/// trips, and QUIC resends lost handshake packets within a second or two
+/// even on a lossy mobile link, so a server silent for this long is down,
+/// mistyped or firewalled, and the player should hear so.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// When a name resolves to several addresses, how long one attempt may go
+/// unanswered before the next starts beside it (RFC 8305's recommended
+/// Happy Eyeballs delay): a dead first address costs this, not
+/// [`CONNECT_TIMEOUT`].
+pub const CONNECT_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
 /// How long closing a session waits for the close to reach the server.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 

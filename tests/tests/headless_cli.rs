@@ -150,3 +150,34 @@ async fn join_by_host_name_pins_the_key_under_the_name() {
     assert!(err.contains("HOST:PORT"), "{err}");
     srv.server.shutdown().await;
 }
+
+/// A mistyped port or a server that is down: the player hears within the
+/// connect timeout (not the 30 s idle timeout) that nothing answered, and
+/// what to check; the exit code is a local error's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_does_not_answer_is_reported_unreachable_with_what_to_check() {
+    // Bound and never read: datagrams to it vanish, as to a server that is down.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = headless_join_at(&addr.to_string(), home.path(), &[]).await;
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot connect to {addr}: no answer within 10 s; is the server running, and is UDP port {} open to you?",
+            addr.port()
+        )),
+        "{err}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "waited {took:?} for a server that never answers"
+    );
+    // Nothing was pinned for a server that never showed a key.
+    let pins = std::fs::read_to_string(home.path().join("cache").join("known_servers"))
+        .unwrap_or_default();
+    assert!(!pins.contains(&addr.to_string()), "{pins}");
+}
