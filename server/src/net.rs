@@ -526,7 +526,7 @@ async fn run_transfers(
     peer: u32,
     ctx: NetCtx,
 ) {
-    let mut running: JoinSet<([u8; 32], Result<(), TransferError>)> = JoinSet::new();
+    let mut running: JoinSet<(u16, [u8; 32], Result<(), TransferError>)> = JoinSet::new();
     let mut lease = None;
     loop {
         tokio::select! {
@@ -541,14 +541,14 @@ async fn run_transfers(
                 let (conn, flight, stall) = (conn.clone(), ctx.flight.clone(), ctx.stall);
                 running.spawn(
                     async move {
-                        let sha = t.sha256;
-                        (sha, stream_bundle(&conn, t, stall, &flight).await)
+                        let (plugin_id, sha) = (t.plugin_id, t.sha256);
+                        (plugin_id, sha, stream_bundle(&conn, t, stall, &flight).await)
                     }
                     .in_current_span(),
                 );
             }
             Some(done) = running.join_next(), if !running.is_empty() => {
-                let Ok((sha256, result)) = done else { continue };
+                let Ok((plugin_id, sha256, result)) = done else { continue };
                 match result {
                     Ok(()) => {}
                     Err(TransferError::Stalled(d)) => {
@@ -564,7 +564,7 @@ async fn run_transfers(
                     }
                     Err(e) => debug!(peer, error = %e, "bundle transfer ended early"),
                 }
-                if to_sim(&ctx, Inbound::BundleSent { peer, sha256 }).await.is_err() {
+                if to_sim(&ctx, Inbound::BundleSent { peer, plugin_id, sha256 }).await.is_err() {
                     break;
                 }
                 if running.is_empty() {

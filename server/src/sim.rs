@@ -101,6 +101,8 @@ pub enum Inbound {
     BundleSent {
         /// The peer.
         peer: u32,
+        /// The plugin it was sent on behalf of.
+        plugin_id: u16,
         /// The bundle's hash.
         sha256: [u8; 32],
     },
@@ -548,7 +550,11 @@ impl Sim {
             }
             Inbound::Msg { peer, msg } => self.client_msg(peer, msg),
             Inbound::Moved { peer, pos, rot } => self.world.move_peer(peer, pos, rot),
-            Inbound::BundleSent { peer, sha256 } => self.world.bundle_sent(peer, &sha256),
+            Inbound::BundleSent {
+                peer,
+                plugin_id,
+                sha256,
+            } => self.world.bundle_sent(peer, plugin_id, &sha256),
             Inbound::Left { peer } => {
                 self.rpc_gate.forget(peer);
                 if let Some(p) = self.world.remove_peer(peer) {
@@ -592,8 +598,20 @@ impl Sim {
                         Some(_) => Lookup::Stale,
                         None => Lookup::Unknown,
                     };
-                    self.world
-                        .request_bundle(peer, r.plugin_id, r.sha256, r.offset, lookup);
+                    let announced = &self.announced;
+                    let current = |id: u16| {
+                        announced
+                            .values()
+                            .any(|a| a.id == id && a.sha256 == r.sha256)
+                    };
+                    self.world.request_bundle(
+                        peer,
+                        r.plugin_id,
+                        r.sha256,
+                        r.offset,
+                        lookup,
+                        current,
+                    );
                 }
             }
             ClientMsg::BundleInstalled {

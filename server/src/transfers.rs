@@ -54,10 +54,12 @@ pub struct Refusal {
 
 #[derive(Debug, Default)]
 struct Entry {
-    /// Transfers started so far.
+    /// Transfers started so far (less those a plugin reload made stale).
     sends: u32,
-    /// Queued or running now.
-    busy: bool,
+    /// The plugins whose transfer of this bundle is queued or running. Two
+    /// plugins may announce one bundle (identical client content); the
+    /// client asks once, on behalf of one of them.
+    serving: Vec<u16>,
     /// The client reported it installed.
     held: bool,
 }
@@ -73,13 +75,18 @@ pub struct PeerBundles {
 
 impl PeerBundles {
     /// Files a request; returns the transfers to start now (possibly none: it
-    /// waits in line), or why it is refused.
+    /// waits in line), or why it is refused. `current(id)` says whether
+    /// plugin `id` is still announced with this bundle: a transfer on behalf
+    /// of a plugin that has since been reloaded with other content is stale,
+    /// and does not stop another plugin announcing the same bundle (whose
+    /// download the client was waiting on) from asking for it.
     pub fn request(
         &mut self,
         plugin_id: u16,
         sha256: [u8; 32],
         offset: u64,
         lookup: Lookup,
+        current: impl Fn(u16) -> bool,
     ) -> Result<Vec<Transfer>, Refusal> {
         let bytes = match lookup {
             Lookup::Announced(b) => b,
@@ -100,8 +107,22 @@ impl PeerBundles {
         if e.held {
             return Err(self.strike("you reported this bundle installed already".into()));
         }
-        if e.busy {
+        if e.serving.iter().any(|id| current(*id)) {
             return Err(self.strike("this bundle is already on its way to you".into()));
+        }
+        if !e.serving.is_empty() {
+            // Every transfer of it is stale: none counts against the client,
+            // and one still waiting in line is not worth sending.
+            let stale = u32::try_from(e.serving.len()).unwrap_or(u32::MAX);
+            e.sends = e.sends.saturating_sub(stale);
+            let serving = &mut e.serving;
+            self.queue.retain(|t| {
+                let stale = t.sha256 == sha256;
+                if stale && let Some(at) = serving.iter().position(|id| *id == t.plugin_id) {
+                    serving.remove(at);
+                }
+                !stale
+            });
         }
         if e.sends > MAX_BUNDLE_RETRIES {
             let sends = e.sends;
@@ -110,7 +131,7 @@ impl PeerBundles {
             )));
         }
         e.sends += 1;
-        e.busy = true;
+        e.serving.push(plugin_id);
         self.queue.push_back(Transfer {
             plugin_id,
             sha256,
@@ -120,13 +141,13 @@ impl PeerBundles {
         Ok(self.next())
     }
 
-    /// A transfer ended (sent and acknowledged, or cut); returns the waiting
-    /// transfers that may start now.
-    pub fn finished(&mut self, sha256: &[u8; 32]) -> Vec<Transfer> {
+    /// The transfer of `sha256` on behalf of `plugin_id` ended (sent and
+    /// acknowledged, or cut); returns the waiting transfers that may start now.
+    pub fn finished(&mut self, plugin_id: u16, sha256: &[u8; 32]) -> Vec<Transfer> {
         if let Some(e) = self.entries.get_mut(sha256)
-            && e.busy
+            && let Some(at) = e.serving.iter().position(|id| *id == plugin_id)
         {
-            e.busy = false;
+            e.serving.remove(at);
             self.active = self.active.saturating_sub(1);
         }
         self.next()
@@ -231,24 +252,93 @@ mod tests {
     fn a_bundle_is_sent_once_plus_bounded_retries() {
         let mut p = PeerBundles::default();
         let sha = [1; 32];
-        assert_eq!(p.request(1, sha, 0, announced()).unwrap().len(), 1);
-        let dup = p.request(1, sha, 0, announced()).unwrap_err();
+        assert_eq!(
+            p.request(1, sha, 0, announced(), |_| true).unwrap().len(),
+            1
+        );
+        let dup = p.request(1, sha, 0, announced(), |_| true).unwrap_err();
         assert!(dup.reason.contains("on its way"), "{dup:?}");
-        assert!(p.finished(&sha).is_empty());
+        assert!(p.finished(1, &sha).is_empty());
         // The retry after a failed verify.
-        assert_eq!(p.request(1, sha, 0, announced()).unwrap().len(), 1);
-        p.finished(&sha);
-        let again = p.request(1, sha, 0, announced()).unwrap_err();
+        assert_eq!(
+            p.request(1, sha, 0, announced(), |_| true).unwrap().len(),
+            1
+        );
+        p.finished(1, &sha);
+        let again = p.request(1, sha, 0, announced(), |_| true).unwrap_err();
         assert!(again.reason.contains("sent to you 2 times"), "{again:?}");
+    }
+
+    /// Two plugins announce one bundle; the client asked for it on behalf
+    /// of the first, which a reload then changed. The second may now ask
+    /// for it, with no strike, while the stale transfer runs out; a request
+    /// for a bundle still on its way on behalf of a current plugin is refused.
+    #[test]
+    fn a_transfer_made_stale_by_a_reload_does_not_block_a_twin() {
+        let mut p = PeerBundles::default();
+        let sha = [5; 32];
+        assert_eq!(
+            p.request(1, sha, 0, announced(), |_| true).unwrap().len(),
+            1
+        );
+        let twin_too_early = p.request(2, sha, 0, announced(), |_| true).unwrap_err();
+        assert!(
+            twin_too_early.reason.contains("on its way"),
+            "{twin_too_early:?}"
+        );
+        // Plugin 1 was reloaded with other content: its transfer is stale.
+        let current = |id: u16| id != 1;
+        assert_eq!(p.request(2, sha, 0, announced(), current).unwrap().len(), 1);
+        assert_eq!(p.active(), 2, "the stale transfer still runs out");
+        let dup = p.request(2, sha, 0, announced(), current).unwrap_err();
+        assert!(dup.reason.contains("on its way"), "{dup:?}");
+        assert_eq!(
+            p.refusals, 2,
+            "the twin's request after the reload is no strike"
+        );
+        // The stale transfer ends: only its own slot is given back.
+        p.finished(1, &sha);
+        assert_eq!(p.active(), 1);
+        p.finished(2, &sha);
+        assert_eq!(p.active(), 0);
+        // A failed verify still gets its one retry: the stale send did not count.
+        assert_eq!(p.request(2, sha, 0, announced(), current).unwrap().len(), 1);
+    }
+
+    /// A stale transfer still waiting in line is dropped, not sent.
+    #[test]
+    fn a_stale_transfer_waiting_in_line_is_dropped() {
+        let mut p = PeerBundles::default();
+        for i in 0..MAX_CONCURRENT_TRANSFERS {
+            let sha = [u8::try_from(i).unwrap_or(u8::MAX); 32];
+            p.request(9, sha, 0, announced(), |_| true).unwrap();
+        }
+        let sha = [200; 32];
+        assert!(
+            p.request(1, sha, 0, announced(), |_| true)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            p.request(2, sha, 0, announced(), |id| id != 1)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(p.queue.len(), 1, "plugin 1's stale transfer left the line");
+        let started = p.finished(9, &[0; 32]);
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0].plugin_id, 2);
     }
 
     #[test]
     fn held_unknown_and_stale_requests_are_refused() {
         let mut p = PeerBundles::default();
         p.installed([2; 32], true);
-        assert!(p.request(1, [2; 32], 0, announced()).is_err());
-        assert!(p.request(1, [3; 32], 0, Lookup::Unknown).is_err());
-        let stale = p.request(1, [4; 32], 0, Lookup::Stale).unwrap_err();
+        assert!(p.request(1, [2; 32], 0, announced(), |_| true).is_err());
+        assert!(p.request(1, [3; 32], 0, Lookup::Unknown, |_| true).is_err());
+        let stale = p
+            .request(1, [4; 32], 0, Lookup::Stale, |_| true)
+            .unwrap_err();
         assert!(!stale.disconnect);
         assert_eq!(p.refusals, 2, "a stale request is no strike");
     }
@@ -258,10 +348,13 @@ mod tests {
         let mut p = PeerBundles::default();
         let mut started = 0;
         for i in 0..5u8 {
-            started += p.request(1, [i; 32], 0, announced()).unwrap().len();
+            started += p
+                .request(1, [i; 32], 0, announced(), |_| true)
+                .unwrap()
+                .len();
         }
         assert_eq!(started, MAX_CONCURRENT_TRANSFERS);
-        assert_eq!(p.finished(&[0; 32]).len(), 1);
+        assert_eq!(p.finished(1, &[0; 32]).len(), 1);
         assert_eq!(p.active(), MAX_CONCURRENT_TRANSFERS);
     }
 
@@ -269,10 +362,10 @@ mod tests {
     fn repeated_abuse_asks_for_a_disconnect() {
         let mut p = PeerBundles::default();
         let sha = [9; 32];
-        p.request(1, sha, 0, announced()).unwrap();
+        p.request(1, sha, 0, announced(), |_| true).unwrap();
         let mut last = None;
         for _ in 0..=MAX_BUNDLE_REFUSALS {
-            last = p.request(1, sha, 0, announced()).err();
+            last = p.request(1, sha, 0, announced(), |_| true).err();
         }
         assert!(last.unwrap().disconnect);
     }

@@ -508,6 +508,7 @@ impl World {
     /// A bundle request from a peer, after the simulation looked it up:
     /// starts it, lets it wait in line, or refuses it with a reason (and
     /// disconnects a peer that keeps asking for what it may not have).
+    /// `current(id)`: plugin `id` is still announced with this bundle.
     pub fn request_bundle(
         &mut self,
         id: u32,
@@ -515,6 +516,7 @@ impl World {
         sha256: [u8; 32],
         offset: u64,
         lookup: Lookup,
+        current: impl Fn(u16) -> bool,
     ) {
         if self.doomed.contains_key(&id) {
             return;
@@ -522,7 +524,10 @@ impl World {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
-        match p.bundles.request(plugin_id, sha256, offset, lookup) {
+        match p
+            .bundles
+            .request(plugin_id, sha256, offset, lookup, current)
+        {
             Ok(start) => {
                 for t in start {
                     self.queue(id, Outbound::Bundle(t));
@@ -549,11 +554,11 @@ impl World {
     }
 
     /// A bundle transfer to a peer ended; the next ones in its line start.
-    pub fn bundle_sent(&mut self, id: u32, sha256: &[u8; 32]) {
+    pub fn bundle_sent(&mut self, id: u32, plugin_id: u16, sha256: &[u8; 32]) {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
-        for t in p.bundles.finished(sha256) {
+        for t in p.bundles.finished(plugin_id, sha256) {
             self.queue(id, Outbound::Bundle(t));
         }
     }

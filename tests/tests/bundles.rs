@@ -379,6 +379,105 @@ async fn two_plugins_with_the_same_bundle_both_install() {
     srv.server.shutdown().await;
 }
 
+/// Twins share one download. When a reload gives the twin being fetched
+/// other content mid-download, the other twin takes the download over: the
+/// server sends it the bundle although the first transfer (now stale) is
+/// still running out, and both twins end installed, each with its content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_mid_download_hands_a_shared_bundle_to_its_twin() {
+    use shard_e2e::relay::{Relay, RelayOptions};
+    let archive = shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\twin\\twin.xbm", noise(4 * 1024 * 1024, 0x7e1e_5eed))
+        .build();
+    let srv = TestServer::start_with(|cfg| {
+        for name in ["twin_a", "twin_b"] {
+            let py = format!("__plugin__ = {{\"name\": \"{name}\", \"version\": \"1\"}}\n");
+            shard_e2e::write_plugin_files(
+                &cfg.plugin_dir,
+                &[
+                    (format!("{name}.py").as_str(), py.as_bytes()),
+                    (format!("{name}/assets/twin.archive").as_str(), &archive),
+                ],
+            );
+        }
+    });
+    let shared = shard_cache::pack_plugin_dir(&srv.plugin_dir().join("twin_a")).unwrap();
+    // A 300 ms round trip, so the download is still running when the reload lands.
+    let relay = Relay::start(
+        srv.addr,
+        RelayOptions {
+            one_way_delay: Duration::from_millis(150),
+            ..RelayOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let player = TestPlayer::new("vee");
+    let mut c = player.join(relay.addr).await;
+    let progress = c
+        .expect("the download starts", |e| {
+            matches!(e, ClientEvent::BundleProgress { .. })
+        })
+        .await;
+    let ClientEvent::BundleProgress { name: fetcher, .. } = progress else {
+        unreachable!()
+    };
+    let twin = if fetcher == "twin_a" {
+        "twin_b"
+    } else {
+        "twin_a"
+    };
+
+    // The fetcher gains a file: a new bundle, announced mid-download.
+    let extra = shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\twin\\extra.xbm", noise(1024, 0xe7a))
+        .build();
+    let staged = srv.plugin_dir().join("extra.archive.tmp");
+    std::fs::write(&staged, &extra).unwrap();
+    std::fs::rename(
+        &staged,
+        srv.plugin_dir().join(&fetcher).join("assets/extra.archive"),
+    )
+    .unwrap();
+
+    let new_sha = |e: &ClientEvent| {
+        matches!(e, ClientEvent::BundleInstalled { name, sha256, .. }
+            if *name == fetcher && *sha256 != hex::encode(shared.sha256))
+    };
+    c.expect("the edited twin's new content", new_sha).await;
+    let ev = c.expect(twin, |e| installed(e, twin)).await;
+    let ClientEvent::BundleInstalled { path, sha256, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(sha256, hex::encode(shared.sha256));
+    assert_eq!(
+        std::fs::read(std::path::Path::new(&path).join("assets/twin.archive")).unwrap(),
+        archive
+    );
+    assert!(
+        !c.seen.iter().any(
+            |e| matches!(e, ClientEvent::BundleInstalled { name, sha256, .. }
+            if *name == fetcher && *sha256 == hex::encode(shared.sha256))
+        ),
+        "the first download ended before the reload; the case did not arise: {:?}",
+        c.seen
+    );
+    assert!(
+        !c.seen.iter().any(|e| matches!(
+            e,
+            ClientEvent::BundleFailed { .. }
+                | ClientEvent::Error { .. }
+                | ClientEvent::Disconnected { .. }
+        )),
+        "{:?}",
+        c.seen
+    );
+    c.session.close().await;
+    let cache_dir = player.options(srv.addr).cache_dir;
+    assert_eq!(shard_e2e::assert_cache_verifies(&cache_dir), 2);
+    srv.server.shutdown().await;
+}
+
 /// The common case of one bundle under many names: plugins with no client
 /// content at all (server-side Python only) all announce the empty bundle.
 /// On a cold join it is downloaded once and every one of them installs;
