@@ -8,7 +8,7 @@
 //! thread because all of it is file I/O.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use shard_cache::{
@@ -82,8 +82,9 @@ pub enum BundleWork {
         /// Client scripts it carries.
         client_scripts: u16,
     },
-    /// One chunk from a bundle stream (checked, its data not copied yet).
-    Chunk(AssetChunk),
+    /// One chunk from a bundle stream (checked, its data not copied yet),
+    /// with the stream's stop switch.
+    Chunk(AssetChunk, StreamStop),
     /// The server will not send a bundle asked for.
     Refused {
         /// Plugin asked for.
@@ -93,6 +94,25 @@ pub enum BundleWork {
         /// The server's reason.
         reason: String,
     },
+}
+
+/// The switch a bundle stream's reader checks after each chunk: the bundle
+/// thread flips it when the stream carries what is no longer wanted (a stale
+/// version, a plugin gone or installed by other means), and the reader then
+/// stops the stream so the server sends no more of it.
+#[derive(Debug, Clone, Default)]
+pub struct StreamStop(Arc<AtomicBool>);
+
+impl StreamStop {
+    /// Asks the stream's reader to stop it.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the bundle thread asked for the stream to stop.
+    pub fn stopped(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// What the receiver knows of one announced plugin.
@@ -291,7 +311,7 @@ impl BundleReceiver {
                     };
                     self.announce(plugin_id, w)
                 }
-                BundleWork::Chunk(c) => self.chunk(&c),
+                BundleWork::Chunk(c, stop) => self.chunk(&c, &stop),
                 BundleWork::Removed { plugin_id } => self.removed(plugin_id),
                 BundleWork::Refused {
                     plugin_id,
@@ -715,17 +735,19 @@ impl BundleReceiver {
         });
     }
 
-    fn chunk(&mut self, c: &AssetChunk) {
+    fn chunk(&mut self, c: &AssetChunk, stream: &StreamStop) {
         let (plugin_id, len, chunk_id, data) = (c.plugin_id, c.len, c.chunk_id, c.data());
         let Some(w) = self.wanted.get_mut(&plugin_id) else {
             warn!(
                 plugin_id,
-                "chunk for a plugin that was not announced; ignored"
+                "chunk for a plugin that was not announced; stopping its stream"
             );
-            return;
+            return stream.stop();
         };
         if w.done || !w.requested || len != w.len {
-            return;
+            // A version announced anew since, or a download that ended.
+            debug!(plugin = %w.name, chunk_id, "chunk no longer wanted; stopping its stream");
+            return stream.stop();
         }
         w.from_server = true;
         let (sha256, total) = (w.sha256, w.len);

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, instrument};
 
 use crate::address::ServerAddress;
-use crate::bundles::{BundleReceiver, BundleWork, Origin, TransferStats};
+use crate::bundles::{BundleReceiver, BundleWork, Origin, StreamStop, TransferStats};
 use crate::dial::{DialError, Dialed, dial};
 use crate::dispatch::Dispatcher;
 use crate::events::{ClientEvent, arr, kind_name};
@@ -564,7 +564,14 @@ async fn bundle_streams(conn: quinn::Connection, work: mpsc::Sender<BundleWork>)
         let conn = conn.clone();
         let stream_task = async move {
             let mut frames = FramePieces::default();
+            let stop = StreamStop::default();
             loop {
+                if stop.stopped() {
+                    let _ = stream.stop(quinn::VarInt::from_u32(
+                        shard_protocol::stream_code::UNWANTED,
+                    ));
+                    return;
+                }
                 let chunk = match next_frame_body(&mut stream, &mut frames).await {
                     Ok(Some(body)) => decode_asset_chunk_parts(body),
                     Ok(None) => return,
@@ -572,7 +579,7 @@ async fn bundle_streams(conn: quinn::Connection, work: mpsc::Sender<BundleWork>)
                 };
                 match chunk {
                     Ok(Some(c)) => {
-                        if work.send(BundleWork::Chunk(c)).await.is_err() {
+                        if work.send(BundleWork::Chunk(c, stop.clone())).await.is_err() {
                             return;
                         }
                     }

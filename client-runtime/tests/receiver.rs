@@ -16,7 +16,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use shard_client::bundles::{BundleReceiver, BundleWork, Origin, TransferStats};
+use shard_client::bundles::{BundleReceiver, BundleWork, Origin, StreamStop, TransferStats};
 use shard_client::dispatch::Dispatcher;
 use shard_client::queue::{SessionLink, event_queue};
 use shard_client::{ClientEvent, ContentSettings};
@@ -255,7 +255,57 @@ fn chunk_work(plugin_id: u16, len: u64, chunk_id: u32, data: &[u8]) -> BundleWor
         shard_protocol::frame::decode_asset_chunk(body)
             .unwrap()
             .unwrap(),
+        StreamStop::default(),
     )
+}
+
+/// The same chunk on the stream whose stop switch is `stop`.
+fn on_stream(work: BundleWork, stop: &StreamStop) -> BundleWork {
+    match work {
+        BundleWork::Chunk(c, _) => BundleWork::Chunk(c, stop.clone()),
+        other => other,
+    }
+}
+
+/// A stream carrying what is no longer wanted is stopped, so the server
+/// sends no more of it: a version announced anew mid-download, or a plugin
+/// never announced. The stream of the current download is left alone.
+#[test]
+fn a_stream_of_a_stale_version_or_an_unknown_plugin_is_stopped() {
+    let old = multi_chunk_bundle("big", 120);
+    let new = multi_chunk_bundle("big", 90);
+    assert_ne!(old.bytes.len(), new.bytes.len());
+    let tmp = tempfile::tempdir().unwrap();
+    let (stale, current, unknown) = (
+        StreamStop::default(),
+        StreamStop::default(),
+        StreamStop::default(),
+    );
+    let mut work = vec![
+        announce(&old, 1, "big", old.unpacked_len),
+        BundleWork::AnnouncementsDone,
+        on_stream(nth_chunk(1, &old, 0), &stale),
+        announce(&new, 1, "big", new.unpacked_len),
+        BundleWork::AnnouncementsDone,
+        on_stream(nth_chunk(1, &old, 1), &stale),
+        on_stream(nth_chunk(9, &old, 0), &unknown),
+    ];
+    let n = new.bytes.len().div_ceil(shard_protocol::limits::CHUNK_SIZE);
+    work.extend((0..n).map(|i| on_stream(nth_chunk(1, &new, i), &current)));
+    let (events, _) = run_receiver(&tmp.path().join("c"), work);
+    assert!(stale.stopped(), "the stale version's stream goes on");
+    assert!(unknown.stopped(), "an unknown plugin's stream goes on");
+    assert!(
+        !current.stopped(),
+        "the current download's stream was stopped"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BundleInstalled { sha256, .. }
+            if *sha256 == hex::encode(new.sha256))),
+        "{events:?}"
+    );
 }
 
 #[test]

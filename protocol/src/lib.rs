@@ -68,6 +68,15 @@ pub mod close_code {
     pub const IDLE: u32 = 5;
 }
 
+/// QUIC stream codes a client stops a bundle stream with, so the server can
+/// tell why a transfer ended early.
+pub mod stream_code {
+    /// The client no longer wants the bundle this stream carries (its plugin
+    /// was announced anew with other content, removed, or installed by other
+    /// means): the server ends the transfer instead of sending the rest.
+    pub const UNWANTED: u32 = 1;
+}
+
 /// FNV-1a 32-bit hash of an RPC name: the `fn_hash` carried by `PluginRpc`
 /// and listed in `PluginAnnounce::rpc_whitelist`, so names never cross the wire.
 pub const fn fn_hash(name: &str) -> u32 {

@@ -472,6 +472,16 @@ async fn a_reload_mid_download_hands_a_shared_bundle_to_its_twin() {
         "{:?}",
         c.seen
     );
+    // The stale transfer was stopped by the client, not sent to its end:
+    // the shared bundle went out in full once (to the twin), plus the part
+    // of the stale one sent before the stop, plus the new version.
+    let sent = srv.server.bundle_flight().bytes_sent;
+    let full = shared.bytes.len() as u64;
+    assert!(
+        sent < 3 * full,
+        "{sent} bytes sent ({:.2} bundles): the stale transfer ran to its end",
+        sent as f64 / full as f64
+    );
     c.session.close().await;
     let cache_dir = player.options(srv.addr).cache_dir;
     assert_eq!(shard_e2e::assert_cache_verifies(&cache_dir), 2);
