@@ -744,7 +744,7 @@ impl BundleReceiver {
             );
             return stream.stop();
         };
-        if w.done || !w.requested || len != w.len {
+        if w.done || !w.requested || len != w.len || c.sha256 != w.sha256 {
             // A version announced anew since, or a download that ended.
             debug!(plugin = %w.name, chunk_id, "chunk no longer wanted; stopping its stream");
             return stream.stop();

@@ -160,7 +160,7 @@ fn a_bundle_that_arrives_corrupt_twice_is_reported_and_not_installed() {
     let mut bad = good.bytes.clone();
     let last = bad.len() - 1;
     bad[last] ^= 0xff;
-    let chunk = |data: &Vec<u8>| chunk_work(1, len, 0, data);
+    let chunk = |data: &Vec<u8>| chunk_work(1, good.sha256, len, 0, data);
     let work = vec![
         announce(&good, 1, "ui", good.unpacked_len),
         BundleWork::AnnouncementsDone,
@@ -237,15 +237,22 @@ fn chunks(plugin_id: u16, b: &shard_cache::PackedBundle) -> Vec<BundleWork> {
     b.bytes
         .chunks(shard_protocol::limits::CHUNK_SIZE)
         .enumerate()
-        .map(|(i, data)| chunk_work(plugin_id, b.bytes.len() as u64, i as u32, data))
+        .map(|(i, data)| chunk_work(plugin_id, b.sha256, b.bytes.len() as u64, i as u32, data))
         .collect()
 }
 
 /// A chunk as the session hands it to the receiver: framed as the server
 /// sends it, then read in place.
-fn chunk_work(plugin_id: u16, len: u64, chunk_id: u32, data: &[u8]) -> BundleWork {
+fn chunk_work(
+    plugin_id: u16,
+    sha256: [u8; 32],
+    len: u64,
+    chunk_id: u32,
+    data: &[u8],
+) -> BundleWork {
     let body = shard_protocol::frame::encode_body(&shard_protocol::ServerMsg::AssetBundle {
         plugin_id,
+        sha256,
         len,
         chunk_id,
         data: data.to_vec(),
@@ -265,6 +272,50 @@ fn on_stream(work: BundleWork, stop: &StreamStop) -> BundleWork {
         BundleWork::Chunk(c, _) => BundleWork::Chunk(c, stop.clone()),
         other => other,
     }
+}
+
+/// A replaced version's chunks are told from the new one's by their hash,
+/// even when both bundles have the same length: the stale stream is
+/// stopped and none of its bytes reach the new download.
+#[test]
+fn a_stale_version_of_the_same_length_is_told_apart_by_its_hash() {
+    let old = multi_chunk_bundle("biga", 120);
+    let new = multi_chunk_bundle("bigb", 120);
+    assert_eq!(
+        old.bytes.len(),
+        new.bytes.len(),
+        "the case needs equal lengths"
+    );
+    assert_ne!(old.sha256, new.sha256);
+    let tmp = tempfile::tempdir().unwrap();
+    let (stale, current) = (StreamStop::default(), StreamStop::default());
+    let mut work = vec![
+        announce(&old, 1, "big", old.unpacked_len),
+        BundleWork::AnnouncementsDone,
+        on_stream(nth_chunk(1, &old, 0), &stale),
+        announce(&new, 1, "big", new.unpacked_len),
+        BundleWork::AnnouncementsDone,
+        on_stream(nth_chunk(1, &new, 0), &current),
+        on_stream(nth_chunk(1, &old, 1), &stale),
+    ];
+    let n = new.bytes.len().div_ceil(shard_protocol::limits::CHUNK_SIZE);
+    work.extend((1..n).map(|i| on_stream(nth_chunk(1, &new, i), &current)));
+    let (events, _) = run_receiver(&tmp.path().join("c"), work);
+    assert!(stale.stopped(), "the stale version's stream goes on");
+    assert!(!current.stopped());
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BundleInstalled { sha256, .. }
+            if *sha256 == hex::encode(new.sha256))),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BundleFailed { .. })),
+        "{events:?}"
+    );
 }
 
 /// A stream carrying what is no longer wanted is stopped, so the server
@@ -515,6 +566,7 @@ fn an_offer_over_the_quota_is_refused_before_any_request() {
         // Unrequested chunks are not taken.
         chunk_work(
             1,
+            b.sha256,
             b.bytes.len() as u64,
             0,
             &b.bytes[..shard_protocol::limits::CHUNK_SIZE.min(b.bytes.len())],
@@ -559,6 +611,7 @@ fn a_bundle_larger_than_announced_is_refused() {
         BundleWork::AnnouncementsDone,
         chunk_work(
             1,
+            b.sha256,
             b.bytes.len() as u64,
             0,
             &b.bytes[..shard_protocol::limits::CHUNK_SIZE.min(b.bytes.len())],
@@ -600,7 +653,7 @@ fn multi_chunk_bundle(name: &str, kib: usize) -> shard_cache::PackedBundle {
 fn nth_chunk(plugin_id: u16, b: &shard_cache::PackedBundle, i: usize) -> BundleWork {
     let size = shard_protocol::limits::CHUNK_SIZE;
     let data = &b.bytes[i * size..((i + 1) * size).min(b.bytes.len())];
-    chunk_work(plugin_id, b.bytes.len() as u64, i as u32, data)
+    chunk_work(plugin_id, b.sha256, b.bytes.len() as u64, i as u32, data)
 }
 
 #[test]

@@ -59,6 +59,7 @@ pub fn encode_frame<M: Serialize + Validate>(msg: &M) -> Result<Vec<u8>, Protoco
 /// copy of the bundle, so no transfer copies bundle bytes.
 pub fn asset_chunk_header(
     plugin_id: u16,
+    sha256: [u8; 32],
     len: u64,
     chunk_id: u32,
     data_len: usize,
@@ -66,6 +67,7 @@ pub fn asset_chunk_header(
     check_asset_chunk(len, chunk_id, data_len)?;
     let empty = crate::ServerMsg::AssetBundle {
         plugin_id,
+        sha256,
         len,
         chunk_id,
         data: Vec::new(),
@@ -222,6 +224,8 @@ where
 pub struct AssetChunk {
     /// The plugin whose bundle this is.
     pub plugin_id: u16,
+    /// The bundle's SHA-256, as announced.
+    pub sha256: [u8; 32],
     /// The whole bundle's length.
     pub len: u64,
     /// Index of this chunk (offset = `chunk_id * CHUNK_SIZE`).
@@ -242,8 +246,8 @@ impl AssetChunk {
 }
 
 /// The longest `AssetBundle` header postcard writes: the variant and four
-/// integers as varints (u32, u16, u64, u32, usize).
-const MAX_CHUNK_HEADER: usize = 5 + 3 + 10 + 5 + 10;
+/// integers as varints (u32, u16, u64, u32, usize), and the 32 hash bytes.
+const MAX_CHUNK_HEADER: usize = 5 + 3 + 32 + 10 + 5 + 10;
 
 /// Copies the first bytes of `pieces` (in order) into `out`, as many as
 /// both hold; returns how many.
@@ -292,8 +296,8 @@ pub fn decode_asset_chunk_parts(parts: Vec<Bytes>) -> Result<Option<AssetChunk>,
     if variant != asset_bundle_variant()? {
         return decode_frame::<crate::ServerMsg>(&parts.concat()).map(|_| None);
     }
-    let ((_, plugin_id, len, chunk_id, data_len), rest) =
-        postcard::take_from_bytes::<(u32, u16, u64, u32, usize)>(head)
+    let ((_, plugin_id, sha256, len, chunk_id, data_len), rest) =
+        postcard::take_from_bytes::<(u32, u16, [u8; 32], u64, u32, usize)>(head)
             .map_err(|e| malformed(e.to_string()))?;
     let header_len = head.len() - rest.len();
     let follows = total - header_len;
@@ -319,6 +323,7 @@ pub fn decode_asset_chunk_parts(parts: Vec<Bytes>) -> Result<Option<AssetChunk>,
         .collect();
     Ok(Some(AssetChunk {
         plugin_id,
+        sha256,
         len,
         chunk_id,
         data,
@@ -331,6 +336,7 @@ fn asset_bundle_variant() -> Result<u32, ProtocolError> {
     let found = VARIANT.get_or_init(|| {
         let empty = crate::ServerMsg::AssetBundle {
             plugin_id: 0,
+            sha256: [0; 32],
             len: 0,
             chunk_id: 0,
             data: Vec::new(),
@@ -371,15 +377,20 @@ mod tests {
             (0, 0, 0, 0),
         ] {
             let data: Vec<u8> = (0..data_len).map(|i| (i * 7).to_le_bytes()[0]).collect();
+            let sha256 = [plugin_id.to_le_bytes()[0] ^ 0x5a; 32];
             let msg = crate::ServerMsg::AssetBundle {
                 plugin_id,
+                sha256,
                 len,
                 chunk_id,
                 data: data.clone(),
             };
             let body = encode_body(&msg).unwrap();
             let c = decode_asset_chunk(body).unwrap().expect("a chunk");
-            assert_eq!((c.plugin_id, c.len, c.chunk_id), (plugin_id, len, chunk_id));
+            assert_eq!(
+                (c.plugin_id, c.sha256, c.len, c.chunk_id),
+                (plugin_id, sha256, len, chunk_id)
+            );
             assert_eq!(c.data().concat(), data);
         }
     }
@@ -396,6 +407,7 @@ mod tests {
                     .collect();
                 encode_body(&crate::ServerMsg::AssetBundle {
                     plugin_id: 2,
+                    sha256: [2; 32],
                     len: 10_000,
                     chunk_id: 0,
                     data,
@@ -515,6 +527,7 @@ mod tests {
             // Encoded without the sender's checks, as a hostile server could.
             postcard::to_stdvec(&crate::ServerMsg::AssetBundle {
                 plugin_id: 1,
+                sha256: [1; 32],
                 len,
                 chunk_id,
                 data,
@@ -552,6 +565,7 @@ mod tests {
         let a = encode_frame(&crate::ServerMsg::AnnouncementsDone).unwrap();
         let b = encode_frame(&crate::ServerMsg::AssetBundle {
             plugin_id: 2,
+            sha256: [2; 32],
             len: 3,
             chunk_id: 0,
             data: vec![1, 2, 3],
@@ -590,11 +604,12 @@ mod tests {
             let data: Vec<u8> = (0..data_len).map(|i| i.to_le_bytes()[0]).collect();
             let msg = crate::ServerMsg::AssetBundle {
                 plugin_id: 300,
+                sha256: [0xa5; 32],
                 len,
                 chunk_id,
                 data: data.clone(),
             };
-            let mut ours = asset_chunk_header(300, len, chunk_id, data_len).unwrap();
+            let mut ours = asset_chunk_header(300, [0xa5; 32], len, chunk_id, data_len).unwrap();
             ours.extend_from_slice(&data);
             assert_eq!(
                 ours,
@@ -602,8 +617,8 @@ mod tests {
                 "{len} {chunk_id} {data_len}"
             );
         }
-        assert!(asset_chunk_header(1, 10, 0, 11).is_err());
-        assert!(asset_chunk_header(1, 10_000_000, 0, CHUNK_SIZE + 1).is_err());
+        assert!(asset_chunk_header(1, [0; 32], 10, 0, 11).is_err());
+        assert!(asset_chunk_header(1, [0; 32], 10_000_000, 0, CHUNK_SIZE + 1).is_err());
     }
 }
 

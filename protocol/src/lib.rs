@@ -29,7 +29,8 @@ pub use messages::*;
 /// (`content_required`, sizes in `PluginAnnounce`, `AnnouncementsDone`).
 /// Version 4 adds `ClientRpc` (pushed UI calling its plugin).
 /// Version 5 adds `asset_mirrors` to `Welcome` (bundles from HTTP mirrors).
-pub const PROTOCOL_VERSION: u16 = 5;
+/// Version 6 adds `sha256` to `AssetBundle` (stale chunks told apart).
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// ALPN identifier negotiated by QUIC, so a shard client never talks to
 /// something else by accident.

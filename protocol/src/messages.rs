@@ -137,6 +137,9 @@ pub enum ServerMsg {
     AssetBundle {
         /// Plugin the bundle belongs to.
         plugin_id: u16,
+        /// The bundle's SHA-256, as announced: a client tells a chunk of the
+        /// version it asked for from one of a version a reload replaced.
+        sha256: [u8; 32],
         /// Total packed length.
         len: u64,
         /// Index of this chunk (offset = `chunk_id * CHUNK_SIZE`).

@@ -58,6 +58,7 @@ fn seeds() -> Vec<Vec<u8>> {
         },
         ServerMsg::AssetBundle {
             plugin_id: 1,
+            sha256: [3; 32],
             len: 100,
             chunk_id: 0,
             data: vec![5; 100],

@@ -203,6 +203,7 @@ fn announced_bundle_length_cap() {
 fn chunk_of_32_kib_passes_and_one_byte_more_is_refused() {
     let mk = |n: usize| ServerMsg::AssetBundle {
         plugin_id: 1,
+        sha256: [1; 32],
         len: MAX_BUNDLE_PACKED,
         chunk_id: 0,
         data: vec![7; n],
@@ -218,6 +219,7 @@ fn chunk_of_32_kib_passes_and_one_byte_more_is_refused() {
 fn chunk_beyond_the_bundle_is_refused() {
     let m = ServerMsg::AssetBundle {
         plugin_id: 1,
+        sha256: [1; 32],
         len: 10,
         chunk_id: 1,
         data: vec![1],

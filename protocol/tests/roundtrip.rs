@@ -89,15 +89,19 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         }),
         (
             any::<u16>(),
+            any::<[u8; 32]>(),
             0u32..160,
             proptest::collection::vec(any::<u8>(), 0..=CHUNK_SIZE)
         )
-            .prop_map(|(plugin_id, chunk_id, data)| ServerMsg::AssetBundle {
-                plugin_id,
-                len: MAX_BUNDLE_PACKED,
-                chunk_id,
-                data
-            }),
+            .prop_map(
+                |(plugin_id, sha256, chunk_id, data)| ServerMsg::AssetBundle {
+                    plugin_id,
+                    sha256,
+                    len: MAX_BUNDLE_PACKED,
+                    chunk_id,
+                    data
+                }
+            ),
         (
             proptest::option::of(any::<u32>()),
             ascii(MAX_PLAYER_NAME),
@@ -263,7 +267,7 @@ proptest! {
         let in_pieces = frame::decode_asset_chunk_parts(pieces);
         match (&in_pieces, &frame::decode_asset_chunk(body.clone())) {
             (Ok(Some(a)), Ok(Some(b))) => {
-                prop_assert_eq!((a.plugin_id, a.len, a.chunk_id), (b.plugin_id, b.len, b.chunk_id));
+                prop_assert_eq!((a.plugin_id, a.sha256, a.len, a.chunk_id), (b.plugin_id, b.sha256, b.len, b.chunk_id));
                 prop_assert_eq!(a.data().concat(), b.data().concat());
             }
             (Ok(None), Ok(None)) | (Err(_), Err(_)) => {}
@@ -271,10 +275,10 @@ proptest! {
         }
         match frame::decode_asset_chunk(body.clone()) {
             Ok(Some(c)) => {
-                let Ok(ServerMsg::AssetBundle { plugin_id, len, chunk_id, data }) = whole else {
+                let Ok(ServerMsg::AssetBundle { plugin_id, sha256, len, chunk_id, data }) = whole else {
                     return Err(TestCaseError::fail(format!("in place: a chunk; whole: {whole:?}")));
                 };
-                prop_assert_eq!((c.plugin_id, c.len, c.chunk_id), (plugin_id, len, chunk_id));
+                prop_assert_eq!((c.plugin_id, c.sha256, c.len, c.chunk_id), (plugin_id, sha256, len, chunk_id));
                 prop_assert_eq!(c.data().concat(), data.clone());
             }
             Ok(None) => prop_assert!(

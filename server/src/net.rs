@@ -596,7 +596,7 @@ async fn stream_bundle(
     for (i, start) in (0..len).step_by(CHUNK_SIZE).enumerate().skip(first) {
         let end = (start + CHUNK_SIZE).min(len);
         let chunk_id = u32::try_from(i).map_err(|e| stream_err(&e))?;
-        let header = asset_chunk_header(t.plugin_id, len as u64, chunk_id, end - start)
+        let header = asset_chunk_header(t.plugin_id, t.sha256, len as u64, chunk_id, end - start)
             .map_err(|e| stream_err(&e))?;
         let sent = (header.len() + end - start) as u64;
         let mut parts = [Bytes::from(header), t.bytes.slice(start..end)];

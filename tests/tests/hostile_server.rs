@@ -105,6 +105,7 @@ fn chunk_frames(packed: &PackedBundle) -> Vec<Vec<u8>> {
         .map(|(i, data)| {
             encode_frame(&ServerMsg::AssetBundle {
                 plugin_id: 7,
+                sha256: packed.sha256,
                 len: packed.bytes.len() as u64,
                 chunk_id: u32::try_from(i).unwrap(),
                 data: data.to_vec(),
