@@ -266,6 +266,13 @@ fn chunk_work(
     )
 }
 
+/// Whether `events` report an install of the bundle `sha`.
+fn installed_sha(events: &[ClientEvent], sha: &[u8; 32]) -> bool {
+    events.iter().any(
+        |e| matches!(e, ClientEvent::BundleInstalled { sha256, .. } if *sha256 == hex::encode(sha)),
+    )
+}
+
 /// The same chunk on the stream whose stop switch is `stop`.
 fn on_stream(work: BundleWork, stop: &StreamStop) -> BundleWork {
     match work {
@@ -303,13 +310,7 @@ fn a_stale_version_of_the_same_length_is_told_apart_by_its_hash() {
     let (events, _) = run_receiver(&tmp.path().join("c"), work);
     assert!(stale.stopped(), "the stale version's stream goes on");
     assert!(!current.stopped());
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, ClientEvent::BundleInstalled { sha256, .. }
-            if *sha256 == hex::encode(new.sha256))),
-        "{events:?}"
-    );
+    assert!(installed_sha(&events, &new.sha256), "{events:?}");
     assert!(
         !events
             .iter()
@@ -350,13 +351,7 @@ fn a_stream_of_a_stale_version_or_an_unknown_plugin_is_stopped() {
         !current.stopped(),
         "the current download's stream was stopped"
     );
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, ClientEvent::BundleInstalled { sha256, .. }
-            if *sha256 == hex::encode(new.sha256))),
-        "{events:?}"
-    );
+    assert!(installed_sha(&events, &new.sha256), "{events:?}");
 }
 
 #[test]

@@ -222,6 +222,12 @@ impl Client {
             matches!(e, ClientEvent::BundlesSettled)
         })
         .await;
+        self.assert_clean();
+    }
+
+    /// Checks that nothing went wrong so far: no `error`, `bundle_failed`
+    /// or `disconnected` event.
+    pub fn assert_clean(&self) {
         assert!(
             !self.seen.iter().any(|e| matches!(
                 e,
