@@ -68,21 +68,15 @@ impl ServerAddress {
         &self.0
     }
 
-    /// The addresses to try, in order: the IP as given, or every address
+    /// The addresses to try, in order: the IP as given, or the addresses
     /// the name resolves to, IPv4 first (the server listens on IPv4 by
-    /// default, and `localhost` often lists `::1` first), each once.
+    /// default, and `localhost` often lists `::1` first), each once, at most
+    /// [`MAX_CONNECT_ADDRESSES`](crate::tuning::MAX_CONNECT_ADDRESSES).
     pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
         if let Ok(ip) = self.0.parse::<SocketAddr>() {
             return Ok(vec![ip]);
         }
-        let mut all: Vec<SocketAddr> = Vec::new();
-        for addr in tokio::net::lookup_host(self.0.as_str()).await? {
-            if !all.contains(&addr) {
-                all.push(addr);
-            }
-        }
-        // Stable: the resolver's order is kept within each family.
-        all.sort_by_key(SocketAddr::is_ipv6);
+        let all = to_try(tokio::net::lookup_host(self.0.as_str()).await?);
         if all.is_empty() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -91,6 +85,22 @@ impl ServerAddress {
         }
         Ok(all)
     }
+}
+
+/// The order a name's addresses are tried in: IPv4 first, the resolver's
+/// order kept within each family, each address once, at most
+/// [`MAX_CONNECT_ADDRESSES`](crate::tuning::MAX_CONNECT_ADDRESSES) (read
+/// from a bounded prefix of the answer).
+fn to_try(resolved: impl Iterator<Item = SocketAddr>) -> Vec<SocketAddr> {
+    let mut all: Vec<SocketAddr> = Vec::new();
+    for addr in resolved.take(8 * crate::tuning::MAX_CONNECT_ADDRESSES) {
+        if !all.contains(&addr) {
+            all.push(addr);
+        }
+    }
+    all.sort_by_key(SocketAddr::is_ipv6);
+    all.truncate(crate::tuning::MAX_CONNECT_ADDRESSES);
+    all
 }
 
 impl From<SocketAddr> for ServerAddress {
@@ -156,6 +166,20 @@ mod tests {
         let err = ServerAddress::parse(&long).unwrap_err();
         assert_eq!(err.reason, "too long");
         assert!(err.to_string().contains("HOST:PORT"), "{err}");
+    }
+
+    #[test]
+    fn a_names_addresses_are_tried_ipv4_first_each_once_and_a_bounded_few() {
+        let v6 = |n: u16| SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, n], 7777));
+        let v4 = |n: u8| SocketAddr::from(([10, 0, 0, n], 7777));
+        assert_eq!(
+            to_try([v6(1), v4(2), v6(3), v4(1), v4(2)].into_iter()),
+            vec![v4(2), v4(1), v6(1), v6(3)]
+        );
+        // A resolver answering with hundreds gets a few tried.
+        let flood = to_try((0..=255u8).map(v4).chain((0..500).map(v6)));
+        assert_eq!(flood.len(), crate::tuning::MAX_CONNECT_ADDRESSES);
+        assert!(flood.iter().all(SocketAddr::is_ipv4));
     }
 
     #[tokio::test]

@@ -56,6 +56,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// [`CONNECT_TIMEOUT`].
 pub const CONNECT_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 
+/// Most addresses of one server name tried when joining (each attempt has
+/// its own socket and TLS state): a resolver that answers with hundreds
+/// cannot make the client open hundreds of sockets. Real names have a few.
+pub const MAX_CONNECT_ADDRESSES: usize = 8;
+
 /// How long closing a session waits for the close to reach the server.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
