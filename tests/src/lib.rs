@@ -383,11 +383,23 @@ pub async fn headless_join(addr: SocketAddr, home: &std::path::Path, args: &[&st
 
 /// [`headless_join`] to an address as a player types it (`HOST:PORT` too).
 pub async fn headless_join_at(addr: &str, home: &std::path::Path, args: &[&str]) -> Output {
+    let client = std::process::Command::new(workspace_bin("shard-client-cli", "shard-client"));
+    headless_join_via(client, addr, home, args).await
+}
+
+/// [`headless_join_at`], with the headless client started by `client`
+/// (e.g. inside a network namespace).
+pub async fn headless_join_via(
+    mut client: std::process::Command,
+    addr: &str,
+    home: &std::path::Path,
+    args: &[&str],
+) -> Output {
     let addr = addr.to_string();
     let home = home.to_path_buf();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new(workspace_bin("shard-client-cli", "shard-client"))
+        client
             .args(["join", &addr, "--name", "vee", "--identity"])
             .arg(home.join("id.pem"))
             .arg("--cache")

@@ -98,6 +98,17 @@ impl NetnsLink {
         Ok(link)
     }
 
+    /// Gives the namespace its own `hosts` file: `ip netns exec` mounts
+    /// `/etc/netns/<name>/hosts` over `/etc/hosts` for what it runs, so the
+    /// system resolver of a program in the namespace reads `text`. Removed
+    /// with the link.
+    pub fn set_hosts(&self, text: &str) -> anyhow::Result<()> {
+        let dir = Path::new("/etc/netns").join(&self.name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let hosts = dir.join("hosts");
+        std::fs::write(&hosts, text).with_context(|| format!("writing {}", hosts.display()))
+    }
+
     /// A command that runs `program` inside the namespace.
     pub fn command(&self, program: &Path) -> Command {
         let mut cmd = Command::new("ip");
@@ -111,5 +122,6 @@ impl Drop for NetnsLink {
         // Deleting one end of a veth pair deletes both.
         let _ = ip(&["link", "del", &self.host_if]);
         let _ = ip(&["netns", "del", &self.name]);
+        let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(&self.name));
     }
 }

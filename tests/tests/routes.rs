@@ -33,6 +33,18 @@ fn server_across_link(
 ) -> Option<(NetnsLink, tempfile::TempDir, ServerProcess)> {
     // CI must check it (`.ci/run` runs as root with iproute2).
     let link = shard_e2e::unless_refused("make a network namespace", NetnsLink::create(mtu))?;
+    let bin = workspace_bin("shard-server", "shard-server");
+    let (dir, server) = big_server(link.command(&bin), link.ns_ip, config);
+    Some((link, dir, server))
+}
+
+/// A server with the `big` plugin, started by `command` bound to `ip`,
+/// configured by `config` (TOML), ready once its bundle is announced.
+fn big_server(
+    command: std::process::Command,
+    ip: std::net::Ipv4Addr,
+    config: &str,
+) -> (tempfile::TempDir, ServerProcess) {
     let dir = tempfile::tempdir().unwrap();
     let archive = shard_cache::content::rdar::RdarBuilder::new()
         .file(
@@ -50,17 +62,55 @@ fn server_across_link(
             ("big/assets/big.archive", &archive),
         ],
     );
-    let bin = workspace_bin("shard-server", "shard-server");
     let mut server = ServerProcess::start_as(
-        link.command(&bin),
+        command,
         dir.path(),
         &format!("admin_http = \"\"\n{config}"),
-        &format!("{}:0", link.ns_ip),
+        &format!("{ip}:0"),
     )
     .unwrap();
-    assert_eq!(server.addr.ip(), link.ns_ip);
+    assert_eq!(server.addr.ip(), ip);
     server.wait_for_bundles(1, Duration::from_secs(60)).unwrap();
-    Some((link, dir, server))
+    (dir, server)
+}
+
+/// A server name with two addresses, the first dead: the player's client
+/// (the real headless binary, its system resolver reading the namespace's
+/// own `hosts` file) tries the second a moment later and joins, and pins the
+/// key under the name. Before Happy Eyeballs it waited on the first until
+/// it gave up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_whose_first_address_is_dead_joins_through_the_next() {
+    let Some(link) = shard_e2e::unless_refused("make a network namespace", NetnsLink::create(1500))
+    else {
+        return;
+    };
+    // The server on this side of the link; the player inside the namespace,
+    // where nothing listens on its own loopback: the name's second address
+    // is the only one that answers.
+    let bin = workspace_bin("shard-server", "shard-server");
+    let (_dir, server) = big_server(std::process::Command::new(bin), link.host_ip, "");
+    let port = server.addr.port();
+    link.set_hosts(&format!(
+        "127.0.0.1 localhost\n127.0.0.1 shard-twofold.test\n{} shard-twofold.test\n",
+        link.host_ip
+    ))
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let name = format!("shard-twofold.test:{port}");
+    let client = link.command(&workspace_bin("shard-client-cli", "shard-client"));
+    let out = shard_e2e::headless_join_via(client, &name, home.path(), &["--do", "wait:1"]).await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(r#""event":"bundle_installed""#), "{stdout}");
+    let pins = std::fs::read_to_string(home.path().join("cache").join("known_servers")).unwrap();
+    assert!(
+        pins.lines().any(|l| l.starts_with(&format!("{name} "))),
+        "{pins}"
+    );
 }
 
 /// What a player received over a link with `mtu`: the average UDP payload
