@@ -722,9 +722,15 @@ impl BundleReceiver {
         self.request(plugin_id, &w);
     }
 
-    /// Asks again for a bundle that failed verification once.
+    /// Asks the server for a bundle outside an offer's batch: again after
+    /// a failed verification, or for a plugin taking over a shared download
+    /// (see [`Self::hand_on`]). A download of it still open here (the one
+    /// handed over) is resumed where it stopped; else as from `partial/`.
     fn request(&self, plugin_id: u16, w: &Wanted) {
-        let offset = resume_offset(&self.cache, &w.name, &w.sha256, w.len);
+        let offset = match self.partials.get(&w.sha256) {
+            Some(open) => open.len().min(w.len),
+            None => resume_offset(&self.cache, &w.name, &w.sha256, w.len),
+        };
         let req = BundleRequest {
             plugin_id,
             sha256: w.sha256,

@@ -281,6 +281,49 @@ fn on_stream(work: BundleWork, stop: &StreamStop) -> BundleWork {
     }
 }
 
+/// Twins share one download; when a reload replaces the fetched twin's
+/// content mid-download, the other takes the download over from where it
+/// stopped: its request resumes at the bytes already written, and the
+/// bundle completes and installs from there.
+#[test]
+fn a_handed_over_download_resumes_where_it_stopped() {
+    let shared = multi_chunk_bundle("big", 120);
+    let other = multi_chunk_bundle("big", 90);
+    let size = shard_protocol::limits::CHUNK_SIZE;
+    let n = shared.bytes.len().div_ceil(size);
+    assert!(n >= 3, "{n} chunks");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut work = vec![
+        announce(&shared, 1, "first", shared.unpacked_len),
+        announce(&shared, 2, "second", shared.unpacked_len),
+        BundleWork::AnnouncementsDone,
+        nth_chunk(1, &shared, 0),
+        nth_chunk(1, &shared, 1),
+        announce(&other, 1, "first", other.unpacked_len),
+        BundleWork::AnnouncementsDone,
+    ];
+    work.extend((2..n).map(|i| nth_chunk(2, &shared, i)));
+    let (events, sent) = run_receiver(&tmp.path().join("c"), work);
+    let asked: Vec<_> = sent
+        .iter()
+        .filter_map(|m| match m {
+            ClientMsg::NeedBundles { requests } => Some(requests.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|r| r.sha256 == shared.sha256)
+        .map(|r| (r.plugin_id, r.offset))
+        .collect();
+    assert_eq!(asked, vec![(1, 0), (2, 2 * size as u64)], "{sent:?}");
+    assert!(
+        events.iter().any(
+            |e| matches!(e, ClientEvent::BundleInstalled { name, sha256, .. }
+            if name == "second" && *sha256 == hex::encode(shared.sha256))
+        ),
+        "{events:?}"
+    );
+}
+
 /// A replaced version's chunks are told from the new one's by their hash,
 /// even when both bundles have the same length: the stale stream is
 /// stopped and none of its bytes reach the new download.
