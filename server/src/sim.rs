@@ -428,7 +428,11 @@ impl Sim {
             if self.announced.get(name) != Some(&now) {
                 info!(plugin = %name, id, len = bundle.bytes.len(), "announcing bundle");
                 self.world.broadcast(bundle.announce(id));
-                self.announced.insert(name.clone(), now);
+                if let Some(old) = self.announced.insert(name.clone(), now)
+                    && (old.id, old.sha256) != (id, bundle.sha256)
+                {
+                    self.world.bundle_superseded(old.id, &old.sha256);
+                }
                 announced_any = true;
             }
         }
@@ -443,6 +447,7 @@ impl Sim {
             .collect();
         for name in gone {
             if let Some(a) = self.announced.remove(&name) {
+                self.world.bundle_superseded(a.id, &a.sha256);
                 self.world
                     .broadcast(ServerMsg::PluginRemoved { plugin_id: a.id });
             }

@@ -153,6 +153,25 @@ impl PeerBundles {
         self.next()
     }
 
+    /// Plugin `plugin_id` no longer announces `sha256` (reloaded with other
+    /// content, or removed): its transfer of it still waiting in line is
+    /// dropped instead of sent, and does not count as a send. One already
+    /// running is left to the client, which stops the stream.
+    pub fn superseded(&mut self, plugin_id: u16, sha256: &[u8; 32]) {
+        let Some(e) = self.entries.get_mut(sha256) else {
+            return;
+        };
+        let before = self.queue.len();
+        self.queue
+            .retain(|t| !(t.plugin_id == plugin_id && t.sha256 == *sha256));
+        if self.queue.len() < before
+            && let Some(at) = e.serving.iter().position(|id| *id == plugin_id)
+        {
+            e.serving.remove(at);
+            e.sends = e.sends.saturating_sub(1);
+        }
+    }
+
     /// The client reported an install; a successful one is never sent again.
     pub fn installed(&mut self, sha256: [u8; 32], ok: bool) {
         if ok {
@@ -328,6 +347,52 @@ mod tests {
         let started = p.finished(9, &[0; 32]);
         assert_eq!(started.len(), 1);
         assert_eq!(started[0].plugin_id, 2);
+    }
+
+    /// A reload drops the changed plugin's transfer still in line, leaves
+    /// the running one and other plugins' alone, and forgives the send.
+    #[test]
+    fn a_superseded_transfer_waiting_in_line_is_dropped_at_the_reload() {
+        let mut p = PeerBundles::default();
+        for i in 0..MAX_CONCURRENT_TRANSFERS {
+            let sha = [u8::try_from(i).unwrap_or(u8::MAX); 32];
+            p.request(9, sha, 0, announced(), |_| true).unwrap();
+        }
+        let (sha, other) = ([100; 32], [101; 32]);
+        assert!(
+            p.request(1, sha, 0, announced(), |_| true)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            p.request(2, other, 0, announced(), |_| true)
+                .unwrap()
+                .is_empty()
+        );
+        p.superseded(1, &sha);
+        // A running transfer is the client's to stop.
+        p.superseded(9, &[0; 32]);
+        assert_eq!(p.active(), MAX_CONCURRENT_TRANSFERS);
+        let started = p.finished(9, &[0; 32]);
+        assert_eq!(
+            started.iter().map(|t| t.plugin_id).collect::<Vec<_>>(),
+            vec![2],
+            "plugin 1's superseded transfer left the line"
+        );
+        // The dropped transfer was no send: the bundle may still be asked
+        // for once plus a retry (by a plugin announcing it again).
+        p.finished(9, &[1; 32]);
+        p.finished(2, &other);
+        assert_eq!(p.active(), 0);
+        assert_eq!(
+            p.request(1, sha, 0, announced(), |_| true).unwrap().len(),
+            1
+        );
+        p.finished(1, &sha);
+        assert_eq!(
+            p.request(1, sha, 0, announced(), |_| true).unwrap().len(),
+            1
+        );
     }
 
     #[test]

@@ -553,6 +553,15 @@ impl World {
         }
     }
 
+    /// Plugin `plugin_id` no longer announces `sha256`: every peer's
+    /// transfer of it still waiting in line is dropped (see
+    /// [`PeerBundles::superseded`]).
+    pub fn bundle_superseded(&mut self, plugin_id: u16, sha256: &[u8; 32]) {
+        for p in self.peers.values_mut() {
+            p.bundles.superseded(plugin_id, sha256);
+        }
+    }
+
     /// A bundle transfer to a peer ended; the next ones in its line start.
     pub fn bundle_sent(&mut self, id: u32, plugin_id: u16, sha256: &[u8; 32]) {
         let Some(p) = self.peers.get_mut(&id) else {
