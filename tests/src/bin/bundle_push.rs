@@ -510,6 +510,20 @@ async fn push_round(
         ),
         _ => println!("nginx alone: skipped"),
     }
+    if let Some((ncpu, hcpu)) = nginx_cpu {
+        // Both paths run on the same cores; when they are the limit, the
+        // throughputs follow the CPU each path spends per bundle.
+        let per = |secs: f64| secs * 1e3 / clients as f64;
+        let (quic_ms, nginx_ms) = (per(server_cpu + clients_cpu), per(ncpu + hcpu));
+        println!(
+            "CPU per bundle: QUIC push {quic_ms:.1} ms (server {:.1}, clients {:.1}: wire, hash, store and install), nginx path {nginx_ms:.1} ms (nginx {:.1}, h2load {:.1}: wire only); nginx path / QUIC push = {:.2}",
+            per(server_cpu),
+            per(clients_cpu),
+            per(ncpu),
+            per(hcpu),
+            nginx_ms / quic_ms
+        );
+    }
     Ok(Round {
         arrived,
         quic,
