@@ -267,6 +267,17 @@ mod tests {
         Lookup::Announced(Bytes::from_static(b"bundle"))
     }
 
+    /// A connection whose every transfer slot is taken by plugin 9
+    /// (bundles `[0; 32]`, `[1; 32]`, …), so the next request waits in line.
+    fn busy_line() -> PeerBundles {
+        let mut p = PeerBundles::default();
+        for i in 0..MAX_CONCURRENT_TRANSFERS {
+            let sha = [u8::try_from(i).unwrap_or(u8::MAX); 32];
+            p.request(9, sha, 0, announced(), |_| true).unwrap();
+        }
+        p
+    }
+
     #[test]
     fn a_bundle_is_sent_once_plus_bounded_retries() {
         let mut p = PeerBundles::default();
@@ -327,11 +338,7 @@ mod tests {
     /// A stale transfer still waiting in line is dropped, not sent.
     #[test]
     fn a_stale_transfer_waiting_in_line_is_dropped() {
-        let mut p = PeerBundles::default();
-        for i in 0..MAX_CONCURRENT_TRANSFERS {
-            let sha = [u8::try_from(i).unwrap_or(u8::MAX); 32];
-            p.request(9, sha, 0, announced(), |_| true).unwrap();
-        }
+        let mut p = busy_line();
         let sha = [200; 32];
         assert!(
             p.request(1, sha, 0, announced(), |_| true)
@@ -353,11 +360,7 @@ mod tests {
     /// the running one and other plugins' alone, and forgives the send.
     #[test]
     fn a_superseded_transfer_waiting_in_line_is_dropped_at_the_reload() {
-        let mut p = PeerBundles::default();
-        for i in 0..MAX_CONCURRENT_TRANSFERS {
-            let sha = [u8::try_from(i).unwrap_or(u8::MAX); 32];
-            p.request(9, sha, 0, announced(), |_| true).unwrap();
-        }
+        let mut p = busy_line();
         let (sha, other) = ([100; 32], [101; 32]);
         assert!(
             p.request(1, sha, 0, announced(), |_| true)

@@ -228,16 +228,19 @@ impl Client {
     /// Checks that nothing went wrong so far: no `error`, `bundle_failed`
     /// or `disconnected` event.
     pub fn assert_clean(&self) {
-        assert!(
-            !self.seen.iter().any(|e| matches!(
+        self.assert_never(|e| {
+            matches!(
                 e,
                 ClientEvent::Error { .. }
                     | ClientEvent::BundleFailed { .. }
                     | ClientEvent::Disconnected { .. }
-            )),
-            "{:?}",
-            self.seen
-        );
+            )
+        });
+    }
+
+    /// Fails the test, listing what was seen, if any event so far matches `pred`.
+    pub fn assert_never(&self, pred: impl Fn(&ClientEvent) -> bool) {
+        assert!(!self.seen.iter().any(pred), "{:?}", self.seen);
     }
 
     /// Waits for the first event (already seen or new) matching `pred`; fails the test after [`EVENT_TIMEOUT`].

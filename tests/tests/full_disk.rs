@@ -54,13 +54,7 @@ async fn a_full_disk_fails_the_install_cleanly_and_the_next_join_installs_from_t
         unreachable!()
     };
     assert!(error.contains("No space left on device"), "{error}");
-    assert!(
-        !c.seen
-            .iter()
-            .any(|e| matches!(e, ClientEvent::Disconnected { .. })),
-        "{:?}",
-        c.seen
-    );
+    c.assert_never(|e| matches!(e, ClientEvent::Disconnected { .. }));
     c.expect("settled", |e| matches!(e, ClientEvent::BundlesSettled))
         .await;
     c.session.close().await;

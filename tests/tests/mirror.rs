@@ -169,13 +169,7 @@ async fn a_cold_join_downloads_from_the_mirror_and_the_server_sends_no_bundle_by
     let log = n.requests();
     let line = format!("GET /{} 200 {}", file_name(&big.sha256), big.bytes.len());
     assert!(log.iter().any(|l| l.starts_with(&line)), "{log:?}");
-    assert!(
-        !c.seen
-            .iter()
-            .any(|e| matches!(e, ClientEvent::MirrorFallback { .. })),
-        "{:?}",
-        c.seen
-    );
+    c.assert_never(|e| matches!(e, ClientEvent::MirrorFallback { .. }));
 }
 
 /// Runs one fallback case: `spoil` gets the plugins folder and `big`'s
@@ -913,13 +907,7 @@ async fn a_bundle_another_client_stored_while_the_mirror_failed_is_installed_fro
     assert_eq!(source_of(&ev), Some("cache"), "{ev:?}");
     c.expect("other installed", |e| is_installed(e, "other"))
         .await;
-    assert!(
-        !c.seen
-            .iter()
-            .any(|e| matches!(e, ClientEvent::MirrorFallback { name, .. } if name == "big")),
-        "{:?}",
-        c.seen
-    );
+    c.assert_never(|e| matches!(e, ClientEvent::MirrorFallback { name, .. } if name == "big"));
     assert_eq!(c.session.bundle_bytes_received(), 0);
     assert_eq!(srv.server.bundle_flight().bytes_sent, 0);
     c.session.close().await;
