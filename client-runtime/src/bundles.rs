@@ -623,7 +623,7 @@ impl BundleReceiver {
                     continue;
                 }
                 // Either path resumes from `partial/`; an over-long file goes first.
-                let offset = resume_offset(&self.cache, &w.name, &w.sha256, w.len);
+                let offset = resume_offset(&self.cache, &self.partials, w);
                 if let Some(m) = &self.mirrors {
                     m.spawn(MirrorJob {
                         plugin_id: *id,
@@ -724,13 +724,9 @@ impl BundleReceiver {
 
     /// Asks the server for a bundle outside an offer's batch: again after
     /// a failed verification, or for a plugin taking over a shared download
-    /// (see [`Self::hand_on`]). A download of it still open here (the one
-    /// handed over) is resumed where it stopped; else as from `partial/`.
+    /// (see [`Self::hand_on`]).
     fn request(&self, plugin_id: u16, w: &Wanted) {
-        let offset = match self.partials.get(&w.sha256) {
-            Some(open) => open.len().min(w.len),
-            None => resume_offset(&self.cache, &w.name, &w.sha256, w.len),
-        };
+        let offset = resume_offset(&self.cache, &self.partials, w);
         let req = BundleRequest {
             plugin_id,
             sha256: w.sha256,
@@ -1079,7 +1075,18 @@ impl InstallError {
 /// Where a download of the bundle `sha256` (announced as `len` bytes)
 /// resumes: the length of its partial file, or 0 after discarding one that is
 /// longer than announced (it cannot be a prefix of this bundle).
-fn resume_offset(cache: &RuntimeCache, plugin: &str, sha256: &[u8; 32], len: u64) -> u64 {
+/// The offset to ask for `w`'s bundle from: where a download of it still
+/// open in this receiver stopped (one handed over from another plugin), else
+/// what `partial/` holds; an over-long partial file is discarded.
+fn resume_offset(
+    cache: &RuntimeCache,
+    partials: &HashMap<[u8; 32], PartialFile>,
+    w: &Wanted,
+) -> u64 {
+    if let Some(open) = partials.get(&w.sha256) {
+        return open.len().min(w.len);
+    }
+    let (plugin, sha256, len) = (w.name.as_str(), &w.sha256, w.len);
     let offset = cache.partial_offset(sha256).unwrap_or(0);
     if offset > len {
         warn!(

@@ -67,17 +67,19 @@ pub(crate) async fn dial(
     transport: Arc<quinn::TransportConfig>,
     addrs: &[SocketAddr],
 ) -> Result<Dialed, DialError> {
-    // Each attempt gets its own TLS config, so the key each one saw is its own.
+    // Each attempt gets its own TLS config, so the key each one saw is its
+    // own; attempts start in the addresses' order, taking one each.
     let mut configs = Vec::with_capacity(addrs.len());
     for _ in addrs {
         let (mut config, seen) = identity
             .quic_client_config(pin)
             .map_err(DialError::Identity)?;
         config.transport_config(transport.clone());
-        configs.push(Some((config, seen)));
+        configs.push((config, seen));
     }
-    let attempt = move |i: usize, addr: SocketAddr| {
-        let taken = configs.get_mut(i).and_then(Option::take);
+    let mut configs = configs.into_iter();
+    let attempt = move |_: usize, addr: SocketAddr| {
+        let taken = configs.next();
         async move {
             let (config, seen) =
                 taken.ok_or_else(|| AttemptError::Other("no configuration".into()))?;
