@@ -603,20 +603,8 @@ impl Sim {
                         Some(_) => Lookup::Stale,
                         None => Lookup::Unknown,
                     };
-                    let announced = &self.announced;
-                    let current = |id: u16| {
-                        announced
-                            .values()
-                            .any(|a| a.id == id && a.sha256 == r.sha256)
-                    };
-                    self.world.request_bundle(
-                        peer,
-                        r.plugin_id,
-                        r.sha256,
-                        r.offset,
-                        lookup,
-                        current,
-                    );
+                    self.world
+                        .request_bundle(peer, r.plugin_id, r.sha256, r.offset, lookup);
                 }
             }
             ClientMsg::BundleInstalled {

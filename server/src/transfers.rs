@@ -60,6 +60,10 @@ struct Entry {
     /// plugins may announce one bundle (identical client content); the
     /// client asks once, on behalf of one of them.
     serving: Vec<u16>,
+    /// The plugins whose transfer of it still runs though they no longer
+    /// announce it (see [`PeerBundles::superseded`]): they hold a slot until
+    /// it ends, but do not make the bundle "on its way".
+    stale: Vec<u16>,
     /// The client reported it installed.
     held: bool,
 }
@@ -75,18 +79,13 @@ pub struct PeerBundles {
 
 impl PeerBundles {
     /// Files a request; returns the transfers to start now (possibly none: it
-    /// waits in line), or why it is refused. `current(id)` says whether
-    /// plugin `id` is still announced with this bundle: a transfer on behalf
-    /// of a plugin that has since been reloaded with other content is stale,
-    /// and does not stop another plugin announcing the same bundle (whose
-    /// download the client was waiting on) from asking for it.
+    /// waits in line), or why it is refused.
     pub fn request(
         &mut self,
         plugin_id: u16,
         sha256: [u8; 32],
         offset: u64,
         lookup: Lookup,
-        current: impl Fn(u16) -> bool,
     ) -> Result<Vec<Transfer>, Refusal> {
         let bytes = match lookup {
             Lookup::Announced(b) => b,
@@ -107,22 +106,8 @@ impl PeerBundles {
         if e.held {
             return Err(self.strike("you reported this bundle installed already".into()));
         }
-        if e.serving.iter().any(|id| current(*id)) {
-            return Err(self.strike("this bundle is already on its way to you".into()));
-        }
         if !e.serving.is_empty() {
-            // Every transfer of it is stale: none counts against the client,
-            // and one still waiting in line is not worth sending.
-            let stale = u32::try_from(e.serving.len()).unwrap_or(u32::MAX);
-            e.sends = e.sends.saturating_sub(stale);
-            let serving = &mut e.serving;
-            self.queue.retain(|t| {
-                let stale = t.sha256 == sha256;
-                if stale && let Some(at) = serving.iter().position(|id| *id == t.plugin_id) {
-                    serving.remove(at);
-                }
-                !stale
-            });
+            return Err(self.strike("this bundle is already on its way to you".into()));
         }
         if e.sends > MAX_BUNDLE_RETRIES {
             let sends = e.sends;
@@ -145,30 +130,33 @@ impl PeerBundles {
     /// acknowledged, or cut); returns the waiting transfers that may start now.
     pub fn finished(&mut self, plugin_id: u16, sha256: &[u8; 32]) -> Vec<Transfer> {
         if let Some(e) = self.entries.get_mut(sha256)
-            && let Some(at) = e.serving.iter().position(|id| *id == plugin_id)
+            && (take(&mut e.serving, plugin_id) || take(&mut e.stale, plugin_id))
         {
-            e.serving.remove(at);
             self.active = self.active.saturating_sub(1);
         }
         self.next()
     }
 
     /// Plugin `plugin_id` no longer announces `sha256` (reloaded with other
-    /// content, or removed): its transfer of it still waiting in line is
-    /// dropped instead of sent, and does not count as a send. One already
-    /// running is left to the client, which stops the stream.
+    /// content, or removed), so its transfer of it is stale and does not
+    /// count as a send: one still waiting in line is dropped instead of
+    /// sent; one running holds its slot until the client stops the stream,
+    /// but no longer makes the bundle "on its way", so another plugin
+    /// announcing the same bundle (whose download the client waited on) may
+    /// ask for it.
     pub fn superseded(&mut self, plugin_id: u16, sha256: &[u8; 32]) {
         let Some(e) = self.entries.get_mut(sha256) else {
             return;
         };
+        if !take(&mut e.serving, plugin_id) {
+            return;
+        }
+        e.sends = e.sends.saturating_sub(1);
         let before = self.queue.len();
         self.queue
             .retain(|t| !(t.plugin_id == plugin_id && t.sha256 == *sha256));
-        if self.queue.len() < before
-            && let Some(at) = e.serving.iter().position(|id| *id == plugin_id)
-        {
-            e.serving.remove(at);
-            e.sends = e.sends.saturating_sub(1);
+        if self.queue.len() == before {
+            e.stale.push(plugin_id);
         }
     }
 
@@ -202,6 +190,17 @@ impl PeerBundles {
             reason,
             disconnect: self.refusals > MAX_BUNDLE_REFUSALS,
         }
+    }
+}
+
+/// Removes one `id` from `ids`; whether it was there.
+fn take(ids: &mut Vec<u16>, id: u16) -> bool {
+    match ids.iter().position(|x| *x == id) {
+        Some(at) => {
+            ids.remove(at);
+            true
+        }
+        None => false,
     }
 }
 
@@ -273,7 +272,7 @@ mod tests {
         let mut p = PeerBundles::default();
         for i in 0..MAX_CONCURRENT_TRANSFERS {
             let sha = [u8::try_from(i).unwrap_or(u8::MAX); 32];
-            p.request(9, sha, 0, announced(), |_| true).unwrap();
+            p.request(9, sha, 0, announced()).unwrap();
         }
         p
     }
@@ -282,20 +281,14 @@ mod tests {
     fn a_bundle_is_sent_once_plus_bounded_retries() {
         let mut p = PeerBundles::default();
         let sha = [1; 32];
-        assert_eq!(
-            p.request(1, sha, 0, announced(), |_| true).unwrap().len(),
-            1
-        );
-        let dup = p.request(1, sha, 0, announced(), |_| true).unwrap_err();
+        assert_eq!(p.request(1, sha, 0, announced()).unwrap().len(), 1);
+        let dup = p.request(1, sha, 0, announced()).unwrap_err();
         assert!(dup.reason.contains("on its way"), "{dup:?}");
         assert!(p.finished(1, &sha).is_empty());
         // The retry after a failed verify.
-        assert_eq!(
-            p.request(1, sha, 0, announced(), |_| true).unwrap().len(),
-            1
-        );
+        assert_eq!(p.request(1, sha, 0, announced()).unwrap().len(), 1);
         p.finished(1, &sha);
-        let again = p.request(1, sha, 0, announced(), |_| true).unwrap_err();
+        let again = p.request(1, sha, 0, announced()).unwrap_err();
         assert!(again.reason.contains("sent to you 2 times"), "{again:?}");
     }
 
@@ -307,20 +300,17 @@ mod tests {
     fn a_transfer_made_stale_by_a_reload_does_not_block_a_twin() {
         let mut p = PeerBundles::default();
         let sha = [5; 32];
-        assert_eq!(
-            p.request(1, sha, 0, announced(), |_| true).unwrap().len(),
-            1
-        );
-        let twin_too_early = p.request(2, sha, 0, announced(), |_| true).unwrap_err();
+        assert_eq!(p.request(1, sha, 0, announced()).unwrap().len(), 1);
+        let twin_too_early = p.request(2, sha, 0, announced()).unwrap_err();
         assert!(
             twin_too_early.reason.contains("on its way"),
             "{twin_too_early:?}"
         );
         // Plugin 1 was reloaded with other content: its transfer is stale.
-        let current = |id: u16| id != 1;
-        assert_eq!(p.request(2, sha, 0, announced(), current).unwrap().len(), 1);
+        p.superseded(1, &sha);
+        assert_eq!(p.request(2, sha, 0, announced()).unwrap().len(), 1);
         assert_eq!(p.active(), 2, "the stale transfer still runs out");
-        let dup = p.request(2, sha, 0, announced(), current).unwrap_err();
+        let dup = p.request(2, sha, 0, announced()).unwrap_err();
         assert!(dup.reason.contains("on its way"), "{dup:?}");
         assert_eq!(
             p.refusals, 2,
@@ -332,7 +322,7 @@ mod tests {
         p.finished(2, &sha);
         assert_eq!(p.active(), 0);
         // A failed verify still gets its one retry: the stale send did not count.
-        assert_eq!(p.request(2, sha, 0, announced(), current).unwrap().len(), 1);
+        assert_eq!(p.request(2, sha, 0, announced()).unwrap().len(), 1);
     }
 
     /// A stale transfer still waiting in line is dropped, not sent.
@@ -340,16 +330,9 @@ mod tests {
     fn a_stale_transfer_waiting_in_line_is_dropped() {
         let mut p = busy_line();
         let sha = [200; 32];
-        assert!(
-            p.request(1, sha, 0, announced(), |_| true)
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            p.request(2, sha, 0, announced(), |id| id != 1)
-                .unwrap()
-                .is_empty()
-        );
+        assert!(p.request(1, sha, 0, announced()).unwrap().is_empty());
+        p.superseded(1, &sha);
+        assert!(p.request(2, sha, 0, announced()).unwrap().is_empty());
         assert_eq!(p.queue.len(), 1, "plugin 1's stale transfer left the line");
         let started = p.finished(9, &[0; 32]);
         assert_eq!(started.len(), 1);
@@ -362,16 +345,8 @@ mod tests {
     fn a_superseded_transfer_waiting_in_line_is_dropped_at_the_reload() {
         let mut p = busy_line();
         let (sha, other) = ([100; 32], [101; 32]);
-        assert!(
-            p.request(1, sha, 0, announced(), |_| true)
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            p.request(2, other, 0, announced(), |_| true)
-                .unwrap()
-                .is_empty()
-        );
+        assert!(p.request(1, sha, 0, announced()).unwrap().is_empty());
+        assert!(p.request(2, other, 0, announced()).unwrap().is_empty());
         p.superseded(1, &sha);
         // A running transfer is the client's to stop.
         p.superseded(9, &[0; 32]);
@@ -387,26 +362,18 @@ mod tests {
         p.finished(9, &[1; 32]);
         p.finished(2, &other);
         assert_eq!(p.active(), 0);
-        assert_eq!(
-            p.request(1, sha, 0, announced(), |_| true).unwrap().len(),
-            1
-        );
+        assert_eq!(p.request(1, sha, 0, announced()).unwrap().len(), 1);
         p.finished(1, &sha);
-        assert_eq!(
-            p.request(1, sha, 0, announced(), |_| true).unwrap().len(),
-            1
-        );
+        assert_eq!(p.request(1, sha, 0, announced()).unwrap().len(), 1);
     }
 
     #[test]
     fn held_unknown_and_stale_requests_are_refused() {
         let mut p = PeerBundles::default();
         p.installed([2; 32], true);
-        assert!(p.request(1, [2; 32], 0, announced(), |_| true).is_err());
-        assert!(p.request(1, [3; 32], 0, Lookup::Unknown, |_| true).is_err());
-        let stale = p
-            .request(1, [4; 32], 0, Lookup::Stale, |_| true)
-            .unwrap_err();
+        assert!(p.request(1, [2; 32], 0, announced()).is_err());
+        assert!(p.request(1, [3; 32], 0, Lookup::Unknown).is_err());
+        let stale = p.request(1, [4; 32], 0, Lookup::Stale).unwrap_err();
         assert!(!stale.disconnect);
         assert_eq!(p.refusals, 2, "a stale request is no strike");
     }
@@ -416,10 +383,7 @@ mod tests {
         let mut p = PeerBundles::default();
         let mut started = 0;
         for i in 0..5u8 {
-            started += p
-                .request(1, [i; 32], 0, announced(), |_| true)
-                .unwrap()
-                .len();
+            started += p.request(1, [i; 32], 0, announced()).unwrap().len();
         }
         assert_eq!(started, MAX_CONCURRENT_TRANSFERS);
         assert_eq!(p.finished(1, &[0; 32]).len(), 1);
@@ -430,10 +394,10 @@ mod tests {
     fn repeated_abuse_asks_for_a_disconnect() {
         let mut p = PeerBundles::default();
         let sha = [9; 32];
-        p.request(1, sha, 0, announced(), |_| true).unwrap();
+        p.request(1, sha, 0, announced()).unwrap();
         let mut last = None;
         for _ in 0..=MAX_BUNDLE_REFUSALS {
-            last = p.request(1, sha, 0, announced(), |_| true).err();
+            last = p.request(1, sha, 0, announced()).err();
         }
         assert!(last.unwrap().disconnect);
     }

@@ -508,7 +508,6 @@ impl World {
     /// A bundle request from a peer, after the simulation looked it up:
     /// starts it, lets it wait in line, or refuses it with a reason (and
     /// disconnects a peer that keeps asking for what it may not have).
-    /// `current(id)`: plugin `id` is still announced with this bundle.
     pub fn request_bundle(
         &mut self,
         id: u32,
@@ -516,7 +515,6 @@ impl World {
         sha256: [u8; 32],
         offset: u64,
         lookup: Lookup,
-        current: impl Fn(u16) -> bool,
     ) {
         if self.doomed.contains_key(&id) {
             return;
@@ -524,10 +522,7 @@ impl World {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
-        match p
-            .bundles
-            .request(plugin_id, sha256, offset, lookup, current)
-        {
+        match p.bundles.request(plugin_id, sha256, offset, lookup) {
             Ok(start) => {
                 for t in start {
                     self.queue(id, Outbound::Bundle(t));
