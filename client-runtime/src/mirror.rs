@@ -255,8 +255,24 @@ pub enum MirrorError {
         min: u64,
     },
     /// No data arrived for the read timeout.
-    #[error("{url}: no data for {secs} s")]
+    #[error("{url}: timed out, no data for {secs} s")]
     Stalled {
+        /// The bundle URL.
+        url: String,
+        /// The read timeout.
+        secs: u64,
+    },
+    /// No connection (TCP and TLS) within the connect timeout.
+    #[error("{url}: timed out, no connection within {secs} s")]
+    ConnectTimeout {
+        /// The bundle URL.
+        url: String,
+        /// The connect timeout.
+        secs: u64,
+    },
+    /// The response head did not arrive within the read timeout.
+    #[error("{url}: timed out, no complete response within {secs} s")]
+    HeadTimeout {
         /// The bundle URL.
         url: String,
         /// The read timeout.
@@ -293,6 +309,14 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+/// Which part of a mirror request failed: up to and including the response
+/// head, or the body.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Head,
+    Body,
 }
 
 /// One bundle to fetch.
@@ -339,7 +363,10 @@ impl MirrorError {
     pub fn is_mirror_wide(&self) -> bool {
         match self {
             Self::Request { source, .. } => !source.is_redirect(),
-            Self::TooSlow { .. } | Self::Stalled { .. } => true,
+            Self::TooSlow { .. }
+            | Self::Stalled { .. }
+            | Self::ConnectTimeout { .. }
+            | Self::HeadTimeout { .. } => true,
             Self::Status { status, .. } => status.is_server_error(),
             _ => false,
         }
@@ -451,6 +478,8 @@ fn http_client(
         .use_rustls_tls()
         .user_agent(concat!("shard-client/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(settings.connect_timeout)
+        // Bounds the wait for the response head and each body read; a
+        // timeout becomes `HeadTimeout` or `Stalled` (`request_error`).
         .read_timeout(settings.read_timeout)
         .redirect(policy)
         .dns_resolver(Arc::new(FarEnough {
@@ -641,10 +670,10 @@ impl Fetch {
         if have > 0 {
             req = req.header(RANGE, format!("bytes={have}-"));
         }
-        let mut resp = req.send().await.map_err(|source| MirrorError::Request {
-            url: u.clone(),
-            source,
-        })?;
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|source| self.request_error(&u, source, Phase::Head))?;
         let status = resp.status();
         let restart = match status {
             StatusCode::PARTIAL_CONTENT if have > 0 => {
@@ -688,21 +717,14 @@ impl Fetch {
         let grace = Duration::from_secs(MIRROR_PROGRESS_GRACE_SECS);
         let mut got: u64 = 0;
         loop {
-            let next = tokio::time::timeout(self.settings.read_timeout, resp.chunk()).await;
-            let chunk = match next {
-                Err(_) => {
+            // The client's read timeout bounds each wait here (see `http_client`).
+            let chunk = match resp.chunk().await {
+                Err(source) => {
                     piece.write(partial).await?;
-                    return Err(MirrorError::Stalled {
-                        url: u,
-                        secs: self.settings.read_timeout.as_secs(),
-                    });
+                    return Err(self.request_error(&u, source, Phase::Body));
                 }
-                Ok(Err(source)) => {
-                    piece.write(partial).await?;
-                    return Err(MirrorError::Request { url: u, source });
-                }
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(c))) => c,
+                Ok(None) => break,
+                Ok(Some(c)) => c,
             };
             let n = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
             if have.saturating_add(n) > job.len {
@@ -754,6 +776,27 @@ impl Fetch {
             });
         }
         self.finish(&u, job, partial).await
+    }
+
+    /// The error for a failed request or body read at `url`: a timeout
+    /// says which one fired and after how long (reqwest's own message,
+    /// "error decoding response body: operation timed out", names neither).
+    fn request_error(&self, url: &str, source: reqwest::Error, phase: Phase) -> MirrorError {
+        let url = url.to_string();
+        if !source.is_timeout() {
+            return MirrorError::Request { url, source };
+        }
+        let (connect, read) = (
+            self.settings.connect_timeout.as_secs(),
+            self.settings.read_timeout.as_secs(),
+        );
+        match phase {
+            Phase::Head if source.is_connect() => {
+                MirrorError::ConnectTimeout { url, secs: connect }
+            }
+            Phase::Head => MirrorError::HeadTimeout { url, secs: read },
+            Phase::Body => MirrorError::Stalled { url, secs: read },
+        }
     }
 
     /// Compares the finished download's hash with the announced one and
@@ -995,6 +1038,16 @@ mod tests {
             secs: 1,
         };
         assert!(stalled.is_mirror_wide());
+        let unreachable = MirrorError::ConnectTimeout {
+            url: url(),
+            secs: 5,
+        };
+        assert!(unreachable.is_mirror_wide());
+        let mute = MirrorError::HeadTimeout {
+            url: url(),
+            secs: 10,
+        };
+        assert!(mute.is_mirror_wide());
         let wrong = MirrorError::HashMismatch {
             url: url(),
             expected: "a".into(),

@@ -741,7 +741,7 @@ async fn a_mirror_that_trickles_its_response_head_falls_back_to_quic() {
         NginxOptions::default(),
         |_, _| None,
         Some(url),
-        "timed out",
+        "timed out, no complete response within 2 s",
         content,
     )
     .await;
@@ -791,6 +791,105 @@ async fn stalling_mirror(www: PathBuf, percent: usize) -> String {
         }
     });
     format!("http://{addr}/")
+}
+
+/// A mirror that sends half of each file and then falls silent fails over
+/// once the read timeout passes with no data, the reason says so, and QUIC
+/// resumes from what the mirror delivered instead of starting over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_that_stalls_mid_file_falls_back_and_quic_resumes_what_it_sent() {
+    let www = tempfile::tempdir().unwrap();
+    let url = stalling_mirror(www.path().to_path_buf(), 50).await;
+    let content = ContentSettings {
+        mirrors: MirrorSettings {
+            read_timeout: Duration::from_secs(2),
+            ..MirrorSettings::default()
+        },
+        ..ContentSettings::default()
+    };
+    let srv = server(www.path(), vec![url.clone()]);
+    let big = packed(&srv.plugin_dir(), "big");
+    let player = TestPlayer::new("vee");
+    let (ev, mut c) = install_big(&srv, &player, content).await;
+    assert!(
+        matches!(
+            &ev,
+            ClientEvent::BundleInstalled {
+                source: "server",
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    let why = fallback_reason(&c);
+    assert!(
+        why.contains(&url) && why.contains("timed out, no data for 2 s"),
+        "{why}"
+    );
+    c.expect("other installed", |e| is_installed(e, "other"))
+        .await;
+    c.assert_clean();
+    let (quic, mirror) = (
+        c.session.bundle_bytes_received(),
+        c.session.mirror_bytes_received(),
+    );
+    let both = 2 * big.bytes.len() as u64;
+    assert!(mirror > 0, "the mirror delivered nothing");
+    assert!(
+        quic < both,
+        "{quic} of {both} bytes came over QUIC: nothing was resumed"
+    );
+}
+
+/// A mirror whose accept queue is full (an overloaded host): the kernel
+/// drops new connections' SYNs, so a connect to it hangs. The returned
+/// sockets must live as long as the mirror should stay full.
+fn full_mirror() -> (String, Vec<socket2::Socket>) {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let mut held = vec![listener];
+    // A backlog of 0 admits one connection; two fill it for certain.
+    for _ in 0..2 {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&addr.into());
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    (format!("http://{addr}/"), held)
+}
+
+/// A mirror that accepts no connection fails over after the connect
+/// timeout, and the reason says it was the connection that timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_that_accepts_no_connection_fails_over_after_the_connect_timeout() {
+    let (url, _full) = full_mirror();
+    let content = ContentSettings {
+        mirrors: MirrorSettings {
+            connect_timeout: Duration::from_secs(1),
+            ..MirrorSettings::default()
+        },
+        ..ContentSettings::default()
+    };
+    let started = Instant::now();
+    falls_back_with(
+        NginxOptions::default(),
+        |_, _| None,
+        Some(url),
+        "timed out, no connection within 1 s",
+        content,
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// A session that closes while a mirror is part-way through a bundle ends
