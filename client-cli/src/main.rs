@@ -198,7 +198,20 @@ fn parse_action(s: &str) -> anyhow::Result<Action> {
     })
 }
 
-fn main() -> anyhow::Result<ExitCode> {
+/// Runs the command; an error is printed as one line with each cause once
+/// (not anyhow's report, which repeats a cause its message already names
+/// and adds a backtrace when `RUST_BACKTRACE` is set), and exits 1.
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", shard_protocol::error_chain(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

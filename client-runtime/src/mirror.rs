@@ -179,7 +179,7 @@ pub enum MirrorError {
     #[error("cannot set up the HTTP client for mirrors: {0}")]
     Client(#[source] reqwest::Error),
     /// The request failed (connect, TLS, timeout, refused redirect, ...).
-    #[error("{url}: {}", chain(.source))]
+    #[error("{url}: {}", shard_protocol::error_chain(.source))]
     Request {
         /// The bundle URL.
         url: String,
@@ -293,22 +293,6 @@ pub enum MirrorError {
     /// The partial file could not be read, written or moved into the store.
     #[error("the partial download: {0}")]
     Partial(#[source] CacheError),
-}
-
-/// An error with its causes, `a: b: c`, since reqwest's own message hides
-/// the reason (a refused redirect, a certificate problem) in its sources.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
 }
 
 /// Which part of a mirror request failed: up to and including the response
@@ -917,7 +901,7 @@ mod tests {
 
         let far = http_client(bases, &settings, "198.51.100.20".parse().unwrap()).unwrap();
         let err = far.get(url.clone()).send().await.unwrap_err();
-        let text = chain(&err);
+        let text = shard_protocol::error_chain(&err);
         assert!(
             text.contains("closer to the player than the game server"),
             "{text}"

@@ -54,6 +54,24 @@ pub fn clip_utf8(s: &mut String, max: usize) {
     }
 }
 
+/// An error with its causes as one line, `what: why: deeper why`, leaving
+/// out a cause whose text the message before already contains (many errors
+/// here print their source in their own message): the one way the binaries
+/// and the client's event reasons show an error to a person.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(cause) = cur {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = cause.source();
+    }
+    out
+}
+
 /// QUIC application close codes, so a client can tell why it was closed
 /// (the close reason carries the text for the player).
 pub mod close_code {
@@ -162,7 +180,35 @@ pub enum ProtocolError {
 
 #[cfg(test)]
 mod tests {
-    use super::fn_hash;
+    use super::{error_chain, fn_hash};
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("opening {path}: {source}")]
+    struct Opening {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot publish")]
+    struct Publish(#[source] Opening);
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        // The message already holds its source: not repeated.
+        let e = Opening {
+            path: "a",
+            source: io(),
+        };
+        assert_eq!(error_chain(&e), "opening a: no such file");
+        // A message without its source gets it appended, and so on down.
+        let e = Publish(Opening {
+            path: "a",
+            source: io(),
+        });
+        assert_eq!(error_chain(&e), "cannot publish: opening a: no such file");
+    }
 
     /// Published FNV-1a 32 test vectors (from the FNV reference test suite).
     #[test]

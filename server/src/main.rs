@@ -142,7 +142,20 @@ fn check_plugin(path: &std::path::Path) -> anyhow::Result<()> {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; an error is printed as one line with each cause once
+/// (not anyhow's report, which repeats a cause its message already names
+/// and adds a backtrace when `RUST_BACKTRACE` is set), and exits 1.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", shard_protocol::error_chain(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     // A plugin worker: confine, run one plugin, never return to the server's main.
     if let Some(code) = shard_server::plugin::worker::main_if_worker() {
         std::process::exit(code);

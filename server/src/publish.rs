@@ -57,6 +57,12 @@ pub enum PublishError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The output path exists and is not a folder.
+    #[error("{path} is not a folder: publish-bundles writes a folder of <sha256>.bundle files")]
+    NotAFolder {
+        /// The path given.
+        path: String,
+    },
     /// A bundle file could not be written into the output folder.
     #[error(transparent)]
     Write(#[from] shard_cache::CacheError),
@@ -91,6 +97,11 @@ pub fn publish_bundles(plugins: &Path, out: &Path) -> Result<PublishReport, Publ
         dir: plugins.display().to_string(),
         source,
     })?;
+    if fs::metadata(out).is_ok_and(|m| !m.is_dir()) {
+        return Err(PublishError::NotAFolder {
+            path: out.display().to_string(),
+        });
+    }
     fs::create_dir_all(out).map_err(io("creating", out))?;
     let mut report = PublishReport::default();
     for name in found.keys() {
@@ -206,6 +217,19 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(files.len(), 3, "{files:?}");
+    }
+
+    #[test]
+    fn an_output_path_that_is_a_file_is_refused_by_name_and_kept() {
+        let plugins = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        plugin(plugins.path(), "alpha", b"one");
+        let file = dir.path().join("mirror");
+        fs::write(&file, b"notes").unwrap();
+        let err = publish_bundles(plugins.path(), &file).unwrap_err();
+        assert!(matches!(err, PublishError::NotAFolder { .. }), "{err}");
+        assert!(err.to_string().contains("is not a folder"), "{err}");
+        assert_eq!(fs::read(&file).unwrap(), b"notes");
     }
 
     #[test]

@@ -629,16 +629,61 @@ async fn https_over_http2_with_the_test_ca_trusted_and_refused_without_it() {
 }
 
 /// Runs `shard-server publish-bundles OUT --plugins PLUGINS` and returns its stdout.
-fn publish_cli(plugins: &Path, out: &Path) -> String {
-    let o = std::process::Command::new(workspace_bin("shard-server", "shard-server"))
+/// Runs `shard-server publish-bundles OUT --plugins PLUGINS`.
+fn run_publish(plugins: &Path, out: &Path) -> std::process::Output {
+    std::process::Command::new(workspace_bin("shard-server", "shard-server"))
         .arg("publish-bundles")
         .arg(out)
         .arg("--plugins")
         .arg(plugins)
+        // The error must be one line even where backtraces are asked for.
+        .env("RUST_BACKTRACE", "1")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn publish_cli(plugins: &Path, out: &Path) -> String {
+    let o = run_publish(plugins, out);
     assert!(o.status.success(), "{o:?}");
     String::from_utf8(o.stdout).unwrap()
+}
+
+/// An operator's mistakes get one line that says what is wrong, each cause
+/// once, and exit status 1; nothing is written.
+#[test]
+fn publish_bundles_refuses_bad_folders_in_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mirror");
+    std::fs::write(&file, b"notes").unwrap();
+    let missing = dir.path().join("no-plugins");
+    for (plugins, out, why) in [
+        (dir.path().to_path_buf(), file.clone(), "is not a folder"),
+        (
+            missing.clone(),
+            dir.path().join("out"),
+            "cannot list plugins in",
+        ),
+    ] {
+        let o = run_publish(&plugins, &out);
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        let err = String::from_utf8(o.stderr).unwrap();
+        let lines: Vec<_> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(why),
+            "{err}"
+        );
+        if why == "cannot list plugins in" {
+            // The cause, once.
+            assert_eq!(
+                lines[0].matches("No such file or directory").count(),
+                1,
+                "{err}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"notes");
+    assert!(!dir.path().join("out").exists());
 }
 
 fn folder(dir: &Path) -> Vec<(String, Vec<u8>)> {
