@@ -69,7 +69,7 @@ enum Cmd {
         /// rpc:PLUGIN:NAME:JSON  wait:SECONDS
         #[arg(long = "do", value_name = "ACTION")]
         actions: Vec<String>,
-        /// Stay connected this many seconds after the last action [default: 2].
+        /// Stay connected this many seconds after the last action.
         #[arg(long = "for", value_name = "SECONDS", default_value_t = 2.0)]
         stay: f64,
         /// Answer to content offers: accept, decline, or ask (prompts on the
@@ -218,6 +218,8 @@ fn run() -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| "info,quinn=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().cmd {
         Cmd::Whoami { identity } => {

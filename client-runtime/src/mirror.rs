@@ -30,7 +30,7 @@ use shard_protocol::limits::{
     MAX_MIRROR_REDIRECTS, MIRROR_PROGRESS_GRACE_SECS,
 };
 use tokio::sync::{Semaphore, mpsc};
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::bundles::{BundleWork, TransferStats};
 use crate::events::ClientEvent;
@@ -535,7 +535,9 @@ impl Mirrors {
             return;
         };
         let link = self.events.link().clone();
-        self.runtime.spawn(async move {
+        // The download's lines carry the session's span, like the rest of its lines.
+        let span = tracing::Span::current();
+        let task = async move {
             let fetched = async {
                 match gate.acquire_owned().await {
                     Ok(_permit) => fetch.run(&job).await,
@@ -558,7 +560,8 @@ impl Mirrors {
                     outcome,
                 })
                 .await;
-        });
+        };
+        self.runtime.spawn(task.instrument(span));
     }
 }
 

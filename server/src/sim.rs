@@ -359,6 +359,12 @@ impl Sim {
         let tick = self.cfg.tick();
         let mut next = Instant::now() + tick;
         info!(hz = self.cfg.tick_hz, "simulation running");
+        if !self.cfg.asset_mirrors.is_empty() {
+            info!(
+                mirrors = ?self.cfg.asset_mirrors,
+                "players fetch bundles from the asset mirrors first; each must serve the output of `shard-server publish-bundles`"
+            );
+        }
         let dt = tick.as_secs_f64();
         loop {
             let started = Instant::now();
@@ -426,12 +432,19 @@ impl Sim {
                 version: bundle.version.clone(),
             };
             if self.announced.get(name) != Some(&now) {
-                info!(plugin = %name, id, len = bundle.bytes.len(), "announcing bundle");
+                info!(plugin = %name, id, len = bundle.bytes.len(), sha256 = %hex::encode(bundle.sha256), "announcing bundle");
                 self.world.broadcast(bundle.announce(id));
                 if let Some(old) = self.announced.insert(name.clone(), now)
                     && (old.id, old.sha256) != (id, bundle.sha256)
                 {
                     self.world.bundle_superseded(old.id, &old.sha256);
+                    if old.sha256 != bundle.sha256 && !self.cfg.asset_mirrors.is_empty() {
+                        warn!(
+                            plugin = %name,
+                            file = %crate::publish::bundle_file_name(&bundle.sha256),
+                            "the plugin's new bundle is on the asset mirrors only once published: run `shard-server publish-bundles` and upload; until then players fetch it from this server"
+                        );
+                    }
                 }
                 announced_any = true;
             }
