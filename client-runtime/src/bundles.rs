@@ -104,6 +104,11 @@ pub enum BundleWork {
 pub struct StreamStop(Arc<AtomicBool>);
 
 impl StreamStop {
+    /// Whether `other` is the switch of the same stream.
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Asks the stream's reader to stop it.
     pub fn stop(&self) {
         self.0.store(true, Ordering::Relaxed);
@@ -199,7 +204,21 @@ pub struct BundleReceiver {
     /// This session's mirrors, once `Welcome` listed any.
     mirrors: Option<Mirrors>,
     /// Downloads from the QUIC stream in progress, kept open across chunks.
-    partials: HashMap<[u8; 32], PartialFile>,
+    partials: HashMap<[u8; 32], Download>,
+}
+
+/// A download from the QUIC stream in progress: its partial file, kept open
+/// across chunks, and the one stream it is written from.
+#[derive(Debug)]
+struct Download {
+    file: PartialFile,
+    /// The plugin the stream's chunks name.
+    plugin_id: u16,
+    /// The stream whose chunks are written. Another stream of the same
+    /// bundle (a version reverted within a round trip, so the old transfer
+    /// and the new request both run) is stopped while this one lives: two
+    /// streams written in turn would rewind the file and leave gaps.
+    stream: StreamStop,
 }
 
 impl BundleReceiver {
@@ -335,6 +354,7 @@ impl BundleReceiver {
     fn removed(&mut self, plugin_id: u16) {
         self.lacking.retain(|id| *id != plugin_id);
         if let Some(w) = self.wanted.remove(&plugin_id) {
+            self.stop_stream(plugin_id, &w.sha256);
             self.partials.remove(&w.sha256);
             self.unsettled = true;
             if self.entry_points.remove(&w.name).is_some() {
@@ -347,6 +367,18 @@ impl BundleReceiver {
             });
             // Plugins that waited for its download fetch the bundle themselves.
             self.hand_on(plugin_id, sha256, fetching);
+        }
+    }
+
+    /// Stops the stream writing `sha256` for `plugin_id` now that the
+    /// plugin wants other content or is gone: its chunks name the plugin,
+    /// so none of them would be taken. The partial file stays, so a
+    /// plugin taking the download over (or this one, reverted) resumes it.
+    fn stop_stream(&self, plugin_id: u16, sha256: &[u8; 32]) {
+        if let Some(d) = self.partials.get(sha256)
+            && d.plugin_id == plugin_id
+        {
+            d.stream.stop();
         }
     }
 
@@ -395,6 +427,7 @@ impl BundleReceiver {
         if let Some(old) = replaced
             && old.sha256 != sha256
         {
+            self.stop_stream(plugin_id, &old.sha256);
             let fetching = old.requested && !old.done && !old.shared;
             self.hand_on(plugin_id, old.sha256, fetching);
         }
@@ -739,6 +772,10 @@ impl BundleReceiver {
 
     fn chunk(&mut self, c: &AssetChunk, stream: &StreamStop) {
         let (plugin_id, len, chunk_id, data) = (c.plugin_id, c.len, c.chunk_id, c.data());
+        if stream.stopped() {
+            // Still in flight when the stream was stopped: never written.
+            return;
+        }
         let Some(w) = self.wanted.get_mut(&plugin_id) else {
             warn!(
                 plugin_id,
@@ -751,20 +788,37 @@ impl BundleReceiver {
             debug!(plugin = %w.name, chunk_id, "chunk no longer wanted; stopping its stream");
             return stream.stop();
         }
-        w.from_server = true;
         let (sha256, total) = (w.sha256, w.len);
+        if let Some(d) = self.partials.get_mut(&sha256)
+            && !d.stream.same(stream)
+        {
+            if !d.stream.stopped() {
+                debug!(plugin = %w.name, chunk_id, "a second stream of a download already arriving; stopping it");
+                return stream.stop();
+            }
+            // The stream it was written from was stopped: this one takes over.
+            d.stream = stream.clone();
+            d.plugin_id = plugin_id;
+        }
+        w.from_server = true;
         self.stats
             .bytes
             .fetch_add(c.data_len() as u64, Ordering::Relaxed);
         let offset = u64::from(chunk_id) * CHUNK_SIZE as u64;
         let written = match self.partials.entry(sha256) {
             std::collections::hash_map::Entry::Occupied(mut e) => {
-                e.get_mut().write_parts_at(offset, data)
+                e.get_mut().file.write_parts_at(offset, data)
             }
-            std::collections::hash_map::Entry::Vacant(e) => self
-                .cache
-                .open_partial(&sha256)
-                .and_then(|f| e.insert(f).write_parts_at(offset, data)),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                self.cache.open_partial(&sha256).and_then(|file| {
+                    let d = e.insert(Download {
+                        file,
+                        plugin_id,
+                        stream: stream.clone(),
+                    });
+                    d.file.write_parts_at(offset, data)
+                })
+            }
         };
         let have = match written {
             Ok(n) => n,
@@ -795,10 +849,10 @@ impl BundleReceiver {
         if !last {
             return;
         }
-        let Some(partial) = self.partials.remove(&sha256) else {
+        let Some(download) = self.partials.remove(&sha256) else {
             return;
         };
-        match partial.finish(&self.cache) {
+        match download.file.finish(&self.cache) {
             Ok(verified) => self.install(plugin_id, Some(verified)),
             Err(e) => {
                 let _ = self.cache.discard_partial(&sha256);
@@ -1078,13 +1132,9 @@ impl InstallError {
 /// The offset to ask for `w`'s bundle from: where a download of it still
 /// open in this receiver stopped (one handed over from another plugin), else
 /// what `partial/` holds; an over-long partial file is discarded.
-fn resume_offset(
-    cache: &RuntimeCache,
-    partials: &HashMap<[u8; 32], PartialFile>,
-    w: &Wanted,
-) -> u64 {
+fn resume_offset(cache: &RuntimeCache, partials: &HashMap<[u8; 32], Download>, w: &Wanted) -> u64 {
     if let Some(open) = partials.get(&w.sha256) {
-        return open.len().min(w.len);
+        return open.file.len().min(w.len);
     }
     let (plugin, sha256, len) = (w.name.as_str(), &w.sha256, w.len);
     let offset = cache.partial_offset(sha256).unwrap_or(0);

@@ -241,6 +241,24 @@ fn chunks(plugin_id: u16, b: &shard_cache::PackedBundle) -> Vec<BundleWork> {
         .collect()
 }
 
+thread_local! {
+    /// The stream each download's chunks arrive on unless a test puts them
+    /// on another ([`on_stream`]): one per plugin and bundle, as the server
+    /// sends one transfer on one stream.
+    static STREAMS: std::cell::RefCell<std::collections::HashMap<(u16, [u8; 32]), StreamStop>> =
+        std::cell::RefCell::default();
+}
+
+/// The stream chunks of `sha256` for `plugin_id` arrive on by default.
+fn stream_of(plugin_id: u16, sha256: [u8; 32]) -> StreamStop {
+    STREAMS.with(|s| {
+        s.borrow_mut()
+            .entry((plugin_id, sha256))
+            .or_default()
+            .clone()
+    })
+}
+
 /// A chunk as the session hands it to the receiver: framed as the server
 /// sends it, then read in place.
 fn chunk_work(
@@ -262,7 +280,7 @@ fn chunk_work(
         shard_protocol::frame::decode_asset_chunk(body)
             .unwrap()
             .unwrap(),
-        StreamStop::default(),
+        stream_of(plugin_id, sha256),
     )
 }
 
@@ -304,17 +322,11 @@ fn a_handed_over_download_resumes_where_it_stopped() {
     ];
     work.extend((2..n).map(|i| nth_chunk(2, &shared, i)));
     let (events, sent) = run_receiver(&tmp.path().join("c"), work);
-    let asked: Vec<_> = sent
-        .iter()
-        .filter_map(|m| match m {
-            ClientMsg::NeedBundles { requests } => Some(requests.clone()),
-            _ => None,
-        })
-        .flatten()
-        .filter(|r| r.sha256 == shared.sha256)
-        .map(|r| (r.plugin_id, r.offset))
-        .collect();
-    assert_eq!(asked, vec![(1, 0), (2, 2 * size as u64)], "{sent:?}");
+    assert_eq!(
+        requests_for(&sent, &shared.sha256),
+        vec![(1, 0), (2, 2 * size as u64)],
+        "{sent:?}"
+    );
     assert!(
         events.iter().any(
             |e| matches!(e, ClientEvent::BundleInstalled { name, sha256, .. }
@@ -360,6 +372,94 @@ fn a_stale_version_of_the_same_length_is_told_apart_by_its_hash() {
             .any(|e| matches!(e, ClientEvent::BundleFailed { .. })),
         "{events:?}"
     );
+}
+
+/// The bundle requests `sent` holds for `sha`, as (plugin, offset).
+fn requests_for(sent: &[ClientMsg], sha: &[u8; 32]) -> Vec<(u16, u64)> {
+    sent.iter()
+        .filter_map(|m| match m {
+            ClientMsg::NeedBundles { requests } => Some(requests.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|r| r.sha256 == *sha)
+        .map(|r| (r.plugin_id, r.offset))
+        .collect()
+}
+
+/// A plugin edited and reverted mid-download (S, then S2, then S again):
+/// the old transfer's stream is stopped when S2 is announced, so what it
+/// still has in flight is never written, and S resumes on the new request's
+/// stream from the bytes kept. Written in turn, the two streams would rewind
+/// the file and leave a gap, and the install would fail.
+#[test]
+fn a_version_reverted_mid_download_resumes_on_one_stream() {
+    let s1 = multi_chunk_bundle("big", 200);
+    let s2 = multi_chunk_bundle("big", 90);
+    let size = shard_protocol::limits::CHUNK_SIZE;
+    let n = s1.bytes.len().div_ceil(size);
+    assert!(n >= 6, "{n} chunks");
+    let tmp = tempfile::tempdir().unwrap();
+    let (old, new) = (StreamStop::default(), StreamStop::default());
+    let mut work = vec![
+        announce(&s1, 1, "big", s1.unpacked_len),
+        BundleWork::AnnouncementsDone,
+        on_stream(nth_chunk(1, &s1, 0), &old),
+        on_stream(nth_chunk(1, &s1, 1), &old),
+        announce(&s2, 1, "big", s2.unpacked_len),
+        BundleWork::AnnouncementsDone,
+        announce(&s1, 1, "big", s1.unpacked_len),
+        BundleWork::AnnouncementsDone,
+        // The old transfer's chunks in flight, ahead of the new stream's.
+        on_stream(nth_chunk(1, &s1, 2), &old),
+        on_stream(nth_chunk(1, &s1, 3), &old),
+        on_stream(nth_chunk(1, &s1, 2), &new),
+        on_stream(nth_chunk(1, &s1, 4), &old),
+    ];
+    work.extend((3..n).map(|i| on_stream(nth_chunk(1, &s1, i), &new)));
+    let (events, sent) = run_receiver(&tmp.path().join("c"), work);
+    assert!(old.stopped(), "the old transfer's stream goes on");
+    assert!(!new.stopped(), "the new request's stream was stopped");
+    assert_eq!(
+        requests_for(&sent, &s1.sha256),
+        vec![(1, 0), (1, 2 * size as u64)],
+        "{sent:?}"
+    );
+    assert!(installed_sha(&events, &s1.sha256), "{events:?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BundleFailed { .. })),
+        "{events:?}"
+    );
+}
+
+/// Two live streams of one download (a request that crossed a transfer the
+/// server still ran): the one already being written goes on, the other is
+/// stopped and none of its chunks are written, so the file never rewinds.
+#[test]
+fn a_second_live_stream_of_a_download_is_stopped() {
+    let b = multi_chunk_bundle("big", 200);
+    let n = b.bytes.len().div_ceil(shard_protocol::limits::CHUNK_SIZE);
+    assert!(n >= 6, "{n} chunks");
+    let tmp = tempfile::tempdir().unwrap();
+    let (first, second) = (StreamStop::default(), StreamStop::default());
+    let mut work = vec![
+        announce(&b, 1, "big", b.unpacked_len),
+        BundleWork::AnnouncementsDone,
+        on_stream(nth_chunk(1, &b, 0), &first),
+        on_stream(nth_chunk(1, &b, 1), &first),
+        on_stream(nth_chunk(1, &b, 2), &first),
+        // Behind the first: written, it would cut the file back to one chunk.
+        on_stream(nth_chunk(1, &b, 0), &second),
+        on_stream(nth_chunk(1, &b, 3), &first),
+        on_stream(nth_chunk(1, &b, 1), &second),
+    ];
+    work.extend((4..n).map(|i| on_stream(nth_chunk(1, &b, i), &first)));
+    let (events, _) = run_receiver(&tmp.path().join("c"), work);
+    assert!(second.stopped(), "the second stream goes on");
+    assert!(!first.stopped(), "the stream being written was stopped");
+    assert!(installed_sha(&events, &b.sha256), "{events:?}");
 }
 
 /// A stream carrying what is no longer wanted is stopped, so the server
