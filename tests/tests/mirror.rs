@@ -774,11 +774,21 @@ async fn trickling_head_mirror(every: Duration) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_that_trickles_its_response_head_falls_back_to_quic() {
     let url = trickling_head_mirror(Duration::from_millis(200)).await;
+    let mirrors = MirrorSettings {
+        read_timeout: Duration::from_secs(2),
+        ..MirrorSettings::default()
+    };
+    // Two seconds of head, then the QUIC download; well under the default read timeout.
+    let why = "timed out, no complete response within 2 s";
+    fails_over_within(url, mirrors, why, Duration::from_secs(9)).await;
+}
+
+/// Runs a fallback case for a mirror at `url` that never delivers, with the
+/// player's `mirrors` timeouts: the bundle installs over QUIC within
+/// `within` of the join, and the reason contains `why`.
+async fn fails_over_within(url: String, mirrors: MirrorSettings, why: &str, within: Duration) {
     let content = ContentSettings {
-        mirrors: MirrorSettings {
-            read_timeout: Duration::from_secs(2),
-            ..MirrorSettings::default()
-        },
+        mirrors,
         ..ContentSettings::default()
     };
     let started = Instant::now();
@@ -786,16 +796,11 @@ async fn a_mirror_that_trickles_its_response_head_falls_back_to_quic() {
         NginxOptions::default(),
         |_, _| None,
         Some(url),
-        "timed out, no complete response within 2 s",
+        why,
         content,
     )
     .await;
-    // Two seconds of head, then the QUIC download; well under the default read timeout.
-    assert!(
-        started.elapsed() < Duration::from_secs(9),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < within, "{:?}", started.elapsed());
 }
 
 /// The file a hand-made mirror was asked for: the path of the `GET` in the
@@ -914,27 +919,12 @@ fn full_mirror() -> (String, Vec<socket2::Socket>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_that_accepts_no_connection_fails_over_after_the_connect_timeout() {
     let (url, _full) = full_mirror();
-    let content = ContentSettings {
-        mirrors: MirrorSettings {
-            connect_timeout: Duration::from_secs(1),
-            ..MirrorSettings::default()
-        },
-        ..ContentSettings::default()
+    let mirrors = MirrorSettings {
+        connect_timeout: Duration::from_secs(1),
+        ..MirrorSettings::default()
     };
-    let started = Instant::now();
-    falls_back_with(
-        NginxOptions::default(),
-        |_, _| None,
-        Some(url),
-        "timed out, no connection within 1 s",
-        content,
-    )
-    .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        started.elapsed()
-    );
+    let why = "timed out, no connection within 1 s";
+    fails_over_within(url, mirrors, why, Duration::from_secs(8)).await;
 }
 
 /// A session that closes while a mirror is part-way through a bundle ends
