@@ -996,6 +996,8 @@ impl BundleReceiver {
                 plugin_id,
                 &format!("the server refused to send its bundle: {reason}"),
             );
+        } else {
+            debug!(plugin_id, %reason, "refusal of a bundle no longer wanted (a reload crossed the request)");
         }
     }
 

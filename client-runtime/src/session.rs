@@ -690,13 +690,10 @@ fn translate(msg: ServerMsg, dispatcher: &mut Dispatcher) -> Vec<ClientEvent> {
         },
         ServerMsg::EntityDespawned { entity_id } => ClientEvent::EntityDespawned { entity_id },
         ServerMsg::Kick { reason } => ClientEvent::Kick { reason },
-        ServerMsg::BundleRefused {
-            plugin_id, reason, ..
-        } => ClientEvent::Error {
-            message: format!(
-                "the server refused to send the bundle of plugin {plugin_id}: {reason}"
-            ),
-        },
+        // The bundle thread reports a refusal of a download still wanted
+        // (`bundle_failed`); one that crossed a reload concerns nothing the
+        // player waits for, and is no error.
+        ServerMsg::BundleRefused { .. } => return Vec::new(),
         ServerMsg::PluginRpc {
             plugin_id,
             fn_hash,

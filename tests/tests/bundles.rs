@@ -462,6 +462,97 @@ async fn a_reload_mid_download_hands_a_shared_bundle_to_its_twin() {
     srv.server.shutdown().await;
 }
 
+/// A modder saves a change and undoes it while players download the
+/// plugin: the bundle goes S, S2, then S again mid-download. The client
+/// stops the old transfer's stream when S2 is announced and resumes S on a
+/// new request from what it kept; the old stream's bytes still in flight
+/// are never written (once they were, interleaved with the new stream's,
+/// and the install failed with a gap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_undone_mid_download_resumes_and_installs() {
+    use shard_e2e::relay::{Relay, RelayOptions};
+    let archive = shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\big\\big.xbm", noise(4 * 1024 * 1024, 0x0dd_5eed))
+        .build();
+    let srv = TestServer::start_with(|cfg| {
+        shard_e2e::write_plugin_files(
+            &cfg.plugin_dir,
+            &[
+                (
+                    "big.py",
+                    b"__plugin__ = {\"name\": \"big\", \"version\": \"1\"}\n",
+                ),
+                ("big/assets/big.archive", &archive),
+            ],
+        );
+    });
+    let first = shard_cache::pack_plugin_dir(&srv.plugin_dir().join("big")).unwrap();
+    // A 300 ms round trip, so the download is still running when the edits land.
+    let relay = Relay::start(
+        srv.addr,
+        RelayOptions {
+            one_way_delay: Duration::from_millis(150),
+            ..RelayOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let player = TestPlayer::new("vee");
+    let mut c = player.join(relay.addr).await;
+    c.expect("the download starts", |e| {
+        matches!(e, ClientEvent::BundleProgress { .. })
+    })
+    .await;
+
+    // The edit: a new file, so a new bundle.
+    let extra = srv.plugin_dir().join("big/assets/extra.archive");
+    let staged = srv.plugin_dir().join("extra.archive.tmp");
+    let bytes = shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\big\\extra.xbm", noise(1024, 0xe7a))
+        .build();
+    std::fs::write(&staged, bytes).unwrap();
+    std::fs::rename(&staged, &extra).unwrap();
+    let s1 = hex::encode(first.sha256);
+    c.expect(
+        "the edit announced",
+        |e| matches!(e, ClientEvent::PluginAnnounced { sha256, .. } if *sha256 != s1),
+    )
+    .await;
+    // Undone as soon as the client has heard of it.
+    std::fs::remove_file(&extra).unwrap();
+    let ev = c
+        .expect(
+            "the first version installed",
+            |e| matches!(e, ClientEvent::BundleInstalled { sha256, .. } if *sha256 == s1),
+        )
+        .await;
+    let ClientEvent::BundleInstalled { path, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(
+        std::fs::read(std::path::Path::new(&path).join("assets/big.archive")).unwrap(),
+        archive
+    );
+    c.assert_clean();
+    // The case arose: the first download had not finished when the edit came.
+    let edit = c
+        .seen
+        .iter()
+        .position(|e| matches!(e, ClientEvent::PluginAnnounced { sha256, .. } if *sha256 != s1));
+    let finished = c.seen.iter().position(
+        |e| matches!(e, ClientEvent::BundleProgress { received, total, .. } if received == total),
+    );
+    assert!(
+        edit < finished,
+        "the download ended before the edit; the case did not arise: {:?}",
+        c.seen
+    );
+    c.session.close().await;
+    let cache_dir = player.options(srv.addr).cache_dir;
+    assert!(shard_e2e::assert_cache_verifies(&cache_dir) >= 1);
+    srv.server.shutdown().await;
+}
+
 /// The common case of one bundle under many names: plugins with no client
 /// content at all (server-side Python only) all announce the empty bundle.
 /// On a cold join it is downloaded once and every one of them installs;
