@@ -354,8 +354,7 @@ impl BundleReceiver {
     fn removed(&mut self, plugin_id: u16) {
         self.lacking.retain(|id| *id != plugin_id);
         if let Some(w) = self.wanted.remove(&plugin_id) {
-            self.stop_stream(plugin_id, &w.sha256);
-            self.partials.remove(&w.sha256);
+            self.let_go(plugin_id, &w.sha256);
             self.unsettled = true;
             if self.entry_points.remove(&w.name).is_some() {
                 self.write_glue();
@@ -370,15 +369,20 @@ impl BundleReceiver {
         }
     }
 
-    /// Stops the stream writing `sha256` for `plugin_id` now that the
-    /// plugin wants other content or is gone: its chunks name the plugin,
-    /// so none of them would be taken. The partial file stays, so a
-    /// plugin taking the download over (or this one, reverted) resumes it.
-    fn stop_stream(&self, plugin_id: u16, sha256: &[u8; 32]) {
+    /// Lets go of `plugin_id`'s download of `sha256` now that the plugin
+    /// wants other content or is gone: stops its stream (the chunks name the
+    /// plugin, so none of them would be taken) and closes the partial file
+    /// unless another plugin wants that bundle, so edits during a download
+    /// cannot pile up open files. The file stays in `partial/`: a plugin
+    /// taking the download over, or this one reverted, resumes it.
+    fn let_go(&mut self, plugin_id: u16, sha256: &[u8; 32]) {
         if let Some(d) = self.partials.get(sha256)
             && d.plugin_id == plugin_id
         {
             d.stream.stop();
+        }
+        if !self.wanted.values().any(|w| w.sha256 == *sha256) {
+            self.partials.remove(sha256);
         }
     }
 
@@ -427,7 +431,7 @@ impl BundleReceiver {
         if let Some(old) = replaced
             && old.sha256 != sha256
         {
-            self.stop_stream(plugin_id, &old.sha256);
+            self.let_go(plugin_id, &old.sha256);
             let fetching = old.requested && !old.done && !old.shared;
             self.hand_on(plugin_id, old.sha256, fetching);
         }
