@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::dispatch::Dispatcher;
 use crate::events::ClientEvent;
-use crate::mirror::{MirrorJob, MirrorOutcome, Mirrors};
+use crate::mirror::{MirrorDownload, MirrorJob, MirrorOutcome, Mirrors};
 use crate::offer::{
     ContentSettings, Decided, OfferMode, OfferedPlugin, content_hash, hex, remembered_applies,
 };
@@ -205,6 +205,8 @@ pub struct BundleReceiver {
     mirrors: Option<Mirrors>,
     /// Downloads from the QUIC stream in progress, kept open across chunks.
     partials: HashMap<[u8; 32], Download>,
+    /// Mirror downloads running, by bundle; dropping one ends it.
+    mirror_downloads: HashMap<[u8; 32], MirrorDownload>,
 }
 
 /// A download from the QUIC stream in progress: its partial file, kept open
@@ -253,6 +255,7 @@ impl BundleReceiver {
             mirror_link: None,
             mirrors: None,
             partials: HashMap::new(),
+            mirror_downloads: HashMap::new(),
         }
     }
 
@@ -371,9 +374,9 @@ impl BundleReceiver {
 
     /// Lets go of `plugin_id`'s download of `sha256` now that the plugin
     /// wants other content or is gone: stops its stream (the chunks name the
-    /// plugin, so none of them would be taken) and closes the partial file
-    /// unless another plugin wants that bundle, so edits during a download
-    /// cannot pile up open files. The file stays in `partial/`: a plugin
+    /// plugin, so none of them would be taken), and unless another plugin
+    /// wants that bundle closes the partial file, so edits during a download
+    /// cannot pile up open files, and ends its mirror download. The file stays in `partial/`: a plugin
     /// taking the download over, or this one reverted, resumes it.
     fn let_go(&mut self, plugin_id: u16, sha256: &[u8; 32]) {
         if let Some(d) = self.partials.get(sha256)
@@ -383,6 +386,12 @@ impl BundleReceiver {
         }
         if !self.wanted.values().any(|w| w.sha256 == *sha256) {
             self.partials.remove(sha256);
+            if self.mirror_downloads.remove(sha256).is_some() {
+                debug!(
+                    plugin_id,
+                    "mirror download of a bundle no longer wanted ended"
+                );
+            }
         }
     }
 
@@ -662,13 +671,14 @@ impl BundleReceiver {
                 // Either path resumes from `partial/`; an over-long file goes first.
                 let offset = resume_offset(&self.cache, &self.partials, w);
                 if let Some(m) = &self.mirrors {
-                    m.spawn(MirrorJob {
+                    let download = m.spawn(MirrorJob {
                         plugin_id: *id,
                         name: w.name.clone(),
                         sha256: w.sha256,
                         len: w.len,
                         cache: self.cache.clone(),
                     });
+                    self.mirror_downloads.insert(w.sha256, download);
                     continue;
                 }
                 requests.push(BundleRequest {
@@ -727,6 +737,7 @@ impl BundleReceiver {
     /// written and already in the store) or what another client sharing the
     /// cache stored meanwhile, or fall back to the server's QUIC stream.
     fn mirrored(&mut self, plugin_id: u16, sha256: [u8; 32], outcome: MirrorOutcome) {
+        self.mirror_downloads.remove(&sha256);
         let Some(w) = self.wanted.get(&plugin_id).cloned() else {
             return;
         };

@@ -521,7 +521,10 @@ impl Mirrors {
 
     /// Starts fetching `job` (at most `concurrency` run at once); the
     /// outcome arrives on the bundle queue as [`BundleWork::Mirror`].
-    pub fn spawn(&self, job: MirrorJob) {
+    /// Dropping the returned handle ends the download (the bundle is no
+    /// longer wanted); what it wrote stays in `partial/` to resume.
+    pub fn spawn(&self, job: MirrorJob) -> MirrorDownload {
+        let (handle, cancelled) = tokio::sync::oneshot::channel::<()>();
         let fetch = Fetch {
             client: self.client.clone(),
             bases: self.bases.clone(),
@@ -532,7 +535,7 @@ impl Mirrors {
         };
         let gate = self.gate.clone();
         let Some(work) = self.work.upgrade() else {
-            return;
+            return MirrorDownload(handle);
         };
         let link = self.events.link().clone();
         // The download's lines carry the session's span, like the rest of its lines.
@@ -552,6 +555,7 @@ impl Mirrors {
             let outcome = tokio::select! {
                 outcome = fetched => outcome,
                 () = link.ended() => return,
+                _ = cancelled => return,
             };
             let _ = work
                 .send(BundleWork::Mirror {
@@ -562,8 +566,16 @@ impl Mirrors {
                 .await;
         };
         self.runtime.spawn(task.instrument(span));
+        MirrorDownload(handle)
     }
 }
+
+/// A running mirror download; dropping it ends the download (see
+/// [`Mirrors::spawn`]).
+#[derive(Debug)]
+pub struct MirrorDownload(
+    #[allow(dead_code, reason = "held only to be dropped")] tokio::sync::oneshot::Sender<()>,
+);
 
 /// What one download task needs.
 struct Fetch {

@@ -927,6 +927,96 @@ async fn a_mirror_that_accepts_no_connection_fails_over_after_the_connect_timeou
     fails_over_within(url, mirrors, why, Duration::from_secs(8)).await;
 }
 
+/// A mirror that answers a request for a file in `www` with the whole
+/// length and the first half of it, then holds the connection open and
+/// reports on `closed` the file's name once the client closes it; a file it
+/// lacks is a 404.
+async fn half_and_hold_mirror(
+    www: PathBuf,
+    closed: tokio::sync::mpsc::UnboundedSender<String>,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let (www, closed) = (www.clone(), closed.clone());
+            tokio::spawn(async move {
+                let name = requested_file(&mut s).await;
+                let Ok(body) = std::fs::read(www.join(&name)) else {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .await;
+                    return;
+                };
+                let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
+                    .into_bytes();
+                out.extend_from_slice(&body[..body.len() / 2]);
+                let _ = s.write_all(&out).await;
+                let mut rest = [0u8; 64];
+                while matches!(s.read(&mut rest).await, Ok(n) if n > 0) {}
+                let _ = closed.send(name);
+            });
+        }
+    });
+    format!("http://{addr}/")
+}
+
+/// A plugin edited while its bundle comes from a mirror: the download of
+/// the old version ends at once (its connection closes), instead of running
+/// on for a bundle no longer wanted, and the new version installs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_ends_the_mirror_download_of_the_old_version() {
+    let www = tempfile::tempdir().unwrap();
+    let (closed_tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    let url = half_and_hold_mirror(www.path().to_path_buf(), closed_tx).await;
+    let srv = server(www.path(), vec![url]);
+    let old = packed(&srv.plugin_dir(), "big");
+    let player = TestPlayer::new("vee");
+    let content = ContentSettings {
+        mirrors: MirrorSettings {
+            // Far longer than the test: only the edit may end the download.
+            read_timeout: Duration::from_secs(60),
+            ..MirrorSettings::default()
+        },
+        ..ContentSettings::default()
+    };
+    let mut c = player.join_with(srv.addr, content).await;
+    let part = player
+        .options(srv.addr)
+        .cache_dir
+        .join(shard_cache::PARTIAL_DIR)
+        .join(format!("{}.part", hex(&old.sha256)));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "the mirror delivered nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    write_plugin(&srv.plugin_dir(), "big", BIG_PY, 0x5eed_0003);
+    let new = packed(&srv.plugin_dir(), "big");
+    assert_ne!(new.sha256, old.sha256);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match closed.recv().await {
+                Some(name) if name == file_name(&old.sha256) => return,
+                Some(_) => {}
+                None => panic!("the mirror stopped"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the mirror download of the old version was still open 10 s after the edit"
+    );
+    c.expect(
+        "the new version installed",
+        |e| matches!(e, ClientEvent::BundleInstalled { sha256, .. } if *sha256 == hex(&new.sha256)),
+    )
+    .await;
+    c.assert_clean();
+}
+
 /// A session that closes while a mirror is part-way through a bundle ends
 /// that download with it: its partial file is released at once (not when
 /// the stalled mirror finally times out), so the next session resumes it
