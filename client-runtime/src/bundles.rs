@@ -738,12 +738,20 @@ impl BundleReceiver {
     /// cache stored meanwhile, or fall back to the server's QUIC stream.
     fn mirrored(&mut self, plugin_id: u16, sha256: [u8; 32], outcome: MirrorOutcome) {
         self.mirror_downloads.remove(&sha256);
+        // The plugin the download was started for, or the one it was handed
+        // over to when that plugin got other content (see `hand_on`).
+        let fetcher = |w: &Wanted| w.sha256 == sha256 && w.requested && !w.done && !w.shared;
+        let plugin_id = if self.wanted.get(&plugin_id).is_some_and(fetcher) {
+            plugin_id
+        } else {
+            match self.wanted.iter().find(|(_, w)| fetcher(w)) {
+                Some((id, _)) => *id,
+                None => return,
+            }
+        };
         let Some(w) = self.wanted.get(&plugin_id).cloned() else {
             return;
         };
-        if w.done || w.sha256 != sha256 {
-            return;
-        }
         let reason = match outcome {
             MirrorOutcome::Fetched { url, bundle } => {
                 info!(plugin = %w.name, %url, "bundle fetched from an asset mirror");
@@ -993,6 +1001,11 @@ impl BundleReceiver {
             }
         } else if let Some(w) = self.wanted.get_mut(&first) {
             w.shared = false;
+            if self.mirror_downloads.contains_key(&sha256) {
+                // The mirror download goes on; its result is this plugin's now.
+                debug!(plugin = %w.name, "takes over a mirror download");
+                return;
+            }
             let w = w.clone();
             self.request(first, &w);
         }

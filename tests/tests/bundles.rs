@@ -373,30 +373,39 @@ async fn two_plugins_with_the_same_bundle_both_install() {
     srv.server.shutdown().await;
 }
 
+/// A player joining `srv` through a relay with a 300 ms round trip, so a
+/// 4 MB download is still running when a reload lands; keep the relay.
+#[allow(
+    clippy::unwrap_used,
+    reason = "test code: a relay that cannot start is a failed test"
+)]
+async fn join_far(srv: &TestServer) -> (shard_e2e::relay::Relay, TestPlayer, shard_e2e::Client) {
+    let relay = shard_e2e::relay::Relay::start(
+        srv.addr,
+        shard_e2e::relay::RelayOptions {
+            one_way_delay: Duration::from_millis(150),
+            ..shard_e2e::relay::RelayOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let player = TestPlayer::new("vee");
+    let c = player.join(relay.addr).await;
+    (relay, player, c)
+}
+
 /// Twins share one download. When a reload gives the twin being fetched
 /// other content mid-download, the other twin takes the download over: the
 /// server sends it the bundle although the first transfer (now stale) is
 /// still running out, and both twins end installed, each with its content.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_mid_download_hands_a_shared_bundle_to_its_twin() {
-    use shard_e2e::relay::{Relay, RelayOptions};
     let archive = shard_cache::content::rdar::RdarBuilder::new()
         .file("base\\twin\\twin.xbm", noise(4 * 1024 * 1024, 0x7e1e_5eed))
         .build();
     let srv = twins_server(&archive);
     let shared = shard_cache::pack_plugin_dir(&srv.plugin_dir().join("twin_a")).unwrap();
-    // A 300 ms round trip, so the download is still running when the reload lands.
-    let relay = Relay::start(
-        srv.addr,
-        RelayOptions {
-            one_way_delay: Duration::from_millis(150),
-            ..RelayOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let player = TestPlayer::new("vee");
-    let mut c = player.join(relay.addr).await;
+    let (_relay, player, mut c) = join_far(&srv).await;
     let progress = c
         .expect("the download starts", |e| {
             matches!(e, ClientEvent::BundleProgress { .. })
@@ -470,7 +479,6 @@ async fn a_reload_mid_download_hands_a_shared_bundle_to_its_twin() {
 /// and the install failed with a gap).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_undone_mid_download_resumes_and_installs() {
-    use shard_e2e::relay::{Relay, RelayOptions};
     let archive = shard_cache::content::rdar::RdarBuilder::new()
         .file("base\\big\\big.xbm", noise(4 * 1024 * 1024, 0x0dd_5eed))
         .build();
@@ -487,18 +495,7 @@ async fn an_edit_undone_mid_download_resumes_and_installs() {
         );
     });
     let first = shard_cache::pack_plugin_dir(&srv.plugin_dir().join("big")).unwrap();
-    // A 300 ms round trip, so the download is still running when the edits land.
-    let relay = Relay::start(
-        srv.addr,
-        RelayOptions {
-            one_way_delay: Duration::from_millis(150),
-            ..RelayOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let player = TestPlayer::new("vee");
-    let mut c = player.join(relay.addr).await;
+    let (_relay, player, mut c) = join_far(&srv).await;
     c.expect("the download starts", |e| {
         matches!(e, ClientEvent::BundleProgress { .. })
     })

@@ -927,12 +927,39 @@ async fn a_mirror_that_accepts_no_connection_fails_over_after_the_connect_timeou
     fails_over_within(url, mirrors, why, Duration::from_secs(8)).await;
 }
 
+/// Waits until a mirror download has written the first bytes of `sha` into
+/// `cache_dir`'s `partial/`; returns the partial file's path.
+async fn first_bytes(cache_dir: &Path, sha: &[u8; 32]) -> PathBuf {
+    let part = cache_dir
+        .join(shard_cache::PARTIAL_DIR)
+        .join(format!("{}.part", hex(sha)));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "the mirror delivered nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    part
+}
+
+/// Content settings whose mirror read timeout is far longer than any test:
+/// only what the test does may end a mirror download.
+fn patient() -> ContentSettings {
+    ContentSettings {
+        mirrors: MirrorSettings {
+            read_timeout: Duration::from_secs(60),
+            ..MirrorSettings::default()
+        },
+        ..ContentSettings::default()
+    }
+}
+
 /// A mirror that answers a request for a file in `www` with the whole
-/// length and the first half of it, then holds the connection open and
-/// reports on `closed` the file's name once the client closes it; a file it
-/// lacks is a 404.
-async fn half_and_hold_mirror(
+/// length and the first half of it; it sends the rest once `release` turns
+/// true, or reports the file's name on `closed` if the client closes the
+/// connection first. A file it lacks is a 404.
+async fn half_mirror(
     www: PathBuf,
+    release: tokio::sync::watch::Receiver<bool>,
     closed: tokio::sync::mpsc::UnboundedSender<String>,
 ) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -940,7 +967,7 @@ async fn half_and_hold_mirror(
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
-            let (www, closed) = (www.clone(), closed.clone());
+            let (www, mut release, closed) = (www.clone(), release.clone(), closed.clone());
             tokio::spawn(async move {
                 let name = requested_file(&mut s).await;
                 let Ok(body) = std::fs::read(www.join(&name)) else {
@@ -949,13 +976,29 @@ async fn half_and_hold_mirror(
                         .await;
                     return;
                 };
-                let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
-                    .into_bytes();
-                out.extend_from_slice(&body[..body.len() / 2]);
-                let _ = s.write_all(&out).await;
-                let mut rest = [0u8; 64];
-                while matches!(s.read(&mut rest).await, Ok(n) if n > 0) {}
-                let _ = closed.send(name);
+                let half = body.len() / 2;
+                let mut out = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                out.extend_from_slice(&body[..half]);
+                if s.write_all(&out).await.is_err() {
+                    return;
+                }
+                let hung_up = async {
+                    let mut rest = [0u8; 64];
+                    while matches!(s.read(&mut rest).await, Ok(n) if n > 0) {}
+                };
+                let released = tokio::select! {
+                    r = release.wait_for(|go| *go) => r.is_ok(),
+                    () = hung_up => false,
+                };
+                if released {
+                    let _ = s.write_all(&body[half..]).await;
+                } else {
+                    let _ = closed.send(name);
+                }
             });
         }
     });
@@ -969,29 +1012,14 @@ async fn half_and_hold_mirror(
 async fn an_edit_ends_the_mirror_download_of_the_old_version() {
     let www = tempfile::tempdir().unwrap();
     let (closed_tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
-    let url = half_and_hold_mirror(www.path().to_path_buf(), closed_tx).await;
+    let (_never, gate) = tokio::sync::watch::channel(false);
+    let url = half_mirror(www.path().to_path_buf(), gate, closed_tx).await;
     let srv = server(www.path(), vec![url]);
     let old = packed(&srv.plugin_dir(), "big");
     let player = TestPlayer::new("vee");
-    let content = ContentSettings {
-        mirrors: MirrorSettings {
-            // Far longer than the test: only the edit may end the download.
-            read_timeout: Duration::from_secs(60),
-            ..MirrorSettings::default()
-        },
-        ..ContentSettings::default()
-    };
+    let content = patient();
     let mut c = player.join_with(srv.addr, content).await;
-    let part = player
-        .options(srv.addr)
-        .cache_dir
-        .join(shard_cache::PARTIAL_DIR)
-        .join(format!("{}.part", hex(&old.sha256)));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) == 0 {
-        assert!(Instant::now() < deadline, "the mirror delivered nothing");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    first_bytes(&player.options(srv.addr).cache_dir, &old.sha256).await;
     write_plugin(&srv.plugin_dir(), "big", BIG_PY, 0x5eed_0003);
     let new = packed(&srv.plugin_dir(), "big");
     assert_ne!(new.sha256, old.sha256);
@@ -1017,6 +1045,68 @@ async fn an_edit_ends_the_mirror_download_of_the_old_version() {
     c.assert_clean();
 }
 
+/// Twins (one bundle under two names) download it once, from the mirror.
+/// When the fetching twin is edited mid-download, the other takes the
+/// mirror download over: nothing of the shared bundle comes from the game
+/// server (it used to ask the server for all of it as well).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twin_takes_over_the_mirror_download_of_an_edited_twin() {
+    let www = tempfile::tempdir().unwrap();
+    let (release, gate) = tokio::sync::watch::channel(false);
+    let (closed, _) = tokio::sync::mpsc::unbounded_channel();
+    let url = half_mirror(www.path().to_path_buf(), gate, closed).await;
+    let srv = TestServer::start_with(|cfg| {
+        for name in ["twin_a", "twin_b"] {
+            let py = format!("__plugin__ = {{\"name\": \"{name}\", \"version\": \"1\"}}\n");
+            std::fs::create_dir_all(cfg.plugin_dir.join(name).join("assets")).unwrap();
+            std::fs::write(cfg.plugin_dir.join(format!("{name}.py")), py).unwrap();
+            std::fs::write(
+                cfg.plugin_dir.join(name).join("assets/blob.archive"),
+                blob_archive(&noise(ASSET, 0x7e1e_0001)),
+            )
+            .unwrap();
+        }
+        let report = shard_server::publish::publish_bundles(&cfg.plugin_dir, www.path()).unwrap();
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        cfg.asset_mirrors = vec![url.clone()];
+    });
+    let shared = packed(&srv.plugin_dir(), "twin_a");
+    assert_eq!(shared.sha256, packed(&srv.plugin_dir(), "twin_b").sha256);
+    let player = TestPlayer::new("vee");
+    let mut c = player.join(srv.addr).await;
+    first_bytes(&player.options(srv.addr).cache_dir, &shared.sha256).await;
+    // The first twin announced fetches; it gains a file (not on the mirror).
+    std::fs::write(
+        srv.plugin_dir().join("twin_a/assets/extra.archive"),
+        blob_archive(&noise(1024, 0xe7a)),
+    )
+    .unwrap();
+    let edited = packed(&srv.plugin_dir(), "twin_a");
+    let s1 = hex(&shared.sha256);
+    c.expect("the edit announced", |e| {
+        matches!(e, ClientEvent::PluginAnnounced { name, sha256, .. } if name == "twin_a" && *sha256 != s1)
+    })
+    .await;
+    release.send(true).unwrap();
+    let ev = c.expect("twin_b", |e| is_installed(e, "twin_b")).await;
+    assert!(
+        matches!(&ev, ClientEvent::BundleInstalled { sha256, source: "mirror", .. } if *sha256 == s1),
+        "{ev:?}"
+    );
+    c.expect("twin_a's new version", |e| {
+        matches!(e, ClientEvent::BundleInstalled { name, sha256, .. } if name == "twin_a" && *sha256 == hex(&edited.sha256))
+    })
+    .await;
+    c.assert_clean();
+    // Only the edited twin's new bundle (not on the mirror) came over QUIC.
+    let sent = srv.server.bundle_flight().bytes_sent;
+    let (new, old) = (edited.bytes.len() as u64, shared.bytes.len() as u64);
+    assert!(
+        sent < new + old / 2,
+        "{sent} bytes sent over QUIC: the shared bundle came from the server too"
+    );
+}
+
 /// A session that closes while a mirror is part-way through a bundle ends
 /// that download with it: its partial file is released at once (not when
 /// the stalled mirror finally times out), so the next session resumes it
@@ -1028,24 +1118,10 @@ async fn closing_a_session_ends_its_mirror_downloads_and_frees_them_for_resume()
     let srv = server(www.path(), vec![url]);
     let big = packed(&srv.plugin_dir(), "big");
     let player = TestPlayer::new("vee");
-    let content = ContentSettings {
-        mirrors: MirrorSettings {
-            // Far longer than the test: only the close may end the download.
-            read_timeout: Duration::from_secs(60),
-            ..MirrorSettings::default()
-        },
-        ..ContentSettings::default()
-    };
+    let content = patient();
     let c = player.join_with(srv.addr, content).await;
     let cache_dir = player.options(srv.addr).cache_dir;
-    let part = cache_dir
-        .join(shard_cache::PARTIAL_DIR)
-        .join(format!("{}.part", hex(&big.sha256)));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) == 0 {
-        assert!(Instant::now() < deadline, "the mirror delivered nothing");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let part = first_bytes(&cache_dir, &big.sha256).await;
     c.session.close().await;
     let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
     let have = std::fs::metadata(&part).unwrap().len();
