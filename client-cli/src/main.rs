@@ -620,7 +620,7 @@ impl MirrorFlags {
         let extra_ca_pem = self
             .mirror_ca
             .as_ref()
-            .map(|p| std::fs::read(p).with_context(|| format!("--mirror-ca {}", p.display())))
+            .map(|p| shard_client::mirror::read_mirror_ca(p).context("--mirror-ca"))
             .transpose()?;
         let tuning = shard_client::MirrorTuning {
             connect_timeout_secs: self.mirror_connect_timeout,

@@ -336,8 +336,8 @@ fn parse_config(json: &str) -> FfiResult<(ConnectOptions, Duration)> {
             enabled: cfg.mirrors.unwrap_or(true),
             extra_ca_pem: match &cfg.mirror_ca {
                 Some(p) => Some(
-                    std::fs::read(p)
-                        .map_err(|e| bad(format!("config \"mirror_ca\" {}: {e}", p.display())))?,
+                    crate::mirror::read_mirror_ca(p)
+                        .map_err(|e| bad(format!("config \"mirror_ca\": {e}")))?,
                 ),
                 None => None,
             },

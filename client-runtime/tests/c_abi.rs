@@ -87,6 +87,23 @@ fn bad_json_and_bad_fields_are_rejected() {
     }
 }
 
+/// A `"mirror_ca"` that is no certificate is refused when the client is
+/// created, naming the file, not found out at the first HTTPS mirror.
+#[test]
+fn a_mirror_ca_without_a_certificate_is_refused_at_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let json =
+        serde_json::json!({"addr": "127.0.0.1:1", "name": "a", "mirror_ca": junk}).to_string();
+    assert!(create(&json).is_null(), "a junk mirror_ca was accepted");
+    let err = last_error();
+    assert!(
+        err.contains("mirror_ca") && err.contains("junk.pem") && err.contains("no PEM certificate"),
+        "{err}"
+    );
+}
+
 #[test]
 fn mirror_tuning_in_range_is_accepted() {
     let c = create(
