@@ -806,8 +806,10 @@ impl BundleReceiver {
             );
             return stream.stop();
         };
-        if w.done || !w.requested || len != w.len || c.sha256 != w.sha256 {
-            // A version announced anew since, or a download that ended.
+        if w.done || !w.requested || w.shared || len != w.len || c.sha256 != w.sha256 {
+            // A version announced anew since, a download that ended, or a
+            // plugin that now waits for another's download of the bundle
+            // (its own stream from before a reload is not the one asked for).
             debug!(plugin = %w.name, chunk_id, "chunk no longer wanted; stopping its stream");
             return stream.stop();
         }
@@ -894,10 +896,34 @@ impl BundleReceiver {
         }
     }
 
+    /// Installs `plugin_id`'s bundle ([`Self::install_one`]), then, once it
+    /// is in the store, every other plugin that asked for the same bundle
+    /// and waits for it, whichever of them was fetching it.
+    fn install(&mut self, plugin_id: u16, fresh: Option<VerifiedBundle>) {
+        let Some(sha256) = self.wanted.get(&plugin_id).map(|w| w.sha256) else {
+            return;
+        };
+        self.install_one(plugin_id, fresh);
+        if !self.cache.has_bundle(&sha256) {
+            return;
+        }
+        let others: Vec<u16> = self
+            .wanted
+            .iter()
+            .filter(|(id, w)| **id != plugin_id && w.sha256 == sha256 && w.requested && !w.done)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in others {
+            if self.wanted.get(&id).is_some_and(|w| !w.done) {
+                self.install_one(id, None);
+            }
+        }
+    }
+
     /// Checks the bundle's scripts, installs it and reports the result;
     /// `fresh` is a bundle just verified into the store (used as unpacked
     /// then), `None` one found already in the cache.
-    fn install(&mut self, plugin_id: u16, fresh: Option<VerifiedBundle>) {
+    fn install_one(&mut self, plugin_id: u16, fresh: Option<VerifiedBundle>) {
         let Some(w) = self.wanted.get(&plugin_id).cloned() else {
             return;
         };
@@ -967,7 +993,6 @@ impl BundleReceiver {
             ok: true,
             error: None,
         });
-        self.hand_on(plugin_id, w.sha256, !w.shared);
     }
 
     /// Whether a plugin other than `except` is fetching the bundle `sha256`

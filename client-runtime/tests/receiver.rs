@@ -434,6 +434,55 @@ fn a_version_reverted_mid_download_resumes_on_one_stream() {
     );
 }
 
+/// Twins, the fetching one edited and the edit undone before its first
+/// chunk arrived: the other twin fetched the bundle meanwhile, and the
+/// reverted one now waits for that download. The old stream of the
+/// reverted twin is stopped (it is not the one asked for), the other's is
+/// written, and both twins install. Once, the old stream took the download
+/// and the other's was stopped; the old stream was then cut, and neither
+/// twin ever installed.
+#[test]
+fn a_twin_reverted_mid_download_waits_for_the_other_twins_stream() {
+    let shared = multi_chunk_bundle("twin", 200);
+    let edited = multi_chunk_bundle("twin", 90);
+    let n = shared
+        .bytes
+        .len()
+        .div_ceil(shard_protocol::limits::CHUNK_SIZE);
+    let tmp = tempfile::tempdir().unwrap();
+    let (old, other) = (StreamStop::default(), StreamStop::default());
+    let mut work = vec![
+        announce(&shared, 1, "twin_a", shared.unpacked_len),
+        announce(&shared, 2, "twin_b", shared.unpacked_len),
+        BundleWork::AnnouncementsDone,
+        announce(&edited, 1, "twin_a", edited.unpacked_len),
+        BundleWork::AnnouncementsDone,
+        announce(&shared, 1, "twin_a", shared.unpacked_len),
+        BundleWork::AnnouncementsDone,
+        // twin_a's first request, still on its way when it was reverted.
+        on_stream(nth_chunk(1, &shared, 0), &old),
+        on_stream(nth_chunk(1, &shared, 1), &old),
+    ];
+    work.extend((0..n).map(|i| on_stream(nth_chunk(2, &shared, i), &other)));
+    let (events, sent) = run_receiver(&tmp.path().join("c"), work);
+    assert_eq!(
+        requests_for(&sent, &shared.sha256),
+        vec![(1, 0), (2, 0)],
+        "{sent:?}"
+    );
+    assert!(old.stopped(), "the reverted twin's old stream goes on");
+    assert!(!other.stopped(), "the stream asked for was stopped");
+    for name in ["twin_a", "twin_b"] {
+        assert!(
+            events.iter().any(
+                |e| matches!(e, ClientEvent::BundleInstalled { name: n, sha256, .. }
+                if n == name && *sha256 == hex::encode(shared.sha256))
+            ),
+            "{name} not installed: {events:?}"
+        );
+    }
+}
+
 /// Two live streams of one download (a request that crossed a transfer the
 /// server still ran): the one already being written goes on, the other is
 /// stopped and none of its chunks are written, so the file never rewinds.

@@ -550,6 +550,64 @@ async fn an_edit_undone_mid_download_resumes_and_installs() {
     srv.server.shutdown().await;
 }
 
+/// 24 players join through a 120 ms relay while the operator edits one of
+/// two twin plugins and undoes the edit 0.4 s later, mid-download: every
+/// player ends with both twins installed at their first version, with no
+/// error, failure or disconnect. (At this scale it found a player whose
+/// reverted twin took over a stream and left the other twin waiting
+/// forever; the receiver test of that interleaving is
+/// `a_twin_reverted_mid_download_waits_for_the_other_twins_stream`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_joining_through_an_edit_and_its_undo_all_install() {
+    let archive = shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\twin\\twin.xbm", noise(4 * 1024 * 1024, 0x7e1e_0024))
+        .build();
+    let srv = twins_server(&archive);
+    let first = hex::encode(
+        shard_cache::pack_plugin_dir(&srv.plugin_dir().join("twin_a"))
+            .unwrap()
+            .sha256,
+    );
+    let relay = shard_e2e::relay::Relay::start(
+        srv.addr,
+        shard_e2e::relay::RelayOptions {
+            one_way_delay: Duration::from_millis(60),
+            ..shard_e2e::relay::RelayOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let players: Vec<_> = (0..24)
+        .map(|i| {
+            let (addr, first) = (relay.addr, first.clone());
+            tokio::spawn(async move {
+                let player = TestPlayer::new(&format!("p{i}"));
+                let mut c = player.join(addr).await;
+                for name in ["twin_a", "twin_b"] {
+                    c.expect(name, |e| {
+                        matches!(e, ClientEvent::BundleInstalled { name: n, sha256, .. } if n == name && *sha256 == first)
+                    })
+                    .await;
+                }
+                c.assert_clean();
+                c.session.close().await;
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let extra = srv.plugin_dir().join("twin_a/assets/extra.archive");
+    let bytes = shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\twin\\extra.xbm", noise(1024, 0xe7a))
+        .build();
+    std::fs::write(&extra, bytes).unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    std::fs::remove_file(&extra).unwrap();
+    for p in players {
+        p.await.unwrap();
+    }
+    srv.server.shutdown().await;
+}
+
 /// The common case of one bundle under many names: plugins with no client
 /// content at all (server-side Python only) all announce the empty bundle.
 /// On a cold join it is downloaded once and every one of them installs;
