@@ -6,6 +6,13 @@
 //! every client script against the sandbox policy, installs atomically,
 //! records the use for LRU eviction and tells the server. It runs on its own
 //! thread because all of it is file I/O.
+//!
+//! Plugins announcing the same bundle share one download: one of them
+//! fetches (a QUIC request or a mirror download), the others wait, and
+//! once the bundle is stored all of them install. One stream writes a
+//! download; a plugin that gets other content or goes away mid-download
+//! has its stream stopped and its mirror download ended, and what arrived
+//! stays in `partial/` for whichever plugin (or version) wants it next.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
