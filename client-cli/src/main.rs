@@ -620,7 +620,10 @@ impl MirrorFlags {
         let extra_ca_pem = self
             .mirror_ca
             .as_ref()
-            .map(|p| shard_client::mirror::read_mirror_ca(p).context("--mirror-ca"))
+            .map(|p| {
+                shard_client::mirror::read_mirror_ca(p)
+                    .map_err(|e| anyhow::anyhow!("--mirror-ca {e}"))
+            })
             .transpose()?;
         let tuning = shard_client::MirrorTuning {
             connect_timeout_secs: self.mirror_connect_timeout,

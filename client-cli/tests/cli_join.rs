@@ -61,6 +61,22 @@ fn a_mirror_ca_that_cannot_be_read_is_named_before_connecting() {
     assert!(err.contains("--mirror-ca /nonexistent/ca.pem"), "{err}");
 }
 
+/// A file that holds no certificate is refused by name before connecting,
+/// not found out later as an untrusted mirror.
+#[test]
+fn a_mirror_ca_without_a_certificate_is_refused_before_connecting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").expect("write");
+    let path = junk.display().to_string();
+    let (ok, err) = join(&["--mirror-ca", &path]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("--mirror-ca {path}: no PEM certificate")),
+        "{err}"
+    );
+}
+
 #[test]
 fn join_help_lists_the_mirror_flags() {
     let out = Command::new(env!("CARGO_BIN_EXE_shard-client"))
