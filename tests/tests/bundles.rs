@@ -608,6 +608,109 @@ async fn players_joining_through_an_edit_and_its_undo_all_install() {
     srv.server.shutdown().await;
 }
 
+/// What the issue behind mirrors starts from: a popular server restarts
+/// while its players download. 16 players are part-way through a 4 MB
+/// bundle (through a 200 ms relay) when the real server binary is stopped;
+/// each is told at once, rejoins the restarted server (same key, same
+/// port) and resumes from `partial/`: every one installs, with no error,
+/// and all of them together fetch little more than one bundle each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_cut_by_a_server_restart_rejoin_and_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = shard_cache::content::rdar::RdarBuilder::new()
+        .file("base\\big\\big.xbm", noise(4 * 1024 * 1024, 0x0e57_a127))
+        .build();
+    shard_e2e::write_plugin_files(
+        &dir.path().join("plugins"),
+        &[
+            (
+                "big.py",
+                b"__plugin__ = {\"name\": \"big\", \"version\": \"1\"}\n",
+            ),
+            ("big/assets/big.archive", &archive),
+        ],
+    );
+    let len = shard_cache::pack_plugin_dir(&dir.path().join("plugins/big"))
+        .unwrap()
+        .bytes
+        .len() as u64;
+    let bin = shard_e2e::workspace_bin("shard-server", "shard-server");
+    // All players come through the relay's one address.
+    let config = "admin_http = \"127.0.0.1:0\"\nmax_per_address = 64\n";
+    let srv = shard_e2e::ServerProcess::start(&bin, dir.path(), config).unwrap();
+    let relay = shard_e2e::relay::Relay::start(
+        srv.addr,
+        shard_e2e::relay::RelayOptions {
+            one_way_delay: Duration::from_millis(100),
+            ..shard_e2e::relay::RelayOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let players: Vec<TestPlayer> = (0..16).map(|i| TestPlayer::new(&format!("p{i}"))).collect();
+    let mut first = Vec::new();
+    for p in &players {
+        first.push(p.join(relay.addr).await);
+    }
+    first[0]
+        .expect(
+            "the download under way",
+            |e| matches!(e, ClientEvent::BundleProgress { received, .. } if *received > 0),
+        )
+        .await;
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &srv.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let mut before = Vec::new();
+    for c in &mut first {
+        c.expect(
+            "told the server stops",
+            |e| matches!(e, ClientEvent::Kick { reason } if reason.contains("stopping")),
+        )
+        .await;
+        before.push(c.session.bundle_bytes_received());
+    }
+    assert!(
+        before.iter().any(|b| *b > 0 && *b < len),
+        "no download was cut; the case did not arise: {before:?}"
+    );
+    let port = srv.addr.to_string();
+    drop(srv);
+    // The same data folder (so the same key) on the same port.
+    let again = shard_e2e::ServerProcess::start_as(
+        std::process::Command::new(&bin),
+        dir.path(),
+        config,
+        &port,
+    )
+    .unwrap();
+    let rejoined: Vec<_> = players
+        .into_iter()
+        .map(|p| {
+            let addr = relay.addr;
+            tokio::spawn(async move {
+                let mut c = p.join(addr).await;
+                c.expect("installed", |e| installed(e, "big")).await;
+                c.assert_clean();
+                c.session.bundle_bytes_received()
+            })
+        })
+        .collect();
+    let mut after = 0;
+    for r in rejoined {
+        after += r.await.unwrap();
+    }
+    let total = before.iter().sum::<u64>() + after;
+    let per_player = total as f64 / len as f64 / 16.0;
+    assert!(
+        per_player < 1.25,
+        "{per_player:.2} bundles per player: the rejoins did not resume"
+    );
+    drop(again);
+}
+
 /// The common case of one bundle under many names: plugins with no client
 /// content at all (server-side Python only) all announce the empty bundle.
 /// On a cold join it is downloaded once and every one of them installs;
