@@ -938,12 +938,27 @@ impl BundleReceiver {
         let (report, unpacked) = match self.check_and_install(&w, previous, fresh) {
             Ok(done) => done,
             Err(e) => {
+                let error = e.to_string();
                 if e.refused() {
                     // Refused content leaves the cache as it was before the
                     // download (an installed bundle is kept).
                     let _ = self.cache.discard_bundle(&w.sha256);
+                    // The same content under other names gets the same
+                    // verdict, and is not fetched again for each of them
+                    // (they fail first, so none is handed the download).
+                    let twins: Vec<u16> = self
+                        .wanted
+                        .iter()
+                        .filter(|(id, o)| {
+                            **id != plugin_id && o.sha256 == w.sha256 && o.requested && !o.done
+                        })
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in twins {
+                        self.fail(id, &error);
+                    }
                 }
-                return self.fail(plugin_id, &e.to_string());
+                return self.fail(plugin_id, &error);
             }
         };
         let rpc_names = report.rpc_names;

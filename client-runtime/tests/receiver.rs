@@ -151,6 +151,39 @@ fn a_bundle_with_a_hooking_script_is_refused_and_not_installed() {
     assert!(cache.list().unwrap().is_empty());
 }
 
+/// Twins whose shared bundle breaks the sandbox policy: the download that
+/// brought it is refused, and so is the other twin, with the same reason
+/// and without fetching the bundle again for it.
+#[test]
+fn twins_whose_bundle_breaks_the_policy_are_both_refused_from_one_download() {
+    let evil = bundle_with_script(
+        "@wrapMethod(PlayerPuppet)\nprotected cb func OnGameAttached() -> Bool {\n  return wrappedMethod();\n}\n",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let mut work = vec![
+        announce(&evil, 1, "evil_a", evil.unpacked_len),
+        announce(&evil, 2, "evil_b", evil.unpacked_len),
+        BundleWork::AnnouncementsDone,
+    ];
+    work.extend(chunks(1, &evil));
+    let (events, sent) = run_receiver(&tmp.path().join("c"), work);
+    assert_eq!(requests_for(&sent, &evil.sha256), vec![(1, 0)], "{sent:?}");
+    for name in ["evil_a", "evil_b"] {
+        assert!(
+            events.iter().any(
+                |e| matches!(e, ClientEvent::BundleFailed { name: n, error, .. }
+                if n == name && error.contains("hook-annotation"))
+            ),
+            "{name} not refused: {events:?}"
+        );
+    }
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BundleInstalled { .. }))
+    );
+}
+
 #[test]
 fn a_bundle_that_arrives_corrupt_twice_is_reported_and_not_installed() {
     let good = bundle_with_script("public func Init() -> Void {}\n");
