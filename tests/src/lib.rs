@@ -245,10 +245,21 @@ impl Client {
 
     /// Waits for the first event (already seen or new) matching `pred`; fails the test after [`EVENT_TIMEOUT`].
     pub async fn expect(&mut self, what: &str, pred: impl Fn(&ClientEvent) -> bool) -> ClientEvent {
+        self.expect_within(what, EVENT_TIMEOUT, pred).await
+    }
+
+    /// [`Self::expect`] with its own wait, for tests that load the machine
+    /// on purpose (many players at once) and must not fail for being slow.
+    pub async fn expect_within(
+        &mut self,
+        what: &str,
+        wait: Duration,
+        pred: impl Fn(&ClientEvent) -> bool,
+    ) -> ClientEvent {
         if let Some(e) = self.seen.iter().find(|e| pred(e)) {
             return e.clone();
         }
-        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             match tokio::time::timeout_at(deadline, self.session.next_event()).await {
                 Ok(Some(ev)) => {

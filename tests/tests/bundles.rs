@@ -16,6 +16,10 @@ def hud(peer, args):
     game.send_rpc(peer, "HudUpdate", {"text": args})
 "#;
 
+/// How long the tests with many players at once wait for each of them:
+/// the machine (2 cores in CI) is loaded on purpose.
+const LOADED: Duration = Duration::from_secs(60);
+
 const HUD_XL: &str = "localization:\n  onscreens:\n    en-us: ui\\hud.json\n";
 
 fn hud_server(admins: &[shard_protocol::identity::Fingerprint]) -> (TestServer, Vec<u8>) {
@@ -584,7 +588,7 @@ async fn players_joining_through_an_edit_and_its_undo_all_install() {
                 let player = TestPlayer::new(&format!("p{i}"));
                 let mut c = player.join(addr).await;
                 for name in ["twin_a", "twin_b"] {
-                    c.expect(name, |e| {
+                    c.expect_within(name, LOADED, |e| {
                         matches!(e, ClientEvent::BundleInstalled { name: n, sha256, .. } if n == name && *sha256 == first)
                     })
                     .await;
@@ -665,8 +669,9 @@ async fn players_cut_by_a_server_restart_rejoin_and_resume() {
     assert!(stopped.success());
     let mut before = Vec::new();
     for c in &mut first {
-        c.expect(
+        c.expect_within(
             "told the server stops",
+            LOADED,
             |e| matches!(e, ClientEvent::Kick { reason } if reason.contains("stopping")),
         )
         .await;
@@ -692,7 +697,8 @@ async fn players_cut_by_a_server_restart_rejoin_and_resume() {
             let addr = relay.addr;
             tokio::spawn(async move {
                 let mut c = p.join(addr).await;
-                c.expect("installed", |e| installed(e, "big")).await;
+                c.expect_within("installed", LOADED, |e| installed(e, "big"))
+                    .await;
                 c.assert_clean();
                 c.session.bundle_bytes_received()
             })
