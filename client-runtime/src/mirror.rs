@@ -593,7 +593,7 @@ impl Mirrors {
         };
         let gate = self.gate.clone();
         let Some(work) = self.work.upgrade() else {
-            return MirrorDownload(handle);
+            return MirrorDownload { _cancel: handle };
         };
         let link = self.events.link().clone();
         // The download's lines carry the session's span, like the rest of its lines.
@@ -624,16 +624,17 @@ impl Mirrors {
                 .await;
         };
         self.runtime.spawn(task.instrument(span));
-        MirrorDownload(handle)
+        MirrorDownload { _cancel: handle }
     }
 }
 
 /// A running mirror download; dropping it ends the download (see
 /// [`Mirrors::spawn`]).
 #[derive(Debug)]
-pub struct MirrorDownload(
-    #[allow(dead_code, reason = "held only to be dropped")] tokio::sync::oneshot::Sender<()>,
-);
+pub struct MirrorDownload {
+    /// Dropped with the handle, which wakes the download's task to end it.
+    _cancel: tokio::sync::oneshot::Sender<()>,
+}
 
 /// What one download task needs.
 struct Fetch {
