@@ -914,13 +914,7 @@ impl BundleReceiver {
         if !self.cache.has_bundle(&sha256) {
             return;
         }
-        let others: Vec<u16> = self
-            .wanted
-            .iter()
-            .filter(|(id, w)| **id != plugin_id && w.sha256 == sha256 && w.requested && !w.done)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in others {
+        for id in self.others_wanting(&sha256, plugin_id, |w| w.requested && !w.done) {
             if self.wanted.get(&id).is_some_and(|w| !w.done) {
                 self.install_one(id, None);
             }
@@ -946,15 +940,8 @@ impl BundleReceiver {
                     // The same content under other names gets the same
                     // verdict, and is not fetched again for each of them
                     // (they fail first, so none is handed the download).
-                    let twins: Vec<u16> = self
-                        .wanted
-                        .iter()
-                        .filter(|(id, o)| {
-                            **id != plugin_id && o.sha256 == w.sha256 && o.requested && !o.done
-                        })
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in twins {
+                    for id in self.others_wanting(&w.sha256, plugin_id, |o| o.requested && !o.done)
+                    {
                         self.fail(id, &error);
                     }
                 }
@@ -1017,12 +1004,27 @@ impl BundleReceiver {
         });
     }
 
+    /// The plugins other than `except` that announced the bundle `sha256`
+    /// and match `pred` (asked for it, or waiting for another's download).
+    fn others_wanting(
+        &self,
+        sha256: &[u8; 32],
+        except: u16,
+        pred: impl Fn(&Wanted) -> bool,
+    ) -> Vec<u16> {
+        self.wanted
+            .iter()
+            .filter(|(id, w)| **id != except && w.sha256 == *sha256 && pred(w))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Whether a plugin other than `except` is fetching the bundle `sha256`
     /// (asked for, not done, not itself waiting for another's download).
     fn downloading(&self, sha256: &[u8; 32], except: u16) -> bool {
-        self.wanted.iter().any(|(id, w)| {
-            *id != except && w.sha256 == *sha256 && w.requested && !w.done && !w.shared
-        })
+        !self
+            .others_wanting(sha256, except, |w| w.requested && !w.done && !w.shared)
+            .is_empty()
     }
 
     /// The download of `plugin_id` ended (installed, failed or removed):
@@ -1033,12 +1035,7 @@ impl BundleReceiver {
         if !fetching {
             return;
         }
-        let waiting: Vec<u16> = self
-            .wanted
-            .iter()
-            .filter(|(id, w)| **id != plugin_id && w.sha256 == sha256 && w.shared && !w.done)
-            .map(|(id, _)| *id)
-            .collect();
+        let waiting = self.others_wanting(&sha256, plugin_id, |w| w.shared && !w.done);
         let Some(&first) = waiting.first() else {
             return;
         };

@@ -310,15 +310,17 @@ mod tests {
         assert_eq!(took, Duration::from_millis(20));
     }
 
-    /// A real QUIC server on loopback that accepts every connection and
-    /// keeps it; returns its address and key.
+    /// A real QUIC server on IPv4 loopback that accepts every connection
+    /// and keeps it; returns its address and key.
     fn real_server() -> (SocketAddr, Fingerprint, quinn::Endpoint) {
+        real_server_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// [`real_server`] bound to `bind`.
+    fn real_server_on(bind: SocketAddr) -> (SocketAddr, Fingerprint, quinn::Endpoint) {
         let id = Identity::generate("dial-test-server").unwrap();
-        let endpoint = quinn::Endpoint::server(
-            id.quic_server_config().unwrap(),
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-        )
-        .unwrap();
+        let endpoint = quinn::Endpoint::server(id.quic_server_config().unwrap(), bind)
+            .unwrap_or_else(|e| panic!("cannot bind a QUIC server on {bind}: {e}"));
         let addr = endpoint.local_addr().unwrap();
         let accepting = endpoint.clone();
         tokio::spawn(async move {
@@ -358,6 +360,23 @@ mod tests {
             "waited for the silent address to time out"
         );
         assert!(dialed.conn.close_reason().is_none());
+    }
+
+    /// A dual-stack name whose IPv4 address is dead and whose IPv6 address
+    /// serves: the IPv6 attempt, on an IPv6 socket of its own, wins after
+    /// the stagger.
+    #[tokio::test]
+    async fn a_dead_ipv4_address_gives_way_to_the_ipv6_one() {
+        let (live, key, _server) = real_server_on(SocketAddr::from((Ipv6Addr::LOCALHOST, 0)));
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dead = silent.local_addr().unwrap();
+        let player = Identity::generate("player").unwrap();
+        let dialed = dial(&player, None, transport(), &[dead, live])
+            .await
+            .unwrap();
+        assert_eq!((dialed.addr, dialed.key), (live, key));
+        assert!(dialed.addr.is_ipv6());
+        assert!(dialed.endpoint.local_addr().unwrap().is_ipv6());
     }
 
     #[tokio::test]
