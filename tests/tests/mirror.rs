@@ -516,6 +516,42 @@ async fn a_half_done_download_resumes_from_partial_with_a_range_request() {
     );
 }
 
+/// A static host that ignores `Range` (nginx with `max_ranges 0`, as some
+/// hosts and simple file servers behave) answers a resumed download with
+/// 200 and the whole file: the client starts the file over from that
+/// answer, installs from the mirror, and asks the game server for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_that_ignores_range_requests_is_downloaded_whole() {
+    let www = tempfile::tempdir().unwrap();
+    let no_ranges = NginxOptions {
+        extra: "max_ranges 0;".into(),
+        ..NginxOptions::default()
+    };
+    let n = Nginx::start(www.path(), &no_ranges).unwrap();
+    let srv = server(www.path(), vec![n.url()]);
+    let big = packed(&srv.plugin_dir(), "big");
+    let half = big.bytes.len() / 2;
+    let player = TestPlayer::new("vee");
+    let cache_dir = player.options(srv.addr).cache_dir;
+    seed_partial(&cache_dir, &big.sha256, &big.bytes[..half]);
+    let (ev, c) = install_big(&srv, &player, ContentSettings::default()).await;
+    assert!(from_mirror(&ev), "{ev:?}");
+    let whole = format!(
+        "GET /{} 200 {} \"bytes={half}-\"",
+        file_name(&big.sha256),
+        big.bytes.len()
+    );
+    let log = n.requests();
+    assert!(
+        log.iter().any(|l| l.starts_with(&whole)),
+        "{whole} in {log:?}"
+    );
+    assert_eq!(c.session.bundle_bytes_received(), 0);
+    c.assert_never(|e| matches!(e, ClientEvent::MirrorFallback { .. }));
+    let cache = shard_cache::RuntimeCache::open(&cache_dir).unwrap();
+    assert_eq!(cache.read_bundle(&big.sha256).unwrap(), big.bytes);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_headless_client_killed_mid_download_resumes_with_a_range_request() {
     // 48 KiB/s: above the minimum pace, slow enough to cut a 256 KiB bundle.
