@@ -393,8 +393,7 @@ fn a_stale_version_of_the_same_length_is_told_apart_by_its_hash() {
         on_stream(nth_chunk(1, &new, 0), &current),
         on_stream(nth_chunk(1, &old, 1), &stale),
     ];
-    let n = new.bytes.len().div_ceil(shard_protocol::limits::CHUNK_SIZE);
-    work.extend((1..n).map(|i| on_stream(nth_chunk(1, &new, i), &current)));
+    work.extend(chunks_from(1, &new, 1, &current));
     let (events, _) = run_receiver(&tmp.path().join("c"), work);
     assert!(stale.stopped(), "the stale version's stream goes on");
     assert!(!current.stopped());
@@ -449,7 +448,7 @@ fn a_version_reverted_mid_download_resumes_on_one_stream() {
         on_stream(nth_chunk(1, &s1, 2), &new),
         on_stream(nth_chunk(1, &s1, 4), &old),
     ];
-    work.extend((3..n).map(|i| on_stream(nth_chunk(1, &s1, i), &new)));
+    work.extend(chunks_from(1, &s1, 3, &new));
     let (events, sent) = run_receiver(&tmp.path().join("c"), work);
     assert!(old.stopped(), "the old transfer's stream goes on");
     assert!(!new.stopped(), "the new request's stream was stopped");
@@ -478,10 +477,6 @@ fn a_version_reverted_mid_download_resumes_on_one_stream() {
 fn a_twin_reverted_mid_download_waits_for_the_other_twins_stream() {
     let shared = multi_chunk_bundle("twin", 200);
     let edited = multi_chunk_bundle("twin", 90);
-    let n = shared
-        .bytes
-        .len()
-        .div_ceil(shard_protocol::limits::CHUNK_SIZE);
     let tmp = tempfile::tempdir().unwrap();
     let (old, other) = (StreamStop::default(), StreamStop::default());
     let mut work = vec![
@@ -496,7 +491,7 @@ fn a_twin_reverted_mid_download_waits_for_the_other_twins_stream() {
         on_stream(nth_chunk(1, &shared, 0), &old),
         on_stream(nth_chunk(1, &shared, 1), &old),
     ];
-    work.extend((0..n).map(|i| on_stream(nth_chunk(2, &shared, i), &other)));
+    work.extend(chunks_from(2, &shared, 0, &other));
     let (events, sent) = run_receiver(&tmp.path().join("c"), work);
     assert_eq!(
         requests_for(&sent, &shared.sha256),
@@ -537,7 +532,7 @@ fn a_second_live_stream_of_a_download_is_stopped() {
         on_stream(nth_chunk(1, &b, 3), &first),
         on_stream(nth_chunk(1, &b, 1), &second),
     ];
-    work.extend((4..n).map(|i| on_stream(nth_chunk(1, &b, i), &first)));
+    work.extend(chunks_from(1, &b, 4, &first));
     let (events, _) = run_receiver(&tmp.path().join("c"), work);
     assert!(second.stopped(), "the second stream goes on");
     assert!(!first.stopped(), "the stream being written was stopped");
@@ -567,8 +562,7 @@ fn a_stream_of_a_stale_version_or_an_unknown_plugin_is_stopped() {
         on_stream(nth_chunk(1, &old, 1), &stale),
         on_stream(nth_chunk(9, &old, 0), &unknown),
     ];
-    let n = new.bytes.len().div_ceil(shard_protocol::limits::CHUNK_SIZE);
-    work.extend((0..n).map(|i| on_stream(nth_chunk(1, &new, i), &current)));
+    work.extend(chunks_from(1, &new, 0, &current));
     let (events, _) = run_receiver(&tmp.path().join("c"), work);
     assert!(stale.stopped(), "the stale version's stream goes on");
     assert!(unknown.stopped(), "an unknown plugin's stream goes on");
@@ -867,6 +861,19 @@ fn multi_chunk_bundle(name: &str, kib: usize) -> shard_cache::PackedBundle {
         .build();
     std::fs::write(dir.join(format!("assets/{name}.archive")), archive).unwrap();
     shard_cache::pack_plugin_dir(&dir).unwrap()
+}
+
+/// The chunks of `b` from the `first` on, for `plugin_id`, on `stream`.
+fn chunks_from(
+    plugin_id: u16,
+    b: &shard_cache::PackedBundle,
+    first: usize,
+    stream: &StreamStop,
+) -> Vec<BundleWork> {
+    let n = b.bytes.len().div_ceil(shard_protocol::limits::CHUNK_SIZE);
+    (first..n)
+        .map(|i| on_stream(nth_chunk(plugin_id, b, i), stream))
+        .collect()
 }
 
 /// The chunk `i` of `b`, as the server frames it.
