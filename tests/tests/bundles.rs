@@ -377,6 +377,21 @@ async fn two_plugins_with_the_same_bundle_both_install() {
     srv.server.shutdown().await;
 }
 
+/// The edit the reload tests make: plugin `name` gains a small archive
+/// (written whole, then moved in), so its bundle changes; returns the new
+/// file's path, whose removal undoes the edit.
+#[allow(
+    clippy::unwrap_used,
+    reason = "test code: a plugin folder that cannot be written is a failed test"
+)]
+fn add_a_file(plugins: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let extra = plugins.join(name).join("assets/extra.archive");
+    let staged = plugins.join("extra.archive.tmp");
+    std::fs::write(&staged, shard_e2e::blob_archive(&noise(1024, 0xe7a))).unwrap();
+    std::fs::rename(&staged, &extra).unwrap();
+    extra
+}
+
 /// A player joining `srv` through a relay with a 300 ms round trip, so a
 /// 4 MB download is still running when a reload lands; keep the relay.
 #[allow(
@@ -425,16 +440,7 @@ async fn a_reload_mid_download_hands_a_shared_bundle_to_its_twin() {
     };
 
     // The fetcher gains a file: a new bundle, announced mid-download.
-    let extra = shard_cache::content::rdar::RdarBuilder::new()
-        .file("base\\twin\\extra.xbm", noise(1024, 0xe7a))
-        .build();
-    let staged = srv.plugin_dir().join("extra.archive.tmp");
-    std::fs::write(&staged, &extra).unwrap();
-    std::fs::rename(
-        &staged,
-        srv.plugin_dir().join(&fetcher).join("assets/extra.archive"),
-    )
-    .unwrap();
+    add_a_file(&srv.plugin_dir(), &fetcher);
 
     let new_sha = |e: &ClientEvent| {
         matches!(e, ClientEvent::BundleInstalled { name, sha256, .. }
@@ -506,13 +512,7 @@ async fn an_edit_undone_mid_download_resumes_and_installs() {
     .await;
 
     // The edit: a new file, so a new bundle.
-    let extra = srv.plugin_dir().join("big/assets/extra.archive");
-    let staged = srv.plugin_dir().join("extra.archive.tmp");
-    let bytes = shard_cache::content::rdar::RdarBuilder::new()
-        .file("base\\big\\extra.xbm", noise(1024, 0xe7a))
-        .build();
-    std::fs::write(&staged, bytes).unwrap();
-    std::fs::rename(&staged, &extra).unwrap();
+    let extra = add_a_file(&srv.plugin_dir(), "big");
     let s1 = hex::encode(first.sha256);
     c.expect(
         "the edit announced",
@@ -599,11 +599,7 @@ async fn players_joining_through_an_edit_and_its_undo_all_install() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let extra = srv.plugin_dir().join("twin_a/assets/extra.archive");
-    let bytes = shard_cache::content::rdar::RdarBuilder::new()
-        .file("base\\twin\\extra.xbm", noise(1024, 0xe7a))
-        .build();
-    std::fs::write(&extra, bytes).unwrap();
+    let extra = add_a_file(&srv.plugin_dir(), "twin_a");
     tokio::time::sleep(Duration::from_millis(400)).await;
     std::fs::remove_file(&extra).unwrap();
     for p in players {
