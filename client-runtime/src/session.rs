@@ -27,7 +27,7 @@ use crate::events::{ClientEvent, arr, kind_name};
 use crate::offer::ContentSettings;
 use crate::queue::{EventRx, EventTx, SessionLink, event_queue};
 
-use crate::tuning::{BUNDLE_WORK_QUEUE, CLOSE_TIMEOUT, SEND_QUEUE};
+use crate::tuning::{BUNDLE_WORK_QUEUE, CLOSE_TIMEOUT, MAX_BUNDLE_STREAMS, SEND_QUEUE};
 
 /// Everything needed to join a server.
 #[derive(Debug, Clone)]
@@ -184,7 +184,11 @@ impl Session {
                     shard_protocol::limits::DEFAULT_IDLE_TIMEOUT_SECS,
                 ))
                 .ok(),
-            );
+            )
+            // The server opens only bundle streams; any other stream it
+            // opened would sit unread in memory, up to a window each.
+            .max_concurrent_bidi_streams(quinn::VarInt::from_u32(0))
+            .max_concurrent_uni_streams(quinn::VarInt::from_u32(MAX_BUNDLE_STREAMS));
         let Dialed {
             endpoint,
             conn,

@@ -13,6 +13,15 @@ pub const EVENT_QUEUE: usize = 16 * 1024;
 /// so a fast server waits for the disk instead of filling memory.
 pub const BUNDLE_WORK_QUEUE: usize = 256;
 
+/// Bundle streams the server may have open towards the client at once. The
+/// server sends at most `limits::MAX_CONCURRENT_TRANSFERS` (2) at a time;
+/// the rest of the room covers streams the client stopped (an edit mid-
+/// download) until their reset arrives. Each open stream can hold up to
+/// quinn's stream receive window (1.25 MB) that the client has not read
+/// yet, so this bounds what a hostile server can park in the player's
+/// memory (quinn's default, 100 streams, let it park 125 MB).
+pub const MAX_BUNDLE_STREAMS: u32 = 8;
+
 /// Receive buffer asked of the kernel for the client's UDP socket. A bundle
 /// arrives as a burst of datagrams; Linux's default (208 KiB) overflows and
 /// every dropped datagram must be sent again. The kernel caps the request at

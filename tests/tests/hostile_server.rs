@@ -369,3 +369,71 @@ async fn the_same_bundle_announced_again_mid_download_is_not_asked_for_twice() {
     });
     assert_eq!(done.as_deref(), Some("2"), "{events:?}");
 }
+
+/// A server that opens streams the client does not read, bidirectional ones
+/// or more bundle streams than the client takes at once, each one stalled
+/// inside its first frame, cannot park data in the player's memory: quinn
+/// holds up to a stream window (1.25 MB) of each such stream, and its
+/// default let a server open 100 of each kind (128 MB measured). The client
+/// grants no bidirectional stream and `MAX_BUNDLE_STREAMS` bundle streams;
+/// once the hostile streams are reset, the bundle still arrives and installs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_cannot_park_data_in_the_client_on_streams_it_does_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = bundle(dir.path());
+    let (endpoint, addr, key) = hostile_endpoint();
+    let server = tokio::spawn({
+        let packed = packed.clone();
+        async move {
+            let (conn, _send, mut recv) = handshake(&endpoint, &packed).await;
+            let wait = Duration::from_millis(500);
+            let bidi = tokio::time::timeout(wait, conn.open_bi()).await;
+            assert!(bidi.is_err(), "the client granted a bidirectional stream");
+            let mut stalled = Vec::new();
+            while let Ok(opened) = tokio::time::timeout(wait, conn.open_uni()).await {
+                let mut s = opened.unwrap();
+                // Half of a frame's length prefix: the reader waits for the rest.
+                s.write_all(&[0, 0]).await.unwrap();
+                stalled.push(s);
+                assert!(
+                    stalled.len() <= 100,
+                    "the client takes any number of streams"
+                );
+            }
+            let opened = stalled.len();
+            for mut s in stalled {
+                s.reset(0u32.into()).unwrap();
+            }
+            let mut stream = tokio::time::timeout(Duration::from_secs(10), conn.open_uni())
+                .await
+                .expect("no stream credit came back after the stalled streams were reset")
+                .unwrap();
+            for frame in chunk_frames(&packed) {
+                stream.write_all(&frame).await.unwrap();
+            }
+            stream.finish().unwrap();
+            while let Ok(Some(msg)) = read_frame::<ClientMsg, _>(&mut recv).await {
+                if matches!(msg, ClientMsg::BundleInstalled { .. }) {
+                    break;
+                }
+            }
+            conn.close(0u32.into(), b"done");
+            opened
+        }
+    });
+    let mut session = connect(dir.path(), addr, key).await;
+    let events = events_until_done(&mut session).await;
+    session.close().await;
+    let opened = server.await.unwrap();
+    assert_eq!(
+        opened,
+        shard_client::tuning::MAX_BUNDLE_STREAMS as usize,
+        "bundle streams the client took at once"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BundleInstalled { name, .. } if name == "drip")),
+        "{events:?}"
+    );
+}
