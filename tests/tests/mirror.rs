@@ -1041,14 +1041,22 @@ async fn half_mirror(
     format!("http://{addr}/")
 }
 
-/// A plugin edited while its bundle comes from a mirror: the download of
-/// the old version ends at once (its connection closes), instead of running
-/// on for a bundle no longer wanted, and the new version installs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_edit_ends_the_mirror_download_of_the_old_version() {
+/// What happens to plugin `big` while its bundle comes from a mirror.
+enum Change {
+    /// Its asset changes: a new bundle, not on the mirror.
+    Edited,
+    /// Its script and folder are deleted.
+    Removed,
+}
+
+/// A plugin changed (`change`) while its bundle comes from a mirror: the
+/// download of the old version ends at once (its connection closes),
+/// instead of running on for a bundle no longer wanted, and the client
+/// follows the change with no error.
+async fn a_change_ends_the_mirror_download(change: Change) {
     let www = tempfile::tempdir().unwrap();
     let (closed_tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
-    let (_never, gate) = tokio::sync::watch::channel(false);
+    let (release, gate) = tokio::sync::watch::channel(false);
     let url = half_mirror(www.path().to_path_buf(), gate, closed_tx).await;
     let srv = server(www.path(), vec![url]);
     let old = packed(&srv.plugin_dir(), "big");
@@ -1056,9 +1064,17 @@ async fn an_edit_ends_the_mirror_download_of_the_old_version() {
     let content = patient();
     let mut c = player.join_with(srv.addr, content).await;
     first_bytes(&player.options(srv.addr).cache_dir, &old.sha256).await;
-    write_plugin(&srv.plugin_dir(), "big", BIG_PY, 0x5eed_0003);
-    let new = packed(&srv.plugin_dir(), "big");
-    assert_ne!(new.sha256, old.sha256);
+    let new = match change {
+        Change::Edited => {
+            write_plugin(&srv.plugin_dir(), "big", BIG_PY, 0x5eed_0003);
+            Some(packed(&srv.plugin_dir(), "big"))
+        }
+        Change::Removed => {
+            std::fs::remove_file(srv.plugin_dir().join("big.py")).unwrap();
+            std::fs::remove_dir_all(srv.plugin_dir().join("big")).unwrap();
+            None
+        }
+    };
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match closed.recv().await {
@@ -1071,14 +1087,52 @@ async fn an_edit_ends_the_mirror_download_of_the_old_version() {
     .await;
     assert!(
         ended.is_ok(),
-        "the mirror download of the old version was still open 10 s after the edit"
+        "the mirror download of the old version was still open 10 s after the change"
     );
-    c.expect(
-        "the new version installed",
-        |e| matches!(e, ClientEvent::BundleInstalled { sha256, .. } if *sha256 == hex(&new.sha256)),
-    )
-    .await;
+    // The other plugin's download, held at half like every other, may end.
+    release.send(true).unwrap();
+    match new {
+        Some(new) => {
+            assert_ne!(new.sha256, old.sha256);
+            c.expect(
+                "the new version installed",
+                |e| matches!(e, ClientEvent::BundleInstalled { sha256, .. } if *sha256 == hex(&new.sha256)),
+            )
+            .await;
+        }
+        None => {
+            c.expect(
+                "the plugin removed",
+                |e| matches!(e, ClientEvent::PluginRemoved { name, .. } if name == "big"),
+            )
+            .await;
+            c.expect("the session settled", |e| {
+                matches!(e, ClientEvent::BundlesSettled)
+            })
+            .await;
+            assert!(
+                !c.seen.iter().any(
+                    |e| matches!(e, ClientEvent::BundleInstalled { name, .. } if name == "big")
+                ),
+                "a removed plugin was installed: {:?}",
+                c.seen
+            );
+        }
+    }
     c.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_ends_the_mirror_download_of_the_old_version() {
+    a_change_ends_the_mirror_download(Change::Edited).await;
+}
+
+/// The same when the plugin is deleted rather than edited: nothing is
+/// installed, the player is told it is gone, and the download it no longer
+/// needs stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_plugin_ends_its_mirror_download() {
+    a_change_ends_the_mirror_download(Change::Removed).await;
 }
 
 /// Twins (one bundle under two names) download it once, from the mirror.
