@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_RANGE, RANGE};
 use reqwest::{StatusCode, Url};
 use shard_cache::{BundleError, CacheError, PartialFile, RuntimeCache, VerifiedBundle};
 use shard_protocol::limits::{
@@ -203,6 +203,18 @@ pub enum MirrorError {
         offset: u64,
         /// The `Content-Range` it sent.
         range: String,
+    },
+    /// The mirror compressed the file on the way (a CDN or `gzip_static
+    /// always`): its bytes are not the bundle's, so none is written. The
+    /// header comes last, so a long one is what a capped reason loses.
+    #[error(
+        "{url}: the mirror sent the file compressed; bundles are zstd already and must be served as they are: turn compression off for .bundle files (it sent Content-Encoding: {encoding})"
+    )]
+    Encoded {
+        /// The bundle URL.
+        url: String,
+        /// The encoding it named.
+        encoding: String,
     },
     /// The mirror's file has another length than the server announced.
     #[error("{url}: serves {got} bytes, but the server announced {expected}")]
@@ -754,6 +766,14 @@ impl Fetch {
             StatusCode::OK => true,
             _ => return Err(MirrorError::Status { url: u, status }),
         };
+        if let Some(encoding) = resp.headers().get(CONTENT_ENCODING) {
+            let encoding = String::from_utf8_lossy(encoding.as_bytes())
+                .trim()
+                .to_string();
+            if !encoding.eq_ignore_ascii_case("identity") {
+                return Err(MirrorError::Encoded { url: u, encoding });
+            }
+        }
         if restart && have > 0 {
             debug!(url = %u, "the mirror ignored the range; starting over");
             have = 0;

@@ -271,6 +271,46 @@ async fn a_truncated_file_on_the_mirror_falls_back_to_quic() {
     .await;
 }
 
+/// A mirror that compresses what it serves, as some CDNs compress every
+/// answer whatever the client accepts: nginx sends the gzipped bundle with
+/// `Content-Encoding: gzip`. The client asked for no encoding, refuses the
+/// compressed bytes before writing any of them, says why, and QUIC brings
+/// the bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_that_compresses_the_file_falls_back_to_quic() {
+    let opts = NginxOptions {
+        extra: "add_header Content-Encoding gzip always;".into(),
+        ..NginxOptions::default()
+    };
+    let (c, _) = falls_back(
+        opts,
+        |_, big| Some(gzip(&big.bytes)),
+        None,
+        "turn compression off for .bundle files (it sent Content-Encoding: gzip)",
+    )
+    .await;
+    // Nothing of the compressed answer counted as the bundle's bytes.
+    assert_eq!(c.session.mirror_bytes_received(), 0);
+}
+
+/// `bytes` compressed by the system's `gzip`, as a CDN would send them.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "gzip failed");
+    out.stdout
+}
+
 /// A mirror that answers every request with `body` as it is when the
 /// request comes, sent chunked (no `Content-Length`, as a dynamic server or
 /// a proxy may); returns its base URL.
