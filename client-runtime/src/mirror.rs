@@ -862,7 +862,11 @@ impl Fetch {
     fn request_error(&self, url: &str, source: reqwest::Error, phase: Phase) -> MirrorError {
         let url = url.to_string();
         if !source.is_timeout() {
-            return MirrorError::Request { url, source };
+            // reqwest names the URL in its own message too; once is enough.
+            return MirrorError::Request {
+                url,
+                source: source.without_url(),
+            };
         }
         let (connect, read) = (
             self.settings.connect_timeout.as_secs(),

@@ -91,7 +91,7 @@ fn main() {
                 snap: &snap,
                 csrf: "x",
                 logs_dir: &logs,
-                bundles: (0, 0),
+                bundles: shard_server::admin::metrics::BundleTotals::default(),
                 config_rows: &rows,
             };
             std::hint::black_box(pages::live(Page::Players, &ctx).into_string());

@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shard_protocol::identity::Fingerprint;
-use shard_protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, Vec3};
+use shard_protocol::{BundleRequest, ClientMsg, PROTOCOL_VERSION, ServerMsg, Vec3};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use crate::admin::snapshot::{ChatKind, Publisher, Snapshot};
-use crate::admin::{AdminCmd, AdminRefused, AdminReply};
+use crate::admin::{AdminCmd, AdminRefused, AdminReply, metrics};
 use crate::bundles::{BundleHook, Catalog};
 use crate::client_rpc::{ClientRpcCounters, ClientRpcGate, DropCause};
 use crate::commands::{self, CommandContext, CommandInfo};
@@ -276,6 +276,9 @@ pub struct Sim {
     publisher: Publisher,
     /// Rate and whitelist checks of client RPCs.
     rpc_gate: ClientRpcGate,
+    /// Folds the warning about bundles asked of this server although
+    /// `asset_mirrors` are set: one line per plugin and window.
+    mirror_warns: WarnLimiter<u16>,
 }
 
 /// The builtin chat commands work on the simulation's world and plugin host.
@@ -346,6 +349,7 @@ impl Sim {
             inbound,
             held: None,
             rpc_gate,
+            mirror_warns: WarnLimiter::default(),
             stats,
             pending: Vec::new(),
             publisher: Publisher::new(snapshots),
@@ -610,9 +614,15 @@ impl Sim {
                 let catalog = self.catalog.borrow();
                 for r in requests {
                     let lookup = match self.announced.iter().find(|(_, a)| a.id == r.plugin_id) {
-                        Some((name, a)) if a.sha256 == r.sha256 => catalog
-                            .get(name)
-                            .map_or(Lookup::Unknown, |b| Lookup::Announced(b.bytes.clone())),
+                        Some((name, a)) if a.sha256 == r.sha256 => match catalog.get(name) {
+                            Some(b) => {
+                                if !self.cfg.asset_mirrors.is_empty() {
+                                    mirror_fallback(&self.mirror_warns, peer, name, &r);
+                                }
+                                Lookup::Announced(b.bytes.clone())
+                            }
+                            None => Lookup::Unknown,
+                        },
                         Some(_) => Lookup::Stale,
                         None => Lookup::Unknown,
                     };
@@ -915,6 +925,24 @@ pub fn spawn(
 
 fn hex_of(bytes: &[u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Counts a bundle request taken although `asset_mirrors` are set, and
+/// tells the operator (one line per plugin and window, folded): a player's
+/// mirror download failed, which once is the player's network and on every
+/// join is a mirror that lacks the file, is down or is too slow.
+fn mirror_fallback(warns: &WarnLimiter<u16>, peer: u32, plugin: &str, r: &BundleRequest) {
+    metrics::bundle_mirror_fallback();
+    if let Some(folded) = warns.allow(r.plugin_id, "mirror fallback") {
+        warn!(
+            peer,
+            plugin,
+            file = %crate::publish::bundle_file_name(&r.sha256),
+            offset = r.offset,
+            folded,
+            "a player fetches this bundle from the game server although asset_mirrors are set: its mirror download failed (or it turned mirrors off); if this repeats, check that every mirror serves `file` (`shard-server publish-bundles`, then upload)"
+        );
+    }
 }
 
 /// Warns when the inbound queue is close to full, a sign of an overloaded

@@ -27,6 +27,9 @@ pub struct NginxOptions {
     /// Extra directives inside `server { }` (a `location` that redirects,
     /// `limit_rate`, ...), written verbatim after the defaults.
     pub extra: String,
+    /// With `tls`, a certificate that expired long ago (valid in 2000 only),
+    /// as a mirror whose operator forgot to renew it serves.
+    pub expired_cert: bool,
     /// Worker processes (`0` means nginx's `auto`).
     pub workers: usize,
 }
@@ -78,14 +81,20 @@ impl Nginx {
         let mut tls = String::new();
         let mut cert_pem = None;
         if opts.tls {
-            let cert = rcgen::generate_simple_self_signed(vec![
+            let mut params = rcgen::CertificateParams::new(vec![
                 "127.0.0.1".to_string(),
                 "localhost".to_string(),
             ])
             .context("test certificate")?;
-            let pem = cert.cert.pem();
+            if opts.expired_cert {
+                params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+            }
+            let key = rcgen::KeyPair::generate().context("test certificate key")?;
+            let cert = params.self_signed(&key).context("test certificate")?;
+            let pem = cert.pem();
             std::fs::write(dir.path().join("cert.pem"), &pem)?;
-            std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem())?;
+            std::fs::write(dir.path().join("key.pem"), key.serialize_pem())?;
             // nginx 1.22 (Debian 12) spells HTTP/2 as a `listen` flag.
             listen.push_str(" ssl http2");
             tls = format!(

@@ -386,6 +386,7 @@ async fn metrics_parse_and_move_when_players_join_and_chat() {
         "shard_rpc_dropped_total",
         "shard_datagrams_dropped_total",
         "shard_bundle_bytes_total",
+        "shard_bundle_mirror_fallbacks_total",
     ] {
         assert!(b.contains(name), "{name} missing:\n{b}");
     }

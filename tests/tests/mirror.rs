@@ -220,6 +220,12 @@ async fn falls_back_with(
         "{received} of {} bytes arrived",
         big.bytes.len()
     );
+    // The operator sees it: the server counts a request it took although
+    // mirrors are listed (the dashboard's and `/metrics`' mirror fallbacks).
+    assert!(
+        shard_server::admin::metrics::bundle_totals().mirror_fallbacks >= 1,
+        "the fallback was not counted"
+    );
     // The partial file of a failed mirror download never poisons the cache.
     let cache = shard_cache::RuntimeCache::open(player.options(srv.addr).cache_dir).unwrap();
     assert_eq!(cache.read_bundle(&big.sha256).unwrap(), big.bytes);
@@ -704,7 +710,42 @@ async fn https_over_http2_with_the_test_ca_trusted_and_refused_without_it() {
     );
 }
 
-/// Runs `shard-server publish-bundles OUT --plugins PLUGINS` and returns its stdout.
+/// A mirror whose certificate expired (its operator forgot to renew it),
+/// even one the player trusts by `--mirror-ca`: TLS refuses it, the reason
+/// says the certificate expired, and QUIC brings the bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_mirror_certificate_falls_back_to_quic_and_says_so() {
+    let www = tempfile::tempdir().unwrap();
+    let n = Nginx::start(
+        www.path(),
+        &NginxOptions {
+            tls: true,
+            expired_cert: true,
+            ..NginxOptions::default()
+        },
+    )
+    .unwrap();
+    let srv = server(www.path(), vec![n.url()]);
+    let content = ContentSettings {
+        mirrors: MirrorSettings {
+            extra_ca_pem: Some(n.cert_pem.clone().unwrap().into_bytes()),
+            ..MirrorSettings::default()
+        },
+        ..ContentSettings::default()
+    };
+    let player = TestPlayer::new("vee");
+    let (ev, c) = install_big(&srv, &player, content).await;
+    assert_eq!(source_of(&ev), Some("server"), "{ev:?}");
+    let reason = fallback_reason(&c);
+    assert!(reason.contains(&n.url()), "{reason}");
+    assert!(reason.contains("expired"), "{reason}");
+    assert!(
+        n.requests().is_empty(),
+        "a request got through: {:?}",
+        n.requests()
+    );
+}
+
 /// Runs `shard-server publish-bundles OUT --plugins PLUGINS`.
 fn run_publish(plugins: &Path, out: &Path) -> std::process::Output {
     std::process::Command::new(workspace_bin("shard-server", "shard-server"))

@@ -23,6 +23,9 @@ pub const DATAGRAMS_DROPPED: &str = "shard_datagrams_dropped_total";
 pub const BUNDLE_BYTES: &str = "shard_bundle_bytes_total";
 /// Bundle transfers finished.
 pub const BUNDLE_TRANSFERS: &str = "shard_bundle_transfers_total";
+/// Bundle requests this server took although `asset_mirrors` are set: each
+/// is a player whose mirror download failed (or who turned mirrors off).
+pub const BUNDLE_MIRROR_FALLBACKS: &str = "shard_bundle_mirror_fallbacks_total";
 /// Plugin errors, by `plugin`.
 pub const PLUGIN_ERRORS: &str = "shard_plugin_errors_total";
 /// Plugin worker restarts (killed or crashed, then started again), by `plugin`.
@@ -61,6 +64,7 @@ pub const RPC_DROP_CAUSES: &[&str] = &["no_peer", "budget", "too_large", "unknow
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 static BUNDLE_BYTES_SERVED: AtomicU64 = AtomicU64::new(0);
 static BUNDLE_TRANSFERS_DONE: AtomicU64 = AtomicU64::new(0);
+static BUNDLE_MIRROR_FALLBACKS_SEEN: AtomicU64 = AtomicU64::new(0);
 
 /// Tick histogram buckets (seconds): a 30 Hz tick has 33 ms.
 const TICK_BUCKETS: &[f64] = &[
@@ -104,6 +108,10 @@ fn describe() {
         "Bundle bytes sent to clients"
     );
     describe_counter!(BUNDLE_TRANSFERS, "Bundle transfers finished");
+    describe_counter!(
+        BUNDLE_MIRROR_FALLBACKS,
+        "Bundle requests served here although asset_mirrors are set (a player's mirror download failed)"
+    );
     describe_counter!(PLUGIN_ERRORS, "Plugin errors, by plugin");
     describe_counter!(
         PLUGIN_RESTARTS,
@@ -115,6 +123,7 @@ fn describe() {
     gauge!(PLAYERS).set(0.0);
     counter!(BUNDLE_BYTES).absolute(0);
     counter!(BUNDLE_TRANSFERS).absolute(0);
+    counter!(BUNDLE_MIRROR_FALLBACKS).absolute(0);
     counter!(ADMIN_LOGIN_FAILURES).absolute(0);
     for cause in RPC_DROP_CAUSES {
         counter!(RPC_DROPPED, "cause" => *cause).absolute(0);
@@ -162,12 +171,31 @@ pub fn bundle_transfer_done() {
     counter!(BUNDLE_TRANSFERS).increment(1);
 }
 
-/// Bundle bytes served and transfers finished since the process started (for the dashboard).
-pub fn bundle_totals() -> (u64, u64) {
-    (
-        BUNDLE_BYTES_SERVED.load(Ordering::Relaxed),
-        BUNDLE_TRANSFERS_DONE.load(Ordering::Relaxed),
-    )
+/// Counts one bundle request taken although `asset_mirrors` are set.
+pub fn bundle_mirror_fallback() {
+    BUNDLE_MIRROR_FALLBACKS_SEEN.fetch_add(1, Ordering::Relaxed);
+    counter!(BUNDLE_MIRROR_FALLBACKS).increment(1);
+}
+
+/// The bundle service's totals since the process started, for the dashboard
+/// (and tests), read without the Prometheus recorder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BundleTotals {
+    /// Bundle bytes written to clients' bundle streams.
+    pub bytes: u64,
+    /// Transfers finished.
+    pub transfers: u64,
+    /// Requests taken although `asset_mirrors` are set.
+    pub mirror_fallbacks: u64,
+}
+
+/// Bundle bytes served, transfers finished and mirror fallbacks since the process started.
+pub fn bundle_totals() -> BundleTotals {
+    BundleTotals {
+        bytes: BUNDLE_BYTES_SERVED.load(Ordering::Relaxed),
+        transfers: BUNDLE_TRANSFERS_DONE.load(Ordering::Relaxed),
+        mirror_fallbacks: BUNDLE_MIRROR_FALLBACKS_SEEN.load(Ordering::Relaxed),
+    }
 }
 
 /// Counts a dropped RPC; `cause` should be one of [`RPC_DROP_CAUSES`].

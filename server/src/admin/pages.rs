@@ -86,8 +86,8 @@ pub struct Ctx<'a> {
     pub csrf: &'a str,
     /// Folder of the plugins' logs.
     pub logs_dir: &'a Path,
-    /// Bundle bytes served and transfers finished.
-    pub bundles: (u64, u64),
+    /// Bundle bytes served, transfers finished and mirror fallbacks.
+    pub bundles: super::metrics::BundleTotals,
     /// Configuration rows for the Server page (secrets already hidden).
     pub config_rows: &'a [(String, String)],
 }
@@ -209,7 +209,8 @@ fn dashboard(ctx: &Ctx<'_>) -> Markup {
             div { dt { "Tick rate" } dd { (format!("{:.1}", s.tick_rate)) " / " (s.tick_hz) " Hz" } }
             div { dt { "Tick p50" } dd { (ms(s.tick_p50_ms)) } }
             div { dt { "Tick p99" } dd { (ms(s.tick_p99_ms)) } }
-            div { dt { "Bundle bytes served" } dd { (bytes(ctx.bundles.0)) " in " (ctx.bundles.1) " transfers" } }
+            div { dt { "Bundle bytes served" } dd { (bytes(ctx.bundles.bytes)) " in " (ctx.bundles.transfers) " transfers" } }
+            div { dt { "Mirror fallbacks" } dd title="Bundles players asked of this server although asset_mirrors are set" { (ctx.bundles.mirror_fallbacks) } }
         }
         h2 { "Players" }
         @if s.players.is_empty() {
