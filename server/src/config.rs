@@ -214,6 +214,13 @@ pub enum MirrorUrlProblem {
     /// A query or fragment, which would break `<mirror><sha256>.bundle`.
     #[error("a mirror URL has no query (`?`) or fragment (`#`)")]
     QueryOrFragment,
+    /// The same mirror as an earlier entry, once normalised: players would
+    /// try a failing mirror twice before the game server.
+    #[error("the same mirror as entry {first}")]
+    Repeated {
+        /// The earlier entry, from 1.
+        first: usize,
+    },
     /// Longer than the protocol carries.
     #[error("{len} bytes long; the limit is {max}")]
     TooLong {
@@ -234,16 +241,41 @@ pub fn normalise_mirrors(mirrors: &[String]) -> Result<Vec<String>, MirrorUrlErr
             max: limits::MAX_ASSET_MIRRORS,
         });
     }
+    let mut out: Vec<String> = Vec::with_capacity(mirrors.len());
+    for (i, m) in mirrors.iter().enumerate() {
+        let entry = |why| MirrorUrlError::Entry {
+            index: i + 1,
+            url: m.clone(),
+            why,
+        };
+        let url = normalise_mirror(m).map_err(entry)?;
+        if let Some(first) = out.iter().position(|earlier| *earlier == url) {
+            return Err(entry(MirrorUrlProblem::Repeated { first: first + 1 }));
+        }
+        out.push(url);
+    }
+    Ok(out)
+}
+
+/// The mirrors on this machine's loopback (`127.0.0.0/8`, `::1`,
+/// `localhost`): players on other machines refuse those (a mirror may not
+/// be nearer the player than the game server), so a server listening
+/// beyond loopback warns about them at start.
+pub fn loopback_mirrors(mirrors: &[String]) -> Vec<&str> {
     mirrors
         .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            normalise_mirror(m).map_err(|why| MirrorUrlError::Entry {
-                index: i + 1,
-                url: m.clone(),
-                why,
+        .filter(|m| {
+            url::Url::parse(m).is_ok_and(|u| match u.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => {
+                    let d = d.trim_end_matches('.').to_ascii_lowercase();
+                    d == "localhost" || d.ends_with(".localhost")
+                }
+                None => false,
             })
         })
+        .map(String::as_str)
         .collect()
 }
 
@@ -522,6 +554,7 @@ mod tests {
             ("cdn.example.net/shard", "not an absolute URL"),
             ("https://u:p@cdn.example.net/", "credentials"),
             ("https://cdn.example.net/?a=1", "query"),
+            ("https://OK.example//", "the same mirror as entry 1"),
         ] {
             let text = format!(r#"asset_mirrors = ["https://ok.example/", "{bad}"]"#);
             let e = ServerConfig::parse(&text, "t.toml")
@@ -531,6 +564,29 @@ mod tests {
             assert!(e.contains(&format!("entry 2 `{bad}`")), "{e}");
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn mirrors_on_loopback_are_picked_out() {
+        let listed: Vec<String> = [
+            "https://127.0.0.1/a/",
+            "http://[::1]:8080/",
+            "https://LOCALHOST./x/",
+            "https://cdn.localhost/",
+            "https://cdn.example.net/",
+            "http://10.0.0.2/",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(
+            loopback_mirrors(&listed),
+            [
+                "https://127.0.0.1/a/",
+                "http://[::1]:8080/",
+                "https://LOCALHOST./x/",
+                "https://cdn.localhost/"
+            ]
+        );
     }
 
     #[test]

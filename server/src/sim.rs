@@ -368,6 +368,14 @@ impl Sim {
                 mirrors = ?self.cfg.asset_mirrors,
                 "players fetch bundles from the asset mirrors first; each must serve the output of `shard-server publish-bundles`"
             );
+            let local = crate::config::loopback_mirrors(&self.cfg.asset_mirrors);
+            if !local.is_empty() && !self.cfg.bind.ip().is_loopback() {
+                warn!(
+                    mirrors = ?local,
+                    bind = %self.cfg.bind,
+                    "these asset mirrors are on this machine's loopback: players on other machines refuse them (a mirror may not be nearer the player than the game server) and fetch from this server; list an address they can reach"
+                );
+            }
         }
         let dt = tick.as_secs_f64();
         loop {
