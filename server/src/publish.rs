@@ -109,7 +109,7 @@ pub fn publish_bundles(plugins: &Path, out: &Path) -> Result<PublishReport, Publ
         let bundle = match build_bundle_from_dir(name, "publish", &plugins.join(name)) {
             Ok(b) => b,
             Err(reason) => {
-                tracing::warn!(plugin = %name, %reason, "bundle not published");
+                // Reported once, by the caller, from `report.failed`.
                 report.failed.push(PublishError::Bundle {
                     plugin: name.clone(),
                     reason,
