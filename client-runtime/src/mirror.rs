@@ -746,7 +746,9 @@ impl Fetch {
             .map_err(|source| self.request_error(&u, source, Phase::Head))?;
         let status = resp.status();
         let restart = match status {
-            StatusCode::PARTIAL_CONTENT if have > 0 => {
+            // Some servers answer 206 even when the whole file was asked
+            // for; its range must still start where this download is.
+            StatusCode::PARTIAL_CONTENT => {
                 let range = resp
                     .headers()
                     .get(CONTENT_RANGE)

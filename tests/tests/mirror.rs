@@ -317,34 +317,79 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
-/// A mirror that answers every request with `body` as it is when the
-/// request comes, sent chunked (no `Content-Length`, as a dynamic server or
-/// a proxy may); returns its base URL.
-async fn chunked_mirror(body: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> String {
+/// A mirror that answers every request with `respond(body)`, `body` as it
+/// is when the request comes (the request itself is not read beyond its
+/// first packet); returns its base URL.
+async fn scripted_mirror(
+    body: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    respond: fn(&[u8]) -> Vec<u8>,
+) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
-            let body = body.lock().unwrap().clone();
+            let out = respond(&body.lock().unwrap());
             tokio::spawn(async move {
                 // The request head is small; its content does not matter here.
                 let mut head = [0u8; 4096];
                 let _ = s.read(&mut head).await;
-                let mut out =
-                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                        .to_vec();
-                for piece in body.chunks(16 * 1024) {
-                    out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-                    out.extend_from_slice(piece);
-                    out.extend_from_slice(b"\r\n");
-                }
-                out.extend_from_slice(b"0\r\n\r\n");
                 let _ = s.write_all(&out).await;
             });
         }
     });
     format!("http://{addr}/")
+}
+
+/// A mirror that sends `body` chunked (no `Content-Length`, as a dynamic
+/// server or a proxy may).
+async fn chunked_mirror(body: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> String {
+    scripted_mirror(body, |body| {
+        let mut out =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+        for piece in body.chunks(16 * 1024) {
+            out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            out.extend_from_slice(piece);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    })
+    .await
+}
+
+/// A mirror that answers 206 with the whole file even when no range was
+/// asked for, as some servers do: the range starts where the download is,
+/// so the file is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_that_always_answers_206_is_used_when_its_range_fits() {
+    let www = tempfile::tempdir().unwrap();
+    let body = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let url = scripted_mirror(body.clone(), |body| {
+        let n = body.len();
+        let mut out = format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-{}/{n}\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n",
+            n - 1
+        )
+        .into_bytes();
+        out.extend_from_slice(body);
+        out
+    })
+    .await;
+    let srv = server(www.path(), vec![url]);
+    let big = packed(&srv.plugin_dir(), "big");
+    *body.lock().unwrap() = big.bytes.clone();
+    let player = TestPlayer::new("vee");
+    let (ev, c) = install_big(&srv, &player, ContentSettings::default()).await;
+    assert!(from_mirror(&ev), "{ev:?}");
+    // (Plugin `other` gets big's bytes from this one-file mirror and falls back.)
+    assert!(
+        !c.seen
+            .iter()
+            .any(|e| matches!(e, ClientEvent::MirrorFallback { name, .. } if name == "big")),
+        "{:?}",
+        c.seen
+    );
 }
 
 /// A mirror that sends no length and then more bytes than announced: the
