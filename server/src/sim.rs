@@ -621,21 +621,28 @@ impl Sim {
             ClientMsg::NeedBundles { requests } => {
                 let catalog = self.catalog.borrow();
                 for r in requests {
+                    let mut mirrored = None;
                     let lookup = match self.announced.iter().find(|(_, a)| a.id == r.plugin_id) {
-                        Some((name, a)) if a.sha256 == r.sha256 => match catalog.get(name) {
-                            Some(b) => {
-                                if !self.cfg.asset_mirrors.is_empty() {
-                                    mirror_fallback(&self.mirror_warns, peer, name, &r);
-                                }
+                        Some((name, a)) if a.sha256 == r.sha256 => {
+                            catalog.get(name).map_or(Lookup::Unknown, |b| {
+                                mirrored = Some(name);
                                 Lookup::Announced(b.bytes.clone())
-                            }
-                            None => Lookup::Unknown,
-                        },
+                            })
+                        }
                         Some(_) => Lookup::Stale,
                         None => Lookup::Unknown,
                     };
-                    self.world
-                        .request_bundle(peer, r.plugin_id, r.sha256, r.offset, lookup);
+                    let taken =
+                        self.world
+                            .request_bundle(peer, r.plugin_id, r.sha256, r.offset, lookup);
+                    // Counted once taken: a refused request costs its sender
+                    // a strike, not the operator a false alarm.
+                    if let Some(name) = mirrored
+                        && taken
+                        && !self.cfg.asset_mirrors.is_empty()
+                    {
+                        mirror_fallback(&self.mirror_warns, peer, name, &r);
+                    }
                 }
             }
             ClientMsg::BundleInstalled {

@@ -508,6 +508,7 @@ impl World {
     /// A bundle request from a peer, after the simulation looked it up:
     /// starts it, lets it wait in line, or refuses it with a reason (and
     /// disconnects a peer that keeps asking for what it may not have).
+    /// Returns whether the request was taken (started or waiting).
     pub fn request_bundle(
         &mut self,
         id: u32,
@@ -515,18 +516,19 @@ impl World {
         sha256: [u8; 32],
         offset: u64,
         lookup: Lookup,
-    ) {
+    ) -> bool {
         if self.doomed.contains_key(&id) {
-            return;
+            return false;
         }
         let Some(p) = self.peers.get_mut(&id) else {
-            return;
+            return false;
         };
         match p.bundles.request(plugin_id, sha256, offset, lookup) {
             Ok(start) => {
                 for t in start {
                     self.queue(id, Outbound::Bundle(t));
                 }
+                true
             }
             Err(refusal) => {
                 if let Some(folded) = self.warns.allow(id, "bundle request refused") {
@@ -544,6 +546,7 @@ impl World {
                 if refusal.disconnect {
                     self.kick_with(id, close_code::FLOOD, "too many refused bundle requests");
                 }
+                false
             }
         }
     }
