@@ -7,7 +7,9 @@
 //! server announces. Each file is written under a temporary name and renamed
 //! (a mirror never serves half a file), a file already present with the
 //! right hash is left alone (idempotent), and nothing is ever deleted: a
-//! player still on an older version keeps finding it.
+//! player still on an older version keeps finding it. Everything written is
+//! readable by all, whatever the umask: the files are public by design, and
+//! a web server running as another user must be able to serve them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -102,7 +104,10 @@ pub fn publish_bundles(plugins: &Path, out: &Path) -> Result<PublishReport, Publ
             path: out.display().to_string(),
         });
     }
-    fs::create_dir_all(out).map_err(io("creating", out))?;
+    if !out.exists() {
+        fs::create_dir_all(out).map_err(io("creating", out))?;
+        readable_by_all(out, 0o555)?;
+    }
     let mut report = PublishReport::default();
     for name in found.keys() {
         // The version is not part of the packed bytes, only of the announcement.
@@ -148,7 +153,29 @@ fn write_atomically(out: &Path, sha256: &[u8; 32], bytes: &[u8]) -> Result<bool,
         return Ok(false);
     }
     shard_cache::write_atomic(&dest, bytes)?;
+    readable_by_all(&dest, 0o444)?;
     Ok(true)
+}
+
+/// Adds `bits` (read, and for a folder search) for everyone to `path`'s
+/// mode: a umask such as 077 would leave the output unreadable to nginx
+/// after an `rsync -a`, and every player would fall back to the game server.
+fn readable_by_all(path: &Path, bits: u32) -> Result<(), PublishError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .map_err(io("reading the mode of", path))?
+            .permissions()
+            .mode();
+        if mode & bits != bits {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode | bits))
+                .map_err(io("making readable", path))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, bits);
+    Ok(())
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PublishError {

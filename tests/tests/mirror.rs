@@ -848,6 +848,35 @@ fn publish_bundles_refuses_bad_folders_in_one_clear_line() {
     assert!(!dir.path().join("out").exists());
 }
 
+/// Run under a service's strict umask (077), `publish-bundles` still
+/// writes a folder and files everyone may read: they are public by design,
+/// and a web server running as another user must serve them after an
+/// `rsync -a` (with the umask's modes every request would get 403).
+#[test]
+fn publish_bundles_output_is_readable_by_all_under_a_strict_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let src = tempfile::tempdir().unwrap();
+    write_plugin(src.path(), "big", BIG_PY, 0x5eed_0001);
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("mirror");
+    let bin = workspace_bin("shard-server", "shard-server");
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 077 && exec \"$0\" publish-bundles \"$1\" --plugins \"$2\"")
+        .arg(&bin)
+        .arg(&out)
+        .arg(src.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&out) & 0o555, 0o555, "folder mode {:o}", mode(&out));
+    let files = folder(&out);
+    assert_eq!(files.len(), 1);
+    let file = out.join(&files[0].0);
+    assert_eq!(mode(&file) & 0o444, 0o444, "file mode {:o}", mode(&file));
+}
+
 fn folder(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
