@@ -772,7 +772,7 @@ impl Fetch {
             let encoding = String::from_utf8_lossy(encoding.as_bytes())
                 .trim()
                 .to_string();
-            if !encoding.eq_ignore_ascii_case("identity") {
+            if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity") {
                 return Err(MirrorError::Encoded { url: u, encoding });
             }
         }
