@@ -37,9 +37,14 @@ fn drip_archive() -> Vec<u8> {
 
 /// A plugin bundle holding [`drip_archive`].
 fn bundle(dir: &std::path::Path) -> PackedBundle {
+    bundle_of(dir, &drip_archive())
+}
+
+/// A plugin bundle holding `archive` as `assets/drip.archive`.
+fn bundle_of(dir: &std::path::Path, archive: &[u8]) -> PackedBundle {
     let plugin = dir.join("plugins/drip");
     std::fs::create_dir_all(plugin.join("assets")).unwrap();
-    std::fs::write(plugin.join("assets/drip.archive"), drip_archive()).unwrap();
+    std::fs::write(plugin.join("assets/drip.archive"), archive).unwrap();
     shard_cache::pack_plugin_dir(&plugin).unwrap()
 }
 
@@ -435,5 +440,87 @@ async fn a_server_cannot_park_data_in_the_client_on_streams_it_does_not_read() {
             .iter()
             .any(|e| matches!(e, ClientEvent::BundleInstalled { name, .. } if name == "drip")),
         "{events:?}"
+    );
+}
+
+/// A server that sends a 2 MB bundle on many streams at once, all live,
+/// their chunks interleaved as the packets fall: one stream writes the
+/// download and every other is stopped (each would otherwise bring the
+/// whole bundle again), so no interleaving can rewind or gap the partial
+/// file, and the bundle installs byte for byte, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_sent_on_many_streams_at_once_installs_once_from_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = shard_e2e::blob_archive(&shard_e2e::noise(2 * 1024 * 1024, 0x5713));
+    let packed = bundle_of(dir.path(), &archive);
+    let (endpoint, addr, key) = hostile_endpoint();
+    let streams = shard_client::tuning::MAX_BUNDLE_STREAMS as usize;
+    let server = tokio::spawn({
+        let packed = packed.clone();
+        async move {
+            let (conn, _send, mut recv) = handshake(&endpoint, &packed).await;
+            let frames = chunk_frames(&packed);
+            let mut opened = Vec::new();
+            for _ in 0..streams {
+                opened.push(conn.open_uni().await.unwrap());
+            }
+            // Every stream's first chunk is out before any stream goes on.
+            let mut sends = Vec::new();
+            for mut s in opened {
+                let frames = frames.clone();
+                sends.push(tokio::spawn(async move {
+                    for frame in &frames {
+                        if s.write_all(frame).await.is_err() {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    let _ = s.finish();
+                    // `Some(code)`: the client stopped this stream.
+                    s.stopped().await.ok().flatten().is_some()
+                }));
+            }
+            let mut installs = 0;
+            while let Ok(Ok(Some(msg))) = tokio::time::timeout(
+                Duration::from_secs(2),
+                read_frame::<ClientMsg, _>(&mut recv),
+            )
+            .await
+            {
+                if matches!(msg, ClientMsg::BundleInstalled { ok: true, .. }) {
+                    installs += 1;
+                }
+            }
+            let mut stopped = 0;
+            for s in sends {
+                if s.await.unwrap() {
+                    stopped += 1;
+                }
+            }
+            conn.close(0u32.into(), b"done");
+            (installs, stopped)
+        }
+    });
+    let mut session = connect(dir.path(), addr, key).await;
+    let events = events_until_done(&mut session).await;
+    let (installs, stopped) = server.await.unwrap();
+    session.close().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BundleInstalled { name, .. } if name == "drip")),
+        "{events:?}"
+    );
+    assert_eq!(installs, 1, "installs reported to the server");
+    assert!(
+        stopped >= streams - 1,
+        "only {stopped} of {streams} streams were stopped"
+    );
+    let cache = RuntimeCache::open(dir.path().join("runtime_cache")).unwrap();
+    assert_eq!(cache.installed_hash("drip"), Some(packed.sha256));
+    let installed = cache.plugin_path("drip").unwrap();
+    assert_eq!(
+        std::fs::read(installed.join("assets/drip.archive")).unwrap(),
+        archive
     );
 }
