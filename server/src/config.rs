@@ -80,6 +80,10 @@ pub struct ServerConfig {
     /// in `Welcome`, tried in order before the QUIC stream. Each is an
     /// absolute `https://` or `http://` URL, normalised to end in one `/`.
     pub asset_mirrors: Vec<String>,
+    /// At start, ask every asset mirror for the head of every bundle and
+    /// log what it does not serve (`mirror_check`), so a missed upload is
+    /// seen before players fall back to this server.
+    pub check_mirrors: bool,
     /// The file this configuration came from, where admin changes are written back.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -137,6 +141,7 @@ impl Default for ServerConfig {
             admin_tls_key: None,
             admin_insecure_remote: false,
             asset_mirrors: Vec::new(),
+            check_mirrors: true,
             source: None,
         }
     }

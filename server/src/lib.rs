@@ -11,6 +11,7 @@ pub mod client_rpc;
 pub mod commands;
 pub mod config;
 pub mod docs;
+pub mod mirror_check;
 pub mod net;
 pub mod plugin;
 pub mod publish;
@@ -97,6 +98,18 @@ impl Server {
         admin::metrics::install();
         let (snap_tx, snap_rx) = admin::snapshot::channel();
         let sim = sim::spawn(cfg.clone(), rx, stats.clone(), snap_tx)?;
+        if cfg.check_mirrors && !cfg.asset_mirrors.is_empty() {
+            let mut snaps = snap_rx.clone();
+            let mirrors = cfg.asset_mirrors.clone();
+            tokio::spawn(async move {
+                // The first snapshot the running simulation publishes has
+                // its plugins loaded and their bundles built.
+                if snaps.changed().await.is_ok() {
+                    let snap = snaps.borrow_and_update().clone();
+                    mirror_check::check_and_log(mirrors, snap).await;
+                }
+            });
+        }
         let admin = match admin::start(&cfg, snap_rx, tx.clone()) {
             Ok(a) => a,
             Err(e) => {

@@ -269,3 +269,19 @@ pub const PEER_ACK_DELAY: Duration = Duration::from_millis(1);
 /// acknowledgements arrive there, and a burst of joins overflows the system
 /// default. Capped by the kernel at `net.core.rmem_max`.
 pub const UDP_RECV_BUFFER: usize = 4 * 1024 * 1024;
+
+/// How long the start-up mirror check waits for one mirror's connection
+/// (TCP and TLS), and then for each answer: a mirror slower than this is
+/// one players' clients give up on too (their defaults are 5 s and 10 s).
+pub const MIRROR_CHECK_CONNECT: Duration = Duration::from_secs(5);
+
+/// See [`MIRROR_CHECK_CONNECT`]: the wait for each answer's head.
+pub const MIRROR_CHECK_ANSWER: Duration = Duration::from_secs(10);
+
+/// Requests the start-up mirror check has in flight at once, over all
+/// mirrors: a server with hundreds of plugins must not burst at its CDN.
+pub const MIRROR_CHECK_CONCURRENCY: usize = 8;
+
+/// Problems the start-up mirror check lists by name per mirror; the rest
+/// are counted, so a mirror missing every file logs one readable line.
+pub const MIRROR_CHECK_LISTED: usize = 5;

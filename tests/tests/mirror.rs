@@ -1498,3 +1498,71 @@ async fn a_bundle_two_plugins_share_is_fetched_from_the_mirror_once() {
     assert_eq!(srv.server.bundle_flight().bytes_sent, 0);
     c.session.close().await;
 }
+
+/// At start, the real server asks each mirror for the head of every bundle
+/// and logs what it serves: one mirror holding the `publish-bundles` output
+/// serves all; on another, one file was never uploaded, and the warning
+/// names that file and its plugin. The check only asks heads (no player's
+/// download is counted against a mirror by it) and the server does not
+/// wait for it to serve.
+#[test]
+fn the_server_checks_at_start_that_its_mirrors_serve_every_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    write_plugin(&plugins, "big", BIG_PY, 0x5eed_0001);
+    write_plugin(&plugins, "other", OTHER_PY, 0x5eed_0002);
+    let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for www in [full.path(), partial.path()] {
+        shard_server::publish::publish_bundles(&plugins, www).unwrap();
+    }
+    let other = packed(&plugins, "other");
+    std::fs::remove_file(partial.path().join(file_name(&other.sha256))).unwrap();
+    let (good, gappy) = (nginx(full.path()), nginx(partial.path()));
+    let config = format!(
+        "asset_mirrors = [\"{}\", \"{}\"]\nadmin_http = \"\"\n",
+        good.url(),
+        gappy.url()
+    );
+    let srv = shard_e2e::ServerProcess::start(
+        &workspace_bin("shard-server", "shard-server"),
+        dir.path(),
+        &config,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut served, mut missing) = (None, None);
+    while (served.is_none() || missing.is_none()) && Instant::now() < deadline {
+        let log = srv.log_text();
+        served = log
+            .lines()
+            .find(|l| l.contains("serves every bundle") && l.contains(&good.url()))
+            .map(str::to_owned);
+        missing = log
+            .lines()
+            .find(|l| l.contains("does not serve every bundle"))
+            .map(str::to_owned);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = srv.log_text();
+    let served = served.unwrap_or_else(|| panic!("no line for the full mirror:\n{log}"));
+    assert!(served.contains("bundles=2"), "{served}");
+    let missing = missing.unwrap_or_else(|| panic!("no warning for the gappy mirror:\n{log}"));
+    assert!(missing.contains(&gappy.url()), "{missing}");
+    assert!(
+        missing.contains(&format!(
+            "{} (other): HTTP status 404",
+            file_name(&other.sha256)
+        )),
+        "{missing}"
+    );
+    assert!(
+        missing.contains("missing=1") && missing.contains("of=2"),
+        "{missing}"
+    );
+    for n in [&good, &gappy] {
+        let log = n.requests();
+        assert_eq!(log.len(), 2, "{log:?}");
+        assert!(log.iter().all(|l| l.starts_with("HEAD ")), "{log:?}");
+    }
+}

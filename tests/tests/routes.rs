@@ -176,8 +176,9 @@ async fn a_server_across_the_internet_cannot_aim_its_players_at_their_own_machin
     let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     trap.set_nonblocking(true).unwrap();
     let port = trap.local_addr().unwrap().port();
-    let config =
-        format!("asset_mirrors = [\"http://127.0.0.1:{port}/\", \"http://localhost:{port}/\"]\n");
+    let config = format!(
+        "asset_mirrors = [\"http://127.0.0.1:{port}/\", \"http://localhost:{port}/\"]\ncheck_mirrors = false\n"
+    );
     let Some((_link, _dir, server)) = server_across_link(1500, &config) else {
         return;
     };

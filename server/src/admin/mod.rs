@@ -253,6 +253,15 @@ fn config_rows(cfg: &ServerConfig) -> Vec<(String, String)> {
             "rate_limits.datagrams_per_sec".into(),
             cfg.rate_limits.datagrams_per_sec.to_string(),
         ),
+        (
+            "asset_mirrors".into(),
+            if cfg.asset_mirrors.is_empty() {
+                "—".into()
+            } else {
+                cfg.asset_mirrors.join(" ")
+            },
+        ),
+        ("check_mirrors".into(), cfg.check_mirrors.to_string()),
         ("admin_http".into(), cfg.admin_http.clone()),
         ("admin_tls_cert".into(), opt(&cfg.admin_tls_cert)),
         (

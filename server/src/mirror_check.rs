@@ -1,0 +1,224 @@
+//! The start-up check of `asset_mirrors`: once the plugins are loaded, the
+//! server asks each mirror for the head of every current bundle
+//! (`<mirror><sha256>.bundle`) and logs, per mirror, that it serves them
+//! all or which it does not and why. A mirror that lacks files, answers
+//! with another length, or cannot be reached costs every player a fallback
+//! to this server; the operator hears it at start, not from players.
+//!
+//! It runs in the background and only logs: the server never waits for it,
+//! and a mirror behind a CA only players trust (`--mirror-ca`) shows as a
+//! certificate error here while working for them.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tracing::{info, instrument, warn};
+
+use crate::admin::snapshot::Snapshot;
+use crate::tuning::{
+    MIRROR_CHECK_ANSWER, MIRROR_CHECK_CONCURRENCY, MIRROR_CHECK_CONNECT, MIRROR_CHECK_LISTED,
+};
+
+/// A bundle the mirrors should serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// The plugin it belongs to.
+    pub plugin: String,
+    /// Its file name on a mirror, `<sha256 hex>.bundle`.
+    pub file: String,
+    /// Its packed length, which the mirror's `Content-Length` must match.
+    pub len: u64,
+}
+
+/// What one mirror serves of the expected bundles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorCheck {
+    /// The mirror's base URL.
+    pub mirror: String,
+    /// Bundles it serves with the right length.
+    pub served: usize,
+    /// One line per bundle it does not serve: plugin, file and why.
+    pub problems: Vec<String>,
+}
+
+/// The bundles of the plugins in `snap` (one entry per file: twins share one).
+pub fn expected(snap: &Snapshot) -> Vec<Expected> {
+    let mut out: Vec<Expected> = Vec::new();
+    for p in &snap.plugins {
+        let (Some(sha), Some(len)) = (&p.bundle_sha256, p.bundle_bytes) else {
+            continue;
+        };
+        let file = format!("{sha}.bundle");
+        if out.iter().all(|e| e.file != file) {
+            out.push(Expected {
+                plugin: p.name.clone(),
+                file,
+                len,
+            });
+        }
+    }
+    out
+}
+
+/// Asks every mirror for the head of every expected bundle, at most
+/// [`MIRROR_CHECK_CONCURRENCY`] requests at once; one report per mirror,
+/// in the order listed.
+pub async fn check(mirrors: &[String], expected: &[Expected]) -> Vec<MirrorCheck> {
+    let client = match reqwest::Client::builder()
+        .connect_timeout(MIRROR_CHECK_CONNECT)
+        .read_timeout(MIRROR_CHECK_ANSWER)
+        // Players follow redirects only within the mirror list; a check
+        // that followed them anywhere would report what players never get.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            let why = format!("cannot set up an HTTP client: {e}");
+            return mirrors
+                .iter()
+                .map(|m| MirrorCheck {
+                    mirror: m.clone(),
+                    served: 0,
+                    problems: vec![why.clone()],
+                })
+                .collect();
+        }
+    };
+    let gate = Arc::new(Semaphore::new(MIRROR_CHECK_CONCURRENCY));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (m, mirror) in mirrors.iter().enumerate() {
+        for e in expected {
+            let (client, gate, mirror, e) =
+                (client.clone(), gate.clone(), mirror.clone(), e.clone());
+            tasks.spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                let url = format!("{mirror}{}", e.file);
+                let problem = match client.head(&url).send().await {
+                    Err(err) => Some(shard_protocol::error_chain(&err.without_url())),
+                    Ok(resp) if !resp.status().is_success() => {
+                        Some(format!("HTTP status {}", resp.status()))
+                    }
+                    // The header, not `content_length()`: a head's body is empty.
+                    Ok(resp) => match resp
+                        .headers()
+                        .get(reqwest::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                    {
+                        Some(n) if n != e.len => {
+                            Some(format!("serves {n} bytes, but the bundle is {}", e.len))
+                        }
+                        _ => None,
+                    },
+                };
+                (
+                    m,
+                    problem.map(|why| format!("{} ({}): {why}", e.file, e.plugin)),
+                )
+            });
+        }
+    }
+    let mut reports: Vec<MirrorCheck> = mirrors
+        .iter()
+        .map(|m| MirrorCheck {
+            mirror: m.clone(),
+            served: 0,
+            problems: Vec::new(),
+        })
+        .collect();
+    while let Some(done) = tasks.join_next().await {
+        let Ok((m, problem)) = done else { continue };
+        let Some(r) = reports.get_mut(m) else {
+            continue;
+        };
+        match problem {
+            None => r.served += 1,
+            Some(p) => r.problems.push(p),
+        }
+    }
+    for r in &mut reports {
+        r.problems.sort();
+    }
+    reports
+}
+
+/// Runs [`check`] on the bundles of `snap` and logs one line per mirror.
+#[instrument(level = "info", name = "mirror_check", skip_all)]
+pub async fn check_and_log(mirrors: Vec<String>, snap: Arc<Snapshot>) {
+    let expected = expected(&snap);
+    if mirrors.is_empty() || expected.is_empty() {
+        return;
+    }
+    for r in check(&mirrors, &expected).await {
+        if r.problems.is_empty() {
+            info!(mirror = %r.mirror, bundles = r.served, "the asset mirror serves every bundle");
+            continue;
+        }
+        let listed: Vec<&str> = r
+            .problems
+            .iter()
+            .take(MIRROR_CHECK_LISTED)
+            .map(String::as_str)
+            .collect();
+        let more = r.problems.len().saturating_sub(listed.len());
+        warn!(
+            mirror = %r.mirror,
+            missing = r.problems.len(),
+            of = expected.len(),
+            problems = %listed.join("; "),
+            more,
+            "the asset mirror does not serve every bundle; players fetch those from this server instead: run `shard-server publish-bundles` and upload the folder"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::snapshot::PluginRow;
+
+    fn row(name: &str, bundle: Option<(&str, u64)>) -> PluginRow {
+        PluginRow {
+            name: name.into(),
+            state: "loaded",
+            version: "1".into(),
+            hash: String::new(),
+            errors: 0,
+            restarts: 0,
+            worker_pid: None,
+            last_error: None,
+            bundle_bytes: bundle.map(|(_, len)| len),
+            bundle_sha256: bundle.map(|(sha, _)| sha.into()),
+            rpc_names: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn each_bundle_file_is_expected_once_and_plugins_without_one_not_at_all() {
+        let snap = Snapshot {
+            plugins: vec![
+                row("twin_a", Some(("aa", 10))),
+                row("twin_b", Some(("aa", 10))),
+                row("solo", Some(("bb", 20))),
+                row("starting", None),
+            ],
+            ..Snapshot::default()
+        };
+        assert_eq!(
+            expected(&snap),
+            [
+                Expected {
+                    plugin: "twin_a".into(),
+                    file: "aa.bundle".into(),
+                    len: 10
+                },
+                Expected {
+                    plugin: "solo".into(),
+                    file: "bb.bundle".into(),
+                    len: 20
+                },
+            ]
+        );
+    }
+}
