@@ -214,16 +214,29 @@ async fn events_until_done(session: &mut Session) -> Vec<ClientEvent> {
     events
 }
 
+/// A fresh client plays against the hostile server task `server` (at
+/// `addr`, key `key`) until its bundle is installed or failed; returns the
+/// client's events and what the server task returned.
+async fn play<T>(
+    dir: &std::path::Path,
+    addr: SocketAddr,
+    key: shard_protocol::identity::Fingerprint,
+    server: tokio::task::JoinHandle<T>,
+) -> (Vec<ClientEvent>, T) {
+    let mut session = connect(dir, addr, key).await;
+    let events = events_until_done(&mut session).await;
+    let result = server.await.unwrap();
+    session.close().await;
+    (events, result)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundle_dribbled_one_byte_per_write_arrives_whole_and_installs() {
     let dir = tempfile::tempdir().unwrap();
     let packed = bundle(dir.path());
     let (endpoint, addr, key) = hostile_endpoint();
     let server = tokio::spawn(serve(endpoint, packed.clone(), Dribble::ByteByByte));
-    let mut session = connect(dir.path(), addr, key).await;
-    let events = events_until_done(&mut session).await;
-    session.close().await;
-    let sent = server.await.unwrap();
+    let (events, sent) = play(dir.path(), addr, key, server).await;
     // The dribble is real: far more packets than a 40 KiB bundle needs.
     assert!(
         sent > packed.bytes.len() as u64 / 64,
@@ -359,10 +372,7 @@ async fn the_same_bundle_announced_again_mid_download_is_not_asked_for_twice() {
             (asked_again, installed)
         }
     });
-    let mut session = connect(dir.path(), addr, key).await;
-    let events = events_until_done(&mut session).await;
-    let (asked_again, installed) = server.await.unwrap();
-    session.close().await;
+    let (events, (asked_again, installed)) = play(dir.path(), addr, key, server).await;
     assert_eq!(
         asked_again, 0,
         "the client asked for the bundle again: {events:?}"
@@ -426,10 +436,7 @@ async fn a_server_cannot_park_data_in_the_client_on_streams_it_does_not_read() {
             opened
         }
     });
-    let mut session = connect(dir.path(), addr, key).await;
-    let events = events_until_done(&mut session).await;
-    session.close().await;
-    let opened = server.await.unwrap();
+    let (events, opened) = play(dir.path(), addr, key, server).await;
     assert_eq!(
         opened,
         shard_client::tuning::MAX_BUNDLE_STREAMS as usize,
@@ -501,10 +508,7 @@ async fn a_bundle_sent_on_many_streams_at_once_installs_once_from_one() {
             (installs, stopped)
         }
     });
-    let mut session = connect(dir.path(), addr, key).await;
-    let events = events_until_done(&mut session).await;
-    let (installs, stopped) = server.await.unwrap();
-    session.close().await;
+    let (events, (installs, stopped)) = play(dir.path(), addr, key, server).await;
     assert!(
         events
             .iter()
