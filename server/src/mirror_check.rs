@@ -1,7 +1,7 @@
 //! The start-up check of `asset_mirrors`: once the plugins are loaded, the
 //! server asks each mirror for the head of every current bundle
 //! (`<mirror><sha256>.bundle`) and logs, per mirror, that it serves them
-//! all or which it does not and why. A mirror that lacks files, answers
+//! all, which it does not and why, or that it cannot be reached. A mirror that lacks files, answers
 //! with another length, or cannot be reached costs every player a fallback
 //! to this server; the operator hears it at start, not from players.
 //!
@@ -10,6 +10,7 @@
 //! certificate error here while working for them.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Semaphore;
 use tracing::{info, instrument, warn};
@@ -39,6 +40,19 @@ pub struct MirrorCheck {
     pub served: usize,
     /// One line per bundle it does not serve: plugin, file and why.
     pub problems: Vec<String>,
+    /// Why it could not be reached (no connection, or no answer in time):
+    /// the first such failure ends its check, so a dead mirror costs one
+    /// timeout per request in flight, not one per bundle.
+    pub unreachable: Option<String>,
+}
+
+/// How one request of the check ended.
+enum Outcome {
+    Served,
+    Problem(String),
+    Unreachable(String),
+    /// Not asked: the mirror was already found unreachable.
+    Skipped,
 }
 
 /// The bundles of the plugins in `snap` (one entry per file: twins share one).
@@ -80,24 +94,44 @@ pub async fn check(mirrors: &[String], expected: &[Expected]) -> Vec<MirrorCheck
                 .map(|m| MirrorCheck {
                     mirror: m.clone(),
                     served: 0,
-                    problems: vec![why.clone()],
+                    problems: Vec::new(),
+                    unreachable: Some(why.clone()),
                 })
                 .collect();
         }
     };
     let gate = Arc::new(Semaphore::new(MIRROR_CHECK_CONCURRENCY));
+    let dead: Arc<Vec<AtomicBool>> =
+        Arc::new(mirrors.iter().map(|_| AtomicBool::new(false)).collect());
     let mut tasks = tokio::task::JoinSet::new();
     for (m, mirror) in mirrors.iter().enumerate() {
         for e in expected {
-            let (client, gate, mirror, e) =
-                (client.clone(), gate.clone(), mirror.clone(), e.clone());
+            let (client, gate, dead, mirror, e) = (
+                client.clone(),
+                gate.clone(),
+                dead.clone(),
+                mirror.clone(),
+                e.clone(),
+            );
             tasks.spawn(async move {
                 let _permit = gate.acquire_owned().await;
+                let is_dead = || dead.get(m).is_some_and(|d| d.load(Ordering::Relaxed));
+                if is_dead() {
+                    return (m, Outcome::Skipped);
+                }
                 let url = format!("{mirror}{}", e.file);
-                let problem = match client.head(&url).send().await {
-                    Err(err) => Some(shard_protocol::error_chain(&err.without_url())),
+                let named =
+                    |why: String| Outcome::Problem(format!("{} ({}): {why}", e.file, e.plugin));
+                let outcome = match client.head(&url).send().await {
+                    Err(err) if err.is_connect() || err.is_timeout() => {
+                        if let Some(d) = dead.get(m) {
+                            d.store(true, Ordering::Relaxed);
+                        }
+                        Outcome::Unreachable(shard_protocol::error_chain(&err.without_url()))
+                    }
+                    Err(err) => named(shard_protocol::error_chain(&err.without_url())),
                     Ok(resp) if !resp.status().is_success() => {
-                        Some(format!("HTTP status {}", resp.status()))
+                        named(format!("HTTP status {}", resp.status()))
                     }
                     // The header, not `content_length()`: a head's body is empty.
                     Ok(resp) => match resp
@@ -107,15 +141,12 @@ pub async fn check(mirrors: &[String], expected: &[Expected]) -> Vec<MirrorCheck
                         .and_then(|v| v.trim().parse::<u64>().ok())
                     {
                         Some(n) if n != e.len => {
-                            Some(format!("serves {n} bytes, but the bundle is {}", e.len))
+                            named(format!("serves {n} bytes, but the bundle is {}", e.len))
                         }
-                        _ => None,
+                        _ => Outcome::Served,
                     },
                 };
-                (
-                    m,
-                    problem.map(|why| format!("{} ({}): {why}", e.file, e.plugin)),
-                )
+                (m, outcome)
             });
         }
     }
@@ -125,16 +156,21 @@ pub async fn check(mirrors: &[String], expected: &[Expected]) -> Vec<MirrorCheck
             mirror: m.clone(),
             served: 0,
             problems: Vec::new(),
+            unreachable: None,
         })
         .collect();
     while let Some(done) = tasks.join_next().await {
-        let Ok((m, problem)) = done else { continue };
+        let Ok((m, outcome)) = done else { continue };
         let Some(r) = reports.get_mut(m) else {
             continue;
         };
-        match problem {
-            None => r.served += 1,
-            Some(p) => r.problems.push(p),
+        match outcome {
+            Outcome::Served => r.served += 1,
+            Outcome::Problem(p) => r.problems.push(p),
+            Outcome::Unreachable(why) => {
+                r.unreachable.get_or_insert(why);
+            }
+            Outcome::Skipped => {}
         }
     }
     for r in &mut reports {
@@ -151,6 +187,16 @@ pub async fn check_and_log(mirrors: Vec<String>, snap: Arc<Snapshot>) {
         return;
     }
     for r in check(&mirrors, &expected).await {
+        if let Some(why) = &r.unreachable {
+            warn!(
+                mirror = %r.mirror,
+                error = %why,
+                served = r.served,
+                of = expected.len(),
+                "the asset mirror cannot be reached; players fetch its bundles from this server instead"
+            );
+            continue;
+        }
         if r.problems.is_empty() {
             info!(mirror = %r.mirror, bundles = r.served, "the asset mirror serves every bundle");
             continue;

@@ -1502,7 +1502,8 @@ async fn a_bundle_two_plugins_share_is_fetched_from_the_mirror_once() {
 /// At start, the real server asks each mirror for the head of every bundle
 /// and logs what it serves: one mirror holding the `publish-bundles` output
 /// serves all; on another, one file was never uploaded, and the warning
-/// names that file and its plugin. The check only asks heads (no player's
+/// names that file and its plugin; a third is down, and is reported
+/// unreachable once. The check only asks heads (no player's
 /// download is counted against a mirror by it) and the server does not
 /// wait for it to serve.
 #[test]
@@ -1519,8 +1520,15 @@ fn the_server_checks_at_start_that_its_mirrors_serve_every_bundle() {
     let other = packed(&plugins, "other");
     std::fs::remove_file(partial.path().join(file_name(&other.sha256))).unwrap();
     let (good, gappy) = (nginx(full.path()), nginx(partial.path()));
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = format!("http://127.0.0.1:{port}/");
     let config = format!(
-        "asset_mirrors = [\"{}\", \"{}\"]\nadmin_http = \"\"\n",
+        "asset_mirrors = [\"{}\", \"{}\", \"{down}\"]\nadmin_http = \"\"\n",
         good.url(),
         gappy.url()
     );
@@ -1531,9 +1539,15 @@ fn the_server_checks_at_start_that_its_mirrors_serve_every_bundle() {
     )
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let (mut served, mut missing) = (None, None);
-    while (served.is_none() || missing.is_none()) && Instant::now() < deadline {
+    let (mut served, mut missing, mut unreachable) = (None, None, None);
+    while (served.is_none() || missing.is_none() || unreachable.is_none())
+        && Instant::now() < deadline
+    {
         let log = srv.log_text();
+        unreachable = log
+            .lines()
+            .find(|l| l.contains("cannot be reached") && l.contains(&down))
+            .map(str::to_owned);
         served = log
             .lines()
             .find(|l| l.contains("serves every bundle") && l.contains(&good.url()))
@@ -1560,6 +1574,10 @@ fn the_server_checks_at_start_that_its_mirrors_serve_every_bundle() {
         missing.contains("missing=1") && missing.contains("of=2"),
         "{missing}"
     );
+    let unreachable =
+        unreachable.unwrap_or_else(|| panic!("no warning for the mirror that is down:\n{log}"));
+    assert!(unreachable.contains("Connection refused"), "{unreachable}");
+    assert_eq!(log.matches("cannot be reached").count(), 1, "{log}");
     for n in [&good, &gappy] {
         let log = n.requests();
         assert_eq!(log.len(), 2, "{log:?}");
