@@ -755,6 +755,9 @@ async fn an_operator_logs_in_kicks_broadcasts_and_reloads_in_a_real_browser() {
         step = "reload, disable and enable a plugin from the Plugins page";
         b.click("nav a[href='/plugins']").await?;
         b.wait_text("#plugin-counter .log", "started 1").await?;
+        // The bundle's file name on a mirror, for operators checking an upload.
+        b.wait_text("#plugin-counter .fields", "Mirror file")
+            .await?;
         // A reload keeps the worker's interpreter, so game.state counts on.
         b.click("#plugin-counter button[data-action=reload]")
             .await?;
