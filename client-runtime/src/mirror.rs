@@ -661,7 +661,7 @@ struct Fetch {
 impl Fetch {
     /// Tries each mirror in order until one delivers the verified bundle.
     async fn run(&self, job: &MirrorJob) -> MirrorOutcome {
-        let file = format!("{}.bundle", hex::encode(job.sha256));
+        let file = shard_protocol::bundle_file_name(&job.sha256);
         let mut reasons = Vec::new();
         for base in &self.bases {
             if let Some(why) = self.down_since(base) {

@@ -42,6 +42,13 @@ pub const BUILTIN_PLUGIN_ID: u16 = 0;
 /// RPC name of the builtin popup handler (`game.show_popup` sends it).
 pub const POPUP_RPC: &str = "ShowPopup";
 
+/// The file name of a bundle on an asset mirror, `<sha256 hex>.bundle`: a
+/// mirror serves nothing else (`<mirror><name>`), and the server that
+/// publishes and checks it and the client that fetches it name it here.
+pub fn bundle_file_name(sha256: &[u8; 32]) -> String {
+    format!("{}.bundle", hex::encode(sha256))
+}
+
 /// Shortens `s` to at most `max` bytes at a character boundary: the one way
 /// every text handed on (to the game, into a message field) is capped.
 pub fn clip_utf8(s: &mut String, max: usize) {

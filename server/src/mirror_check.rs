@@ -59,14 +59,13 @@ enum Outcome {
 pub fn expected(snap: &Snapshot) -> Vec<Expected> {
     let mut out: Vec<Expected> = Vec::new();
     for p in &snap.plugins {
-        let (Some(sha), Some(len)) = (&p.bundle_sha256, p.bundle_bytes) else {
+        let (Some(file), Some(len)) = (&p.bundle_file, p.bundle_bytes) else {
             continue;
         };
-        let file = format!("{sha}.bundle");
-        if out.iter().all(|e| e.file != file) {
+        if out.iter().all(|e| e.file != *file) {
             out.push(Expected {
                 plugin: p.name.clone(),
-                file,
+                file: file.clone(),
                 len,
             });
         }
@@ -235,7 +234,7 @@ mod tests {
             worker_pid: None,
             last_error: None,
             bundle_bytes: bundle.map(|(_, len)| len),
-            bundle_sha256: bundle.map(|(sha, _)| sha.into()),
+            bundle_file: bundle.map(|(file, _)| file.into()),
             rpc_names: Vec::new(),
         }
     }
@@ -244,9 +243,9 @@ mod tests {
     fn each_bundle_file_is_expected_once_and_plugins_without_one_not_at_all() {
         let snap = Snapshot {
             plugins: vec![
-                row("twin_a", Some(("aa", 10))),
-                row("twin_b", Some(("aa", 10))),
-                row("solo", Some(("bb", 20))),
+                row("twin_a", Some(("aa.bundle", 10))),
+                row("twin_b", Some(("aa.bundle", 10))),
+                row("solo", Some(("bb.bundle", 20))),
                 row("starting", None),
             ],
             ..Snapshot::default()

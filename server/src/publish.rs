@@ -87,10 +87,7 @@ pub struct PublishReport {
     pub failed: Vec<PublishError>,
 }
 
-/// The file name of a bundle on a mirror: `<sha256 hex>.bundle`.
-pub fn bundle_file_name(sha256: &[u8; 32]) -> String {
-    format!("{}.bundle", hex::encode(sha256))
-}
+pub use shard_protocol::bundle_file_name;
 
 /// Builds every plugin bundle of `plugins` and writes it into `out`
 /// (created if missing); see the module docs for the guarantees.

@@ -952,7 +952,7 @@ fn mirror_fallback(warns: &WarnLimiter<u16>, peer: u32, plugin: &str, r: &Bundle
         warn!(
             peer,
             plugin,
-            file = %crate::publish::bundle_file_name(&r.sha256),
+            file = %shard_protocol::bundle_file_name(&r.sha256),
             offset = r.offset,
             folded,
             "a player fetches this bundle from the game server although asset_mirrors are set: its mirror download failed (or it turned mirrors off); if this repeats, check that every mirror serves `file` (`shard-server publish-bundles`, then upload)"

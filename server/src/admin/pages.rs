@@ -328,8 +328,8 @@ fn plugins(ctx: &Ctx<'_>) -> Markup {
                     div { dt { "Restarts" } dd { (p.restarts) } }
                     div { dt { "Worker pid" } dd { @if let Some(pid) = p.worker_pid { (pid) } @else { "—" } } }
                     div { dt { "Bundle" } dd { @if let Some(b) = p.bundle_bytes { (bytes(b)) } @else { "none" } } }
-                    @if let Some(sha) = &p.bundle_sha256 {
-                        div { dt { "Mirror file" } dd { code title=(format!("{sha}.bundle")) { (sha.get(..16).unwrap_or(sha)) "….bundle" } } }
+                    @if let Some(file) = &p.bundle_file {
+                        div { dt { "Mirror file" } dd { code title=(file) { (file.get(..16).unwrap_or(file)) "….bundle" } } }
                     }
                     div { dt { "RPCs" } dd { @if p.rpc_names.is_empty() { "none" } @else { (p.rpc_names.join(", ")) } } }
                 }

@@ -56,8 +56,8 @@ pub struct PluginRow {
     pub last_error: Option<String>,
     /// Packed bundle size, if the plugin has a bundle.
     pub bundle_bytes: Option<u64>,
-    /// Its SHA-256 (hex): the bundle's name on a mirror is `<this>.bundle`.
-    pub bundle_sha256: Option<String>,
+    /// Its file name on an asset mirror, `<sha256 hex>.bundle`.
+    pub bundle_file: Option<String>,
     /// RPC names the client scripts register.
     pub rpc_names: Vec<String>,
 }
@@ -255,7 +255,7 @@ impl Publisher {
                 PluginRow {
                     state: state_name(p.state),
                     bundle_bytes: bundle.map(|b| b.bytes.len() as u64),
-                    bundle_sha256: bundle.map(|b| hex::encode(b.sha256)),
+                    bundle_file: bundle.map(|b| shard_protocol::bundle_file_name(&b.sha256)),
                     rpc_names: bundle.map(|b| b.rpc_names.clone()).unwrap_or_default(),
                     name: p.name,
                     version: p.version,
