@@ -48,6 +48,17 @@ pub struct Nginx {
     _dir: TempDir,
 }
 
+impl NginxOptions {
+    /// Plain HTTP with `extra` directives inside `server { }` (a rate limit,
+    /// a header, a `location`): how most mirror tests bend nginx.
+    pub fn with_extra(extra: impl Into<String>) -> Self {
+        Self {
+            extra: extra.into(),
+            ..Self::default()
+        }
+    }
+}
+
 impl Nginx {
     /// The master process's id, so a benchmark can add up its workers' CPU.
     pub fn pid(&self) -> u32 {

@@ -101,6 +101,28 @@ async fn handshake(
     (conn, send, recv)
 }
 
+/// Spawns the hostile server: the real handshake with one client
+/// ([`handshake`]), then `script` with the connection, its control stream
+/// and the bundle; the handle yields what `script` returns.
+fn after_handshake<T, F, Fut>(
+    endpoint: quinn::Endpoint,
+    packed: &PackedBundle,
+    script: F,
+) -> tokio::task::JoinHandle<T>
+where
+    F: FnOnce(quinn::Connection, quinn::SendStream, quinn::RecvStream, PackedBundle) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let packed = packed.clone();
+    tokio::spawn(async move {
+        let (conn, send, recv) = handshake(&endpoint, &packed).await;
+        script(conn, send, recv, packed).await
+    })
+}
+
 /// The bundle's chunk frames, as the real server writes them.
 fn chunk_frames(packed: &PackedBundle) -> Vec<Vec<u8>> {
     packed
@@ -340,10 +362,10 @@ async fn the_same_bundle_announced_again_mid_download_is_not_asked_for_twice() {
     let dir = tempfile::tempdir().unwrap();
     let packed = bundle(dir.path());
     let (endpoint, addr, key) = hostile_endpoint();
-    let server = tokio::spawn({
-        let packed = packed.clone();
-        async move {
-            let (conn, mut send, mut recv) = handshake(&endpoint, &packed).await;
+    let server = after_handshake(
+        endpoint,
+        &packed,
+        move |conn, mut send, mut recv, packed| async move {
             let frames = chunk_frames(&packed);
             assert!(frames.len() > 1, "the bundle must take several chunks");
             let (first, rest) = frames.split_at(frames.len() / 2);
@@ -370,8 +392,8 @@ async fn the_same_bundle_announced_again_mid_download_is_not_asked_for_twice() {
             };
             conn.close(0u32.into(), b"done");
             (asked_again, installed)
-        }
-    });
+        },
+    );
     let (events, (asked_again, installed)) = play(dir.path(), addr, key, server).await;
     assert_eq!(
         asked_again, 0,
@@ -397,10 +419,10 @@ async fn a_server_cannot_park_data_in_the_client_on_streams_it_does_not_read() {
     let dir = tempfile::tempdir().unwrap();
     let packed = bundle(dir.path());
     let (endpoint, addr, key) = hostile_endpoint();
-    let server = tokio::spawn({
-        let packed = packed.clone();
-        async move {
-            let (conn, _send, mut recv) = handshake(&endpoint, &packed).await;
+    let server = after_handshake(
+        endpoint,
+        &packed,
+        move |conn, _send, mut recv, packed| async move {
             let wait = Duration::from_millis(500);
             let bidi = tokio::time::timeout(wait, conn.open_bi()).await;
             assert!(bidi.is_err(), "the client granted a bidirectional stream");
@@ -434,8 +456,8 @@ async fn a_server_cannot_park_data_in_the_client_on_streams_it_does_not_read() {
             }
             conn.close(0u32.into(), b"done");
             opened
-        }
-    });
+        },
+    );
     let (events, opened) = play(dir.path(), addr, key, server).await;
     assert_eq!(
         opened,
@@ -462,10 +484,10 @@ async fn a_bundle_sent_on_many_streams_at_once_installs_once_from_one() {
     let packed = bundle_of(dir.path(), &archive);
     let (endpoint, addr, key) = hostile_endpoint();
     let streams = shard_client::tuning::MAX_BUNDLE_STREAMS as usize;
-    let server = tokio::spawn({
-        let packed = packed.clone();
-        async move {
-            let (conn, _send, mut recv) = handshake(&endpoint, &packed).await;
+    let server = after_handshake(
+        endpoint,
+        &packed,
+        move |conn, _send, mut recv, packed| async move {
             let frames = chunk_frames(&packed);
             let mut opened = Vec::new();
             for _ in 0..streams {
@@ -506,8 +528,8 @@ async fn a_bundle_sent_on_many_streams_at_once_installs_once_from_one() {
             }
             conn.close(0u32.into(), b"done");
             (installs, stopped)
-        }
-    });
+        },
+    );
     let (events, (installs, stopped)) = play(dir.path(), addr, key, server).await;
     assert!(
         events

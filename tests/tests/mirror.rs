@@ -284,10 +284,7 @@ async fn a_truncated_file_on_the_mirror_falls_back_to_quic() {
 /// the bundle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_that_compresses_the_file_falls_back_to_quic() {
-    let opts = NginxOptions {
-        extra: "add_header Content-Encoding gzip always;".into(),
-        ..NginxOptions::default()
-    };
+    let opts = NginxOptions::with_extra("add_header Content-Encoding gzip always;");
     let (c, _) = falls_back(
         opts,
         |_, big| Some(gzip(&big.bytes)),
@@ -434,14 +431,7 @@ async fn a_mirror_that_failed_as_a_whole_is_skipped_by_the_next_download() {
     // Listed first, too slow (16 KiB/s is below the 32 KiB/s minimum); the
     // second mirror serves the same files at full speed.
     let www = tempfile::tempdir().unwrap();
-    let slow = Nginx::start(
-        www.path(),
-        &NginxOptions {
-            extra: "limit_rate 16k;".into(),
-            ..NginxOptions::default()
-        },
-    )
-    .unwrap();
+    let slow = Nginx::start(www.path(), &NginxOptions::with_extra("limit_rate 16k;")).unwrap();
     let good = nginx(www.path());
     let srv = server(www.path(), vec![slow.url(), good.url()]);
     // One download at a time, so the second starts after the first failed.
@@ -474,10 +464,7 @@ async fn a_mirror_that_failed_as_a_whole_is_skipped_by_the_next_download() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_mirror_fails_over_and_quic_resumes_what_it_delivered() {
     // 16 KiB/s is below the default minimum pace of 32 KiB/s.
-    let slow = NginxOptions {
-        extra: "limit_rate 16k;".into(),
-        ..NginxOptions::default()
-    };
+    let slow = NginxOptions::with_extra("limit_rate 16k;");
     let (c, len) = falls_back(slow, |_, _| None, None, "too slow").await;
     let quic = c.session.bundle_bytes_received();
     assert!(c.session.mirror_bytes_received() > 0);
@@ -505,15 +492,12 @@ async fn a_redirect_off_the_mirror_list_is_refused_and_one_on_it_is_followed() {
         )
     };
     let port = second.addr.port();
-    let opts = NginxOptions {
-        extra: format!(
-            "location = /{big} {{ return 302 http://localhost:{port}/{big}; }}\n    \
-             location = /{other} {{ return 302 http://127.0.0.1:{port}/{other}; }}",
-            big = file_name(&big_sha),
-            other = file_name(&other_sha),
-        ),
-        ..NginxOptions::default()
-    };
+    let opts = NginxOptions::with_extra(format!(
+        "location = /{big} {{ return 302 http://localhost:{port}/{big}; }}\n    \
+         location = /{other} {{ return 302 http://127.0.0.1:{port}/{other}; }}",
+        big = file_name(&big_sha),
+        other = file_name(&other_sha),
+    ));
     let empty = tempfile::tempdir().unwrap();
     let first = Nginx::start(empty.path(), &opts).unwrap();
     let srv = server(www.path(), vec![first.url(), second.url()]);
@@ -614,10 +598,7 @@ async fn a_half_done_download_resumes_from_partial_with_a_range_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_that_ignores_range_requests_is_downloaded_whole() {
     let www = tempfile::tempdir().unwrap();
-    let no_ranges = NginxOptions {
-        extra: "max_ranges 0;".into(),
-        ..NginxOptions::default()
-    };
+    let no_ranges = NginxOptions::with_extra("max_ranges 0;");
     let n = Nginx::start(www.path(), &no_ranges).unwrap();
     let srv = server(www.path(), vec![n.url()]);
     let big = packed(&srv.plugin_dir(), "big");
@@ -647,10 +628,7 @@ async fn a_mirror_that_ignores_range_requests_is_downloaded_whole() {
 async fn a_headless_client_killed_mid_download_resumes_with_a_range_request() {
     // 48 KiB/s: above the minimum pace, slow enough to cut a 256 KiB bundle.
     let www = tempfile::tempdir().unwrap();
-    let opts = NginxOptions {
-        extra: "limit_rate 48k;".into(),
-        ..NginxOptions::default()
-    };
+    let opts = NginxOptions::with_extra("limit_rate 48k;");
     let n = Nginx::start(www.path(), &opts).unwrap();
     let srv = TestServer::start_with(|cfg| {
         write_plugin(&cfg.plugin_dir, "big", BIG_PY, 0x5eed_0001);
