@@ -381,10 +381,11 @@ impl BundleReceiver {
 
     /// Lets go of `plugin_id`'s download of `sha256` now that the plugin
     /// wants other content or is gone: stops its stream (the chunks name the
-    /// plugin, so none of them would be taken), and unless another plugin
-    /// wants that bundle closes the partial file, so edits during a download
-    /// cannot pile up open files, and ends its mirror download. The file stays in `partial/`: a plugin
-    /// taking the download over, or this one reverted, resumes it.
+    /// plugin, so none of them would be taken) and, unless another plugin
+    /// wants that bundle, closes the partial file (so edits during a
+    /// download cannot pile up open files) and ends its mirror download.
+    /// The file stays in `partial/`: a plugin taking the download over, or
+    /// this one reverted, resumes it.
     fn let_go(&mut self, plugin_id: u16, sha256: &[u8; 32]) {
         if let Some(d) = self.partials.get(sha256)
             && d.plugin_id == plugin_id

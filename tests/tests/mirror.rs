@@ -685,6 +685,23 @@ async fn a_headless_client_killed_mid_download_resumes_with_a_range_request() {
     assert_eq!(srv.server.bundle_flight().bytes_sent, 0);
 }
 
+/// A player's content settings trusting the test certificate of HTTPS `n`
+/// (`--mirror-ca`).
+fn trusting(n: &Nginx) -> ContentSettings {
+    ContentSettings {
+        mirrors: MirrorSettings {
+            extra_ca_pem: Some(
+                n.cert_pem
+                    .clone()
+                    .expect("an HTTPS nginx has a certificate")
+                    .into_bytes(),
+            ),
+            ..MirrorSettings::default()
+        },
+        ..ContentSettings::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_over_http2_with_the_test_ca_trusted_and_refused_without_it() {
     let www = tempfile::tempdir().unwrap();
@@ -697,7 +714,6 @@ async fn https_over_http2_with_the_test_ca_trusted_and_refused_without_it() {
     )
     .unwrap();
     let srv = server(www.path(), vec![n.url()]);
-    let pem = n.cert_pem.clone().unwrap().into_bytes();
 
     // Without the test CA the certificate is unknown: QUIC it is.
     let stranger = TestPlayer::new("stranger");
@@ -709,13 +725,7 @@ async fn https_over_http2_with_the_test_ca_trusted_and_refused_without_it() {
         c.seen
     );
 
-    let content = ContentSettings {
-        mirrors: MirrorSettings {
-            extra_ca_pem: Some(pem),
-            ..MirrorSettings::default()
-        },
-        ..ContentSettings::default()
-    };
+    let content = trusting(&n);
     let player = TestPlayer::new("vee");
     let (ev, c) = install_big(&srv, &player, content).await;
     assert!(
@@ -749,13 +759,7 @@ async fn an_expired_mirror_certificate_falls_back_to_quic_and_says_so() {
     )
     .unwrap();
     let srv = server(www.path(), vec![n.url()]);
-    let content = ContentSettings {
-        mirrors: MirrorSettings {
-            extra_ca_pem: Some(n.cert_pem.clone().unwrap().into_bytes()),
-            ..MirrorSettings::default()
-        },
-        ..ContentSettings::default()
-    };
+    let content = trusting(&n);
     let player = TestPlayer::new("vee");
     let (ev, c) = install_big(&srv, &player, content).await;
     assert_eq!(source_of(&ev), Some("server"), "{ev:?}");
