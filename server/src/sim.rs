@@ -453,7 +453,7 @@ impl Sim {
                     if old.sha256 != bundle.sha256 && !self.cfg.asset_mirrors.is_empty() {
                         warn!(
                             plugin = %name,
-                            file = %crate::publish::bundle_file_name(&bundle.sha256),
+                            file = %shard_protocol::bundle_file_name(&bundle.sha256),
                             "the plugin's new bundle is on the asset mirrors only once published: run `shard-server publish-bundles` and upload; until then players fetch it from this server"
                         );
                     }
@@ -663,7 +663,7 @@ impl Sim {
                     peer,
                     plugin_id,
                     plugin,
-                    sha256: hex_of(&sha256),
+                    sha256: hex::encode(sha256),
                     ok,
                     error,
                 }));
@@ -936,10 +936,6 @@ pub fn spawn(
         Ok(Err(e)) => Err(SimStartError::Host(e)),
         Err(_) => Err(SimStartError::Died),
     }
-}
-
-fn hex_of(bytes: &[u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Counts a bundle request taken although `asset_mirrors` are set, and
