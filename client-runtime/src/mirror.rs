@@ -388,15 +388,6 @@ pub struct Mirrors {
     events: EventTx,
 }
 
-/// Scheme, host and port of a URL: what a redirect must stay within.
-fn origin(u: &Url) -> (String, String, Option<u16>) {
-    (
-        u.scheme().to_string(),
-        u.host_str().unwrap_or_default().to_ascii_lowercase(),
-        u.port_or_known_default(),
-    )
-}
-
 /// The mirrors of `list` a client of a game server at `server` may use:
 /// those that parse ([`parse_mirror`]) and whose address, when written as
 /// one, is no nearer the player than the server (host names are held to the
@@ -514,14 +505,14 @@ fn http_client(
     settings: &MirrorSettings,
     server: IpAddr,
 ) -> Result<reqwest::Client, MirrorError> {
-    let allowed: Vec<_> = bases.iter().map(origin).collect();
+    let allowed = bases.to_vec();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() > MAX_MIRROR_REDIRECTS {
             return attempt.error(MirrorError::TooManyRedirects {
                 max: MAX_MIRROR_REDIRECTS,
             });
         }
-        if allowed.contains(&origin(attempt.url())) {
+        if shard_protocol::redirect_allowed(&allowed, attempt.url()) {
             attempt.follow()
         } else {
             let to = attempt.url().to_string();

@@ -49,6 +49,22 @@ pub fn bundle_file_name(sha256: &[u8; 32]) -> String {
     format!("{}.bundle", hex::encode(sha256))
 }
 
+/// Whether a redirect from a mirror may be followed to `to`: only to a host
+/// on the mirror list (same scheme, host and port as one of `mirrors`), so
+/// a mirror cannot send players elsewhere. The client's downloads and the
+/// server's start-up check follow exactly these.
+pub fn redirect_allowed(mirrors: &[url::Url], to: &url::Url) -> bool {
+    let origin = |u: &url::Url| {
+        (
+            u.scheme().to_owned(),
+            u.host_str().unwrap_or_default().to_ascii_lowercase(),
+            u.port_or_known_default(),
+        )
+    };
+    let to = origin(to);
+    mirrors.iter().any(|m| origin(m) == to)
+}
+
 /// Shortens `s` to at most `max` bytes at a character boundary: the one way
 /// every text handed on (to the game, into a message field) is capped.
 pub fn clip_utf8(s: &mut String, max: usize) {
@@ -199,6 +215,30 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("cannot publish")]
     struct Publish(#[source] Opening);
+
+    #[test]
+    fn a_redirect_is_allowed_only_to_a_host_on_the_mirror_list() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        let list = [
+            u("https://cdn.example.net/shard/"),
+            u("http://10.0.0.2:8080/a/"),
+        ];
+        assert!(super::redirect_allowed(
+            &list,
+            &u("https://CDN.example.net/other/x.bundle")
+        ));
+        assert!(super::redirect_allowed(&list, &u("http://10.0.0.2:8080/b")));
+        // Another scheme, port or host is another origin.
+        assert!(!super::redirect_allowed(
+            &list,
+            &u("http://cdn.example.net/shard/x")
+        ));
+        assert!(!super::redirect_allowed(&list, &u("http://10.0.0.2/a/x")));
+        assert!(!super::redirect_allowed(
+            &list,
+            &u("https://evil.example/shard/x")
+        ));
+    }
 
     #[test]
     fn an_error_chain_names_each_cause_once() {

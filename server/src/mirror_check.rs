@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Semaphore;
 use tracing::{info, instrument, warn};
 
+use shard_protocol::limits::MAX_MIRROR_REDIRECTS;
+
 use crate::admin::snapshot::Snapshot;
 use crate::tuning::{
     MIRROR_CHECK_ANSWER, MIRROR_CHECK_CONCURRENCY, MIRROR_CHECK_CONNECT, MIRROR_CHECK_LISTED,
@@ -77,12 +79,30 @@ pub fn expected(snap: &Snapshot) -> Vec<Expected> {
 /// [`MIRROR_CHECK_CONCURRENCY`] requests at once; one report per mirror,
 /// in the order listed.
 pub async fn check(mirrors: &[String], expected: &[Expected]) -> Vec<MirrorCheck> {
+    // Redirects are followed as players follow them: within the mirror
+    // list, at most `MAX_MIRROR_REDIRECTS` in a row.
+    let bases: Vec<url::Url> = mirrors
+        .iter()
+        .filter_map(|m| url::Url::parse(m).ok())
+        .collect();
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_MIRROR_REDIRECTS {
+            let why = format!("more than {MAX_MIRROR_REDIRECTS} redirects");
+            attempt.error(why)
+        } else if shard_protocol::redirect_allowed(&bases, attempt.url()) {
+            attempt.follow()
+        } else {
+            let why = format!(
+                "redirects to {}, a host not on the mirror list, which players refuse",
+                attempt.url()
+            );
+            attempt.error(why)
+        }
+    });
     let client = match reqwest::Client::builder()
         .connect_timeout(MIRROR_CHECK_CONNECT)
         .read_timeout(MIRROR_CHECK_ANSWER)
-        // Players follow redirects only within the mirror list; a check
-        // that followed them anywhere would report what players never get.
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(policy)
         .build()
     {
         Ok(c) => c,

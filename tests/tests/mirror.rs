@@ -1520,31 +1520,9 @@ fn the_server_checks_at_start_that_its_mirrors_serve_every_bundle() {
         &config,
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (mut served, mut missing, mut unreachable) = (None, None, None);
-    while (served.is_none() || missing.is_none() || unreachable.is_none())
-        && Instant::now() < deadline
-    {
-        let log = srv.log_text();
-        unreachable = log
-            .lines()
-            .find(|l| l.contains("cannot be reached") && l.contains(&down))
-            .map(str::to_owned);
-        served = log
-            .lines()
-            .find(|l| l.contains("serves every bundle") && l.contains(&good.url()))
-            .map(str::to_owned);
-        missing = log
-            .lines()
-            .find(|l| l.contains("does not serve every bundle"))
-            .map(str::to_owned);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let log = srv.log_text();
-    let served = served.unwrap_or_else(|| panic!("no line for the full mirror:\n{log}"));
+    let served = log_line(&srv, &["serves every bundle", &good.url()]);
     assert!(served.contains("bundles=2"), "{served}");
-    let missing = missing.unwrap_or_else(|| panic!("no warning for the gappy mirror:\n{log}"));
-    assert!(missing.contains(&gappy.url()), "{missing}");
+    let missing = log_line(&srv, &["does not serve every bundle", &gappy.url()]);
     assert!(
         missing.contains(&format!(
             "{} (other): HTTP status 404",
@@ -1556,13 +1534,77 @@ fn the_server_checks_at_start_that_its_mirrors_serve_every_bundle() {
         missing.contains("missing=1") && missing.contains("of=2"),
         "{missing}"
     );
-    let unreachable =
-        unreachable.unwrap_or_else(|| panic!("no warning for the mirror that is down:\n{log}"));
+    let unreachable = log_line(&srv, &["cannot be reached", &down]);
     assert!(unreachable.contains("Connection refused"), "{unreachable}");
+    let log = srv.log_text();
     assert_eq!(log.matches("cannot be reached").count(), 1, "{log}");
     for n in [&good, &gappy] {
         let log = n.requests();
         assert_eq!(log.len(), 2, "{log:?}");
         assert!(log.iter().all(|l| l.starts_with("HEAD ")), "{log:?}");
     }
+}
+
+/// The first line of `srv`'s log holding every one of `needles`, waiting up
+/// to 30 s for it; fails with the log.
+fn log_line(srv: &shard_e2e::ServerProcess, needles: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = srv.log_text();
+        if let Some(line) = log.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+            return line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line with {needles:?}:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The start-up check follows redirects as players do: a mirror that
+/// redirects to another on the list serves every bundle; one that
+/// redirects to a host off the list serves none, and the warning says
+/// players refuse that host.
+#[test]
+fn the_start_up_check_follows_redirects_as_players_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    write_plugin(&plugins, "big", BIG_PY, 0x5eed_0001);
+    write_plugin(&plugins, "other", OTHER_PY, 0x5eed_0002);
+    let full = tempfile::tempdir().unwrap();
+    shard_server::publish::publish_bundles(&plugins, full.path()).unwrap();
+    let good = nginx(full.path());
+    let port = good.addr.port();
+    let empty = tempfile::tempdir().unwrap();
+    let hop = Nginx::start(
+        empty.path(),
+        &NginxOptions::with_extra(format!("return 302 http://127.0.0.1:{port}$uri;")),
+    )
+    .unwrap();
+    let away = Nginx::start(
+        empty.path(),
+        &NginxOptions::with_extra(format!("return 302 http://localhost:{port}$uri;")),
+    )
+    .unwrap();
+    let config = format!(
+        "asset_mirrors = [\"{}\", \"{}\", \"{}\"]\nadmin_http = \"\"\n",
+        good.url(),
+        hop.url(),
+        away.url()
+    );
+    let srv = shard_e2e::ServerProcess::start(
+        &workspace_bin("shard-server", "shard-server"),
+        dir.path(),
+        &config,
+    )
+    .unwrap();
+    let hopped = log_line(&srv, &["serves every bundle", &hop.url()]);
+    assert!(hopped.contains("bundles=2"), "{hopped}");
+    let refused = log_line(&srv, &["does not serve every bundle", &away.url()]);
+    assert!(
+        refused.contains("missing=2") && refused.contains("a host not on the mirror list"),
+        "{refused}"
+    );
 }
