@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{CONTENT_ENCODING, CONTENT_RANGE, RANGE};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use reqwest::{StatusCode, Url};
 use shard_cache::{BundleError, CacheError, PartialFile, RuntimeCache, VerifiedBundle};
 use shard_protocol::limits::{
@@ -204,27 +204,14 @@ pub enum MirrorError {
         /// The `Content-Range` it sent.
         range: String,
     },
-    /// The mirror compressed the file on the way (a CDN or `gzip_static
-    /// always`): its bytes are not the bundle's, so none is written. The
-    /// header comes last, so a long one is what a capped reason loses.
-    #[error(
-        "{url}: the mirror sent the file compressed; bundles are zstd already and must be served as they are: turn compression off for .bundle files (it sent Content-Encoding: {encoding})"
-    )]
-    Encoded {
+    /// The answer's head shows it is not the bundle (compressed on the
+    /// way, another length): nothing of it is written.
+    #[error("{url}: {problem}")]
+    Answer {
         /// The bundle URL.
         url: String,
-        /// The encoding it named.
-        encoding: String,
-    },
-    /// The mirror's file has another length than the server announced.
-    #[error("{url}: serves {got} bytes, but the server announced {expected}")]
-    WrongLength {
-        /// The bundle URL.
-        url: String,
-        /// Length the mirror declared.
-        got: u64,
-        /// Announced length.
-        expected: u64,
+        /// What its head shows.
+        problem: shard_protocol::MirrorAnswerProblem,
     },
     /// The mirror sent more than the announced length (the partial file is discarded).
     #[error("{url}: sent more than the announced {expected} bytes")]
@@ -759,26 +746,18 @@ impl Fetch {
             StatusCode::OK => true,
             _ => return Err(MirrorError::Status { url: u, status }),
         };
-        if let Some(encoding) = resp.headers().get(CONTENT_ENCODING) {
-            let encoding = String::from_utf8_lossy(encoding.as_bytes())
-                .trim()
-                .to_string();
-            if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity") {
-                return Err(MirrorError::Encoded { url: u, encoding });
-            }
-        }
         if restart && have > 0 {
             debug!(url = %u, "the mirror ignored the range; starting over");
             have = 0;
         }
-        if let Some(n) = resp.content_length()
-            && have.saturating_add(n) != job.len
-        {
-            return Err(MirrorError::WrongLength {
-                url: u,
-                got: have.saturating_add(n),
-                expected: job.len,
-            });
+        let head = resp.headers();
+        if let Err(problem) = shard_protocol::check_mirror_answer(
+            head.get(CONTENT_ENCODING).map(|v| v.as_bytes()),
+            head.get(CONTENT_TYPE).map(|v| v.as_bytes()),
+            resp.content_length().map(|n| have.saturating_add(n)),
+            job.len,
+        ) {
+            return Err(MirrorError::Answer { url: u, problem });
         }
         // Bytes gather in `piece` and go to the partial file in few large
         // writes (each a hop to the blocking pool); what is gathered when an
@@ -1164,10 +1143,13 @@ mod tests {
             actual: "b".into(),
         };
         assert!(!wrong.is_mirror_wide(), "one stale file");
-        let short = MirrorError::WrongLength {
+        let short = MirrorError::Answer {
             url: url(),
-            got: 1,
-            expected: 2,
+            problem: shard_protocol::MirrorAnswerProblem::WrongLength {
+                got: 1,
+                expected: 2,
+                web_page: false,
+            },
         };
         assert!(!short.is_mirror_wide());
     }

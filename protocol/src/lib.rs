@@ -16,12 +16,14 @@ pub mod frame;
 pub mod identity;
 pub mod limits;
 pub mod messages;
+pub mod mirror;
 #[cfg(feature = "json")]
 pub mod rpc_json;
 pub mod text;
 
 pub use frame::{FrameDecoder, decode_frame, encode_frame, read_frame, write_frame};
 pub use messages::*;
+pub use mirror::{MirrorAnswerProblem, bundle_file_name, check_mirror_answer, redirect_allowed};
 
 /// Version of the wire protocol; a `Hello` with another version is refused.
 /// Version 3 has both of version 2's independent additions: `KeepAlive`
@@ -41,29 +43,6 @@ pub const BUILTIN_PLUGIN_ID: u16 = 0;
 
 /// RPC name of the builtin popup handler (`game.show_popup` sends it).
 pub const POPUP_RPC: &str = "ShowPopup";
-
-/// The file name of a bundle on an asset mirror, `<sha256 hex>.bundle`: a
-/// mirror serves nothing else (`<mirror><name>`), and the server that
-/// publishes and checks it and the client that fetches it name it here.
-pub fn bundle_file_name(sha256: &[u8; 32]) -> String {
-    format!("{}.bundle", hex::encode(sha256))
-}
-
-/// Whether a redirect from a mirror may be followed to `to`: only to a host
-/// on the mirror list (same scheme, host and port as one of `mirrors`), so
-/// a mirror cannot send players elsewhere. The client's downloads and the
-/// server's start-up check follow exactly these.
-pub fn redirect_allowed(mirrors: &[url::Url], to: &url::Url) -> bool {
-    let origin = |u: &url::Url| {
-        (
-            u.scheme().to_owned(),
-            u.host_str().unwrap_or_default().to_ascii_lowercase(),
-            u.port_or_known_default(),
-        )
-    };
-    let to = origin(to);
-    mirrors.iter().any(|m| origin(m) == to)
-}
 
 /// Shortens `s` to at most `max` bytes at a character boundary: the one way
 /// every text handed on (to the game, into a message field) is capped.
@@ -215,30 +194,6 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("cannot publish")]
     struct Publish(#[source] Opening);
-
-    #[test]
-    fn a_redirect_is_allowed_only_to_a_host_on_the_mirror_list() {
-        let u = |s: &str| url::Url::parse(s).unwrap();
-        let list = [
-            u("https://cdn.example.net/shard/"),
-            u("http://10.0.0.2:8080/a/"),
-        ];
-        assert!(super::redirect_allowed(
-            &list,
-            &u("https://CDN.example.net/other/x.bundle")
-        ));
-        assert!(super::redirect_allowed(&list, &u("http://10.0.0.2:8080/b")));
-        // Another scheme, port or host is another origin.
-        assert!(!super::redirect_allowed(
-            &list,
-            &u("http://cdn.example.net/shard/x")
-        ));
-        assert!(!super::redirect_allowed(&list, &u("http://10.0.0.2/a/x")));
-        assert!(!super::redirect_allowed(
-            &list,
-            &u("https://evil.example/shard/x")
-        ));
-    }
 
     #[test]
     fn an_error_chain_names_each_cause_once() {

@@ -152,18 +152,26 @@ pub async fn check(mirrors: &[String], expected: &[Expected]) -> Vec<MirrorCheck
                     Ok(resp) if !resp.status().is_success() => {
                         named(format!("HTTP status {}", resp.status()))
                     }
-                    // The header, not `content_length()`: a head's body is empty.
-                    Ok(resp) => match resp
-                        .headers()
-                        .get(reqwest::header::CONTENT_LENGTH)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                    {
-                        Some(n) if n != e.len => {
-                            named(format!("serves {n} bytes, but the bundle is {}", e.len))
+                    // Judged as players judge it; the length from the
+                    // header, since `content_length()` is a head's empty body.
+                    Ok(resp) => {
+                        let head = resp.headers();
+                        let length = head
+                            .get(reqwest::header::CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok());
+                        match shard_protocol::check_mirror_answer(
+                            head.get(reqwest::header::CONTENT_ENCODING)
+                                .map(|v| v.as_bytes()),
+                            head.get(reqwest::header::CONTENT_TYPE)
+                                .map(|v| v.as_bytes()),
+                            length,
+                            e.len,
+                        ) {
+                            Ok(()) => Outcome::Served,
+                            Err(problem) => named(problem.to_string()),
                         }
-                        _ => Outcome::Served,
-                    },
+                    }
                 };
                 (m, outcome)
             });

@@ -272,7 +272,7 @@ async fn a_truncated_file_on_the_mirror_falls_back_to_quic() {
         NginxOptions::default(),
         |_, big| Some(big.bytes[..big.bytes.len() / 2].to_vec()),
         None,
-        "but the server announced",
+        "but the bundle is",
     )
     .await;
 }
@@ -1490,15 +1490,10 @@ async fn a_bundle_two_plugins_share_is_fetched_from_the_mirror_once() {
 /// wait for it to serve.
 #[test]
 fn the_server_checks_at_start_that_its_mirrors_serve_every_bundle() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, full) = published_pair();
+    let partial = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    write_plugin(&plugins, "big", BIG_PY, 0x5eed_0001);
-    write_plugin(&plugins, "other", OTHER_PY, 0x5eed_0002);
-    let (full, partial) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    for www in [full.path(), partial.path()] {
-        shard_server::publish::publish_bundles(&plugins, www).unwrap();
-    }
+    shard_server::publish::publish_bundles(&plugins, partial.path()).unwrap();
     let other = packed(&plugins, "other");
     std::fs::remove_file(partial.path().join(file_name(&other.sha256))).unwrap();
     let (good, gappy) = (nginx(full.path()), nginx(partial.path()));
@@ -1509,17 +1504,7 @@ fn the_server_checks_at_start_that_its_mirrors_serve_every_bundle() {
         .unwrap()
         .port();
     let down = format!("http://127.0.0.1:{port}/");
-    let config = format!(
-        "asset_mirrors = [\"{}\", \"{}\", \"{down}\"]\nadmin_http = \"\"\n",
-        good.url(),
-        gappy.url()
-    );
-    let srv = shard_e2e::ServerProcess::start(
-        &workspace_bin("shard-server", "shard-server"),
-        dir.path(),
-        &config,
-    )
-    .unwrap();
+    let srv = start_checking(&dir, &[good.url(), gappy.url(), down.clone()]);
     let served = log_line(&srv, &["serves every bundle", &good.url()]);
     assert!(served.contains("bundles=2"), "{served}");
     let missing = log_line(&srv, &["does not serve every bundle", &gappy.url()]);
@@ -1545,6 +1530,35 @@ fn the_server_checks_at_start_that_its_mirrors_serve_every_bundle() {
     }
 }
 
+/// A server folder with plugins `big` and `other`, and a folder beside it
+/// holding their bundles as `publish-bundles` writes them.
+fn published_pair() -> (tempfile::TempDir, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    write_plugin(&plugins, "big", BIG_PY, 0x5eed_0001);
+    write_plugin(&plugins, "other", OTHER_PY, 0x5eed_0002);
+    let www = tempfile::tempdir().unwrap();
+    shard_server::publish::publish_bundles(&plugins, www.path()).unwrap();
+    (dir, www)
+}
+
+/// The real server binary in `dir` with `mirrors` listed (and checked at
+/// start, its default).
+fn start_checking(dir: &tempfile::TempDir, mirrors: &[String]) -> shard_e2e::ServerProcess {
+    let listed: Vec<String> = mirrors.iter().map(|m| format!("\"{m}\"")).collect();
+    let config = format!(
+        "asset_mirrors = [{}]\nadmin_http = \"\"\n",
+        listed.join(", ")
+    );
+    shard_e2e::ServerProcess::start(
+        &workspace_bin("shard-server", "shard-server"),
+        dir.path(),
+        &config,
+    )
+    .unwrap()
+}
+
 /// The first line of `srv`'s log holding every one of `needles`, waiting up
 /// to 30 s for it; fails with the log.
 fn log_line(srv: &shard_e2e::ServerProcess, needles: &[&str]) -> String {
@@ -1568,13 +1582,7 @@ fn log_line(srv: &shard_e2e::ServerProcess, needles: &[&str]) -> String {
 /// players refuse that host.
 #[test]
 fn the_start_up_check_follows_redirects_as_players_do() {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    write_plugin(&plugins, "big", BIG_PY, 0x5eed_0001);
-    write_plugin(&plugins, "other", OTHER_PY, 0x5eed_0002);
-    let full = tempfile::tempdir().unwrap();
-    shard_server::publish::publish_bundles(&plugins, full.path()).unwrap();
+    let (dir, full) = published_pair();
     let good = nginx(full.path());
     let port = good.addr.port();
     let empty = tempfile::tempdir().unwrap();
@@ -1588,18 +1596,7 @@ fn the_start_up_check_follows_redirects_as_players_do() {
         &NginxOptions::with_extra(format!("return 302 http://localhost:{port}$uri;")),
     )
     .unwrap();
-    let config = format!(
-        "asset_mirrors = [\"{}\", \"{}\", \"{}\"]\nadmin_http = \"\"\n",
-        good.url(),
-        hop.url(),
-        away.url()
-    );
-    let srv = shard_e2e::ServerProcess::start(
-        &workspace_bin("shard-server", "shard-server"),
-        dir.path(),
-        &config,
-    )
-    .unwrap();
+    let srv = start_checking(&dir, &[good.url(), hop.url(), away.url()]);
     let hopped = log_line(&srv, &["serves every bundle", &hop.url()]);
     assert!(hopped.contains("bundles=2"), "{hopped}");
     let refused = log_line(&srv, &["does not serve every bundle", &away.url()]);
@@ -1607,4 +1604,98 @@ fn the_start_up_check_follows_redirects_as_players_do() {
         refused.contains("missing=2") && refused.contains("a host not on the mirror list"),
         "{refused}"
     );
+}
+
+/// An nginx answering every bundle request with a "not found" web page and
+/// status 200, as single-page-app hosting and an S3 website's error
+/// document do (a "soft 404").
+fn soft_404(empty: &Path) -> Nginx {
+    let page = r#"location ~ \.bundle$ { types { } default_type text/html; return 200 "<html><body><h1>Page not found</h1></body></html>"; }"#;
+    Nginx::start(empty, &NginxOptions::with_extra(page)).unwrap()
+}
+
+/// The start-up check refuses what players refuse, by the same rule
+/// (`shard_protocol::check_mirror_answer`), with the same reason: a CDN
+/// that compresses the files, and a host that answers a missing file with
+/// a web page and status 200, each serve none of the bundles.
+#[test]
+fn the_start_up_check_reports_a_compressing_cdn_and_a_soft_404() {
+    let (dir, full) = published_pair();
+    let zipping = Nginx::start(
+        full.path(),
+        &NginxOptions::with_extra("add_header Content-Encoding gzip always;"),
+    )
+    .unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let pages = soft_404(empty.path());
+    let srv = start_checking(&dir, &[zipping.url(), pages.url()]);
+    let zipped = log_line(&srv, &["does not serve every bundle", &zipping.url()]);
+    assert!(
+        zipped.contains("missing=2")
+            && zipped.contains(
+                "turn compression off for .bundle files (it sent Content-Encoding: gzip)"
+            ),
+        "{zipped}"
+    );
+    let soft = log_line(&srv, &["does not serve every bundle", &pages.url()]);
+    assert!(
+        soft.contains("missing=2")
+            && soft.contains("it answered with a web page (Content-Type: text/html)"),
+        "{soft}"
+    );
+}
+
+/// A player meets the soft 404 too: the page's length is not the bundle's,
+/// the reason says it was a web page, nothing of it is written, and QUIC
+/// brings the bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soft_404_web_page_falls_back_to_quic_and_says_so() {
+    let empty = tempfile::tempdir().unwrap();
+    let pages = soft_404(empty.path());
+    let (c, _) = falls_back(
+        NginxOptions::default(),
+        |_, _| None,
+        Some(pages.url()),
+        "it answered with a web page (Content-Type: text/html)",
+    )
+    .await;
+    assert_eq!(c.session.mirror_bytes_received(), 0);
+}
+
+/// A mirror that sends a spoiled first half of the file and then ends it
+/// (chunked, so no length gives it away): the half stays in `partial/` and
+/// QUIC resumes after it, as it would after an honest cut; the whole fails
+/// its SHA-256, is discarded and fetched again from the start over QUIC, and
+/// installs. An untrusted mirror costs the server at most half a bundle
+/// more, and the player no failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoiled_half_from_a_mirror_is_discarded_and_fetched_again() {
+    let body = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let url = chunked_mirror(body.clone()).await;
+    let (c, len) = falls_back(
+        NginxOptions::default(),
+        |_, big| {
+            let half: Vec<u8> = big.bytes[..big.bytes.len() / 2]
+                .iter()
+                .map(|b| !b)
+                .collect();
+            *body.lock().unwrap() = half;
+            None
+        },
+        Some(url),
+        "the file ended after",
+    )
+    .await;
+    assert!(c.session.mirror_bytes_received() > 0);
+    assert!(
+        !c.seen
+            .iter()
+            .any(|e| matches!(e, ClientEvent::BundleFailed { .. })),
+        "{:?}",
+        c.seen
+    );
+    // `big` came whole over QUIC after the resumed tail failed; `other`
+    // (the same size, spoiled the same way by this one-file mirror) too.
+    let quic = c.session.bundle_bytes_received();
+    assert!(quic >= len as u64, "{quic} of {len}");
 }
