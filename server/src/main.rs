@@ -66,7 +66,18 @@ enum Cmd {
         /// The folder to fill (created if missing).
         dir: PathBuf,
         /// Folder of Python plugins [default: `--plugins`, server.toml, ./plugins].
-        #[arg(long = "plugins", id = "publish_plugins")]
+        #[arg(long = "plugins", id = "publish_plugins", value_name = "DIR")]
+        plugins: Option<PathBuf>,
+    },
+    /// Check that every asset mirror serves every current plugin bundle as
+    /// players will ask for it (after `publish-bundles` and the upload, or
+    /// in a deploy script): one line per mirror, each file it does not serve
+    /// and why; exits 1 unless every mirror serves every bundle.
+    CheckMirrors {
+        /// Mirrors to check [default: `asset_mirrors` of server.toml].
+        mirrors: Vec<String>,
+        /// Folder of Python plugins [default: `--plugins`, server.toml, ./plugins].
+        #[arg(long = "plugins", id = "check_plugins", value_name = "DIR")]
         plugins: Option<PathBuf>,
     },
     /// Write the plugin API reference and the `game` type stubs by running
@@ -106,7 +117,7 @@ fn check_plugin(path: &std::path::Path) -> anyhow::Result<()> {
     };
     match shard_server::bundles::build_bundle_from_dir(&name, "check", &bundle_dir) {
         Ok(b) => {
-            let sha: String = b.sha256.iter().map(|x| format!("{x:02x}")).collect();
+            let sha = hex::encode(b.sha256);
             println!(
                 "{name}: ok — bundle {} bytes, sha256 {sha}, RPCs {:?}",
                 b.bytes.len(),
@@ -182,7 +193,8 @@ fn run() -> anyhow::Result<()> {
             println!("wrote {} and {}", out.display(), stubs.display());
             return Ok(());
         }
-        Some(Cmd::AdminToken { .. } | Cmd::PublishBundles { .. }) | None => {}
+        Some(Cmd::AdminToken { .. } | Cmd::PublishBundles { .. } | Cmd::CheckMirrors { .. })
+        | None => {}
     }
     let mut cfg = shard_server::load_config(cli.config.as_deref())?;
     if let Some(b) = cli.bind {
@@ -202,6 +214,10 @@ fn run() -> anyhow::Result<()> {
     }
     if let Some(Cmd::PublishBundles { dir, plugins }) = &cli.cmd {
         return publish_bundles(plugins.as_deref().unwrap_or(&cfg.plugin_dir), dir);
+    }
+    if let Some(Cmd::CheckMirrors { mirrors, plugins }) = &cli.cmd {
+        let plugins = plugins.as_deref().unwrap_or(&cfg.plugin_dir);
+        return check_mirrors(plugins, mirrors, &cfg.asset_mirrors);
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
@@ -254,6 +270,65 @@ fn publish_bundles(plugins: &std::path::Path, dir: &std::path::Path) -> anyhow::
         report.published.len(),
         dir.display()
     );
+    Ok(())
+}
+
+/// `check-mirrors [MIRROR...] [--plugins DIR]`: the start-up check of the
+/// mirrors (given, or else `configured`) on demand, every problem listed.
+fn check_mirrors(
+    plugins: &std::path::Path,
+    given: &[String],
+    configured: &[String],
+) -> anyhow::Result<()> {
+    use shard_server::mirror_check;
+    let mirrors = if given.is_empty() {
+        configured.to_vec()
+    } else {
+        shard_server::config::normalise_mirrors(given)?
+    };
+    if mirrors.is_empty() {
+        bail!(
+            "no asset mirror to check: list them in server.toml's `asset_mirrors` or on the command line"
+        );
+    }
+    let (expected, failed) = mirror_check::expected_in(plugins)?;
+    for e in &failed {
+        eprintln!("error: {e}");
+    }
+    if expected.is_empty() {
+        bail!("no plugin bundle to look for in {}", plugins.display());
+    }
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let reports = rt.block_on(mirror_check::check(&mirrors, &expected));
+    let of = expected.len();
+    let mut short = 0;
+    for r in &reports {
+        if let Some(why) = &r.unreachable {
+            short += 1;
+            println!("down     {}: cannot be reached: {why}", r.mirror);
+        } else if r.problems.is_empty() {
+            println!("ok       {}: serves all {of} bundle(s)", r.mirror);
+        } else {
+            short += 1;
+            let n = r.problems.len();
+            println!(
+                "missing  {}: does not serve {n} of {of} bundle(s):",
+                r.mirror
+            );
+            for p in &r.problems {
+                println!("           {p}");
+            }
+        }
+    }
+    if short > 0 {
+        bail!(
+            "{short} of {} mirror(s) do not serve every bundle; players fetch those from the game server: run `shard-server publish-bundles` and upload the folder",
+            reports.len()
+        );
+    }
+    if !failed.is_empty() {
+        bail!("{} plugin bundle(s) could not be built", failed.len());
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 //! and a mirror behind a CA only players trust (`--mirror-ca`) shows as a
 //! certificate error here while working for them.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,6 +19,7 @@ use tracing::{info, instrument, warn};
 use shard_protocol::limits::MAX_MIRROR_REDIRECTS;
 
 use crate::admin::snapshot::Snapshot;
+use crate::publish::PublishError;
 use crate::tuning::{
     MIRROR_CHECK_ANSWER, MIRROR_CHECK_CONCURRENCY, MIRROR_CHECK_CONNECT, MIRROR_CHECK_LISTED,
 };
@@ -59,20 +61,41 @@ enum Outcome {
 
 /// The bundles of the plugins in `snap` (one entry per file: twins share one).
 pub fn expected(snap: &Snapshot) -> Vec<Expected> {
-    let mut out: Vec<Expected> = Vec::new();
+    let mut out = Vec::new();
     for p in &snap.plugins {
-        let (Some(file), Some(len)) = (&p.bundle_file, p.bundle_bytes) else {
-            continue;
-        };
-        if out.iter().all(|e| e.file != *file) {
-            out.push(Expected {
-                plugin: p.name.clone(),
-                file: file.clone(),
-                len,
-            });
+        if let (Some(file), Some(len)) = (&p.bundle_file, p.bundle_bytes) {
+            add(&mut out, &p.name, file, len);
         }
     }
     out
+}
+
+/// The bundles of the plugins in the folder `plugins`, built as a load
+/// builds them (one entry per file), and the plugins whose bundle cannot be
+/// built: what `shard-server check-mirrors` looks for without a running server.
+pub fn expected_in(plugins: &Path) -> Result<(Vec<Expected>, Vec<PublishError>), PublishError> {
+    let (mut out, mut failed) = (Vec::new(), Vec::new());
+    for (name, built) in crate::publish::plugin_bundles(plugins)? {
+        match built {
+            Ok(b) => {
+                let file = shard_protocol::bundle_file_name(&b.sha256);
+                add(&mut out, &name, &file, b.bytes.len() as u64);
+            }
+            Err(e) => failed.push(e),
+        }
+    }
+    Ok((out, failed))
+}
+
+/// Adds a bundle file to `out` unless a twin plugin's bundle already named it.
+fn add(out: &mut Vec<Expected>, plugin: &str, file: &str, len: u64) {
+    if out.iter().all(|e| e.file != file) {
+        out.push(Expected {
+            plugin: plugin.to_owned(),
+            file: file.to_owned(),
+            len,
+        });
+    }
 }
 
 /// Asks every mirror for the head of every expected bundle, at most

@@ -14,7 +14,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::bundles::build_bundle_from_dir;
+use crate::bundles::{ServedBundle, build_bundle_from_dir};
 use crate::plugin::loader::discover;
 
 /// What happened to one plugin's bundle.
@@ -92,10 +92,7 @@ pub use shard_protocol::bundle_file_name;
 /// Builds every plugin bundle of `plugins` and writes it into `out`
 /// (created if missing); see the module docs for the guarantees.
 pub fn publish_bundles(plugins: &Path, out: &Path) -> Result<PublishReport, PublishError> {
-    let found = discover(plugins).map_err(|source| PublishError::ListPlugins {
-        dir: plugins.display().to_string(),
-        source,
-    })?;
+    let bundles = plugin_bundles(plugins)?;
     if fs::metadata(out).is_ok_and(|m| !m.is_dir()) {
         return Err(PublishError::NotAFolder {
             path: out.display().to_string(),
@@ -106,33 +103,53 @@ pub fn publish_bundles(plugins: &Path, out: &Path) -> Result<PublishReport, Publ
         readable_by_all(out, 0o555)?;
     }
     let mut report = PublishReport::default();
-    for name in found.keys() {
-        // The version is not part of the packed bytes, only of the announcement.
-        let bundle = match build_bundle_from_dir(name, "publish", &plugins.join(name)) {
+    for (name, built) in bundles {
+        let bundle = match built {
             Ok(b) => b,
-            Err(reason) => {
+            Err(e) => {
                 // Reported once, by the caller, from `report.failed`.
-                report.failed.push(PublishError::Bundle {
-                    plugin: name.clone(),
-                    reason,
-                });
+                report.failed.push(e);
                 continue;
             }
         };
         match write_atomically(out, &bundle.sha256, &bundle.bytes) {
             Ok(true) => report.published.push(Published::Wrote {
-                plugin: name.clone(),
+                plugin: name,
                 path: out.join(bundle_file_name(&bundle.sha256)),
                 bytes: u64::try_from(bundle.bytes.len()).unwrap_or(u64::MAX),
             }),
             Ok(false) => report.published.push(Published::Skipped {
-                plugin: name.clone(),
+                plugin: name,
                 path: out.join(bundle_file_name(&bundle.sha256)),
             }),
             Err(e) => report.failed.push(e),
         }
     }
     Ok(report)
+}
+
+/// The plugins of `plugins`, each with its bundle built as a load builds
+/// it (or why it cannot be), one at a time as the iterator is read: what
+/// `publish-bundles` writes and `check-mirrors` looks for on the mirrors.
+pub fn plugin_bundles(
+    plugins: &Path,
+) -> Result<impl Iterator<Item = (String, Result<ServedBundle, PublishError>)>, PublishError> {
+    let found = discover(plugins).map_err(|source| PublishError::ListPlugins {
+        dir: plugins.display().to_string(),
+        source,
+    })?;
+    let plugins = plugins.to_path_buf();
+    Ok(found.into_keys().map(move |name| {
+        // The version is not part of the packed bytes, only of the announcement.
+        let built =
+            build_bundle_from_dir(&name, "publish", &plugins.join(&name)).map_err(|reason| {
+                PublishError::Bundle {
+                    plugin: name.clone(),
+                    reason,
+                }
+            });
+        (name, built)
+    }))
 }
 
 /// Writes `bytes` as `out/<sha>.bundle` atomically

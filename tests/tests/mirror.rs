@@ -1490,44 +1490,134 @@ async fn a_bundle_two_plugins_share_is_fetched_from_the_mirror_once() {
 /// wait for it to serve.
 #[test]
 fn the_server_checks_at_start_that_its_mirrors_serve_every_bundle() {
-    let (dir, full) = published_pair();
-    let partial = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    shard_server::publish::publish_bundles(&plugins, partial.path()).unwrap();
-    let other = packed(&plugins, "other");
-    std::fs::remove_file(partial.path().join(file_name(&other.sha256))).unwrap();
-    let (good, gappy) = (nginx(full.path()), nginx(partial.path()));
-    // A port nothing listens on: bound, then closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let down = format!("http://127.0.0.1:{port}/");
-    let srv = start_checking(&dir, &[good.url(), gappy.url(), down.clone()]);
+    let m = three_mirrors();
+    let (good, gappy, down) = (&m.good, &m.gappy, &m.down);
+    let srv = start_checking(&m.dir, &[good.url(), gappy.url(), down.clone()]);
     let served = log_line(&srv, &["serves every bundle", &good.url()]);
     assert!(served.contains("bundles=2"), "{served}");
     let missing = log_line(&srv, &["does not serve every bundle", &gappy.url()]);
     assert!(
-        missing.contains(&format!(
-            "{} (other): HTTP status 404",
-            file_name(&other.sha256)
-        )),
+        missing.contains(&format!("{} (other): HTTP status 404", m.other_file)),
         "{missing}"
     );
     assert!(
         missing.contains("missing=1") && missing.contains("of=2"),
         "{missing}"
     );
-    let unreachable = log_line(&srv, &["cannot be reached", &down]);
+    let unreachable = log_line(&srv, &["cannot be reached", down]);
     assert!(unreachable.contains("Connection refused"), "{unreachable}");
     let log = srv.log_text();
     assert_eq!(log.matches("cannot be reached").count(), 1, "{log}");
-    for n in [&good, &gappy] {
+    for n in [good, gappy] {
         let log = n.requests();
         assert_eq!(log.len(), 2, "{log:?}");
         assert!(log.iter().all(|l| l.starts_with("HEAD ")), "{log:?}");
     }
+}
+
+/// Mirrors of plugins `big` and `other` as an operator may have them: one
+/// serving the `publish-bundles` output, one where `other`'s file was never
+/// uploaded, and one down.
+struct ThreeMirrors {
+    /// The server folder (its `plugins/`).
+    dir: tempfile::TempDir,
+    good: Nginx,
+    gappy: Nginx,
+    /// A port nothing listens on: bound, then closed.
+    down: String,
+    /// The file `gappy` lacks.
+    other_file: String,
+    _www: [tempfile::TempDir; 2],
+}
+
+fn three_mirrors() -> ThreeMirrors {
+    let (dir, full) = published_pair();
+    let partial = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    shard_server::publish::publish_bundles(&plugins, partial.path()).unwrap();
+    let other_file = file_name(&packed(&plugins, "other").sha256);
+    std::fs::remove_file(partial.path().join(&other_file)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    ThreeMirrors {
+        good: nginx(full.path()),
+        gappy: nginx(partial.path()),
+        down: format!("http://127.0.0.1:{port}/"),
+        other_file,
+        dir,
+        _www: [full, partial],
+    }
+}
+
+/// `check-mirrors` is the start-up check on demand, for after an upload or
+/// in a deploy script. A mirror holding the `publish-bundles` output, given
+/// on the command line, serves all: exit 0. Read from server.toml's
+/// `asset_mirrors`, a mirror missing a file is listed with the file, its
+/// plugin and why, a mirror that is down says so, and the exit status is 1.
+#[test]
+fn check_mirrors_lists_what_each_mirror_lacks_and_fails_unless_all_serve_all() {
+    let m = three_mirrors();
+    let plugins = m.dir.path().join("plugins");
+    // The server's own options come before the command, its own after.
+    let run = |server: &[&str], mirrors: &[&str]| {
+        let o = std::process::Command::new(workspace_bin("shard-server", "shard-server"))
+            .args(server)
+            .arg("check-mirrors")
+            .arg("--plugins")
+            .arg(&plugins)
+            .args(mirrors)
+            .current_dir(m.dir.path())
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (o.status.success(), text(&o.stdout), text(&o.stderr))
+    };
+    let (ok, out, err) = run(&[], &[&m.good.url()]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        out.trim(),
+        format!("ok       {}: serves all 2 bundle(s)", m.good.url())
+    );
+    let config = m.dir.path().join("server.toml");
+    let listed = format!(
+        "asset_mirrors = [\"{}\", \"{}\", \"{}\"]\n",
+        m.good.url(),
+        m.gappy.url(),
+        m.down
+    );
+    std::fs::write(&config, listed).unwrap();
+    let (ok, out, err) = run(&["--config", config.to_str().unwrap()], &[]);
+    assert!(!ok, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[0].starts_with("ok       "), "{out}");
+    assert_eq!(
+        lines[1],
+        format!(
+            "missing  {}: does not serve 1 of 2 bundle(s):",
+            m.gappy.url()
+        )
+    );
+    assert_eq!(
+        lines[2].trim(),
+        format!("{} (other): HTTP status 404 Not Found", m.other_file)
+    );
+    assert!(
+        lines[3].starts_with(&format!("down     {}: cannot be reached: ", m.down))
+            && lines[3].contains("Connection refused"),
+        "{out}"
+    );
+    assert!(
+        err.contains("2 of 3 mirror(s) do not serve every bundle"),
+        "{err}"
+    );
+    // Nothing to check is said plainly.
+    std::fs::write(&config, "").unwrap();
+    let (ok, _, err) = run(&["--config", config.to_str().unwrap()], &[]);
+    assert!(!ok && err.contains("no asset mirror to check"), "{err}");
 }
 
 /// A server folder with plugins `big` and `other`, and a folder beside it
