@@ -1,18 +1,26 @@
-//! The start-up check of `asset_mirrors`: once the plugins are loaded, the
-//! server asks each mirror for the head of every current bundle
-//! (`<mirror><sha256>.bundle`) and logs, per mirror, that it serves them
-//! all, which it does not and why, or that it cannot be reached. A mirror that lacks files, answers
-//! with another length, or cannot be reached costs every player a fallback
-//! to this server; the operator hears it at start, not from players.
+//! The check of `asset_mirrors`: the server asks each mirror for the head
+//! of every current bundle (`<mirror><sha256>.bundle`) and reports, per
+//! mirror, that it serves them all, which it does not and why, or that it
+//! cannot be reached. A mirror that lacks files, answers with another
+//! length, or cannot be reached costs every player a fallback to this
+//! server; the operator hears it at start, or from `shard-server
+//! check-mirrors` after an upload, not from players.
 //!
-//! It runs in the background and only logs: the server never waits for it,
-//! and a mirror behind a CA only players trust (`--mirror-ca`) shows as a
-//! certificate error here while working for them.
+//! Each answer is judged by the rule players use
+//! (`shard_protocol::check_mirror_answer`). A host that refuses `HEAD`
+//! (405, 501) is asked for each file's first byte instead, as a `GET` like
+//! the players'.
+//!
+//! At start it runs in the background and only logs: the server never
+//! waits for it, and a mirror behind a CA only players trust
+//! (`--mirror-ca`) shows as a certificate error here while working for them.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use tokio::sync::Semaphore;
 use tracing::{info, instrument, warn};
 
@@ -164,7 +172,18 @@ pub async fn check(mirrors: &[String], expected: &[Expected]) -> Vec<MirrorCheck
                 let url = format!("{mirror}{}", e.file);
                 let named =
                     |why: String| Outcome::Problem(format!("{} ({}): {why}", e.file, e.plugin));
-                let outcome = match client.head(&url).send().await {
+                let mut answer = client.head(&url).send().await;
+                // A host that refuses HEAD may still serve the GET players
+                // send: ask for the file's first byte instead.
+                if let Ok(r) = &answer
+                    && matches!(
+                        r.status(),
+                        StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
+                    )
+                {
+                    answer = client.get(&url).header(RANGE, "bytes=0-0").send().await;
+                }
+                let outcome = match answer {
                     Err(err) if err.is_connect() || err.is_timeout() => {
                         if let Some(d) = dead.get(m) {
                             d.store(true, Ordering::Relaxed);
@@ -172,29 +191,25 @@ pub async fn check(mirrors: &[String], expected: &[Expected]) -> Vec<MirrorCheck
                         Outcome::Unreachable(shard_protocol::error_chain(&err.without_url()))
                     }
                     Err(err) => named(shard_protocol::error_chain(&err.without_url())),
-                    Ok(resp) if !resp.status().is_success() => {
-                        named(format!("HTTP status {}", resp.status()))
-                    }
-                    // Judged as players judge it; the length from the
-                    // header, since `content_length()` is a head's empty body.
-                    Ok(resp) => {
+                    // Judged as players judge it (the body, if any, is left unread).
+                    Ok(resp)
+                        if matches!(
+                            resp.status(),
+                            StatusCode::OK | StatusCode::PARTIAL_CONTENT
+                        ) =>
+                    {
                         let head = resp.headers();
-                        let length = head
-                            .get(reqwest::header::CONTENT_LENGTH)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<u64>().ok());
                         match shard_protocol::check_mirror_answer(
-                            head.get(reqwest::header::CONTENT_ENCODING)
-                                .map(|v| v.as_bytes()),
-                            head.get(reqwest::header::CONTENT_TYPE)
-                                .map(|v| v.as_bytes()),
-                            length,
+                            head.get(CONTENT_ENCODING).map(|v| v.as_bytes()),
+                            head.get(CONTENT_TYPE).map(|v| v.as_bytes()),
+                            whole_length(&resp),
                             e.len,
                         ) {
                             Ok(()) => Outcome::Served,
                             Err(problem) => named(problem.to_string()),
                         }
                     }
+                    Ok(resp) => named(format!("HTTP status {}", resp.status())),
                 };
                 (m, outcome)
             });
@@ -227,6 +242,19 @@ pub async fn check(mirrors: &[String], expected: &[Expected]) -> Vec<MirrorCheck
         r.problems.sort();
     }
     reports
+}
+
+/// The length of the whole file an answer declares: a 206's
+/// `Content-Range` total, else its `Content-Length` header (read as sent,
+/// since `content_length()` is the body's, empty for a head).
+fn whole_length(resp: &reqwest::Response) -> Option<u64> {
+    let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok());
+    let n = if resp.status() == StatusCode::PARTIAL_CONTENT {
+        header(CONTENT_RANGE)?.rsplit_once('/')?.1
+    } else {
+        header(CONTENT_LENGTH)?
+    };
+    n.trim().parse().ok()
 }
 
 /// Runs [`check`] on the bundles of `snap` and logs one line per mirror.

@@ -1560,21 +1560,7 @@ fn three_mirrors() -> ThreeMirrors {
 #[test]
 fn check_mirrors_lists_what_each_mirror_lacks_and_fails_unless_all_serve_all() {
     let m = three_mirrors();
-    let plugins = m.dir.path().join("plugins");
-    // The server's own options come before the command, its own after.
-    let run = |server: &[&str], mirrors: &[&str]| {
-        let o = std::process::Command::new(workspace_bin("shard-server", "shard-server"))
-            .args(server)
-            .arg("check-mirrors")
-            .arg("--plugins")
-            .arg(&plugins)
-            .args(mirrors)
-            .current_dir(m.dir.path())
-            .output()
-            .unwrap();
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        (o.status.success(), text(&o.stdout), text(&o.stderr))
-    };
+    let run = |server: &[&str], mirrors: &[&str]| check_mirrors_cli(&m.dir, server, mirrors);
     let (ok, out, err) = run(&[], &[&m.good.url()]);
     assert!(ok, "{out}{err}");
     assert_eq!(
@@ -1618,6 +1604,59 @@ fn check_mirrors_lists_what_each_mirror_lacks_and_fails_unless_all_serve_all() {
     std::fs::write(&config, "").unwrap();
     let (ok, _, err) = run(&["--config", config.to_str().unwrap()], &[]);
     assert!(!ok && err.contains("no asset mirror to check"), "{err}");
+}
+
+/// Runs `shard-server SERVER... check-mirrors --plugins DIR/plugins
+/// MIRRORS...` in `dir` (the server's own options come before the command);
+/// returns whether it succeeded, its stdout and its stderr.
+fn check_mirrors_cli(
+    dir: &tempfile::TempDir,
+    server: &[&str],
+    mirrors: &[&str],
+) -> (bool, String, String) {
+    let o = std::process::Command::new(workspace_bin("shard-server", "shard-server"))
+        .args(server)
+        .arg("check-mirrors")
+        .arg("--plugins")
+        .arg(dir.path().join("plugins"))
+        .args(mirrors)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (o.status.success(), text(&o.stdout), text(&o.stderr))
+}
+
+/// A host that refuses HEAD but serves GET, as players send it, is not
+/// reported as missing files: the check asks it for each file's first byte
+/// instead and reads the length from the answer's range.
+#[test]
+fn a_mirror_refusing_head_requests_is_checked_with_a_ranged_get() {
+    let (dir, full) = published_pair();
+    let no_head = Nginx::start(
+        full.path(),
+        &NginxOptions::with_extra("if ($request_method = HEAD) { return 405; }"),
+    )
+    .unwrap();
+    let (ok, out, err) = check_mirrors_cli(&dir, &[], &[&no_head.url()]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("serves all 2 bundle(s)"), "{out}");
+    let log = no_head.requests();
+    assert_eq!(log.len(), 4, "{log:?}");
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("HEAD ") && l.contains(" 405 "))
+            .count(),
+        2,
+        "{log:?}"
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("GET ") && l.contains(" 206 "))
+            .count(),
+        2,
+        "{log:?}"
+    );
 }
 
 /// A server folder with plugins `big` and `other`, and a folder beside it
