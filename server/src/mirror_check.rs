@@ -24,7 +24,7 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_T
 use tokio::sync::Semaphore;
 use tracing::{info, instrument, warn};
 
-use shard_protocol::limits::MAX_MIRROR_REDIRECTS;
+use shard_protocol::limits::{MAX_MIRROR_REDIRECTS, MAX_REASON};
 
 use crate::admin::snapshot::Snapshot;
 use crate::publish::PublishError;
@@ -170,8 +170,13 @@ pub async fn check(mirrors: &[String], expected: &[Expected]) -> Vec<MirrorCheck
                     return (m, Outcome::Skipped);
                 }
                 let url = format!("{mirror}{}", e.file);
-                let named =
-                    |why: String| Outcome::Problem(format!("{} ({}): {why}", e.file, e.plugin));
+                // A mirror's words (a header, a redirect target) are capped
+                // like every reason shown to a person.
+                let named = |why: String| {
+                    let mut line = format!("{} ({}): {why}", e.file, e.plugin);
+                    shard_protocol::clip_utf8(&mut line, MAX_REASON);
+                    Outcome::Problem(line)
+                };
                 let mut answer = client.head(&url).send().await;
                 // A host that refuses HEAD may still serve the GET players
                 // send: ask for the file's first byte instead.
@@ -188,7 +193,9 @@ pub async fn check(mirrors: &[String], expected: &[Expected]) -> Vec<MirrorCheck
                         if let Some(d) = dead.get(m) {
                             d.store(true, Ordering::Relaxed);
                         }
-                        Outcome::Unreachable(shard_protocol::error_chain(&err.without_url()))
+                        let mut why = shard_protocol::error_chain(&err.without_url());
+                        shard_protocol::clip_utf8(&mut why, MAX_REASON);
+                        Outcome::Unreachable(why)
                     }
                     Err(err) => named(shard_protocol::error_chain(&err.without_url())),
                     // Judged as players judge it (the body, if any, is left unread).
@@ -344,5 +351,48 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// A mirror answering every request with `head` (then closing).
+    async fn answering(head: String) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let head = head.clone();
+                tokio::spawn(async move {
+                    let mut req = [0u8; 4096];
+                    let _ = s.read(&mut req).await;
+                    let _ = s.write_all(head.as_bytes()).await;
+                });
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    /// What a mirror says is capped like every reason shown to a person:
+    /// a 4 KB `Content-Encoding` still yields one short line that says what
+    /// is wrong.
+    #[tokio::test]
+    async fn a_mirror_cannot_flood_the_report_with_a_long_header() {
+        let long = "x".repeat(4096);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Encoding: {long}\r\nConnection: close\r\n\r\n"
+        );
+        let mirror = answering(head).await;
+        let expected = [Expected {
+            plugin: "p".into(),
+            file: "aa.bundle".into(),
+            len: 10,
+        }];
+        let reports = check(std::slice::from_ref(&mirror), &expected).await;
+        let problem = &reports[0].problems[0];
+        assert!(problem.len() <= MAX_REASON, "{}", problem.len());
+        assert!(
+            problem.starts_with("aa.bundle (p): the mirror sent the file compressed"),
+            "{problem}"
+        );
+        assert_eq!(reports[0].served, 0);
     }
 }
