@@ -93,6 +93,7 @@ fn main() {
                 logs_dir: &logs,
                 bundles: shard_server::admin::metrics::BundleTotals::default(),
                 config_rows: &rows,
+                mirrors: None,
             };
             std::hint::black_box(pages::live(Page::Players, &ctx).into_string());
         });

@@ -271,7 +271,9 @@ pub async fn check_and_log(mirrors: Vec<String>, snap: Arc<Snapshot>) {
     if mirrors.is_empty() || expected.is_empty() {
         return;
     }
-    for r in check(&mirrors, &expected).await {
+    let reports = check(&mirrors, &expected).await;
+    crate::admin::metrics::mirror_check(&reports, expected.len());
+    for r in reports {
         if let Some(why) = &r.unreachable {
             warn!(
                 mirror = %r.mirror,

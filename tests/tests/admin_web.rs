@@ -432,6 +432,74 @@ async fn metrics_parse_and_move_when_players_join_and_chat() {
     srv.server.shutdown().await;
 }
 
+/// The Server page and `/metrics` show the server's start-up check of its
+/// asset mirrors: a real nginx holding the `publish-bundles` output serves
+/// the bundle, a mirror that is down cannot be reached; the missing-bundles
+/// gauge is 0 for the one and 1 (every bundle) for the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_page_and_metrics_show_what_each_mirror_serves() {
+    let www = tempfile::tempdir().unwrap();
+    let good = shard_e2e::nginx::Nginx::start(www.path(), &Default::default()).unwrap();
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = format!("http://127.0.0.1:{port}/");
+    let srv = TestServer::start_with(|cfg| {
+        cfg.admin_http = "127.0.0.1:0".into();
+        let assets = cfg.plugin_dir.join("crate").join("assets");
+        std::fs::create_dir_all(&assets).unwrap();
+        let py = "__plugin__ = {\"name\": \"crate\", \"version\": \"1.0\"}\n";
+        std::fs::write(cfg.plugin_dir.join("crate.py"), py).unwrap();
+        let archive = shard_e2e::blob_archive(&shard_e2e::noise(64 * 1024, 7));
+        std::fs::write(assets.join("blob.archive"), archive).unwrap();
+        shard_server::publish::publish_bundles(&cfg.plugin_dir, www.path()).unwrap();
+        cfg.asset_mirrors = vec![good.url(), down.clone()];
+        cfg.check_mirrors = true;
+    });
+    let http = Http::new(admin_base(&srv));
+    let (cookie, _) = login(&http, &token(&srv)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let page = loop {
+        let page = http
+            .get("/server", &[("cookie", cookie.as_str())])
+            .await
+            .body;
+        if page.contains("Asset mirrors") || Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let row = |mirror: &str| {
+        page.split("<tr>")
+            .find(|r| r.contains(&format!("<code>{mirror}</code>")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        row(&good.url()).contains("serves all 1 bundle(s)"),
+        "{page}"
+    );
+    assert!(row(&down).contains("cannot be reached"), "{page}");
+    let text = http.get("/metrics", &[]).await.body;
+    let missing = |m: &str| {
+        metric(
+            &text,
+            "shard_asset_mirror_missing_bundles",
+            &[("mirror", m)],
+        )
+    };
+    assert_eq!(missing(&good.url()), 0.0, "{text}");
+    assert_eq!(missing(&down), 1.0, "{text}");
+    assert!(
+        text.contains("shard_asset_mirror_missing_bundles{mirror=\""),
+        "{text}"
+    );
+    srv.server.shutdown().await;
+}
+
 // ---------------------------------------------------------------- browser
 
 /// Chromium's flags: headless, no network of its own, a fresh profile.

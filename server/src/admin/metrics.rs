@@ -26,6 +26,9 @@ pub const BUNDLE_TRANSFERS: &str = "shard_bundle_transfers_total";
 /// Bundle requests this server took although `asset_mirrors` are set: each
 /// is a player whose mirror download failed (or who turned mirrors off).
 pub const BUNDLE_MIRROR_FALLBACKS: &str = "shard_bundle_mirror_fallbacks_total";
+/// Bundles an asset mirror did not serve at the server's check of it
+/// (every bundle when it could not be reached), by `mirror`: alert on > 0.
+pub const MIRROR_MISSING: &str = "shard_asset_mirror_missing_bundles";
 /// Plugin errors, by `plugin`.
 pub const PLUGIN_ERRORS: &str = "shard_plugin_errors_total";
 /// Plugin worker restarts (killed or crashed, then started again), by `plugin`.
@@ -112,6 +115,10 @@ fn describe() {
         BUNDLE_MIRROR_FALLBACKS,
         "Bundle requests served here although asset_mirrors are set (a player's mirror download failed)"
     );
+    describe_gauge!(
+        MIRROR_MISSING,
+        "Bundles an asset mirror did not serve at the start-up check (all when unreachable), by mirror"
+    );
     describe_counter!(PLUGIN_ERRORS, "Plugin errors, by plugin");
     describe_counter!(
         PLUGIN_RESTARTS,
@@ -196,6 +203,64 @@ pub fn bundle_totals() -> BundleTotals {
         transfers: BUNDLE_TRANSFERS_DONE.load(Ordering::Relaxed),
         mirror_fallbacks: BUNDLE_MIRROR_FALLBACKS_SEEN.load(Ordering::Relaxed),
     }
+}
+
+/// The server's last check of its asset mirrors, as the Server page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorCheckSummary {
+    /// When it finished, UTC (`YYYY-MM-DD HH:MM:SS`).
+    pub at: String,
+    /// One row per mirror, in the order listed: the mirror and what it serves.
+    pub rows: Vec<(String, String)>,
+}
+
+static LAST_MIRROR_CHECK: std::sync::Mutex<Option<MirrorCheckSummary>> =
+    std::sync::Mutex::new(None);
+
+/// Records a finished check of the mirrors, `of` bundles expected: the
+/// missing-bundles gauge of each mirror, and the summary the Server page
+/// shows ([`last_mirror_check`]).
+pub fn mirror_check(reports: &[crate::mirror_check::MirrorCheck], of: usize) {
+    let mut rows = Vec::with_capacity(reports.len());
+    for r in reports {
+        let (missing, status) = if let Some(why) = &r.unreachable {
+            (of, format!("cannot be reached: {why}"))
+        } else if r.problems.is_empty() {
+            (0, format!("serves all {of} bundle(s)"))
+        } else {
+            let listed: Vec<&str> = r
+                .problems
+                .iter()
+                .take(crate::tuning::MIRROR_CHECK_LISTED)
+                .map(String::as_str)
+                .collect();
+            let more = r.problems.len() - listed.len();
+            let more = if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            };
+            let n = r.problems.len();
+            (
+                n,
+                format!("does not serve {n} of {of}: {}{more}", listed.join("; ")),
+            )
+        };
+        gauge!(MIRROR_MISSING, "mirror" => r.mirror.clone()).set(missing as f64);
+        rows.push((r.mirror.clone(), status));
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let at = time::OffsetDateTime::now_utc()
+        .format(&fmt)
+        .unwrap_or_default();
+    if let Ok(mut last) = LAST_MIRROR_CHECK.lock() {
+        *last = Some(MirrorCheckSummary { at, rows });
+    }
+}
+
+/// The server's last check of its asset mirrors, if one has finished.
+pub fn last_mirror_check() -> Option<MirrorCheckSummary> {
+    LAST_MIRROR_CHECK.lock().ok()?.clone()
 }
 
 /// Counts a dropped RPC; `cause` should be one of [`RPC_DROP_CAUSES`].

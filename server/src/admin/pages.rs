@@ -90,6 +90,8 @@ pub struct Ctx<'a> {
     pub bundles: super::metrics::BundleTotals,
     /// Configuration rows for the Server page (secrets already hidden).
     pub config_rows: &'a [(String, String)],
+    /// The last check of the asset mirrors, once one has finished.
+    pub mirrors: Option<super::metrics::MirrorCheckSummary>,
 }
 
 /// A whole page: navigation, a status line, the live part and the static forms.
@@ -377,6 +379,18 @@ fn server(ctx: &Ctx<'_>) -> Markup {
             div { dt { "Version" } dd { (env!("CARGO_PKG_VERSION")) } }
             div { dt { "Uptime" } dd { (format!("{}h {:02}m {:02}s", up / 3600, up / 60 % 60, up % 60)) } }
             div { dt { "Ticks" } dd { (s.ticks) } }
+        }
+        @if let Some(m) = &ctx.mirrors {
+            h2 { "Asset mirrors" }
+            p { "Checked at " (m.at) " UTC; " code { "shard-server check-mirrors" } " checks again." }
+            table.mirrors {
+                thead { tr { th scope="col" { "Mirror" } th scope="col" { "Serves" } } }
+                tbody {
+                    @for (mirror, status) in &m.rows {
+                        tr { td { code { (mirror) } } td { (status) } }
+                    }
+                }
+            }
         }
         h2 { "Admins" }
         @if s.admins.is_empty() { p { "No admins." } }

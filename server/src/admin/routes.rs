@@ -291,6 +291,7 @@ fn render(st: &AppState, page: Page, s: &SessionView) -> Response {
         logs_dir: &st.logs_dir,
         bundles: super::metrics::bundle_totals(),
         config_rows: &st.config_rows,
+        mirrors: super::metrics::last_mirror_check(),
     };
     let flash = st.sessions.take_flash(&s.id);
     html(StatusCode::OK, pages::page(page, &ctx, flash.as_deref()))
@@ -331,6 +332,7 @@ async fn events(
             logs_dir: &st.logs_dir,
             bundles: super::metrics::bundle_totals(),
             config_rows: &st.config_rows,
+            mirrors: super::metrics::last_mirror_check(),
         };
         let body = serde_json::json!({"html": pages::live(page, &ctx).into_string()});
         Ok(Event::default().event("update").data(body.to_string()))
