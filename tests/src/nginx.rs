@@ -252,6 +252,15 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// A mirror URL on loopback where nothing listens (a port bound, then
+/// closed): a mirror that is down, refusing connections at once.
+pub fn down_mirror_url() -> std::io::Result<String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    Ok(format!("http://127.0.0.1:{port}/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

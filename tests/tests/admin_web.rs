@@ -440,13 +440,7 @@ async fn metrics_parse_and_move_when_players_join_and_chat() {
 async fn the_server_page_and_metrics_show_what_each_mirror_serves() {
     let www = tempfile::tempdir().unwrap();
     let good = shard_e2e::nginx::Nginx::start(www.path(), &Default::default()).unwrap();
-    // A port nothing listens on: bound, then closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let down = format!("http://127.0.0.1:{port}/");
+    let down = shard_e2e::nginx::down_mirror_url().unwrap();
     let srv = TestServer::start_with(|cfg| {
         cfg.admin_http = "127.0.0.1:0".into();
         let assets = cfg.plugin_dir.join("crate").join("assets");

@@ -234,13 +234,7 @@ async fn falls_back_with(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_that_is_down_falls_back_to_quic() {
-    // A port nothing listens on: bound, then closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let down = format!("http://127.0.0.1:{port}/");
+    let down = shard_e2e::nginx::down_mirror_url().unwrap();
     falls_back(
         NginxOptions::default(),
         |_, _| None,
@@ -1523,7 +1517,7 @@ struct ThreeMirrors {
     dir: tempfile::TempDir,
     good: Nginx,
     gappy: Nginx,
-    /// A port nothing listens on: bound, then closed.
+    /// Where nothing listens.
     down: String,
     /// The file `gappy` lacks.
     other_file: String,
@@ -1537,15 +1531,10 @@ fn three_mirrors() -> ThreeMirrors {
     shard_server::publish::publish_bundles(&plugins, partial.path()).unwrap();
     let other_file = file_name(&packed(&plugins, "other").sha256);
     std::fs::remove_file(partial.path().join(&other_file)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     ThreeMirrors {
         good: nginx(full.path()),
         gappy: nginx(partial.path()),
-        down: format!("http://127.0.0.1:{port}/"),
+        down: shard_e2e::nginx::down_mirror_url().unwrap(),
         other_file,
         dir,
         _www: [full, partial],
