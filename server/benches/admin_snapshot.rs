@@ -94,6 +94,7 @@ fn main() {
                 bundles: shard_server::admin::metrics::BundleTotals::default(),
                 config_rows: &rows,
                 mirrors: None,
+                mirror_list: &[],
             };
             std::hint::black_box(pages::live(Page::Players, &ctx).into_string());
         });

@@ -143,6 +143,7 @@ fn protected_routes(fp: &str) -> Vec<(Method, String)> {
         "/plugins/counter/enable".into(),
         "/plugins/counter/disable".into(),
         "/broadcast".into(),
+        "/mirrors/check".into(),
         "/admins/add".into(),
         format!("/admins/{fp}/remove"),
     ] {
@@ -240,6 +241,13 @@ async fn every_route_needs_a_session_and_every_post_its_csrf_token() {
     assert_eq!(v["ok"], true, "{v}");
     let r = http.post("/players/999/kick", &scripted, "reason=x").await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let r = http.post("/mirrors/check", &scripted, "").await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(
+        r.body.contains("no asset_mirrors are configured"),
+        "{}",
+        r.body
+    );
 
     // A form POST with the field redirects back with the outcome on the next page.
     let body = format!("csrf={csrf}&text=hello+from+the+console");
@@ -435,7 +443,8 @@ async fn metrics_parse_and_move_when_players_join_and_chat() {
 /// The Server page and `/metrics` show the server's start-up check of its
 /// asset mirrors: a real nginx holding the `publish-bundles` output serves
 /// the bundle, a mirror that is down cannot be reached; the missing-bundles
-/// gauge is 0 for the one and 1 (every bundle) for the other.
+/// gauge is 0 for the one and 1 (every bundle) for the other. After the file
+/// goes missing, "Check the mirrors now" shows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_page_and_metrics_show_what_each_mirror_serves() {
     let www = tempfile::tempdir().unwrap();
@@ -454,43 +463,52 @@ async fn the_server_page_and_metrics_show_what_each_mirror_serves() {
         cfg.check_mirrors = true;
     });
     let http = Http::new(admin_base(&srv));
-    let (cookie, _) = login(&http, &token(&srv)).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let page = loop {
-        let page = http
-            .get("/server", &[("cookie", cookie.as_str())])
-            .await
-            .body;
-        if page.contains("Asset mirrors") || Instant::now() > deadline {
-            break page;
+    let (cookie, csrf) = login(&http, &token(&srv)).await;
+    let with = [("cookie", cookie.as_str())];
+    // The row of `mirror` on the Server page once it holds `needle`.
+    let row = async |mirror: &str, needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let page = http.get("/server", &with).await.body;
+            let row = page
+                .split("<tr>")
+                .find(|r| r.contains(&format!("<code>{mirror}</code>")))
+                .unwrap_or_default()
+                .to_string();
+            if row.contains(needle) {
+                return row;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{needle}` for {mirror}:\n{page}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let row = |mirror: &str| {
-        page.split("<tr>")
-            .find(|r| r.contains(&format!("<code>{mirror}</code>")))
-            .unwrap_or_default()
-            .to_string()
-    };
-    assert!(
-        row(&good.url()).contains("serves all 1 bundle(s)"),
-        "{page}"
-    );
-    assert!(row(&down).contains("cannot be reached"), "{page}");
-    let text = http.get("/metrics", &[]).await.body;
-    let missing = |m: &str| {
+    row(&good.url(), "serves all 1 bundle(s)").await;
+    row(&down, "cannot be reached").await;
+    let missing = async |m: &str| {
+        let text = http.get("/metrics", &[]).await.body;
         metric(
             &text,
             "shard_asset_mirror_missing_bundles",
             &[("mirror", m)],
         )
     };
-    assert_eq!(missing(&good.url()), 0.0, "{text}");
-    assert_eq!(missing(&down), 1.0, "{text}");
-    assert!(
-        text.contains("shard_asset_mirror_missing_bundles{mirror=\""),
-        "{text}"
-    );
+    assert_eq!(missing(&good.url()).await, 0.0);
+    assert_eq!(missing(&down).await, 1.0);
+
+    // The operator deletes the file by mistake and checks again from the console.
+    for f in std::fs::read_dir(www.path()).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let r = http
+        .post("/mirrors/check", &with, &format!("csrf={csrf}"))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let gone = row(&good.url(), "does not serve 1 of 1").await;
+    assert!(gone.contains("HTTP status 404"), "{gone}");
+    assert_eq!(missing(&good.url()).await, 1.0);
     srv.server.shutdown().await;
 }
 

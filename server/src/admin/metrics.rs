@@ -223,7 +223,9 @@ static LAST_MIRROR_CHECK: std::sync::Mutex<Option<MirrorCheckSummary>> =
 pub fn mirror_check(reports: &[crate::mirror_check::MirrorCheck], of: usize) {
     let mut rows = Vec::with_capacity(reports.len());
     for r in reports {
-        let (missing, status) = if let Some(why) = &r.unreachable {
+        let (missing, status) = if of == 0 {
+            (0, "nothing to check: no plugin has a bundle".to_string())
+        } else if let Some(why) = &r.unreachable {
             (of, format!("cannot be reached: {why}"))
         } else if r.problems.is_empty() {
             (0, format!("serves all {of} bundle(s)"))

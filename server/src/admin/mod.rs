@@ -194,6 +194,8 @@ pub fn start(
         config_rows: config_rows(cfg),
         config_path: cfg.source.clone(),
         admins_lock: tokio::sync::Mutex::new(()),
+        asset_mirrors: cfg.asset_mirrors.clone(),
+        mirror_check_running: Default::default(),
     });
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

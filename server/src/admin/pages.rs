@@ -92,6 +92,8 @@ pub struct Ctx<'a> {
     pub config_rows: &'a [(String, String)],
     /// The last check of the asset mirrors, once one has finished.
     pub mirrors: Option<super::metrics::MirrorCheckSummary>,
+    /// `asset_mirrors` (the Server page offers to check them).
+    pub mirror_list: &'a [String],
 }
 
 /// A whole page: navigation, a status line, the live part and the static forms.
@@ -380,16 +382,24 @@ fn server(ctx: &Ctx<'_>) -> Markup {
             div { dt { "Uptime" } dd { (format!("{}h {:02}m {:02}s", up / 3600, up / 60 % 60, up % 60)) } }
             div { dt { "Ticks" } dd { (s.ticks) } }
         }
-        @if let Some(m) = &ctx.mirrors {
+        @if !ctx.mirror_list.is_empty() {
             h2 { "Asset mirrors" }
-            p { "Checked at " (m.at) " UTC; " code { "shard-server check-mirrors" } " checks again." }
-            table.mirrors {
-                thead { tr { th scope="col" { "Mirror" } th scope="col" { "Serves" } } }
-                tbody {
-                    @for (mirror, status) in &m.rows {
-                        tr { td { code { (mirror) } } td { (status) } }
+            @if let Some(m) = &ctx.mirrors {
+                p { "Checked at " (m.at) " UTC." }
+                table.mirrors {
+                    thead { tr { th scope="col" { "Mirror" } th scope="col" { "Serves" } } }
+                    tbody {
+                        @for (mirror, status) in &m.rows {
+                            tr { td { code { (mirror) } } td { (status) } }
+                        }
                     }
                 }
+            } @else {
+                p { "Not checked yet." }
+            }
+            form.inline method="post" action="/mirrors/check" {
+                (csrf_field(ctx))
+                button type="submit" { "Check the mirrors now" }
             }
         }
         h2 { "Admins" }

@@ -58,6 +58,10 @@ pub struct AppState {
     pub config_path: Option<PathBuf>,
     /// One admins edit at a time.
     pub admins_lock: tokio::sync::Mutex<()>,
+    /// `asset_mirrors`, for a check the operator asks for.
+    pub asset_mirrors: Vec<String>,
+    /// Set while a check of the mirrors asked for here runs (one at a time).
+    pub mirror_check_running: std::sync::atomic::AtomicBool,
 }
 
 type St = State<Arc<AppState>>;
@@ -76,6 +80,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/players/{peer_id}/kick", post(kick))
         .route("/plugins/{name}/{action}", post(plugin_action))
         .route("/broadcast", post(broadcast))
+        .route("/mirrors/check", post(check_mirrors))
         .route("/admins/add", post(admin_add))
         .route("/admins/{fingerprint}/remove", post(admin_remove))
         .route_layer(middleware::from_fn_with_state(
@@ -292,6 +297,7 @@ fn render(st: &AppState, page: Page, s: &SessionView) -> Response {
         bundles: super::metrics::bundle_totals(),
         config_rows: &st.config_rows,
         mirrors: super::metrics::last_mirror_check(),
+        mirror_list: &st.asset_mirrors,
     };
     let flash = st.sessions.take_flash(&s.id);
     html(StatusCode::OK, pages::page(page, &ctx, flash.as_deref()))
@@ -333,6 +339,7 @@ async fn events(
             bundles: super::metrics::bundle_totals(),
             config_rows: &st.config_rows,
             mirrors: super::metrics::last_mirror_check(),
+            mirror_list: &st.asset_mirrors,
         };
         let body = serde_json::json!({"html": pages::live(page, &ctx).into_string()});
         Ok(Event::default().event("update").data(body.to_string()))
@@ -541,6 +548,37 @@ async fn broadcast(
     answer(&st, &s, &headers, Page::Chat, r)
 }
 
+/// Checks the asset mirrors again (after an upload), in the background; the
+/// Server page and `/metrics` show the result when it is done.
+async fn check_mirrors(
+    State(st): St,
+    Extension(s): Extension<SessionView>,
+    headers: HeaderMap,
+) -> Response {
+    use std::sync::atomic::Ordering;
+    let r = if st.asset_mirrors.is_empty() {
+        Err((
+            StatusCode::CONFLICT,
+            "no asset_mirrors are configured".to_string(),
+        ))
+    } else if st.mirror_check_running.swap(true, Ordering::AcqRel) {
+        Ok("a check of the asset mirrors is already running".to_string())
+    } else {
+        info!("admin console: checking the asset mirrors");
+        let (snap, mirrors, done) = (
+            st.snapshots.borrow().clone(),
+            st.asset_mirrors.clone(),
+            st.clone(),
+        );
+        tokio::spawn(async move {
+            crate::mirror_check::check_and_log(mirrors, snap).await;
+            done.mirror_check_running.store(false, Ordering::Release);
+        });
+        Ok("checking the asset mirrors; the table updates when it is done".to_string())
+    };
+    answer(&st, &s, &headers, Page::Server, r)
+}
+
 #[derive(serde::Deserialize)]
 struct AdminForm {
     fingerprint: Option<String>,
@@ -609,6 +647,8 @@ mod tests {
             config_rows: Vec::new(),
             config_path: None,
             admins_lock: tokio::sync::Mutex::new(()),
+            asset_mirrors: Vec::new(),
+            mirror_check_running: Default::default(),
         })
     }
 
