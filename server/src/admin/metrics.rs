@@ -117,7 +117,7 @@ fn describe() {
     );
     describe_gauge!(
         MIRROR_MISSING,
-        "Bundles an asset mirror did not serve at the start-up check (all when unreachable), by mirror"
+        "Bundles an asset mirror did not serve at the last check of it (all when unreachable), by mirror"
     );
     describe_counter!(PLUGIN_ERRORS, "Plugin errors, by plugin");
     describe_counter!(
