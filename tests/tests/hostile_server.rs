@@ -3,7 +3,8 @@
 //! from whatever quinn hands over (`shard_protocol::frame::FramePieces`), so
 //! a bundle dribbled one byte per write, every frame split at every byte,
 //! still arrives whole, verifies and installs; and a stream cut inside a
-//! frame installs nothing.
+//! frame installs nothing. It also floods streams, and has a mirror serve a
+//! script the sandbox policy refuses.
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap or expect is a failed test, with its message"
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use shard_cache::{PackedBundle, RuntimeCache};
 use shard_client::{ClientEvent, ConnectOptions, Dispatcher, Session};
+use shard_e2e::nginx::{Nginx, NginxOptions};
 use shard_protocol::frame::{encode_frame, read_frame, write_frame};
 use shard_protocol::identity::Identity;
 use shard_protocol::limits::CHUNK_SIZE;
@@ -62,6 +64,20 @@ fn announcement(packed: &PackedBundle, version: &str) -> ServerMsg {
     }
 }
 
+/// The server's `Welcome`, listing `asset_mirrors`.
+fn welcome(asset_mirrors: Vec<String>) -> ServerMsg {
+    ServerMsg::Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        server_name: "drip".into(),
+        peer_id: 1,
+        player_id: "00".repeat(32),
+        admin: false,
+        tick_hz: 20,
+        content_required: false,
+        asset_mirrors,
+    }
+}
+
 /// Accepts one client and plays the real handshake: its `Hello`, our
 /// `Welcome`, one announced plugin, until the client asks for its bundle
 /// from offset 0. Returns the connection and its control stream.
@@ -73,17 +89,7 @@ async fn handshake(
     let (mut send, mut recv) = conn.accept_bi().await.unwrap();
     let hello: ClientMsg = read_frame(&mut recv).await.unwrap().unwrap();
     assert!(matches!(hello, ClientMsg::Hello { .. }), "{hello:?}");
-    let welcome = ServerMsg::Welcome {
-        protocol_version: PROTOCOL_VERSION,
-        server_name: "drip".into(),
-        peer_id: 1,
-        player_id: "00".repeat(32),
-        admin: false,
-        tick_hz: 20,
-        content_required: false,
-        asset_mirrors: Vec::new(),
-    };
-    write_frame(&mut send, &welcome).await.unwrap();
+    write_frame(&mut send, &welcome(Vec::new())).await.unwrap();
     write_frame(&mut send, &announcement(packed, "1"))
         .await
         .unwrap();
@@ -549,4 +555,82 @@ async fn a_bundle_sent_on_many_streams_at_once_installs_once_from_one() {
         std::fs::read(installed.join("assets/drip.archive")).unwrap(),
         archive
     );
+}
+
+/// A hostile server cannot slip a client script past the sandbox policy by
+/// having a mirror serve its bundle instead of its own stream: the bundle
+/// comes from a real nginx, hashes to what was announced, and meets the
+/// same check as one over QUIC. It is refused with the rule and the line,
+/// nothing is installed, the refusal goes back to the server, and the
+/// server was never asked for the bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_served_by_a_mirror_meets_the_same_policy_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("plugins/drip");
+    std::fs::create_dir_all(plugin.join("client")).unwrap();
+    let hook = "@wrapMethod(PlayerPuppet)\nprotected cb func OnGameAttached() -> Bool {\n  return wrappedMethod();\n}\n";
+    std::fs::write(plugin.join("client/hook.reds"), hook).unwrap();
+    let evil = shard_cache::pack_plugin_dir(&plugin).unwrap();
+    let www = tempfile::tempdir().unwrap();
+    let file = shard_protocol::bundle_file_name(&evil.sha256);
+    std::fs::write(www.path().join(&file), &evil.bytes).unwrap();
+    let mirror = Nginx::start(www.path(), &NginxOptions::default()).unwrap();
+    let (endpoint, addr, key) = hostile_endpoint();
+    let (url, packed) = (mirror.url(), evil.clone());
+    let server = tokio::spawn(async move {
+        let conn = endpoint.accept().await.unwrap().await.unwrap();
+        let (mut send, mut recv) = conn.accept_bi().await.unwrap();
+        let _hello: ClientMsg = read_frame(&mut recv).await.unwrap().unwrap();
+        let mut announce = announcement(&packed, "1");
+        if let ServerMsg::PluginAnnounce { client_scripts, .. } = &mut announce {
+            *client_scripts = 1;
+        }
+        for msg in [welcome(vec![url]), announce, ServerMsg::AnnouncementsDone] {
+            write_frame(&mut send, &msg).await.unwrap();
+        }
+        let mut heard = Vec::new();
+        let wait = Duration::from_secs(20);
+        while let Ok(Ok(Some(msg))) =
+            tokio::time::timeout(wait, read_frame::<ClientMsg, _>(&mut recv)).await
+        {
+            let done = matches!(msg, ClientMsg::BundleInstalled { .. });
+            heard.push(msg);
+            if done {
+                break;
+            }
+        }
+        conn.close(0u32.into(), b"done");
+        heard
+    });
+    let (events, heard) = play(dir.path(), addr, key, server).await;
+    let failed = events.iter().find_map(|e| match e {
+        ClientEvent::BundleFailed { error, .. } => Some(error.as_str()),
+        _ => None,
+    });
+    let error = failed.unwrap_or_else(|| panic!("no refusal: {events:?}"));
+    assert!(
+        error.contains("hook-annotation") && error.contains("hook.reds:1:1"),
+        "{error}"
+    );
+    assert!(
+        matches!(
+            heard.last(),
+            Some(ClientMsg::BundleInstalled { ok: false, .. })
+        ),
+        "{heard:?}"
+    );
+    assert!(
+        !heard
+            .iter()
+            .any(|m| matches!(m, ClientMsg::NeedBundles { .. })),
+        "the bundle was asked of the server: {heard:?}"
+    );
+    let gets = mirror.requests();
+    assert!(
+        gets.iter()
+            .any(|l| l.starts_with(&format!("GET /{file} 200"))),
+        "{gets:?}"
+    );
+    let cache = RuntimeCache::open(dir.path().join("runtime_cache")).unwrap();
+    assert!(cache.installed_hash("drip").is_none());
 }
