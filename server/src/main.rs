@@ -266,7 +266,7 @@ fn publish_bundles(plugins: &std::path::Path, dir: &std::path::Path) -> anyhow::
         bail!("{} plugin bundle(s) not published", report.failed.len());
     }
     println!(
-        "{} bundle(s) in {}; upload the folder to every asset mirror",
+        "{} bundle(s) in {}; upload the folder to every asset mirror, then `shard-server check-mirrors` confirms they serve it",
         report.published.len(),
         dir.display()
     );
