@@ -187,7 +187,7 @@ pub enum MirrorError {
         source: reqwest::Error,
     },
     /// The mirror answered with a status other than 200 or 206.
-    #[error("{url}: HTTP status {status}")]
+    #[error("{url}: {}", shard_protocol::status_reason(.status.as_u16(), .status.canonical_reason()))]
     Status {
         /// The bundle URL.
         url: String,

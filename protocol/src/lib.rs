@@ -23,7 +23,9 @@ pub mod text;
 
 pub use frame::{FrameDecoder, decode_frame, encode_frame, read_frame, write_frame};
 pub use messages::*;
-pub use mirror::{MirrorAnswerProblem, bundle_file_name, check_mirror_answer, redirect_allowed};
+pub use mirror::{
+    MirrorAnswerProblem, bundle_file_name, check_mirror_answer, redirect_allowed, status_reason,
+};
 
 /// Version of the wire protocol; a `Hello` with another version is refused.
 /// Version 3 has both of version 2's independent additions: `KeepAlive`

@@ -95,6 +95,22 @@ pub fn check_mirror_answer(
     }
 }
 
+/// How a mirror's answer with another status than 200 or 206 reads in a
+/// reason: `HTTP status 404 Not Found`, and for 403 the likely cause, since
+/// an S3 bucket (and a CDN in front of one) answers 403, not 404, for a
+/// file that was never uploaded.
+pub fn status_reason(code: u16, text: Option<&str>) -> String {
+    let mut out = format!("HTTP status {code}");
+    if let Some(t) = text {
+        out.push(' ');
+        out.push_str(t);
+    }
+    if code == 403 {
+        out.push_str(" (S3 and a CDN in front of it answer 403 for a file that is not there: is it uploaded, and readable by all?)");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +134,18 @@ mod tests {
         ));
         assert!(!redirect_allowed(&list, &u("http://10.0.0.2/a/x")));
         assert!(!redirect_allowed(&list, &u("https://evil.example/shard/x")));
+    }
+
+    #[test]
+    fn a_status_reads_with_its_text_and_a_403_with_its_likely_cause() {
+        assert_eq!(
+            status_reason(404, Some("Not Found")),
+            "HTTP status 404 Not Found"
+        );
+        assert_eq!(status_reason(599, None), "HTTP status 599");
+        let s3 = status_reason(403, Some("Forbidden"));
+        assert!(s3.starts_with("HTTP status 403 Forbidden (S3"), "{s3}");
+        assert!(s3.contains("is it uploaded"), "{s3}");
     }
 
     #[test]

@@ -216,7 +216,13 @@ pub async fn check(mirrors: &[String], expected: &[Expected]) -> Vec<MirrorCheck
                             Err(problem) => named(problem.to_string()),
                         }
                     }
-                    Ok(resp) => named(format!("HTTP status {}", resp.status())),
+                    Ok(resp) => {
+                        let status = resp.status();
+                        named(shard_protocol::status_reason(
+                            status.as_u16(),
+                            status.canonical_reason(),
+                        ))
+                    }
                 };
                 (m, outcome)
             });

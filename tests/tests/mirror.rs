@@ -1735,9 +1735,10 @@ fn soft_404(empty: &Path) -> Nginx {
 /// The start-up check refuses what players refuse, by the same rule
 /// (`shard_protocol::check_mirror_answer`), with the same reason: a CDN
 /// that compresses the files, and a host that answers a missing file with
-/// a web page and status 200, each serve none of the bundles.
+/// a web page and status 200, each serve none of the bundles. A bucket
+/// answering 403 for a missing file (as S3 does) is named as such.
 #[test]
-fn the_start_up_check_reports_a_compressing_cdn_and_a_soft_404() {
+fn the_start_up_check_reports_what_real_hosts_get_wrong() {
     let (dir, full) = published_pair();
     let zipping = Nginx::start(
         full.path(),
@@ -1746,7 +1747,12 @@ fn the_start_up_check_reports_a_compressing_cdn_and_a_soft_404() {
     .unwrap();
     let empty = tempfile::tempdir().unwrap();
     let pages = soft_404(empty.path());
-    let srv = start_checking(&dir, &[zipping.url(), pages.url()]);
+    let bucket = Nginx::start(
+        empty.path(),
+        &NginxOptions::with_extra(r"location ~ \.bundle$ { return 403; }"),
+    )
+    .unwrap();
+    let srv = start_checking(&dir, &[zipping.url(), pages.url(), bucket.url()]);
     let zipped = log_line(&srv, &["does not serve every bundle", &zipping.url()]);
     assert!(
         zipped.contains("missing=2")
@@ -1760,6 +1766,11 @@ fn the_start_up_check_reports_a_compressing_cdn_and_a_soft_404() {
         soft.contains("missing=2")
             && soft.contains("it answered with a web page (Content-Type: text/html)"),
         "{soft}"
+    );
+    let denied = log_line(&srv, &["does not serve every bundle", &bucket.url()]);
+    assert!(
+        denied.contains("HTTP status 403 Forbidden (S3 and a CDN in front of it answer 403"),
+        "{denied}"
     );
 }
 
