@@ -37,6 +37,8 @@ use crate::events::ClientEvent;
 use crate::queue::EventTx;
 use crate::reach::{FarEnough, Reach, mirror_allowed};
 use crate::tuning;
+/// The reader behind `--mirror-ca` and the C ABI's `"mirror_ca"`, shared with the server.
+pub use shard_protocol::mirror::{MirrorCaError, read_mirror_ca};
 
 /// Bytes between two `bundle_progress` events of a mirror download (as
 /// often as for a QUIC transfer).
@@ -424,64 +426,6 @@ pub fn parse_mirror(url: &str) -> Result<Url, MirrorError> {
         && u.username().is_empty()
         && u.password().is_none();
     if ok { Ok(u) } else { Err(bad()) }
-}
-
-/// Why an extra mirror CA file cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum MirrorCaError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// Larger than any CA bundle.
-    #[error("{path}: larger than {max} bytes; a CA certificate file is a few KiB")]
-    TooLarge {
-        /// The file.
-        path: String,
-        /// The limit.
-        max: u64,
-    },
-    /// No certificate in it.
-    #[error("{path}: no PEM certificate in it (a block starting -----BEGIN CERTIFICATE-----)")]
-    NoCertificate {
-        /// The file.
-        path: String,
-    },
-}
-
-/// Reads the extra CA certificate(s) for HTTPS mirrors from `path` (PEM),
-/// refusing a file that holds no certificate or is too large, so a wrong
-/// file is reported when the player starts instead of as an untrusted
-/// mirror later: the one reader for `--mirror-ca` and the C ABI's
-/// `"mirror_ca"`.
-pub fn read_mirror_ca(path: &std::path::Path) -> Result<Vec<u8>, MirrorCaError> {
-    use std::io::Read;
-    let shown = || path.display().to_string();
-    let read_err = |source| MirrorCaError::Read {
-        path: shown(),
-        source,
-    };
-    let mut pem = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| {
-            f.take(tuning::MAX_MIRROR_CA_BYTES + 1)
-                .read_to_end(&mut pem)
-        })
-        .map_err(read_err)?;
-    if pem.len() as u64 > tuning::MAX_MIRROR_CA_BYTES {
-        return Err(MirrorCaError::TooLarge {
-            path: shown(),
-            max: tuning::MAX_MIRROR_CA_BYTES,
-        });
-    }
-    match reqwest::Certificate::from_pem_bundle(&pem) {
-        Ok(certs) if !certs.is_empty() => Ok(pem),
-        _ => Err(MirrorCaError::NoCertificate { path: shown() }),
-    }
 }
 
 /// The HTTP client for the mirrors `bases` of a game server at `server`:
@@ -940,41 +884,6 @@ fn range_starts_at(range: &str, offset: u64, len: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_mirror_ca_file_must_hold_a_certificate_and_be_small() {
-        let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, bytes: &[u8]| {
-            let p = dir.path().join(name);
-            std::fs::write(&p, bytes).unwrap();
-            p
-        };
-        let cert = rcgen::generate_simple_self_signed(vec!["mirror.test".into()]).unwrap();
-        let good = write("ca.pem", cert.cert.pem().as_bytes());
-        assert_eq!(read_mirror_ca(&good).unwrap(), cert.cert.pem().as_bytes());
-        for (name, bytes) in [
-            ("junk.pem", b"junk\n".to_vec()),
-            ("empty.pem", Vec::new()),
-            ("key.pem", cert.signing_key.serialize_pem().into_bytes()),
-        ] {
-            let err = read_mirror_ca(&write(name, &bytes)).unwrap_err();
-            assert!(
-                matches!(err, MirrorCaError::NoCertificate { .. }),
-                "{name}: {err}"
-            );
-            assert!(err.to_string().contains(name), "{err}");
-        }
-        let huge = write(
-            "huge.pem",
-            &vec![b'a'; usize::try_from(tuning::MAX_MIRROR_CA_BYTES).unwrap() + 1],
-        );
-        assert!(matches!(
-            read_mirror_ca(&huge),
-            Err(MirrorCaError::TooLarge { .. })
-        ));
-        let missing = read_mirror_ca(&dir.path().join("missing.pem")).unwrap_err();
-        assert!(matches!(missing, MirrorCaError::Read { .. }), "{missing}");
-    }
 
     /// The mirror client itself resolves through [`FarEnough`]: for a game
     /// server on the internet a name for this machine is refused before any

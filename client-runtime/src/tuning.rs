@@ -75,7 +75,3 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long the DLL waits for its runtime's tasks when the game destroys a client.
 pub const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Largest file `--mirror-ca` / `"mirror_ca"` may name: a CA bundle is a
-/// few KiB (the whole public web's roots are about 200 KiB).
-pub const MAX_MIRROR_CA_BYTES: u64 = 1024 * 1024;

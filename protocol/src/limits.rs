@@ -214,6 +214,11 @@ pub const MAX_ASSET_MIRRORS: usize = 8;
 /// Longest asset mirror base URL, in bytes.
 pub const MAX_MIRROR_URL: usize = 512;
 
+/// Largest extra mirror CA file (`--mirror-ca`, the C ABI's `"mirror_ca"`,
+/// the server's `mirror_ca`): a CA bundle is a few KiB (the whole public
+/// web's roots are about 200 KiB).
+pub const MAX_MIRROR_CA_BYTES: u64 = 1024 * 1024;
+
 /// Redirects a client follows for one mirror request (each only to a host
 /// on the server's mirror list).
 pub const MAX_MIRROR_REDIRECTS: usize = 4;

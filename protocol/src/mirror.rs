@@ -111,6 +111,68 @@ pub fn status_reason(code: u16, text: Option<&str>) -> String {
     out
 }
 
+/// Why an extra mirror CA file cannot be used.
+#[cfg(feature = "identity")]
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorCaError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Larger than any CA bundle.
+    #[error("{path}: larger than {max} bytes; a CA certificate file is a few KiB")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// The limit.
+        max: u64,
+    },
+    /// No certificate in it.
+    #[error("{path}: no PEM certificate in it (a block starting -----BEGIN CERTIFICATE-----)")]
+    NoCertificate {
+        /// The file.
+        path: String,
+    },
+}
+
+/// Reads the extra CA certificate(s) for HTTPS mirrors from `path` (PEM),
+/// refusing a file that holds no certificate or is too large, so a wrong
+/// file is reported when the player starts instead of as an untrusted
+/// mirror later: the one reader for `--mirror-ca` and the C ABI's
+/// `"mirror_ca"`, and for the server's `mirror_ca` (its checks of the mirrors).
+#[cfg(feature = "identity")]
+pub fn read_mirror_ca(path: &std::path::Path) -> Result<Vec<u8>, MirrorCaError> {
+    use std::io::Read;
+    let shown = || path.display().to_string();
+    let read_err = |source| MirrorCaError::Read {
+        path: shown(),
+        source,
+    };
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(crate::limits::MAX_MIRROR_CA_BYTES + 1)
+                .read_to_end(&mut pem)
+        })
+        .map_err(read_err)?;
+    if pem.len() as u64 > crate::limits::MAX_MIRROR_CA_BYTES {
+        return Err(MirrorCaError::TooLarge {
+            path: shown(),
+            max: crate::limits::MAX_MIRROR_CA_BYTES,
+        });
+    }
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    if CertificateDer::pem_slice_iter(&pem).any(|c| c.is_ok()) {
+        Ok(pem)
+    } else {
+        Err(MirrorCaError::NoCertificate { path: shown() })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +196,42 @@ mod tests {
         ));
         assert!(!redirect_allowed(&list, &u("http://10.0.0.2/a/x")));
         assert!(!redirect_allowed(&list, &u("https://evil.example/shard/x")));
+    }
+
+    #[cfg(feature = "identity")]
+    #[test]
+    fn a_mirror_ca_file_must_hold_a_certificate_and_be_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        };
+        let cert = rcgen::generate_simple_self_signed(vec!["mirror.test".into()]).unwrap();
+        let good = write("ca.pem", cert.cert.pem().as_bytes());
+        assert_eq!(read_mirror_ca(&good).unwrap(), cert.cert.pem().as_bytes());
+        for (name, bytes) in [
+            ("junk.pem", b"junk\n".to_vec()),
+            ("empty.pem", Vec::new()),
+            ("key.pem", cert.signing_key.serialize_pem().into_bytes()),
+        ] {
+            let err = read_mirror_ca(&write(name, &bytes)).unwrap_err();
+            assert!(
+                matches!(err, MirrorCaError::NoCertificate { .. }),
+                "{name}: {err}"
+            );
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let huge = write(
+            "huge.pem",
+            &vec![b'a'; usize::try_from(crate::limits::MAX_MIRROR_CA_BYTES).unwrap() + 1],
+        );
+        assert!(matches!(
+            read_mirror_ca(&huge),
+            Err(MirrorCaError::TooLarge { .. })
+        ));
+        let missing = read_mirror_ca(&dir.path().join("missing.pem")).unwrap_err();
+        assert!(matches!(missing, MirrorCaError::Read { .. }), "{missing}");
     }
 
     #[test]

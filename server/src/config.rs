@@ -84,6 +84,10 @@ pub struct ServerConfig {
     /// log what it does not serve (`mirror_check`), so a missed upload is
     /// seen before players fall back to this server.
     pub check_mirrors: bool,
+    /// An extra CA certificate (PEM) the server's checks of the mirrors
+    /// trust besides the public web roots: for a mirror behind a private CA
+    /// that players trust with `--mirror-ca`. Read at start.
+    pub mirror_ca: Option<PathBuf>,
     /// The file this configuration came from, where admin changes are written back.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -142,6 +146,7 @@ impl Default for ServerConfig {
             admin_insecure_remote: false,
             asset_mirrors: Vec::new(),
             check_mirrors: true,
+            mirror_ca: None,
             source: None,
         }
     }

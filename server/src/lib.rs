@@ -58,6 +58,9 @@ pub enum StartError {
     /// The admin web console could not start.
     #[error(transparent)]
     Admin(#[from] admin::AdminError),
+    /// `mirror_ca` cannot be used.
+    #[error("mirror_ca: {0}")]
+    MirrorCa(#[from] shard_protocol::mirror::MirrorCaError),
 }
 
 /// A running server: its address, key, statistics and a way to stop it.
@@ -91,6 +94,8 @@ impl Server {
             source,
         };
         let endpoint = transport::server_endpoint(cfg.bind, &configs).map_err(bind_err)?;
+        // Read before anything starts: a bad `mirror_ca` stops the start here.
+        let target = mirror_check::Target::of(&cfg)?;
         let (tx, rx) = mpsc::channel(tuning::INBOUND_QUEUE);
         let stats = Arc::new(TickStats::default());
         let cfg = Arc::new(cfg);
@@ -100,7 +105,7 @@ impl Server {
         let sim = sim::spawn(cfg.clone(), rx, stats.clone(), snap_tx)?;
         if cfg.check_mirrors && !cfg.asset_mirrors.is_empty() {
             let mut snaps = snap_rx.clone();
-            let mirrors = cfg.asset_mirrors.clone();
+            let mirrors = target.clone();
             tokio::spawn(async move {
                 // The first snapshot the running simulation publishes has
                 // its plugins loaded and their bundles built.
@@ -110,7 +115,7 @@ impl Server {
                 }
             });
         }
-        let admin = match admin::start(&cfg, snap_rx, tx.clone()) {
+        let admin = match admin::start(&cfg, snap_rx, tx.clone(), target) {
             Ok(a) => a,
             Err(e) => {
                 // Stop the simulation that already started before reporting.

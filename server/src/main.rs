@@ -79,6 +79,10 @@ enum Cmd {
         /// Folder of Python plugins [default: `--plugins`, server.toml, ./plugins].
         #[arg(long = "plugins", id = "check_plugins", value_name = "DIR")]
         plugins: Option<PathBuf>,
+        /// An extra CA certificate (PEM) to trust, for a mirror behind a
+        /// private CA [default: `mirror_ca` of server.toml].
+        #[arg(long, value_name = "PEM")]
+        mirror_ca: Option<PathBuf>,
     },
     /// Write the plugin API reference and the `game` type stubs by running
     /// tools/gen_plugin_docs.py inside the embedded interpreter.
@@ -215,9 +219,22 @@ fn run() -> anyhow::Result<()> {
     if let Some(Cmd::PublishBundles { dir, plugins }) = &cli.cmd {
         return publish_bundles(plugins.as_deref().unwrap_or(&cfg.plugin_dir), dir);
     }
-    if let Some(Cmd::CheckMirrors { mirrors, plugins }) = &cli.cmd {
-        let plugins = plugins.as_deref().unwrap_or(&cfg.plugin_dir);
-        return check_mirrors(plugins, mirrors, &cfg.asset_mirrors);
+    if let Some(Cmd::CheckMirrors {
+        mirrors,
+        plugins,
+        mirror_ca,
+    }) = &cli.cmd
+    {
+        if let Some(p) = plugins {
+            cfg.plugin_dir = p.clone();
+        }
+        if !mirrors.is_empty() {
+            cfg.asset_mirrors = shard_server::config::normalise_mirrors(mirrors)?;
+        }
+        if let Some(ca) = mirror_ca {
+            cfg.mirror_ca = Some(ca.clone());
+        }
+        return check_mirrors(&cfg);
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
@@ -273,24 +290,17 @@ fn publish_bundles(plugins: &std::path::Path, dir: &std::path::Path) -> anyhow::
     Ok(())
 }
 
-/// `check-mirrors [MIRROR...] [--plugins DIR]`: the start-up check of the
-/// mirrors (given, or else `configured`) on demand, every problem listed.
-fn check_mirrors(
-    plugins: &std::path::Path,
-    given: &[String],
-    configured: &[String],
-) -> anyhow::Result<()> {
+/// `check-mirrors [MIRROR...] [--plugins DIR] [--mirror-ca PEM]`: the
+/// start-up check of `cfg`'s mirrors on demand, every problem listed.
+fn check_mirrors(cfg: &shard_server::config::ServerConfig) -> anyhow::Result<()> {
     use shard_server::mirror_check;
-    let mirrors = if given.is_empty() {
-        configured.to_vec()
-    } else {
-        shard_server::config::normalise_mirrors(given)?
-    };
-    if mirrors.is_empty() {
+    let target = mirror_check::Target::of(cfg).context("mirror_ca")?;
+    if target.mirrors.is_empty() {
         bail!(
             "no asset mirror to check: list them in server.toml's `asset_mirrors` or on the command line"
         );
     }
+    let plugins = cfg.plugin_dir.as_path();
     let (expected, failed) = mirror_check::expected_in(plugins)?;
     for e in &failed {
         eprintln!("error: {e}");
@@ -299,7 +309,7 @@ fn check_mirrors(
         bail!("no plugin bundle to look for in {}", plugins.display());
     }
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let reports = rt.block_on(mirror_check::check(&mirrors, &expected));
+    let reports = rt.block_on(mirror_check::check(&target, &expected));
     let of = expected.len();
     let mut short = 0;
     for r in &reports {

@@ -32,6 +32,34 @@ use crate::tuning::{
     MIRROR_CHECK_ANSWER, MIRROR_CHECK_CONCURRENCY, MIRROR_CHECK_CONNECT, MIRROR_CHECK_LISTED,
 };
 
+/// The mirrors to check and what to trust when checking them: the server
+/// reads it once at start (a bad `mirror_ca` stops the start), for the
+/// start-up check and the console's.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// `asset_mirrors`, normalised.
+    pub mirrors: Vec<String>,
+    /// The PEM of `mirror_ca`, trusted besides the public web roots.
+    pub extra_ca: Option<Vec<u8>>,
+}
+
+impl Target {
+    /// The mirrors of `cfg` and its `mirror_ca`, read and checked.
+    pub fn of(
+        cfg: &crate::config::ServerConfig,
+    ) -> Result<Self, shard_protocol::mirror::MirrorCaError> {
+        let extra_ca = cfg
+            .mirror_ca
+            .as_deref()
+            .map(shard_protocol::mirror::read_mirror_ca)
+            .transpose()?;
+        Ok(Self {
+            mirrors: cfg.asset_mirrors.clone(),
+            extra_ca,
+        })
+    }
+}
+
 /// A bundle the mirrors should serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
@@ -109,7 +137,8 @@ fn add(out: &mut Vec<Expected>, plugin: &str, file: &str, len: u64) {
 /// Asks every mirror for the head of every expected bundle, at most
 /// [`MIRROR_CHECK_CONCURRENCY`] requests at once; one report per mirror,
 /// in the order listed.
-pub async fn check(mirrors: &[String], expected: &[Expected]) -> Vec<MirrorCheck> {
+pub async fn check(target: &Target, expected: &[Expected]) -> Vec<MirrorCheck> {
+    let mirrors = &target.mirrors;
     // Redirects are followed as players follow them: within the mirror
     // list, at most `MAX_MIRROR_REDIRECTS` in a row.
     let bases: Vec<url::Url> = mirrors
@@ -130,12 +159,25 @@ pub async fn check(mirrors: &[String], expected: &[Expected]) -> Vec<MirrorCheck
             attempt.error(why)
         }
     });
-    let client = match reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(MIRROR_CHECK_CONNECT)
         .read_timeout(MIRROR_CHECK_ANSWER)
-        .redirect(policy)
-        .build()
-    {
+        .redirect(policy);
+    let extra = target
+        .extra_ca
+        .as_deref()
+        .map(reqwest::Certificate::from_pem_bundle)
+        .transpose();
+    let built = match extra {
+        Ok(certs) => {
+            for cert in certs.into_iter().flatten() {
+                builder = builder.add_root_certificate(cert);
+            }
+            builder.build()
+        }
+        Err(e) => Err(e),
+    };
+    let client = match built {
         Ok(c) => c,
         Err(e) => {
             let why = format!("cannot set up an HTTP client: {e}");
@@ -272,15 +314,15 @@ fn whole_length(resp: &reqwest::Response) -> Option<u64> {
 
 /// Runs [`check`] on the bundles of `snap` and logs one line per mirror.
 #[instrument(level = "info", name = "mirror_check", skip_all)]
-pub async fn check_and_log(mirrors: Vec<String>, snap: Arc<Snapshot>) {
+pub async fn check_and_log(target: Target, snap: Arc<Snapshot>) {
     let expected = expected(&snap);
-    if mirrors.is_empty() {
+    if target.mirrors.is_empty() {
         return;
     }
     // With no bundle there is nothing to ask for; the mirrors still show
     // as checked (every report empty), so a check asked for does not look
     // as if it never ran.
-    let reports = check(&mirrors, &expected).await;
+    let reports = check(&target, &expected).await;
     crate::admin::metrics::mirror_check(&reports, expected.len());
     for r in reports {
         if let Some(why) = &r.unreachable {
@@ -397,7 +439,11 @@ mod tests {
             file: "aa.bundle".into(),
             len: 10,
         }];
-        let reports = check(std::slice::from_ref(&mirror), &expected).await;
+        let target = Target {
+            mirrors: vec![mirror],
+            extra_ca: None,
+        };
+        let reports = check(&target, &expected).await;
         let problem = &reports[0].problems[0];
         assert!(problem.len() <= MAX_REASON, "{}", problem.len());
         assert!(

@@ -1648,6 +1648,67 @@ fn a_mirror_refusing_head_requests_is_checked_with_a_ranged_get() {
     );
 }
 
+/// A mirror behind a private CA (one players trust with `--mirror-ca`) is
+/// checked with the same CA: without it the check reports the certificate,
+/// with `--mirror-ca` (or `mirror_ca` in server.toml) it serves all. A file
+/// that is no CA stops the command, and the server's start, with a line
+/// naming the key and the file.
+#[test]
+fn check_mirrors_trusts_the_private_ca_it_is_given() {
+    let (dir, full) = published_pair();
+    let https = Nginx::start(
+        full.path(),
+        &NginxOptions {
+            tls: true,
+            ..NginxOptions::default()
+        },
+    )
+    .unwrap();
+    let ca = dir.path().join("mirror-ca.pem");
+    std::fs::write(&ca, https.cert_pem.as_deref().unwrap()).unwrap();
+    let ca = ca.to_str().unwrap();
+    let (ok, out, err) = check_mirrors_cli(&dir, &[], &[&https.url()]);
+    assert!(!ok, "{out}{err}");
+    assert!(out.contains("certificate"), "{out}");
+    let (ok, out, err) = check_mirrors_cli(&dir, &[], &[&https.url(), "--mirror-ca", ca]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("serves all 2 bundle(s)"), "{out}");
+    let config = dir.path().join("server.toml");
+    let listed = format!(
+        "asset_mirrors = [\"{}\"]\nmirror_ca = \"{ca}\"\n",
+        https.url()
+    );
+    std::fs::write(&config, listed).unwrap();
+    let config = config.to_str().unwrap();
+    let (ok, out, err) = check_mirrors_cli(&dir, &["--config", config], &[]);
+    assert!(ok, "{out}{err}");
+
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let junk = junk.to_str().unwrap();
+    let (ok, _, err) = check_mirrors_cli(&dir, &[], &[&https.url(), "--mirror-ca", junk]);
+    assert!(
+        !ok && err.contains("mirror_ca") && err.contains("junk.pem"),
+        "{err}"
+    );
+    let bad = format!(
+        "bind = \"127.0.0.1:0\"\nadmin_http = \"\"\nasset_mirrors = [\"{}\"]\nmirror_ca = \"{junk}\"\n",
+        https.url()
+    );
+    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
+    let o = std::process::Command::new(workspace_bin("shard-server", "shard-server"))
+        .args(["--config", "bad.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("mirror_ca") && err.contains("junk.pem") && err.contains("no PEM certificate"),
+        "{err}"
+    );
+}
+
 /// A server folder with plugins `big` and `other`, and a folder beside it
 /// holding their bundles as `publish-bundles` writes them.
 fn published_pair() -> (tempfile::TempDir, tempfile::TempDir) {

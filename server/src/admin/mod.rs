@@ -160,6 +160,7 @@ pub fn start(
     cfg: &ServerConfig,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     inbound: mpsc::Sender<Inbound>,
+    mirrors: crate::mirror_check::Target,
 ) -> Result<Option<AdminWeb>, AdminError> {
     cfg.check_admin_http()?;
     let Some(want) = cfg.admin_addr()? else {
@@ -194,7 +195,7 @@ pub fn start(
         config_rows: config_rows(cfg),
         config_path: cfg.source.clone(),
         admins_lock: tokio::sync::Mutex::new(()),
-        asset_mirrors: cfg.asset_mirrors.clone(),
+        mirrors,
         mirror_check_running: Default::default(),
     });
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -264,6 +265,7 @@ fn config_rows(cfg: &ServerConfig) -> Vec<(String, String)> {
             },
         ),
         ("check_mirrors".into(), cfg.check_mirrors.to_string()),
+        ("mirror_ca".into(), opt(&cfg.mirror_ca)),
         ("admin_http".into(), cfg.admin_http.clone()),
         ("admin_tls_cert".into(), opt(&cfg.admin_tls_cert)),
         (

@@ -58,8 +58,8 @@ pub struct AppState {
     pub config_path: Option<PathBuf>,
     /// One admins edit at a time.
     pub admins_lock: tokio::sync::Mutex<()>,
-    /// `asset_mirrors`, for a check the operator asks for.
-    pub asset_mirrors: Vec<String>,
+    /// `asset_mirrors` and `mirror_ca`, for a check the operator asks for.
+    pub mirrors: crate::mirror_check::Target,
     /// Set while a check of the mirrors asked for here runs (one at a time).
     pub mirror_check_running: std::sync::atomic::AtomicBool,
 }
@@ -297,7 +297,7 @@ fn render(st: &AppState, page: Page, s: &SessionView) -> Response {
         bundles: super::metrics::bundle_totals(),
         config_rows: &st.config_rows,
         mirrors: super::metrics::last_mirror_check(),
-        mirror_list: &st.asset_mirrors,
+        mirror_list: &st.mirrors.mirrors,
     };
     let flash = st.sessions.take_flash(&s.id);
     html(StatusCode::OK, pages::page(page, &ctx, flash.as_deref()))
@@ -339,7 +339,7 @@ async fn events(
             bundles: super::metrics::bundle_totals(),
             config_rows: &st.config_rows,
             mirrors: super::metrics::last_mirror_check(),
-            mirror_list: &st.asset_mirrors,
+            mirror_list: &st.mirrors.mirrors,
         };
         let body = serde_json::json!({"html": pages::live(page, &ctx).into_string()});
         Ok(Event::default().event("update").data(body.to_string()))
@@ -556,7 +556,7 @@ async fn check_mirrors(
     headers: HeaderMap,
 ) -> Response {
     use std::sync::atomic::Ordering;
-    let r = if st.asset_mirrors.is_empty() {
+    let r = if st.mirrors.mirrors.is_empty() {
         Err((
             StatusCode::CONFLICT,
             "no asset_mirrors are configured".to_string(),
@@ -567,7 +567,7 @@ async fn check_mirrors(
         info!("admin console: checking the asset mirrors");
         let (snap, mirrors, done) = (
             st.snapshots.borrow().clone(),
-            st.asset_mirrors.clone(),
+            st.mirrors.clone(),
             st.clone(),
         );
         tokio::spawn(async move {
@@ -647,7 +647,7 @@ mod tests {
             config_rows: Vec::new(),
             config_path: None,
             admins_lock: tokio::sync::Mutex::new(()),
-            asset_mirrors: Vec::new(),
+            mirrors: Default::default(),
             mirror_check_running: Default::default(),
         })
     }

@@ -110,7 +110,9 @@ mod tests {
         };
         let (_snap_tx, snap_rx) = crate::admin::snapshot::channel();
         let (tx, _rx) = tokio::sync::mpsc::channel(8);
-        let web = crate::admin::start(&cfg, snap_rx, tx).unwrap().unwrap();
+        let web = crate::admin::start(&cfg, snap_rx, tx, Default::default())
+            .unwrap()
+            .unwrap();
         assert!(web.tls());
         assert!(
             web.new_login_url()
