@@ -12,8 +12,8 @@
 //! the players'.
 //!
 //! At start it runs in the background and only logs: the server never
-//! waits for it, and a mirror behind a CA only players trust
-//! (`--mirror-ca`) shows as a certificate error here while working for them.
+//! waits for it. A mirror behind a private CA is trusted through
+//! `mirror_ca`, the CA players give `--mirror-ca`.
 
 use std::path::Path;
 use std::sync::Arc;
