@@ -235,7 +235,11 @@ pub async fn check(target: &Target, expected: &[Expected]) -> Vec<MirrorCheck> {
                         if let Some(d) = dead.get(m) {
                             d.store(true, Ordering::Relaxed);
                         }
+                        let untrusted = certificate_refused(&err);
                         let mut why = shard_protocol::error_chain(&err.without_url());
+                        if untrusted {
+                            why.push_str(" (if players trust its CA with --mirror-ca, give it here too: `mirror_ca` in server.toml, or `check-mirrors --mirror-ca`)");
+                        }
                         shard_protocol::clip_utf8(&mut why, MAX_REASON);
                         Outcome::Unreachable(why)
                     }
@@ -297,6 +301,30 @@ pub async fn check(target: &Target, expected: &[Expected]) -> Vec<MirrorCheck> {
         r.problems.sort();
     }
     reports
+}
+
+/// Whether `err` failed on the mirror's TLS certificate (rustls refused
+/// it), as with a private CA not given to the check. rustls's error sits
+/// inside `io::Error`s, whose `source` skips what they wrap, so an
+/// `io::Error` is looked into rather than past.
+fn certificate_refused(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if matches!(
+            e.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidCertificate(_))
+        ) {
+            return true;
+        }
+        cur = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    false
 }
 
 /// The length of the whole file an answer declares: a 206's

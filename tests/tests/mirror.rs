@@ -1669,7 +1669,10 @@ fn check_mirrors_trusts_the_private_ca_it_is_given() {
     let ca = ca.to_str().unwrap();
     let (ok, out, err) = check_mirrors_cli(&dir, &[], &[&https.url()]);
     assert!(!ok, "{out}{err}");
-    assert!(out.contains("certificate"), "{out}");
+    assert!(
+        out.contains("certificate") && out.contains("give it here too: `mirror_ca`"),
+        "{out}{err}"
+    );
     let (ok, out, err) = check_mirrors_cli(&dir, &[], &[&https.url(), "--mirror-ca", ca]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("serves all 2 bundle(s)"), "{out}");
