@@ -1,8 +1,8 @@
 //! What a player accepts from an asset mirror, written once: the file a
 //! mirror serves for a bundle, where its redirects may lead and which
 //! answers are refused from their head alone. The client's downloads, the
-//! server's `publish-bundles` and its start-up check of the mirrors all use
-//! these, so the check reports exactly what players would refuse.
+//! server's `publish-bundles` and its checks of the mirrors all use
+//! these, so the checks report exactly what players would refuse.
 
 /// The file name of a bundle on an asset mirror, `<sha256 hex>.bundle`: a
 /// mirror serves nothing else (`<mirror><name>`), and the server that
@@ -14,7 +14,7 @@ pub fn bundle_file_name(sha256: &[u8; 32]) -> String {
 /// Whether a redirect from a mirror may be followed to `to`: only to a host
 /// on the mirror list (same scheme, host and port as one of `mirrors`), so
 /// a mirror cannot send players elsewhere. The client's downloads and the
-/// server's start-up check follow exactly these.
+/// server's checks of the mirrors follow exactly these.
 pub fn redirect_allowed(mirrors: &[url::Url], to: &url::Url) -> bool {
     let origin = |u: &url::Url| {
         (
