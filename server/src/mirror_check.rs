@@ -86,6 +86,61 @@ pub struct MirrorCheck {
     pub unreachable: Option<String>,
 }
 
+impl MirrorCheck {
+    /// The report of `mirror` before any answer.
+    fn new(mirror: &str) -> Self {
+        Self {
+            mirror: mirror.to_owned(),
+            served: 0,
+            problems: Vec::new(),
+            unreachable: None,
+        }
+    }
+
+    /// How many of the `of` expected bundles it does not serve (all of
+    /// them when it could not be reached).
+    pub fn missing(&self, of: usize) -> usize {
+        if self.unreachable.is_some() {
+            of
+        } else {
+            self.problems.len()
+        }
+    }
+
+    /// One line for a person, `of` bundles expected: "serves all 3
+    /// bundle(s)", "does not serve 1 of 3: <file> (<plugin>): why", with at
+    /// most [`MIRROR_CHECK_LISTED`] files named, or "cannot be reached: why".
+    pub fn summary(&self, of: usize) -> String {
+        if of == 0 {
+            return "nothing to check: no plugin has a bundle".into();
+        }
+        if let Some(why) = &self.unreachable {
+            return format!("cannot be reached: {why}");
+        }
+        let n = self.problems.len();
+        if n == 0 {
+            return format!("serves all {of} bundle(s)");
+        }
+        let (listed, more) = self.listed();
+        let more = if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        };
+        format!("does not serve {n} of {of}: {listed}{more}")
+    }
+
+    /// The first [`MIRROR_CHECK_LISTED`] problems, joined by `; `, and how
+    /// many more there are.
+    fn listed(&self) -> (String, usize) {
+        let shown = self.problems.len().min(MIRROR_CHECK_LISTED);
+        (
+            self.problems[..shown].join("; "),
+            self.problems.len() - shown,
+        )
+    }
+}
+
 /// How one request of the check ended.
 enum Outcome {
     Served,
@@ -163,34 +218,15 @@ pub async fn check(target: &Target, expected: &[Expected]) -> Vec<MirrorCheck> {
         .connect_timeout(MIRROR_CHECK_CONNECT)
         .read_timeout(MIRROR_CHECK_ANSWER)
         .redirect(policy);
-    let extra = target
-        .extra_ca
-        .as_deref()
-        .map(reqwest::Certificate::from_pem_bundle)
-        .transpose();
-    let built = match extra {
-        Ok(certs) => {
-            for cert in certs.into_iter().flatten() {
-                builder = builder.add_root_certificate(cert);
-            }
-            builder.build()
+    if let Some(pem) = &target.extra_ca {
+        match reqwest::Certificate::from_pem(pem) {
+            Ok(cert) => builder = builder.add_root_certificate(cert),
+            Err(e) => return all_unreachable(mirrors, &format!("mirror_ca: {e}")),
         }
-        Err(e) => Err(e),
-    };
-    let client = match built {
+    }
+    let client = match builder.build() {
         Ok(c) => c,
-        Err(e) => {
-            let why = format!("cannot set up an HTTP client: {e}");
-            return mirrors
-                .iter()
-                .map(|m| MirrorCheck {
-                    mirror: m.clone(),
-                    served: 0,
-                    problems: Vec::new(),
-                    unreachable: Some(why.clone()),
-                })
-                .collect();
-        }
+        Err(e) => return all_unreachable(mirrors, &format!("cannot set up an HTTP client: {e}")),
     };
     let gate = Arc::new(Semaphore::new(MIRROR_CHECK_CONCURRENCY));
     let dead: Arc<Vec<AtomicBool>> =
@@ -207,82 +243,21 @@ pub async fn check(target: &Target, expected: &[Expected]) -> Vec<MirrorCheck> {
             );
             tasks.spawn(async move {
                 let _permit = gate.acquire_owned().await;
-                let is_dead = || dead.get(m).is_some_and(|d| d.load(Ordering::Relaxed));
-                if is_dead() {
+                let Some(dead) = dead.get(m) else {
+                    return (m, Outcome::Skipped);
+                };
+                if dead.load(Ordering::Relaxed) {
                     return (m, Outcome::Skipped);
                 }
-                let url = format!("{mirror}{}", e.file);
-                // A mirror's words (a header, a redirect target) are capped
-                // like every reason shown to a person.
-                let named = |why: String| {
-                    let mut line = format!("{} ({}): {why}", e.file, e.plugin);
-                    shard_protocol::clip_utf8(&mut line, MAX_REASON);
-                    Outcome::Problem(line)
-                };
-                let mut answer = client.head(&url).send().await;
-                // A host that refuses HEAD may still serve the GET players
-                // send: ask for the file's first byte instead.
-                if let Ok(r) = &answer
-                    && matches!(
-                        r.status(),
-                        StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
-                    )
-                {
-                    answer = client.get(&url).header(RANGE, "bytes=0-0").send().await;
+                let outcome = ask(&client, &mirror, &e).await;
+                if let Outcome::Unreachable(_) = outcome {
+                    dead.store(true, Ordering::Relaxed);
                 }
-                let outcome = match answer {
-                    Err(err) if err.is_connect() || err.is_timeout() => {
-                        if let Some(d) = dead.get(m) {
-                            d.store(true, Ordering::Relaxed);
-                        }
-                        let untrusted = certificate_refused(&err);
-                        let mut why = shard_protocol::error_chain(&err.without_url());
-                        if untrusted {
-                            why.push_str(" (if players trust its CA with --mirror-ca, give it here too: `mirror_ca` in server.toml, or `check-mirrors --mirror-ca`)");
-                        }
-                        shard_protocol::clip_utf8(&mut why, MAX_REASON);
-                        Outcome::Unreachable(why)
-                    }
-                    Err(err) => named(shard_protocol::error_chain(&err.without_url())),
-                    // Judged as players judge it (the body, if any, is left unread).
-                    Ok(resp)
-                        if matches!(
-                            resp.status(),
-                            StatusCode::OK | StatusCode::PARTIAL_CONTENT
-                        ) =>
-                    {
-                        let head = resp.headers();
-                        match shard_protocol::check_mirror_answer(
-                            head.get(CONTENT_ENCODING).map(|v| v.as_bytes()),
-                            head.get(CONTENT_TYPE).map(|v| v.as_bytes()),
-                            whole_length(&resp),
-                            e.len,
-                        ) {
-                            Ok(()) => Outcome::Served,
-                            Err(problem) => named(problem.to_string()),
-                        }
-                    }
-                    Ok(resp) => {
-                        let status = resp.status();
-                        named(shard_protocol::status_reason(
-                            status.as_u16(),
-                            status.canonical_reason(),
-                        ))
-                    }
-                };
                 (m, outcome)
             });
         }
     }
-    let mut reports: Vec<MirrorCheck> = mirrors
-        .iter()
-        .map(|m| MirrorCheck {
-            mirror: m.clone(),
-            served: 0,
-            problems: Vec::new(),
-            unreachable: None,
-        })
-        .collect();
+    let mut reports: Vec<MirrorCheck> = mirrors.iter().map(|m| MirrorCheck::new(m)).collect();
     while let Some(done) = tasks.join_next().await {
         let Ok((m, outcome)) = done else { continue };
         let Some(r) = reports.get_mut(m) else {
@@ -301,6 +276,71 @@ pub async fn check(target: &Target, expected: &[Expected]) -> Vec<MirrorCheck> {
         r.problems.sort();
     }
     reports
+}
+
+/// Every mirror of `mirrors` reported unreachable for `why` (the check
+/// could not start).
+fn all_unreachable(mirrors: &[String], why: &str) -> Vec<MirrorCheck> {
+    mirrors
+        .iter()
+        .map(|m| MirrorCheck {
+            unreachable: Some(why.to_owned()),
+            ..MirrorCheck::new(m)
+        })
+        .collect()
+}
+
+/// Asks `mirror` for the head of `e`'s file and judges the answer as
+/// players judge it (the body, if any, is left unread).
+async fn ask(client: &reqwest::Client, mirror: &str, e: &Expected) -> Outcome {
+    let url = format!("{mirror}{}", e.file);
+    // A mirror's words (a header, a redirect target) are capped like every
+    // reason shown to a person.
+    let capped = |mut why: String| {
+        shard_protocol::clip_utf8(&mut why, MAX_REASON);
+        why
+    };
+    let named = |why: String| Outcome::Problem(capped(format!("{} ({}): {why}", e.file, e.plugin)));
+    let mut answer = client.head(&url).send().await;
+    // A host that refuses HEAD may still serve the GET players send: ask
+    // for the file's first byte instead.
+    if let Ok(r) = &answer
+        && matches!(
+            r.status(),
+            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
+        )
+    {
+        answer = client.get(&url).header(RANGE, "bytes=0-0").send().await;
+    }
+    let resp = match answer {
+        Ok(resp) => resp,
+        Err(err) if err.is_connect() || err.is_timeout() => {
+            let untrusted = certificate_refused(&err);
+            let mut why = shard_protocol::error_chain(&err.without_url());
+            if untrusted {
+                why.push_str(" (if players trust its CA with --mirror-ca, give it here too: `mirror_ca` in server.toml, or `check-mirrors --mirror-ca`)");
+            }
+            return Outcome::Unreachable(capped(why));
+        }
+        Err(err) => return named(shard_protocol::error_chain(&err.without_url())),
+    };
+    let status = resp.status();
+    if !matches!(status, StatusCode::OK | StatusCode::PARTIAL_CONTENT) {
+        return named(shard_protocol::status_reason(
+            status.as_u16(),
+            status.canonical_reason(),
+        ));
+    }
+    let head = resp.headers();
+    match shard_protocol::check_mirror_answer(
+        head.get(CONTENT_ENCODING).map(|v| v.as_bytes()),
+        head.get(CONTENT_TYPE).map(|v| v.as_bytes()),
+        whole_length(&resp),
+        e.len,
+    ) {
+        Ok(()) => Outcome::Served,
+        Err(problem) => named(problem.to_string()),
+    }
 }
 
 /// Whether `err` failed on the mirror's TLS certificate (rustls refused
@@ -367,18 +407,12 @@ pub async fn check_and_log(target: Target, snap: Arc<Snapshot>) {
             info!(mirror = %r.mirror, bundles = r.served, "the asset mirror serves every bundle");
             continue;
         }
-        let listed: Vec<&str> = r
-            .problems
-            .iter()
-            .take(MIRROR_CHECK_LISTED)
-            .map(String::as_str)
-            .collect();
-        let more = r.problems.len().saturating_sub(listed.len());
+        let (listed, more) = r.listed();
         warn!(
             mirror = %r.mirror,
             missing = r.problems.len(),
             of = expected.len(),
-            problems = %listed.join("; "),
+            problems = %listed,
             more,
             "the asset mirror does not serve every bundle; players fetch those from this server instead: run `shard-server publish-bundles` and upload the folder"
         );
@@ -432,6 +466,23 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_report_reads_as_one_line_naming_at_most_five_files() {
+        let mut r = MirrorCheck::new("https://m/");
+        r.served = 1;
+        assert_eq!(r.summary(1), "serves all 1 bundle(s)");
+        r.problems = (0..7).map(|i| format!("f{i}: 404")).collect();
+        assert_eq!(r.missing(8), 7);
+        assert_eq!(
+            r.summary(8),
+            "does not serve 7 of 8: f0: 404; f1: 404; f2: 404; f3: 404; f4: 404; and 2 more"
+        );
+        r.unreachable = Some("refused".into());
+        assert_eq!(r.missing(8), 8);
+        assert_eq!(r.summary(8), "cannot be reached: refused");
+        assert_eq!(r.summary(0), "nothing to check: no plugin has a bundle");
     }
 
     /// A mirror answering every request with `head` (then closing).

@@ -223,33 +223,8 @@ static LAST_MIRROR_CHECK: std::sync::Mutex<Option<MirrorCheckSummary>> =
 pub fn mirror_check(reports: &[crate::mirror_check::MirrorCheck], of: usize) {
     let mut rows = Vec::with_capacity(reports.len());
     for r in reports {
-        let (missing, status) = if of == 0 {
-            (0, "nothing to check: no plugin has a bundle".to_string())
-        } else if let Some(why) = &r.unreachable {
-            (of, format!("cannot be reached: {why}"))
-        } else if r.problems.is_empty() {
-            (0, format!("serves all {of} bundle(s)"))
-        } else {
-            let listed: Vec<&str> = r
-                .problems
-                .iter()
-                .take(crate::tuning::MIRROR_CHECK_LISTED)
-                .map(String::as_str)
-                .collect();
-            let more = r.problems.len() - listed.len();
-            let more = if more > 0 {
-                format!("; and {more} more")
-            } else {
-                String::new()
-            };
-            let n = r.problems.len();
-            (
-                n,
-                format!("does not serve {n} of {of}: {}{more}", listed.join("; ")),
-            )
-        };
-        gauge!(MIRROR_MISSING, "mirror" => r.mirror.clone()).set(missing as f64);
-        rows.push((r.mirror.clone(), status));
+        gauge!(MIRROR_MISSING, "mirror" => r.mirror.clone()).set(r.missing(of) as f64);
+        rows.push((r.mirror.clone(), r.summary(of)));
     }
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     let at = time::OffsetDateTime::now_utc()
