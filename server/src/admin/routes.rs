@@ -571,12 +571,25 @@ async fn check_mirrors(
             st.clone(),
         );
         tokio::spawn(async move {
+            // Cleared however the check ends, so one that failed never
+            // blocks the next.
+            let _running = CheckRunning(done);
             crate::mirror_check::check_and_log(mirrors, snap).await;
-            done.mirror_check_running.store(false, Ordering::Release);
         });
         Ok("checking the asset mirrors; the table updates when it is done".to_string())
     };
     answer(&st, &s, &headers, Page::Server, r)
+}
+
+/// Clears `mirror_check_running` when dropped.
+struct CheckRunning(Arc<AppState>);
+
+impl Drop for CheckRunning {
+    fn drop(&mut self) {
+        self.0
+            .mirror_check_running
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
 }
 
 #[derive(serde::Deserialize)]
