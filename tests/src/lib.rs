@@ -600,21 +600,43 @@ impl ServerProcess {
     /// packed rather than after a guessed pause. Fails with the log when
     /// the server exits or `timeout` passes first.
     pub fn wait_for_bundles(&mut self, bundles: usize, timeout: Duration) -> anyhow::Result<()> {
+        let what = format!("announcing {bundles} bundle(s)");
+        self.wait_for_log(&what, timeout, |text| {
+            (text.matches("announcing bundle").count() >= bundles).then_some(())
+        })
+    }
+
+    /// The first line of the log holding every one of `needles`, once the
+    /// server has logged it; fails with the log when the server exits or
+    /// `timeout` passes first.
+    pub fn wait_for_line(&mut self, needles: &[&str], timeout: Duration) -> anyhow::Result<String> {
+        let what = format!("a line with {needles:?}");
+        self.wait_for_log(&what, timeout, |text| {
+            text.lines()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+                .map(str::to_owned)
+        })
+    }
+
+    /// Polls the log until `found` picks something out of it (`what` names
+    /// it in the error): the one way tests wait on what a server logs.
+    fn wait_for_log<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        found: impl Fn(&str) -> Option<T>,
+    ) -> anyhow::Result<T> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let text = self.log_text();
-            if text.matches("announcing bundle").count() >= bundles {
-                return Ok(());
+            if let Some(t) = found(&text) {
+                return Ok(t);
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                anyhow::bail!(
-                    "the server exited ({status}) before announcing its bundles; its log:\n{text}"
-                );
+                anyhow::bail!("the server exited ({status}) before {what}; its log:\n{text}");
             }
             if std::time::Instant::now() >= deadline {
-                anyhow::bail!(
-                    "the server announced fewer than {bundles} bundle(s) in {timeout:?}; its log:\n{text}"
-                );
+                anyhow::bail!("no {what} within {timeout:?}; its log:\n{text}");
             }
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -1486,10 +1486,10 @@ async fn a_bundle_two_plugins_share_is_fetched_from_the_mirror_once() {
 fn the_server_checks_at_start_that_its_mirrors_serve_every_bundle() {
     let m = three_mirrors();
     let (good, gappy, down) = (&m.good, &m.gappy, &m.down);
-    let srv = start_checking(&m.dir, &[good.url(), gappy.url(), down.clone()]);
-    let served = log_line(&srv, &["serves every bundle", &good.url()]);
+    let mut srv = start_checking(&m.dir, &[good.url(), gappy.url(), down.clone()]);
+    let served = log_line(&mut srv, &["serves every bundle", &good.url()]);
     assert!(served.contains("bundles=2"), "{served}");
-    let missing = log_line(&srv, &["does not serve every bundle", &gappy.url()]);
+    let missing = log_line(&mut srv, &["does not serve every bundle", &gappy.url()]);
     assert!(
         missing.contains(&format!("{} (other): HTTP status 404", m.other_file)),
         "{missing}"
@@ -1498,7 +1498,7 @@ fn the_server_checks_at_start_that_its_mirrors_serve_every_bundle() {
         missing.contains("missing=1") && missing.contains("of=2"),
         "{missing}"
     );
-    let unreachable = log_line(&srv, &["cannot be reached", down]);
+    let unreachable = log_line(&mut srv, &["cannot be reached", down]);
     assert!(unreachable.contains("Connection refused"), "{unreachable}");
     let log = srv.log_text();
     assert_eq!(log.matches("cannot be reached").count(), 1, "{log}");
@@ -1743,19 +1743,9 @@ fn start_checking(dir: &tempfile::TempDir, mirrors: &[String]) -> shard_e2e::Ser
 
 /// The first line of `srv`'s log holding every one of `needles`, waiting up
 /// to 30 s for it; fails with the log.
-fn log_line(srv: &shard_e2e::ServerProcess, needles: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = srv.log_text();
-        if let Some(line) = log.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
-            return line.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no line with {needles:?}:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn log_line(srv: &mut shard_e2e::ServerProcess, needles: &[&str]) -> String {
+    srv.wait_for_line(needles, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// The start-up check follows redirects as players do: a mirror that
@@ -1778,10 +1768,10 @@ fn the_start_up_check_follows_redirects_as_players_do() {
         &NginxOptions::with_extra(format!("return 302 http://localhost:{port}$uri;")),
     )
     .unwrap();
-    let srv = start_checking(&dir, &[good.url(), hop.url(), away.url()]);
-    let hopped = log_line(&srv, &["serves every bundle", &hop.url()]);
+    let mut srv = start_checking(&dir, &[good.url(), hop.url(), away.url()]);
+    let hopped = log_line(&mut srv, &["serves every bundle", &hop.url()]);
     assert!(hopped.contains("bundles=2"), "{hopped}");
-    let refused = log_line(&srv, &["does not serve every bundle", &away.url()]);
+    let refused = log_line(&mut srv, &["does not serve every bundle", &away.url()]);
     assert!(
         refused.contains("missing=2") && refused.contains("a host not on the mirror list"),
         "{refused}"
@@ -1816,8 +1806,8 @@ fn the_start_up_check_reports_what_real_hosts_get_wrong() {
         &NginxOptions::with_extra(r"location ~ \.bundle$ { return 403; }"),
     )
     .unwrap();
-    let srv = start_checking(&dir, &[zipping.url(), pages.url(), bucket.url()]);
-    let zipped = log_line(&srv, &["does not serve every bundle", &zipping.url()]);
+    let mut srv = start_checking(&dir, &[zipping.url(), pages.url(), bucket.url()]);
+    let zipped = log_line(&mut srv, &["does not serve every bundle", &zipping.url()]);
     assert!(
         zipped.contains("missing=2")
             && zipped.contains(
@@ -1825,13 +1815,13 @@ fn the_start_up_check_reports_what_real_hosts_get_wrong() {
             ),
         "{zipped}"
     );
-    let soft = log_line(&srv, &["does not serve every bundle", &pages.url()]);
+    let soft = log_line(&mut srv, &["does not serve every bundle", &pages.url()]);
     assert!(
         soft.contains("missing=2")
             && soft.contains("it answered with a web page (Content-Type: text/html)"),
         "{soft}"
     );
-    let denied = log_line(&srv, &["does not serve every bundle", &bucket.url()]);
+    let denied = log_line(&mut srv, &["does not serve every bundle", &bucket.url()]);
     assert!(
         denied.contains("HTTP status 403 Forbidden (S3 and a CDN in front of it answer 403"),
         "{denied}"
