@@ -313,21 +313,22 @@ fn check_mirrors(cfg: &shard_server::config::ServerConfig) -> anyhow::Result<()>
     let of = expected.len();
     let mut short = 0;
     for r in &reports {
-        if let Some(why) = &r.unreachable {
+        let missing = r.missing(of);
+        if missing > 0 {
             short += 1;
-            println!("down     {}: cannot be reached: {why}", r.mirror);
-        } else if r.problems.is_empty() {
-            println!("ok       {}: serves all {of} bundle(s)", r.mirror);
-        } else {
-            short += 1;
-            let n = r.problems.len();
-            println!(
-                "missing  {}: does not serve {n} of {of} bundle(s):",
-                r.mirror
-            );
-            for p in &r.problems {
-                println!("           {p}");
-            }
+        }
+        if r.unreachable.is_some() || missing == 0 {
+            let label = if missing == 0 { "ok" } else { "down" };
+            println!("{label:<8} {}: {}", r.mirror, r.summary(of));
+            continue;
+        }
+        // Every file, one per line (the one-line summary names five).
+        println!(
+            "missing  {}: does not serve {missing} of {of} bundle(s):",
+            r.mirror
+        );
+        for p in &r.problems {
+            println!("           {p}");
         }
     }
     if short > 0 {
