@@ -14,6 +14,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use shard_protocol::bundle_file_name;
+
 use crate::bundles::{ServedBundle, build_bundle_from_dir};
 use crate::plugin::loader::discover;
 
@@ -86,8 +88,6 @@ pub struct PublishReport {
     /// Plugins whose bundle could not be built or written.
     pub failed: Vec<PublishError>,
 }
-
-pub use shard_protocol::bundle_file_name;
 
 /// Builds every plugin bundle of `plugins` and writes it into `out`
 /// (created if missing); see the module docs for the guarantees.

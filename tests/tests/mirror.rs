@@ -40,7 +40,7 @@ fn packed(plugins: &Path, name: &str) -> shard_cache::PackedBundle {
     shard_cache::pack_plugin_dir(&plugins.join(name)).unwrap()
 }
 
-use shard_server::publish::bundle_file_name as file_name;
+use shard_protocol::bundle_file_name as file_name;
 
 fn hex(sha: &[u8; 32]) -> String {
     hex::encode(sha)
