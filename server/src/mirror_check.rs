@@ -107,9 +107,9 @@ impl MirrorCheck {
         }
     }
 
-    /// One line for a person, `of` bundles expected: "serves all 3
-    /// bundle(s)", "does not serve 1 of 3: <file> (<plugin>): why", with at
-    /// most [`MIRROR_CHECK_LISTED`] files named, or "cannot be reached: why".
+    /// One line for a person, `of` bundles expected: `serves all 3
+    /// bundle(s)`, `does not serve 1 of 3: <file> (<plugin>): why` with at
+    /// most [`MIRROR_CHECK_LISTED`] files named, or `cannot be reached: why`.
     pub fn summary(&self, of: usize) -> String {
         if of == 0 {
             return "nothing to check: no plugin has a bundle".into();
