@@ -362,12 +362,17 @@ pub fn profile_dir() -> PathBuf {
 
 /// Path of a workspace binary, built (or confirmed fresh) with cargo first so
 /// a test never runs a stale copy.
-pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+pub fn workspace_bin(bin: &str) -> PathBuf {
     let profile = profile_dir();
     let target = profile.parent().expect("profile dir has a parent");
     let mut cmd =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "-q", "-p", package, "--bin", bin])
+    // Features as the README's test command resolves them: the whole
+    // workspace, dev-dependencies included (`--examples` selects none here
+    // but turns them on). `-p` alone would resolve fewer features and build
+    // a second copy of tokio, hyper and the rest: a gigabyte of disk and two
+    // minutes of CI, and the build that failed CI when its disk was full.
+    cmd.args(["build", "-q", "--workspace", "--examples", "--bin", bin])
         .env("CARGO_TARGET_DIR", target);
     // The test runner sets these for the test; a build script that watches
     // one (ring watches CARGO_MANIFEST_DIR) would otherwise rebuild its crate
@@ -400,7 +405,7 @@ pub async fn headless_join(addr: SocketAddr, home: &std::path::Path, args: &[&st
 
 /// [`headless_join`] to an address as a player types it (`HOST:PORT` too).
 pub async fn headless_join_at(addr: &str, home: &std::path::Path, args: &[&str]) -> Output {
-    let client = std::process::Command::new(workspace_bin("shard-client-cli", "shard-client"));
+    let client = std::process::Command::new(workspace_bin("shard-client"));
     headless_join_via(client, addr, home, args).await
 }
 
@@ -482,7 +487,7 @@ pub const MOBILE_CC_SECTOR: &str = "base\\shard\\mobile_cc\\interior.streamingse
 /// builder makes it: a valid RDAR container whose two files are placeholders
 /// at the depot paths the plugin's `.xl` and tweak name. Regenerate the
 /// committed file with `SHARD_WRITE_SAMPLE=1 cargo nextest run -p shard-e2e
-/// --test mobile_cc sample`.
+/// mobile_cc::sample`.
 pub fn mobile_cc_sample_archive() -> Vec<u8> {
     let note = "shard sample placeholder, not a CR2W resource; replace this archive with a WolvenKit-packed one (see plugins/mobile_cc/README.md)\n";
     shard_cache::content::rdar::RdarBuilder::new()

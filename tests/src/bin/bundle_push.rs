@@ -217,7 +217,7 @@ fn write_plugin(plugins: &Path, size: usize) -> anyhow::Result<shard_cache::Pack
 fn server_bin(given: Option<&Path>) -> PathBuf {
     match given {
         Some(b) => b.to_path_buf(),
-        None => shard_e2e::workspace_bin("shard-server", "shard-server"),
+        None => shard_e2e::workspace_bin("shard-server"),
     }
 }
 

@@ -635,7 +635,7 @@ async fn a_headless_client_killed_mid_download_resumes_with_a_range_request() {
     let part = shard_cache::RuntimeCache::open(home.path().join("cache"))
         .unwrap()
         .partial_path(&big.sha256);
-    let mut child = std::process::Command::new(workspace_bin("shard-client-cli", "shard-client"))
+    let mut child = std::process::Command::new(workspace_bin("shard-client"))
         .args(["join", &srv.addr.to_string(), "--name", "vee", "--identity"])
         .arg(home.path().join("id.pem"))
         .arg("--cache")
@@ -769,7 +769,7 @@ async fn an_expired_mirror_certificate_falls_back_to_quic_and_says_so() {
 
 /// Runs `shard-server publish-bundles OUT --plugins PLUGINS`.
 fn run_publish(plugins: &Path, out: &Path) -> std::process::Output {
-    std::process::Command::new(workspace_bin("shard-server", "shard-server"))
+    std::process::Command::new(workspace_bin("shard-server"))
         .arg("publish-bundles")
         .arg(out)
         .arg("--plugins")
@@ -835,7 +835,7 @@ fn publish_bundles_output_is_readable_by_all_under_a_strict_umask() {
     write_plugin(src.path(), "big", BIG_PY, 0x5eed_0001);
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("mirror");
-    let bin = workspace_bin("shard-server", "shard-server");
+    let bin = workspace_bin("shard-server");
     let o = std::process::Command::new("sh")
         .arg("-c")
         .arg("umask 077 && exec \"$0\" publish-bundles \"$1\" --plugins \"$2\"")
@@ -1603,7 +1603,7 @@ fn check_mirrors_cli(
     server: &[&str],
     mirrors: &[&str],
 ) -> (bool, String, String) {
-    let o = std::process::Command::new(workspace_bin("shard-server", "shard-server"))
+    let o = std::process::Command::new(workspace_bin("shard-server"))
         .args(server)
         .arg("check-mirrors")
         .arg("--plugins")
@@ -1699,7 +1699,7 @@ fn check_mirrors_trusts_the_private_ca_it_is_given() {
         https.url()
     );
     std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
-    let o = std::process::Command::new(workspace_bin("shard-server", "shard-server"))
+    let o = std::process::Command::new(workspace_bin("shard-server"))
         .args(["--config", "bad.toml"])
         .current_dir(dir.path())
         .output()
@@ -1733,12 +1733,7 @@ fn start_checking(dir: &tempfile::TempDir, mirrors: &[String]) -> shard_e2e::Ser
         "asset_mirrors = [{}]\nadmin_http = \"\"\n",
         listed.join(", ")
     );
-    shard_e2e::ServerProcess::start(
-        &workspace_bin("shard-server", "shard-server"),
-        dir.path(),
-        &config,
-    )
-    .unwrap()
+    shard_e2e::ServerProcess::start(&workspace_bin("shard-server"), dir.path(), &config).unwrap()
 }
 
 /// The first line of `srv`'s log holding every one of `needles`, waiting up

@@ -708,7 +708,7 @@ struct HeadlessClient {
 
 impl HeadlessClient {
     fn join(addr: SocketAddr, name: &str) -> Self {
-        let exe = workspace_bin("shard-client-cli", "shard-client");
+        let exe = workspace_bin("shard-client");
         let home = tempfile::tempdir().expect("client home");
         let mut child = Command::new(exe)
             .args(["join", &addr.to_string(), "--name", name, "--identity"])

@@ -33,7 +33,7 @@ fn server_across_link(
 ) -> Option<(NetnsLink, tempfile::TempDir, ServerProcess)> {
     // CI must check it (`.ci/run` runs as root with iproute2).
     let link = shard_e2e::unless_refused("make a network namespace", NetnsLink::create(mtu))?;
-    let bin = workspace_bin("shard-server", "shard-server");
+    let bin = workspace_bin("shard-server");
     let (dir, server) = big_server(link.command(&bin), link.ns_ip, config);
     Some((link, dir, server))
 }
@@ -88,7 +88,7 @@ async fn a_name_whose_first_address_is_dead_joins_through_the_next() {
     // The server on this side of the link; the player inside the namespace,
     // where nothing listens on its own loopback: the name's second address
     // is the only one that answers.
-    let bin = workspace_bin("shard-server", "shard-server");
+    let bin = workspace_bin("shard-server");
     let (_dir, server) = big_server(std::process::Command::new(bin), link.host_ip, "");
     let port = server.addr.port();
     link.set_hosts(&format!(
@@ -98,7 +98,7 @@ async fn a_name_whose_first_address_is_dead_joins_through_the_next() {
     .unwrap();
     let home = tempfile::tempdir().unwrap();
     let name = format!("shard-twofold.test:{port}");
-    let client = link.command(&workspace_bin("shard-client-cli", "shard-client"));
+    let client = link.command(&workspace_bin("shard-client"));
     let out = shard_e2e::headless_join_via(client, &name, home.path(), &["--do", "wait:1"]).await;
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),

@@ -21,7 +21,7 @@ fn script(n: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundle_rewritten_every_half_second_causes_at_most_three_reloads() {
-    let exe = workspace_bin("shard-client-cli", "shard-client");
+    let exe = workspace_bin("shard-client");
     let first = script(0);
     let srv = TestServer::start_with_files(
         &[],

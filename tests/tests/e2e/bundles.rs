@@ -634,7 +634,7 @@ async fn players_cut_by_a_server_restart_rejoin_and_resume() {
         .unwrap()
         .bytes
         .len() as u64;
-    let bin = shard_e2e::workspace_bin("shard-server", "shard-server");
+    let bin = shard_e2e::workspace_bin("shard-server");
     // All players come through the relay's one address.
     let config = "admin_http = \"127.0.0.1:0\"\nmax_per_address = 64\n";
     let srv = shard_e2e::ServerProcess::start(&bin, dir.path(), config).unwrap();

@@ -120,7 +120,7 @@ fn copy_tree(from: &Path, to: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lru_eviction_keeps_the_current_server_and_survives_kill_9_at_every_step() {
-    let exe = workspace_bin("shard-client-cli", "shard-client");
+    let exe = workspace_bin("shard-client");
     let home = tempfile::tempdir().unwrap();
     let (c_srv, a_srv, b_srv) = (
         server(&[("c1", 1), ("c2", 2)]),

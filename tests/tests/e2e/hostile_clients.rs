@@ -423,7 +423,7 @@ fn client_cmd(
     name: &str,
     extra: &[&str],
 ) -> std::process::Command {
-    let exe = workspace_bin("shard-client-cli", "shard-client");
+    let exe = workspace_bin("shard-client");
     let mut cmd = std::process::Command::new(exe);
     cmd.args(["join", &addr.to_string(), "--name", name, "--identity"])
         .arg(home.join("identity.pem"))
@@ -751,7 +751,7 @@ async fn the_client_exit_status_tells_refused_from_disconnected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_binary_logs_plain_text_and_folds_what_a_client_floods() {
     logs();
-    let bin = workspace_bin("shard-server", "shard-server");
+    let bin = workspace_bin("shard-server");
     let dir = tempfile::tempdir().unwrap();
     let srv = ServerProcess::start(&bin, dir.path(), "").expect("the server starts");
     let mut liar = Raw::connect(srv.addr, srv.key, "127.0.0.1:0", "liar")
