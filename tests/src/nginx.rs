@@ -254,11 +254,8 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// A mirror URL on loopback where nothing listens (a port bound, then
 /// closed): a mirror that is down, refusing connections at once.
-pub fn down_mirror_url() -> std::io::Result<String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    Ok(format!("http://127.0.0.1:{port}/"))
+pub fn down_mirror_url() -> anyhow::Result<String> {
+    Ok(format!("http://127.0.0.1:{}/", free_port()?))
 }
 
 #[cfg(test)]
