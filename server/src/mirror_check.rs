@@ -16,8 +16,8 @@
 //! `mirror_ca`, the CA players give `--mirror-ca`.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
@@ -41,6 +41,47 @@ pub struct Target {
     pub mirrors: Vec<String>,
     /// The PEM of `mirror_ca`, trusted besides the public web roots.
     pub extra_ca: Option<Vec<u8>>,
+    /// The last finished check of these mirrors, shared by every clone:
+    /// the start-up check and the console's record it, the Server page
+    /// shows it.
+    pub last: LastCheck,
+}
+
+/// A finished check of the mirrors, as the Server page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckSummary {
+    /// When it finished, UTC (`YYYY-MM-DD HH:MM:SS`).
+    pub at: String,
+    /// One row per mirror, in the order listed: the mirror and what it serves.
+    pub rows: Vec<(String, String)>,
+}
+
+/// Where the last [`CheckSummary`] of one server's mirrors is kept (a
+/// shared handle: clones see the same one).
+#[derive(Debug, Clone, Default)]
+pub struct LastCheck(Arc<Mutex<Option<CheckSummary>>>);
+
+impl LastCheck {
+    /// Keeps the summary of `reports`, `of` bundles expected.
+    fn record(&self, reports: &[MirrorCheck], of: usize) {
+        let rows = reports
+            .iter()
+            .map(|r| (r.mirror.clone(), r.summary(of)))
+            .collect();
+        let fmt =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+        let at = time::OffsetDateTime::now_utc()
+            .format(&fmt)
+            .unwrap_or_default();
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some(CheckSummary { at, rows });
+        }
+    }
+
+    /// The last finished check, if one has finished.
+    pub fn get(&self) -> Option<CheckSummary> {
+        self.0.lock().ok()?.clone()
+    }
 }
 
 impl Target {
@@ -56,6 +97,7 @@ impl Target {
         Ok(Self {
             mirrors: cfg.asset_mirrors.clone(),
             extra_ca,
+            last: LastCheck::default(),
         })
     }
 }
@@ -383,15 +425,16 @@ fn whole_length(resp: &reqwest::Response) -> Option<u64> {
 /// Runs [`check`] on the bundles of `snap` and logs one line per mirror.
 #[instrument(level = "info", name = "mirror_check", skip_all)]
 pub async fn check_and_log(target: Target, snap: Arc<Snapshot>) {
-    let expected = expected(&snap);
     if target.mirrors.is_empty() {
         return;
     }
+    let expected = expected(&snap);
     // With no bundle there is nothing to ask for; the mirrors still show
     // as checked (every report empty), so a check asked for does not look
     // as if it never ran.
     let reports = check(&target, &expected).await;
-    crate::admin::metrics::mirror_check(&reports, expected.len());
+    crate::admin::metrics::mirror_missing(&reports, expected.len());
+    target.last.record(&reports, expected.len());
     for r in reports {
         if let Some(why) = &r.unreachable {
             warn!(
@@ -520,7 +563,7 @@ mod tests {
         }];
         let target = Target {
             mirrors: vec![mirror],
-            extra_ca: None,
+            ..Target::default()
         };
         let reports = check(&target, &expected).await;
         let problem = &reports[0].problems[0];

@@ -205,39 +205,12 @@ pub fn bundle_totals() -> BundleTotals {
     }
 }
 
-/// The server's last check of its asset mirrors, as the Server page shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MirrorCheckSummary {
-    /// When it finished, UTC (`YYYY-MM-DD HH:MM:SS`).
-    pub at: String,
-    /// One row per mirror, in the order listed: the mirror and what it serves.
-    pub rows: Vec<(String, String)>,
-}
-
-static LAST_MIRROR_CHECK: std::sync::Mutex<Option<MirrorCheckSummary>> =
-    std::sync::Mutex::new(None);
-
-/// Records a finished check of the mirrors, `of` bundles expected: the
-/// missing-bundles gauge of each mirror, and the summary the Server page
-/// shows ([`last_mirror_check`]).
-pub fn mirror_check(reports: &[crate::mirror_check::MirrorCheck], of: usize) {
-    let mut rows = Vec::with_capacity(reports.len());
+/// Sets the missing-bundles gauge of each mirror from a finished check,
+/// `of` bundles expected.
+pub fn mirror_missing(reports: &[crate::mirror_check::MirrorCheck], of: usize) {
     for r in reports {
         gauge!(MIRROR_MISSING, "mirror" => r.mirror.clone()).set(r.missing(of) as f64);
-        rows.push((r.mirror.clone(), r.summary(of)));
     }
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    let at = time::OffsetDateTime::now_utc()
-        .format(&fmt)
-        .unwrap_or_default();
-    if let Ok(mut last) = LAST_MIRROR_CHECK.lock() {
-        *last = Some(MirrorCheckSummary { at, rows });
-    }
-}
-
-/// The server's last check of its asset mirrors, if one has finished.
-pub fn last_mirror_check() -> Option<MirrorCheckSummary> {
-    LAST_MIRROR_CHECK.lock().ok()?.clone()
 }
 
 /// Counts a dropped RPC; `cause` should be one of [`RPC_DROP_CAUSES`].

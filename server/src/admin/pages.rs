@@ -91,7 +91,7 @@ pub struct Ctx<'a> {
     /// Configuration rows for the Server page (secrets already hidden).
     pub config_rows: &'a [(String, String)],
     /// The last check of the asset mirrors, once one has finished.
-    pub mirrors: Option<super::metrics::MirrorCheckSummary>,
+    pub mirrors: Option<crate::mirror_check::CheckSummary>,
     /// `asset_mirrors` (the Server page offers to check them).
     pub mirror_list: &'a [String],
 }

@@ -58,7 +58,8 @@ pub struct AppState {
     pub config_path: Option<PathBuf>,
     /// One admins edit at a time.
     pub admins_lock: tokio::sync::Mutex<()>,
-    /// `asset_mirrors` and `mirror_ca`, for a check the operator asks for.
+    /// `asset_mirrors` and `mirror_ca`, for a check the operator asks for,
+    /// and the last check's result.
     pub mirrors: crate::mirror_check::Target,
     /// Set while a check of the mirrors asked for here runs (one at a time).
     pub mirror_check_running: std::sync::atomic::AtomicBool,
@@ -296,7 +297,7 @@ fn render(st: &AppState, page: Page, s: &SessionView) -> Response {
         logs_dir: &st.logs_dir,
         bundles: super::metrics::bundle_totals(),
         config_rows: &st.config_rows,
-        mirrors: super::metrics::last_mirror_check(),
+        mirrors: st.mirrors.last.get(),
         mirror_list: &st.mirrors.mirrors,
     };
     let flash = st.sessions.take_flash(&s.id);
@@ -338,7 +339,7 @@ async fn events(
             logs_dir: &st.logs_dir,
             bundles: super::metrics::bundle_totals(),
             config_rows: &st.config_rows,
-            mirrors: super::metrics::last_mirror_check(),
+            mirrors: st.mirrors.last.get(),
             mirror_list: &st.mirrors.mirrors,
         };
         let body = serde_json::json!({"html": pages::live(page, &ctx).into_string()});
