@@ -647,6 +647,14 @@ mod tests {
 
     fn state(metrics_token: Option<&str>) -> Arc<AppState> {
         let (_tx, snapshots) = super::super::snapshot::channel();
+        state_with(metrics_token, snapshots, Default::default())
+    }
+
+    fn state_with(
+        metrics_token: Option<&str>,
+        snapshots: tokio::sync::watch::Receiver<Arc<super::super::snapshot::Snapshot>>,
+        mirrors: crate::mirror_check::Target,
+    ) -> Arc<AppState> {
         let (inbound, _rx) = mpsc::channel(8);
         Arc::new(AppState {
             snapshots,
@@ -661,7 +669,7 @@ mod tests {
             config_rows: Vec::new(),
             config_path: None,
             admins_lock: tokio::sync::Mutex::new(()),
-            mirrors: Default::default(),
+            mirrors,
             mirror_check_running: Default::default(),
         })
     }
@@ -694,5 +702,94 @@ mod tests {
         assert_eq!(get(&app, Some("Bearer s3cret")).await, StatusCode::OK);
         let open = router(state(None));
         assert_eq!(get(&open, None).await, StatusCode::OK);
+    }
+
+    /// What "Check the mirrors now" answers (as the console's script asks).
+    async fn ask_check(st: &Arc<AppState>) -> String {
+        let who = SessionView {
+            id: "s".into(),
+            csrf: "c".into(),
+            token: [0; 32],
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("x-csrf-token", "c".parse().unwrap());
+        let res = check_mirrors(State(st.clone()), Extension(who), headers).await;
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["message"].as_str().unwrap().to_owned()
+    }
+
+    /// Pressing the button again while a check runs starts no second one;
+    /// once it ends (here: the mirror hangs up) the result is kept for the
+    /// Server page and the button starts a new check.
+    #[tokio::test]
+    async fn one_mirror_check_runs_at_a_time_and_its_result_is_kept() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mirror = format!("http://{}/", listener.local_addr().unwrap());
+        let (hang_up, hung_up) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            // The first request is held unanswered until `hang_up`.
+            let (mut held, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = held.read(&mut buf).await;
+            let _ = hung_up.await;
+        });
+        let row = super::super::snapshot::PluginRow {
+            name: "p".into(),
+            state: "loaded",
+            version: "1".into(),
+            hash: String::new(),
+            errors: 0,
+            restarts: 0,
+            worker_pid: None,
+            last_error: None,
+            bundle_bytes: Some(10),
+            bundle_file: Some("aa.bundle".into()),
+            rpc_names: Vec::new(),
+        };
+        let snap = super::super::snapshot::Snapshot {
+            plugins: vec![row],
+            ..Default::default()
+        };
+        let (_tx, snapshots) = tokio::sync::watch::channel(Arc::new(snap));
+        let target = crate::mirror_check::Target {
+            mirrors: vec![mirror.clone()],
+            ..Default::default()
+        };
+        let st = state_with(None, snapshots, target);
+        assert!(
+            ask_check(&st)
+                .await
+                .starts_with("checking the asset mirrors")
+        );
+        assert_eq!(
+            ask_check(&st).await,
+            "a check of the asset mirrors is already running"
+        );
+        assert!(st.mirrors.last.get().is_none(), "nothing finished yet");
+        drop(hang_up);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while st
+            .mirror_check_running
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the check never ended"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let last = st.mirrors.last.get().expect("the finished check is kept");
+        assert_eq!(last.rows.len(), 1);
+        assert_eq!(last.rows[0].0, mirror);
+        assert!(last.rows[0].1.contains("aa.bundle (p)"), "{:?}", last.rows);
+        assert!(
+            ask_check(&st)
+                .await
+                .starts_with("checking the asset mirrors")
+        );
     }
 }
